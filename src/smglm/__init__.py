@@ -1,0 +1,47 @@
+"""smglm: generalized linear models as SageMaker training jobs, from a Jupyter notebook.
+
+The public API is loaded lazily, so ``import smglm`` and ``%load_ext smglm`` stay fast:
+nothing heavy (glum, pandas, matplotlib, boto3, mlflow) is imported until it is used.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "FitResult",
+    "GLMConfig",
+    "JobConfig",
+    "__version__",
+    "fit",
+    "load_model",
+]
+
+_LAZY = {
+    "GLMConfig": ("smglm.config", "GLMConfig"),
+    "JobConfig": ("smglm.config", "JobConfig"),
+    "fit": ("smglm.glm", "fit"),
+    "FitResult": ("smglm.glm", "FitResult"),
+    "load_model": ("smglm.glm", "load_model"),
+}
+
+if TYPE_CHECKING:
+    from smglm.config import GLMConfig, JobConfig
+    from smglm.glm import FitResult, fit, load_model
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        import importlib
+
+        module, attr = _LAZY[name]
+        value = getattr(importlib.import_module(module), attr)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'smglm' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)

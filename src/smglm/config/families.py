@@ -1,0 +1,59 @@
+"""The families and links smglm offers, and which links each family accepts.
+
+One table, used by validation (the error messages list these choices), by the fitting engine
+(mapping to glum) and by the portable model (inverse links in numpy). Nothing here imports glum.
+"""
+
+from __future__ import annotations
+
+from typing import Literal, get_args
+
+__all__ = [
+    "CANONICAL_LINK",
+    "DEFAULT_LINK",
+    "FAMILIES",
+    "FAMILY_LINKS",
+    "LINKS",
+    "FamilyName",
+    "LinkName",
+    "has_dispersion",
+]
+
+FamilyName = Literal[
+    "gaussian",
+    "binomial",
+    "poisson",
+    "gamma",
+    "inverse_gaussian",
+    "tweedie",
+    "negative_binomial",
+]
+LinkName = Literal["identity", "log", "logit", "probit", "cloglog", "inverse"]
+
+FAMILIES: tuple[str, ...] = get_args(FamilyName)
+LINKS: tuple[str, ...] = get_args(LinkName)
+
+#: Links each family accepts; the first is the default (canonical, or conventional in pricing:
+#: log for gamma, inverse_gaussian, tweedie and negative_binomial).
+FAMILY_LINKS: dict[str, tuple[str, ...]] = {
+    "gaussian": ("identity", "log", "inverse"),
+    "binomial": ("logit", "probit", "cloglog", "log"),
+    "poisson": ("log", "identity"),
+    "gamma": ("log", "inverse", "identity"),
+    "inverse_gaussian": ("log", "inverse", "identity"),
+    "tweedie": ("log", "identity"),
+    "negative_binomial": ("log", "identity"),
+}
+DEFAULT_LINK: dict[str, str] = {f: links[0] for f, links in FAMILY_LINKS.items()}
+#: The canonical link, where smglm offers it (for the docs and the widget's labels).
+CANONICAL_LINK: dict[str, str] = {
+    "gaussian": "identity",
+    "binomial": "logit",
+    "poisson": "log",
+    "gamma": "inverse",
+}
+
+
+def has_dispersion(family: str) -> bool:
+    """Whether the family has a free dispersion parameter (estimated, and counted in AIC)."""
+    return family in ("gaussian", "gamma", "inverse_gaussian", "tweedie")

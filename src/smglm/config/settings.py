@@ -1,0 +1,79 @@
+"""Environment variables smglm reads, declared once with their type, default and meaning.
+
+No other module reads ``os.environ`` for these names: they call ``VAR.get()``.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Generic, TypeVar
+
+from smglm.errors import ConfigError, Issue
+
+__all__ = [
+    "EnvVar",
+    "MLFLOW_EXPERIMENT_NAME",
+    "MLFLOW_TRACKING_URI",
+    "SAGEMAKER_BIND_TO_PORT",
+    "SAGEMAKER_MODEL_SERVER_TIMEOUT",
+    "SAGEMAKER_MODEL_SERVER_WORKERS",
+    "SMGLM_HOME",
+    "SMGLM_ML_ROOT",
+    "TRAINING_JOB_NAME",
+]
+
+T = TypeVar("T", str, int)
+
+
+@dataclass(frozen=True)
+class EnvVar(Generic[T]):
+    """A typed environment variable: ``get()`` returns the parsed value or the default."""
+
+    name: str
+    type: type[T]
+    default: T | None
+    doc: str
+
+    def get(self) -> T | None:
+        raw = os.environ.get(self.name)
+        if raw is None or raw == "":
+            return self.default
+        try:
+            return self.type(raw)
+        except ValueError:
+            raise ConfigError(
+                [
+                    Issue(
+                        self.name,
+                        f"environment variable must be {self.type.__name__}; got {raw!r}",
+                        raw,
+                    )
+                ]
+            ) from None
+
+    @property
+    def defined(self) -> bool:
+        return bool(os.environ.get(self.name))
+
+
+#: The root of SageMaker's container tree, ``/opt/ml``; the local backend and tests move it.
+SMGLM_ML_ROOT = EnvVar("SMGLM_ML_ROOT", str, "/opt/ml", "root of the /opt/ml tree")
+#: Where smglm keeps local jobs, storage and its user config (default ``./.smglm``).
+SMGLM_HOME = EnvVar("SMGLM_HOME", str, None, "smglm's working folder")
+#: Set by SageMaker in a training container: the training job's name.
+TRAINING_JOB_NAME = EnvVar("TRAINING_JOB_NAME", str, None, "the SageMaker training job name")
+#: MLflow's tracking server or store.
+MLFLOW_TRACKING_URI = EnvVar("MLFLOW_TRACKING_URI", str, None, "MLflow tracking URI")
+#: MLflow's experiment.
+MLFLOW_EXPERIMENT_NAME = EnvVar("MLFLOW_EXPERIMENT_NAME", str, None, "MLflow experiment")
+#: The port ``serve`` listens on (SageMaker sets it for multi-container endpoints).
+SAGEMAKER_BIND_TO_PORT = EnvVar("SAGEMAKER_BIND_TO_PORT", int, 8080, "serving port")
+#: Worker processes of the model server (default: one per CPU).
+SAGEMAKER_MODEL_SERVER_WORKERS = EnvVar(
+    "SAGEMAKER_MODEL_SERVER_WORKERS", int, None, "model server workers"
+)
+#: Seconds a serving worker may take for one request.
+SAGEMAKER_MODEL_SERVER_TIMEOUT = EnvVar(
+    "SAGEMAKER_MODEL_SERVER_TIMEOUT", int, 60, "model server timeout"
+)

@@ -1,0 +1,138 @@
+"""smglm's exceptions: one hierarchy, every error naming what was wrong and what is allowed.
+
+::
+
+    SmglmError
+     ├── ConfigError          a GLMConfig or JobConfig is invalid (no data needed to tell)
+     ├── DataError            the data does not fit the config (missing column, bad target, ...)
+     ├── ModelError           a model file cannot be read or cannot score the data given
+     ├── MissingDependency    an optional extra is needed: says which ``pip install`` fixes it
+     ├── BackendError         storage or a backend failed (S3, the local emulation, SageMaker)
+     └── JobFailed            a training job ended Failed or Stopped; carries its failure reason
+
+``ConfigError`` and ``DataError`` collect *all* the problems found in one pass: each is an
+:class:`Issue` naming the field, the value received and what is allowed. ``str(error)`` lists them
+one per line, so the user fixes everything at once.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+__all__ = [
+    "BackendError",
+    "ConfigError",
+    "DataError",
+    "Issue",
+    "JobFailed",
+    "MissingDependency",
+    "ModelError",
+    "SmglmError",
+    "did_you_mean",
+]
+
+
+class SmglmError(Exception):
+    """Base class of every error smglm raises on purpose."""
+
+
+@dataclass(frozen=True)
+class Issue:
+    """One problem: ``field`` (a dotted path such as ``penalty.alpha``), what was received, and why.
+
+    ``message`` is the whole sentence shown to the user; it already names the value received
+    and what is allowed.
+    """
+
+    field: str
+    message: str
+    value: Any = None
+
+    def __str__(self) -> str:
+        return f"{self.field}: {self.message}"
+
+
+class _IssuesError(SmglmError):
+    """An error that carries a list of :class:`Issue` and shows them all."""
+
+    kind = "problem"
+
+    def __init__(self, issues: Sequence[Issue] | str, *, source: str | None = None) -> None:
+        if isinstance(issues, str):
+            issues = [Issue(field="", message=issues)]
+        self.issues: list[Issue] = list(issues)
+        self.source = source
+        super().__init__(self._format())
+
+    @property
+    def fields(self) -> list[str]:
+        """The fields named by the issues, in order."""
+        return [i.field for i in self.issues]
+
+    def _format(self) -> str:
+        where = f" in {self.source}" if self.source else ""
+        if len(self.issues) == 1:
+            only = self.issues[0]
+            text = str(only) if only.field else only.message
+            return f"{text}" if not where else f"{text} ({where.strip()})"
+        n = len(self.issues)
+        lines = [f"{n} {self.kind}s{where}:"]
+        lines += [f"  - {i}" if i.field else f"  - {i.message}" for i in self.issues]
+        return "\n".join(lines)
+
+
+class ConfigError(_IssuesError, ValueError):
+    """The configuration is invalid. ``issues`` lists every problem found."""
+
+    kind = "configuration problem"
+
+
+class DataError(_IssuesError, ValueError):
+    """The data cannot be used with this configuration. ``issues`` lists every problem found."""
+
+    kind = "data problem"
+
+
+class ModelError(SmglmError, ValueError):
+    """A model file is unreadable or of an unknown format, or it cannot score the data given."""
+
+
+class MissingDependency(SmglmError, ImportError):
+    """An optional dependency is not installed; the message names the extra that provides it."""
+
+    def __init__(self, package: str, extra: str, feature: str) -> None:
+        self.package = package
+        self.extra = extra
+        super().__init__(
+            f"{feature} requires {package!r}, which is not installed: "
+            f"pip install 'smglm[{extra}]'"
+        )
+
+
+class BackendError(SmglmError, RuntimeError):
+    """Storage or a backend (local emulation, SageMaker) failed."""
+
+
+class JobFailed(SmglmError, RuntimeError):
+    """A training job ended Failed or Stopped; ``reason`` is SageMaker's FailureReason."""
+
+    def __init__(self, job_name: str, status: str, reason: str | None) -> None:
+        self.job_name = job_name
+        self.status = status
+        self.reason = reason
+        super().__init__(f"training job {job_name!r} {status.lower()}: {reason or 'no reason given'}")
+
+
+def did_you_mean(value: object, choices: Iterable[str]) -> str:
+    """Return `` Did you mean 'x'?`` for the closest of ``choices`` to ``value``, or ``''``."""
+    if not isinstance(value, str):
+        return ""
+    close = difflib.get_close_matches(value, list(choices), n=1, cutoff=0.6)
+    if not close:
+        lowered = {c.lower(): c for c in choices}
+        if value.lower() in lowered:
+            close = [lowered[value.lower()]]
+    return f" Did you mean {close[0]!r}?" if close else ""
