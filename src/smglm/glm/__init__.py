@@ -1,0 +1,21 @@
+"""The GLM layer: data checks, fitting with glum, R-convention statistics, the portable model.
+
+``smglm.glm`` imports no glum at import time: :func:`fit` loads it when called.
+"""
+
+from __future__ import annotations
+
+from smglm.glm.data import prepare, read_table
+from smglm.glm.fit import fit
+from smglm.glm.model import PortableModel, UnseenLevelWarning
+from smglm.glm.result import FitResult, load_model
+
+__all__ = [
+    "FitResult",
+    "PortableModel",
+    "UnseenLevelWarning",
+    "fit",
+    "load_model",
+    "prepare",
+    "read_table",
+]

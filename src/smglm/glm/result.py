@@ -1,0 +1,196 @@
+"""FitResult: a fitted GLM's coefficients, metrics and portable model; saving and loading the
+model directory (``model.json``, ``coefficients.csv``, ``metrics.json``, ``config.yaml``)."""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from smglm.config import GLMConfig
+from smglm.errors import ModelError
+from smglm.glm.model import PortableModel
+
+__all__ = ["FitResult", "load_model"]
+
+MODEL_FILES = ("model.json", "coefficients.csv", "metrics.json", "config.yaml")
+
+
+@dataclass
+class FitResult:
+    """A fitted GLM.
+
+    Attributes
+    ----------
+    config
+        The resolved GLMConfig (every default explicit).
+    model
+        The :class:`~smglm.glm.model.PortableModel` (what ``model.json`` holds).
+    coefficients
+        ``term, estimate, std_error, statistic, p_value, ci_lower, ci_upper`` (95% Wald;
+        t-based where the dispersion is estimated, as R), plus ``relativity`` for log links.
+    metrics
+        ``{"train": {...}, "test": {...}, "fit": {...}}`` as in ``metrics.json``.
+    convergence
+        The solver's objective per iteration (None for a loaded model).
+    estimator
+        The fitted glum estimator (None for a loaded model).
+    """
+
+    config: GLMConfig
+    model: PortableModel
+    coefficients: pd.DataFrame
+    metrics: dict[str, Any]
+    convergence: pd.DataFrame | None = None
+    estimator: Any = field(default=None, repr=False)
+    path: Path | None = None
+
+    # -- convenience ---------------------------------------------------------------------
+    @property
+    def fit_seconds(self) -> float:
+        """Seconds glum spent fitting (data checks and statistics excluded)."""
+        return float(self.metrics.get("fit", {}).get("seconds", math.nan))
+
+    def predict(self, data: pd.DataFrame, *, use_offset: bool = True) -> np.ndarray:
+        """Predicted means for ``data`` (see :meth:`PortableModel.predict`)."""
+        return self.model.predict(data, use_offset=use_offset)
+
+    def summary(self) -> str:
+        """A plain-text summary: the model, the coefficient table and the metrics."""
+        cfg = self.config
+        lines = [
+            f"GLM {cfg.family}/{cfg.resolved_link}: {cfg.target} ~ "
+            + (" + ".join(cfg.predictors) or "1"),
+        ]
+        if cfg.exposure or cfg.offset:
+            lines[0] += f"  (offset: {'log(' + cfg.exposure + ')' if cfg.exposure else cfg.offset})"
+        with pd.option_context("display.width", 120, "display.max_rows", 200):
+            lines.append(self.coefficients.to_string(index=False, float_format=_fmt))
+        for split in ("train", "test"):
+            m = self.metrics.get(split)
+            if m:
+                lines.append(
+                    f"{split}: n={m['n_obs']}  deviance={m['deviance']:.6g}  "
+                    f"explained={m['explained_deviance']:.4f}  AIC={m['aic']:.6g}  "
+                    f"gini={m['gini']:.4f}  dispersion={m['dispersion']:.4g}"
+                )
+        f = self.metrics.get("fit", {})
+        if f:
+            lines.append(
+                f"fit: {f.get('iterations')} iterations, converged={f.get('converged')}, "
+                f"{f.get('seconds', math.nan):.2f} s"
+            )
+        return "\n".join(lines)
+
+    def __repr__(self) -> str:
+        m = self.metrics.get("train", {})
+        return (
+            f"FitResult({self.config.family}/{self.config.resolved_link}, "
+            f"target={self.config.target!r}, terms={len(self.coefficients)}, "
+            f"n_obs={m.get('n_obs')}, deviance={m.get('deviance', math.nan):.6g})"
+        )
+
+    # -- persistence ---------------------------------------------------------------------
+    def save(self, path: str | Path) -> Path:
+        """Write the model directory: ``model.json``, ``coefficients.csv``, ``metrics.json``,
+        ``config.yaml`` (and ``convergence.csv`` when known). Returns the folder."""
+        out = Path(path)
+        out.mkdir(parents=True, exist_ok=True)
+        self.model.save(out / "model.json")
+        self.coefficients.to_csv(out / "coefficients.csv", index=False, float_format="%.17g")
+        (out / "metrics.json").write_text(
+            json.dumps(_json_safe(self.metrics), indent=1), encoding="utf-8"
+        )
+        self.config.save(out / "config.yaml")
+        if self.convergence is not None:
+            self.convergence.to_csv(out / "convergence.csv", index=False, float_format="%.17g")
+        return out
+
+
+def load_model(path: str | Path) -> FitResult:
+    """Read a model directory written by :meth:`FitResult.save` (or by a training job).
+
+    ``path`` may also be a ``model.json`` file alone; then only ``model`` is filled and the
+    coefficient table is rebuilt without standard errors.
+    """
+    p = Path(path)
+    if p.is_file() and p.suffix == ".json":
+        model = PortableModel.load(p)
+        return FitResult(
+            config=_config_from_model(model), model=model, coefficients=_bare_table(model),
+            metrics={}, path=p,
+        )
+    if not p.is_dir():
+        raise ModelError(f"no model directory at {str(p)!r}")
+    model = PortableModel.load(p / "model.json")
+    config = (
+        GLMConfig.from_file(p / "config.yaml")
+        if (p / "config.yaml").exists()
+        else _config_from_model(model)
+    )
+    coefs = (
+        pd.read_csv(p / "coefficients.csv", keep_default_na=False, na_values=[""])
+        if (p / "coefficients.csv").exists()
+        else _bare_table(model)
+    )
+    metrics = (
+        json.loads((p / "metrics.json").read_text(encoding="utf-8"))
+        if (p / "metrics.json").exists()
+        else {}
+    )
+    conv = pd.read_csv(p / "convergence.csv") if (p / "convergence.csv").exists() else None
+    return FitResult(
+        config=config, model=model, coefficients=coefs, metrics=metrics, convergence=conv, path=p
+    )
+
+
+def _config_from_model(model: PortableModel) -> GLMConfig:
+    return GLMConfig(
+        target=model.target or "y",
+        predictors=model.input_columns,
+        family=model.family,  # type: ignore[arg-type]
+        link=model.link,  # type: ignore[arg-type]
+        weights=model.weights,
+        offset=model.offset,
+        exposure=model.exposure,
+        tweedie_power=model.tweedie_power,
+        theta=model.theta,
+    )
+
+
+def _bare_table(model: PortableModel) -> pd.DataFrame:
+    from smglm.glm.model import CategoricalTerm
+
+    rows = [("intercept", model.intercept)]
+    for t in model.terms:
+        if isinstance(t, CategoricalTerm):
+            rows += [
+                (f"{t.name}[{lv}]", c)
+                for lv, c in zip(t.levels, t.coefficients, strict=True)
+                if lv != t.reference
+            ]
+        else:
+            rows.append((t.name, t.coefficient))
+    return pd.DataFrame(rows, columns=["term", "estimate"])
+
+
+def _fmt(x: float) -> str:
+    return f"{x:.6g}"
+
+
+def _json_safe(obj: Any) -> Any:
+    """NaN/inf become null (JSON has neither)."""
+    if isinstance(obj, dict):
+        return {k: _json_safe(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_json_safe(v) for v in obj]
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    if isinstance(obj, np.generic):
+        return _json_safe(obj.item())
+    return obj
