@@ -69,7 +69,8 @@ def glum_family(config: GLMConfig) -> Any:
     if config.family == "tweedie":
         return TweedieDistribution(config.resolved_power)
     if config.family == "negative_binomial":
-        return NegativeBinomialDistribution(config.resolved_theta)
+        # glum's "theta" is the variance coefficient mu + theta * mu^2, i.e. R's 1 / theta
+        return NegativeBinomialDistribution(1.0 / float(config.resolved_theta or 1.0))
     return _FAMILY[config.family]
 
 
