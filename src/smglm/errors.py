@@ -130,9 +130,13 @@ def did_you_mean(value: object, choices: Iterable[str]) -> str:
     """Return `` Did you mean 'x'?`` for the closest of ``choices`` to ``value``, or ``''``."""
     if not isinstance(value, str):
         return ""
-    close = difflib.get_close_matches(value, list(choices), n=1, cutoff=0.6)
+    choices = list(choices)
+    close = difflib.get_close_matches(value, choices, n=1, cutoff=0.6)
     if not close:
         lowered = {c.lower(): c for c in choices}
         if value.lower() in lowered:
             close = [lowered[value.lower()]]
+    if not close and len(value) >= 2:  # an abbreviation: 'l1' for 'l1_ratio'
+        prefixed = [c for c in choices if c.lower().startswith(value.lower())]
+        close = prefixed[:1] if len(prefixed) == 1 else []
     return f" Did you mean {close[0]!r}?" if close else ""

@@ -162,7 +162,7 @@ def _model_at(model: type[BaseModel], loc: tuple[Any, ...]) -> type[BaseModel] |
     return current if isinstance(current, type) and issubclass(current, BaseModel) else None
 
 
-def _literal_choices(model: type[BaseModel], loc: tuple[Any, ...]) -> tuple[str, ...]:
+def _literal_choices(model: type[BaseModel], loc: tuple[Any, ...]) -> tuple[Any, ...]:
     holder = _model_at(model, loc)
     if holder is None:
         return ()
@@ -173,7 +173,7 @@ def _literal_choices(model: type[BaseModel], loc: tuple[Any, ...]) -> tuple[str,
     while stack:
         ann = stack.pop()
         if get_origin(ann) is Literal:
-            return tuple(str(a) for a in get_args(ann))
+            return get_args(ann)
         stack.extend(get_args(ann))
     return ()
 
@@ -217,7 +217,7 @@ def issues_from_validation(exc: ValidationError, model: type[BaseModel]) -> list
             choices = _literal_choices(model, loc)
             msg = (
                 f"{_short(value)} is not allowed; choose one of {list(choices)}."
-                f"{did_you_mean(value, choices)}"
+                f"{did_you_mean(value, [c for c in choices if isinstance(c, str)])}"
             )
         elif kind in ("greater_than_equal", "greater_than", "less_than_equal", "less_than"):
             op = {

@@ -50,6 +50,18 @@ class Constraints(ConfigModel):
 
     bounds: dict[str, Bound] = Field(default_factory=dict)
 
+    @field_validator("bounds", mode="before")
+    @classmethod
+    def _pairs(cls, bounds: Any) -> Any:
+        if isinstance(bounds, dict):
+            for term, pair in bounds.items():
+                if not isinstance(pair, (list, tuple)) or len(pair) != 2:
+                    raise ValueError(
+                        f"{term!r}: bounds must be a pair [lower, upper] (null for unbounded); "
+                        f"got {pair!r}"
+                    )
+        return bounds
+
     @field_validator("bounds")
     @classmethod
     def _well_formed(cls, bounds: dict[str, Bound]) -> dict[str, Bound]:

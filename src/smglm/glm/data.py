@@ -296,7 +296,8 @@ def prepare(
             )
         )
     if expo is not None:
-        offset = np.log(expo)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            offset = np.log(expo)
 
     # --- categoricals: string levels, reference first -----------------------------------
     X = pd.DataFrame(index=df.index)
