@@ -51,7 +51,9 @@ def test_glm_config_yaml_file_and_text_load_the_same(tmp_path):
     text = "target: y\npredictors: [x, cat]\nfamily: poisson\nexposure: expo\n"
     path = tmp_path / "glm.yaml"
     path.write_text(text)
-    assert GLMConfig.from_file(path) == GLMConfig.from_yaml(text) == smglm.config.as_glm_config(text)
+    assert (
+        GLMConfig.from_file(path) == GLMConfig.from_yaml(text) == smglm.config.as_glm_config(text)
+    )
     jpath = tmp_path / "glm.json"
     GLMConfig.from_yaml(text).save(jpath)
     assert GLMConfig.from_file(jpath) == GLMConfig.from_yaml(text)
@@ -66,7 +68,10 @@ def test_glm_config_resolved_makes_defaults_explicit():
 
 
 def test_glm_config_repr_leaves_out_defaults():
-    assert repr(GLMConfig(**BASE)) == "GLMConfig(target='y', predictors=['x', 'cat'], family='poisson')"
+    assert (
+        repr(GLMConfig(**BASE))
+        == "GLMConfig(target='y', predictors=['x', 'cat'], family='poisson')"
+    )
 
 
 def test_glm_config_reports_all_problems_at_once():
@@ -87,7 +92,11 @@ def test_job_config_defaults_and_round_trip():
 BAD_CONFIGS = [
     ({"family": "poison"}, "family", ["'poison'", "poisson", "Did you mean"]),
     ({"link": "logt"}, "link", ["'logt'", "logit"]),
-    ({"link": "logit"}, "link", ["'logit'", "not a link for family 'poisson'", "['log', 'identity']"]),
+    (
+        {"link": "logit"},
+        "link",
+        ["'logit'", "not a link for family 'poisson'", "['log', 'identity']"],
+    ),
     ({"family": "gamma", "link": "probit"}, "link", ["'probit'", "'gamma'", "inverse"]),
     ({"predictorz": ["x"]}, "predictorz", ["unknown field", "Did you mean 'predictors'"]),
     ({"targt": "y"}, "targt", ["unknown field", "Did you mean 'target'"]),
@@ -103,16 +112,32 @@ BAD_CONFIGS = [
     ({"penalty": {"alpha": "lots"}}, "penalty.alpha", ["must be a number", "'lots'"]),
     ({"penalty": {"l1_ratio": 1.5}}, "penalty.l1_ratio", ["must be <= 1", "1.5"]),
     ({"penalty": {"l1": 0.5}}, "penalty.l1", ["unknown field", "Did you mean 'l1_ratio'"]),
-    ({"constraints": {"bounds": {"x": [1, 0]}}}, "constraints.bounds", ["lower 1.0 is above upper 0.0"]),
+    (
+        {"constraints": {"bounds": {"x": [1, 0]}}},
+        "constraints.bounds",
+        ["lower 1.0 is above upper 0.0"],
+    ),
     ({"constraints": {"bounds": {"x": [None, None]}}}, "constraints.bounds", ["bounds nothing"]),
-    ({"constraints": {"bounds": {"x": [0]}}}, "constraints.bounds", ["'x'", "a pair [lower, upper]", "[0]"]),
-    ({"constraints": {"bounds": {"intercept": [0, 1]}}}, "constraints.bounds", ["'intercept' cannot be bounded"]),
+    (
+        {"constraints": {"bounds": {"x": [0]}}},
+        "constraints.bounds",
+        ["'x'", "a pair [lower, upper]", "[0]"],
+    ),
+    (
+        {"constraints": {"bounds": {"intercept": [0, 1]}}},
+        "constraints.bounds",
+        ["'intercept' cannot be bounded"],
+    ),
     ({"predictors": ["x", "y"]}, "predictors", ["target 'y' cannot also be a predictor"]),
     ({"predictors": ["x", "x"]}, "predictors", ["more than once", "['x']"]),
     ({"offset": "o", "exposure": "e"}, "exposure", ["not both", "offset='o'", "exposure='e'"]),
     ({"weights": "x"}, "weights", ["'x' is also a predictor"]),
     ({"weights": "y"}, "weights", ["'y' is the target"]),
-    ({"categorical": ["catt"]}, "categorical", ["['catt'] are not predictors", "Did you mean 'cat'"]),
+    (
+        {"categorical": ["catt"]},
+        "categorical",
+        ["['catt'] are not predictors", "Did you mean 'cat'"],
+    ),
     ({"family": "gaussian", "exposure": "expo"}, "exposure", ["needs the log link", "'identity'"]),
     ({"test": {"fraction": 1.5}}, "test.fraction", ["must be < 1", "1.5"]),
     ({"test": {"fraction": 0.2, "sead": 1}}, "test.sead", ["unknown field", "Did you mean 'seed'"]),
@@ -124,7 +149,9 @@ BAD_CONFIGS = [
 ]
 
 
-@pytest.mark.parametrize(("changes", "field", "words"), BAD_CONFIGS, ids=[str(i) for i in range(len(BAD_CONFIGS))])
+@pytest.mark.parametrize(
+    ("changes", "field", "words"), BAD_CONFIGS, ids=[str(i) for i in range(len(BAD_CONFIGS))]
+)
 def test_glm_config_bad_value_names_field_and_allowed(changes, field, words):
     data = {**BASE, **changes}
     data = {k: v for k, v in data.items() if not (k == "target" and "targt" in changes)}
@@ -147,7 +174,9 @@ BAD_JOBS = [
 ]
 
 
-@pytest.mark.parametrize(("changes", "field", "words"), BAD_JOBS, ids=[str(i) for i in range(len(BAD_JOBS))])
+@pytest.mark.parametrize(
+    ("changes", "field", "words"), BAD_JOBS, ids=[str(i) for i in range(len(BAD_JOBS))]
+)
 def test_job_config_bad_value_names_field_and_allowed(changes, field, words):
     with pytest.raises(ConfigError) as info:
         JobConfig.from_dict(changes)
@@ -189,9 +218,24 @@ BAD_DATA = [
     ({"offset": "zz"}, None, "offset", ["'zz'", "its columns are"]),
     ({}, _set("y", -1.0), "target", ["negative", "family 'poisson' needs a target >= 0"]),
     ({"family": "gamma"}, _poisson_zero, "target", ["<= 0", "family 'gamma' needs a target > 0"]),
-    ({"family": "inverse_gaussian"}, _poisson_zero, "target", ["family 'inverse_gaussian' needs a target > 0"]),
-    ({"family": "binomial"}, _set("y", 2.0), "target", ["outside [0, 1]", "0/1 outcomes or proportions"]),
-    ({"family": "binomial"}, lambda d: d.assign(y=0.5), "target", ["proportions", "number of trials as weights"]),
+    (
+        {"family": "inverse_gaussian"},
+        _poisson_zero,
+        "target",
+        ["family 'inverse_gaussian' needs a target > 0"],
+    ),
+    (
+        {"family": "binomial"},
+        _set("y", 2.0),
+        "target",
+        ["outside [0, 1]", "0/1 outcomes or proportions"],
+    ),
+    (
+        {"family": "binomial"},
+        lambda d: d.assign(y=0.5),
+        "target",
+        ["proportions", "number of trials as weights"],
+    ),
     ({"weights": "w"}, _set("w", -2.0), "weights", ["negative", "weights must be >= 0"]),
     ({"weights": "w"}, lambda d: d.assign(w=0.0), "weights", ["all zero"]),
     ({"exposure": "expo"}, _set("expo", 0.0), "exposure", ["<= 0", "exposure must be > 0"]),
@@ -199,12 +243,27 @@ BAD_DATA = [
     ({}, _nan("cat"), "predictors", ["'cat'", "missing or infinite"]),
     ({}, _set("x", np.inf, 5), "predictors", ["'x'", "first at row 5"]),
     ({}, _nan("y"), "target", ["'y'", "missing or infinite"]),
-    ({"predictors": ["x", "txt"], "target": "txt"}, None, "predictors", ["target 'txt' cannot also be a predictor"]),
+    (
+        {"predictors": ["x", "txt"], "target": "txt"},
+        None,
+        "predictors",
+        ["target 'txt' cannot also be a predictor"],
+    ),
     ({"target": "txt"}, None, "target", ["'txt' must be numeric", "such as ['t']"]),
     ({"weights": "txt"}, None, "weights", ["'txt' must be numeric"]),
     ({}, lambda d: d.iloc[:0], "data", ["no rows"]),
-    ({"constraints": {"bounds": {"xx": [0, 1]}}}, None, "constraints.bounds.xx", ["not a term", "Did you mean 'x'"]),
-    ({"constraints": {"bounds": {"cat[zz]": [0, 1]}}}, None, "constraints.bounds.cat[zz]", ["not a term"]),
+    (
+        {"constraints": {"bounds": {"xx": [0, 1]}}},
+        None,
+        "constraints.bounds.xx",
+        ["not a term", "Did you mean 'x'"],
+    ),
+    (
+        {"constraints": {"bounds": {"cat[zz]": [0, 1]}}},
+        None,
+        "constraints.bounds.cat[zz]",
+        ["not a term"],
+    ),
 ]
 
 
@@ -256,7 +315,9 @@ def test_fit_reads_csv_gzip_and_parquet_folders(tmp_path):
     from_parquet = smglm.fit(BASE, pq)
     in_memory = smglm.fit(BASE, df)
     for r in (from_folder, from_parquet):
-        np.testing.assert_allclose(r.coefficients["estimate"], in_memory.coefficients["estimate"], rtol=1e-10)
+        np.testing.assert_allclose(
+            r.coefficients["estimate"], in_memory.coefficients["estimate"], rtol=1e-10
+        )
 
 
 @pytest.mark.parametrize(
@@ -264,7 +325,10 @@ def test_fit_reads_csv_gzip_and_parquet_folders(tmp_path):
     [
         (lambda p: p / "nope.csv", ["no such file"]),
         (lambda p: (p / "empty").mkdir() or p / "empty", ["holds no CSV or Parquet"]),
-        (lambda p: (p / "bad.parquet").write_text("not parquet") and p / "bad.parquet", ["cannot read 'bad.parquet'"]),
+        (
+            lambda p: (p / "bad.parquet").write_text("not parquet") and p / "bad.parquet",
+            ["cannot read 'bad.parquet'"],
+        ),
         (lambda p: (p / "x.txtx").write_text("a") and p / "x.txtx", ["not a data file"]),
     ],
 )

@@ -49,7 +49,9 @@ def _assert_matches(result: smglm.FitResult, ref: object, *, n_dispersion: int, 
     params = ref.params
     np.testing.assert_allclose(coefs.loc[params.index, "estimate"], params, rtol=RTOL, atol=1e-9)
     np.testing.assert_allclose(coefs.loc[params.index, "std_error"], ref.bse, rtol=RTOL)
-    np.testing.assert_allclose(coefs.loc[params.index, "p_value"], ref.pvalues, rtol=1e-5, atol=1e-12)
+    np.testing.assert_allclose(
+        coefs.loc[params.index, "p_value"], ref.pvalues, rtol=1e-5, atol=1e-12
+    )
     m = result.metrics["train"]
     assert m["deviance"] == pytest.approx(ref.deviance, rel=RTOL)
     assert m["null_deviance"] == pytest.approx(ref.null_deviance, rel=RTOL)
@@ -79,7 +81,11 @@ def test_fit_star98_binomial_proportions_with_trials_matches_statsmodels():
         df,
     )
     ref = _sm_fit(
-        sm.GLM(endog[["NABOVE", "NBELOW"]], _design(df, predictors, result), family=sm.families.Binomial())
+        sm.GLM(
+            endog[["NABOVE", "NBELOW"]],
+            _design(df, predictors, result),
+            family=sm.families.Binomial(),
+        )
     )
     _assert_matches(result, ref, n_dispersion=0)
     # R: deviance 4078.77 on 282 df (glum's own binomial deviance is ~331,028 here)
@@ -116,7 +122,12 @@ def test_fit_cpunish_poisson_matches_statsmodels(with_offset):
     result = smglm.fit(cfg, df)
     offset = df["LN_VC100k96"] if with_offset else None
     ref = _sm_fit(
-        sm.GLM(df["EXECUTIONS"], _design(df, predictors, result), family=sm.families.Poisson(), offset=offset)
+        sm.GLM(
+            df["EXECUTIONS"],
+            _design(df, predictors, result),
+            family=sm.families.Poisson(),
+            offset=offset,
+        )
     )
     _assert_matches(result, ref, n_dispersion=0)
 
@@ -136,8 +147,10 @@ def _synthetic(n: int = 3000, seed: int = 1) -> pd.DataFrame:
             "expo": rng.uniform(0.1, 1.0, size=n),
         }
     )
-    df["eta"] = 0.3 * df["x1"] - 0.4 * df["x2"] + df["cat"].map(
-        {"lo": 0.2, "mid": 0.0, "hi": -0.25, "top": 0.4}
+    df["eta"] = (
+        0.3 * df["x1"]
+        - 0.4 * df["x2"]
+        + df["cat"].map({"lo": 0.2, "mid": 0.0, "hi": -0.25, "top": 0.4})
     )
     return df
 
@@ -220,16 +233,25 @@ def test_fit_synthetic_family_matches_statsmodels(case):
     llf = None
     if extra["family"] in ("gamma", "inverse_gaussian", "gaussian"):
         # R's log-likelihood uses the ML dispersion: deviance / n
-        llf = fam.loglike(df["y"].to_numpy(), ref.mu, var_weights=1.0 if var_w is None else var_w.to_numpy(), scale=ref.deviance / len(df))
+        llf = fam.loglike(
+            df["y"].to_numpy(),
+            ref.mu,
+            var_weights=1.0 if var_w is None else var_w.to_numpy(),
+            scale=ref.deviance / len(df),
+        )
     _assert_matches(result, ref, n_dispersion=n_disp, llf=llf)
 
 
 def test_fit_poisson_with_exposure_matches_statsmodels_exposure():
     df = _synthetic()
     df["y"] = np.random.default_rng(3).poisson(df.expo * np.exp(df.eta - 1)).astype(float)
-    result = smglm.fit({"target": "y", "predictors": PRED, "exposure": "expo", "family": "poisson"}, df)
+    result = smglm.fit(
+        {"target": "y", "predictors": PRED, "exposure": "expo", "family": "poisson"}, df
+    )
     ref = _sm_fit(
-        sm.GLM(df["y"], _design(df, PRED, result), family=sm.families.Poisson(), exposure=df["expo"])
+        sm.GLM(
+            df["y"], _design(df, PRED, result), family=sm.families.Poisson(), exposure=df["expo"]
+        )
     )
     _assert_matches(result, ref, n_dispersion=0)
 
@@ -246,9 +268,13 @@ def test_fit_gamma_with_weights_loglik_follows_r_convention():
     # R's Gamma()$aic: -2 * sum(w * dgamma(y, 1/disp, scale = mu * disp, log = TRUE)) + 2,
     # with disp = deviance / sum(w)
     disp = ref.deviance / df["w"].sum()
-    llf_r = float(np.sum(df["w"] * scipy.stats.gamma.logpdf(df["y"], a=1 / disp, scale=ref.mu * disp)))
+    llf_r = float(
+        np.sum(df["w"] * scipy.stats.gamma.logpdf(df["y"], a=1 / disp, scale=ref.mu * disp))
+    )
     assert result.metrics["train"]["log_likelihood"] == pytest.approx(llf_r, rel=RTOL)
-    assert result.metrics["train"]["aic"] == pytest.approx(-2 * llf_r + 2 * (len(ref.params) + 1), rel=RTOL)
+    assert result.metrics["train"]["aic"] == pytest.approx(
+        -2 * llf_r + 2 * (len(ref.params) + 1), rel=RTOL
+    )
 
 
 @pytest.mark.parametrize("power", [1.2, 1.5, 1.8])
@@ -258,10 +284,20 @@ def test_fit_tweedie_matches_statsmodels(power):
     mu = np.exp(df.eta)
     counts = rng.poisson(mu * 0.8)
     df["y"] = [rng.gamma(2.0, m / 1.6, size=k).sum() for m, k in zip(mu, counts, strict=True)]
-    result = smglm.fit({"target": "y", "predictors": PRED, "family": "tweedie", "tweedie_power": power}, df)
-    ref = _sm_fit(sm.GLM(df["y"], _design(df, PRED, result), family=sm.families.Tweedie(var_power=power, eql=True)))
+    result = smglm.fit(
+        {"target": "y", "predictors": PRED, "family": "tweedie", "tweedie_power": power}, df
+    )
+    ref = _sm_fit(
+        sm.GLM(
+            df["y"],
+            _design(df, PRED, result),
+            family=sm.families.Tweedie(var_power=power, eql=True),
+        )
+    )
     coefs = result.coefficients.set_index("term")
-    np.testing.assert_allclose(coefs.loc[ref.params.index, "estimate"], ref.params, rtol=RTOL, atol=1e-9)
+    np.testing.assert_allclose(
+        coefs.loc[ref.params.index, "estimate"], ref.params, rtol=RTOL, atol=1e-9
+    )
     np.testing.assert_allclose(coefs.loc[ref.params.index, "std_error"], ref.bse, rtol=RTOL)
     m = result.metrics["train"]
     assert m["deviance"] == pytest.approx(ref.deviance, rel=RTOL)
@@ -272,7 +308,9 @@ def test_fit_tweedie_matches_statsmodels(power):
 def test_fit_without_intercept_matches_statsmodels():
     df = _synthetic()
     df["y"] = np.random.default_rng(2).poisson(np.exp(df.eta)).astype(float)
-    result = smglm.fit({"target": "y", "predictors": ["x1", "x2"], "family": "poisson", "fit_intercept": False}, df)
+    result = smglm.fit(
+        {"target": "y", "predictors": ["x1", "x2"], "family": "poisson", "fit_intercept": False}, df
+    )
     ref = _sm_fit(sm.GLM(df["y"], df[["x1", "x2"]], family=sm.families.Poisson()))
     coefs = result.coefficients.set_index("term")
     np.testing.assert_allclose(coefs.loc[["x1", "x2"], "estimate"], ref.params, rtol=RTOL)

@@ -34,7 +34,9 @@ def test_fit_recovers_true_frequency_coefficients_within_3_se(motor_fit):
     truth = motor_truth("frequency")
     table = result.coefficients.set_index("term")
     assert set(truth) == set(table.index)
-    z = (table.loc[list(truth), "estimate"] - pd.Series(truth)) / table.loc[list(truth), "std_error"]
+    z = (table.loc[list(truth), "estimate"] - pd.Series(truth)) / table.loc[
+        list(truth), "std_error"
+    ]
     assert (z.abs() < 3).mean() >= 0.99, z[z.abs() >= 3]
     assert z.abs().max() < 4
 
@@ -44,7 +46,7 @@ def test_portable_model_predictions_equal_glum_on_held_out_data(motor_fit):
     X = held_out[FREQ["predictors"]].copy()
     for col in MOTOR_CATEGORICAL:  # glum wants the training's categories (reference first)
         X[col] = pd.Categorical(
-            held_out[col].astype(str), categories=result.estimator.feature_dtypes_[col].categories
+            held_out[col].astype(str), categories=result.estimator.categorical_levels_[col]
         )
     expected = result.estimator.predict(X, offset=np.log(held_out["exposure"].to_numpy()))
     got = result.predict(held_out)
@@ -98,13 +100,28 @@ def test_model_directory_round_trip(tmp_path, motor_fit):
     np.testing.assert_array_equal(loaded.predict(held_out), result.predict(held_out))
     coefs = pd.read_csv(folder / "coefficients.csv")
     assert list(coefs.columns) == [
-        "term", "estimate", "std_error", "statistic", "p_value", "ci_lower", "ci_upper", "relativity"
+        "term",
+        "estimate",
+        "std_error",
+        "statistic",
+        "p_value",
+        "ci_lower",
+        "ci_upper",
+        "relativity",
     ]
     assert coefs["term"].iloc[0] == "intercept"
     metrics = json.loads((folder / "metrics.json").read_text())
     assert set(metrics["train"]) == {
-        "n_obs", "deviance", "null_deviance", "explained_deviance", "log_likelihood", "aic",
-        "bic", "dispersion", "df_resid", "gini",
+        "n_obs",
+        "deviance",
+        "null_deviance",
+        "explained_deviance",
+        "log_likelihood",
+        "aic",
+        "bic",
+        "dispersion",
+        "df_resid",
+        "gini",
     }
     assert metrics["fit"]["converged"] is True
 
@@ -135,7 +152,12 @@ def test_portable_model_refuses_unknown_or_malformed_files(tmp_path, motor_fit, 
 
 @pytest.mark.parametrize(
     ("family", "link"),
-    [("binomial", "probit"), ("binomial", "cloglog"), ("gamma", "inverse"), ("gaussian", "identity")],
+    [
+        ("binomial", "probit"),
+        ("binomial", "cloglog"),
+        ("gamma", "inverse"),
+        ("gaussian", "identity"),
+    ],
 )
 def test_portable_model_matches_glum_for_every_link(family, link):
     rng = np.random.default_rng(4)
@@ -148,9 +170,11 @@ def test_portable_model_matches_glum_for_every_link(family, link):
         df["y"] = rng.gamma(3.0, 1 / (2 + 0.2 * eta) / 3.0)
     else:
         df["y"] = 1 + eta + rng.normal(size=n)
-    result = smglm.fit({"target": "y", "predictors": ["x", "g"], "family": family, "link": link}, df)
+    result = smglm.fit(
+        {"target": "y", "predictors": ["x", "g"], "family": family, "link": link}, df
+    )
     X = df[["x", "g"]].copy()
-    X["g"] = pd.Categorical(X["g"], categories=result.estimator.feature_dtypes_["g"].categories)
+    X["g"] = pd.Categorical(X["g"], categories=result.estimator.categorical_levels_["g"])
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         expected = result.estimator.predict(X)

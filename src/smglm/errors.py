@@ -107,8 +107,7 @@ class MissingDependency(SmglmError, ImportError):
         self.package = package
         self.extra = extra
         super().__init__(
-            f"{feature} requires {package!r}, which is not installed: "
-            f"pip install 'smglm[{extra}]'"
+            f"{feature} requires {package!r}, which is not installed: pip install 'smglm[{extra}]'"
         )
 
 
@@ -123,7 +122,9 @@ class JobFailed(SmglmError, RuntimeError):
         self.job_name = job_name
         self.status = status
         self.reason = reason
-        super().__init__(f"training job {job_name!r} {status.lower()}: {reason or 'no reason given'}")
+        super().__init__(
+            f"training job {job_name!r} {status.lower()}: {reason or 'no reason given'}"
+        )
 
 
 def did_you_mean(value: object, choices: Iterable[str]) -> str:

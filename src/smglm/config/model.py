@@ -125,7 +125,7 @@ class GLMConfig(ConfigModel):
         Solver limits: iterations and the gradient tolerance (1e-8 matches R to about 1e-7).
     """
 
-    schema_version: Literal[1] = SCHEMA_VERSION
+    schema_version: Literal[1] = 1
     target: str
     predictors: list[str] = Field(default_factory=list)
     categorical: list[str] = Field(default_factory=list)
@@ -202,9 +202,7 @@ class GLMConfig(ConfigModel):
         for role in ("weights", "offset", "exposure"):
             col = getattr(self, role)
             if col is not None and col in self.predictors:
-                issues.append(
-                    Issue(role, f"{col!r} is also a predictor; use it in one role", col)
-                )
+                issues.append(Issue(role, f"{col!r} is also a predictor; use it in one role", col))
             if col is not None and col == self.target:
                 issues.append(Issue(role, f"{col!r} is the target; use it in one role", col))
         dupes = sorted({p for p in self.predictors if self.predictors.count(p) > 1})

@@ -12,7 +12,6 @@ from typing import Generic, TypeVar
 from smglm.errors import ConfigError, Issue
 
 __all__ = [
-    "EnvVar",
     "MLFLOW_EXPERIMENT_NAME",
     "MLFLOW_TRACKING_URI",
     "SAGEMAKER_BIND_TO_PORT",
@@ -21,6 +20,7 @@ __all__ = [
     "SMGLM_HOME",
     "SMGLM_ML_ROOT",
     "TRAINING_JOB_NAME",
+    "EnvVar",
 ]
 
 T = TypeVar("T", str, int)

@@ -6,7 +6,7 @@
 from __future__ import annotations
 
 from smglm.glm.data import prepare, read_table
-from smglm.glm.fit import fit
+from smglm.glm.fitting import fit
 from smglm.glm.model import PortableModel, UnseenLevelWarning
 from smglm.glm.result import FitResult, load_model
 

@@ -23,7 +23,7 @@ def _norm_cdf(x: Array) -> Array:
         return np.asarray(ndtr(x))
     except ImportError:  # numpy-only fallback, slower but exact to double precision
         erf = np.frompyfunc(math.erf, 1, 1)
-        return 0.5 * (1.0 + erf(np.asarray(x) / math.sqrt(2.0)).astype(float))
+        return 0.5 * (1.0 + np.asarray(erf(np.asarray(x) / math.sqrt(2.0)), dtype=float))
 
 
 def _norm_ppf(p: Array) -> Array:

@@ -123,8 +123,7 @@ class PortableModel:
                 expo = _numeric(data[self.exposure], self.exposure)
                 if (expo <= 0).any():
                     raise ModelError(
-                        f"column {self.exposure!r} (exposure) must be > 0; "
-                        f"got min {expo.min():g}"
+                        f"column {self.exposure!r} (exposure) must be > 0; got min {expo.min():g}"
                     )
                 eta += np.log(expo)
         return eta, unseen
@@ -204,7 +203,9 @@ class PortableModel:
                     coefs = [float(c) for c in t["coefficients"]]
                     if len(levels) != len(coefs) or str(t["reference"]) not in levels:
                         raise ModelError(f"term {t['name']!r}: levels and coefficients disagree")
-                    terms.append(CategoricalTerm(str(t["name"]), levels, str(t["reference"]), coefs))
+                    terms.append(
+                        CategoricalTerm(str(t["name"]), levels, str(t["reference"]), coefs)
+                    )
                 else:
                     raise ModelError(f"term {t.get('name')!r} has unknown type {t['type']!r}")
             intercept = d["intercept"]
@@ -288,7 +289,9 @@ def level_strings(col: pd.Series) -> np.ndarray:
         out[~finite] = None
         return out
     missing = pd.isna(values)
-    out = np.array([None if m else str(v) for v, m in zip(values, missing, strict=True)], dtype=object)
+    out = np.array(
+        [None if m else str(v) for v, m in zip(values, missing, strict=True)], dtype=object
+    )
     return out
 
 
@@ -299,4 +302,6 @@ def _level_codes(col: pd.Series, levels: list[str]) -> np.ndarray:
         lookup = {lv: i for i, lv in enumerate(levels)}
         mapping = np.array([lookup.get(c, -1) for c in cats] + [-1], dtype=np.int64)
         return mapping[col.cat.codes.to_numpy()]  # code -1 (NaN) takes the last entry
-    return pd.Categorical(level_strings(col), categories=levels).codes.astype(np.int64)
+    strings = level_strings(col)
+    codes = pd.Index(levels).get_indexer(pd.Index(strings, dtype=object))
+    return np.asarray(codes, dtype=np.int64)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import logging
 import re
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -64,10 +65,12 @@ def _values(values: Values, role: str, data: pd.DataFrame | None, n: int | None)
             known = [] if data is None else [str(c) for c in data.columns]
             hint = did_you_mean(values, known) if known else " Pass an array instead."
             raise _error(role, f"column {values!r} is not in the data.{hint}", values)
-        label, series = f"{role} (column {values!r})", data[values]
-        values = series.to_numpy(dtype=np.float64, na_value=np.nan)  # type: ignore[arg-type]
+        label, values = f"{role} (column {values!r})", data[values]
     try:
-        arr = np.asarray(values, dtype=np.float64)
+        if isinstance(values, pd.Series):  # nullable dtypes: pd.NA -> NaN, reported below
+            arr = values.to_numpy(dtype=np.float64, na_value=np.nan)
+        else:
+            arr = np.asarray(values, dtype=np.float64)
     except (TypeError, ValueError) as exc:
         raise _error(role, f"{label} must be numeric; could not convert it ({exc})") from exc
     if arr.ndim != 1:
@@ -119,15 +122,31 @@ def _positive(e: _F, *arrays: _F) -> tuple[_F, ...]:
     return (e[keep], *(x[keep] for x in arrays))
 
 
-def _lorenz_points(actual: Values, predicted: Values, exposure: Values | None) -> tuple[_F, _F]:
-    e, a, p = _positive(*_rotate(_inputs(actual, predicted, exposure)))
+def _curve(a: _F, p: _F, e: _F) -> tuple[_F, _F]:
+    """The Lorenz curve's vertices: cumulative exposure and actual shares, by predicted rate."""
+    e, a, p = _positive(e, a, p)
     ce, (ca,) = _cumulative(p / e, e, a)
     with np.errstate(invalid="ignore", divide="ignore"):
         return ce / ce[-1], ca / ca[-1]
 
 
-def _rotate(t: tuple[_F, _F, _F]) -> tuple[_F, _F, _F]:
-    return t[2], t[0], t[1]
+def _gini(x: _F, y: _F) -> float:
+    if not np.isfinite(y[-1]):
+        return float("nan")
+    return 1.0 - float(np.sum(np.diff(x) * (y[1:] + y[:-1])))
+
+
+def _thin(x: _F, y: _F, max_points: int | None) -> pd.DataFrame:
+    """At most ``max_points`` vertices of the curve (x, y), evenly spread along its length."""
+    if max_points is not None:
+        _check_bins("max_points", max_points, minimum=2)
+        if len(x) > max_points:
+            step = np.abs(np.diff(x)) + np.abs(np.nan_to_num(np.diff(y)))
+            t = np.concatenate(([0.0], np.cumsum(step)))
+            idx = np.searchsorted(t, np.linspace(0.0, t[-1], max_points)).clip(0, len(t) - 1)
+            idx = np.unique(np.concatenate(([0, len(t) - 1], idx)))
+            x, y = x[idx], y[idx]
+    return pd.DataFrame({"cum_exposure": x, "cum_actual": y})
 
 
 def gini(actual: Values, predicted: Values, exposure: Values | None = None) -> float:
@@ -155,11 +174,7 @@ def gini(actual: Values, predicted: Values, exposure: Values | None = None) -> f
     Rows with equal predicted rates are pooled into one point, so the curve crosses a tie with a
     straight segment and the result does not depend on the order of the rows.
     """
-    x, y = _lorenz_points(actual, predicted, exposure)
-    if not np.isfinite(y[-1]):
-        return float("nan")
-    area = float(np.sum(np.diff(x) * (y[1:] + y[:-1]))) / 2.0
-    return 1.0 - 2.0 * area
+    return _gini(*_curve(*_inputs(actual, predicted, exposure)))
 
 
 def lorenz(
@@ -176,16 +191,7 @@ def lorenz(
     along its length, so a curve of millions of rows plots and stores cheaply; leave it ``None``
     for the exact curve. Arguments as in :func:`gini`; ``cum_actual`` is NaN when actual sums to 0.
     """
-    x, y = _lorenz_points(actual, predicted, exposure)
-    if max_points is not None:
-        _check_bins("max_points", max_points, minimum=2)
-        if len(x) > max_points:
-            step = np.abs(np.diff(x)) + np.abs(np.nan_to_num(np.diff(y)))
-            t = np.concatenate(([0.0], np.cumsum(step)))
-            idx = np.searchsorted(t, np.linspace(0.0, t[-1], max_points)).clip(0, len(t) - 1)
-            idx = np.unique(np.concatenate(([0, len(t) - 1], idx)))
-            x, y = x[idx], y[idx]
-    return pd.DataFrame({"cum_exposure": x, "cum_actual": y})
+    return _thin(*_curve(*_inputs(actual, predicted, exposure)), max_points)
 
 
 def _equal_exposure_bins(key: _F, e: _F, n_bins: int, *amounts: _F) -> tuple[_F, list[_F]]:
@@ -211,8 +217,12 @@ def lift(
     proportion to exposure, so each bin holds exactly 1 / n_bins of the exposure (and a bin's
     ``actual`` may be fractional). Arguments as in :func:`gini`.
     """
+    return _lift(*_inputs(actual, predicted, exposure), n_bins)
+
+
+def _lift(a: _F, p: _F, e: _F, n_bins: int) -> pd.DataFrame:
     _check_bins("n_bins", n_bins)
-    e, a, p = _positive(*_rotate(_inputs(actual, predicted, exposure)))
+    e, a, p = _positive(e, a, p)
     ex, (ac, pr) = _equal_exposure_bins(p / e, e, n_bins, a, p)
     return pd.DataFrame(
         {
@@ -291,10 +301,10 @@ def deviance_residuals(
     the squared residuals is the model's total deviance ``sum(weights * unit_deviance)``.
     ``weights`` may be ``None`` (all 1).
     """
-    yy = _values(y, "y", None, None)  # type: ignore[arg-type]
-    m = _values(mu, "mu", None, len(yy))  # type: ignore[arg-type]
-    d = _values(unit_deviance, "unit_deviance", None, len(yy))  # type: ignore[arg-type]
-    w = _exposure(weights, len(yy))  # type: ignore[arg-type]
+    yy = _values(y, "y", None, None)
+    m = _values(mu, "mu", None, len(yy))
+    d = _values(unit_deviance, "unit_deviance", None, len(yy))
+    w = _exposure(weights, len(yy))
     return np.sign(yy - m) * np.sqrt(w * np.clip(d, 0.0, None))
 
 
@@ -307,15 +317,16 @@ def residual_bins(fitted: ArrayLike, residuals: ArrayLike, n_bins: int = 20) -> 
     ``residual_q50``, ``residual_q90`` (quantiles interpolated linearly, as ``numpy.quantile``).
     """
     _check_bins("n_bins", n_bins)
-    f = _values(fitted, "fitted", None, None)  # type: ignore[arg-type]
-    r = _values(residuals, "residuals", None, len(f))  # type: ignore[arg-type]
+    f = _values(fitted, "fitted", None, None)
+    r = _values(residuals, "residuals", None, len(f))
     if len(f) == 0:
         raise _error("fitted", "has no rows; at least one row is needed")
     cuts = np.quantile(f, np.linspace(0.0, 1.0, n_bins + 1)[1:-1])
     raw = np.searchsorted(np.unique(cuts), f, side="right")
     used, codes = np.unique(raw, return_inverse=True)
     counts = np.bincount(codes)
-    order = np.lexsort((r, codes))
+    by_r = np.argsort(r)
+    order = by_r[np.argsort(codes[by_r], kind="stable")]  # by bin, then by residual
     rs, starts = r[order], np.concatenate(([0], np.cumsum(counts)[:-1]))
     table: dict[str, Any] = {
         "bin": np.arange(1, len(used) + 1, dtype=np.int64),
@@ -431,7 +442,7 @@ def _format_number(v: float, digits: int) -> str:
 
 
 def _distinct_labels(values: Sequence[float]) -> list[str]:
-    """Format ``values`` (distinct numbers) with as few significant digits (>= 4) as keep them apart."""
+    """Format distinct numbers with the fewest significant digits (>= 4) that keep them apart."""
     for digits in range(4, 18):
         out = [_format_number(v, digits) for v in values]
         if len(set(out)) == len(out):
@@ -471,9 +482,186 @@ def _level_codes(series: pd.Series) -> tuple[np.ndarray, list[str]]:
             codes, levels = pd.factorize(series, sort=True)
         except TypeError:  # levels of mixed types that cannot be sorted: first-seen order
             codes, levels = pd.factorize(series, sort=False)
-    if pd.api.types.is_float_dtype(getattr(levels, "dtype", None)):
+    if pd.api.types.is_float_dtype(levels.dtype):
         return np.asarray(codes), _distinct_labels(list(levels))
     return np.asarray(codes), [str(v) for v in levels]
 
 
-from smglm.glm._report_data import ReportData, build_report  # noqa: E402
+_TABLES = ("lift", "lorenz", "residuals", "convergence")
+
+
+@dataclass(repr=False)
+class ReportData:
+    """The report tables of one model on one data set, stored by :meth:`to_dir` as CSV + JSON.
+
+    ``one_ways`` maps a column to its :func:`one_way` table; ``lift``, ``lorenz``, ``residuals``
+    (a :func:`residual_bins` table) and ``convergence`` (``iteration`` plus one column per traced
+    quantity, e.g. ``deviance``) are tables or ``None``; ``gini`` and ``balance`` are the values of
+    :func:`gini` and :func:`balance`.
+    """
+
+    one_ways: dict[str, pd.DataFrame] = field(default_factory=dict)
+    lift: pd.DataFrame | None = None
+    lorenz: pd.DataFrame | None = None
+    gini: float | None = None
+    balance: dict[str, float] | None = None
+    residuals: pd.DataFrame | None = None
+    convergence: pd.DataFrame | None = None
+
+    def __repr__(self) -> str:
+        parts = [f"one_ways={list(self.one_ways)!r}"]
+        if self.gini is not None:
+            parts.append(f"gini={self.gini:.4g}")
+        tables = [name for name in _TABLES if getattr(self, name) is not None]
+        return f"ReportData({', '.join(parts)}, tables={tables!r})"
+
+    def one_way_files(self) -> dict[str, str]:
+        """Return the file stem of each one-way: ``one_way_<column>``, safe and unique as a name."""
+        stems: dict[str, str] = {}
+        seen: set[str] = set()
+        for column in self.one_ways:
+            safe = re.sub(r"[^A-Za-z0-9_.-]+", "_", str(column)).strip("._") or "column"
+            stem, i = f"one_way_{safe}", 2
+            while stem.lower() in seen:  # also unique on case-insensitive file systems
+                stem, i = f"one_way_{safe}_{i}", i + 1
+            seen.add(stem.lower())
+            stems[column] = stem
+        return stems
+
+    def to_dir(self, path: str | Path) -> list[Path]:
+        """Write each table as ``<name>.csv`` and ``report.json`` into ``path``; return the files.
+
+        ``report.json`` holds ``format``, ``gini``, ``balance`` (non-finite numbers as null),
+        ``one_ways`` (column -> file) and ``files`` (every CSV written).
+        """
+        out = Path(path)
+        out.mkdir(parents=True, exist_ok=True)
+        stems = self.one_way_files()
+        tables = {f"{stems[c]}.csv": t for c, t in self.one_ways.items()}
+        tables |= {f"{n}.csv": getattr(self, n) for n in _TABLES if getattr(self, n) is not None}
+        for name, table in tables.items():
+            table.to_csv(out / name, index=False)
+        meta: dict[str, Any] = {"format": REPORT_FORMAT}
+        if self.gini is not None:
+            meta["gini"] = _to_json(self.gini)
+        if self.balance is not None:
+            meta["balance"] = {k: _to_json(v) for k, v in self.balance.items()}
+        meta["one_ways"] = {str(c): f"{s}.csv" for c, s in stems.items()}
+        meta["files"] = list(tables)
+        (out / "report.json").write_text(json.dumps(meta, indent=2) + "\n")
+        return [out / name for name in tables] + [out / "report.json"]
+
+    @classmethod
+    def from_dir(cls, path: str | Path) -> ReportData:
+        """Read back what :meth:`to_dir` wrote (numbers exactly; a JSON null reads as NaN)."""
+        src = Path(path)
+        meta = json.loads((src / "report.json").read_text())
+        if meta.get("format") != REPORT_FORMAT:
+            msg = f"has format {meta.get('format')!r}; this smglm reads format {REPORT_FORMAT}"
+            raise _error(str(src / "report.json"), msg, meta.get("format"))
+        files = set(meta.get("files", []))
+        tables = {n: _read_csv(src / f"{n}.csv") if f"{n}.csv" in files else None for n in _TABLES}
+        return cls(
+            one_ways={c: _read_csv(src / f, text_bin=True) for c, f in meta["one_ways"].items()},
+            gini=_from_json(meta["gini"]) if "gini" in meta else None,
+            balance={k: _from_json(v) for k, v in meta["balance"].items()}
+            if "balance" in meta
+            else None,
+            **tables,
+        )
+
+
+def _to_json(v: float) -> float | None:
+    return float(v) if np.isfinite(v) else None
+
+
+def _from_json(v: float | None) -> float:
+    return float("nan") if v is None else float(v)
+
+
+def _read_csv(path: Path, *, text_bin: bool = False) -> pd.DataFrame:
+    options: dict[str, Any] = {"float_precision": "round_trip"} if _PANDAS_2 else {}
+    if text_bin:  # keep labels such as "NA" or "" as text; only the numbers have missing values
+        numbers = [c for c in pd.read_csv(path, nrows=0).columns if c != "bin"]
+        options |= {"dtype": {"bin": str}, "keep_default_na": False}
+        options["na_values"] = {c: [""] for c in numbers}
+    return pd.read_csv(path, **options)
+
+
+def build_report(
+    data: pd.DataFrame,
+    *,
+    predictors: Sequence[str],
+    actual: Values,
+    predicted: Values,
+    exposure: Values | None = None,
+    residuals: ArrayLike | None = None,
+    fitted: ArrayLike | None = None,
+    convergence: pd.DataFrame | Mapping[str, Sequence[float]] | None = None,
+    categorical: Sequence[str] = (),
+    bins: int = 10,
+    lorenz_points: int | None = 1000,
+) -> ReportData:
+    """Build every report table of one model on ``data``.
+
+    Parameters
+    ----------
+    data : DataFrame
+        The rows scored, holding the ``predictors`` (and any columns named below).
+    predictors : list of str
+        The columns that get a one-way table (numeric ones binned, see :func:`one_way`).
+    actual, predicted, exposure : array-like or str
+        Amounts per row and exposure (default 1), as arrays or column names of ``data``.
+    residuals, fitted : array-like, optional
+        Residuals per row (e.g. :func:`deviance_residuals`) and the fitted values to bin them by
+        (default ``predicted``); without ``residuals`` there is no residual table.
+    convergence : DataFrame or mapping, optional
+        The solver's trace: an ``iteration`` column and one column per traced quantity.
+    categorical : list of str
+        Predictors to tabulate per level even when numeric.
+    bins : int
+        Maximum bins of a numeric one-way, and the number of lift bins.
+    lorenz_points : int, optional
+        Maximum vertices kept of the Lorenz curve (``None``: all); the Gini uses them all.
+    """
+    _check_bins("bins", bins)
+    start = time.perf_counter()
+    n = len(data)
+    a = _values(actual, "actual", data, n)
+    p = _values(predicted, "predicted", data, n)
+    e = _exposure(exposure, n, data)
+    missing = [c for c in dict.fromkeys([*predictors, *categorical]) if c not in data.columns]
+    if missing:
+        known = [str(c) for c in data.columns]
+        raise DataError(
+            [
+                Issue(c, f"column {c!r} is not in the data.{did_you_mean(c, known)}", c)
+                for c in missing
+            ]
+        )
+    cats = set(categorical)
+    one_ways = {
+        c: _one_way(data, c, a, p, e, bins, True if c in cats else None) for c in predictors
+    }
+    x, y = _curve(a, p, e)
+    table = None
+    if residuals is not None:
+        table = residual_bins(p if fitted is None else fitted, residuals)
+    trace = None
+    if convergence is not None:
+        trace = pd.DataFrame(convergence)
+        if "iteration" not in trace.columns:
+            msg = f"needs an 'iteration' column; got columns {list(trace.columns)}"
+            raise _error("convergence", msg)
+    report = ReportData(
+        one_ways=one_ways,
+        lift=_lift(a, p, e, bins),
+        lorenz=_thin(x, y, lorenz_points),
+        gini=_gini(x, y),
+        balance=balance(a, p),
+        residuals=table,
+        convergence=trace,
+    )
+    seconds = time.perf_counter() - start
+    logger.debug("report of %d rows, %d one-ways built in %.2f s", n, len(one_ways), seconds)
+    return report

@@ -122,8 +122,11 @@ def load_model(path: str | Path) -> FitResult:
     if p.is_file() and p.suffix == ".json":
         model = PortableModel.load(p)
         return FitResult(
-            config=_config_from_model(model), model=model, coefficients=_bare_table(model),
-            metrics={}, path=p,
+            config=_config_from_model(model),
+            model=model,
+            coefficients=_bare_table(model),
+            metrics={},
+            path=p,
         )
     if not p.is_dir():
         raise ModelError(f"no model directory at {str(p)!r}")
@@ -153,8 +156,8 @@ def _config_from_model(model: PortableModel) -> GLMConfig:
     return GLMConfig(
         target=model.target or "y",
         predictors=model.input_columns,
-        family=model.family,  # type: ignore[arg-type]
-        link=model.link,  # type: ignore[arg-type]
+        family=model.family,
+        link=model.link,
         weights=model.weights,
         offset=model.offset,
         exposure=model.exposure,

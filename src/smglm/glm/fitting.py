@@ -91,9 +91,7 @@ def fit(
     mu0, b0 = null_mean(
         fam, cfg.resolved_link, prep.y, prep.weights, prep.offset, intercept=cfg.fit_intercept
     )
-    train = split_metrics(
-        fam, prep.y, mu, prep.weights, mu0, n_params, _gini(prep, mu)
-    )
+    train = split_metrics(fam, prep.y, mu, prep.weights, mu0, n_params, _gini(prep, mu))
     coefs = _coefficient_table(cfg, est, prep, names, intercept, coef, train.dispersion, fam)
 
     metrics: dict[str, Any] = {"train": train.to_dict()}
@@ -101,9 +99,7 @@ def fit(
         tprep = prepare(cfg, test_df, what="test data")
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            mu_t = model.predict(
-                _with_offset(tprep.X, cfg, tprep), use_offset=True
-            )
+            mu_t = model.predict(_with_offset(tprep.X, cfg, tprep), use_offset=True)
         off_t = np.zeros_like(tprep.y) if tprep.offset is None else tprep.offset
         mu0_t = linkinv(cfg.resolved_link, (b0 if cfg.fit_intercept else 0.0) + off_t)
         metrics["test"] = split_metrics(
