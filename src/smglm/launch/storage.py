@@ -1,0 +1,272 @@
+"""Storage for data, configs and artifacts: ``s3://`` (boto3) and ``file://`` (a folder).
+
+Uploads are content-addressed: data and configs go under ``<base>/inputs/<sha256[:20]>/``, so
+identical inputs are uploaded once and a re-run cell reuses them. Multipart uploads (boto3's
+transfer manager) show a progress bar when asked. Model archives are extracted safely: absolute
+paths, ``..`` and links are refused.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import logging
+import shutil
+import sys
+import tarfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, Protocol
+from urllib.parse import unquote, urlparse
+
+from smglm.errors import BackendError, DataError, Issue
+
+__all__ = [
+    "FileStorage",
+    "S3Storage",
+    "Storage",
+    "extract_tar",
+    "hash_path",
+    "open_storage",
+    "pack_dir",
+    "split_s3",
+]
+
+log = logging.getLogger(__name__)
+
+_CHUNK = 8 * 1024 * 1024
+
+
+class Storage(Protocol):
+    """A place for objects addressed by URI."""
+
+    def exists(self, uri: str) -> bool: ...
+
+    def upload_file(self, path: Path, uri: str, *, progress: bool = False) -> str: ...
+
+    def upload_bytes(self, data: bytes, uri: str) -> str: ...
+
+    def download_file(self, uri: str, dest: Path) -> Path: ...
+
+    def download_prefix(self, uri: str, dest: Path) -> list[Path]: ...
+
+
+def split_s3(uri: str) -> tuple[str, str]:
+    """``s3://bucket/key`` -> (bucket, key)."""
+    parsed = urlparse(uri)
+    if parsed.scheme != "s3" or not parsed.netloc:
+        raise BackendError(f"not an s3:// URI: {uri!r}")
+    return parsed.netloc, parsed.path.lstrip("/")
+
+
+def file_path(uri: str) -> Path:
+    """``file:///a/b`` or ``file://relative/b`` -> the local path."""
+    parsed = urlparse(uri)
+    if parsed.scheme != "file":
+        raise BackendError(f"not a file:// URI: {uri!r}")
+    return Path(unquote(parsed.netloc + parsed.path))
+
+
+class FileStorage:
+    """``file://`` URIs: a folder on this machine stands in for S3."""
+
+    def exists(self, uri: str) -> bool:
+        return file_path(uri).exists()
+
+    def upload_file(self, path: Path, uri: str, *, progress: bool = False) -> str:
+        dest = file_path(uri)
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        tmp = dest.with_name(dest.name + ".part")
+        shutil.copyfile(path, tmp)
+        tmp.replace(dest)
+        return uri
+
+    def upload_bytes(self, data: bytes, uri: str) -> str:
+        dest = file_path(uri)
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        tmp = dest.with_name(dest.name + ".part")
+        tmp.write_bytes(data)
+        tmp.replace(dest)
+        return uri
+
+    def download_file(self, uri: str, dest: Path) -> Path:
+        src = file_path(uri)
+        if not src.is_file():
+            raise BackendError(f"no such object: {uri}")
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(src, dest)
+        return dest
+
+    def download_prefix(self, uri: str, dest: Path) -> list[Path]:
+        src = file_path(uri)
+        dest.mkdir(parents=True, exist_ok=True)
+        if src.is_file():
+            return [self.download_file(uri, dest / src.name)]
+        if not src.is_dir():
+            raise BackendError(f"no such file or folder: {uri}")
+        out = []
+        for p in sorted(src.rglob("*")):
+            if p.is_file():
+                target = dest / p.relative_to(src)
+                target.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(p, target)
+                out.append(target)
+        return out
+
+
+class S3Storage:
+    """``s3://`` URIs through boto3 (client injectable, for tests and custom sessions)."""
+
+    def __init__(self, client: Any | None = None, *, region: str | None = None) -> None:
+        if client is None:
+            try:
+                import boto3
+            except ImportError:
+                from smglm.errors import MissingDependency
+
+                raise MissingDependency("boto3", "aws", "s3:// storage") from None
+            client = boto3.client("s3", region_name=region)
+        self.client = client
+
+    def exists(self, uri: str) -> bool:
+        bucket, key = split_s3(uri)
+        resp = self.client.list_objects_v2(Bucket=bucket, Prefix=key, MaxKeys=1)
+        return bool(resp.get("KeyCount", 0))
+
+    def upload_file(self, path: Path, uri: str, *, progress: bool = False) -> str:
+        from boto3.s3.transfer import TransferConfig
+
+        bucket, key = split_s3(uri)
+        size = path.stat().st_size
+        callback = _ProgressBar(path.name, size) if progress and size > _CHUNK else None
+        config = TransferConfig(multipart_threshold=_CHUNK, multipart_chunksize=_CHUNK)
+        self.client.upload_file(str(path), bucket, key, Config=config, Callback=callback)
+        if callback:
+            callback.close()
+        return uri
+
+    def upload_bytes(self, data: bytes, uri: str) -> str:
+        bucket, key = split_s3(uri)
+        self.client.put_object(Bucket=bucket, Key=key, Body=data)
+        return uri
+
+    def download_file(self, uri: str, dest: Path) -> Path:
+        bucket, key = split_s3(uri)
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        self.client.download_file(bucket, key, str(dest))
+        return dest
+
+    def download_prefix(self, uri: str, dest: Path) -> list[Path]:
+        bucket, prefix = split_s3(uri)
+        paginator = self.client.get_paginator("list_objects_v2")
+        out = []
+        for page in paginator.paginate(Bucket=bucket, Prefix=prefix):
+            for obj in page.get("Contents", []):
+                key = obj["Key"]
+                if key.endswith("/"):
+                    continue
+                rel = key[len(prefix) :].lstrip("/") or Path(key).name
+                if ".." in Path(rel).parts:
+                    raise BackendError(f"refusing object key with '..': {key}")
+                out.append(self.download_file(f"s3://{bucket}/{key}", dest / rel))
+        if not out:
+            raise BackendError(f"no objects under {uri}")
+        return out
+
+
+class _ProgressBar:
+    """A plain-text progress line for multipart uploads (boto3 calls it from threads)."""
+
+    def __init__(self, name: str, total: int) -> None:
+        import threading
+
+        self.name, self.total, self.done = name, total, 0
+        self.lock = threading.Lock()
+
+    def __call__(self, n: int) -> None:
+        with self.lock:
+            self.done += n
+            pct = 100 * self.done / max(self.total, 1)
+            sys.stderr.write(f"\rupload {self.name}: {pct:5.1f}% of {self.total / 1e6:.1f} MB")
+            sys.stderr.flush()
+
+    def close(self) -> None:
+        sys.stderr.write("\n")
+
+
+def open_storage(uri: str, *, s3_client: Any | None = None) -> Storage:
+    """The storage for a URI's scheme."""
+    if uri.startswith("s3://"):
+        return S3Storage(s3_client)
+    if uri.startswith("file://"):
+        return FileStorage()
+    raise BackendError(f"storage URI must be s3:// or file://; got {uri!r}")
+
+
+# --- content addressing -------------------------------------------------------------------
+
+
+def _hash_file(path: Path, h: Any) -> None:
+    with path.open("rb") as f:
+        for block in iter(lambda: f.read(_CHUNK), b""):
+            h.update(block)
+
+
+def hash_path(path: Path) -> str:
+    """SHA-256 of a file, or of a folder's files (relative names and contents, sorted)."""
+    h = hashlib.sha256()
+    if path.is_dir():
+        for p in sorted(q for q in path.rglob("*") if q.is_file()):
+            h.update(str(p.relative_to(path)).encode() + b"\0")
+            _hash_file(p, h)
+    elif path.is_file():
+        _hash_file(path, h)
+    else:
+        raise DataError([Issue("data", f"no such file or folder: {str(path)!r}", str(path))])
+    return h.hexdigest()
+
+
+def hash_bytes(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+# --- archives --------------------------------------------------------------------------
+
+
+def pack_dir(folder: Path, dest: Path) -> Path:
+    """``tar czf dest -C folder .`` (the model.tar.gz / output.tar.gz layout)."""
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    with tarfile.open(dest, "w:gz") as tar:
+        for p in sorted(folder.rglob("*")):
+            tar.add(p, arcname=str(p.relative_to(folder)), recursive=False)
+    return dest
+
+
+def extract_tar(archive: Path | bytes, dest: Path) -> list[Path]:
+    """Extract a .tar.gz, refusing absolute paths, ``..``, links and devices."""
+    fileobj: Any = io.BytesIO(archive) if isinstance(archive, bytes) else None
+    dest.mkdir(parents=True, exist_ok=True)
+    root = dest.resolve()
+    out = []
+    with tarfile.open(fileobj=fileobj, name=None if fileobj else str(archive), mode="r:*") as tar:
+        members = tar.getmembers()
+        for m in members:
+            name = Path(m.name)
+            if name.is_absolute() or ".." in name.parts:
+                raise BackendError(f"refusing archive member outside the folder: {m.name!r}")
+            if not (m.isfile() or m.isdir()):
+                raise BackendError(f"refusing archive member that is a link or device: {m.name!r}")
+            if not (root / name).resolve().is_relative_to(root):
+                raise BackendError(f"refusing archive member outside the folder: {m.name!r}")
+        for m in members:
+            tar.extract(m, dest, filter="data") if _has_filter() else tar.extract(m, dest)
+            if m.isfile():
+                out.append(dest / m.name)
+    return out
+
+
+def _has_filter() -> bool:
+    return hasattr(tarfile, "data_filter")
+
+
+ProgressCallback = Callable[[int], None]
