@@ -17,6 +17,8 @@ __all__ = [
     "__version__",
     "fit",
     "load_model",
+    "train",
+    "Job",
 ]
 
 _LAZY = {
@@ -25,11 +27,14 @@ _LAZY = {
     "fit": ("smglm.glm", "fit"),
     "FitResult": ("smglm.glm", "FitResult"),
     "load_model": ("smglm.glm", "load_model"),
+    "train": ("smglm.launch", "train"),
+    "Job": ("smglm.launch", "Job"),
 }
 
 if TYPE_CHECKING:
     from smglm.config import GLMConfig, JobConfig
     from smglm.glm import FitResult, fit, load_model
+    from smglm.launch import Job, train
 
 
 def __getattr__(name: str) -> Any:

@@ -1,0 +1,228 @@
+"""The local backend: SageMaker's training-job lifecycle emulated on this machine, no Docker.
+
+Each job gets a folder ``<home>/jobs/<name>/`` holding ``spec.json`` (the CreateTrainingJob
+request), ``state.json`` (shaped like DescribeTrainingJob), ``logs.txt`` and ``ml/`` (the
+``/opt/ml`` tree). A detached supervisor process (:mod:`smglm.launch.local_runner`) does what
+SageMaker does: downloads the channels, runs the runtime's ``train`` in a subprocess with the
+job's environment, applies the metric definitions to the log, packs and uploads
+``model.tar.gz`` and ``output.tar.gz``, and records statuses with timestamps. Because the state
+lives on disk and the supervisor is detached, a job survives a kernel restart and can be
+re-attached by name. This module never imports the runtime.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from smglm.errors import BackendError
+from smglm.launch.spec import JobSpec
+
+__all__ = ["LocalBackend", "default_home", "now_iso", "read_json", "write_json_atomic"]
+
+
+def default_home() -> Path:
+    """smglm's working folder: ``SMGLM_HOME``, else ``./.smglm``."""
+    from smglm.config.settings import SMGLM_HOME
+
+    return Path(SMGLM_HOME.get() or ".smglm").absolute()
+
+
+def now_iso() -> str:
+    return datetime.now(timezone.utc).isoformat()
+
+
+def write_json_atomic(path: Path, data: Any) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(data, indent=1, default=str), encoding="utf-8")
+    tmp.replace(path)
+
+
+def read_json(path: Path) -> Any:
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+class LocalBackend:
+    """Runs training jobs on this machine as SageMaker would run them on an instance.
+
+    Parameters
+    ----------
+    home
+        smglm's working folder (default :func:`default_home`); jobs go to ``home/jobs``.
+    stop_grace_seconds
+        Seconds between SIGTERM and SIGKILL when a job is stopped or times out (SageMaker: 120).
+    python
+        The interpreter that runs the supervisor and ``train`` (default: this one).
+    """
+
+    name = "local"
+
+    def __init__(
+        self,
+        home: str | Path | None = None,
+        *,
+        stop_grace_seconds: float = 120.0,
+        python: str | None = None,
+    ) -> None:
+        self.home = Path(home).absolute() if home else default_home()
+        self.stop_grace_seconds = stop_grace_seconds
+        self.python = python or sys.executable
+
+    # -- paths ---------------------------------------------------------------------------
+    @property
+    def jobs_dir(self) -> Path:
+        return self.home / "jobs"
+
+    def job_dir(self, job_name: str) -> Path:
+        return self.jobs_dir / job_name
+
+    def _require(self, job_name: str) -> Path:
+        folder = self.job_dir(job_name)
+        if not (folder / "state.json").exists():
+            known = [j["TrainingJobName"] for j in self.list_jobs(10)]
+            raise BackendError(
+                f"no local training job named {job_name!r} under {self.jobs_dir}; "
+                f"recent jobs: {known}"
+            )
+        return folder
+
+    # -- Backend -------------------------------------------------------------------------
+    def launch(self, spec: JobSpec) -> None:
+        folder = self.job_dir(spec.name)
+        if folder.exists():
+            raise BackendError(f"a training job named {spec.name!r} already exists ({folder})")
+        (folder / "ml").mkdir(parents=True)
+        write_json_atomic(folder / "spec.json", spec.to_request())
+        created = now_iso()
+        write_json_atomic(
+            folder / "state.json",
+            {
+                "TrainingJobName": spec.name,
+                "TrainingJobArn": f"arn:smglm:local:training-job/{spec.name}",
+                "TrainingJobStatus": "InProgress",
+                "SecondaryStatus": "Starting",
+                "SecondaryStatusTransitions": [
+                    {
+                        "Status": "Starting",
+                        "StartTime": created,
+                        "StatusMessage": "Preparing the instances for training",
+                    }
+                ],
+                "CreationTime": created,
+                "LastModifiedTime": created,
+                "HyperParameters": spec.hyperparameters,
+                "AlgorithmSpecification": {"TrainingImage": spec.image_uri},
+                "ResourceConfig": {
+                    "InstanceType": spec.instance_type,
+                    "InstanceCount": spec.instance_count,
+                    "VolumeSizeInGB": spec.volume_size_gb,
+                },
+                "OutputDataConfig": {"S3OutputPath": spec.output_path},
+                "Tags": spec.tags,
+            },
+        )
+        (folder / "logs.txt").touch()
+        cmd = [
+            self.python,
+            "-m",
+            "smglm.launch.local_runner",
+            str(folder),
+            "--grace",
+            str(self.stop_grace_seconds),
+        ]
+        with open(folder / "runner.log", "ab") as out:
+            proc = subprocess.Popen(
+                cmd,
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,  # detached: survives the notebook's kernel
+                cwd=str(folder),
+            )
+        (folder / "runner.pid").write_text(str(proc.pid))
+
+    def describe(self, job_name: str) -> dict[str, Any]:
+        state: dict[str, Any] = read_json(self._require(job_name) / "state.json")
+        if state["TrainingJobStatus"] in ("InProgress", "Stopping") and not self._runner_alive(
+            job_name
+        ):
+            # the supervisor died without recording an end (machine reboot, kill -9)
+            state["TrainingJobStatus"] = "Failed"
+            state["FailureReason"] = (
+                "InternalServerError: the local job supervisor is gone (killed or the machine "
+                "restarted); see logs.txt"
+            )
+        return state
+
+    def stop(self, job_name: str) -> None:
+        folder = self._require(job_name)
+        state = read_json(folder / "state.json")
+        if state["TrainingJobStatus"] != "InProgress":
+            return
+        pid = self._runner_pid(job_name)
+        if pid is None:
+            raise BackendError(f"job {job_name!r} has no supervisor process to stop")
+        try:
+            os.kill(pid, signal.SIGTERM)
+        except ProcessLookupError:
+            pass
+
+    def log_lines(self, job_name: str, start: int = 0) -> tuple[list[str], int]:
+        """Complete log lines from byte offset ``start``, and the offset after them."""
+        path = self._require(job_name) / "logs.txt"
+        with path.open("rb") as f:
+            f.seek(start)
+            chunk = f.read()
+        end = chunk.rfind(b"\n")
+        if end < 0:
+            return [], start
+        text = chunk[: end + 1].decode("utf-8", errors="replace")
+        return text.splitlines(), start + end + 1
+
+    def list_jobs(self, max_results: int = 50) -> list[dict[str, Any]]:
+        if not self.jobs_dir.exists():
+            return []
+        rows = []
+        for folder in self.jobs_dir.iterdir():
+            state_path = folder / "state.json"
+            if state_path.exists():
+                try:
+                    rows.append(self.describe(folder.name))
+                except (OSError, ValueError):
+                    continue
+        rows.sort(key=lambda s: s.get("CreationTime", ""), reverse=True)
+        return rows[:max_results]
+
+    # -- helpers -------------------------------------------------------------------------
+    def spec(self, job_name: str) -> JobSpec:
+        return JobSpec.from_request(read_json(self._require(job_name) / "spec.json"))
+
+    def _runner_pid(self, job_name: str) -> int | None:
+        path = self.job_dir(job_name) / "runner.pid"
+        try:
+            return int(path.read_text().strip())
+        except (OSError, ValueError):
+            return None
+
+    def _runner_alive(self, job_name: str) -> bool:
+        pid = self._runner_pid(job_name)
+        if pid is None:
+            return True  # launching: the pid file is written right after the process starts
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return False
+        except PermissionError:
+            return True
+        # a zombie (our own child not yet reaped) is dead too
+        try:
+            stat = Path(f"/proc/{pid}/stat").read_text()
+            return stat.split()[2] != "Z"
+        except OSError:
+            return True

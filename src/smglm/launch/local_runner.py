@@ -1,0 +1,289 @@
+"""The local job supervisor: what SageMaker does around a training container, on this machine.
+
+``python -m smglm.launch.local_runner JOB_DIR`` is started detached by
+:class:`~smglm.launch.local.LocalBackend`. It moves the job through SageMaker's statuses
+(Starting, Downloading, Training, Uploading, then Completed, Failed or Stopped), lays out
+``JOB_DIR/ml`` as ``/opt/ml``, runs ``python -m smglm.runtime train`` with the job's
+environment, and on SIGTERM (a stop) forwards SIGTERM to training and SIGKILLs it after the
+grace period, as ``docker stop`` does on SageMaker. The runtime is a subprocess, never imported.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+import traceback
+from pathlib import Path
+from typing import Any
+
+from smglm.launch.local import now_iso, read_json, write_json_atomic
+from smglm.launch.spec import JobSpec
+from smglm.launch.storage import open_storage, pack_dir
+
+__all__ = ["main"]
+
+
+class Runner:
+    def __init__(self, folder: Path, grace: float) -> None:
+        self.folder = folder
+        self.grace = grace
+        self.spec = JobSpec.from_request(read_json(folder / "spec.json"))
+        self.ml = folder / "ml"
+        self.log_path = folder / "logs.txt"
+        self.stop_requested = threading.Event()
+        self.child: subprocess.Popen[bytes] | None = None
+        self.lock = threading.Lock()
+
+    # -- state ---------------------------------------------------------------------------
+    def update(self, **fields: Any) -> None:
+        with self.lock:
+            state = read_json(self.folder / "state.json")
+            state.update(fields)
+            state["LastModifiedTime"] = now_iso()
+            write_json_atomic(self.folder / "state.json", state)
+
+    def secondary(self, status: str, message: str) -> None:
+        with self.lock:
+            state = read_json(self.folder / "state.json")
+            now = now_iso()
+            transitions = state.setdefault("SecondaryStatusTransitions", [])
+            if transitions and "EndTime" not in transitions[-1]:
+                transitions[-1]["EndTime"] = now
+            transitions.append({"Status": status, "StartTime": now, "StatusMessage": message})
+            state["SecondaryStatus"] = status
+            state["LastModifiedTime"] = now
+            write_json_atomic(self.folder / "state.json", state)
+        self.log(f"[smglm-local] {status}: {message}")
+
+    def log(self, line: str) -> None:
+        with self.log_path.open("a", encoding="utf-8") as f:
+            f.write(line.rstrip("\n") + "\n")
+
+    # -- stages --------------------------------------------------------------------------
+    def download(self) -> None:
+        spec = self.spec
+        self.secondary("Downloading", "Downloading input data")
+        config_dir = self.ml / "input" / "config"
+        config_dir.mkdir(parents=True, exist_ok=True)
+        (self.ml / "model").mkdir(parents=True, exist_ok=True)
+        (self.ml / "output" / "data").mkdir(parents=True, exist_ok=True)
+        write_json_atomic(config_dir / "hyperparameters.json", spec.hyperparameters)
+        write_json_atomic(
+            config_dir / "inputdataconfig.json",
+            {
+                c.name: {
+                    "TrainingInputMode": c.input_mode,
+                    "S3DistributionType": "FullyReplicated",
+                    "RecordWrapperType": "None",
+                    **({"ContentType": c.content_type} if c.content_type else {}),
+                }
+                for c in spec.channels
+            },
+        )
+        write_json_atomic(
+            config_dir / "resourceconfig.json",
+            {
+                "current_host": "algo-1",
+                "current_instance_type": spec.instance_type,
+                "current_group_name": "homogeneousCluster",
+                "hosts": ["algo-1"],
+                "instance_groups": [
+                    {
+                        "instance_group_name": "homogeneousCluster",
+                        "instance_type": spec.instance_type,
+                        "hosts": ["algo-1"],
+                    }
+                ],
+                "network_interface_name": "eth0",
+            },
+        )
+        for channel in spec.channels:
+            dest = self.ml / "input" / "data" / channel.name
+            files = open_storage(channel.uri).download_prefix(channel.uri, dest)
+            size = sum(p.stat().st_size for p in files)
+            self.log(f"[smglm-local] channel {channel.name}: {len(files)} file(s), {size:,} bytes")
+
+    def train(self) -> int:
+        self.secondary("Training", "Training image download completed. Training in progress.")
+        env = dict(os.environ)
+        env.update(self.spec.environment)
+        env["SMGLM_ML_ROOT"] = str(self.ml)
+        env["TRAINING_JOB_NAME"] = self.spec.name
+        env["TRAINING_JOB_ARN"] = f"arn:smglm:local:training-job/{self.spec.name}"
+        env["PYTHONUNBUFFERED"] = "1"
+        started = time.monotonic()
+        self.update(TrainingStartTime=now_iso())
+        with self.log_path.open("ab") as out:
+            self.child = subprocess.Popen(
+                [sys.executable, "-m", "smglm.runtime", "train"],
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                env=env,
+                cwd=str(self.ml),
+            )
+            deadline = started + self.spec.max_runtime_seconds
+            timed_out = False
+            while True:
+                try:
+                    code = self.child.wait(timeout=0.2)
+                    break
+                except subprocess.TimeoutExpired:
+                    pass
+                if not timed_out and time.monotonic() > deadline:
+                    timed_out = True
+                    self.log("[smglm-local] MaxRuntimeInSeconds reached: stopping training")
+                    self.update(TrainingJobStatus="Stopping", SecondaryStatus="MaxRuntimeExceeded")
+                    self._terminate()
+        self.billable = max(1, math.ceil(time.monotonic() - started))
+        self.timed_out = timed_out
+        return code
+
+    def _terminate(self) -> None:
+        """SIGTERM, then SIGKILL after the grace period (``docker stop -t grace``)."""
+        child = self.child
+        if child is None or child.poll() is not None:
+            return
+        child.send_signal(signal.SIGTERM)
+
+        def killer() -> None:
+            try:
+                child.wait(timeout=self.grace)
+            except subprocess.TimeoutExpired:
+                self.log(f"[smglm-local] training ignored SIGTERM for {self.grace:g} s: SIGKILL")
+                child.kill()
+
+        threading.Thread(target=killer, daemon=True).start()
+
+    def on_sigterm(self, signum: int, frame: Any) -> None:
+        if self.stop_requested.is_set():
+            return
+        self.stop_requested.set()
+        self.update(TrainingJobStatus="Stopping")
+        self.log("[smglm-local] StopTrainingJob: sending SIGTERM to training")
+        self._terminate()
+
+    def upload(self, include_model: bool) -> dict[str, Any]:
+        self.secondary("Uploading", "Uploading generated training model")
+        spec = self.spec
+        out: dict[str, Any] = {}
+        tmp = self.folder / "artifacts"
+        if include_model:
+            archive = pack_dir(self.ml / "model", tmp / "model.tar.gz")
+            open_storage(spec.model_artifacts_uri).upload_file(archive, spec.model_artifacts_uri)
+            out["ModelArtifacts"] = {"S3ModelArtifacts": spec.model_artifacts_uri}
+        data_dir = self.ml / "output" / "data"
+        if data_dir.exists() and any(data_dir.iterdir()):
+            archive = pack_dir(data_dir, tmp / "output.tar.gz")
+            open_storage(spec.output_artifacts_uri).upload_file(
+                archive, spec.output_artifacts_uri
+            )
+            out["OutputArtifacts"] = {"S3OutputArtifacts": spec.output_artifacts_uri}
+        return out
+
+    def final_metrics(self) -> list[dict[str, Any]]:
+        """Apply the metric definitions to the log, as SageMaker does: the last match wins."""
+        text = self.log_path.read_text(encoding="utf-8", errors="replace")
+        rows = []
+        now = now_iso()
+        for definition in self.spec.metric_definitions:
+            matches = re.findall(definition["Regex"], text)
+            if matches:
+                last = matches[-1]
+                value = last if isinstance(last, str) else last[0]
+                try:
+                    rows.append(
+                        {"MetricName": definition["Name"], "Value": float(value), "Timestamp": now}
+                    )
+                except ValueError:
+                    continue
+        return rows
+
+    # -- the whole job -------------------------------------------------------------------
+    def run(self) -> int:
+        signal.signal(signal.SIGTERM, self.on_sigterm)
+        try:
+            self.download()
+            if self.stop_requested.is_set():
+                return self.finish("Stopped", None, include_model=False)
+            code = self.train()
+            if self.stop_requested.is_set() or self.timed_out:
+                reason = self._failure_text() or "Training job stopped"
+                return self.finish("Stopped", reason, include_model=False)
+            if code != 0:
+                reason = self._failure_text() or f"training exited with status {code}"
+                return self.finish("Failed", f"AlgorithmError: {reason}", include_model=False)
+            return self.finish("Completed", None, include_model=True)
+        except Exception as exc:
+            self.log(traceback.format_exc())
+            return self.finish(
+                "Failed", f"ClientError: {type(exc).__name__}: {exc}"[:1024], include_model=False
+            )
+
+    def _failure_text(self) -> str | None:
+        path = self.ml / "output" / "failure"
+        if path.exists():
+            text = path.read_text(encoding="utf-8", errors="replace").strip()
+            return text[:1024] if text else None
+        return None
+
+    def finish(self, status: str, reason: str | None, *, include_model: bool) -> int:
+        fields: dict[str, Any] = {}
+        try:
+            fields.update(self.upload(include_model=include_model))
+        except Exception as exc:
+            self.log(traceback.format_exc())
+            if status == "Completed":
+                status, reason = "Failed", f"ClientError: upload failed: {exc}"
+        fields["FinalMetricDataList"] = self.final_metrics() if self.spec.metric_definitions else []
+        final_secondary = {"Completed": "Completed", "Failed": "Failed", "Stopped": "Stopped"}
+        self.secondary(final_secondary[status], reason or f"Training job {status.lower()}")
+        end = now_iso()
+        fields.update(
+            TrainingJobStatus=status,
+            TrainingEndTime=end,
+            BillableTimeInSeconds=getattr(self, "billable", 0),
+        )
+        if reason:
+            fields["FailureReason"] = reason
+        with self.lock:
+            state = read_json(self.folder / "state.json")
+            transitions = state.get("SecondaryStatusTransitions", [])
+            if transitions and "EndTime" not in transitions[-1]:
+                transitions[-1]["EndTime"] = end
+            state.update(fields)
+            state["LastModifiedTime"] = end
+            write_json_atomic(self.folder / "state.json", state)
+        return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="smglm.launch.local_runner")
+    parser.add_argument("job_dir")
+    parser.add_argument("--grace", type=float, default=120.0)
+    args = parser.parse_args(argv)
+    folder = Path(args.job_dir)
+    runner = Runner(folder, args.grace)
+    runner.timed_out = False
+    try:
+        return runner.run()
+    except Exception:  # last resort: never leave a job InProgress forever
+        traceback.print_exc()
+        state = read_json(folder / "state.json")
+        state.update(
+            TrainingJobStatus="Failed",
+            FailureReason="InternalServerError: local supervisor crashed; see runner.log",
+        )
+        write_json_atomic(folder / "state.json", state)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,263 @@
+"""``smglm.train``: from a config and data to a running training job, on either backend.
+
+Steps: validate the GLMConfig (and the data, when it is on this machine) before anything is
+uploaded; upload data and config content-addressed; offer a finished job with the same config,
+data and image instead of a new one (``reuse``); build the JobSpec; print the cost line and
+apply the ``max_cost`` guard (SageMaker); launch; return a :class:`~smglm.launch.job.Job`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from smglm.config import GLMConfig, JobConfig, as_glm_config
+from smglm.errors import ConfigError, Issue
+from smglm.launch.backend import Backend, get_backend
+from smglm.launch.job import Job
+from smglm.launch.spec import Channel, JobSpec, make_job_name
+from smglm.launch.storage import hash_bytes, hash_path, open_storage
+
+__all__ = ["LOCAL_IMAGE", "Upload", "train", "upload_config", "upload_data"]
+
+log = logging.getLogger(__name__)
+
+#: The image name the local backend records (it runs the installed package, not an image).
+LOCAL_IMAGE = "smglm-local"
+
+DataLike = Any  # a DataFrame, a local path, or an s3:// / file:// URI
+
+
+@dataclass(frozen=True)
+class Upload:
+    """Where an input went, and the hash of its content."""
+
+    uri: str
+    sha256: str
+    reused: bool
+
+
+def _join(base: str, *parts: str) -> str:
+    return "/".join([base.rstrip("/"), *parts])
+
+
+def upload_data(data: DataLike, base_uri: str, *, name: str = "train") -> Upload:
+    """Upload a DataFrame (as Parquet), a file or a folder under ``<base>/inputs/<hash>/``;
+    an ``s3://``/``file://`` URI is used as it is. Identical content is uploaded once."""
+    import pandas as pd
+
+    if isinstance(data, str) and data.startswith(("s3://", "file://")):
+        return Upload(data, hashlib.sha256(data.encode()).hexdigest(), reused=True)
+    if isinstance(data, pd.DataFrame):
+        buf = io.BytesIO()
+        data.to_parquet(buf, index=False)
+        payload = buf.getvalue()
+        digest = hash_bytes(payload)
+        uri = _join(base_uri, "inputs", digest[:20], f"{name}.parquet")
+        storage = open_storage(uri)
+        if storage.exists(uri):
+            return Upload(_join(base_uri, "inputs", digest[:20]) + "/", digest, reused=True)
+        storage.upload_bytes(payload, uri)
+        return Upload(_join(base_uri, "inputs", digest[:20]) + "/", digest, reused=False)
+    path = Path(data)
+    digest = hash_path(path)
+    prefix = _join(base_uri, "inputs", digest[:20])
+    files = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file())
+    storage = open_storage(prefix)
+    reused = True
+    for f in files:
+        rel = f.name if path.is_file() else str(f.relative_to(path))
+        target = _join(prefix, rel)
+        if not storage.exists(target):
+            storage.upload_file(f, target, progress=True)
+            reused = False
+    return Upload(prefix + "/", digest, reused=reused)
+
+
+def upload_config(config: GLMConfig, base_uri: str) -> Upload:
+    """Upload the resolved GLMConfig as ``glm.json`` under ``<base>/inputs/<hash>/``."""
+    payload = config.to_json().encode()
+    digest = hash_bytes(payload)
+    prefix = _join(base_uri, "inputs", digest[:20])
+    uri = _join(prefix, "glm.json")
+    storage = open_storage(uri)
+    if storage.exists(uri):
+        return Upload(prefix + "/", digest, reused=True)
+    storage.upload_bytes(payload, uri)
+    return Upload(prefix + "/", digest, reused=False)
+
+
+def _check_local_data(config: GLMConfig, data: DataLike, what: str) -> None:
+    """Run the data checks here when the data is on this machine (before any upload)."""
+    import warnings
+
+    import pandas as pd
+
+    from smglm.glm.data import prepare, read_table
+
+    if isinstance(data, str) and data.startswith(("s3://", "file://")):
+        return
+    frame = data if isinstance(data, pd.DataFrame) else read_table(data, what=what)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        prepare(config, frame, what=what)
+
+
+def _job_config(job: JobConfig | dict[str, Any] | None, overrides: dict[str, Any]) -> JobConfig:
+    base = job if isinstance(job, JobConfig) else JobConfig.from_dict(job or {})
+    if overrides:
+        data = base.to_dict()
+        unknown = [k for k in overrides if k not in data]
+        if unknown:
+            from smglm.errors import did_you_mean
+
+            raise ConfigError(
+                [
+                    Issue(k, f"is not a JobConfig field.{did_you_mean(k, list(data))}", k)
+                    for k in unknown
+                ]
+            )
+        data.update(overrides)
+        base = JobConfig.from_dict(data)
+    return base
+
+
+def _storage_base(job: JobConfig, backend: Backend) -> str:
+    if job.output_path:
+        return job.output_path
+    if backend.name == "local":
+        home = getattr(backend, "home", Path(".smglm").absolute())
+        return f"file://{Path(home) / 'storage'}"
+    resolve = getattr(backend, "default_output_path", None)
+    if resolve is None:
+        raise ConfigError([Issue("output_path", "set output_path or bucket for this backend")])
+    return str(resolve(job))
+
+
+def _find_reusable(backend: Backend, tags: dict[str, str]) -> str | None:
+    keys = ("smglm.config_hash", "smglm.data_hash", "smglm.test_data_hash", "smglm.image")
+    for state in backend.list_jobs(100):
+        if state.get("TrainingJobStatus") != "Completed":
+            continue
+        job_tags = state.get("Tags") or {}
+        if isinstance(job_tags, list):
+            job_tags = {t["Key"]: t["Value"] for t in job_tags}
+        if all(job_tags.get(k) == tags.get(k) for k in keys):
+            return str(state["TrainingJobName"])
+    return None
+
+
+def train(
+    config: GLMConfig | dict[str, Any] | str | Path,
+    data: DataLike,
+    *,
+    test_data: DataLike | None = None,
+    job: JobConfig | dict[str, Any] | None = None,
+    backend: str | Backend | None = None,
+    wait: bool = False,
+    reuse: bool = False,
+    logs: bool = True,
+    **job_fields: Any,
+) -> Job:
+    """Start a training job and return its handle.
+
+    Parameters
+    ----------
+    config
+        The GLMConfig (object, dict, or YAML/JSON path).
+    data, test_data
+        A DataFrame, a local CSV/Parquet file or folder, or an ``s3://``/``file://`` URI.
+    job
+        A :class:`~smglm.JobConfig` (or dict); keyword arguments override its fields, e.g.
+        ``instance_type="ml.m5.2xlarge"``, ``job_name="freq-v1"``, ``max_cost=2.0``.
+    backend
+        ``"local"`` (default: JobConfig.backend) or ``"sagemaker"``, or a Backend object.
+    wait
+        Follow the job until it ends (status and log lines), then return.
+    reuse
+        Return a completed job with the same config, data and image instead of a new one.
+    """
+    cfg = as_glm_config(config).resolved()
+    jc = _job_config(job, job_fields)
+    be = get_backend(backend or jc.backend) if not isinstance(backend, Backend) else backend
+    _check_local_data(cfg, data, "data")
+    if test_data is not None:
+        _check_local_data(cfg, test_data, "test data")
+
+    image = jc.image_uri or (LOCAL_IMAGE if be.name == "local" else None)
+    prepare_image = getattr(be, "prepare_image", None)
+    if prepare_image is not None:
+        image = prepare_image(jc)
+    if not image:
+        raise ConfigError([Issue("image_uri", "no image for the sagemaker backend")])
+
+    base = _storage_base(jc, be)
+    data_up = upload_data(data, base, name="train")
+    test_up = upload_data(test_data, base, name="test") if test_data is not None else None
+    config_up = upload_config(cfg, base)
+    tags = {
+        "smglm.config_hash": config_up.sha256[:20],
+        "smglm.data_hash": data_up.sha256[:20],
+        "smglm.test_data_hash": test_up.sha256[:20] if test_up else "",
+        "smglm.image": image,
+        "smglm.backend": be.name,
+        "smglm.version": _version(),
+        **jc.tags,
+    }
+    if reuse:
+        found = _find_reusable(be, tags)
+        if found:
+            print(f"[smglm] reusing completed job {found} (same config, data and image)")
+            return Job(found, be, reused=True)
+
+    from smglm.runtime.metrics import METRIC_DEFINITIONS  # the one list (a constant module)
+
+    name = jc.job_name or make_job_name(f"smglm-{cfg.family}")
+    channels = [
+        Channel("train", data_up.uri),
+        Channel("config", config_up.uri, content_type="application/json"),
+    ]
+    if test_up:
+        channels.append(Channel("test", test_up.uri))
+    spec = JobSpec(
+        name=name,
+        image_uri=image,
+        output_path=_join(base, "jobs"),
+        channels=tuple(channels),
+        role_arn=getattr(be, "resolve_role", lambda j: jc.role)(jc),
+        instance_type=jc.instance_type,
+        instance_count=jc.instance_count,
+        volume_size_gb=jc.volume_size_gb,
+        max_runtime_seconds=jc.max_runtime_seconds,
+        environment=_environment(jc),
+        metric_definitions=tuple(METRIC_DEFINITIONS),
+        tags=tags,
+    )
+    cost_check = getattr(be, "check_cost", None)
+    if cost_check is not None:
+        cost_check(spec, jc.max_cost)
+    be.launch(spec)
+    handle = Job(name, be)
+    if wait:
+        handle.wait(logs=logs)
+    return handle
+
+
+def _environment(jc: JobConfig) -> dict[str, str]:
+    env: dict[str, str] = {}
+    if jc.mlflow_tracking_uri:
+        env["MLFLOW_TRACKING_URI"] = jc.mlflow_tracking_uri
+    if jc.mlflow_experiment:
+        env["MLFLOW_EXPERIMENT_NAME"] = jc.mlflow_experiment
+    return env
+
+
+def _version() -> str:
+    from smglm import __version__
+
+    return __version__
+
