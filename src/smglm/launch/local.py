@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
 from datetime import datetime, timezone
@@ -24,7 +23,17 @@ from typing import Any
 from smglm.errors import BackendError
 from smglm.launch.spec import JobSpec
 
-__all__ = ["LocalBackend", "default_home", "now_iso", "read_json", "write_json_atomic"]
+__all__ = [
+    "STOP_FILE",
+    "LocalBackend",
+    "default_home",
+    "now_iso",
+    "read_json",
+    "write_json_atomic",
+]
+
+#: Written into a job's folder to ask its supervisor to stop the job.
+STOP_FILE = "stop-requested"
 
 
 def default_home() -> Path:
@@ -161,17 +170,14 @@ class LocalBackend:
         return state
 
     def stop(self, job_name: str) -> None:
+        """Ask the supervisor to stop the job: it polls for the ``stop-requested`` file (a
+        signal could arrive before it has installed its handler), then SIGTERMs training and
+        SIGKILLs it after the grace period."""
         folder = self._require(job_name)
         state = read_json(folder / "state.json")
         if state["TrainingJobStatus"] != "InProgress":
             return
-        pid = self._runner_pid(job_name)
-        if pid is None:
-            raise BackendError(f"job {job_name!r} has no supervisor process to stop")
-        try:
-            os.kill(pid, signal.SIGTERM)
-        except ProcessLookupError:
-            pass
+        (folder / STOP_FILE).write_text(now_iso())
 
     def log_lines(self, job_name: str, start: int = 0) -> tuple[list[str], int]:
         """Complete log lines from byte offset ``start``, and the offset after them."""

@@ -23,7 +23,7 @@ import traceback
 from pathlib import Path
 from typing import Any
 
-from smglm.launch.local import now_iso, read_json, write_json_atomic
+from smglm.launch.local import STOP_FILE, now_iso, read_json, write_json_atomic
 from smglm.launch.spec import JobSpec
 from smglm.launch.storage import open_storage, pack_dir
 
@@ -40,6 +40,8 @@ class Runner:
         self.stop_requested = threading.Event()
         self.child: subprocess.Popen[bytes] | None = None
         self.lock = threading.Lock()
+        self.timed_out = False
+        self.billable = 0
 
     # -- state ---------------------------------------------------------------------------
     def update(self, **fields: Any) -> None:
@@ -105,6 +107,9 @@ class Runner:
             },
         )
         for channel in spec.channels:
+            if self.stop_file_seen():
+                self.stop_requested.set()
+                return
             dest = self.ml / "input" / "data" / channel.name
             files = open_storage(channel.uri).download_prefix(channel.uri, dest)
             size = sum(p.stat().st_size for p in files)
@@ -137,10 +142,12 @@ class Runner:
                     break
                 except subprocess.TimeoutExpired:
                     pass
+                if self.stop_file_seen():
+                    self.request_stop("StopTrainingJob")
                 if not timed_out and time.monotonic() > deadline:
                     timed_out = True
                     self.log("[smglm-local] MaxRuntimeInSeconds reached: stopping training")
-                    self.update(TrainingJobStatus="Stopping", SecondaryStatus="MaxRuntimeExceeded")
+                    self.update(TrainingJobStatus="Stopping")
                     self._terminate()
         self.billable = max(1, math.ceil(time.monotonic() - started))
         self.timed_out = timed_out
@@ -162,13 +169,19 @@ class Runner:
 
         threading.Thread(target=killer, daemon=True).start()
 
-    def on_sigterm(self, signum: int, frame: Any) -> None:
+    def stop_file_seen(self) -> bool:
+        return (self.folder / STOP_FILE).exists()
+
+    def request_stop(self, why: str) -> None:
         if self.stop_requested.is_set():
             return
         self.stop_requested.set()
         self.update(TrainingJobStatus="Stopping")
-        self.log("[smglm-local] StopTrainingJob: sending SIGTERM to training")
+        self.log(f"[smglm-local] {why}: sending SIGTERM to training")
         self._terminate()
+
+    def on_sigterm(self, signum: int, frame: Any) -> None:
+        self.request_stop("SIGTERM received")
 
     def upload(self, include_model: bool) -> dict[str, Any]:
         self.secondary("Uploading", "Uploading generated training model")
@@ -182,9 +195,7 @@ class Runner:
         data_dir = self.ml / "output" / "data"
         if data_dir.exists() and any(data_dir.iterdir()):
             archive = pack_dir(data_dir, tmp / "output.tar.gz")
-            open_storage(spec.output_artifacts_uri).upload_file(
-                archive, spec.output_artifacts_uri
-            )
+            open_storage(spec.output_artifacts_uri).upload_file(archive, spec.output_artifacts_uri)
             out["OutputArtifacts"] = {"S3OutputArtifacts": spec.output_artifacts_uri}
         return out
 
@@ -211,8 +222,10 @@ class Runner:
         signal.signal(signal.SIGTERM, self.on_sigterm)
         try:
             self.download()
-            if self.stop_requested.is_set():
-                return self.finish("Stopped", None, include_model=False)
+            if self.stop_requested.is_set() or self.stop_file_seen():
+                return self.finish(
+                    "Stopped", "Training job stopped before training started", include_model=False
+                )
             code = self.train()
             if self.stop_requested.is_set() or self.timed_out:
                 reason = self._failure_text() or "Training job stopped"
@@ -243,13 +256,15 @@ class Runner:
             if status == "Completed":
                 status, reason = "Failed", f"ClientError: upload failed: {exc}"
         fields["FinalMetricDataList"] = self.final_metrics() if self.spec.metric_definitions else []
-        final_secondary = {"Completed": "Completed", "Failed": "Failed", "Stopped": "Stopped"}
-        self.secondary(final_secondary[status], reason or f"Training job {status.lower()}")
+        final_secondary = status
+        if status == "Stopped" and self.timed_out:
+            final_secondary = "MaxRuntimeExceeded"
+        self.secondary(final_secondary, reason or f"Training job {status.lower()}")
         end = now_iso()
         fields.update(
             TrainingJobStatus=status,
             TrainingEndTime=end,
-            BillableTimeInSeconds=getattr(self, "billable", 0),
+            BillableTimeInSeconds=self.billable,
         )
         if reason:
             fields["FailureReason"] = reason
@@ -271,7 +286,6 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     folder = Path(args.job_dir)
     runner = Runner(folder, args.grace)
-    runner.timed_out = False
     try:
         return runner.run()
     except Exception:  # last resort: never leave a job InProgress forever

@@ -64,7 +64,12 @@ class Channel:
             )
         if not self.uri.startswith(("s3://", "file://")):
             raise ConfigError(
-                [Issue("channel", f"channel {self.name!r}: URI must be s3:// or file://; got {self.uri!r}")]
+                [
+                    Issue(
+                        "channel",
+                        f"channel {self.name!r}: URI must be s3:// or file://; got {self.uri!r}",
+                    )
+                ]
             )
 
 

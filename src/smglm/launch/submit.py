@@ -260,4 +260,3 @@ def _version() -> str:
     from smglm import __version__
 
     return __version__
-

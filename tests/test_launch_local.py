@@ -1,0 +1,244 @@
+"""The local backend end to end: real supervisor and runtime subprocesses, real files."""
+
+from __future__ import annotations
+
+import io
+import json
+import tarfile
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import smglm
+from smglm.datasets import motor
+from smglm.errors import BackendError, ConfigError, DataError, JobFailed
+from smglm.launch import Job, JobSpec, list_jobs, make_job_name
+from smglm.launch.local import LocalBackend
+from smglm.launch.spec import Channel
+from smglm.launch.storage import extract_tar, file_path
+from smglm.launch.submit import upload_data
+
+CONFIG = {
+    "target": "claim_count",
+    "predictors": ["driver_age", "vehicle_power", "area", "region"],
+    "exposure": "exposure",
+    "family": "poisson",
+}
+
+
+@pytest.fixture
+def backend(tmp_path) -> LocalBackend:
+    return LocalBackend(tmp_path / "home", stop_grace_seconds=5)
+
+
+@pytest.fixture(scope="module")
+def data() -> pd.DataFrame:
+    return motor(8_000, seed=3)
+
+
+@pytest.fixture(scope="module")
+def completed(tmp_path_factory, data):
+    be = LocalBackend(tmp_path_factory.mktemp("done") / "home")
+    out = io.StringIO()
+    job = smglm.train(CONFIG, data, backend=be)
+    job.wait(out=out)
+    return job, out.getvalue()
+
+
+def test_train_local_job_completes_through_sagemaker_statuses(completed):
+    job, printed = completed
+    state = job.describe()
+    assert state["TrainingJobStatus"] == "Completed"
+    steps = [t["Status"] for t in state["SecondaryStatusTransitions"]]
+    assert steps == ["Starting", "Downloading", "Training", "Uploading", "Completed"]
+    assert all("EndTime" in t for t in state["SecondaryStatusTransitions"])
+    assert job.billable_seconds >= 1
+    assert "Completed - Completed" in printed and "train:deviance=" in printed
+
+
+def test_train_local_job_uploads_artifacts_where_sagemaker_would(completed):
+    job, _ = completed
+    spec = job.backend.spec(job.name)
+    assert job.model_uri == spec.model_artifacts_uri
+    assert job.model_uri.endswith(f"/{job.name}/output/model.tar.gz")
+    with tarfile.open(file_path(job.model_uri)) as tar:
+        names = tar.getnames()
+    assert {"model.json", "metrics.json", "coefficients.csv", "config.yaml"} <= set(names)
+    assert file_path(spec.output_artifacts_uri).exists()
+
+
+def test_train_local_job_model_equals_in_process_fit(completed, data):
+    job, _ = completed
+    direct = smglm.fit(CONFIG, data)
+    pd.testing.assert_series_equal(
+        job.model.coefficients["estimate"], direct.coefficients["estimate"], rtol=1e-9
+    )
+    np.testing.assert_allclose(job.model.predict(data), direct.predict(data), rtol=1e-9)
+
+
+def test_train_local_job_final_metrics_match_metrics_json(completed):
+    job, _ = completed
+    captured = {r["MetricName"]: r["Value"] for r in job.describe()["FinalMetricDataList"]}
+    train = job.metrics["train"]
+    for name in ("deviance", "aic", "gini", "n_obs"):
+        assert captured[f"train:{name}"] == pytest.approx(train[name], rel=1e-12)
+
+
+def test_artifacts_are_cached_and_attach_after_restart(completed):
+    job, _ = completed
+    folder = job.artifacts()
+    assert (folder / "model" / "model.json").exists()
+    assert any((folder / "output").rglob("*.png"))
+    again = Job.attach(job.name, LocalBackend(job.backend.home))  # a new process would do this
+    assert again.status == "Completed"
+    assert again.artifacts() == folder
+    assert [j.name for j in list_jobs(LocalBackend(job.backend.home))] == [job.name]
+
+
+def test_train_reuse_returns_the_completed_job_and_new_runs_otherwise(completed, data):
+    job, _ = completed
+    same = smglm.train(CONFIG, data, backend=job.backend, reuse=True)
+    assert same.name == job.name and same.reused
+    other = smglm.train(
+        {**CONFIG, "predictors": ["driver_age"]}, data, backend=job.backend, reuse=True
+    )
+    assert other.name != job.name and not other.reused
+    other.wait(logs=False, out=io.StringIO())
+
+
+def test_train_failure_keeps_reason_and_logs(backend, data, tmp_path):
+    path = tmp_path / "train.csv"
+    data.drop(columns="region").to_csv(path, index=False)
+    job = smglm.train(CONFIG, f"file://{path}", backend=backend)  # a URI: checked remotely
+    with pytest.raises(JobFailed) as info:
+        job.wait(out=io.StringIO())
+    assert job.status == "Failed"
+    assert info.value.reason.startswith("AlgorithmError: ClientError")
+    assert "'region'" in info.value.reason
+    assert "Traceback" in job.logs() or "region" in job.logs()
+    assert job.model_uri is None
+    with pytest.raises(BackendError, match="no model artifacts"):
+        job.artifacts()
+
+
+def test_train_checks_local_data_before_uploading(backend, data):
+    with pytest.raises(DataError, match="'regoin'"):
+        smglm.train({**CONFIG, "predictors": ["regoin"]}, data, backend=backend)
+    assert not (backend.home / "storage").exists()
+
+
+def test_train_unknown_job_field_is_a_config_error(backend, data):
+    with pytest.raises(ConfigError, match="Did you mean 'instance_type'"):
+        smglm.train(CONFIG, data, backend=backend, instance_typ="ml.m5.large")
+
+
+@pytest.mark.slow
+def test_stop_sends_sigterm_and_job_ends_stopped(tmp_path):
+    be = LocalBackend(tmp_path / "home", stop_grace_seconds=10)
+    big = motor(600_000, seed=5)
+    cfg = {
+        **CONFIG,
+        "predictors": [
+            c
+            for c in big.columns
+            if c not in ("policy_id", "exposure", "claim_count", "claim_amount", "severity")
+        ],
+    }
+    job = smglm.train(cfg, big, backend=be)
+    deadline = time.monotonic() + 60
+    while job.secondary_status != "Training" and time.monotonic() < deadline:
+        time.sleep(0.1)
+    time.sleep(0.5)
+    t0 = time.monotonic()
+    job.stop()
+    job.wait(out=io.StringIO(), raise_on_failure=False, timeout=30)
+    assert time.monotonic() - t0 < 10
+    assert job.status == "Stopped"
+    assert "SIGTERM" in (job.failure_reason or "")
+
+
+def test_wait_ctrl_c_asks_and_stops_when_told(backend, data):
+    job = smglm.train(CONFIG, data, backend=backend)
+
+    class Interrupting(io.StringIO):
+        fired = False
+
+        def write(self, s):  # Ctrl-C arrives while the first status line prints
+            if not self.fired:
+                self.fired = True
+                raise KeyboardInterrupt
+            return super().write(s)
+
+    questions = []
+    job.wait(out=Interrupting(), ask=lambda q: questions.append(q) or "y")
+    assert questions and job.name in questions[0]
+    job.wait(out=io.StringIO(), raise_on_failure=False, timeout=60)
+    assert job.status in ("Stopped", "Completed")  # a fast job may finish before SIGTERM lands
+
+
+def test_upload_data_is_content_addressed(tmp_path, data):
+    base = f"file://{tmp_path}/store"
+    first = upload_data(data, base)
+    second = upload_data(data.copy(), base)
+    assert first.uri == second.uri and not first.reused and second.reused
+    changed = upload_data(data.iloc[:-1], base)
+    assert changed.uri != first.uri
+
+
+def test_job_names_follow_sagemaker_rules():
+    names = {make_job_name("smglm_poisson model!" * 5) for _ in range(20)}
+    assert len(names) == 20
+    for name in names:
+        assert len(name) <= 63 and all(c.isalnum() or c == "-" for c in name)
+    with pytest.raises(ConfigError, match="1-63 characters"):
+        JobSpec(name="bad_name", image_uri="x", output_path="file:///tmp", channels=())
+
+
+def test_job_spec_request_round_trip():
+    spec = JobSpec(
+        name="a-job",
+        image_uri="123.dkr.ecr.us-east-1.amazonaws.com/smglm:0.1.0",
+        output_path="s3://bucket/smglm/jobs",
+        channels=(Channel("train", "s3://bucket/in/"), Channel("config", "s3://bucket/cfg/")),
+        role_arn="arn:aws:iam::123:role/x",
+        hyperparameters={"alpha": "0.1"},
+        environment={"A": "1"},
+        metric_definitions=({"Name": "m", "Regex": "m=(.*?);"},),
+        tags={"k": "v"},
+    )
+    request = spec.to_request()
+    assert request["InputDataConfig"][0]["DataSource"]["S3DataSource"]["S3Uri"] == "s3://bucket/in/"
+    assert JobSpec.from_request(json.loads(json.dumps(request))) == spec
+    with pytest.raises(ConfigError, match="strings"):
+        JobSpec(
+            name="a", image_uri="x", output_path="s3://b/p", channels=(), hyperparameters={"a": 1}
+        )
+
+
+def _tar_with(member: tarfile.TarInfo, data: bytes = b"") -> bytes:
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w:gz") as tar:
+        tar.addfile(member, io.BytesIO(data) if member.isfile() else None)
+    return buf.getvalue()
+
+
+@pytest.mark.parametrize("kind", ["dotdot", "absolute", "symlink", "hardlink"])
+def test_extract_tar_refuses_escapes_and_links(tmp_path, kind):
+    if kind == "dotdot":
+        member = tarfile.TarInfo("../evil.txt")
+        member.size = 1
+    elif kind == "absolute":
+        member = tarfile.TarInfo("/tmp/evil.txt")
+        member.size = 1
+    else:
+        member = tarfile.TarInfo("link")
+        member.type = tarfile.SYMTYPE if kind == "symlink" else tarfile.LNKTYPE
+        member.linkname = "/etc/passwd"
+    archive = _tar_with(member, b"x")
+    with pytest.raises(BackendError, match="refusing"):
+        extract_tar(archive, tmp_path / "out")
+    assert not (tmp_path / "evil.txt").exists()
+    assert not any(Path(tmp_path / "out").rglob("*")) if (tmp_path / "out").exists() else True
