@@ -1,4 +1,5 @@
-"""The ``smglm`` command line: ``demo``, ``fit``, ``data`` (and the job commands as they come).
+"""The ``smglm`` command line: ``demo``, ``train``, ``jobs``, ``logs``, ``stop``, ``show``,
+``fit`` (in process) and ``data`` (sample data).
 
 Every subcommand is a small function; errors from smglm are printed as one message (no
 traceback) with exit status 2 for a user's mistake, 1 for anything else.
@@ -11,9 +12,10 @@ import logging
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 from smglm import __version__
-from smglm.errors import ConfigError, DataError, ModelError, SmglmError
+from smglm.errors import ConfigError, DataError, JobFailed, ModelError, SmglmError
 
 __all__ = ["main"]
 
@@ -31,10 +33,13 @@ test: {fraction: 0.2, seed: 42}
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
+    """A local training job end to end: data, config, upload, train, artifacts, summary."""
+    import smglm
     from smglm.config import GLMConfig
     from smglm.datasets import motor
+    from smglm.launch.local import LocalBackend
 
-    out = Path(args.out)
+    out = Path(args.out).absolute()
     out.mkdir(parents=True, exist_ok=True)
     data_path = out / "motor.parquet"
     print(f"[demo] generating {args.rows:,} rows of synthetic motor data -> {data_path}")
@@ -42,8 +47,17 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     config_path = out / "glm.yaml"
     config_path.write_text(DEMO_CONFIG, encoding="utf-8")
     config = GLMConfig.from_file(config_path)
-    print(f"[demo] config {config_path}:\n{config.to_yaml()}")
-    return _fit_and_report(config, data_path, out / "model", out / "report")
+    print(f"[demo] config {config_path}")
+    backend = LocalBackend(out / ".smglm")
+    job = smglm.train(config, data_path, backend=backend)
+    print(f"[demo] started local training job {job.name}")
+    job.wait(logs=args.logs)
+    result = job.model
+    print(result.summary())
+    folder = job.artifacts()
+    print(f"[demo] model directory: {folder / 'model'}")
+    print(f"[demo] report and plots: {folder / 'output'}")
+    return 0
 
 
 def _fit_and_report(config: object, data: Path, model_dir: Path, report_dir: Path) -> int:
@@ -85,6 +99,80 @@ def _cmd_data(args: argparse.Namespace) -> int:
     return 0
 
 
+def _backend(args: argparse.Namespace) -> Any:
+    from smglm.launch import get_backend
+
+    return get_backend(args.backend)
+
+
+def _cmd_train(args: argparse.Namespace) -> int:
+    import smglm
+
+    fields: dict[str, Any] = {}
+    for name in ("instance_type", "job_name", "max_cost", "image_uri", "role", "output_path"):
+        value = getattr(args, name)
+        if value is not None:
+            fields[name] = value
+    job = smglm.train(
+        args.config,
+        args.data,
+        test_data=args.test,
+        backend=args.backend,
+        reuse=not args.new,
+        **fields,
+    )
+    print(job.name)
+    if args.wait:
+        job.wait()
+        print(job.model.summary())
+    return 0
+
+
+def _cmd_jobs(args: argparse.Namespace) -> int:
+    rows = _backend(args).list_jobs(args.max)
+    if not rows:
+        print("no jobs")
+        return 0
+    print(f"{'job':<48} {'status':<11} {'secondary':<12} created")
+    for r in rows:
+        print(
+            f"{r['TrainingJobName']:<48} {r['TrainingJobStatus']:<11} "
+            f"{r.get('SecondaryStatus', ''):<12} {str(r.get('CreationTime', ''))[:19]}"
+        )
+    return 0
+
+
+def _cmd_logs(args: argparse.Namespace) -> int:
+    from smglm.launch import Job
+
+    job = Job.attach(args.job, _backend(args))
+    if args.follow:
+        job.wait(raise_on_failure=False)
+    else:
+        print(job.logs())
+    return 0
+
+
+def _cmd_stop(args: argparse.Namespace) -> int:
+    from smglm.launch import Job
+
+    Job.attach(args.job, _backend(args)).stop()
+    print(f"stop requested: {args.job}")
+    return 0
+
+
+def _cmd_show(args: argparse.Namespace) -> int:
+    from smglm.launch import Job
+
+    job = Job.attach(args.job, _backend(args))
+    print(repr(job))
+    if job.status == "Completed":
+        print(job.model.summary())
+    elif job.failure_reason:
+        print(f"failure: {job.failure_reason}")
+    return 0
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="smglm",
@@ -97,7 +185,10 @@ def _parser() -> argparse.ArgumentParser:
     demo = sub.add_parser("demo", help="generate sample data, fit and report a GLM end to end")
     demo.add_argument("--rows", type=int, default=50_000, help="rows of synthetic data")
     demo.add_argument("--seed", type=int, default=0, help="random seed of the data")
-    demo.add_argument("--out", default="smglm-demo", help="folder for data, model and report")
+    demo.add_argument("--out", default="smglm-demo", help="folder for data, jobs and artifacts")
+    demo.add_argument(
+        "--logs", action=argparse.BooleanOptionalAction, default=False, help="show the job's log"
+    )
     demo.set_defaults(func=_cmd_demo)
 
     fit = sub.add_parser("fit", help="fit a GLM in this process (no job, no backend)")
@@ -105,6 +196,40 @@ def _parser() -> argparse.ArgumentParser:
     fit.add_argument("data", help="CSV/Parquet file or folder")
     fit.add_argument("--out", default="smglm-fit", help="folder for the model and report")
     fit.set_defaults(func=_cmd_fit)
+
+    train = sub.add_parser("train", help="start a training job (local by default)")
+    train.add_argument("config", help="GLMConfig YAML or JSON file")
+    train.add_argument("data", help="CSV/Parquet file or folder, or an s3:// URI")
+    train.add_argument("--test", help="test data (else the config's test split)")
+    train.add_argument("--backend", choices=["local", "sagemaker"], default="local")
+    train.add_argument("--instance-type", dest="instance_type", help="e.g. ml.m5.xlarge")
+    train.add_argument("--name", dest="job_name", help="job name (default: generated)")
+    train.add_argument("--image", dest="image_uri", help="training image URI (sagemaker)")
+    train.add_argument("--role", help="IAM role ARN (sagemaker)")
+    train.add_argument("--output-path", dest="output_path", help="s3:// or file:// prefix")
+    train.add_argument("--max-cost", dest="max_cost", type=float, help="refuse above this $")
+    train.add_argument("--new", action="store_true", help="run even if an identical job exists")
+    train.add_argument(
+        "--wait", action=argparse.BooleanOptionalAction, default=True, help="follow the job"
+    )
+    train.set_defaults(func=_cmd_train)
+
+    for cmd, helptext, func in (
+        ("logs", "print a job's log", _cmd_logs),
+        ("stop", "stop a job", _cmd_stop),
+        ("show", "a job's status and, when done, its model summary", _cmd_show),
+    ):
+        p = sub.add_parser(cmd, help=helptext)
+        p.add_argument("job", help="training job name")
+        p.add_argument("--backend", choices=["local", "sagemaker"], default="local")
+        if cmd == "logs":
+            p.add_argument("-f", "--follow", action="store_true", help="follow until it ends")
+        p.set_defaults(func=func)
+
+    jobs = sub.add_parser("jobs", help="list recent jobs")
+    jobs.add_argument("--backend", choices=["local", "sagemaker"], default="local")
+    jobs.add_argument("--max", type=int, default=20, help="how many")
+    jobs.set_defaults(func=_cmd_jobs)
 
     data = sub.add_parser("data", help="write the synthetic motor data set")
     data.add_argument("out", help="output file: .parquet, .csv or .csv.gz")
@@ -128,6 +253,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (ConfigError, DataError, ModelError) as exc:
         print(f"smglm {args.command}: {exc}", file=sys.stderr)
         return 2
+    except JobFailed as exc:
+        print(f"smglm {args.command}: {exc}", file=sys.stderr)
+        return 1
     except SmglmError as exc:
         print(f"smglm {args.command}: {exc}", file=sys.stderr)
         return 1

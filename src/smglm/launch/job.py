@@ -170,12 +170,12 @@ class Job:
         from smglm.launch.storage import extract_tar, open_storage
 
         state = self.describe()
-        folder = Path(dest) if dest else default_home() / "artifacts" / self.name
+        home = getattr(self.backend, "home", None) or default_home()
+        folder = Path(dest) if dest else Path(home) / "artifacts" / self.name
         model_uri = (state.get("ModelArtifacts") or {}).get("S3ModelArtifacts")
         if not model_uri:
-            raise BackendError(
-                f"job {self.name!r} has no model artifacts (status {state.get('TrainingJobStatus')})"
-            )
+            status = state.get("TrainingJobStatus")
+            raise BackendError(f"job {self.name!r} has no model artifacts (status {status})")
         if not (folder / "model" / "model.json").exists():
             tmp = folder / ".download"
             archive = open_storage(model_uri).download_file(model_uri, tmp / "model.tar.gz")
@@ -200,7 +200,8 @@ class Job:
     # -- reprs ---------------------------------------------------------------------------
     def __repr__(self) -> str:
         state = self.describe()
-        text = f"Job({self.name!r}, backend={self.backend.name!r}, status={state.get('TrainingJobStatus')!r}"
+        status = state.get("TrainingJobStatus")
+        text = f"Job({self.name!r}, backend={self.backend.name!r}, status={status!r}"
         if state.get("FailureReason"):
             text += f", reason={state['FailureReason'][:80]!r}"
         return text + ")"
