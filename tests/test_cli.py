@@ -1,0 +1,85 @@
+"""The ``smglm`` command line, run as a user runs it (a subprocess)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+
+def _smglm(*args: str, cwd: Path, home: Path | None = None) -> subprocess.CompletedProcess[str]:
+    env = dict(os.environ)
+    if home is not None:
+        env["SMGLM_HOME"] = str(home)
+    return subprocess.run(
+        [sys.executable, "-m", "smglm", *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+
+
+def test_cli_demo_runs_a_local_training_job_end_to_end(tmp_path):
+    proc = _smglm("demo", "--rows", "4000", "--out", "demo", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert "Completed - Completed" in proc.stdout
+    assert "train: n=3200" in proc.stdout and "test: n=800" in proc.stdout
+    artifacts = list((tmp_path / "demo" / ".smglm" / "artifacts").iterdir())
+    assert len(artifacts) == 1
+    model = artifacts[0] / "model"
+    metrics = json.loads((model / "metrics.json").read_text())
+    assert metrics["fit"]["converged"] is True
+    assert any((artifacts[0] / "output").rglob("one_way_*.png"))
+
+
+def test_cli_train_jobs_show_and_logs(tmp_path):
+    data = tmp_path / "motor.csv"
+    assert _smglm("data", str(data), "--rows", "3000", cwd=tmp_path).returncode == 0
+    config = tmp_path / "glm.yaml"
+    config.write_text(
+        "target: claim_count\npredictors: [driver_age, area]\nexposure: exposure\nfamily: poisson\n"
+    )
+    home = tmp_path / "home"
+    proc = _smglm("train", str(config), str(data), cwd=tmp_path, home=home)
+    assert proc.returncode == 0, proc.stderr
+    name = proc.stdout.splitlines()[0]
+    jobs = _smglm("jobs", cwd=tmp_path, home=home)
+    assert name in jobs.stdout and "Completed" in jobs.stdout
+    show = _smglm("show", name, cwd=tmp_path, home=home)
+    assert "status='Completed'" in show.stdout and "driver_age" in show.stdout
+    logs = _smglm("logs", name, cwd=tmp_path, home=home)
+    assert "train:deviance=" in logs.stdout
+
+
+@pytest.mark.parametrize(
+    ("config", "words"),
+    [
+        ("target: claim_count\nfamily: poison\n", ["family", "'poison'", "Did you mean 'poisson'"]),
+        (
+            "target: claim_count\npredictors: [regoin]\n",
+            ["predictors", "'regoin'", "Did you mean 'region'"],
+        ),
+    ],
+)
+def test_cli_bad_config_is_one_clear_message_and_exit_2(tmp_path, config, words):
+    data = tmp_path / "motor.csv"
+    assert _smglm("data", str(data), "--rows", "500", cwd=tmp_path).returncode == 0
+    path = tmp_path / "glm.yaml"
+    path.write_text(config)
+    proc = _smglm("train", str(path), str(data), cwd=tmp_path, home=tmp_path / "home")
+    assert proc.returncode == 2
+    assert "Traceback" not in proc.stderr
+    for word in words:
+        assert word in proc.stderr
+
+
+def test_cli_show_unknown_job_says_so(tmp_path):
+    proc = _smglm("show", "no-such-job", cwd=tmp_path, home=tmp_path / "home")
+    assert proc.returncode == 1
+    assert "no local training job named 'no-such-job'" in proc.stderr
