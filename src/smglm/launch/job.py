@@ -32,10 +32,13 @@ class Job:
         The :class:`~smglm.launch.backend.Backend` it runs on.
     """
 
-    def __init__(self, name: str, backend: Backend, *, reused: bool = False) -> None:
+    def __init__(
+        self, name: str, backend: Backend, *, reused: bool = False, run_id: str | None = None
+    ) -> None:
         self.name = name
         self.backend = backend
         self.reused = reused
+        self.run_id = run_id
         self._final: dict[str, Any] | None = None
         self._log_pos = 0
         self._artifacts: Path | None = None
@@ -56,7 +59,33 @@ class Job:
         state = self.backend.describe(self.name)
         if state.get("TrainingJobStatus") in TERMINAL:
             self._final = state
+            self._finalize_tracking(state)
         return state
+
+    def _finalize_tracking(self, state: dict[str, Any]) -> None:
+        """End the job's MLflow run (the local supervisor does it for local jobs)."""
+        if self.backend.name == "local" or not self.run_id:
+            return
+        import logging
+
+        from smglm.tracking.runs import finalize_job_run, resolve_tracking_uri
+
+        tags = state.get("Tags") or {}
+        # the tag is redacted: credentials, if any, come from MLFLOW_TRACKING_URI
+        uri = resolve_tracking_uri(tags.get("smglm.tracking_uri"))
+
+        def fetch() -> tuple[Path, Path | None] | None:
+            try:
+                folder = self.artifacts()
+            except BackendError:
+                return None
+            out = folder / "output"
+            return folder / "model", out if out.exists() else None
+
+        try:
+            finalize_job_run(uri, self.run_id, state, fetch)
+        except Exception as exc:  # tracking never breaks the handle
+            logging.getLogger(__name__).warning("could not end MLflow run %s: %s", self.run_id, exc)
 
     @property
     def status(self) -> str:
@@ -128,6 +157,7 @@ class Job:
                 stream.flush()
                 if status[0] in TERMINAL:
                     self._final = state
+                    self._finalize_tracking(state)
                     break
                 if deadline is not None and time.monotonic() > deadline:
                     raise TimeoutError(f"job {self.name!r} still {status[0]} after {timeout} s")

@@ -270,13 +270,32 @@ class Runner:
             fields["FailureReason"] = reason
         with self.lock:
             state = read_json(self.folder / "state.json")
-            transitions = state.get("SecondaryStatusTransitions", [])
-            if transitions and "EndTime" not in transitions[-1]:
-                transitions[-1]["EndTime"] = end
-            state.update(fields)
-            state["LastModifiedTime"] = end
+        transitions = state.get("SecondaryStatusTransitions", [])
+        if transitions and "EndTime" not in transitions[-1]:
+            transitions[-1]["EndTime"] = end
+        state.update(fields)
+        state["LastModifiedTime"] = end
+        # the MLflow run ends before the job shows as ended: whoever sees "Completed" can load
+        # the run's model at once
+        self.finalize_tracking(state)
+        with self.lock:
             write_json_atomic(self.folder / "state.json", state)
         return 0
+
+    def finalize_tracking(self, state: dict[str, Any]) -> None:
+        """End the job's MLflow run: results from the job's folders if the runtime did not
+        log them live, then FINISHED, FAILED or KILLED."""
+        run_id = self.spec.environment.get("MLFLOW_RUN_ID")
+        uri = self.spec.environment.get("MLFLOW_TRACKING_URI")
+        if not run_id or not uri:
+            return
+        try:
+            from smglm.tracking.runs import finalize_job_run
+
+            output = self.ml / "output" / "data"
+            finalize_job_run(uri, run_id, state, lambda: (self.ml / "model", output))
+        except Exception:
+            self.log("[smglm-local] could not end the MLflow run:\n" + traceback.format_exc())
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -21,6 +21,7 @@ from smglm.launch.backend import Backend, get_backend
 from smglm.launch.job import Job
 from smglm.launch.spec import Channel, JobSpec, make_job_name
 from smglm.launch.storage import hash_bytes, hash_path, open_storage
+from smglm.tracking.runs import RUN_ID_TAG, flatten_params, redact_uri
 
 __all__ = ["LOCAL_IMAGE", "Upload", "train", "upload_config", "upload_data"]
 
@@ -161,6 +162,7 @@ def train(
     wait: bool = False,
     reuse: bool = False,
     logs: bool = True,
+    tracking: bool | None = None,
     **job_fields: Any,
 ) -> Job:
     """Start a training job and return its handle.
@@ -180,6 +182,10 @@ def train(
         Follow the job until it ends (status and log lines), then return.
     reuse
         Return a completed job with the same config, data and image instead of a new one.
+    tracking
+        Track the job as an MLflow run (default: when mlflow is installed). The store is
+        ``JobConfig.mlflow_tracking_uri``, else ``MLFLOW_TRACKING_URI``, else MLflow's local
+        store in the working folder.
     """
     cfg = as_glm_config(config).resolved()
     jc = _job_config(job, job_fields)
@@ -217,6 +223,12 @@ def train(
     from smglm.runtime.metrics import METRIC_DEFINITIONS  # the one list (a constant module)
 
     name = jc.job_name or make_job_name(f"smglm-{cfg.family}")
+    environment: dict[str, str] = {}
+    tracker = _start_tracking(tracking, jc, cfg, name, be.name, image, base, tags)
+    if tracker is not None:
+        environment.update(tracker.env)
+        tags[RUN_ID_TAG] = tracker.run_id
+        tags["smglm.tracking_uri"] = redact_uri(tracker.uri)
     channels = [
         Channel("train", data_up.uri),
         Channel("config", config_up.uri, content_type="application/json"),
@@ -233,27 +245,80 @@ def train(
         instance_count=jc.instance_count,
         volume_size_gb=jc.volume_size_gb,
         max_runtime_seconds=jc.max_runtime_seconds,
-        environment=_environment(jc),
+        environment=environment,
         metric_definitions=tuple(METRIC_DEFINITIONS),
         tags=tags,
     )
     cost_check = getattr(be, "check_cost", None)
     if cost_check is not None:
         cost_check(spec, jc.max_cost)
-    be.launch(spec)
-    handle = Job(name, be)
+    try:
+        be.launch(spec)
+    except Exception as exc:
+        if tracker is not None:
+            tracker.fail(f"launch failed: {exc}")
+        raise
+    handle = Job(name, be, run_id=tracker.run_id if tracker else None)
     if wait:
         handle.wait(logs=logs)
     return handle
 
 
-def _environment(jc: JobConfig) -> dict[str, str]:
-    env: dict[str, str] = {}
-    if jc.mlflow_tracking_uri:
-        env["MLFLOW_TRACKING_URI"] = jc.mlflow_tracking_uri
-    if jc.mlflow_experiment:
-        env["MLFLOW_EXPERIMENT_NAME"] = jc.mlflow_experiment
-    return env
+@dataclass
+class _Tracker:
+    uri: str
+    run_id: str
+    env: dict[str, str]
+
+    def fail(self, reason: str) -> None:
+        from mlflow.tracking import MlflowClient
+
+        client = MlflowClient(tracking_uri=self.uri)
+        client.set_tag(self.run_id, "smglm.failure_reason", reason[:5000])
+        client.set_terminated(self.run_id, status="FAILED")
+
+
+def _start_tracking(
+    tracking: bool | None,
+    jc: JobConfig,
+    cfg: GLMConfig,
+    name: str,
+    backend: str,
+    image: str,
+    base: str,
+    tags: dict[str, str],
+) -> _Tracker | None:
+    from smglm.tracking.runs import job_env, mlflow_available, resolve_tracking_uri, start_job_run
+
+    if tracking is None:
+        tracking = mlflow_available()
+        if not tracking:
+            log.info(
+                "mlflow is not installed: the job is not tracked (pip install 'smglm[tracking]')"
+            )
+    if not tracking:
+        return None
+    uri = resolve_tracking_uri(jc.mlflow_tracking_uri)
+    params = flatten_params(cfg.to_dict())
+    params.update(
+        {
+            "job.backend": backend,
+            "job.instance_type": jc.instance_type,
+            "job.instance_count": str(jc.instance_count),
+            "job.max_runtime_seconds": str(jc.max_runtime_seconds),
+            "job.image": image,
+        }
+    )
+    run_tags = {**tags, "smglm.output_path": _join(base, "jobs", name)}
+    run_id = start_job_run(
+        tracking_uri=uri,
+        experiment=jc.mlflow_experiment,
+        job_name=name,
+        params=params,
+        tags=run_tags,
+    )
+    env = job_env(uri, jc.mlflow_experiment, run_id, remote=backend != "local")
+    return _Tracker(uri, run_id, env)
 
 
 def _version() -> str:

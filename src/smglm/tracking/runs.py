@@ -1,0 +1,273 @@
+"""Every training job is one MLflow run: created by the launcher, filled by whoever can.
+
+The launcher creates the run before the job starts (params, tags) and passes its id to the job
+as ``MLFLOW_RUN_ID``. The runtime logs the results live (:func:`log_from_runtime`) when mlflow
+is installed and the tracking store is reachable from where it runs; otherwise the launcher logs
+them from the job's artifacts once it ends (:func:`finalize_job_run`). The tag
+``smglm.logged_by`` records who did, so nothing is logged twice. A failed or stopped job ends
+its run FAILED or KILLED with the reason as the tag ``smglm.failure_reason``.
+
+No secrets: params are the model config and job settings only; a tracking URI's credentials
+are never logged, and nothing from the environment is.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+from smglm.errors import MissingDependency
+
+__all__ = [
+    "DEFAULT_EXPERIMENT",
+    "finalize_job_run",
+    "find_runs",
+    "flatten_params",
+    "job_env",
+    "log_from_runtime",
+    "log_results",
+    "mlflow_available",
+    "redact_uri",
+    "resolve_tracking_uri",
+    "start_job_run",
+]
+
+log = logging.getLogger(__name__)
+
+DEFAULT_EXPERIMENT = "smglm"
+LOGGED_BY = "smglm.logged_by"
+RUN_ID_TAG = "smglm.mlflow_run_id"
+_STATUS = {"Completed": "FINISHED", "Failed": "FAILED", "Stopped": "KILLED"}
+
+
+def mlflow_available() -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec("mlflow") is not None
+
+
+def _require_mlflow() -> Any:
+    try:
+        import mlflow
+    except ImportError:
+        raise MissingDependency("mlflow", "tracking", "MLflow tracking") from None
+    return mlflow
+
+
+def resolve_tracking_uri(explicit: str | None = None) -> str:
+    """The tracking URI: given, else ``MLFLOW_TRACKING_URI``, else MLflow's embedded store in
+    the working folder (``sqlite:///<cwd>/mlflow.db``, what ``mlflow ui`` there shows)."""
+    from smglm.config.settings import MLFLOW_TRACKING_URI
+
+    uri = explicit or MLFLOW_TRACKING_URI.get()
+    if not uri:
+        uri = f"sqlite:///{Path.cwd() / 'mlflow.db'}"
+    if uri.startswith("arn:aws:sagemaker"):
+        import importlib.util
+
+        if importlib.util.find_spec("sagemaker_mlflow") is None:
+            raise MissingDependency(
+                "sagemaker-mlflow", "sagemaker-mlflow", "a SageMaker managed MLflow tracking server"
+            )
+    return uri
+
+
+def is_local_store(uri: str) -> bool:
+    """Whether the store lives on this machine's disk (unreachable from a remote job)."""
+    return uri.startswith(("sqlite:", "file:", "/")) or "://" not in uri
+
+
+def redact_uri(uri: str) -> str:
+    """The URI without any ``user:password@`` part."""
+    parts = urlsplit(uri)
+    if parts.username or parts.password:
+        host = parts.hostname or ""
+        if parts.port:
+            host += f":{parts.port}"
+        return urlunsplit((parts.scheme, host, parts.path, parts.query, parts.fragment))
+    return uri
+
+
+def flatten_params(data: dict[str, Any], prefix: str = "") -> dict[str, str]:
+    """``{"penalty": {"alpha": 0}}`` -> ``{"penalty.alpha": "0"}``; lists as JSON."""
+    out: dict[str, str] = {}
+    for key, value in data.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict) and value:
+            out.update(flatten_params(value, f"{name}."))
+        elif isinstance(value, (list, dict)):
+            out[name] = json.dumps(value)
+        else:
+            out[name] = "" if value is None else str(value)
+    return out
+
+
+def _client(uri: str) -> Any:
+    _require_mlflow()
+    from mlflow.tracking import MlflowClient
+
+    return MlflowClient(tracking_uri=uri)
+
+
+def _experiment_id(client: Any, name: str) -> str:
+    exp = client.get_experiment_by_name(name)
+    if exp is not None:
+        return str(exp.experiment_id)
+    try:
+        return str(client.create_experiment(name))
+    except Exception:  # created meanwhile by another process
+        exp = client.get_experiment_by_name(name)
+        if exp is None:
+            raise
+        return str(exp.experiment_id)
+
+
+def start_job_run(
+    *,
+    tracking_uri: str,
+    experiment: str | None,
+    job_name: str,
+    params: dict[str, str],
+    tags: dict[str, str],
+) -> str:
+    """Create the job's run (status RUNNING) with its params and tags; return the run id."""
+    from mlflow.entities import Param
+
+    client = _client(tracking_uri)
+    exp_id = _experiment_id(client, experiment or DEFAULT_EXPERIMENT)
+    run = client.create_run(exp_id, run_name=job_name, tags={"smglm.job_name": job_name, **tags})
+    run_id = str(run.info.run_id)
+    client.log_batch(run_id, params=[Param(k, v[:6000]) for k, v in params.items()])
+    client.set_tag(run_id, "mlflow.note.content", f"smglm training job `{job_name}`")
+    return run_id
+
+
+def job_env(
+    tracking_uri: str, experiment: str | None, run_id: str, *, remote: bool
+) -> dict[str, str]:
+    """The environment that lets the runtime log live: only when the store is reachable from
+    where the job runs (a local sqlite/file store is not reachable from SageMaker)."""
+    if remote and is_local_store(tracking_uri):
+        return {}
+    env = {"MLFLOW_RUN_ID": run_id, "MLFLOW_TRACKING_URI": tracking_uri}
+    if experiment:
+        env["MLFLOW_EXPERIMENT_NAME"] = experiment
+    return env
+
+
+def _metric_key(split: str, name: str) -> str:
+    return f"{split}_{name}"
+
+
+def log_results(client: Any, run_id: str, model_dir: Path, output_dir: Path | None) -> None:
+    """Log metrics (and the per-iteration objective as a series), the model files, the plots
+    and the MLflow pyfunc model (``mlflow_model/`` logged as the run's ``model``)."""
+    import math
+
+    from mlflow.entities import Metric
+
+    now = int(time.time() * 1000)
+    metrics: list[Metric] = []
+    mpath = model_dir / "metrics.json"
+    if mpath.exists():
+        data = json.loads(mpath.read_text(encoding="utf-8"))
+        for split in ("train", "test", "fit"):
+            for name, value in (data.get(split) or {}).items():
+                if isinstance(value, bool):
+                    value = float(value)
+                if isinstance(value, (int, float)) and math.isfinite(value):
+                    metrics.append(Metric(_metric_key(split, name), float(value), now, 0))
+    conv = model_dir / "convergence.csv"
+    if conv.exists():
+        import csv
+
+        with conv.open(encoding="utf-8") as f:
+            for row in csv.DictReader(f):
+                value = float(row.get("objective", "nan"))
+                if math.isfinite(value):
+                    metrics.append(Metric("objective", value, now, int(float(row["iteration"]))))
+    for i in range(0, len(metrics), 1000):
+        client.log_batch(run_id, metrics=metrics[i : i + 1000])
+    for name in (
+        "model.json",
+        "coefficients.csv",
+        "metrics.json",
+        "config.yaml",
+        "convergence.csv",
+    ):
+        if (model_dir / name).exists():
+            client.log_artifact(run_id, str(model_dir / name))
+    if (model_dir / "mlflow_model").is_dir():
+        client.log_artifacts(run_id, str(model_dir / "mlflow_model"), "model")
+    if output_dir is not None and output_dir.is_dir():
+        client.log_artifacts(run_id, str(output_dir), "report")
+
+
+def log_from_runtime(model_dir: Path, output_dir: Path | None) -> bool:
+    """Called by the runtime at the end of ``train``: log live when told a run id and mlflow
+    can reach the store. Returns whether it logged; never fails the training job."""
+    run_id = os.environ.get("MLFLOW_RUN_ID")
+    uri = os.environ.get("MLFLOW_TRACKING_URI")
+    if not run_id or not uri or not mlflow_available():
+        return False
+    try:
+        client = _client(uri)
+        log_results(client, run_id, model_dir, output_dir)
+        client.set_tag(run_id, LOGGED_BY, "runtime")
+        return True
+    except Exception as exc:  # tracking must never fail a finished fit
+        log.warning("could not log to MLflow at %s: %s", redact_uri(uri), exc)
+        return False
+
+
+def finalize_job_run(
+    tracking_uri: str,
+    run_id: str,
+    state: dict[str, Any],
+    fetch_artifacts: Callable[[], tuple[Path, Path | None] | None],
+) -> bool:
+    """End the run of a job that has ended: log results from the artifacts if the runtime
+    did not, then set the run's status. Idempotent: a run already ended is left alone."""
+    status = state.get("TrainingJobStatus")
+    if status not in _STATUS:
+        return False
+    client = _client(tracking_uri)
+    run = client.get_run(run_id)
+    if run.info.status != "RUNNING":
+        return False
+    if status == "Completed" and LOGGED_BY not in run.data.tags:
+        found = fetch_artifacts()
+        if found is not None:
+            log_results(client, run_id, found[0], found[1])
+            client.set_tag(run_id, LOGGED_BY, "launcher")
+    if state.get("FailureReason"):
+        client.set_tag(run_id, "smglm.failure_reason", str(state["FailureReason"])[:5000])
+    if state.get("BillableTimeInSeconds") is not None:
+        client.set_tag(run_id, "smglm.billable_seconds", str(state["BillableTimeInSeconds"]))
+    client.set_terminated(run_id, status=_STATUS[str(status)])
+    return True
+
+
+def find_runs(
+    tracking_uri: str, experiment: str | None, tags: dict[str, str], max_results: int = 100
+) -> list[Any]:
+    """Runs of the experiment whose tags equal ``tags``, newest first."""
+    client = _client(tracking_uri)
+    exp = client.get_experiment_by_name(experiment or DEFAULT_EXPERIMENT)
+    if exp is None:
+        return []
+    clauses = [f"tags.`{k}` = '{v}'" for k, v in tags.items()]
+    return list(
+        client.search_runs(
+            [exp.experiment_id],
+            filter_string=" and ".join(clauses),
+            order_by=["attributes.start_time DESC"],
+            max_results=max_results,
+        )
+    )
