@@ -139,16 +139,31 @@ def _storage_base(job: JobConfig, backend: Backend) -> str:
     return str(resolve(job))
 
 
-def _find_reusable(backend: Backend, tags: dict[str, str]) -> str | None:
-    keys = ("smglm.config_hash", "smglm.data_hash", "smglm.test_data_hash", "smglm.image")
+_REUSE_KEYS = ("smglm.config_hash", "smglm.data_hash", "smglm.test_data_hash", "smglm.image")
+
+
+def _find_reusable(
+    backend: Backend, tags: dict[str, str], jc: JobConfig, tracking: bool | None
+) -> tuple[str, str | None] | None:
+    """A completed job with the same config, data and image: looked up in MLflow by the
+    hashes when tracking, else in the backend's own job list. Returns (job name, run id)."""
+    from smglm.tracking.runs import find_runs, mlflow_available, resolve_tracking_uri
+
+    wanted = {k: tags.get(k, "") for k in _REUSE_KEYS}
+    if tracking or (tracking is None and mlflow_available()):
+        uri = resolve_tracking_uri(jc.mlflow_tracking_uri)
+        runs = find_runs(uri, jc.mlflow_experiment, {**wanted, "smglm.backend": backend.name})
+        for run in runs:
+            if run.info.status == "FINISHED":
+                return str(run.data.tags["smglm.job_name"]), str(run.info.run_id)
     for state in backend.list_jobs(100):
         if state.get("TrainingJobStatus") != "Completed":
             continue
         job_tags = state.get("Tags") or {}
         if isinstance(job_tags, list):
             job_tags = {t["Key"]: t["Value"] for t in job_tags}
-        if all(job_tags.get(k) == tags.get(k) for k in keys):
-            return str(state["TrainingJobName"])
+        if all(job_tags.get(k, "") == v for k, v in wanted.items()):
+            return str(state["TrainingJobName"]), job_tags.get(RUN_ID_TAG)
     return None
 
 
@@ -215,10 +230,10 @@ def train(
         **jc.tags,
     }
     if reuse:
-        found = _find_reusable(be, tags)
+        found = _find_reusable(be, tags, jc, tracking)
         if found:
-            print(f"[smglm] reusing completed job {found} (same config, data and image)")
-            return Job(found, be, reused=True)
+            print(f"[smglm] reusing completed job {found[0]} (same config, data and image)")
+            return Job(found[0], be, reused=True, run_id=found[1])
 
     from smglm.runtime.metrics import METRIC_DEFINITIONS  # the one list (a constant module)
 

@@ -115,12 +115,25 @@ def _client(uri: str) -> Any:
     return MlflowClient(tracking_uri=uri)
 
 
+def _artifact_location(uri: str) -> str | None:
+    """For an embedded sqlite store, artifacts beside the database (``mlruns/``), wherever the
+    process that creates the experiment runs; other stores choose for themselves."""
+    if uri.startswith("sqlite:///"):
+        db = Path(uri[len("sqlite:///") :])
+        return (db.parent / "mlruns").absolute().as_uri()
+    return None
+
+
 def _experiment_id(client: Any, name: str) -> str:
     exp = client.get_experiment_by_name(name)
     if exp is not None:
         return str(exp.experiment_id)
     try:
-        return str(client.create_experiment(name))
+        return str(
+            client.create_experiment(
+                name, artifact_location=_artifact_location(client.tracking_uri)
+            )
+        )
     except Exception:  # created meanwhile by another process
         exp = client.get_experiment_by_name(name)
         if exp is None:
