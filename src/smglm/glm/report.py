@@ -103,11 +103,12 @@ def _inputs(actual: Values, predicted: Values, exposure: Values | None) -> tuple
 
 def _cumulative(key: _F, e: _F, *amounts: _F) -> tuple[_F, list[_F]]:
     """Cumulative exposure and amounts over the groups of equal ``key``, ascending, from 0."""
-    codes, _ = pd.factorize(key, sort=True)
-    m = int(codes.max()) + 1
+    order = np.argsort(key)
+    ordered = key[order]
+    ends = np.flatnonzero(np.concatenate((ordered[1:] != ordered[:-1], [True])))
 
     def cum(w: _F) -> _F:
-        return np.concatenate(([0.0], np.cumsum(np.bincount(codes, weights=w, minlength=m))))
+        return np.concatenate(([0.0], np.cumsum(w[order])[ends]))
 
     return cum(e), [cum(x) for x in amounts]
 
@@ -321,15 +322,16 @@ def residual_bins(fitted: ArrayLike, residuals: ArrayLike, n_bins: int = 20) -> 
     r = _values(residuals, "residuals", None, len(f))
     if len(f) == 0:
         raise _error("fitted", "has no rows; at least one row is needed")
-    cuts = np.quantile(f, np.linspace(0.0, 1.0, n_bins + 1)[1:-1])
-    raw = np.searchsorted(np.unique(cuts), f, side="right")
-    used, codes = np.unique(raw, return_inverse=True)
+    cuts = np.unique(np.quantile(f, np.linspace(0.0, 1.0, n_bins + 1)[1:-1]))
+    raw = np.searchsorted(cuts, f, side="right")
+    occupied = np.bincount(raw, minlength=len(cuts) + 1) > 0
+    codes = (np.cumsum(occupied) - 1)[raw]  # number the occupied bins 0, 1, ...
     counts = np.bincount(codes)
     by_r = np.argsort(r)
     order = by_r[np.argsort(codes[by_r], kind="stable")]  # by bin, then by residual
     rs, starts = r[order], np.concatenate(([0], np.cumsum(counts)[:-1]))
     table: dict[str, Any] = {
-        "bin": np.arange(1, len(used) + 1, dtype=np.int64),
+        "bin": np.arange(1, len(counts) + 1, dtype=np.int64),
         "n_rows": counts.astype(np.int64),
         "fitted_mean": np.bincount(codes, weights=f) / counts,
         "residual_mean": np.bincount(codes, weights=r) / counts,
@@ -450,27 +452,42 @@ def _distinct_labels(values: Sequence[float]) -> list[str]:
     return [repr(float(v)) for v in values]
 
 
+def _distinct(v: _F, w: _F) -> tuple[_F, _F]:
+    """The distinct values of ``v``, ascending, and the total of ``w`` over the rows of each."""
+    sample = v[:: max(1, len(v) // 10_000)]
+    if len(np.unique(sample)) < 1_000:  # few distinct values: hashing beats sorting
+        codes, uniq = pd.factorize(v)
+        order = np.argsort(uniq)
+        return uniq[order], np.bincount(codes, weights=w, minlength=len(uniq))[order]
+    order = np.argsort(v)
+    ordered = v[order]
+    last = np.flatnonzero(np.concatenate((ordered[1:] != ordered[:-1], [True])))
+    return ordered[last], np.diff(np.cumsum(w[order])[last], prepend=0.0)
+
+
 def _numeric_codes(values: _F, e: _F, bins: int) -> tuple[np.ndarray, list[str]]:
-    codes, uniq = pd.factorize(values, sort=True)  # NaN -> -1
-    uniq = np.asarray(uniq, dtype=np.float64)
+    valid = ~np.isnan(values)
+    v, w = (values, e) if valid.all() else (values[valid], e[valid])
+    uniq, exposure = _distinct(v, w)
     k = len(uniq)
     if k <= bins:
-        return codes, _distinct_labels(uniq.tolist())
-    valid = codes >= 0
-    w = np.bincount(codes[valid], weights=e[valid], minlength=k)
-    if w.sum() <= 0:
-        w = np.bincount(codes[valid], minlength=k).astype(np.float64)
-    cum = np.cumsum(w) / w.sum()
-    # Bin i ends at the first value where the cumulative share reaches i / bins.
-    ends = np.searchsorted(cum, np.arange(1, bins) / bins - 1e-10, side="left")
-    starts = np.unique(np.concatenate(([0], ends + 1)))
-    starts = starts[starts < k]
-    bin_of_value = np.searchsorted(starts, np.arange(k), side="right") - 1
-    row_codes = np.where(valid, bin_of_value[np.maximum(codes, 0)], -1)
-    bounds = _distinct_labels(uniq[np.concatenate((starts, [k - 1]))].tolist())
-    labels = [f"[{bounds[i]}, {bounds[i + 1]})" for i in range(len(starts) - 1)]
-    labels.append(f"[{bounds[-2]}, {bounds[-1]}]")
-    return row_codes, labels
+        starts = np.arange(k)
+        labels = _distinct_labels(uniq.tolist())
+    else:
+        cum = np.cumsum(exposure)
+        if cum[-1] <= 0:  # no exposure at all: quantiles of the row counts
+            cum = np.cumsum(_distinct(v, np.ones(len(v)))[1])
+        # Bin i ends at the first value where the cumulative share reaches i / bins.
+        targets = (np.arange(1, bins) / bins - 1e-10) * cum[-1]
+        ends = np.searchsorted(cum, targets, side="left")
+        starts = np.unique(np.concatenate(([0], ends + 1)))
+        starts = starts[starts < k]
+        bounds = _distinct_labels(uniq[np.concatenate((starts, [k - 1]))].tolist())
+        labels = [f"[{bounds[i]}, {bounds[i + 1]})" for i in range(len(starts) - 1)]
+        labels.append(f"[{bounds[-2]}, {bounds[-1]}]")
+    codes = np.full(len(values), -1, dtype=np.intp)
+    codes[valid] = np.searchsorted(uniq[starts], v, side="right") - 1
+    return codes, labels
 
 
 def _level_codes(series: pd.Series) -> tuple[np.ndarray, list[str]]:

@@ -1,0 +1,200 @@
+"""The ``train`` entry point: read the job's channels and hyperparameters, fit, write the model.
+
+What SageMaker runs as ``docker run IMAGE train`` (``python -m smglm.runtime train``):
+
+1. ``input/config/hyperparameters.json``: GLMConfig overrides (:mod:`.hyperparameters`);
+   ``inputdataconfig.json`` and ``resourceconfig.json`` (only the first host works; others exit 0).
+2. The GLMConfig: the ``config`` channel's YAML/JSON file, or the hyperparameters alone (``config``
+   as JSON, or ``target``, ``predictors``, ``family``, ...); hyperparameters override its fields.
+3. Channels ``train`` (required) and ``test`` (optional; else ``config.test`` splits ``train``).
+4. :func:`smglm.glm.fit`; the metric lines of :mod:`~smglm.runtime.metrics` to stdout.
+5. ``output/data/``: ``metrics.json``, and per split (``train/``, ``test/``) the report tables
+   and PNG plots (:mod:`~smglm.runtime.reporting`).
+6. ``model/``: ``model.json``, ``coefficients.csv``, ``metrics.json``, ``config.yaml``,
+   ``convergence.csv`` and the MLflow pyfunc folder ``mlflow_model/``. They are written to a
+   staging folder and moved in last (``model.json`` the very last), so a failed or stopped job
+   leaves no model behind.
+
+Failures end as :mod:`~smglm.runtime.failure` says (exit 1 user error, 2 internal, 143 SIGTERM).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import sys
+import tempfile
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from smglm.config import GLMConfig
+from smglm.errors import ConfigError, Issue
+from smglm.runtime.channels import find_channel, read_config_channel, read_data_channel
+from smglm.runtime.failure import run_entry_point
+from smglm.runtime.hyperparameters import Hyperparameters, parse_hyperparameters
+from smglm.runtime.logging_config import set_level
+from smglm.runtime.paths import MLPaths
+
+__all__ = ["main", "resolve_config", "train"]
+
+log = logging.getLogger(__name__)
+
+STAGING_NAME = ".smglm-staging"
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run ``train`` on the ``/opt/ml`` tree at ``$SMGLM_ML_ROOT``; return the exit code."""
+    return run_entry_point("train", train, sys.argv[1:] if argv is None else argv)
+
+
+def train(paths: MLPaths) -> None:
+    """Fit the job's GLM and write the model and the report (raises on failure)."""
+    raw = paths.read_hyperparameters()
+    hp = parse_hyperparameters(raw)
+    set_level(hp.log_level)
+    channels = paths.read_input_data_config()
+    resources = paths.read_resource_config()
+    log.info(
+        "host %s of %s (%s); channels %s; hyperparameters %s",
+        resources.current_host,
+        resources.hosts,
+        resources.current_instance_type,
+        sorted(channels),
+        json.dumps(raw, sort_keys=True),
+    )
+    config = resolve_config(paths, channels, hp)
+    log.info("GLMConfig: %s", config.to_json(indent=None))
+    if not resources.is_master:
+        log.info("not the first host (%s): nothing to do here", resources.hosts[0])
+        return
+    find_channel(paths, channels, ["train"], required=True)
+    train_df = read_data_channel(paths, channels, "train")
+    test_df = None
+    if find_channel(paths, channels, ["test"], required=False):
+        test_df = read_data_channel(paths, channels, "test")
+    elif config.test is not None:
+        from smglm.glm.fitting import split_train_test
+
+        train_df, test_df = split_train_test(train_df, config.test.fraction, config.test.seed)
+        log.info(
+            "no test channel: %d rows of train held out for testing (fraction %g, seed %d)",
+            len(test_df),
+            config.test.fraction,
+            config.test.seed,
+        )
+
+    from smglm.glm import fit
+    from smglm.runtime.metrics import print_convergence, print_metrics
+
+    log.info("fitting a %s/%s GLM on %d rows", config.family, config.resolved_link, len(train_df))
+    result = fit(config, train_df, test_data=test_df)
+    fit_info = result.metrics.get("fit", {})
+    log.info(
+        "fit done: %s iterations, converged %s, %.3f s",
+        fit_info.get("iterations"),
+        fit_info.get("converged"),
+        result.fit_seconds,
+    )
+    if not fit_info.get("converged", True):
+        log.warning("the solver did not converge in %d iterations (max_iter)", config.max_iter)
+    print_convergence(result.convergence)
+    print_metrics(result.metrics)
+
+    _write_outputs(paths, result, {"train": train_df, "test": test_df})
+    _write_model(paths, result)
+
+    from smglm.tracking.runs import log_from_runtime
+
+    if log_from_runtime(paths.model_dir, paths.output_data_dir):
+        log.info("results logged live to the MLflow run")
+
+
+def resolve_config(paths: MLPaths, channels: Mapping[str, Any], hp: Hyperparameters) -> GLMConfig:
+    """The job's GLMConfig: the ``config`` channel (or the ``config`` hyperparameter, or none)
+    with the hyperparameter overrides applied, validated once."""
+    has_channel = find_channel(paths, channels, ["config"], required=False) is not None
+    if has_channel and hp.config is not None:
+        raise ConfigError(
+            [
+                Issue(
+                    "hyperparameters.config",
+                    "the config is given twice (a 'config' channel and a 'config' "
+                    "hyperparameter); give one",
+                )
+            ]
+        )
+    if has_channel:
+        base, source = read_config_channel(paths, channels), "the config channel"
+    elif hp.config is not None:
+        base, source = hp.config, "the config hyperparameter"
+    elif "target" in hp.overrides:
+        base, source = {}, "the hyperparameters"
+    else:
+        raise ConfigError(
+            [
+                Issue(
+                    "channels.config",
+                    "no GLMConfig: give a 'config' channel holding one YAML or JSON file, or "
+                    "the whole config as hyperparameters (at least 'target')",
+                )
+            ]
+        )
+    if not isinstance(base, dict):
+        raise ConfigError(
+            [Issue("config", f"must be a mapping of GLMConfig fields; got {type(base).__name__}")],
+            source=source,
+        )
+    data = dict(base)
+    for key, value in hp.overrides.items():
+        head, _, rest = key.partition(".")
+        if rest:
+            sub = data.get(head)
+            data[head] = {**(sub if isinstance(sub, dict) else {}), rest: value}
+        else:
+            data[head] = value
+        log.info("hyperparameter sets %s = %r", key, value)
+    if hp.overrides and source != "the hyperparameters":
+        source += " with hyperparameter overrides"
+    return GLMConfig.from_dict(data, source=source)
+
+
+def _write_outputs(paths: MLPaths, result: Any, splits: Mapping[str, Any]) -> None:
+    from smglm.runtime.reporting import json_safe, score, write_report
+
+    out = paths.output_data_dir
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "metrics.json").write_text(json.dumps(json_safe(result.metrics), indent=1))
+    for name, df in splits.items():
+        if df is None:
+            continue
+        try:
+            scored = score(result.config, result.model, df, name)
+        except Exception:  # the data passed fit's checks; this is a bug, but not worth the model
+            log.exception("%s: cannot score the data for the report", name)
+            continue
+        conv = result.convergence if name == "train" else None
+        write_report(result.config, scored, out / name, convergence=conv)
+
+
+def _write_model(paths: MLPaths, result: Any) -> None:
+    """Write the model directory through a staging folder; ``model.json`` is moved in last."""
+    from smglm.tracking.pyfunc import save_pyfunc_model
+
+    model_dir = paths.model_dir
+    model_dir.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=STAGING_NAME, dir=model_dir))
+    try:
+        result.save(staging)
+        save_pyfunc_model(staging / "mlflow_model", staging / "model.json")
+        entries = sorted(staging.iterdir(), key=lambda p: p.name == "model.json")
+        for entry in entries:
+            target = model_dir / entry.name
+            if target.is_dir() and not target.is_symlink():
+                shutil.rmtree(target)
+            os.replace(entry, target)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    log.info("model written to %s: %s", model_dir, sorted(p.name for p in model_dir.iterdir()))

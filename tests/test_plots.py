@@ -1,0 +1,201 @@
+"""Tests of smglm.glm.plots: the figures show the table values, and the PNG files are valid."""
+
+from __future__ import annotations
+
+import struct
+import subprocess
+import sys
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from smglm.glm.plots import (
+    plot_convergence,
+    plot_double_lift,
+    plot_lift,
+    plot_lorenz,
+    plot_one_way,
+    plot_residuals,
+    save_report_plots,
+)
+from smglm.glm.report import build_report, double_lift, one_way
+
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+def png_size(path):
+    """Width and height in pixels from a PNG's IHDR chunk (after checking the signature)."""
+    head = path.read_bytes()[:24]
+    assert head[:8] == PNG_SIGNATURE
+    assert head[12:16] == b"IHDR"
+    return struct.unpack(">II", head[16:24])
+
+
+def line(ax, label):
+    """The Line2D of ``ax`` with legend label ``label``."""
+    (found,) = [ln for ln in ax.get_lines() if ln.get_label() == label]
+    return found
+
+
+@pytest.fixture(scope="module")
+def data():
+    rng = np.random.default_rng(21)
+    n = 3000
+    frame = pd.DataFrame(
+        {
+            "power": rng.gamma(3.0, 30.0, n),
+            "region": pd.Categorical(rng.choice(["north", "south", "east"], n)),
+            "exposure": rng.uniform(0.1, 1.0, n),
+        }
+    )
+    frame["mu"] = frame["exposure"] * np.exp(-2.0 + 0.01 * (frame["power"] - 90))
+    frame["claims"] = rng.poisson(frame["mu"]).astype(float)
+    return frame
+
+
+@pytest.fixture(scope="module")
+def report(data):
+    return build_report(
+        data,
+        predictors=["power", "region"],
+        actual="claims",
+        predicted="mu",
+        exposure="exposure",
+        residuals=(data["claims"] - data["mu"]).to_numpy(),
+        convergence={"iteration": [1, 2, 3], "deviance": [2000.0, 1800.0, 1790.0]},
+    )
+
+
+def test_plot_one_way_lines_bars_and_labels_show_the_table(data):
+    table = one_way(data, "power", "claims", "mu", "exposure")
+    fig = plot_one_way(table, "power")
+    ax, bars = fig.axes
+    assert ax.get_title() == "power: actual vs predicted"
+    assert ax.get_xlabel() == "power"
+    assert "rate" in ax.get_ylabel()
+    assert bars.get_ylabel() == "exposure"
+    np.testing.assert_array_equal(line(ax, "actual").get_ydata(), table["actual_rate"])
+    np.testing.assert_array_equal(line(ax, "predicted").get_ydata(), table["predicted_rate"])
+    np.testing.assert_array_equal(line(ax, "actual").get_xdata(), np.arange(len(table)))
+    heights = [p.get_height() for p in bars.patches]
+    np.testing.assert_array_equal(heights, table["exposure"])
+    assert [t.get_text() for t in ax.get_xticklabels()] == table["bin"].tolist()
+    assert ax.get_xticklabels()[0].get_rotation() == 45  # long interval labels are rotated
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == [
+        "actual",
+        "predicted",
+        "exposure",
+    ]
+
+
+def test_plot_one_way_few_short_labels_stay_flat_and_many_are_thinned(data):
+    table = one_way(data, "region", "claims", "mu", "exposure")
+    fig = plot_one_way(table, "region", title="By region")
+    ax = fig.axes[0]
+    assert ax.get_title() == "By region"
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["east", "north", "south"]
+    assert ax.get_xticklabels()[0].get_rotation() == 0
+    many = pd.DataFrame({"bin": [f"level {i}" for i in range(100)], "exposure": 1.0,
+                         "actual_rate": 0.1, "predicted_rate": 0.1})  # fmt: skip
+    labels = [t.get_text() for t in plot_one_way(many, "x").axes[0].get_xticklabels()]
+    assert len(labels) <= 40
+    assert labels[:2] == ["level 0", "level 3"]
+
+
+def test_plot_lift_lines_are_the_table(report):
+    fig = plot_lift(report.lift)
+    (ax,) = fig.axes
+    assert ax.get_title() == "Lift"
+    assert "predicted rate" in ax.get_xlabel()
+    np.testing.assert_array_equal(line(ax, "actual").get_xdata(), report.lift["bin"])
+    np.testing.assert_array_equal(line(ax, "actual").get_ydata(), report.lift["actual_rate"])
+    np.testing.assert_array_equal(line(ax, "predicted").get_ydata(), report.lift["predicted_rate"])
+
+
+def test_plot_lorenz_shows_curve_diagonal_and_gini(report):
+    fig = plot_lorenz(report.lorenz, report.gini)
+    (ax,) = fig.axes
+    assert ax.get_title() == f"Lorenz curve (Gini = {report.gini:.3f})"
+    assert "exposure" in ax.get_xlabel() and "actual" in ax.get_ylabel()
+    curve = line(ax, "model")
+    np.testing.assert_array_equal(curve.get_xdata(), report.lorenz["cum_exposure"])
+    np.testing.assert_array_equal(curve.get_ydata(), report.lorenz["cum_actual"])
+    np.testing.assert_array_equal(line(ax, "no ranking").get_ydata(), [0.0, 1.0])
+
+
+def test_plot_double_lift_names_both_models(data):
+    mu_b = data["mu"] * np.exp(0.2 * np.sin(data["power"]))
+    table = double_lift(data["claims"], data["mu"], mu_b, data["exposure"], n_bins=5)
+    fig = plot_double_lift(table, "new", "old")
+    (ax,) = fig.axes
+    assert ax.get_title() == "Double lift: new vs old"
+    assert "new / old" in ax.get_xlabel()
+    np.testing.assert_array_equal(line(ax, "actual").get_ydata(), table["actual_rate"])
+    np.testing.assert_array_equal(line(ax, "new").get_ydata(), table["rate_a"])
+    np.testing.assert_array_equal(line(ax, "old").get_ydata(), table["rate_b"])
+
+
+def test_plot_residuals_shows_mean_median_and_band(report):
+    table = report.residuals
+    fig = plot_residuals(table)
+    (ax,) = fig.axes
+    assert ax.get_title() == f"Residuals vs fitted ({len(table)} bins)"
+    np.testing.assert_array_equal(line(ax, "mean").get_xdata(), table["fitted_mean"])
+    np.testing.assert_array_equal(line(ax, "mean").get_ydata(), table["residual_mean"])
+    np.testing.assert_array_equal(line(ax, "median").get_ydata(), table["residual_q50"])
+    (band,) = ax.collections
+    assert band.get_label() == "10% to 90%"
+
+
+def test_plot_convergence_one_panel_per_column_log_when_wide():
+    trace = pd.DataFrame({"iteration": [1, 2, 3, 4], "deviance": [10.0, 9.0, 8.9, 8.9],
+                          "step": [1.0, 1e-2, 1e-5, 1e-9]})  # fmt: skip
+    fig = plot_convergence(trace)
+    top, bottom = fig.axes
+    assert top.get_title() == "Convergence"
+    assert (top.get_ylabel(), bottom.get_ylabel()) == ("deviance", "step")
+    assert bottom.get_xlabel() == "iteration"
+    assert (top.get_yscale(), bottom.get_yscale()) == ("linear", "log")
+    np.testing.assert_array_equal(top.get_lines()[0].get_ydata(), trace["deviance"])
+    np.testing.assert_array_equal(bottom.get_lines()[0].get_xdata(), trace["iteration"])
+
+
+def test_save_report_plots_writes_valid_pngs(report, tmp_path):
+    paths = save_report_plots(report, tmp_path / "plots", dpi=50)
+    names = [p.name for p in paths]
+    assert names == [
+        "one_way_power.png",
+        "one_way_region.png",
+        "lift.png",
+        "lorenz.png",
+        "residuals.png",
+        "convergence.png",
+    ]
+    for path in paths:
+        width, height = png_size(path)
+        assert 150 <= width <= 1000 and 150 <= height <= 1000, (path.name, width, height)
+        assert path.stat().st_size > 3000
+    assert png_size(tmp_path / "plots" / "lift.png") == (350, 225)  # 7 x 4.5 inches at 50 dpi
+
+
+def test_save_report_plots_skips_missing_tables(report, tmp_path):
+    from dataclasses import replace
+
+    partial = replace(report, convergence=None, residuals=None, one_ways={})
+    names = [p.name for p in save_report_plots(partial, tmp_path)]
+    assert names == ["lift.png", "lorenz.png"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["lift.png", "lorenz.png"]
+
+
+def test_plots_need_no_pyplot():
+    code = (
+        "import sys, numpy as np, pandas as pd\n"
+        "import smglm.glm.plots as p\n"
+        "assert 'matplotlib' not in sys.modules\n"
+        "t = pd.DataFrame({'bin': [1, 2], 'actual_rate': [1.0, 2], 'predicted_rate': [1.0, 2]})\n"
+        "import io; p.plot_lift(t).savefig(io.BytesIO(), format='png')\n"
+        "print('matplotlib.pyplot' in sys.modules)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"

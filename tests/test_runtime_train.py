@@ -1,0 +1,511 @@
+"""Contract tests of the runtime's ``train``: a real ``/opt/ml`` tree laid out as SageMaker does.
+
+The success case, the SIGTERM case and two failure cases run ``python -m smglm.runtime train`` in
+a subprocess with ``SMGLM_ML_ROOT`` pointing at a temporary tree; the other failure cases call
+``smglm.runtime.train.main`` in-process (the same code, without the interpreter start-up).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+
+from smglm.datasets import motor
+from smglm.runtime import train as train_module
+from smglm.runtime.failure import EXIT_INTERNAL_ERROR, EXIT_STOPPED, EXIT_USER_ERROR
+from smglm.runtime.hyperparameters import Hyperparameters, parse_hyperparameters
+from smglm.runtime.metrics import METRIC_DEFINITIONS, capture_metrics
+from smglm.runtime.paths import MLPaths
+
+PREDICTORS = ["driver_age", "area", "vehicle_power", "region"]
+CONFIG_YAML = (
+    "target: claim_count\n"
+    f"predictors: {json.dumps(PREDICTORS)}\n"
+    "exposure: exposure\n"
+    "family: negative_binomial   # the success case's hyperparameters make it poisson\n"
+)
+HYPERPARAMETERS = {  # as SageMaker writes them: strings, some JSON-encoded by the SDK
+    "family": '"poisson"',
+    "alpha": "0.001",
+    "l1_ratio": "0",
+    "sagemaker_region": '"eu-west-1"',
+    "sagemaker_container_log_level": "20",
+    "_tuning_objective_metric": "test:deviance",
+}
+RESOURCE_CONFIG = {  # the extended form of current platforms (contract §1.5)
+    "current_host": "algo-1",
+    "current_instance_type": "ml.m5.xlarge",
+    "current_group_name": "homogeneousCluster",
+    "hosts": ["algo-1"],
+    "instance_groups": [
+        {
+            "instance_group_name": "homogeneousCluster",
+            "instance_type": "ml.m5.xlarge",
+            "hosts": ["algo-1"],
+        }
+    ],
+    "network_interface_name": "eth0",
+}
+JOB_NAME = "smglm-contract-test-0001"
+
+
+def write_frame(df: pd.DataFrame, path: Path) -> None:
+    if path.name.endswith(".parquet"):
+        df.to_parquet(path, index=False)
+    else:
+        df.to_csv(path, index=False)  # .csv.gz is compressed from the suffix
+
+
+def make_tree(
+    root: Path,
+    *,
+    train: pd.DataFrame | None,
+    train_files: tuple[str, ...] = ("part-1.csv",),
+    test: pd.DataFrame | None = None,
+    test_files: tuple[str, ...] = ("part-1.parquet",),
+    config: str | None = CONFIG_YAML,
+    config_name: str = "glm.yaml",
+    hyperparameters: dict[str, str] | None = None,
+    input_modes: dict[str, str] | None = None,
+) -> Path:
+    """Lay out ``root`` as SageMaker's /opt/ml (contract §1.2), extras included."""
+    cfg = root / "input" / "config"
+    cfg.mkdir(parents=True)
+    (cfg / "hyperparameters.json").write_text(json.dumps(hyperparameters or {}))
+    (cfg / "resourceconfig.json").write_text(json.dumps(RESOURCE_CONFIG))
+    (cfg / "trainingjobconfig.json").write_text('{"TrainingJobName": "x"}')  # observed extra
+    channels: dict[str, dict[str, str]] = {}
+    data = root / "input" / "data"
+    for name, df, files in (("train", train, train_files), ("test", test, test_files)):
+        if df is None:
+            continue
+        folder = data / name
+        folder.mkdir(parents=True)
+        for part, file in zip(np.array_split(np.arange(len(df)), len(files)), files, strict=True):
+            write_frame(df.iloc[part], folder / file)
+        (data / f"{name}-manifest").write_text("observed next to File-mode channels\n")
+        channels[name] = {"TrainingInputMode": "File", "S3DistributionType": "FullyReplicated"}
+    if config is not None:
+        (data / "config").mkdir(parents=True)
+        (data / "config" / config_name).write_text(config)
+        channels["config"] = {"TrainingInputMode": "File", "ContentType": "application/x-yaml"}
+    for name, mode in (input_modes or {}).items():
+        channels[name]["TrainingInputMode"] = mode
+    (cfg / "inputdataconfig.json").write_text(json.dumps(channels))
+    return root
+
+
+def run_subprocess(root: Path, *args: str, timeout: float = 120) -> subprocess.CompletedProcess:
+    env = {**os.environ, "SMGLM_ML_ROOT": str(root), "TRAINING_JOB_NAME": JOB_NAME}
+    return subprocess.run(
+        [sys.executable, "-m", "smglm.runtime", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+@pytest.fixture(autouse=True)
+def _restore_logging():
+    """In-process runs configure the root logger; put it back after each test."""
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    yield
+    root.handlers[:] = handlers
+    root.setLevel(level)
+    logging.captureWarnings(False)
+
+
+@pytest.fixture(scope="module")
+def frame() -> pd.DataFrame:
+    return motor(1500, seed=11)
+
+
+@pytest.fixture(scope="module")
+def success(tmp_path_factory, frame):
+    """One real ``train`` run in a subprocess: train in a .csv and a .csv.gz, test in 2 Parquet."""
+    root = make_tree(
+        tmp_path_factory.mktemp("ml") / "opt-ml",
+        train=frame.iloc[:1100],
+        train_files=("part-1.csv", "part-2.csv.gz"),
+        test=frame.iloc[1100:],
+        test_files=("a.parquet", "b.parquet"),
+        hyperparameters=HYPERPARAMETERS,
+    )
+    start = time.perf_counter()
+    proc = run_subprocess(root, "train")
+    return root, proc, time.perf_counter() - start
+
+
+# -- success -----------------------------------------------------------------------------------
+@pytest.mark.slow
+def test_train_success_writes_model_directory_and_pyfunc(success):
+    root, proc, _ = success
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert not (root / "output" / "failure").exists()
+    model = root / "model"
+    expected = {"model.json", "coefficients.csv", "metrics.json", "config.yaml", "convergence.csv"}
+    assert expected | {"mlflow_model"} == {p.name for p in model.iterdir()}  # no staging left
+    pyfunc = model / "mlflow_model"
+    assert {"MLmodel", "model.json", "requirements.txt", "python_env.yaml"} <= {
+        p.name for p in pyfunc.iterdir()
+    }
+    assert (pyfunc / "model.json").read_bytes() == (model / "model.json").read_bytes()
+    flavor = yaml.safe_load((pyfunc / "MLmodel").read_text())["flavors"]["python_function"]
+    assert flavor["loader_module"] == "smglm.tracking.pyfunc"
+
+
+@pytest.mark.slow
+def test_train_success_applies_hyperparameters_and_reads_every_file(success, frame):
+    root, _, _ = success
+    config = yaml.safe_load((root / "model" / "config.yaml").read_text())
+    assert config["family"] == "poisson"  # '"poisson"' (JSON-encoded) overrode the YAML's
+    assert config["penalty"] == {"alpha": 0.001, "l1_ratio": 0.0}
+    metrics = json.loads((root / "model" / "metrics.json").read_text())
+    assert metrics["train"]["n_obs"] == 1100  # both train files, concatenated
+    assert metrics["test"]["n_obs"] == 400  # both test files
+    # the same fit in-process, from the frames themselves, gives the same coefficients
+    import smglm
+
+    reference = smglm.fit(
+        {**yaml.safe_load(CONFIG_YAML), "family": "poisson", "penalty": {"alpha": 0.001}},
+        frame.iloc[:1100],
+        test_data=frame.iloc[1100:],
+    )
+    coefs = pd.read_csv(root / "model" / "coefficients.csv")
+    assert list(coefs["term"]) == list(reference.coefficients["term"])
+    np.testing.assert_allclose(coefs["estimate"], reference.coefficients["estimate"], rtol=1e-9)
+    assert metrics["test"]["deviance"] == pytest.approx(reference.metrics["test"]["deviance"])
+
+
+@pytest.mark.slow
+def test_train_success_writes_report_and_png_plots(success):
+    root, _, _ = success
+    out = root / "output" / "data"
+    assert json.loads((out / "metrics.json").read_text()) == json.loads(
+        (root / "model" / "metrics.json").read_text()
+    )
+    for split in ("train", "test"):
+        names = {p.name for p in (out / split).iterdir()}
+        pngs = {f"one_way_{c}.png" for c in PREDICTORS} | {"lift.png", "lorenz.png"}
+        assert pngs | {"residuals.png", "report.json"} <= names, split
+        for png in pngs:
+            assert (out / split / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert (out / "train" / "convergence.png").exists()
+    # The report's Gini is the metrics' Gini: same amounts, same rows. On test both score with
+    # the portable model (equal); on train fit used glum's eta, whose last-bit differences
+    # (1e-15) reorder near-tied rates, which moves the Gini by about 1e-5.
+    metrics = json.loads((out / "metrics.json").read_text())
+    test_report = json.loads((out / "test" / "report.json").read_text())
+    assert test_report["gini"] == pytest.approx(metrics["test"]["gini"], abs=1e-12)
+    train_report = json.loads((out / "train" / "report.json").read_text())
+    assert train_report["gini"] == pytest.approx(metrics["train"]["gini"], abs=1e-4)
+
+
+@pytest.mark.slow
+def test_train_success_metric_lines_match_definitions_and_metrics_json(success):
+    root, proc, _ = success
+    metrics = json.loads((root / "model" / "metrics.json").read_text())
+    compiled = [(d["Name"], re.compile(d["Regex"])) for d in METRIC_DEFINITIONS]
+    metric_lines = [ln for ln in proc.stdout.splitlines() if re.match(r"^\w+:\w+=", ln)]
+    assert len(metric_lines) >= 20
+    for line in metric_lines:
+        hits = [(name, rx.search(line)) for name, rx in compiled if rx.search(line)]
+        assert len(hits) == 1, (line, [h[0] for h in hits])
+        name, match = hits[0]
+        split, metric = name.split(":")
+        assert float(match.group(1)) == float(metrics[split][metric]), line  # exact
+    captured = capture_metrics(proc.stdout.splitlines())
+    for split in ("train", "test"):
+        for metric, value in metrics[split].items():
+            if value is not None and math.isfinite(value):
+                assert captured[f"{split}:{metric}"] == [float(value)]
+    assert captured["fit:iterations"] == [metrics["fit"]["iterations"]]
+    # one objective line per solver iteration, equal to convergence.csv
+    conv = pd.read_csv(root / "model" / "convergence.csv")
+    assert captured["fit:objective"] == conv["objective"].tolist()
+    assert sum(ln.startswith("iteration=") for ln in proc.stdout.splitlines()) == len(conv)
+
+
+@pytest.mark.slow
+def test_train_success_logs_job_name_channels_and_steps(success):
+    _, proc, seconds = success
+    log = proc.stderr
+    assert JOB_NAME in log
+    assert "reading channel 'train'" in log
+    assert "channel 'train': 1100 rows" in log and "from 2 file(s)" in log
+    assert "channel 'test': 400 rows" in log
+    assert "fitting a poisson/log GLM" in log
+    assert "model written to" in log
+    assert seconds < 60
+
+
+def test_metric_definitions_are_valid_for_sagemaker():
+    names = [d["Name"] for d in METRIC_DEFINITIONS]
+    assert len(names) == len(set(names)) <= 40
+    for d in METRIC_DEFINITIONS:
+        assert 1 <= len(d["Name"]) <= 255 and 1 <= len(d["Regex"]) <= 500
+        assert re.compile(d["Regex"]).groups == 1
+
+
+# -- hyperparameters and config resolution (no fit) -----------------------------------------
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        (
+            {"family": '"tweedie"', "tweedie_power": "1.7"},
+            {"family": "tweedie", "tweedie_power": 1.7},
+        ),
+        ({"predictors": '["a", "b"]'}, {"predictors": ["a", "b"]}),
+        ({"predictors": "a, b,c"}, {"predictors": ["a", "b", "c"]}),
+        ({"predictors": "['a', 'b']"}, {"predictors": ["a", "b"]}),  # the SDK's str(list)
+        ({"predictors": '"a,b"'}, {"predictors": ["a", "b"]}),
+        ({"fit_intercept": "False", "max_iter": "50"}, {"fit_intercept": False, "max_iter": 50}),
+        (
+            {"alpha": "0.5", "penalty.l1_ratio": "1"},
+            {"penalty.alpha": 0.5, "penalty.l1_ratio": 1.0},
+        ),
+        ({"test_fraction": "0.3", "test_seed": "7"}, {"test.fraction": 0.3, "test.seed": 7}),
+        ({"weights": "null", "link": '"log"'}, {"weights": None, "link": "log"}),
+        ({"bounds": '{"x": [null, 0]}'}, {"constraints.bounds": {"x": [None, 0]}}),
+        ({"sagemaker_program": "train.py", "_tuning_objective_metric": "test:gini"}, {}),
+    ],
+)
+def test_parse_hyperparameters_converts_strings_to_field_types(raw, expected):
+    assert parse_hyperparameters(raw).overrides == expected
+
+
+def test_resolve_config_from_hyperparameters_alone(tmp_path):
+    paths = MLPaths(tmp_path)
+    hp = parse_hyperparameters(
+        {"target": "y", "predictors": "a,b", "family": "gamma", "test_fraction": "0.25"}
+    )
+    config = train_module.resolve_config(paths, {}, hp)
+    assert (config.target, config.predictors, config.family) == ("y", ["a", "b"], "gamma")
+    assert config.test is not None and config.test.fraction == 0.25
+
+
+def test_resolve_config_from_config_hyperparameter_with_override(tmp_path):
+    hp = parse_hyperparameters(
+        {"config": json.dumps({"target": "y", "penalty": {"alpha": 1.0}}), "l1_ratio": "0.5"}
+    )
+    config = train_module.resolve_config(MLPaths(tmp_path), {}, hp)
+    assert (config.penalty.alpha, config.penalty.l1_ratio) == (1.0, 0.5)
+
+
+def test_resolve_config_channel_with_dotted_override(tmp_path, frame):
+    root = make_tree(tmp_path / "ml", train=frame.head(5))
+    paths = MLPaths(root)
+    hp = Hyperparameters(overrides={"penalty.alpha": 0.2, "family": "poisson"})
+    config = train_module.resolve_config(paths, paths.read_input_data_config(), hp)
+    assert (config.family, config.penalty.alpha, config.exposure) == ("poisson", 0.2, "exposure")
+
+
+def test_paths_fall_back_to_camel_case_resource_config(tmp_path):
+    cfg = tmp_path / "input" / "config"
+    cfg.mkdir(parents=True)
+    (cfg / "resourceConfig.json").write_text(
+        '{"current_host": "algo-2", "hosts": ["algo-1", "algo-2"]}'
+    )
+    resources = MLPaths(tmp_path).read_resource_config()
+    assert resources.current_host == "algo-2" and not resources.is_master
+    assert MLPaths(tmp_path).read_hyperparameters() == {}  # absent file: no hyperparameters
+
+
+def test_paths_from_env_uses_smglm_ml_root(monkeypatch, tmp_path):
+    monkeypatch.setenv("SMGLM_ML_ROOT", str(tmp_path))
+    paths = MLPaths.from_env()
+    assert paths.model_dir == tmp_path / "model"
+    assert paths.failure_file == tmp_path / "output" / "failure"
+    assert paths.channel_dir("train") == tmp_path / "input" / "data" / "train"
+
+
+# -- failures ----------------------------------------------------------------------------------
+def assert_client_failure(root: Path, code: int, *names: str) -> str:
+    """Exit 1, a one-line ClientError naming ``names``, and no model."""
+    assert code == EXIT_USER_ERROR
+    text = (root / "output" / "failure").read_text()
+    assert text.endswith("\n") and "\n" not in text[:-1] and len(text) <= 1025
+    assert text.startswith("ClientError: "), text
+    for name in names:
+        assert name in text, (name, text)
+    assert not (root / "model" / "model.json").exists()
+    return text
+
+
+def run_in_process(monkeypatch, root: Path) -> int:
+    monkeypatch.setenv("SMGLM_ML_ROOT", str(root))
+    return train_module.main([])
+
+
+def test_train_missing_train_channel_fails_in_subprocess(tmp_path):
+    root = make_tree(tmp_path / "ml", train=None)
+    proc = run_subprocess(root, "train", timeout=60)
+    text = assert_client_failure(root, proc.returncode, "train", "channel")
+    assert "bad config" in text
+    assert "Traceback" in proc.stderr  # the full story is in the log
+
+
+def test_train_bad_family_fails_in_subprocess_with_did_you_mean(tmp_path, frame):
+    root = make_tree(
+        tmp_path / "ml",
+        train=frame.head(50),
+        config=CONFIG_YAML.replace("negative_binomial", "poison"),
+    )
+    proc = run_subprocess(root, "train", timeout=60)
+    text = assert_client_failure(root, proc.returncode, "family", "poison", "'poisson'")
+    assert text.startswith("ClientError: bad config: family: 'poison' is not allowed")
+
+
+def _drop(df: pd.DataFrame, column: str) -> pd.DataFrame:
+    return df.drop(columns=[column])
+
+
+def _with(df: pd.DataFrame, column: str, row: int, value: object) -> pd.DataFrame:
+    out = df.copy()
+    out[column] = out[column].astype(float) if value is np.nan else out[column]
+    out.loc[out.index[row], column] = value
+    return out
+
+
+FAILURES = {
+    "no_config": (dict(config=None), ("config", "target")),
+    "unparsable_yaml": (dict(config="target: [unclosed\n"), ("glm.yaml", "cannot parse")),
+    "unknown_config_field": (
+        dict(config=CONFIG_YAML + "familly: poisson\n"),
+        ("familly", "Did you mean 'family'"),
+    ),
+    "missing_column": (dict(train=lambda df: _drop(df, "driver_age")), ("driver_age",)),
+    "gamma_with_zeros": (
+        dict(hyperparameters={"family": "gamma", "exposure": "null", "target": "claim_amount"}),
+        ("target", "claim_amount", "gamma"),
+    ),
+    "empty_data": (dict(train=lambda df: df.head(0)), ("no rows",)),
+    "bad_hyperparameter_value": (dict(hyperparameters={"alpha": "abc"}), ("alpha", "'abc'")),
+    "unknown_hyperparameter": (
+        dict(hyperparameters={"l1ratio": "0.5"}),
+        ("l1ratio", "Did you mean 'l1_ratio'"),
+    ),
+    "nan_in_predictor": (
+        dict(train=lambda df: _with(df, "vehicle_power", 3, np.nan)),
+        ("vehicle_power", "missing"),
+    ),
+    "negative_weights": (
+        dict(
+            train=lambda df: _with(df.assign(w=1.0), "w", 2, -1.0),
+            hyperparameters={"weights": "w"},
+        ),
+        ("weights", "'w'", "negative"),
+    ),
+    "non_positive_exposure": (
+        dict(train=lambda df: _with(df, "exposure", 0, 0.0)),
+        ("exposure", "> 0"),
+    ),
+    "unreadable_data_file": (dict(garbage="part-9.parquet"), ("part-9.parquet", "cannot read")),
+    "pipe_mode": (dict(input_modes={"train": "Pipe"}), ("channels.train", "Pipe")),
+    "two_config_files": (dict(second_config=True), ("channels.config", "exactly one")),
+    "negative_alpha": (dict(hyperparameters={"alpha": "-1"}), ("penalty.alpha", ">= 0")),
+}
+
+
+@pytest.mark.parametrize("case", sorted(FAILURES))
+def test_train_user_error_writes_one_line_client_failure(case, tmp_path, monkeypatch, frame):
+    spec, names = FAILURES[case]
+    spec = dict(spec)
+    train = frame.head(200)
+    if callable(spec.get("train")):
+        train = spec.pop("train")(train)
+    garbage = spec.pop("garbage", None)
+    second = spec.pop("second_config", False)
+    root = make_tree(tmp_path / "ml", train=train, **spec)
+    if garbage:
+        (root / "input" / "data" / "train" / garbage).write_bytes(b"PAR1 this is not parquet")
+    if second:
+        (root / "input" / "data" / "config" / "other.json").write_text("{}")
+    code = run_in_process(monkeypatch, root)
+    assert_client_failure(root, code, *names)
+
+
+def test_train_internal_error_is_reported_as_internal(tmp_path, monkeypatch, frame, capsys):
+    import smglm.glm
+
+    def broken_fit(*args, **kwargs):
+        raise RuntimeError("solver exploded")
+
+    monkeypatch.setattr(smglm.glm, "fit", broken_fit)
+    root = make_tree(tmp_path / "ml", train=frame.head(100))
+    code = run_in_process(monkeypatch, root)
+    assert code == EXIT_INTERNAL_ERROR
+    text = (root / "output" / "failure").read_text()
+    assert text == "InternalError: RuntimeError: solver exploded\n"
+    assert "Traceback" in capsys.readouterr().err
+    assert not (root / "model" / "model.json").exists()
+
+
+def test_train_non_master_host_exits_cleanly_without_model(tmp_path, monkeypatch, frame):
+    root = make_tree(tmp_path / "ml", train=frame.head(100))
+    (root / "input" / "config" / "resourceconfig.json").write_text(
+        json.dumps({**RESOURCE_CONFIG, "current_host": "algo-2", "hosts": ["algo-1", "algo-2"]})
+    )
+    assert run_in_process(monkeypatch, root) == 0
+    assert not (root / "model" / "model.json").exists()
+    assert not (root / "output" / "failure").exists()
+
+
+@pytest.mark.slow
+def test_train_sigterm_stops_promptly_with_stopped_reason(tmp_path):
+    big = motor(100_000, seed=4)
+    config = CONFIG_YAML.replace(
+        json.dumps(PREDICTORS),
+        json.dumps([*PREDICTORS, "vehicle_model", "vehicle_brand", "bonus_malus"]),
+    )
+    root = make_tree(
+        tmp_path / "ml",
+        train=big,
+        train_files=("big.parquet",),
+        config=config.replace("negative_binomial", "poisson"),
+    )
+    env = {**os.environ, "SMGLM_ML_ROOT": str(root)}
+    log_path = tmp_path / "stderr.log"
+    with log_path.open("w") as log:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "smglm.runtime", "train"],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=log,
+        )
+        try:
+            deadline = time.monotonic() + 60
+            while "fitting a poisson" not in log_path.read_text():
+                assert proc.poll() is None, log_path.read_text()
+                assert time.monotonic() < deadline, "train never started fitting"
+                time.sleep(0.05)
+            time.sleep(1.0)  # into glum's import and fit (about 3 s on this data)
+            sent = time.monotonic()
+            proc.send_signal(signal.SIGTERM)
+            code = proc.wait(timeout=10)
+            elapsed = time.monotonic() - sent
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+    assert code == EXIT_STOPPED
+    print(f"SIGTERM to exit: {elapsed:.3f} s")
+    assert elapsed < 2.0, elapsed
+    text = (root / "output" / "failure").read_text()
+    assert text.startswith("Stopped: received SIGTERM") and text.count("\n") == 1
+    assert not (root / "model" / "model.json").exists()
+    assert not list((root / "model").glob(".smglm-staging*"))
