@@ -213,7 +213,7 @@ def test_train_success_writes_report_and_png_plots(success):
     test_report = json.loads((out / "test" / "report.json").read_text())
     assert test_report["gini"] == pytest.approx(metrics["test"]["gini"], abs=1e-12)
     train_report = json.loads((out / "train" / "report.json").read_text())
-    assert train_report["gini"] == pytest.approx(metrics["train"]["gini"], abs=1e-4)
+    assert train_report["gini"] == pytest.approx(metrics["train"]["gini"], rel=1e-12)
 
 
 @pytest.mark.slow

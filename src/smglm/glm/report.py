@@ -103,6 +103,7 @@ def _inputs(actual: Values, predicted: Values, exposure: Values | None) -> tuple
 
 def _cumulative(key: _F, e: _F, *amounts: _F) -> tuple[_F, list[_F]]:
     """Cumulative exposure and amounts over the groups of equal ``key``, ascending, from 0."""
+    key = _rate_key(key)
     order = np.argsort(key)
     ordered = key[order]
     ends = np.flatnonzero(np.concatenate((ordered[1:] != ordered[:-1], [True])))
@@ -111,6 +112,15 @@ def _cumulative(key: _F, e: _F, *amounts: _F) -> tuple[_F, list[_F]]:
         return np.concatenate(([0.0], np.cumsum(w[order])[ends]))
 
     return cum(e), [cum(x) for x in amounts]
+
+
+def _rate_key(rate: _F) -> _F:
+    """Rates rounded to 12 significant digits: rates equal but for the last bits (the same
+    risk computed as exp(a + b) and exp(b + a)) tie, so the order never hangs on rounding."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        scale = 10.0 ** (11 - np.floor(np.log10(np.abs(rate))))
+        rounded = np.round(rate * scale) / scale
+    return np.where(np.isfinite(rounded) & (rate != 0), rounded, rate)
 
 
 def _positive(e: _F, *arrays: _F) -> tuple[_F, ...]:
