@@ -13,12 +13,13 @@ __version__ = "0.1.0"
 __all__ = [
     "FitResult",
     "GLMConfig",
+    "Job",
     "JobConfig",
     "__version__",
     "fit",
+    "load_ipython_extension",
     "load_model",
     "train",
-    "Job",
 ]
 
 _LAZY = {
@@ -46,6 +47,13 @@ def __getattr__(name: str) -> Any:
         globals()[name] = value
         return value
     raise AttributeError(f"module 'smglm' has no attribute {name!r}")
+
+
+def load_ipython_extension(ipython: Any) -> None:
+    """``%load_ext smglm``: register the magics (``%%sm_train``, ``%sm_jobs``, ...)."""
+    from smglm.notebook import load_ipython_extension as _load
+
+    _load(ipython)
 
 
 def __dir__() -> list[str]:
