@@ -504,7 +504,7 @@ def test_train_sigterm_stops_promptly_with_stopped_reason(tmp_path):
                 proc.kill()
     assert code == EXIT_STOPPED
     print(f"SIGTERM to exit: {elapsed:.3f} s")
-    assert elapsed < 2.0, elapsed
+    assert elapsed < 5.0, elapsed  # SageMaker allows 120 s; a loaded 2-core machine is slow
     text = (root / "output" / "failure").read_text()
     assert text.startswith("Stopped: received SIGTERM") and text.count("\n") == 1
     assert not (root / "model" / "model.json").exists()

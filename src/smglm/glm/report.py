@@ -10,13 +10,8 @@ the ranking key are pooled, so no result depends on the order of the rows. Plott
 
 from __future__ import annotations
 
-import json
 import logging
-import re
-import time
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
-from pathlib import Path
+from collections.abc import Sequence
 from typing import Any, TypeAlias
 
 import numpy as np
@@ -26,9 +21,7 @@ from numpy.typing import ArrayLike
 from smglm.errors import ConfigError, DataError, Issue, did_you_mean
 
 __all__ = [
-    "ReportData",
     "balance",
-    "build_report",
     "deviance_residuals",
     "double_lift",
     "gini",
@@ -514,181 +507,11 @@ def _level_codes(series: pd.Series) -> tuple[np.ndarray, list[str]]:
     return np.asarray(codes), [str(v) for v in levels]
 
 
-_TABLES = ("lift", "lorenz", "residuals", "convergence")
+def __getattr__(name: str) -> Any:
+    # ReportData and build_report live in report_data.py (which imports this module); they
+    # are offered here too, loaded on first use so that neither module imports the other first.
+    if name in ("ReportData", "build_report"):
+        from smglm.glm import report_data
 
-
-@dataclass(repr=False)
-class ReportData:
-    """The report tables of one model on one data set, stored by :meth:`to_dir` as CSV + JSON.
-
-    ``one_ways`` maps a column to its :func:`one_way` table; ``lift``, ``lorenz``, ``residuals``
-    (a :func:`residual_bins` table) and ``convergence`` (``iteration`` plus one column per traced
-    quantity, e.g. ``deviance``) are tables or ``None``; ``gini`` and ``balance`` are the values of
-    :func:`gini` and :func:`balance`.
-    """
-
-    one_ways: dict[str, pd.DataFrame] = field(default_factory=dict)
-    lift: pd.DataFrame | None = None
-    lorenz: pd.DataFrame | None = None
-    gini: float | None = None
-    balance: dict[str, float] | None = None
-    residuals: pd.DataFrame | None = None
-    convergence: pd.DataFrame | None = None
-
-    def __repr__(self) -> str:
-        parts = [f"one_ways={list(self.one_ways)!r}"]
-        if self.gini is not None:
-            parts.append(f"gini={self.gini:.4g}")
-        tables = [name for name in _TABLES if getattr(self, name) is not None]
-        return f"ReportData({', '.join(parts)}, tables={tables!r})"
-
-    def one_way_files(self) -> dict[str, str]:
-        """Return the file stem of each one-way: ``one_way_<column>``, safe and unique as a name."""
-        stems: dict[str, str] = {}
-        seen: set[str] = set()
-        for column in self.one_ways:
-            safe = re.sub(r"[^A-Za-z0-9_.-]+", "_", str(column)).strip("._") or "column"
-            stem, i = f"one_way_{safe}", 2
-            while stem.lower() in seen:  # also unique on case-insensitive file systems
-                stem, i = f"one_way_{safe}_{i}", i + 1
-            seen.add(stem.lower())
-            stems[column] = stem
-        return stems
-
-    def to_dir(self, path: str | Path) -> list[Path]:
-        """Write each table as ``<name>.csv`` and ``report.json`` into ``path``; return the files.
-
-        ``report.json`` holds ``format``, ``gini``, ``balance`` (non-finite numbers as null),
-        ``one_ways`` (column -> file) and ``files`` (every CSV written).
-        """
-        out = Path(path)
-        out.mkdir(parents=True, exist_ok=True)
-        stems = self.one_way_files()
-        tables = {f"{stems[c]}.csv": t for c, t in self.one_ways.items()}
-        tables |= {f"{n}.csv": getattr(self, n) for n in _TABLES if getattr(self, n) is not None}
-        for name, table in tables.items():
-            table.to_csv(out / name, index=False)
-        meta: dict[str, Any] = {"format": REPORT_FORMAT}
-        if self.gini is not None:
-            meta["gini"] = _to_json(self.gini)
-        if self.balance is not None:
-            meta["balance"] = {k: _to_json(v) for k, v in self.balance.items()}
-        meta["one_ways"] = {str(c): f"{s}.csv" for c, s in stems.items()}
-        meta["files"] = list(tables)
-        (out / "report.json").write_text(json.dumps(meta, indent=2) + "\n")
-        return [out / name for name in tables] + [out / "report.json"]
-
-    @classmethod
-    def from_dir(cls, path: str | Path) -> ReportData:
-        """Read back what :meth:`to_dir` wrote (numbers exactly; a JSON null reads as NaN)."""
-        src = Path(path)
-        meta = json.loads((src / "report.json").read_text())
-        if meta.get("format") != REPORT_FORMAT:
-            msg = f"has format {meta.get('format')!r}; this smglm reads format {REPORT_FORMAT}"
-            raise _error(str(src / "report.json"), msg, meta.get("format"))
-        files = set(meta.get("files", []))
-        tables = {n: _read_csv(src / f"{n}.csv") if f"{n}.csv" in files else None for n in _TABLES}
-        return cls(
-            one_ways={c: _read_csv(src / f, text_bin=True) for c, f in meta["one_ways"].items()},
-            gini=_from_json(meta["gini"]) if "gini" in meta else None,
-            balance={k: _from_json(v) for k, v in meta["balance"].items()}
-            if "balance" in meta
-            else None,
-            **tables,
-        )
-
-
-def _to_json(v: float) -> float | None:
-    return float(v) if np.isfinite(v) else None
-
-
-def _from_json(v: float | None) -> float:
-    return float("nan") if v is None else float(v)
-
-
-def _read_csv(path: Path, *, text_bin: bool = False) -> pd.DataFrame:
-    options: dict[str, Any] = {"float_precision": "round_trip"} if _PANDAS_2 else {}
-    if text_bin:  # keep labels such as "NA" or "" as text; only the numbers have missing values
-        numbers = [c for c in pd.read_csv(path, nrows=0).columns if c != "bin"]
-        options |= {"dtype": {"bin": str}, "keep_default_na": False}
-        options["na_values"] = {c: [""] for c in numbers}
-    return pd.read_csv(path, **options)
-
-
-def build_report(
-    data: pd.DataFrame,
-    *,
-    predictors: Sequence[str],
-    actual: Values,
-    predicted: Values,
-    exposure: Values | None = None,
-    residuals: ArrayLike | None = None,
-    fitted: ArrayLike | None = None,
-    convergence: pd.DataFrame | Mapping[str, Sequence[float]] | None = None,
-    categorical: Sequence[str] = (),
-    bins: int = 10,
-    lorenz_points: int | None = 1000,
-) -> ReportData:
-    """Build every report table of one model on ``data``.
-
-    Parameters
-    ----------
-    data : DataFrame
-        The rows scored, holding the ``predictors`` (and any columns named below).
-    predictors : list of str
-        The columns that get a one-way table (numeric ones binned, see :func:`one_way`).
-    actual, predicted, exposure : array-like or str
-        Amounts per row and exposure (default 1), as arrays or column names of ``data``.
-    residuals, fitted : array-like, optional
-        Residuals per row (e.g. :func:`deviance_residuals`) and the fitted values to bin them by
-        (default ``predicted``); without ``residuals`` there is no residual table.
-    convergence : DataFrame or mapping, optional
-        The solver's trace: an ``iteration`` column and one column per traced quantity.
-    categorical : list of str
-        Predictors to tabulate per level even when numeric.
-    bins : int
-        Maximum bins of a numeric one-way, and the number of lift bins.
-    lorenz_points : int, optional
-        Maximum vertices kept of the Lorenz curve (``None``: all); the Gini uses them all.
-    """
-    _check_bins("bins", bins)
-    start = time.perf_counter()
-    n = len(data)
-    a = _values(actual, "actual", data, n)
-    p = _values(predicted, "predicted", data, n)
-    e = _exposure(exposure, n, data)
-    missing = [c for c in dict.fromkeys([*predictors, *categorical]) if c not in data.columns]
-    if missing:
-        known = [str(c) for c in data.columns]
-        raise DataError(
-            [
-                Issue(c, f"column {c!r} is not in the data.{did_you_mean(c, known)}", c)
-                for c in missing
-            ]
-        )
-    cats = set(categorical)
-    one_ways = {
-        c: _one_way(data, c, a, p, e, bins, True if c in cats else None) for c in predictors
-    }
-    x, y = _curve(a, p, e)
-    table = None
-    if residuals is not None:
-        table = residual_bins(p if fitted is None else fitted, residuals)
-    trace = None
-    if convergence is not None:
-        trace = pd.DataFrame(convergence)
-        if "iteration" not in trace.columns:
-            msg = f"needs an 'iteration' column; got columns {list(trace.columns)}"
-            raise _error("convergence", msg)
-    report = ReportData(
-        one_ways=one_ways,
-        lift=_lift(a, p, e, bins),
-        lorenz=_thin(x, y, lorenz_points),
-        gini=_gini(x, y),
-        balance=balance(a, p),
-        residuals=table,
-        convergence=trace,
-    )
-    seconds = time.perf_counter() - start
-    logger.debug("report of %d rows, %d one-ways built in %.2f s", n, len(one_ways), seconds)
-    return report
+        return getattr(report_data, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
