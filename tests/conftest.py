@@ -9,6 +9,9 @@ from pathlib import Path
 
 import pytest
 
+# moto's server, the SageMaker simulator and AWS fixtures (tests/aws_harness.py)
+pytest_plugins = ["aws_harness"]
+
 
 @pytest.fixture(autouse=True, scope="session")
 def _isolated_stores(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:

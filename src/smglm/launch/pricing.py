@@ -1,4 +1,4 @@
-"""What a SageMaker training job may cost: the shipped price table, the cost line and the budget guard.
+"""What a SageMaker training job may cost: the shipped price table, cost line and budget guard.
 
 The figures live in ``smglm/data/instance_prices.json``: approximate on-demand prices of
 training instances in us-east-1 (US dollars per instance-hour, billed per second), with each
@@ -191,8 +191,7 @@ def check_budget(cost: float | None, max_cost: float | None) -> None:
         return
     if cost is None:
         warnings.warn(
-            f"max_cost=${max_cost:.2f} cannot be checked: no price is known for this "
-            "instance type",
+            f"max_cost=${max_cost:.2f} cannot be checked: no price is known for this instance type",
             UserWarning,
             stacklevel=2,
         )

@@ -46,7 +46,9 @@ def _join(base: str, *parts: str) -> str:
     return "/".join([base.rstrip("/"), *parts])
 
 
-def upload_data(data: DataLike, base_uri: str, *, name: str = "train") -> Upload:
+def upload_data(
+    data: DataLike, base_uri: str, *, name: str = "train", s3_client: Any | None = None
+) -> Upload:
     """Upload a DataFrame (as Parquet), a file or a folder under ``<base>/inputs/<hash>/``;
     an ``s3://``/``file://`` URI is used as it is. Identical content is uploaded once."""
     import pandas as pd
@@ -59,7 +61,7 @@ def upload_data(data: DataLike, base_uri: str, *, name: str = "train") -> Upload
         payload = buf.getvalue()
         digest = hash_bytes(payload)
         uri = _join(base_uri, "inputs", digest[:20], f"{name}.parquet")
-        storage = open_storage(uri)
+        storage = open_storage(uri, s3_client=s3_client)
         if storage.exists(uri):
             return Upload(_join(base_uri, "inputs", digest[:20]) + "/", digest, reused=True)
         storage.upload_bytes(payload, uri)
@@ -68,7 +70,7 @@ def upload_data(data: DataLike, base_uri: str, *, name: str = "train") -> Upload
     digest = hash_path(path)
     prefix = _join(base_uri, "inputs", digest[:20])
     files = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file())
-    storage = open_storage(prefix)
+    storage = open_storage(prefix, s3_client=s3_client)
     reused = True
     for f in files:
         rel = f.name if path.is_file() else str(f.relative_to(path))
@@ -79,13 +81,13 @@ def upload_data(data: DataLike, base_uri: str, *, name: str = "train") -> Upload
     return Upload(prefix + "/", digest, reused=reused)
 
 
-def upload_config(config: GLMConfig, base_uri: str) -> Upload:
+def upload_config(config: GLMConfig, base_uri: str, *, s3_client: Any | None = None) -> Upload:
     """Upload the resolved GLMConfig as ``glm.json`` under ``<base>/inputs/<hash>/``."""
     payload = config.to_json().encode()
     digest = hash_bytes(payload)
     prefix = _join(base_uri, "inputs", digest[:20])
     uri = _join(prefix, "glm.json")
-    storage = open_storage(uri)
+    storage = open_storage(uri, s3_client=s3_client)
     if storage.exists(uri):
         return Upload(prefix + "/", digest, reused=True)
     storage.upload_bytes(payload, uri)
@@ -204,7 +206,12 @@ def train(
     """
     cfg = as_glm_config(config).resolved()
     jc = _job_config(job, job_fields)
-    be = get_backend(backend or jc.backend) if not isinstance(backend, Backend) else backend
+    if isinstance(backend, Backend):
+        be = backend
+    elif (backend or jc.backend) == "sagemaker":
+        be = get_backend("sagemaker", region=jc.region)
+    else:
+        be = get_backend(backend or jc.backend)
     _check_local_data(cfg, data, "data")
     if test_data is not None:
         _check_local_data(cfg, test_data, "test data")
@@ -217,9 +224,13 @@ def train(
         raise ConfigError([Issue("image_uri", "no image for the sagemaker backend")])
 
     base = _storage_base(jc, be)
-    data_up = upload_data(data, base, name="train")
-    test_up = upload_data(test_data, base, name="test") if test_data is not None else None
-    config_up = upload_config(cfg, base)
+    client_of = getattr(be, "s3_client", None)
+    s3 = client_of() if client_of is not None and base.startswith("s3://") else None
+    data_up = upload_data(data, base, name="train", s3_client=s3)
+    test_up = (
+        upload_data(test_data, base, name="test", s3_client=s3) if test_data is not None else None
+    )
+    config_up = upload_config(cfg, base, s3_client=s3)
     tags = {
         "smglm.config_hash": config_up.sha256[:20],
         "smglm.data_hash": data_up.sha256[:20],

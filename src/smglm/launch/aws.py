@@ -1,0 +1,483 @@
+"""AWS resolution for the SageMaker backend: region, account, execution role, bucket, image check.
+
+Each value is resolved as SageMaker Studio users expect, first match wins:
+
+- region: the argument, ``JobConfig.region``, the boto3 session's region (``AWS_DEFAULT_REGION``
+  or the profile's), else an error naming ``AWS_DEFAULT_REGION``;
+- role: the argument, ``JobConfig.role``, Studio's ``/opt/ml/metadata/resource-metadata.json``
+  ``ExecutionRoleArn``, else the caller's STS assumed-role ARN mapped to its IAM role ARN (with
+  its path, e.g. ``/service-role/``). An IAM user is not a role: that is an error saying how to
+  pass ``role=``;
+- bucket: the argument, ``JobConfig.bucket``, else ``sagemaker-<region>-<account>``, created if
+  missing with the region's LocationConstraint (as the SageMaker SDK does).
+
+botocore's errors become :class:`AwsError` (a :class:`~smglm.errors.BackendError`) carrying the
+AWS error code and message, with a hint for the common ones. boto3 is imported only when used.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import re
+import warnings
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from smglm.errors import BackendError, ConfigError, Issue, MissingDependency
+
+if TYPE_CHECKING:
+    from smglm.config.job import JobConfig
+
+__all__ = [
+    "STUDIO_METADATA_PATH",
+    "AwsError",
+    "AwsTarget",
+    "account_id",
+    "aws_call",
+    "boto3_session",
+    "check_image",
+    "default_bucket_name",
+    "ensure_bucket",
+    "parse_ecr_uri",
+    "resolve_bucket",
+    "resolve_region",
+    "resolve_role",
+    "resolve_target",
+]
+
+log = logging.getLogger(__name__)
+
+#: Where SageMaker Studio (and notebook instances) describe the running app; read at call time,
+#: so tests may point it elsewhere.
+STUDIO_METADATA_PATH = Path("/opt/ml/metadata/resource-metadata.json")
+
+_REGION_RE = re.compile(r"^[a-z]{2}(-[a-z]+)+-\d+$")
+_ROLE_ARN_RE = re.compile(r"^arn:aws[a-z-]*:iam::\d{12}:role/.+$")
+_ASSUMED_RE = re.compile(r"^arn:(aws[a-z-]*):sts::(\d{12}):assumed-role/([^/]+)/.+$")
+_BUCKET_RE = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
+_ECR_RE = re.compile(
+    r"^(?P<account>\d{12})\.dkr\.ecr(?:-fips)?\.(?P<region>[a-z0-9-]+)\.amazonaws\.com(?:\.cn)?"
+    r"/(?P<repo>[a-z0-9._/-]+?)(?::(?P<tag>[A-Za-z0-9_.-]+))?(?:@(?P<digest>sha256:[0-9a-f]{64}))?$"
+)
+
+_HINTS = {
+    "AccessDenied": "the AWS identity in use lacks a permission this call needs; ask your "
+    "administrator, or use a role with the AmazonSageMakerFullAccess policy",
+    "ValidationException": "AWS rejected a value of the request; the message above names it "
+    "(a job name already used, a bad role ARN, an image in another region, ...)",
+    "ResourceLimitExceeded": "an account quota is reached (instances of this type for training "
+    "jobs, or concurrent jobs): choose another instance_type, wait for running jobs to end, or "
+    "request an increase in the Service Quotas console (Amazon SageMaker)",
+    "ExpiredToken": "the credentials have expired: refresh them (e.g. `aws sso login`)",
+    "InvalidClientTokenId": "the access key is not valid: check the credentials in use",
+    "UnrecognizedClientException": "the access key is not valid: check the credentials in use",
+    "ThrottlingException": "AWS is throttling the requests: retry in a moment",
+    "ResourceInUse": "a training job of this name exists already (names are unique per account "
+    "and region, even for ended jobs): choose another job_name",
+}
+_HINT_ALIASES = {
+    "AccessDeniedException": "AccessDenied",
+    "UnauthorizedOperation": "AccessDenied",
+    "ExpiredTokenException": "ExpiredToken",
+    "Throttling": "ThrottlingException",
+}
+
+
+class AwsError(BackendError):
+    """An AWS call failed; ``code`` and ``aws_message`` are AWS's error code and message."""
+
+    def __init__(self, action: str, code: str, aws_message: str) -> None:
+        self.action = action
+        self.code = code
+        self.aws_message = aws_message
+        hint = _HINTS.get(_HINT_ALIASES.get(code, code))
+        text = f"{action} failed: {code}: {aws_message}"
+        super().__init__(f"{text}. Hint: {hint}" if hint else text)
+
+
+@contextlib.contextmanager
+def aws_call(action: str) -> Iterator[None]:
+    """Turn botocore's errors raised in the block into :class:`AwsError` / BackendError.
+
+    Parameters
+    ----------
+    action
+        What was being done, for the message (``"CreateTrainingJob smglm-..."``).
+    """
+    from botocore.exceptions import (
+        BotoCoreError,
+        ClientError,
+        NoCredentialsError,
+        NoRegionError,
+    )
+
+    try:
+        yield
+    except ClientError as exc:
+        err = exc.response.get("Error", {})
+        code = str(
+            err.get("Code") or exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+        )
+        raise AwsError(action, code, str(err.get("Message") or exc)) from exc
+    except NoCredentialsError as exc:
+        raise BackendError(
+            f"{action} failed: no AWS credentials found; in SageMaker Studio they come with "
+            "the execution role, elsewhere configure them (`aws configure`, `aws sso login`, "
+            "or the AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY environment variables)"
+        ) from exc
+    except NoRegionError as exc:
+        raise ConfigError([_no_region_issue()]) from exc
+    except BotoCoreError as exc:
+        raise BackendError(f"{action} failed: {exc}") from exc
+
+
+def boto3_session(session: Any | None = None, region: str | None = None) -> Any:
+    """``session`` itself, or a new ``boto3.Session`` (in ``region`` when given)."""
+    if session is not None:
+        return session
+    try:
+        import boto3
+    except ImportError:
+        raise MissingDependency("boto3", "aws", "the SageMaker backend") from None
+    return boto3.Session(region_name=region) if region else boto3.Session()
+
+
+def _no_region_issue() -> Issue:
+    return Issue(
+        "region",
+        "no AWS region is set: pass region='eu-west-1' (for example), set JobConfig.region, "
+        "or set the AWS_DEFAULT_REGION environment variable (or a region in ~/.aws/config)",
+    )
+
+
+def resolve_region(
+    region: str | None = None, job: JobConfig | None = None, *, session: Any | None = None
+) -> str:
+    """The AWS region: ``region``, ``job.region``, the boto3 session's region, else an error.
+
+    Raises
+    ------
+    ConfigError
+        Naming ``region`` (and ``AWS_DEFAULT_REGION``) when none is found or one is malformed.
+    """
+    value = region or (job.region if job is not None else None)
+    if not value:
+        value = boto3_session(session).region_name
+    if not value:
+        raise ConfigError([_no_region_issue()])
+    if not _REGION_RE.match(value):
+        raise ConfigError(
+            [Issue("region", f"{value!r} is not an AWS region name such as 'us-east-1'", value)]
+        )
+    return str(value)
+
+
+def account_id(session: Any | None = None) -> str:
+    """The AWS account of the credentials in use (STS GetCallerIdentity)."""
+    return str(_caller_identity(boto3_session(session))["Account"])
+
+
+def _caller_identity(session: Any) -> dict[str, Any]:
+    with aws_call("STS GetCallerIdentity"):
+        identity: dict[str, Any] = session.client("sts").get_caller_identity()
+    return identity
+
+
+def resolve_role(
+    role: str | None = None,
+    job: JobConfig | None = None,
+    *,
+    session: Any | None = None,
+    metadata_path: Path | str | None = None,
+) -> str:
+    """The SageMaker execution role's ARN, resolved as Studio users expect (module docstring).
+
+    Parameters
+    ----------
+    role, job
+        An explicit role (ARN or role name) and the JobConfig whose ``role`` comes next.
+    session
+        The boto3 session for STS and IAM (default: a new one).
+    metadata_path
+        Studio's resource-metadata file (default :data:`STUDIO_METADATA_PATH`).
+
+    Raises
+    ------
+    ConfigError
+        Naming ``role`` when the identity is an IAM user or root (not a role), or a value given
+        is neither a role ARN nor a role name.
+    """
+    given = role or (job.role if job is not None else None)
+    if given:
+        return _as_role_arn(given, session)
+    path = Path(metadata_path) if metadata_path is not None else STUDIO_METADATA_PATH
+    studio_role = _studio_role(path)
+    if studio_role:
+        log.info("execution role from %s: %s", path, studio_role)
+        return studio_role
+    session = boto3_session(session)
+    arn = str(_caller_identity(session)["Arn"])
+    if _ASSUMED_RE.match(arn):
+        return _role_from_assumed(arn, session)
+    kind = (
+        "an IAM user"
+        if ":user/" in arn
+        else "the account's root user"
+        if arn.endswith(":root")
+        else "not an IAM role"
+    )
+    raise ConfigError(
+        [
+            Issue(
+                "role",
+                f"no SageMaker execution role found: the AWS identity in use ({arn}) is {kind}, "
+                "and SageMaker needs an IAM role it can assume. Pass "
+                "role='arn:aws:iam::<account>:role/<name>' (or set JobConfig.role) to a role "
+                "that trusts sagemaker.amazonaws.com, e.g. an AmazonSageMaker-ExecutionRole",
+                arn,
+            )
+        ]
+    )
+
+
+def _studio_role(path: Path) -> str | None:
+    try:
+        text = path.read_text("utf-8")
+    except OSError:
+        return None
+    try:
+        meta = json.loads(text)
+    except json.JSONDecodeError:
+        log.warning("ignoring %s: not JSON", path)
+        return None
+    value = meta.get("ExecutionRoleArn") if isinstance(meta, dict) else None
+    return str(value) if value else None
+
+
+def _as_role_arn(value: str, session: Any | None) -> str:
+    if _ROLE_ARN_RE.match(value):
+        return value
+    if _ASSUMED_RE.match(value):
+        return _role_from_assumed(value, boto3_session(session))
+    if value.startswith("arn:") or "/" in value:
+        raise ConfigError(
+            [
+                Issue(
+                    "role",
+                    f"{value!r} is not an IAM role: give a role ARN "
+                    "('arn:aws:iam::<account>:role/<name>') or a role name",
+                    value,
+                )
+            ]
+        )
+    iam = boto3_session(session).client("iam")
+    try:
+        with aws_call(f"IAM GetRole {value}"):
+            return str(iam.get_role(RoleName=value)["Role"]["Arn"])
+    except AwsError as exc:
+        if exc.code == "NoSuchEntity":
+            raise ConfigError(
+                [Issue("role", f"no IAM role named {value!r} in this account", value)]
+            ) from exc
+        raise
+
+
+def _role_from_assumed(arn: str, session: Any) -> str:
+    """``arn:aws:sts::ACCOUNT:assumed-role/NAME/SESSION`` -> the role's IAM ARN (with its path)."""
+    match = _ASSUMED_RE.match(arn)
+    assert match is not None
+    partition, account, name = match.groups()
+    try:
+        with aws_call(f"IAM GetRole {name}"):
+            return str(session.client("iam").get_role(RoleName=name)["Role"]["Arn"])
+    except AwsError as exc:
+        if exc.code not in ("AccessDenied", "AccessDeniedException"):
+            raise
+        # Studio roles often may not call iam:GetRole; the SDK then guesses the path the same way.
+        path = "service-role/" if name.startswith("AmazonSageMaker-ExecutionRole") else ""
+        guess = f"arn:{partition}:iam::{account}:role/{path}{name}"
+        log.warning("iam:GetRole is not allowed (%s); assuming role ARN %s", exc.code, guess)
+        return guess
+
+
+def default_bucket_name(region: str, account: str) -> str:
+    """SageMaker's default bucket: ``sagemaker-<region>-<account>``."""
+    return f"sagemaker-{region}-{account}"
+
+
+def resolve_bucket(
+    bucket: str | None = None,
+    job: JobConfig | None = None,
+    *,
+    session: Any | None = None,
+    region: str | None = None,
+    create: bool = True,
+) -> str:
+    """The S3 bucket for inputs and outputs: ``bucket``, ``job.bucket``, else SageMaker's default.
+
+    The default bucket ``sagemaker-<region>-<account>`` is created when missing (``create``);
+    a bucket named explicitly is used as it is.
+
+    Raises
+    ------
+    ConfigError
+        Naming ``bucket`` when the value is not a bucket name (e.g. an ``s3://`` URI).
+    """
+    given = bucket or (job.bucket if job is not None else None)
+    if given:
+        if not _BUCKET_RE.match(given):
+            raise ConfigError(
+                [
+                    Issue(
+                        "bucket",
+                        f"{given!r} is not an S3 bucket name (3-63 characters of [a-z0-9.-]; "
+                        "no 's3://' and no key prefix: set prefix= for that)",
+                        given,
+                    )
+                ]
+            )
+        return given
+    session = boto3_session(session)
+    region = resolve_region(region, job, session=session)
+    name = default_bucket_name(region, account_id(session))
+    if create:
+        ensure_bucket(name, region, session=session)
+    return name
+
+
+def ensure_bucket(name: str, region: str, *, session: Any | None = None) -> bool:
+    """Create bucket ``name`` in ``region`` unless it exists; return whether it was created."""
+    s3 = boto3_session(session).client("s3", region_name=region)
+    try:
+        with aws_call(f"S3 HeadBucket {name}"):
+            s3.head_bucket(Bucket=name)
+        return False
+    except AwsError as exc:
+        if exc.code not in ("404", "NoSuchBucket", "NotFound"):
+            if exc.code in ("403", "AccessDenied"):
+                raise BackendError(
+                    f"bucket {name!r} exists but this identity may not use it (403); it may "
+                    "belong to another account: pass bucket= (or set JobConfig.bucket)"
+                ) from exc
+            raise
+    kwargs: dict[str, Any] = {"Bucket": name}
+    if region != "us-east-1":
+        kwargs["CreateBucketConfiguration"] = {"LocationConstraint": region}
+    try:
+        with aws_call(f"S3 CreateBucket {name}"):
+            s3.create_bucket(**kwargs)
+    except AwsError as exc:
+        if exc.code in ("BucketAlreadyOwnedByYou", "OperationAborted"):
+            return False  # created meanwhile by another call
+        raise
+    log.info("created S3 bucket %s in %s", name, region)
+    return True
+
+
+def parse_ecr_uri(uri: str) -> dict[str, str | None] | None:
+    """``account``, ``region``, ``repo``, ``tag``, ``digest`` of an ECR image URI, else None."""
+    match = _ECR_RE.match(uri)
+    return match.groupdict() if match else None
+
+
+def check_image(uri: str, *, session: Any | None = None, region: str | None = None) -> str | None:
+    """Check that the image exists in ECR before a launch; return its digest.
+
+    Parameters
+    ----------
+    uri
+        The training image, ``<account>.dkr.ecr.<region>.amazonaws.com/<repo>[:tag|@digest]``.
+    session
+        The boto3 session (default: a new one).
+    region
+        The job's region: SageMaker pulls only from ECR in the job's region.
+
+    Returns
+    -------
+    str or None
+        The image digest; None for a non-ECR URI, which is accepted with a warning.
+
+    Raises
+    ------
+    ConfigError
+        Naming ``image_uri`` when the repository or the tag does not exist, or the image is in
+        another region; the message says how to build and push it.
+    """
+    parts = parse_ecr_uri(uri)
+    if parts is None:
+        warnings.warn(
+            f"image_uri {uri!r} is not an Amazon ECR image and is not checked: SageMaker "
+            "training pulls from ECR in the job's region (or from a private registry through "
+            "a VPC)",
+            UserWarning,
+            stacklevel=2,
+        )
+        return None
+    image_region, repo = str(parts["region"]), str(parts["repo"])
+    push = (
+        "build and push it first: `smglm image push` (or container/build_and_push.sh), "
+        "then pass the URI it prints"
+    )
+    if region and region != image_region:
+        raise ConfigError(
+            [
+                Issue(
+                    "image_uri",
+                    f"{uri!r} is in ECR in {image_region}, but the job runs in {region}: "
+                    f"SageMaker pulls images only from the job's region; {push} in {region}",
+                    uri,
+                )
+            ]
+        )
+    image_id = (
+        {"imageDigest": parts["digest"]}
+        if parts["digest"]
+        else {"imageTag": parts["tag"] or "latest"}
+    )
+    ecr = boto3_session(session).client("ecr", region_name=image_region)
+    try:
+        with aws_call(f"ECR DescribeImages {repo}"):
+            resp = ecr.describe_images(
+                registryId=parts["account"], repositoryName=repo, imageIds=[image_id]
+            )
+    except AwsError as exc:
+        if exc.code == "RepositoryNotFoundException":
+            account = parts["account"]
+            what = f"there is no ECR repository {repo!r} in account {account} ({image_region})"
+        elif exc.code == "ImageNotFoundException":
+            what = f"ECR repository {repo!r} has no image {next(iter(image_id.values()))!r}"
+        else:
+            raise
+        raise ConfigError([Issue("image_uri", f"{uri!r}: {what}; {push}", uri)]) from exc
+    details = resp.get("imageDetails") or [{}]
+    digest = details[0].get("imageDigest")
+    return str(digest) if digest else None
+
+
+@dataclass(frozen=True)
+class AwsTarget:
+    """Where a SageMaker job goes: region, account, execution role and bucket."""
+
+    region: str
+    account: str
+    role_arn: str
+    bucket: str
+
+
+def resolve_target(
+    job: JobConfig | None = None,
+    *,
+    session: Any | None = None,
+    metadata_path: Path | str | None = None,
+    create_bucket: bool = True,
+) -> AwsTarget:
+    """Region, account, role and bucket for ``job``, each resolved as described above."""
+    session = boto3_session(session, job.region if job is not None else None)
+    region = resolve_region(None, job, session=session)
+    role = resolve_role(None, job, session=session, metadata_path=metadata_path)
+    bucket = resolve_bucket(None, job, session=session, region=region, create=create_bucket)
+    return AwsTarget(region=region, account=account_id(session), role_arn=role, bucket=bucket)

@@ -1,0 +1,495 @@
+"""Fixtures for the AWS path: moto's server in this process, and jobs completed as SageMaker would.
+
+moto accepts CreateTrainingJob and marks the job ``Completed`` at once, running nothing. The
+:class:`SageMakerSimulator` makes it behave like SageMaker (``shared/testing-aws-here.md``):
+hooked on a boto3 Session's ``after-call.sagemaker.CreateTrainingJob``, it lays out a temporary
+``/opt/ml`` from the captured request, downloads the S3 channels from moto, runs ``python -m
+smglm.runtime train`` with the job's Environment and ``SMGLM_ML_ROOT``, writes the container's
+lines to CloudWatch Logs ``/aws/sagemaker/TrainingJobs`` stream ``<job>/algo-1-<epoch>``, uploads
+model.tar.gz and output.tar.gz to ``<S3OutputPath>/<job>/output/``, and sets the job's status
+(``Completed``, or ``Failed`` with the failure file's text, or ``Stopped``) by editing moto's
+backend in-process. From ``before-call`` handlers it also answers StopTrainingJob, which moto
+lacks, and ListTrainingJobs with its SortBy/SortOrder honoured (moto ignores them). Register it
+in tests/conftest.py with ``pytest_plugins = ["aws_harness"]`` (tests/ is on sys.path).
+
+Fixtures: ``moto_server`` (session: the endpoint URL), ``aws`` (per test: fake credentials,
+``AWS_ENDPOINT_URL``, a reset moto), ``boto_session`` and ``sagemaker_sim``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import json
+import os
+import re
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+REGION = "us-east-1"
+ACCOUNT = "123456789012"  # moto's default account
+LOG_GROUP = "/aws/sagemaker/TrainingJobs"
+
+_CLEARED = (
+    "AWS_PROFILE",
+    "AWS_DEFAULT_PROFILE",
+    "AWS_SESSION_TOKEN",
+    "AWS_SECURITY_TOKEN",
+    "AWS_REGION",
+    "AWS_ROLE_ARN",
+    "AWS_WEB_IDENTITY_TOKEN_FILE",
+    "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
+    "AWS_CONTAINER_CREDENTIALS_FULL_URI",
+)
+
+
+@dataclass(frozen=True)
+class AwsEnv:
+    """The fake AWS a test talks to."""
+
+    endpoint: str
+    region: str = REGION
+    account: str = ACCOUNT
+
+    def reset(self) -> None:
+        """Forget every resource (moto's state is global to the process)."""
+        req = urllib.request.Request(f"{self.endpoint}/moto-api/reset", method="POST")
+        with urllib.request.urlopen(req, timeout=10) as resp:
+            assert resp.status == 200
+
+
+def aws_environ(endpoint: str, home: Path) -> dict[str, str]:
+    """Environment variables that point boto3 (and the SDKs) at moto with fake credentials."""
+    return {
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": REGION,
+        "AWS_ENDPOINT_URL": endpoint,
+        "AWS_CONFIG_FILE": str(home / "aws-config-none"),
+        "AWS_SHARED_CREDENTIALS_FILE": str(home / "aws-credentials-none"),
+        "AWS_EC2_METADATA_DISABLED": "true",
+    }
+
+
+def use_moto(monkeypatch: pytest.MonkeyPatch, endpoint: str, home: Path) -> AwsEnv:
+    """Point boto3 at moto with fake credentials (undone with ``monkeypatch``); reset moto."""
+    for name in _CLEARED:
+        monkeypatch.delenv(name, raising=False)
+    for name, value in aws_environ(endpoint, home).items():
+        monkeypatch.setenv(name, value)
+    env = AwsEnv(endpoint)
+    env.reset()
+    return env
+
+
+@pytest.fixture(scope="session")
+def moto_server() -> Iterator[str]:
+    """moto's server on 127.0.0.1 (a free port), in this process; yields its endpoint URL."""
+    from moto.server import ThreadedMotoServer
+
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    yield f"http://{host}:{port}"
+    server.stop()
+
+
+@pytest.fixture
+def aws(moto_server: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> AwsEnv:
+    """A reset moto, fake credentials and ``AWS_ENDPOINT_URL`` for this test only."""
+    return use_moto(monkeypatch, moto_server, tmp_path)
+
+
+@pytest.fixture
+def boto_session(aws: AwsEnv) -> Any:
+    """A boto3 Session in the test region, talking to moto."""
+    import boto3
+
+    return boto3.Session(region_name=aws.region)
+
+
+@pytest.fixture
+def sagemaker_sim(boto_session: Any, tmp_path: Path) -> Iterator[SageMakerSimulator]:
+    """A :class:`SageMakerSimulator` on ``boto_session`` (jobs run inside the create call)."""
+    sim = SageMakerSimulator(tmp_path / "sagemaker-jobs").attach(boto_session)
+    yield sim
+    sim.close()
+
+
+def push_image(session: Any, repository: str = "smglm", tag: str = "0.1.0") -> str:
+    """Create an ECR repository in moto and put a (v2 schema 2) image in it; return its URI."""
+    import hashlib
+
+    ecr = session.client("ecr")
+    uri = ecr.create_repository(repositoryName=repository)["repository"]["repositoryUri"]
+    manifest = {
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.docker.distribution.manifest.v2+json",
+        "config": {
+            "mediaType": "application/vnd.docker.container.image.v1+json",
+            "size": 7023,
+            "digest": "sha256:" + hashlib.sha256(repository.encode()).hexdigest(),
+        },
+        "layers": [],
+    }
+    ecr.put_image(repositoryName=repository, imageManifest=json.dumps(manifest), imageTag=tag)
+    return f"{uri}:{tag}"
+
+
+def moto_training_job(name: str, region: str = REGION, account: str = ACCOUNT) -> Any:
+    """moto's stored training job (edit its attributes to change what Describe returns)."""
+    from moto.backends import get_backend
+
+    return get_backend("sagemaker")[account][region].training_jobs[name]
+
+
+class _Response:
+    """Just enough of botocore's AWSResponse for a before-call handler's short-circuit."""
+
+    def __init__(self, status_code: int) -> None:
+        self.status_code = status_code
+        self.headers: dict[str, str] = {}
+        self.content = b""
+        self.raw = None
+        self.url = ""
+
+
+class SageMakerSimulator:
+    """Runs moto's training jobs as SageMaker would (module docstring).
+
+    ``mode``: ``"sync"`` runs the job inside the CreateTrainingJob call (it returns when the job
+    has ended); ``"background"`` runs it in a thread (status ``InProgress`` until it ends);
+    ``"hold"`` leaves it ``InProgress`` and runs nothing.
+    """
+
+    def __init__(self, workdir: Path, *, mode: str = "sync", timeout: float = 120) -> None:
+        self.workdir = workdir
+        self.mode = mode
+        self.timeout = timeout
+        self.requests: list[dict[str, Any]] = []
+        self.stop_requests: list[str] = []
+        self.processes: dict[str, subprocess.Popen[str]] = {}
+        self.threads: dict[str, threading.Thread] = {}
+        self._stopping: set[str] = set()
+
+    def attach(self, session: Any) -> SageMakerSimulator:
+        """Register the handlers on a boto3 Session (they reach every client made from it)."""
+        events = session.events
+        events.register("provide-client-params.sagemaker.CreateTrainingJob", self._capture)
+        events.register("after-call.sagemaker.CreateTrainingJob", self._after_create)
+        events.register("before-call.sagemaker.StopTrainingJob", self._stop)
+        events.register("before-call.sagemaker.ListTrainingJobs", self._list)
+        return self
+
+    def close(self) -> None:
+        """Kill what still runs and wait for the threads."""
+        for proc in self.processes.values():
+            if proc.poll() is None:
+                proc.kill()
+        for thread in self.threads.values():
+            thread.join(timeout=30)
+
+    def wait(self, name: str, timeout: float = 60) -> None:
+        """Wait for a background job to end."""
+        thread = self.threads.get(name)
+        if thread is not None:
+            thread.join(timeout)
+            assert not thread.is_alive(), f"job {name} still running after {timeout} s"
+
+    # -- handlers ----------------------------------------------------------------------------
+    def _capture(self, params: dict[str, Any], context: dict[str, Any], **_: Any) -> None:
+        request = copy.deepcopy(params)
+        context["smglm_request"] = request
+        self.requests.append(request)
+
+    def _after_create(self, http_response: Any, context: dict[str, Any], **_: Any) -> None:
+        if http_response.status_code >= 300 or "smglm_request" not in context:
+            return
+        request = context["smglm_request"]
+        region = context.get("client_region") or REGION
+        job = moto_training_job(request["TrainingJobName"], region)
+        # moto drops Environment and replaces MetricDefinitions: echo them as SageMaker does.
+        job.environment = dict(request.get("Environment") or {})
+        job.algorithm_specification["MetricDefinitions"] = list(
+            request["AlgorithmSpecification"].get("MetricDefinitions") or []
+        )
+        job.final_metric_data_list = []
+        job.model_artifacts = None
+        job.secondary_status_transitions = []
+        job.training_end_time = None
+        self._status(job, "InProgress", "Starting", "Launching requested ML instances")
+        if self.mode == "sync":
+            self.run(request, region)
+        elif self.mode == "background":
+            thread = threading.Thread(target=self.run, args=(request, region), daemon=True)
+            self.threads[request["TrainingJobName"]] = thread
+            thread.start()
+
+    def _stop(self, params: dict[str, Any], context: dict[str, Any], **_: Any) -> Any:
+        name = json.loads(params["body"])["TrainingJobName"]
+        self.stop_requests.append(name)
+        region = context.get("client_region") or REGION
+        try:
+            job = moto_training_job(name, region)
+        except KeyError:
+            return error_response("ValidationException", "Requested resource not found.")
+        if job.training_job_status != "InProgress":
+            return error_response(
+                "ValidationException",
+                f"The request was rejected because the training job is in status "
+                f"{job.training_job_status}.",
+            )
+        self._stopping.add(name)
+        proc = self.processes.get(name)
+        if proc is not None and proc.poll() is None:
+            self._status(job, "Stopping", "Stopping", "Stopping the training job")
+            proc.terminate()  # SIGTERM; run() sets Stopped when the container has exited
+        elif name not in self.threads or not self.threads[name].is_alive():
+            self._status(job, "Stopped", "Stopped", "The job was stopped")
+            job.training_end_time = _now()
+        else:
+            self._status(job, "Stopping", "Stopping", "Stopping the training job")
+        return _Response(200), {"ResponseMetadata": {"HTTPStatusCode": 200}}
+
+    def _list(self, params: dict[str, Any], context: dict[str, Any], **_: Any) -> Any:
+        """ListTrainingJobs with SortBy/SortOrder honoured (moto ignores them)."""
+        from moto.backends import get_backend
+
+        args = json.loads(params["body"] or b"{}")
+        region = context.get("client_region") or REGION
+        jobs = list(get_backend("sagemaker")[ACCOUNT][region].training_jobs.values())
+        key = {"Name": "training_job_name", "Status": "training_job_status"}.get(
+            args.get("SortBy", ""), "creation_time"
+        )
+        jobs.sort(key=lambda j: getattr(j, key), reverse=args.get("SortOrder") != "Ascending")
+        start = int(args.get("NextToken") or 0)
+        end = start + int(args.get("MaxResults") or 10)
+        summaries = [
+            {
+                "TrainingJobName": j.training_job_name,
+                "TrainingJobArn": j.arn,
+                "CreationTime": j.creation_time,
+                "LastModifiedTime": j.last_modified_time,
+                "TrainingJobStatus": j.training_job_status,
+                **({"TrainingEndTime": j.training_end_time} if j.training_end_time else {}),
+            }
+            for j in jobs[start:end]
+        ]
+        parsed: dict[str, Any] = {"TrainingJobSummaries": summaries}
+        if end < len(jobs):
+            parsed["NextToken"] = str(end)
+        return _Response(200), parsed
+
+    # -- the job -----------------------------------------------------------------------------
+    def run(self, request: dict[str, Any], region: str) -> None:
+        """Run one job as SageMaker would and record its outcome in moto."""
+        import boto3
+
+        from smglm.launch.storage import S3Storage, pack_dir
+
+        name = request["TrainingJobName"]
+        job = moto_training_job(name, region)
+        session = boto3.Session(region_name=region)  # a plain session: no handlers
+        s3 = session.client("s3")
+        root = self.workdir / name / "opt-ml"
+        _layout(root, request)
+        started = time.time()
+        self._status(job, "InProgress", "Downloading", "Downloading input data")
+        try:
+            for channel in request.get("InputDataConfig", []):
+                uri = channel["DataSource"]["S3DataSource"]["S3Uri"]
+                S3Storage(s3).download_prefix(uri, root / "input" / "data" / channel["ChannelName"])
+        except Exception as exc:
+            self._finish(job, "Failed", f"ClientError: Data download failed: {exc}", started)
+            return
+        if name in self._stopping:
+            self._finish(job, "Stopped", None, started)
+            return
+        self._status(job, "InProgress", "Training", "Training in progress")
+        returncode = self._run_container(request, region, job, root, session.client("logs"))
+        self._status(job, "InProgress", "Uploading", "Uploading generated training model")
+        output = request["OutputDataConfig"]["S3OutputPath"].rstrip("/") + f"/{name}/output"
+        storage = S3Storage(s3)
+        staging = self.workdir / name / "archives"
+        model_dir = root / "model"
+        has_model = model_dir.is_dir() and any(model_dir.iterdir())
+        if has_model and (returncode == 0 or name in self._stopping):
+            storage.upload_file(
+                pack_dir(model_dir, staging / "model.tar.gz"), f"{output}/model.tar.gz"
+            )
+            job.model_artifacts = {"S3ModelArtifacts": f"{output}/model.tar.gz"}
+        data_dir = root / "output" / "data"
+        data_dir.mkdir(parents=True, exist_ok=True)
+        storage.upload_file(
+            pack_dir(data_dir, staging / "output.tar.gz"), f"{output}/output.tar.gz"
+        )
+        if name in self._stopping:
+            self._finish(job, "Stopped", None, started)
+        elif returncode == 0:
+            self._finish(job, "Completed", None, started)
+        else:
+            failure = root / "output" / "failure"
+            text = failure.read_text().strip() if failure.is_file() else ""
+            reason = f"AlgorithmError: {text or f'exit code {returncode}'}"
+            self._finish(job, "Failed", reason[:1024], started)
+
+    def _run_container(
+        self, request: dict[str, Any], region: str, job: Any, root: Path, logs: Any
+    ) -> int:
+        name = request["TrainingJobName"]
+        env = {
+            **os.environ,
+            **(request.get("Environment") or {}),
+            "SMGLM_ML_ROOT": str(root),
+            "TRAINING_JOB_NAME": name,
+            "TRAINING_JOB_ARN": job.arn,
+            "AWS_REGION": region,
+            "PYTHONUNBUFFERED": "1",
+        }
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "smglm.runtime", "train"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            env=env,
+            cwd=root,
+        )
+        self.processes[name] = proc
+        if name in self._stopping:  # StopTrainingJob came while the container was starting
+            proc.terminate()
+        stream = f"{name}/algo-1-{int(time.time())}"
+        _create_log_stream(logs, stream)
+        pending: list[dict[str, Any]] = []
+        lines: list[str] = []
+        last_flush = time.monotonic()
+        assert proc.stdout is not None
+        for raw in proc.stdout:
+            line = raw.rstrip("\n")
+            lines.append(line)
+            pending.append({"timestamp": int(time.time() * 1000), "message": line})
+            if len(pending) >= 50 or time.monotonic() - last_flush > 0.2:
+                logs.put_log_events(logGroupName=LOG_GROUP, logStreamName=stream, logEvents=pending)
+                pending, last_flush = [], time.monotonic()
+        if pending:
+            logs.put_log_events(logGroupName=LOG_GROUP, logStreamName=stream, logEvents=pending)
+        returncode = proc.wait(timeout=self.timeout)
+        job.final_metric_data_list = _final_metrics(
+            request["AlgorithmSpecification"].get("MetricDefinitions") or [], lines
+        )
+        return returncode
+
+    def _status(self, job: Any, status: str, secondary: str, message: str) -> None:
+        if status == "InProgress" and job.training_job_name in self._stopping:
+            status = "Stopping"  # e.g. Uploading after StopTrainingJob
+        now = _now()
+        transitions = job.secondary_status_transitions
+        if transitions and transitions[-1]["Status"] == secondary:
+            return
+        if transitions:
+            transitions[-1]["EndTime"] = now
+        transitions.append({"Status": secondary, "StartTime": now, "StatusMessage": message})
+        job.training_job_status = status
+        job.secondary_status = secondary
+        job.last_modified_time = now
+
+    def _finish(self, job: Any, status: str, reason: str | None, started: float) -> None:
+        if reason:
+            job.failure_reason = reason
+            job.model_artifacts = None
+        messages = {
+            "Completed": "Training job completed",
+            "Failed": "Training job failed",
+            "Stopped": "Training job stopped",
+        }
+        self._status(job, status, status, messages[status])
+        job.secondary_status_transitions[-1]["EndTime"] = _now()
+        job.training_end_time = _now()
+        seconds = max(1, round(time.time() - started))
+        job.training_time_in_seconds = seconds
+        job.billable_time_in_seconds = seconds
+
+
+def _now() -> Any:
+    from moto.core.utils import utcnow
+
+    return utcnow()
+
+
+def error_response(code: str, message: str) -> tuple[_Response, dict[str, Any]]:
+    """What a ``before-call`` handler returns to make botocore raise ClientError ``code``."""
+    return _Response(400), {
+        "Error": {"Code": code, "Message": message},
+        "ResponseMetadata": {"HTTPStatusCode": 400},
+    }
+
+
+def _layout(root: Path, request: dict[str, Any]) -> None:
+    """``/opt/ml/input/config`` as SageMaker writes it for the request (contract §1.2-1.5)."""
+    config = root / "input" / "config"
+    config.mkdir(parents=True, exist_ok=True)
+    for sub in ("input/data", "model", "output/data"):
+        (root / sub).mkdir(parents=True, exist_ok=True)
+    (config / "hyperparameters.json").write_text(json.dumps(request.get("HyperParameters") or {}))
+    mode = request["AlgorithmSpecification"].get("TrainingInputMode", "File")
+    channels = {}
+    for ch in request.get("InputDataConfig", []):
+        entry = {
+            "TrainingInputMode": ch.get("InputMode", mode),
+            "S3DistributionType": ch["DataSource"]["S3DataSource"].get(
+                "S3DataDistributionType", "FullyReplicated"
+            ),
+            "RecordWrapperType": ch.get("RecordWrapperType", "None"),
+        }
+        if ch.get("ContentType"):
+            entry["ContentType"] = ch["ContentType"]
+        channels[ch["ChannelName"]] = entry
+    (config / "inputdataconfig.json").write_text(json.dumps(channels))
+    res = request["ResourceConfig"]
+    hosts = [f"algo-{i + 1}" for i in range(res.get("InstanceCount", 1))]
+    resource = {
+        "current_host": "algo-1",
+        "current_instance_type": res["InstanceType"],
+        "current_group_name": "homogeneousCluster",
+        "hosts": sorted(hosts),
+        "instance_groups": [
+            {
+                "instance_group_name": "homogeneousCluster",
+                "instance_type": res["InstanceType"],
+                "hosts": hosts,
+            }
+        ],
+        "network_interface_name": "eth0",
+    }
+    (config / "resourceconfig.json").write_text(json.dumps(resource))
+
+
+def _create_log_stream(logs: Any, stream: str) -> None:
+    with contextlib.suppress(logs.exceptions.ResourceAlreadyExistsException):
+        logs.create_log_group(logGroupName=LOG_GROUP)
+    logs.create_log_stream(logGroupName=LOG_GROUP, logStreamName=stream)
+
+
+def _final_metrics(definitions: list[dict[str, str]], lines: list[str]) -> list[dict[str, Any]]:
+    """The last value of each metric in the log (SageMaker's FinalMetricDataList)."""
+    out = []
+    for d in definitions:
+        pattern = re.compile(d["Regex"])
+        value = None
+        for line in lines:
+            for match in pattern.finditer(line):
+                try:
+                    value = float(match.group(1))
+                except (IndexError, ValueError):
+                    continue
+        if value is not None:
+            out.append({"MetricName": d["Name"], "Value": value, "Timestamp": _now()})
+    return out

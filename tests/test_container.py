@@ -1,0 +1,384 @@
+"""The container image: built from ``container/`` by buildah, run by podman as SageMaker runs it.
+
+No Docker engine is needed (``/work/shared/container-build-here.md``): ``scripts/container-tools``
+installs buildah and podman, ``scripts/container-base`` makes a Debian base image with debootstrap
+(cached in ``.cache/container/``), and ``container/build_and_push.sh --local-only --offline``
+builds the image from wheels made on this machine. ``train`` then runs on a bind-mounted
+``/opt/ml`` tree laid out as in ``sagemaker-contract.md`` §1.2, and ``serve`` answers on a free
+port of the host network with the trained model mounted read-only.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+import shlex
+import socket
+import subprocess
+import time
+import urllib.error
+import urllib.request
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+BUILD = ROOT / "container" / "build_and_push.sh"
+#: A fit of the same data with statsmodels (IRLS to 1e-12) is the reference; glum stops earlier.
+RTOL = 1e-5
+
+
+def _run(
+    args: list[str], env: dict[str, str] | None = None, timeout: float = 120, check: bool = True
+) -> subprocess.CompletedProcess[str]:
+    proc = subprocess.run(
+        args, env=env, capture_output=True, text=True, timeout=timeout, check=False
+    )
+    if check and proc.returncode != 0:
+        raise AssertionError(
+            f"{shlex.join(args)} exited {proc.returncode}\n--- stdout\n{proc.stdout[-4000:]}"
+            f"\n--- stderr\n{proc.stderr[-4000:]}"
+        )
+    return proc
+
+
+# -- the build script's AWS part, printed, never run ------------------------------------------
+def _version() -> str:
+    for line in (ROOT / "pyproject.toml").read_text().splitlines():
+        if line.startswith("version"):
+            return line.split("=", 1)[1].strip().strip('"')
+    raise AssertionError("no version in pyproject.toml")
+
+
+@pytest.mark.parametrize("engine", ["podman", "buildah", "docker"])
+def test_build_and_push_dry_run_prints_the_ecr_commands(engine):
+    aws = ["--account", "123456789012", "--region", "eu-west-1", "--repository", "glms"]
+    proc = _run([str(BUILD), "--dry-run", "--engine", engine, *aws], timeout=30)
+    uri = f"123456789012.dkr.ecr.eu-west-1.amazonaws.com/glms:{_version()}"
+    lines = proc.stdout.splitlines()
+    assert lines[-1] == uri
+    text = proc.stdout
+    starts = ("+ docker build ", "+ podman build ", "+ buildah bud ")
+    build = next(line for line in lines if line.startswith(starts))
+    assert "--platform linux/amd64" in build
+    assert "BASE_IMAGE=python:3.11-slim" in build
+    if engine == "docker":
+        assert build.startswith("+ docker build") and "--provenance=false" in build
+    else:
+        assert build.startswith("+ buildah bud" if engine == "buildah" else "+ podman build")
+        assert "--format docker" in build
+    assert "aws ecr create-repository --region eu-west-1 --repository-name glms" in text
+    pusher = "docker" if engine == "docker" else "podman"
+    assert (
+        f"aws ecr get-login-password --region eu-west-1 | {pusher} login --username AWS "
+        "--password-stdin 123456789012.dkr.ecr.eu-west-1.amazonaws.com"
+    ) in text
+    local = f"smglm:{_version()}" if engine == "docker" else f"localhost/smglm:{_version()}"
+    assert f"+ {pusher} tag {local} {uri}" in lines
+    push = "+ docker push" if engine == "docker" else "+ podman push --format v2s2"
+    assert f"{push} {uri}" in lines
+
+
+def test_build_and_push_rejects_an_unknown_engine():
+    proc = _run([str(BUILD), "--dry-run", "--engine", "kaniko"], timeout=30, check=False)
+    assert proc.returncode == 2
+    assert "--engine must be docker, podman or buildah; got 'kaniko'" in proc.stderr
+
+
+# -- the image ---------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def podman_env() -> dict[str, str]:
+    """The environment that points buildah and podman at the repository's cache folder."""
+    _run([str(ROOT / "scripts" / "container-tools")], timeout=300)
+    out = _run([str(ROOT / "scripts" / "container-env")], timeout=30).stdout
+    env = dict(os.environ)
+    for line in out.splitlines():
+        words = shlex.split(line)
+        assert words[0] == "export", line
+        name, _, value = words[1].partition("=")
+        env[name] = value
+    return env
+
+
+@pytest.fixture(scope="module")
+def image(podman_env) -> str:
+    """The image, built once per test run (xdist workers share it through a lock and a stamp)."""
+    cache = Path(podman_env["SMGLM_CONTAINER_CACHE"])
+    run_id = os.environ.get("PYTEST_XDIST_TESTRUNUID")
+    stamp = cache / "image.testrun"
+    with open(cache / "build.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if run_id and stamp.exists():
+            recorded_run, _, name = stamp.read_text().partition(" ")
+            if recorded_run == run_id:
+                return name
+        base = _run([str(ROOT / "scripts" / "container-base")], podman_env, timeout=600)
+        local = ["--local-only", "--offline", "--engine", "buildah", "--no-pull"]
+        base_image = ["--base-image", base.stdout.split()[-1]]
+        built = _run([str(BUILD), *local, *base_image], podman_env, timeout=900)
+        name = built.stdout.split()[-1]
+        # Earlier builds' images, now untagged; the layers the build cache uses stay.
+        _run(["podman", "image", "prune", "--force"], podman_env)
+        stamp.write_text(f"{run_id} {name}")
+    return name
+
+
+@pytest.fixture
+def podman(podman_env):
+    def run(*args: str, timeout: float = 120, check: bool = True):
+        return _run(["podman", *args], podman_env, timeout=timeout, check=check)
+
+    return run
+
+
+@pytest.mark.container
+@pytest.mark.slow
+def test_image_is_docker_v2s2_amd64_with_sagemaker_settings(image, podman):
+    info = json.loads(podman("image", "inspect", image).stdout)[0]
+    assert info["ManifestType"] == "application/vnd.docker.distribution.manifest.v2+json"
+    assert info["Architecture"] == "amd64"
+    config = info["Config"]
+    assert config["Labels"]["com.amazonaws.sagemaker.capabilities.accept-bind-to-port"] == "true"
+    assert not config.get("Entrypoint")
+    assert config.get("User", "") in ("", "root", "0")
+    env = dict(item.split("=", 1) for item in config["Env"])
+    assert env["PYTHONUNBUFFERED"] == "1"
+    assert env["PYTHONDONTWRITEBYTECODE"] == "1"
+    assert env["PATH"].startswith("/opt/venv/bin:")
+    assert info["Size"] < 900e6, f"the image grew to {info['Size'] / 1e6:.0f} MB"
+
+
+@pytest.mark.container
+@pytest.mark.slow
+def test_image_has_the_runtime_and_not_the_notebook_stack(image, podman):
+    script = (
+        "import importlib.util, shutil, os, smglm, smglm.runtime, gunicorn;"
+        "absent = ['IPython', 'ipywidgets', 'sagemaker', 'mlflow', 'pytest', 'statsmodels'];"
+        "print(json.dumps({"
+        "'present': [m for m in absent if importlib.util.find_spec(m)],"
+        "'train': shutil.which('train'), 'serve': shutil.which('serve'),"
+        "'opt_ml': os.path.exists('/opt/ml'), 'uid': os.getuid(),"
+        "'compilers': [c for c in ('gcc', 'cc', 'g++', 'make') if shutil.which(c)]}))"
+    )
+    out = podman("run", "--rm", "--pull=never", image, "python", "-c", "import json;" + script)
+    found = json.loads(out.stdout.splitlines()[-1])
+    assert found == {
+        "present": [],
+        "train": "/usr/local/bin/train",
+        "serve": "/usr/local/bin/serve",
+        "opt_ml": False,
+        "uid": 0,
+        "compilers": [],
+    }
+
+
+# -- train and serve as SageMaker runs them -----------------------------------------------------
+def _frame(n: int, seed: int) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    df = pd.DataFrame(
+        {
+            "x1": rng.normal(size=n).round(4),
+            "x2": rng.uniform(-1, 1, size=n).round(4),
+            "cat": rng.choice(["a", "b", "c"], size=n),
+        }
+    )
+    eta = 0.3 + 0.5 * df.x1 - 0.4 * df.x2 + df.cat.map({"a": 0.0, "b": 0.3, "c": -0.5})
+    df["y"] = rng.poisson(np.exp(eta))
+    return df
+
+
+def _design(df: pd.DataFrame) -> pd.DataFrame:
+    x = df[["x1", "x2"]].astype(float)
+    for level in ("b", "c"):
+        x[f"cat_{level}"] = (df.cat == level).astype(float)
+    x.insert(0, "const", 1.0)
+    return x
+
+
+def _ml_tree(tmp: Path, data: pd.DataFrame, config: str, hyperparameters: dict[str, str]) -> Path:
+    """An /opt/ml tree as SageMaker lays it out for channels ``train`` and ``config``."""
+    root = tmp / "ml"
+    conf = root / "input" / "config"
+    conf.mkdir(parents=True)
+    (conf / "hyperparameters.json").write_text(json.dumps(hyperparameters))
+    channel = {"TrainingInputMode": "File", "S3DistributionType": "FullyReplicated"}
+    (conf / "inputdataconfig.json").write_text(
+        json.dumps(
+            {
+                "train": {"ContentType": "text/csv", **channel, "RecordWrapperType": "None"},
+                "config": {**channel, "RecordWrapperType": "None"},
+            }
+        )
+    )
+    (conf / "resourceconfig.json").write_text(
+        json.dumps(
+            {
+                "current_host": "algo-1",
+                "current_instance_type": "ml.m5.large",
+                "hosts": ["algo-1"],
+                "network_interface_name": "eth0",
+            }
+        )
+    )
+    train = root / "input" / "data" / "train"
+    train.mkdir(parents=True)
+    half = len(data) // 2  # two files: a channel may hold many
+    data.iloc[:half].to_csv(train / "part-0.csv", index=False)
+    data.iloc[half:].to_csv(train / "part-1.csv", index=False)
+    (root / "input" / "data" / "config").mkdir()
+    (root / "input" / "data" / "config" / "glm.yaml").write_text(config)
+    for sub in ("model", "output/data", "checkpoints"):
+        (root / sub).mkdir(parents=True)
+    return root
+
+
+CONFIG = "target: y\npredictors: [x1, x2, cat]\nfamily: poisson\n"
+HYPERPARAMETERS = {
+    "fit_intercept": "true",
+    "sagemaker_container_log_level": "20",
+    "sagemaker_job_name": "smglm-container-test",
+}
+
+
+@pytest.fixture(scope="module")
+def trained(image, podman_env, tmp_path_factory) -> tuple[Path, pd.DataFrame, float]:
+    """A training job run in the image: its /opt/ml tree, its data and how long it took."""
+    data = _frame(600, seed=3)
+    root = _ml_tree(tmp_path_factory.mktemp("train"), data, CONFIG, HYPERPARAMETERS)
+    start = time.monotonic()
+    job = ["-e", "TRAINING_JOB_NAME=smglm-container-test", "-v", f"{root}:/opt/ml"]
+    proc = _run(
+        ["podman", "run", "--rm", "--pull=never", *job, image, "train"],
+        podman_env,
+        timeout=300,
+        check=False,
+    )
+    seconds = time.monotonic() - start
+    failure = root / "output" / "failure"
+    assert proc.returncode == 0, (
+        f"train exited {proc.returncode}; failure: "
+        f"{failure.read_text() if failure.exists() else None}\n{proc.stderr[-4000:]}"
+    )
+    return root, data, seconds
+
+
+@pytest.mark.container
+@pytest.mark.slow
+def test_train_in_image_writes_the_model_matching_statsmodels(trained):
+    import statsmodels.api as sm
+
+    root, data, seconds = trained
+    model = root / "model"
+    for name in ("model.json", "coefficients.csv", "metrics.json", "config.yaml"):
+        assert (model / name).is_file(), sorted(p.name for p in model.iterdir())
+    assert not (root / "output" / "failure").exists()
+    assert any((root / "output" / "data").rglob("*.png"))
+    reference = sm.GLM(data.y, _design(data), family=sm.families.Poisson()).fit(tol=1e-12)
+    metrics = json.loads((model / "metrics.json").read_text())
+    assert metrics["train"]["n_obs"] == len(data)
+    assert metrics["train"]["deviance"] == pytest.approx(reference.deviance, rel=RTOL)
+    assert metrics["train"]["aic"] == pytest.approx(reference.aic, rel=RTOL)
+    # The numeric slopes do not depend on which level of `cat` is the reference.
+    coefficients = pd.read_csv(model / "coefficients.csv").set_index("term")["estimate"]
+    assert coefficients["x1"] == pytest.approx(reference.params["x1"], abs=1e-4)
+    assert coefficients["x2"] == pytest.approx(reference.params["x2"], abs=1e-4)
+    assert seconds < 60
+
+
+@pytest.mark.container
+@pytest.mark.slow
+def test_train_in_image_with_a_missing_column_writes_failure_and_exits_nonzero(
+    image, podman_env, tmp_path
+):
+    config = "target: y\npredictors: [x1, x9]\nfamily: poisson\n"
+    root = _ml_tree(tmp_path, _frame(50, seed=4), config, {})
+    proc = _run(
+        ["podman", "run", "--rm", "--pull=never", "-v", f"{root}:/opt/ml", image, "train"],
+        podman_env,
+        timeout=300,
+        check=False,
+    )
+    assert proc.returncode != 0
+    reason = (root / "output" / "failure").read_text()
+    assert "x9" in reason
+    assert 0 < len(reason) <= 1024
+    assert not (root / "model" / "model.json").exists()
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _http(url: str, body: bytes | None = None, content_type: str = "text/csv") -> tuple[int, str]:
+    request = urllib.request.Request(url, data=body, headers={"Content-Type": content_type})
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return response.status, response.read().decode()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read().decode()
+
+
+@contextlib.contextmanager
+def _serving(image: str, podman_env: dict[str, str], model: Path) -> Iterator[tuple[str, str]]:
+    """``serve`` running detached in the image; yields (container name, base URL)."""
+    name = f"smglm-serve-{uuid.uuid4().hex[:8]}"
+    port = _free_port()
+    options = ["-e", f"SAGEMAKER_BIND_TO_PORT={port}", "-v", f"{model}:/opt/ml/model:ro"]
+    _run(
+        ["podman", "run", "-d", "--pull=never", "--name", name, *options, image, "serve"],
+        podman_env,
+    )
+    try:
+        yield name, f"http://127.0.0.1:{port}"
+    finally:
+        _run(["podman", "rm", "-f", "-t", "0", name], podman_env, check=False)
+
+
+def _wait_for_ping(base: str, name: str, podman_env: dict[str, str], limit: float) -> float:
+    start = time.monotonic()
+    while time.monotonic() - start < limit:
+        with contextlib.suppress(OSError):
+            status, _ = _http(f"{base}/ping")
+            if status == 200:
+                return time.monotonic() - start
+        time.sleep(0.2)
+    logs = _run(["podman", "logs", name], podman_env, check=False)
+    raise AssertionError(f"no 200 from /ping within {limit} s\n{logs.stdout}\n{logs.stderr}")
+
+
+@pytest.mark.container
+@pytest.mark.slow
+def test_serve_in_image_answers_ping_and_csv_invocations_and_stops_on_sigterm(
+    trained, image, podman_env
+):
+    import statsmodels.api as sm
+
+    root, data, _ = trained
+    reference = sm.GLM(data.y, _design(data), family=sm.families.Poisson()).fit(tol=1e-12)
+    rows = _frame(5, seed=11)
+    expected = reference.predict(_design(rows))
+    body = rows[["x1", "x2", "cat"]].to_csv(index=False, header=False).encode()
+    with _serving(image, podman_env, root / "model") as (name, base):
+        _wait_for_ping(base, name, podman_env, limit=60)
+        status, text = _http(f"{base}/invocations", body)
+        assert status == 200, text
+        predictions = [float(v) for v in text.split()]
+        np.testing.assert_allclose(predictions, expected, rtol=1e-4)
+        status, _ = _http(f"{base}/invocations", b"{}", content_type="application/x-unknown")
+        assert status == 415
+        start = time.monotonic()
+        _run(["podman", "stop", "-t", "20", name], podman_env, timeout=60)
+        stopped_in = time.monotonic() - start
+        state = _run(
+            ["podman", "inspect", "--format", "{{.State.ExitCode}}", name], podman_env
+        ).stdout.strip()
+    assert stopped_in < 10, f"podman stop took {stopped_in:.1f} s: SIGTERM not handled"
+    assert state == "0"
