@@ -19,7 +19,8 @@ from smglm.glm.plots import (
     plot_residuals,
     save_report_plots,
 )
-from smglm.glm.report import build_report, double_lift, one_way
+from smglm.glm.report import double_lift, one_way
+from smglm.glm.report_data import build_report
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 

@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     from matplotlib.axes import Axes
     from matplotlib.figure import Figure
 
-    from smglm.glm.report import ReportData
+    from smglm.glm.report_data import ReportData
 
 __all__ = [
     "plot_convergence",

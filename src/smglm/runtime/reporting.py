@@ -140,7 +140,8 @@ def _write_report(
     config: GLMConfig, scored: Scored, outdir: Path, convergence: pd.DataFrame | None
 ) -> list[Path]:
     from smglm.glm.plots import save_report_plots
-    from smglm.glm.report import build_report, deviance_residuals
+    from smglm.glm.report import deviance_residuals
+    from smglm.glm.report_data import build_report
     from smglm.glm.stats import Family, unit_deviance
 
     prep, k = scored.prep, scored.keep
