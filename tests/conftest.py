@@ -1,5 +1,6 @@
-"""Test-wide set-up: every test runs with smglm's working folder and MLflow's store in a
-temporary folder, so the suite never writes into the repository or the user's home."""
+"""Test-wide set-up: every test runs with smglm's working folder, MLflow's store, smglm's user
+config and IPython's folder in a temporary folder, so the suite never writes into the
+repository or the user's home."""
 
 from __future__ import annotations
 
@@ -16,9 +17,12 @@ pytest_plugins = ["aws_harness"]
 @pytest.fixture(autouse=True, scope="session")
 def _isolated_stores(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     root = tmp_path_factory.mktemp("stores")
-    saved = {k: os.environ.get(k) for k in ("SMGLM_HOME", "MLFLOW_TRACKING_URI")}
+    names = ("SMGLM_HOME", "MLFLOW_TRACKING_URI", "SMGLM_CONFIG_FILE", "IPYTHONDIR")
+    saved = {k: os.environ.get(k) for k in names}
     os.environ["SMGLM_HOME"] = str(root / "smglm-home")
     os.environ["MLFLOW_TRACKING_URI"] = f"sqlite:///{root / 'mlflow.db'}"
+    os.environ["SMGLM_CONFIG_FILE"] = str(root / "smglm-config.yaml")
+    os.environ["IPYTHONDIR"] = str(root / "ipython")
     yield root
     for key, value in saved.items():
         if value is None:

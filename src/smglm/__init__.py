@@ -17,6 +17,7 @@ __all__ = [
     "JobConfig",
     "__version__",
     "fit",
+    "form",
     "load_ipython_extension",
     "load_model",
     "train",
@@ -30,12 +31,14 @@ _LAZY = {
     "load_model": ("smglm.glm", "load_model"),
     "train": ("smglm.launch", "train"),
     "Job": ("smglm.launch", "Job"),
+    "form": ("smglm.notebook", "form"),
 }
 
 if TYPE_CHECKING:
     from smglm.config import GLMConfig, JobConfig
     from smglm.glm import FitResult, fit, load_model
     from smglm.launch import Job, train
+    from smglm.notebook import form
 
 
 def __getattr__(name: str) -> Any:

@@ -60,6 +60,13 @@ class FitResult:
         """Predicted means for ``data`` (see :meth:`PortableModel.predict`)."""
         return self.model.predict(data, use_offset=use_offset)
 
+    def report(self, **options: Any) -> Any:
+        """The fit's report (metrics, coefficients, convergence; with ``data=`` also one-ways,
+        lift, Lorenz/Gini and residuals): HTML in a notebook, text elsewhere."""
+        from smglm.notebook.views import report
+
+        return report(self, **options)
+
     def summary(self) -> str:
         """A plain-text summary: the model, the coefficient table and the metrics."""
         cfg = self.config

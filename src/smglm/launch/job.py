@@ -227,6 +227,13 @@ class Job:
 
         return load_model(self.artifacts() / "model")
 
+    def report(self, **options: Any) -> Any:
+        """The job's report: metrics, coefficients, one-ways, lift, Gini, residuals, log tail
+        (an object that renders as HTML in a notebook and as text elsewhere)."""
+        from smglm.notebook.views import report
+
+        return report(self, **options)
+
     # -- reprs ---------------------------------------------------------------------------
     def __repr__(self) -> str:
         state = self.describe()

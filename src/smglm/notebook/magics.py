@@ -1,0 +1,198 @@
+"""The IPython magics of ``%load_ext smglm``: thin routers from parsed options to :mod:`.cmd`.
+
+Errors smglm raises on purpose (a bad config, data that does not fit it, a failed job...) come
+back as IPython ``UsageError``: IPython shows it as one line, ``UsageError: <message>``, with
+no traceback, and the message already names the field (jupysql turns its user errors into
+UsageError for the same reason). Anything else is a bug and keeps its traceback.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from IPython.core.error import UsageError
+from IPython.core.magic import Magics, cell_magic, line_magic, magics_class
+from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
+
+from smglm.errors import SmglmError
+
+__all__ = ["SmglmMagics", "load_ipython_extension"]
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _usage_errors(func: F) -> F:
+    """Turn smglm's errors into a UsageError (one message, no traceback)."""
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(*args, **kwargs)
+        except SmglmError as exc:
+            raise UsageError(str(exc)) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+@magics_class
+class SmglmMagics(Magics):
+    """``%%sm_train``, ``%sm_jobs``, ``%sm_logs``, ``%sm_stop``, ``%sm_show``,
+    ``%sm_compare``, ``%sm_config`` and ``%sm_form``."""
+
+    @property
+    def _ns(self) -> dict[str, Any]:
+        ns: dict[str, Any] = self.shell.user_ns if self.shell is not None else {}
+        return ns
+
+    @cell_magic
+    @_usage_errors
+    @magic_arguments()
+    @argument("--data", help="training data: a DataFrame's name, a CSV/Parquet path, or s3://")
+    @argument("--test-data", help="test data (same forms as --data); else the config's split")
+    @argument("--backend", choices=["local", "sagemaker"], help="where to run (default: setting)")
+    @argument("--instance-type", help="training instance type, e.g. ml.m5.2xlarge")
+    @argument("--instance-count", type=int, help="number of instances (GLMs use 1)")
+    @argument("--name", help="the training job's name (default: generated)")
+    @argument(
+        "--wait",
+        dest="wait",
+        action="store_true",
+        default=None,
+        help="follow the job until it ends (default)",
+    )
+    @argument(
+        "--no-wait",
+        dest="wait",
+        action="store_false",
+        help="return at once; the display updates in place",
+    )
+    @argument("--max-cost", type=float, help="refuse to launch if the job may cost more (USD)")
+    @argument(
+        "--new",
+        action="store_true",
+        help="always start a new job (no reuse of a completed identical one)",
+    )
+    @argument(
+        "--tracking",
+        dest="tracking",
+        action="store_true",
+        default=None,
+        help="track the job in MLflow",
+    )
+    @argument(
+        "--no-tracking",
+        dest="tracking",
+        action="store_false",
+        help="do not track the job in MLflow",
+    )
+    @argument("-o", "--output", metavar="VAR", help="store the Job handle in this variable")
+    def sm_train(self, line: str, cell: str) -> Any:
+        """Train a GLM as a training job; the cell body is the GLMConfig in YAML."""
+        from smglm.notebook.cmd import train
+
+        args = parse_argstring(self.sm_train, line)
+        return train.run(args, cell, self._ns)
+
+    @line_magic
+    @_usage_errors
+    @magic_arguments()
+    @argument("--backend", choices=["local", "sagemaker"], help="whose jobs (default: setting)")
+    @argument("--max", type=int, default=20, help="how many jobs, newest first (default 20)")
+    def sm_jobs(self, line: str) -> Any:
+        """List recent training jobs: status, secondary status, created and key metrics."""
+        from smglm.notebook.cmd import jobs
+
+        args = parse_argstring(self.sm_jobs, line)
+        return jobs.jobs(args.backend, args.max)
+
+    @line_magic
+    @_usage_errors
+    @magic_arguments()
+    @argument("job", help="a Job variable or a training job's name")
+    @argument(
+        "--backend", choices=["local", "sagemaker"], help="the job's backend (default: setting)"
+    )
+    @argument("--tail", type=int, default=0, help="only the last N lines")
+    def sm_logs(self, line: str) -> None:
+        """Print a training job's log."""
+        from smglm.notebook.cmd import jobs
+
+        args = parse_argstring(self.sm_logs, line)
+        print(jobs.logs(args.job, self._ns, args.backend, args.tail))
+
+    @line_magic
+    @_usage_errors
+    @magic_arguments()
+    @argument("job", help="a Job variable or a training job's name")
+    @argument(
+        "--backend", choices=["local", "sagemaker"], help="the job's backend (default: setting)"
+    )
+    def sm_stop(self, line: str) -> None:
+        """Stop a running training job."""
+        from smglm.notebook.cmd import jobs
+
+        args = parse_argstring(self.sm_stop, line)
+        print(jobs.stop(args.job, self._ns, args.backend))
+
+    @line_magic
+    @_usage_errors
+    @magic_arguments()
+    @argument("job", help="a Job variable or a training job's name")
+    @argument(
+        "--backend", choices=["local", "sagemaker"], help="the job's backend (default: setting)"
+    )
+    def sm_show(self, line: str) -> Any:
+        """Show a training job's report."""
+        from smglm.notebook.cmd import jobs
+
+        args = parse_argstring(self.sm_show, line)
+        return jobs.show(args.job, self._ns, args.backend)
+
+    @line_magic
+    @_usage_errors
+    @magic_arguments()
+    @argument("jobs", nargs="+", help="two or more Job variables or training job names")
+    @argument(
+        "--backend", choices=["local", "sagemaker"], help="the jobs' backend (default: setting)"
+    )
+    def sm_compare(self, line: str) -> Any:
+        """Compare jobs: metrics, coefficients, one-ways and the double lift of the first two."""
+        from smglm.notebook.cmd.common import resolve_job
+        from smglm.notebook.cmd.compare import compare
+
+        args = parse_argstring(self.sm_compare, line)
+        return compare([resolve_job(ref, self._ns, args.backend) for ref in args.jobs])
+
+    @line_magic
+    @_usage_errors
+    @magic_arguments()
+    @argument("assignments", nargs="*", help="key=value pairs to set (key= unsets)")
+    @argument("--unset", action="append", default=[], metavar="KEY", help="remove a setting")
+    def sm_config(self, line: str) -> Any:
+        """Show or set the defaults: bucket, prefix, role, region, image, mlflow_uri,
+        instance_type, backend... (saved to the user config file)."""
+        from smglm.notebook.cmd import config
+
+        args = parse_argstring(self.sm_config, line)
+        return config.run(args.assignments, args.unset)
+
+    @line_magic
+    @_usage_errors
+    @magic_arguments()
+    @argument("data", nargs="?", default="", help="a DataFrame's name or a data path")
+    def sm_form(self, line: str) -> Any:
+        """Show the widget form that builds and launches a training job."""
+        from smglm.notebook.form import form
+
+        args = parse_argstring(self.sm_form, line)
+        return form(args.data or None, user_ns=self._ns)
+
+
+def load_ipython_extension(ipython: Any) -> None:
+    """Register the magics and the displays of Job and FitResult (``%load_ext smglm``)."""
+    from smglm.notebook.live import register_formatters
+
+    ipython.register_magics(SmglmMagics)
+    register_formatters(ipython)

@@ -1,0 +1,400 @@
+"""The magics, driven through a real IPython shell (errors re-raised) with the local backend."""
+
+from __future__ import annotations
+
+import io
+import time
+from collections.abc import Iterator
+from contextlib import redirect_stdout
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import numpy as np
+import pytest
+import yaml
+from IPython.core.error import UsageError
+from IPython.core.interactiveshell import InteractiveShell
+from traitlets.config import Config
+
+from smglm.datasets import motor
+from smglm.errors import ConfigError
+from smglm.glm.fitting import split_train_test
+from smglm.launch import Job
+from smglm.notebook import live
+from smglm.notebook.cmd.common import resolve_data
+from smglm.notebook.cmd.compare import Comparison, compare
+from smglm.notebook.cmd.jobs import JobsTable
+from smglm.notebook.settings import Settings, reset_session
+from smglm.notebook.views import Report
+
+CONFIG_A = """\
+target: claim_count
+predictors: [driver_age, vehicle_power, area]
+exposure: exposure
+family: poisson
+test: {fraction: 0.2, seed: 0}
+"""
+CONFIG_B = CONFIG_A.replace("driver_age, vehicle_power, area", "driver_age, area")
+LINE_MAGICS = ["sm_jobs", "sm_logs", "sm_stop", "sm_show", "sm_compare", "sm_config", "sm_form"]
+
+
+def run(shell: InteractiveShell, code: str) -> Any:
+    """Run a cell; re-raise what it raised (as jupysql's TestingShell); return its value."""
+    result = shell.run_cell(code, store_history=False)
+    if result.error_before_exec is not None:
+        raise result.error_before_exec
+    if result.error_in_exec is not None:
+        raise result.error_in_exec
+    return result.result
+
+
+@pytest.fixture(scope="module")
+def workdir(tmp_path_factory) -> Iterator[Path]:
+    """A working folder with no pyproject.toml above it and a user config file of its own."""
+    root = tmp_path_factory.mktemp("magics")
+    with pytest.MonkeyPatch.context() as mp:
+        config = root / "user-config.yaml"
+        config.write_text("tracking: false\n")
+        mp.setenv("IPYTHONDIR", str(root / "ipython"))  # no profile or history in ~/.ipython
+        mp.setenv("SMGLM_CONFIG_FILE", str(config))
+        mp.chdir(root)
+        yield root
+
+
+@pytest.fixture(scope="module")
+def shell(workdir) -> InteractiveShell:
+    config = Config()
+    config.HistoryManager.enabled = False
+    sh = InteractiveShell.instance(config=config)
+    sh.extension_manager.load_extension("smglm")
+    sh.user_ns["df"] = motor(4000)
+    return sh
+
+
+@pytest.fixture(autouse=True)
+def _fresh_settings() -> Iterator[None]:
+    reset_session()
+    yield
+    reset_session()
+
+
+@pytest.fixture(scope="module")
+def jobs(shell) -> SimpleNamespace:
+    """Job A started with --no-wait, then job B with the default --wait (both run at once)."""
+    start = time.perf_counter()
+    job_a = run(shell, "%%sm_train --data df --no-wait --new -o job_a\n" + CONFIG_A)
+    launch_seconds = time.perf_counter() - start
+    status_at_return = job_a.status
+    printed = io.StringIO()
+    with redirect_stdout(printed):
+        job_b = run(shell, "%%sm_train --data df --new -o job_b\n" + CONFIG_B)
+    job_a.wait(logs=False, timeout=300)
+    return SimpleNamespace(
+        a=job_a, b=job_b, launch_seconds=launch_seconds, status=status_at_return, printed=printed
+    )
+
+
+def test_load_ext_registers_every_magic(shell):
+    magics = shell.magics_manager.magics
+    assert set(LINE_MAGICS) <= set(magics["line"])
+    assert "sm_train" in magics["cell"]
+
+
+@pytest.mark.parametrize(
+    ("kind", "name"), [("cell", "sm_train")] + [("line", m) for m in LINE_MAGICS]
+)
+def test_magic_every_flag_has_help(shell, kind, name):
+    parser = shell.magics_manager.magics[kind][name].parser
+    actions = [a for a in parser._actions if a.dest != "help"]
+    assert actions
+    assert all(a.help for a in actions), [a.dest for a in actions if not a.help]
+
+
+@pytest.mark.slow
+def test_sm_train_no_wait_returns_at_once(jobs):
+    assert jobs.status == "InProgress"
+    assert jobs.launch_seconds < 10
+    assert jobs.a.status == "Completed"
+
+
+@pytest.mark.slow
+def test_sm_train_waits_by_default_and_prints_statuses(jobs, shell):
+    assert jobs.b.status == "Completed"
+    text = jobs.printed.getvalue()
+    assert f"[{jobs.b.name}] Completed - Completed" in text
+    assert "train:deviance=" in text  # the log lines were followed
+    assert shell.user_ns["job_b"] is jobs.b
+
+
+@pytest.mark.slow
+def test_sm_train_reuses_a_completed_identical_job(jobs, shell, capsys):
+    start = time.perf_counter()
+    again = run(shell, "%%sm_train --data df\n" + CONFIG_A)
+    assert again.name == jobs.a.name and again.reused
+    assert time.perf_counter() - start < 10
+    assert f"reusing completed job {jobs.a.name}" in capsys.readouterr().out
+
+
+@pytest.mark.slow
+def test_sm_train_result_displays_status_and_report(jobs, shell):
+    assert shell.display_formatter.ipython_display_formatter.lookup(jobs.a) is live.display_job
+    bundle = live.job_bundle(jobs.a)
+    assert "Completed" in bundle["text/plain"] and "-- Coefficients --" in bundle["text/plain"]
+    assert "<details open class='smglm-one_way'>" in bundle["text/html"]
+
+
+BAD_CELLS = {
+    "--data df\ntarget: claim_count\nfamily: poison\n": (
+        r"family: 'poison' is not allowed.*Did you mean 'poisson'"
+    ),
+    "--data dff\ntarget: claim_count\n": r"--data 'dff' is neither a variable.*Did you mean 'df'",
+    "--data df\ntarget: claim_count\nfamily: gamma\n": (
+        r"target: column 'claim_count' has \d+ value\(s\) <= 0"
+    ),
+    "--data df --instance-count 2\ntarget: claim_count\n": r"instance_count: must be <= 1; got 2",
+    "--data df --instance-type big\ntarget: claim_count\n": (
+        r"instance_type: 'big' is not a SageMaker instance type"
+    ),
+    "--data df\ntarget: claim_count\npredictors: [driver_agee]\n": (
+        r"predictors: column 'driver_agee' is not in the data"
+    ),
+    "--data df --bogus\ntarget: claim_count\n": r"unrecognized arguments: --bogus",
+    "\ntarget: claim_count\n": r"data: --data is required",
+    "--data df -o 2x\ntarget: claim_count\n": r"-o: '2x' is not a Python variable name",
+    "--data df\n  - not a mapping\n": r"a GLMConfig must be a mapping",
+}
+
+
+@pytest.mark.parametrize(("cell", "message"), BAD_CELLS.items())
+def test_sm_train_invalid_input_is_one_usage_error(shell, cell, message):
+    before = len(shell.user_ns)
+    with pytest.raises(UsageError, match=message):
+        run(shell, "%%sm_train " + cell)
+    assert len(shell.user_ns) == before
+
+
+@pytest.mark.slow
+def test_sm_train_failed_job_is_a_usage_error_with_the_reason(shell, tmp_path):
+    # a file:// URI is not checked before the launch: the runtime finds the problem
+    path = tmp_path / "no-target.parquet"
+    shell.user_ns["df"].drop(columns=["claim_count"]).to_parquet(path)
+    with pytest.raises(UsageError, match=r"training job '.*' failed: .*claim_count"):
+        run(shell, f"%%sm_train --data file://{path} --new -o job_f\n" + CONFIG_B)
+    job = shell.user_ns["job_f"]  # stored before waiting, for job_f.logs()
+    assert job.status == "Failed" and "claim_count" in job.failure_reason
+
+
+def test_resolve_data_accepts_names_paths_and_uris(tmp_path):
+    frame = motor(10)
+    path = tmp_path / "d.parquet"
+    frame.to_parquet(path)
+    ns = {"frame": frame, "where": str(path)}
+    assert resolve_data("frame", ns) is frame
+    assert resolve_data(f"'{path}'", ns) == str(path)
+    assert resolve_data("where", ns) == str(path)
+    assert resolve_data("s3://bucket/key/", ns) == "s3://bucket/key/"
+
+
+@pytest.mark.slow
+def test_sm_jobs_lists_jobs_with_status_and_metrics(jobs, shell):
+    table = run(shell, "%sm_jobs")
+    assert isinstance(table, JobsTable)
+    rows = {r[0]: r for r in table.rows}
+    row = rows[jobs.a.name]
+    assert row[1:3] == ["Completed", "Completed"]
+    metrics = jobs.a.model.metrics
+    assert row[5] == pytest.approx(metrics["train"]["deviance"], rel=1e-12)
+    assert row[8] == pytest.approx(metrics["test"]["gini"], rel=1e-12)
+    html = table.to_html()
+    assert jobs.b.name in html and "train:gini" in html
+    assert jobs.b.name in table.to_text()
+
+
+@pytest.mark.slow
+def test_sm_logs_prints_the_log(jobs, shell, capsys):
+    run(shell, "%sm_logs job_a")
+    assert "train:deviance=" in capsys.readouterr().out
+    run(shell, f"%sm_logs {jobs.b.name} --tail 2")
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert lines == jobs.b.logs().splitlines()[-2:]
+
+
+def test_sm_logs_unknown_job_names_it(shell):
+    with pytest.raises(UsageError, match="no local training job named 'nope'"):
+        run(shell, "%sm_logs nope")
+
+
+@pytest.mark.slow
+def test_sm_show_returns_the_report(jobs, shell):
+    rep = run(shell, "%sm_show job_b")
+    assert isinstance(rep, Report)
+    assert rep.section("log").text
+    assert rep.metrics.loc["gini", "test"] == jobs.b.model.metrics["test"]["gini"]
+
+
+@pytest.mark.slow
+def test_sm_stop_stops_a_running_job(shell, capsys):
+    job = run(shell, "%%sm_train --data df --no-wait --new -o job_c\n" + CONFIG_B)
+    run(shell, "%sm_stop job_c")
+    assert f"stop requested for job {job.name}" in capsys.readouterr().out
+    job.wait(logs=False, raise_on_failure=False, timeout=120)
+    assert job.status == "Stopped"
+    run(shell, "%sm_stop job_c")
+    assert "has already ended (Stopped)" in capsys.readouterr().out
+
+
+@pytest.fixture(scope="module")
+def comparison(jobs, shell) -> Comparison:
+    return run(shell, "%sm_compare job_a job_b")
+
+
+@pytest.mark.slow
+def test_sm_compare_metrics_side_by_side(jobs, comparison):
+    for job in (jobs.a, jobs.b):
+        for split in ("train", "test"):
+            expected = job.model.metrics[split]["deviance"]
+            assert comparison.metrics.loc["deviance", f"{job.name}:{split}"] == expected
+
+
+@pytest.mark.slow
+def test_sm_compare_relativities_side_by_side(jobs, comparison):
+    coefs = comparison.coefficients
+    assert comparison.coefficient_kind == "relativity"
+    for job in (jobs.a, jobs.b):
+        table = job.model.coefficients.set_index("term")
+        np.testing.assert_allclose(
+            coefs.loc[table.index, job.name], np.exp(table["estimate"]), rtol=1e-12
+        )
+    assert np.isnan(coefs.loc["vehicle_power", jobs.b.name])  # not in model B
+    base = [
+        t
+        for t in coefs.index
+        if t.startswith("area[") and t not in jobs.a.model.coefficients["term"].tolist()
+    ]
+    assert coefs.loc[base].to_numpy().tolist() == [[1.0, 1.0]]
+
+
+@pytest.mark.slow
+def test_sm_compare_one_ways_score_both_models_on_the_test_split(jobs, comparison, shell):
+    assert set(comparison.one_ways) == {"driver_age", "area"}  # the shared predictors
+    _, test = split_train_test(shell.user_ns["df"], 0.2, 0)
+    table = comparison.one_ways["area"].set_index("bin")
+    exposure = test.groupby("area", observed=True)["exposure"].sum()
+    np.testing.assert_allclose(
+        table.loc[exposure.index.astype(str), "exposure"], exposure, rtol=1e-12
+    )
+    for job in (jobs.a, jobs.b):
+        predicted = test.assign(p=job.model.predict(test)).groupby("area", observed=True)["p"].sum()
+        np.testing.assert_allclose(
+            table.loc[predicted.index.astype(str), f"predicted_rate {job.name}"],
+            predicted / exposure,
+            rtol=1e-9,
+        )
+    assert comparison.data_label == f"the test split of {jobs.a.name}"
+
+
+@pytest.mark.slow
+def test_sm_compare_double_lift_of_the_first_two(jobs, comparison, shell):
+    _, test = split_train_test(shell.user_ns["df"], 0.2, 0)
+    dl = comparison.double_lift
+    assert len(dl) == 10
+    assert dl["exposure"].sum() == pytest.approx(test["exposure"].sum(), rel=1e-12)
+    for column in ("actual_rate", "rate_a", "rate_b"):
+        assert np.average(dl[column], weights=dl["exposure"]) == pytest.approx(1.0, rel=1e-9)
+    assert f"double lift {jobs.a.name} vs {jobs.b.name}" in comparison.figures
+    assert comparison.to_html().count("data:image/png;base64,") == 3
+
+
+def test_sm_compare_needs_two_jobs(shell):
+    with pytest.raises(UsageError, match="the following arguments are required: jobs"):
+        run(shell, "%sm_compare")
+
+
+def test_sm_compare_one_job_is_an_error():
+    with pytest.raises(ConfigError, match="compare needs two jobs or more; got 0"):
+        compare([])
+
+
+# -- %sm_config -------------------------------------------------------------------------------
+def test_sm_config_shows_every_setting_with_its_source(shell):
+    view = run(shell, "%sm_config")
+    rows = {r[0]: r for r in view.rows}
+    assert rows["tracking"][1:3] == ["False", str(Path("user-config.yaml").absolute())]
+    assert rows["instance_type"][1:3] == ["", "default"]
+    assert "where jobs run" in view.to_html()
+
+
+def test_sm_config_set_persists_to_the_user_file(shell, workdir):
+    view = run(shell, "%sm_config instance_type=ml.m5.2xlarge bucket=my-bucket")
+    rows = {r[0]: r for r in view.rows}
+    assert rows["instance_type"][1:3] == ["ml.m5.2xlarge", "%sm_config (this session)"]
+    saved = yaml.safe_load((workdir / "user-config.yaml").read_text())
+    assert saved == {"tracking": False, "instance_type": "ml.m5.2xlarge", "bucket": "my-bucket"}
+    reset_session()  # a new kernel reads the file
+    rows = {r[0]: r for r in run(shell, "%sm_config").rows}
+    assert rows["bucket"][1] == "my-bucket"
+    run(shell, "%sm_config bucket= --unset instance_type")
+    saved = yaml.safe_load((workdir / "user-config.yaml").read_text())
+    assert saved == {"tracking": False}
+
+
+BAD_SETTINGS = {
+    "instnce_type=ml.m5.large": r"instnce_type: is not an smglm setting.*Did you mean 'instance_",
+    "instance_type=large": r"instance_type: 'large' is not a SageMaker instance type",
+    "backend=cloud": r"backend: 'cloud' is not allowed; choose one of \['local', 'sagemaker'\]",
+    "tracking=maybe": r"tracking: must be auto, true or false; got 'maybe'",
+    "instance_type": r"'instance_type' is not key=value",
+}
+
+
+@pytest.mark.parametrize(("line", "message"), BAD_SETTINGS.items())
+def test_sm_config_rejects_bad_settings(shell, workdir, line, message):
+    before = (workdir / "user-config.yaml").read_text()
+    with pytest.raises(UsageError, match=message):
+        run(shell, f"%sm_config {line}")
+    assert (workdir / "user-config.yaml").read_text() == before
+
+
+def test_sm_config_reads_pyproject_and_session_wins(shell, workdir):
+    project = workdir / "project" / "sub"
+    project.mkdir(parents=True)
+    (workdir / "project" / "pyproject.toml").write_text(
+        '[tool.smglm]\nregion = "eu-west-1"\ninstance_type = "ml.c5.xlarge"\n'
+    )
+    with pytest.MonkeyPatch.context() as mp:
+        mp.chdir(project)
+        rows = {r[0]: r for r in run(shell, "%sm_config").rows}
+        assert rows["region"][1:3] == [
+            "eu-west-1",
+            f"{workdir / 'project' / 'pyproject.toml'} [tool.smglm]",
+        ]
+        rows = {r[0]: r for r in run(shell, "%sm_config region=us-east-2").rows}
+        assert rows["region"][1] == "us-east-2"
+    run(shell, "%sm_config --unset region")
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [("false", False), ("yes", True), ("auto", None), (True, True), (None, None)],
+)
+def test_settings_tracking_accepts_hand_written_values(value, expected):
+    assert Settings({"tracking": value}).tracking is expected
+
+
+def test_settings_job_fields_use_jobconfig_names():
+    settings = Settings({"image": "x.dkr.ecr/smglm:1", "mlflow_uri": "http://h", "tracking": False})
+    assert settings.job_fields() == {
+        "image_uri": "x.dkr.ecr/smglm:1",
+        "mlflow_tracking_uri": "http://h",
+    }
+
+
+def test_sm_form_shows_the_form_for_a_dataframe(shell):
+    form = run(shell, "%sm_form df")
+    assert type(form).__name__ == "GLMForm"
+    assert "claim_count" in [v for _, v in form._target.options]
+
+
+def test_job_display_is_registered_under_the_class_module_name():
+    assert (Job.__module__, Job.__name__) == ("smglm.launch.job", "Job")

@@ -1,0 +1,329 @@
+"""The report views of jobs and fitted models, checked on their content: labels, bins, numbers."""
+
+from __future__ import annotations
+
+import html
+import math
+import re
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import smglm
+from smglm.datasets import motor
+from smglm.glm.fitting import split_train_test
+from smglm.launch import Job
+from smglm.launch.storage import pack_dir
+from smglm.notebook import live
+from smglm.notebook.display import fmt, significance_color
+from smglm.notebook.views import Report, report
+
+CONFIG = {
+    "target": "claim_count",
+    "predictors": ["driver_age", "area"],
+    "exposure": "exposure",
+    "family": "poisson",
+    "test": {"fraction": 0.25, "seed": 3},
+}
+
+
+@pytest.fixture(scope="module")
+def data() -> pd.DataFrame:
+    return motor(3000, seed=5)
+
+
+@pytest.fixture(scope="module")
+def fitted(data):
+    return smglm.fit(CONFIG, data)
+
+
+@pytest.fixture(scope="module")
+def rep(fitted, data, tmp_path_factory) -> Report:
+    return report(fitted, data=data, out=tmp_path_factory.mktemp("report"))
+
+
+@pytest.fixture(scope="module")
+def splits(data):
+    return split_train_test(data, 0.25, 3)
+
+
+def test_report_fit_has_every_section(rep):
+    keys = [s.key for s in rep.sections]
+    assert keys == [
+        "summary",
+        "coefficients",
+        "one_way",
+        "lift",
+        "lorenz",
+        "balance",
+        "residuals",
+        "convergence",
+    ]
+    assert set(rep.splits) == {"train", "test"}
+
+
+def test_report_metrics_equal_fit_metrics(rep, fitted):
+    frame = rep.metrics
+    for split in ("train", "test"):
+        for name, value in fitted.metrics[split].items():
+            assert frame.loc[name, split] == value
+    html = rep.section("summary").html
+    assert f"<td style='text-align:right'>{fmt(fitted.metrics['test']['deviance'])}</td>" in html
+
+
+def test_report_balance_equals_sums_of_actual_and_predicted(rep, fitted, splits):
+    for name, df in zip(("train", "test"), splits, strict=True):
+        actual = float(df["claim_count"].sum())
+        predicted = float(np.sum(fitted.predict(df)))
+        balance = rep.splits[name].data.balance
+        assert balance["sum_actual"] == pytest.approx(actual, rel=1e-12)
+        assert balance["sum_predicted"] == pytest.approx(predicted, rel=1e-9)
+        assert rep.metrics.loc["actual / predicted", name] == pytest.approx(actual / predicted)
+    # a canonical-link GLM with an intercept reproduces the total on its training data
+    assert rep.splits["train"].data.balance["ratio"] == pytest.approx(1.0, abs=1e-6)
+
+
+def test_report_coefficients_show_base_levels_with_relativity_one(rep, fitted):
+    coefs = rep.coefficients
+    term = next(t for t in fitted.model.terms if t.name == "area")
+    base = coefs[coefs["base"]]
+    assert base["term"].tolist() == [f"area[{term.reference}]"]
+    assert base["relativity"].tolist() == [1.0]
+    assert base["estimate"].tolist() == [0.0]
+    levels = coefs[coefs["column"] == "area"]["level"].tolist()
+    assert sorted(levels) == sorted(term.levels)
+    assert len(coefs) == len(fitted.coefficients) + 1
+
+
+def test_report_relativities_are_exp_of_estimates_and_ci(rep, fitted):
+    coefs = rep.coefficients.set_index("term")
+    table = fitted.coefficients.set_index("term")
+    for term, row in table.iterrows():
+        assert coefs.loc[term, "relativity"] == pytest.approx(math.exp(row["estimate"]), rel=1e-12)
+        assert coefs.loc[term, "relativity_lower"] == pytest.approx(math.exp(row["ci_lower"]))
+        assert coefs.loc[term, "relativity_upper"] == pytest.approx(math.exp(row["ci_upper"]))
+
+
+def test_report_coefficients_shaded_by_p_value(rep, fitted):
+    html = rep.section("coefficients").html
+    for row in fitted.coefficients.itertuples():
+        color = significance_color(row.p_value)
+        match = re.search(
+            rf"<tr( style='background:([^']*)')?><td[^>]*>{re.escape(row.term)}<", html
+        )
+        assert match is not None, row.term
+        assert match.group(2) == color
+    assert "(base)" in html
+
+
+def test_report_one_way_bins_match_the_data(rep, splits):
+    train, _ = splits
+    table = rep.splits["train"].data.one_ways["area"]
+    expected = train.groupby("area", observed=True)["exposure"].sum()
+    assert table["bin"].tolist() == [str(b) for b in expected.index]
+    np.testing.assert_allclose(table["exposure"], expected.to_numpy(), rtol=1e-12)
+    assert table["actual"].sum() == train["claim_count"].sum()
+    ages = rep.splits["train"].data.one_ways["driver_age"]["bin"].tolist()
+    assert ages[0].startswith("[18,") and ages[-1].endswith("]")
+    html = rep.section("one_way").html
+    assert "<h4>area</h4>" in html and "<h4>driver_age</h4>" in html
+    assert html.count("data:image/png;base64,") == 4  # two predictors x two splits
+    text = rep.section("one_way").text
+    assert "area (train):" in text and ages[0] in text
+
+
+def test_report_lorenz_gini_equals_metrics(rep, fitted):
+    for split in ("train", "test"):
+        assert rep.splits[split].data.gini == pytest.approx(fitted.metrics[split]["gini"], abs=1e-9)
+    html = rep.section("lorenz").html
+    assert f"Gini {fmt(rep.splits['train'].data.gini, 4)}" in html
+
+
+def test_report_lift_has_ten_equal_exposure_bins(rep):
+    lift = rep.splits["train"].data.lift
+    assert lift["bin"].tolist() == list(range(1, 11))
+    np.testing.assert_allclose(lift["exposure"], lift["exposure"].iloc[0], rtol=1e-9)
+    assert "lift (train)" in rep.section("lift").html
+
+
+def test_report_convergence_lists_each_iteration(rep, fitted):
+    text = rep.section("convergence").text
+    assert len(text.splitlines()) == len(fitted.convergence) + 1
+
+
+def test_report_has_text_and_html_mimebundle(rep, fitted):
+    bundle = rep._repr_mimebundle_()
+    assert set(bundle) == {"text/plain", "text/html"}
+    assert "-- Coefficients --" in bundle["text/plain"]
+    assert fmt(fitted.metrics["train"]["deviance"]) in bundle["text/plain"]
+    assert "<details open class='smglm-coefficients'>" in bundle["text/html"]
+    assert repr(rep).startswith("Report('GLM poisson/log: claim_count ~ driver_age + area'")
+
+
+def test_report_widget_has_one_tab_per_section(rep):
+    tab = rep.widget()
+    assert list(tab.titles) == [s.title for s in rep.sections]
+
+
+def test_report_save_writes_html_and_text(rep, tmp_path):
+    out = rep.save(tmp_path / "saved")
+    assert (out / "report.html").read_text().count("data:image/png") >= 10
+    assert "-- Balance --" in (out / "report.txt").read_text()
+
+
+def test_report_figures_are_matplotlib_figures(rep):
+    figures = rep.figures()
+    assert {"train/one_way_area", "test/lift", "train/lorenz", "convergence"} <= set(figures)
+    assert type(figures["train/lift"]).__name__ == "Figure"
+
+
+def test_report_fit_without_data_has_metrics_coefficients_and_convergence(fitted):
+    keys = [s.key for s in report(fitted).sections]
+    assert keys == ["summary", "coefficients", "convergence"]
+
+
+def test_report_identity_link_has_no_relativities(data):
+    cfg = {"target": "claim_count", "predictors": ["area"], "family": "gaussian"}
+    rep = report(smglm.fit(cfg, data.head(500)))
+    assert "relativity" not in rep.coefficients.columns
+    assert "relativity" not in rep.section("coefficients").html
+
+
+def test_report_rejects_other_objects():
+    with pytest.raises(TypeError, match="takes a Job or a FitResult; got int"):
+        report(3)
+
+
+# -- a job's report, through a fake backend (the Backend seam) ---------------------------------
+class FakeBackend:
+    """A backend whose one job ended as ``state`` says, with artifacts in a folder."""
+
+    name = "fake"
+
+    def __init__(self, home: Path, state: dict[str, Any], log: list[str]) -> None:
+        self.home = home
+        self.state = state
+        self.log = log
+
+    def describe(self, job_name: str) -> dict[str, Any]:
+        return self.state
+
+    def log_lines(self, job_name: str, start: int = 0) -> tuple[list[str], int]:
+        return self.log[start:], len(self.log)
+
+    def stop(self, job_name: str) -> None:
+        raise AssertionError("not expected")
+
+
+def _state(status: str, **extra: Any) -> dict[str, Any]:
+    return {
+        "TrainingJobName": "fake-job",
+        "TrainingJobStatus": status,
+        "SecondaryStatus": status,
+        "CreationTime": "2026-01-02T03:04:05+00:00",
+        "ResourceConfig": {"InstanceType": "ml.m5.xlarge", "InstanceCount": 1},
+        **extra,
+    }
+
+
+@pytest.fixture(scope="module")
+def fake_job(fitted, rep, tmp_path_factory) -> Job:
+    root = tmp_path_factory.mktemp("fakejob")
+    model_dir = fitted.save(root / "model")
+    output_dir = next(iter(rep.splits.values())).folder.parent
+    model_tar = pack_dir(model_dir, root / "store" / "model.tar.gz")
+    output_tar = pack_dir(output_dir, root / "store" / "output.tar.gz")
+    state = _state(
+        "Completed",
+        BillableTimeInSeconds=12,
+        ModelArtifacts={"S3ModelArtifacts": f"file://{model_tar}"},
+        OutputArtifacts={"S3OutputArtifacts": f"file://{output_tar}"},
+    )
+    log = [f"line {i}" for i in range(60)]
+    return Job("fake-job", FakeBackend(root / "home", state, log))
+
+
+def test_report_job_has_status_log_and_the_model_report(fake_job, fitted):
+    rep = report(fake_job)
+    assert [s.key for s in rep.sections][-1] == "log"
+    assert rep.section("log").text.splitlines() == [f"line {i}" for i in range(20, 60)]
+    summary = rep.section("summary").text
+    assert "fake-job" in summary and "Completed (Completed)" in summary
+    assert "billable seconds  12" in summary
+    assert rep.metrics.loc["deviance", "test"] == fitted.metrics["test"]["deviance"]
+    assert rep.splits["train"].folder is not None  # the job's own PNGs are used
+
+
+def test_report_failed_job_shows_reason_and_log_only(tmp_path):
+    state = _state("Failed", FailureReason="AlgorithmError: target: column 'y' is missing")
+    job = Job("fake-job", FakeBackend(tmp_path, state, ["boom"]))
+    rep = report(job)
+    assert [s.key for s in rep.sections] == ["summary", "log"]
+    reason = "AlgorithmError: target: column 'y' is missing"
+    assert html.escape(reason) in rep.to_html() and reason in rep.to_text()
+    assert rep.result is None and rep.metrics is None
+
+
+def test_job_bundle_completed_holds_status_and_report(fake_job):
+    bundle = live.job_bundle(fake_job)
+    assert "smglm training job" in bundle["text/html"]
+    assert "<details open class='smglm-coefficients'>" in bundle["text/html"]
+    assert bundle["text/plain"].startswith("Job('fake-job', backend='fake', status='Completed')")
+
+
+def test_job_bundle_running_shows_steps_and_log_tail(tmp_path):
+    state = _state(
+        "InProgress",
+        SecondaryStatus="Training",
+        SecondaryStatusTransitions=[{"Status": "Starting"}, {"Status": "Downloading"}],
+    )
+    job = Job("fake-job", FakeBackend(tmp_path, state, [f"step {i}" for i in range(20)]))
+    bundle = live.job_bundle(job)
+    html = bundle["text/html"]
+    assert "&#10003; Downloading" in html and "&#9679; Training" in html
+    assert "&#9675; Uploading" in html
+    assert "step 19" in html and "step 11" not in html
+    assert "details" not in html  # no report before the job completes
+
+
+class ScriptedJob:
+    """A job whose states follow a script, one per describe()."""
+
+    name = "scripted"
+
+    def __init__(self, statuses: list[str]) -> None:
+        self.statuses = statuses
+        self.calls = 0
+
+    def describe(self) -> dict[str, Any]:
+        status = self.statuses[min(self.calls, len(self.statuses) - 1)]
+        self.calls += 1
+        if status == "error":
+            raise OSError("unreachable")
+        return _state(status, SecondaryStatus=status)
+
+    def logs(self) -> str:
+        return "log"
+
+    def _repr_html_(self) -> str:
+        return "<b>job</b>"
+
+    def __repr__(self) -> str:
+        return "ScriptedJob()"
+
+
+def test_follow_updates_on_change_until_the_job_ends():
+    job = ScriptedJob(["InProgress", "InProgress", "error", "InProgress", "Failed"])
+    shown: list[str] = []
+    status = live.follow(job, lambda b, raw: shown.append(b["text/html"]), sleep=lambda s: None)
+    assert status == "Failed"
+    assert len(shown) == 2  # InProgress once (unchanged polls and an error show nothing), Failed
+
+
+def test_follow_gives_up_after_repeated_errors():
+    job = ScriptedJob(["error"])
+    assert live.follow(job, lambda b, raw: None, max_errors=3, sleep=lambda s: None) is None
+    assert job.calls == 3
