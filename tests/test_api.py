@@ -41,3 +41,12 @@ def test_unknown_attribute_is_an_attribute_error():
         assert "no attribute 'no_such_thing'" in str(exc)
     else:
         raise AssertionError("expected AttributeError")
+
+
+def test_metric_names_have_one_source():
+    from dataclasses import fields
+
+    from smglm.glm.stats import SplitMetrics
+    from smglm.runtime.metrics import SPLIT_METRICS
+
+    assert tuple(f.name for f in fields(SplitMetrics)) == SPLIT_METRICS

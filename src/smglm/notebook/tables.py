@@ -14,6 +14,7 @@ from smglm.notebook.display import (
     stars,
     text_table,
 )
+from smglm.runtime.metrics import SPLIT_METRICS
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -31,19 +32,8 @@ __all__ = [
     "metrics_text",
 ]
 
-#: The metrics shown, in order (from ``metrics.json``), then the balance of the report data.
-METRIC_ROWS = (
-    "n_obs",
-    "deviance",
-    "null_deviance",
-    "explained_deviance",
-    "log_likelihood",
-    "aic",
-    "bic",
-    "dispersion",
-    "df_resid",
-    "gini",
-)
+#: The metrics shown, in order (those of ``metrics.json``), then the balance of the report data.
+METRIC_ROWS = SPLIT_METRICS
 BALANCE_ROWS = (
     ("sum_actual", "sum actual"),
     ("sum_predicted", "sum predicted"),
