@@ -9,7 +9,6 @@ paths, ``..`` and links are refused.
 from __future__ import annotations
 
 import hashlib
-import io
 import logging
 import shutil
 import sys
@@ -19,6 +18,7 @@ from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import unquote, urlparse
 
+from smglm.archive import safe_extract
 from smglm.errors import BackendError, DataError, Issue
 
 __all__ = [
@@ -243,30 +243,9 @@ def pack_dir(folder: Path, dest: Path) -> Path:
 
 
 def extract_tar(archive: Path | bytes, dest: Path) -> list[Path]:
-    """Extract a .tar.gz, refusing absolute paths, ``..``, links and devices."""
-    fileobj: Any = io.BytesIO(archive) if isinstance(archive, bytes) else None
-    dest.mkdir(parents=True, exist_ok=True)
-    root = dest.resolve()
-    out = []
-    with tarfile.open(fileobj=fileobj, name=None if fileobj else str(archive), mode="r:*") as tar:
-        members = tar.getmembers()
-        for m in members:
-            name = Path(m.name)
-            if name.is_absolute() or ".." in name.parts:
-                raise BackendError(f"refusing archive member outside the folder: {m.name!r}")
-            if not (m.isfile() or m.isdir()):
-                raise BackendError(f"refusing archive member that is a link or device: {m.name!r}")
-            if not (root / name).resolve().is_relative_to(root):
-                raise BackendError(f"refusing archive member outside the folder: {m.name!r}")
-        for m in members:
-            tar.extract(m, dest, filter="data") if _has_filter() else tar.extract(m, dest)
-            if m.isfile():
-                out.append(dest / m.name)
-    return out
-
-
-def _has_filter() -> bool:
-    return hasattr(tarfile, "data_filter")
+    """Extract a .tar.gz safely (see :func:`smglm.archive.safe_extract`): absolute paths,
+    ``..``, links and devices are refused with a BackendError."""
+    return safe_extract(archive, dest, error=BackendError)
 
 
 ProgressCallback = Callable[[int], None]

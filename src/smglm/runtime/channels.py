@@ -10,12 +10,11 @@ read-only, so nothing is written there). Data channels hold one or many CSV (``.
 from __future__ import annotations
 
 import logging
-import shutil
-import tarfile
 from collections.abc import Mapping, Sequence
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from smglm.archive import safe_extract
 from smglm.errors import ConfigError, DataError, Issue, ModelError
 from smglm.runtime.paths import MLPaths
 
@@ -183,42 +182,3 @@ def _find_model_json(folder: Path) -> Path | None:
         return folder
     hits = sorted(p.parent for p in folder.rglob("model.json") if "mlflow_model" not in p.parts)
     return hits[0] if len(hits) == 1 else None
-
-
-def safe_extract(archive: Path, dest: Path) -> list[Path]:
-    """Unpack a tar archive into ``dest``, refusing anything that could land outside it.
-
-    Refused: absolute names, ``..`` components, symbolic and hard links, devices and FIFOs.
-    Checked before anything is written; returns the files written.
-    """
-    try:
-        tar = tarfile.open(archive, "r:*")  # noqa: SIM115 (closed by the with below)
-    except (tarfile.TarError, OSError) as exc:
-        raise ModelError(f"cannot open {archive.name} as a tar archive: {exc}") from None
-    written: list[Path] = []
-    with tar:
-        try:
-            members = tar.getmembers()
-        except (tarfile.TarError, OSError, EOFError) as exc:
-            raise ModelError(f"{archive.name} is not a readable tar archive: {exc}") from None
-        for m in members:
-            parts = PurePosixPath(m.name).parts
-            if m.name.startswith(("/", "\\")) or ".." in parts or (parts and ":" in parts[0]):
-                raise ModelError(f"{archive.name}: refusing member {m.name!r} (outside the folder)")
-            if not (m.isfile() or m.isdir()):
-                kind = "link" if (m.issym() or m.islnk()) else "special file"
-                raise ModelError(f"{archive.name}: refusing member {m.name!r} (a {kind})")
-        dest.mkdir(parents=True, exist_ok=True)
-        for m in members:
-            target = dest.joinpath(*PurePosixPath(m.name).parts)
-            if m.isdir():
-                target.mkdir(parents=True, exist_ok=True)
-                continue
-            target.parent.mkdir(parents=True, exist_ok=True)
-            source = tar.extractfile(m)
-            if source is None:
-                continue
-            with source, target.open("wb") as out:
-                shutil.copyfileobj(source, out)
-            written.append(target)
-    return written
