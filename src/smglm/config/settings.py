@@ -15,6 +15,7 @@ __all__ = [
     "MLFLOW_EXPERIMENT_NAME",
     "MLFLOW_TRACKING_URI",
     "SAGEMAKER_BIND_TO_PORT",
+    "SAGEMAKER_MAX_PAYLOAD_IN_MB",
     "SAGEMAKER_MODEL_SERVER_TIMEOUT",
     "SAGEMAKER_MODEL_SERVER_WORKERS",
     "SMGLM_HOME",
@@ -76,4 +77,8 @@ SAGEMAKER_MODEL_SERVER_WORKERS = EnvVar(
 #: Seconds a serving worker may take for one request.
 SAGEMAKER_MODEL_SERVER_TIMEOUT = EnvVar(
     "SAGEMAKER_MODEL_SERVER_TIMEOUT", int, 60, "model server timeout"
+)
+#: SageMaker sets it for a batch transform whose MaxPayloadInMB is not the default 6 (MiB).
+SAGEMAKER_MAX_PAYLOAD_IN_MB = EnvVar(
+    "SAGEMAKER_MAX_PAYLOAD_IN_MB", int, 6, "largest batch-transform request body, in MiB"
 )

@@ -266,7 +266,12 @@ def _numeric(col: pd.Series, name: str) -> np.ndarray:
             example = col[bad].iloc[0]
             raise ModelError(f"column {name!r} must be numeric; got values such as {example!r}")
         col = converted
-    values = col.to_numpy(dtype=float, na_value=np.nan)
+    try:
+        values = col.to_numpy(dtype=float, na_value=np.nan)
+    except (OverflowError, TypeError, ValueError):  # e.g. an integer beyond float range
+        raise ModelError(
+            f"column {name!r} must hold finite numbers; got values out of range"
+        ) from None
     if not np.isfinite(values).all():
         k = int((~np.isfinite(values)).sum())
         raise ModelError(f"column {name!r} has {k} missing or infinite value(s); need numbers")

@@ -1,0 +1,286 @@
+"""``serve``: the SageMaker hosting contract (``/ping``, ``/invocations``) for an smglm model.
+
+``python -m smglm.runtime serve`` (or ``python -m smglm.runtime.serve``) loads the model first
+and only then starts gunicorn: the listening socket opens after the model is in memory, so
+``/ping`` can never answer 200 without a model. When the model cannot be loaded the command
+refuses to start: it prints the reason and exits 1 (nothing listens). The model comes from
+``<SMGLM_ML_ROOT or /opt/ml>/model`` (``--model-dir``): its ``model.json``, or the ``model.json``
+member of a ``model.tar.gz`` there, read in memory after checking that no member of the archive
+has an absolute path, a ``..`` component, or is a link or special file.
+
+gunicorn runs in this process (PID 1 in the container) with ``gthread`` workers (2 threads
+each), which keep connections alive; the master turns SIGTERM into a graceful shutdown:
+in-flight requests finish (within 20 s; SageMaker kills 30 s after SIGTERM), idle kept-alive
+connections close at once, and the process exits 0. Settings, from the environment as
+SageMaker sets it, each overridable by an option:
+
+==================================  ================================  =====================
+variable                            meaning                           default
+==================================  ================================  =====================
+``SAGEMAKER_BIND_TO_PORT``          port (``--port``)                 8080
+``SAGEMAKER_MODEL_SERVER_WORKERS``  worker processes (``--workers``)  CPUs available
+``SAGEMAKER_MODEL_SERVER_TIMEOUT``  seconds a silent worker may take  60
+``SAGEMAKER_MAX_PAYLOAD_IN_MB``     largest body, MiB (batch)         6
+==================================  ================================  =====================
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+import tarfile
+from collections.abc import Callable, Sequence
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+from smglm.config.settings import (
+    SAGEMAKER_BIND_TO_PORT,
+    SAGEMAKER_MAX_PAYLOAD_IN_MB,
+    SAGEMAKER_MODEL_SERVER_TIMEOUT,
+    SAGEMAKER_MODEL_SERVER_WORKERS,
+)
+from smglm.errors import ConfigError, Issue, MissingDependency, ModelError, SmglmError
+from smglm.glm.model import PortableModel
+from smglm.runtime._app import ServeApp
+from smglm.runtime.failure import EXIT_USER_ERROR
+from smglm.runtime.logging_config import configure_logging
+from smglm.runtime.paths import MLPaths
+
+__all__ = ["load_serving_model", "main"]
+
+log = logging.getLogger(__name__)
+
+#: Seconds in-flight requests get after SIGTERM (SageMaker sends SIGKILL 30 s after SIGTERM).
+GRACEFUL_TIMEOUT = 20
+#: Seconds an idle kept-alive connection stays open.
+KEEPALIVE = 60
+#: Threads per gthread worker: the work is CPU-bound, so a few suffice to overlap slow uploads.
+THREADS = 2
+_MAX_MODEL_JSON_BYTES = 64 * 1024 * 1024
+
+
+def load_serving_model(path: str | Path) -> PortableModel:
+    """Load the model to serve from a model directory (or a ``model.tar.gz`` file).
+
+    Parameters
+    ----------
+    path
+        A directory holding ``model.json``, or holding only ``model.tar.gz`` (whose root
+        ``model.json`` is read in memory, nothing is extracted); or such an archive itself.
+
+    Raises
+    ------
+    ModelError
+        No model there, an unsafe or unreadable archive, or an invalid ``model.json``.
+    """
+    p = Path(path)
+    if p.is_file() and p.name.endswith((".tar.gz", ".tgz", ".tar")):
+        return _from_archive(p)
+    if not p.is_dir():
+        raise ModelError(
+            f"model directory {str(p)!r} does not exist; pass --model-dir or set "
+            "SMGLM_ML_ROOT (the model is read from <root>/model)"
+        )
+    if (p / "model.json").is_file():
+        return PortableModel.load(p / "model.json")
+    if (p / "model.tar.gz").is_file():
+        return _from_archive(p / "model.tar.gz")
+    found = sorted(c.name for c in p.iterdir())[:10]
+    raise ModelError(f"no model.json (nor a model.tar.gz holding one) in {str(p)!r}; found {found}")
+
+
+def _from_archive(path: Path) -> PortableModel:
+    try:
+        with tarfile.open(path, "r:*") as tar:
+            members = tar.getmembers()
+            for m in members:
+                parts = m.name.replace("\\", "/").split("/")
+                if m.name.startswith(("/", "\\")) or ".." in parts or not (m.isfile() or m.isdir()):
+                    kind = "a link" if m.issym() or m.islnk() else "an unsafe path or special file"
+                    raise ModelError(
+                        f"{path.name}: refusing member {m.name!r} ({kind}); a model "
+                        "archive holds plain files and folders under its root"
+                    )
+            found = [
+                m for m in members if m.isfile() and PurePosixPath(m.name).parts == ("model.json",)
+            ]
+            if not found:
+                names = [m.name for m in members][:10]
+                raise ModelError(f"{path.name} has no model.json at its root; it holds {names}")
+            if found[0].size > _MAX_MODEL_JSON_BYTES:
+                raise ModelError(
+                    f"{path.name}: model.json is {found[0].size} bytes; "
+                    f"the limit is {_MAX_MODEL_JSON_BYTES}"
+                )
+            stream = tar.extractfile(found[0])
+            assert stream is not None  # a regular file always has a stream
+            text = stream.read().decode("utf-8")
+    except (tarfile.TarError, OSError, EOFError, UnicodeDecodeError) as exc:
+        raise ModelError(f"cannot read model archive {str(path)!r}: {exc}") from None
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ModelError(f"model.json in {path.name} is not JSON: {exc}") from None
+    return PortableModel.from_dict(data)
+
+
+def _cpu_count() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="serve", description="Serve an smglm model on SageMaker's /ping and /invocations."
+    )
+    p.add_argument("--model-dir", help="model directory (default: <SMGLM_ML_ROOT>/model)")
+    p.add_argument("--host", default="0.0.0.0", help="address to bind (default 0.0.0.0)")
+    p.add_argument("--port", type=int, help="port (default: $SAGEMAKER_BIND_TO_PORT or 8080)")
+    p.add_argument(
+        "--workers",
+        type=int,
+        help="worker processes (default: $SAGEMAKER_MODEL_SERVER_WORKERS or the number of CPUs)",
+    )
+    p.add_argument(
+        "--threads", type=int, default=THREADS, help=f"threads per worker (default {THREADS})"
+    )
+    p.add_argument(
+        "--timeout",
+        type=int,
+        help="seconds before a silent worker is restarted "
+        "(default: $SAGEMAKER_MODEL_SERVER_TIMEOUT or 60)",
+    )
+    p.add_argument(
+        "--max-payload-mb",
+        type=int,
+        help="largest request body in MiB (default: $SAGEMAKER_MAX_PAYLOAD_IN_MB or 6)",
+    )
+    return p
+
+
+def _settings(args: argparse.Namespace) -> dict[str, int]:
+    """The server settings: options first, then the environment, then the defaults."""
+    values = {
+        "port": _first(args.port, SAGEMAKER_BIND_TO_PORT.get(), 8080),
+        "workers": _first(args.workers, SAGEMAKER_MODEL_SERVER_WORKERS.get(), _cpu_count()),
+        "threads": args.threads,
+        "timeout": _first(args.timeout, SAGEMAKER_MODEL_SERVER_TIMEOUT.get(), 60),
+        "payload_mb": _first(args.max_payload_mb, SAGEMAKER_MAX_PAYLOAD_IN_MB.get(), 6),
+    }
+    issues = [
+        Issue(name, f"must be at least 1; got {value}", value)
+        for name, value in values.items()
+        if name != "port" and value < 1
+    ]
+    if not 0 <= values["port"] <= 65535:
+        issues.append(Issue("port", f"must be in 0..65535; got {values['port']}", values["port"]))
+    if issues:
+        raise ConfigError(issues, source="serve settings")
+    return values
+
+
+def _first(*values: int | None) -> int:
+    return next(v for v in values if v is not None)
+
+
+def _gunicorn_server(app: ServeApp, options: dict[str, Any]) -> Any:
+    """A gunicorn application (``BaseApplication``) that serves ``app`` with ``options``."""
+    try:
+        from gunicorn.app.base import BaseApplication
+        from gunicorn.workers.gthread import ThreadWorker
+    except ImportError:
+        raise MissingDependency("gunicorn", "serve", "serve") from None
+
+    class _Worker(ThreadWorker):
+        """gthread, but on SIGTERM idle kept-alive connections close at once. gunicorn 26
+        waits for them to time out (``keepalive``), up to ``graceful_timeout``; 27 lingers
+        2 s. Uses gthread internals where they exist; otherwise gthread's own behaviour."""
+
+        def handle_exit(self, sig: int, frame: Any) -> None:
+            super().handle_exit(sig, frame)
+            queue = getattr(self, "method_queue", None)
+            if queue is not None and hasattr(self, "keepalived_conns"):
+                queue.defer(self._expire_keepalived)  # runs on the worker's main loop
+
+        def _expire_keepalived(self) -> None:
+            for conn in self.keepalived_conns:
+                conn.timeout = 0
+            self.murder_keepalived()
+
+    class _Server(BaseApplication):
+        def load_config(self) -> None:
+            for key, value in {**options, "worker_class": _Worker}.items():
+                if key in self.cfg.settings:  # settings of newer gunicorns are skipped
+                    self.cfg.set(key, value)
+
+        def load(self) -> ServeApp:
+            return app
+
+    return _Server()
+
+
+def _gunicorn_options(host: str, s: dict[str, int], ready: Callable[[Any], None]) -> dict[str, Any]:
+    shm = Path("/dev/shm")
+    return {
+        "bind": [f"{host}:{s['port']}"],
+        "workers": s["workers"],
+        "threads": s["threads"],
+        "timeout": s["timeout"],
+        "graceful_timeout": min(GRACEFUL_TIMEOUT, s["timeout"]),
+        "keepalive": KEEPALIVE,
+        "accesslog": None,  # one line per request would flood CloudWatch
+        "errorlog": "-",
+        "loglevel": "info",
+        "proc_name": "smglm-serve",
+        "worker_tmp_dir": str(shm) if shm.is_dir() and os.access(shm, os.W_OK) else None,
+        "control_socket_disable": True,  # gunicorn >= 25.1 would create ~/.gunicorn/gunicorn.ctl
+        "when_ready": ready,
+    }
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run ``serve``: load the model, then serve it with gunicorn until SIGTERM.
+
+    Parameters
+    ----------
+    argv
+        The arguments after ``serve`` (default ``sys.argv[1:]``); see ``--help``.
+
+    Returns
+    -------
+    int
+        1 when the model or the settings are unusable (nothing was started). Once serving,
+        gunicorn's master ends the process itself: exit 0 after SIGTERM or SIGINT.
+    """
+    args = _parser().parse_args(argv)
+    configure_logging()
+    try:
+        settings = _settings(args)
+        model_dir = Path(args.model_dir) if args.model_dir else MLPaths.from_env().model_dir
+        model = load_serving_model(model_dir)
+        app = ServeApp(
+            model, workers=settings["workers"], max_payload_bytes=settings["payload_mb"] * 2**20
+        )
+        summary = (
+            f"model {str(model_dir)!r} ({model.family}/{model.link}, predictors "
+            f"{model.input_columns}, exposure {model.exposure!r}, offset {model.offset!r})"
+        )
+
+        def ready(server: Any) -> None:
+            server.log.info("smglm serve: %s loaded; %d workers", summary, settings["workers"])
+
+        server = _gunicorn_server(app, _gunicorn_options(args.host, settings, ready))
+    except SmglmError as exc:
+        print(f"serve: cannot start: {exc}", file=sys.stderr, flush=True)
+        return EXIT_USER_ERROR
+    server.run()
+    return 0  # not reached: gunicorn's master ends the process (exit 0 after SIGTERM)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

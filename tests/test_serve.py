@@ -1,0 +1,563 @@
+"""``serve`` over real HTTP on 127.0.0.1: formats, predictions, client errors, load, SIGTERM."""
+
+from __future__ import annotations
+
+import http.client
+import io
+import json
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import tarfile
+import threading
+import time
+import warnings
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import smglm
+from smglm.errors import ModelError
+from smglm.glm.model import PortableModel, UnseenLevelWarning
+from smglm.runtime._codec import RequestError, choose_response_type, parse_content_type
+from smglm.runtime.serve import load_serving_model
+
+CONFIG = {"target": "y", "predictors": ["age", "area"], "exposure": "expo", "family": "poisson"}
+TOL = {"rtol": 1e-12, "atol": 0}
+
+
+def _data(n: int, seed: int) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    df = pd.DataFrame(
+        {
+            "age": rng.uniform(18, 80, n).round(3),
+            "area": rng.choice(["A", "B", "C"], n, p=[0.5, 0.3, 0.2]),
+            "expo": rng.uniform(0.1, 1.0, n).round(4),
+        }
+    )
+    eff = df["area"].map({"A": 0.0, "B": 0.3, "C": -0.2})
+    df["y"] = rng.poisson(df["expo"] * np.exp(-1.5 + 0.01 * df["age"] + eff))
+    return df
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("serve") / "model"
+    smglm.fit(CONFIG, _data(400, 0)).save(out)
+    return out
+
+
+@pytest.fixture(scope="module")
+def model(model_dir) -> PortableModel:
+    return PortableModel.load(model_dir)
+
+
+@pytest.fixture(scope="module")
+def rows() -> pd.DataFrame:
+    return _data(40, 1)[["age", "area", "expo"]]
+
+
+def _start(args: list[str], log: Path, env: dict[str, str] | None = None) -> subprocess.Popen:
+    cmd = [sys.executable, "-m", "smglm.runtime", "serve", "--host", "127.0.0.1", *args]
+    full_env = {**os.environ, **(env or {})}
+    with open(log, "wb") as f:
+        return subprocess.Popen(cmd, stdout=f, stderr=subprocess.STDOUT, env=full_env)
+
+
+def _wait_listening(proc: subprocess.Popen, log: Path, timeout: float = 30) -> int:
+    """The port from gunicorn's 'Listening at' line, once /ping answers 200."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        m = re.search(r"Listening at: http://127\.0\.0\.1:(\d+)", log.read_text(errors="replace"))
+        if m and _get(int(m.group(1)), "/ping")[0] == 200:
+            return int(m.group(1))
+        if proc.poll() is not None:
+            break
+        time.sleep(0.05)
+    proc.kill()
+    raise AssertionError(f"serve did not start:\n{log.read_text(errors='replace')}")
+
+
+@pytest.fixture(scope="module")
+def server(model_dir, tmp_path_factory):
+    log = tmp_path_factory.mktemp("serve-log") / "serve.log"
+    proc = _start(["--model-dir", str(model_dir), "--port", "0", "--workers", "2"], log)
+    port = _wait_listening(proc, log)
+    yield port
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=15) == 0
+    assert "Traceback" not in log.read_text(errors="replace")
+
+
+def _request(
+    port: int, method: str, path: str, body: bytes | None = None, headers: dict | None = None
+) -> tuple[int, dict[str, str], bytes]:
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    try:
+        conn.request(method, path, body=body, headers=headers or {})
+        resp = conn.getresponse()
+        return resp.status, {k.lower(): v for k, v in resp.getheaders()}, resp.read()
+    finally:
+        conn.close()
+
+
+def _get(port: int, path: str) -> tuple[int, dict[str, str], bytes]:
+    try:
+        return _request(port, "GET", path)
+    except OSError:
+        return -1, {}, b""
+
+
+def _post(port: int, body: bytes | str, ctype: str, accept: str | None = None):
+    headers = {"Content-Type": ctype}
+    if accept is not None:
+        headers["Accept"] = accept
+    data = body.encode() if isinstance(body, str) else body
+    return _request(port, "POST", "/invocations", data, headers)
+
+
+def _decode(body: bytes, ctype: str) -> np.ndarray:
+    if ctype == "text/csv":
+        return np.array([float(x) for x in body.decode().splitlines()])
+    if ctype == "application/json":
+        return np.array(json.loads(body)["predictions"], dtype=float)
+    assert ctype == "application/jsonlines"
+    return np.array([json.loads(x)["prediction"] for x in body.decode().splitlines()])
+
+
+def _bodies(rows: pd.DataFrame) -> dict[str, str]:
+    records = rows.to_dict(orient="records")
+    return {
+        "text/csv": rows.to_csv(index=False),
+        "application/json": json.dumps(records),
+        "application/jsonlines": "".join(json.dumps(r) + "\n" for r in records),
+    }
+
+
+TYPES = ["text/csv", "application/json", "application/jsonlines"]
+
+
+# -- health and batch parameters --------------------------------------------------------------
+def test_ping_answers_200_with_an_empty_body(server):
+    status, _, body = _get(server, "/ping")
+    assert (status, body) == (200, b"")
+    assert _request(server, "HEAD", "/ping")[0] == 200
+
+
+def test_execution_parameters_report_workers_and_the_6_mb_limit(server):
+    status, headers, body = _get(server, "/execution-parameters")
+    assert status == 200 and headers["content-type"] == "application/json"
+    assert json.loads(body) == {
+        "MaxConcurrentTransforms": 2,
+        "BatchStrategy": "MultiRecord",
+        "MaxPayloadInMB": 6,
+    }
+
+
+def test_serve_refuses_to_start_without_a_model(tmp_path):
+    empty = tmp_path / "model"
+    empty.mkdir()
+    port = _free_port()
+    log = tmp_path / "log"
+    proc = _start(["--model-dir", str(empty), "--port", str(port)], log)
+    while proc.poll() is None:  # until it exits, /ping never answers 200
+        assert _get(port, "/ping")[0] != 200
+        time.sleep(0.05)
+    assert proc.returncode == 1
+    text = log.read_text()
+    assert "cannot start" in text and "no model.json" in text and str(empty) in text
+
+
+# -- formats ------------------------------------------------------------------------------------
+@pytest.mark.parametrize("accept", [None, "*/*", *TYPES])
+@pytest.mark.parametrize("ctype", TYPES)
+def test_invocations_each_format_and_accept_equal_portable_model(
+    server, model, rows, ctype, accept
+):
+    status, headers, body = _post(server, _bodies(rows)[ctype], ctype, accept)
+    assert status == 200, body
+    expected_type = ctype if accept in (None, "*/*") else accept
+    assert headers["content-type"] == expected_type
+    np.testing.assert_allclose(_decode(body, expected_type), model.predict(rows), **TOL)
+
+
+def test_invocations_accept_content_type_parameters_and_q_values(server, model, rows):
+    ctype = "text/csv; charset=utf-8"
+    accept = "application/xml;q=1, application/json;q=0.9, text/csv;q=0.5"
+    status, headers, body = _post(server, _bodies(rows)["text/csv"], ctype, accept)
+    assert status == 200 and headers["content-type"] == "application/json"
+    np.testing.assert_allclose(_decode(body, "application/json"), model.predict(rows), **TOL)
+
+
+@pytest.mark.parametrize("with_exposure", [True, False])
+def test_invocations_csv_without_header_uses_model_column_order(server, model, rows, with_exposure):
+    cols = ["age", "area", "expo"] if with_exposure else ["age", "area"]
+    body = rows[cols].to_csv(index=False, header=False)
+    status, _, out = _post(server, body, "text/csv")
+    assert status == 200, out
+    np.testing.assert_allclose(_decode(out, "text/csv"), model.predict(rows[cols]), **TOL)
+    if not with_exposure:  # no exposure: the rate per unit of exposure
+        rate = model.predict(rows, use_offset=False)
+        np.testing.assert_allclose(_decode(out, "text/csv"), rate, **TOL)
+
+
+def test_invocations_csv_header_in_any_order_with_extra_columns(server, model, rows):
+    df = rows.assign(policy="p", y=1)[["y", "expo", "policy", "area", "age"]]
+    status, _, out = _post(server, df.to_csv(index=False), "text/csv")
+    assert status == 200, out
+    np.testing.assert_allclose(_decode(out, "text/csv"), model.predict(rows), **TOL)
+
+
+def test_invocations_large_csv_takes_the_pandas_path_with_the_same_numbers(server, model):
+    big = _data(5000, 7)[["age", "area", "expo"]]  # over the fast path's 64 KiB
+    body = big.to_csv(index=False, header=False)
+    assert len(body) > 64 * 1024
+    status, _, out = _post(server, body, "text/csv")
+    assert status == 200
+    np.testing.assert_allclose(_decode(out, "text/csv"), model.predict(big), **TOL)
+
+
+def test_invocations_json_shapes(server, model, rows):
+    expected = model.predict(rows)
+    records = rows.to_dict(orient="records")
+    shapes = {
+        "columns": {c: rows[c].tolist() for c in rows.columns},
+        "instances": {"instances": records},
+        "positional": rows.to_numpy().tolist(),
+    }
+    for name, payload in shapes.items():
+        status, _, out = _post(server, json.dumps(payload), "application/json")
+        assert status == 200, (name, out)
+        np.testing.assert_allclose(_decode(out, "application/json"), expected, **TOL)
+    status, _, out = _post(server, json.dumps(records[0]), "application/json")
+    assert status == 200
+    np.testing.assert_allclose(_decode(out, "application/json"), expected[:1], **TOL)
+
+
+def test_invocations_unseen_level_scores_as_reference_and_says_so(server, model, rows):
+    df = rows.head(5).copy()
+    df.loc[[1, 3], "area"] = "Z"
+    status, headers, out = _post(server, df.to_csv(index=False), "text/csv")
+    assert status == 200
+    assert headers["x-smglm-unseen-levels"] == "area=2"
+    with pytest.warns(UnseenLevelWarning):
+        expected = model.predict(df)
+    np.testing.assert_allclose(_decode(out, "text/csv"), expected, **TOL)
+    reference = next(t for t in model.terms if t.name == "area").reference
+    np.testing.assert_allclose(expected[1], model.predict(df.iloc[[1]].assign(area=reference))[0])
+
+
+def test_invocations_level_spelled_with_spaces_or_numbers_is_not_unseen(server, model, rows):
+    df = rows.head(3).copy()
+    body = df.to_csv(index=False).replace(",B,", ", B ,").replace(",A,", ",A ,")
+    status, headers, out = _post(server, body, "text/csv")
+    assert status == 200 and "x-smglm-unseen-levels" not in headers
+    np.testing.assert_allclose(_decode(out, "text/csv"), model.predict(df), **TOL)
+
+
+# -- client errors -------------------------------------------------------------------------------
+BAD = [
+    ("missing column", "age,expo\n30,0.5\n", "text/csv", 400, "'area'"),
+    ("mistyped column", "age,area,expo\nold,A,0.5\n", "text/csv", 400, "'age' must be numeric"),
+    ("missing number", "age,area,expo\n,A,0.5\n", "text/csv", 400, "'age'"),
+    ("bad exposure", "age,area,expo\n30,A,-1\n", "text/csv", 400, "'expo'"),
+    ("headerless width", "30,A,0.5,9,9\n", "text/csv", 400, "5 value(s)"),
+    ("ragged csv", "age,area,expo\n30,A,0.5\n31,B\n", "text/csv", 400, "expo"),
+    ("duplicate column", "age,area,age\n1,A,2\n", "text/csv", 400, "['age'] more than once"),
+    ("header only", "age,area,expo\n", "text/csv", 400, "no data rows"),
+    ("unparsable json", '[{"age": 30,', "application/json", 400, "not valid JSON"),
+    ("json scalar", "42", "application/json", 400, "got a number"),
+    ("json nested", '[{"age": [1], "area": "A"}]', "application/json", 400, "'age' row 1"),
+    ("json mixed rows", '[{"age": 1}, [1, "A"]]', "application/json", 400, "['array', 'object']"),
+    ("json ragged columns", '{"age": [1, 2], "area": ["A"]}', "application/json", 400, "length"),
+    ("json bool numbers", '[{"age": "x", "area": true}]', "application/json", 400, "'age'"),
+    (
+        "jsonlines bad line",
+        '{"age": 1, "area": "A"}\n{oops\n',
+        "application/jsonlines",
+        400,
+        "line 2",
+    ),
+    ("empty body", "", "text/csv", 400, "no rows"),
+    ("blank body", "\n \n", "application/json", 400, "no rows"),
+    ("bad utf-8", b"age,area\n\xff\xfe,A\n", "text/csv", 400, "not valid utf-8"),
+    ("unknown type", "age=1", "application/x-www-form-urlencoded", 415, "text/csv"),
+    ("unknown charset", "1,A", "text/csv; charset=klingon", 415, "charset"),
+    ("huge number", "age,area,expo\n1e308,A,1\n", "text/csv", 400, "not finite"),
+    (
+        "huge integer",
+        '[{"age": 1' + "0" * 400 + ', "area": "A"}]',
+        "application/json",
+        400,
+        "too large",
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("body", "ctype", "status", "needle"), [b[1:] for b in BAD], ids=[b[0] for b in BAD]
+)
+def test_invocations_client_mistakes_get_4xx_naming_the_problem(
+    server, body, ctype, status, needle
+):
+    got, headers, out = _post(server, body, ctype)
+    assert got == status, out
+    assert headers["content-type"] == "application/json"
+    assert needle in json.loads(out)["error"]
+
+
+def test_invocations_unknown_accept_is_406(server, rows):
+    status, _, out = _post(server, _bodies(rows)["text/csv"], "text/csv", "application/xml")
+    assert status == 406 and "application/xml" in json.loads(out)["error"]
+
+
+def test_wrong_method_is_405_and_unknown_path_404(server):
+    status, headers, _ = _request(server, "GET", "/invocations")
+    assert status == 405 and headers["allow"] == "POST"
+    assert _request(server, "POST", "/ping", b"x", {"Content-Type": "text/csv"})[0] == 405
+    status, _, out = _request(server, "GET", "/predict")
+    assert status == 404 and "/invocations" in json.loads(out)["error"]
+
+
+def test_body_over_6_mb_is_413_from_content_length_before_reading(server):
+    with socket.create_connection(("127.0.0.1", server), timeout=10) as s:
+        s.sendall(
+            b"POST /invocations HTTP/1.1\r\nHost: t\r\nContent-Type: text/csv\r\n"
+            b"Content-Length: 100000000\r\n\r\n"
+        )  # no body follows
+        reply = s.recv(4096)
+    assert reply.startswith(b"HTTP/1.1 413"), reply
+    status, _, out = _post(server, b"1,A,1\n" * (6 * 2**20 // 6 + 1), "text/csv")
+    assert status == 413 and "6291456" in json.loads(out)["error"]
+
+
+def test_chunked_body_over_6_mb_is_413_while_reading(server):
+    def chunks():
+        for _ in range(7 * 16):
+            yield b"30,A,0.5\n" * (2**16 // 9)
+
+    conn = http.client.HTTPConnection("127.0.0.1", server, timeout=30)
+    conn.request(
+        "POST", "/invocations", chunks(), {"Content-Type": "text/csv"}, encode_chunked=True
+    )
+    resp = conn.getresponse()
+    assert resp.status == 413 and b"chunked" in resp.read()
+    conn.close()
+
+
+def test_chunked_body_under_the_limit_is_scored(server, model, rows):
+    text = rows.to_csv(index=False).encode()
+    conn = http.client.HTTPConnection("127.0.0.1", server, timeout=30)
+    conn.request(
+        "POST",
+        "/invocations",
+        iter([text[:50], text[50:]]),
+        {"Content-Type": "text/csv"},
+        encode_chunked=True,
+    )
+    resp = conn.getresponse()
+    assert resp.status == 200
+    np.testing.assert_allclose(_decode(resp.read(), "text/csv"), model.predict(rows), **TOL)
+    conn.close()
+
+
+# -- load ----------------------------------------------------------------------------------------
+def test_500_concurrent_requests_all_answer_correctly(server, model):
+    data = _data(500, 3)[["age", "area", "expo"]]
+    expected = model.predict(data)
+    local = threading.local()
+
+    def one(i: int) -> float:
+        if not hasattr(local, "conn"):
+            local.conn = http.client.HTTPConnection("127.0.0.1", server, timeout=30)
+        local.conn.request(
+            "POST", "/invocations", data.iloc[[i]].to_csv(index=False), {"Content-Type": "text/csv"}
+        )
+        resp = local.conn.getresponse()
+        assert resp.status == 200
+        return float(resp.read())
+
+    with ThreadPoolExecutor(32) as pool:
+        got = np.array(list(pool.map(one, range(500))))
+    np.testing.assert_allclose(got, expected, **TOL)
+
+
+# -- environment, archive and SIGTERM ------------------------------------------------------------
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def test_serve_reads_environment_and_archive_and_stops_on_sigterm(model_dir, model, rows, tmp_path):
+    root = tmp_path / "ml"
+    (root / "model").mkdir(parents=True)
+    with tarfile.open(root / "model" / "model.tar.gz", "w:gz") as tar:
+        for f in model_dir.iterdir():
+            tar.add(f, arcname=f.name)
+    port = _free_port()
+    env = {
+        "SMGLM_ML_ROOT": str(root),
+        "SAGEMAKER_BIND_TO_PORT": str(port),
+        "SAGEMAKER_MODEL_SERVER_WORKERS": "1",
+        "SAGEMAKER_MODEL_SERVER_TIMEOUT": "30",
+    }
+    proc = _start([], tmp_path / "log", env)
+    assert _wait_listening(proc, tmp_path / "log") == port
+    assert json.loads(_get(port, "/execution-parameters")[2])["MaxConcurrentTransforms"] == 1
+    status, _, out = _post(port, _bodies(rows)["text/csv"], "text/csv")
+    assert status == 200, out
+    np.testing.assert_allclose(_decode(out, "text/csv"), model.predict(rows), **TOL)
+    idle = http.client.HTTPConnection("127.0.0.1", port, timeout=10)  # a kept-alive connection
+    idle.request("GET", "/ping")
+    assert idle.getresponse().read() == b""
+    t = time.monotonic()
+    proc.send_signal(signal.SIGTERM)
+    try:
+        assert proc.wait(timeout=10) == 0
+    finally:
+        proc.kill()
+        idle.close()
+    assert time.monotonic() - t < 5
+
+
+# -- model loading and negotiation, in process ---------------------------------------------------
+def _tar(path: Path, members: list[tuple[tarfile.TarInfo, bytes | None]]) -> Path:
+    with tarfile.open(path, "w:gz") as tar:
+        for info, data in members:
+            tar.addfile(info, io.BytesIO(data) if data is not None else None)
+    return path
+
+
+def _file(name: str, data: bytes) -> tuple[tarfile.TarInfo, bytes]:
+    info = tarfile.TarInfo(name)
+    info.size = len(data)
+    return info, data
+
+
+def _link(name: str, kind: bytes) -> tuple[tarfile.TarInfo, None]:
+    info = tarfile.TarInfo(name)
+    info.type, info.linkname = kind, "/etc/passwd"
+    return info, None
+
+
+@pytest.mark.parametrize(
+    ("member", "needle"),
+    [
+        (_file("/abs/model.json", b"{}"), "'/abs/model.json'"),
+        (_file("../model.json", b"{}"), "'../model.json'"),
+        (_file("sub/../../x", b"{}"), "'sub/../../x'"),
+        (_file("..\\x", b"{}"), "'..\\\\x'"),
+        (_link("evil", tarfile.SYMTYPE), "a link"),
+        (_link("evil", tarfile.LNKTYPE), "a link"),
+    ],
+)
+def test_load_serving_model_refuses_unsafe_archives(model_dir, tmp_path, member, needle):
+    good = _file("model.json", (model_dir / "model.json").read_bytes())
+    archive = _tar(tmp_path / "model.tar.gz", [good, member])
+    with pytest.raises(ModelError, match=re.escape(needle)):
+        load_serving_model(tmp_path)
+    with pytest.raises(ModelError, match="refusing"):
+        load_serving_model(archive)
+
+
+def test_load_serving_model_reads_archives_and_names_what_is_missing(model_dir, model, tmp_path):
+    good = _file("./model.json", (model_dir / "model.json").read_bytes())
+    assert load_serving_model(_tar(tmp_path / "m.tar.gz", [good])) == model
+    with pytest.raises(ModelError, match=r"no model\.json at its root.*'other\.txt'"):
+        load_serving_model(_tar(tmp_path / "n.tar.gz", [_file("other.txt", b"x")]))
+    with pytest.raises(ModelError, match="does not exist"):
+        load_serving_model(tmp_path / "nowhere")
+    assert load_serving_model(model_dir) == model
+
+
+@pytest.mark.parametrize(
+    ("accept", "request_type", "expected"),
+    [
+        (None, "text/csv", "text/csv"),
+        ("", "application/json", "application/json"),
+        ("*/*", "application/jsonlines", "application/jsonlines"),
+        ("application/*", "text/csv", "application/json"),
+        ("text/*;q=0.2, application/x-jsonlines", "text/csv", "application/jsonlines"),
+        ("text/csv;q=0, application/json", "text/csv", "application/json"),
+    ],
+)
+def test_choose_response_type(accept, request_type, expected):
+    assert choose_response_type(accept, request_type) == expected
+
+
+def test_choose_response_type_and_content_type_refuse_unknown_types():
+    with pytest.raises(RequestError) as err:
+        choose_response_type("image/png, text/csv;q=0", "text/csv")
+    assert err.value.status == 406
+    with pytest.raises(RequestError) as err:
+        parse_content_type(None)
+    assert err.value.status == 415 and "no Content-Type" in str(err.value)
+    assert parse_content_type('Text/CSV; Charset="UTF-8"') == ("text/csv", {"charset": "UTF-8"})
+
+
+def test_scorer_fast_and_reference_paths_agree_bit_for_bit(model):
+    from smglm.runtime._app import Scorer
+    from smglm.runtime._codec import parse_body
+
+    scorer = Scorer(model)
+    rows = _data(30, 9)[["age", "area", "expo"]]
+    batch = parse_body(rows.to_csv(index=False), "text/csv", {}, scorer.columns)
+    assert batch.columns is not None  # small and unquoted: the fast path applies
+    fast, unseen = scorer.score(batch)
+    batch.columns = None
+    reference, _ = scorer.score(batch)
+    assert unseen == {}
+    np.testing.assert_array_equal(fast, reference)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        np.testing.assert_array_equal(fast, model.predict(rows))
+
+
+def _mutants(base: str, alphabet: str, n: int, seed: int) -> list[str]:
+    rng = np.random.default_rng(seed)
+    out = []
+    for _ in range(n):
+        chars = list(base)
+        for _ in range(int(rng.integers(1, 5))):
+            pos, op = int(rng.integers(0, len(chars) + 1)), rng.random()
+            if op < 0.4:
+                chars.insert(pos, str(rng.choice(list(alphabet))))
+            elif chars:
+                del chars[min(pos, len(chars) - 1)]
+        out.append("".join(chars))
+    return out
+
+
+def test_app_never_answers_5xx_to_mangled_bodies(model):
+    from smglm.runtime._app import ServeApp
+
+    app = ServeApp(model, workers=1)
+
+    def status(body: str, ctype: str) -> int:
+        data = body.encode()
+        environ = {
+            "REQUEST_METHOD": "POST",
+            "PATH_INFO": "/invocations",
+            "CONTENT_TYPE": ctype,
+            "CONTENT_LENGTH": str(len(data)),
+            "wsgi.input": io.BytesIO(data),
+        }
+        seen = []
+        b"".join(app(environ, lambda s, h: seen.append(s)))
+        return int(seen[0][:3])
+
+    csv_base = "age,area,expo\n35.5,B,0.5\n40,C,1\n"
+    json_base = '[{"age":35.5,"area":"B","expo":0.5},{"age":40,"area":"C"}]'
+    cases = [(b, "text/csv") for b in _mutants(csv_base, ',\n"\r AB1.-e\t;x', 600, 1)]
+    for body in _mutants(json_base, '[]{}",:1.eAB \ntruefalsnul-', 600, 2):
+        cases += [(body, "application/json"), (body, "application/jsonlines")]
+    statuses = [status(body, ctype) for body, ctype in cases]
+    assert all(s < 500 for s in statuses)
+    assert {200, 400} <= set(statuses)  # the mutants hit both outcomes
