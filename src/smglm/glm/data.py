@@ -155,6 +155,15 @@ def _as_string_categorical(s: pd.Series) -> pd.Series:
     return pd.Series(pd.Categorical(level_strings(s)), index=s.index, name=s.name)
 
 
+def _drop_unused_levels(s: pd.Series) -> pd.Series:
+    """``remove_unused_categories`` without its sort of the codes (a count instead)."""
+    codes = s.cat.codes.to_numpy()
+    counts = np.bincount(codes[codes >= 0], minlength=len(s.cat.categories))
+    if counts.all():
+        return s
+    return s.cat.remove_unused_categories()
+
+
 def _reference_level(s: pd.Series, weight: np.ndarray) -> str:
     codes = s.cat.codes.to_numpy()
     ok = codes >= 0
@@ -316,7 +325,7 @@ def prepare(
             known = list(levels[col])
             s = s.cat.set_categories(known)
         else:
-            s = s.cat.remove_unused_categories()
+            s = _drop_unused_levels(s)
         if references and col in references:
             ref = references[col]
         else:

@@ -20,7 +20,7 @@ from scipy.special import ndtr, ndtri
 
 from smglm.config import GLMConfig
 
-__all__ = ["ProbitLink", "glum_family", "glum_link", "make_estimator"]
+__all__ = ["ProbitLink", "design_matrix", "glum_family", "glum_link", "make_estimator"]
 
 _SQRT_2PI = np.sqrt(2.0 * np.pi)
 
@@ -106,4 +106,15 @@ def make_estimator(
         robust=False,
         expected_information=True,
         categorical_format="{name}[{category}]",
+    )
+
+
+def design_matrix(X: Any) -> Any:
+    """The tabmat design of the predictors: numeric columns dense, categoricals as sparse
+    CategoricalMatrix with the first level (the reference) dropped, columns named as smglm's
+    terms (``column[level]``)."""
+    import tabmat
+
+    return tabmat.from_df(
+        X, drop_first=True, categorical_format="{name}[{category}]", cat_missing_method="fail"
     )

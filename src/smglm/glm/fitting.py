@@ -64,13 +64,16 @@ def fit(
     names = feature_names(prep)
     lower, upper = _bounds(cfg, prep, names)
 
-    from smglm.glm.engine import make_estimator
+    from smglm.glm.engine import design_matrix, make_estimator
 
     est = make_estimator(cfg, lower_bounds=lower, upper_bounds=upper)
+    # the design, built once: categoricals stay sparse, and glum does not convert (and box
+    # into an object array) the DataFrame again for the fit, the predictions and the SEs
+    design = design_matrix(prep.X)
     t_fit = time.perf_counter()
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        est.fit(prep.X, prep.y, sample_weight=prep.weights, offset=prep.offset)
+        est.fit(design, prep.y, sample_weight=prep.weights, offset=prep.offset)
     fit_seconds = time.perf_counter() - t_fit
     converged = int(est.n_iter_) < cfg.max_iter
     for w in caught:
@@ -86,13 +89,15 @@ def fit(
 
     fam = Family(cfg.family, cfg.resolved_power, cfg.resolved_theta)
     n_params = coef.size + int(cfg.fit_intercept)
-    eta = intercept + _design_dot(est, prep, coef) + (0.0 if prep.offset is None else prep.offset)
+    eta = intercept + _design_dot(est, design) + (0.0 if prep.offset is None else prep.offset)
     mu = linkinv(cfg.resolved_link, eta)
     mu0, b0 = null_mean(
         fam, cfg.resolved_link, prep.y, prep.weights, prep.offset, intercept=cfg.fit_intercept
     )
     train = split_metrics(fam, prep.y, mu, prep.weights, mu0, n_params, _gini(prep, mu))
-    coefs = _coefficient_table(cfg, est, prep, names, intercept, coef, train.dispersion, fam)
+    coefs = _coefficient_table(
+        cfg, est, design, prep, names, intercept, coef, train.dispersion, fam
+    )
 
     metrics: dict[str, Any] = {"train": train.to_dict()}
     if test_df is not None:
@@ -193,9 +198,9 @@ def _bounds(
     return lower, upper
 
 
-def _design_dot(est: Any, prep: Prepared, coef: np.ndarray) -> np.ndarray:
-    """X @ coef, through glum's own design (categoricals stay sparse)."""
-    eta = est.linear_predictor(prep.X)  # includes the intercept, no offset
+def _design_dot(est: Any, design: Any) -> np.ndarray:
+    """X @ coef on the tabmat design (categoricals stay sparse)."""
+    eta = est.linear_predictor(design)  # includes the intercept, no offset
     return np.asarray(eta) - (float(est.intercept_) if est.fit_intercept else 0.0)
 
 
@@ -252,6 +257,7 @@ def _portable(cfg: GLMConfig, prep: Prepared, intercept: float, coef: np.ndarray
 def _coefficient_table(
     cfg: GLMConfig,
     est: Any,
+    design: Any,
     prep: Prepared,
     names: list[str],
     intercept: float,
@@ -263,7 +269,7 @@ def _coefficient_table(
 
     estimates = np.concatenate([[intercept], coef]) if cfg.fit_intercept else coef
     terms = (["intercept"] if cfg.fit_intercept else []) + names
-    se = _standard_errors(est, prep, phi, len(estimates))
+    se = _standard_errors(est, design, prep, phi, len(estimates))
     statistic = estimates / se
     n_obs = int(np.count_nonzero(prep.weights > 0))
     df_resid = n_obs - len(estimates)
@@ -290,10 +296,11 @@ def _coefficient_table(
     return table
 
 
-def _standard_errors(est: Any, prep: Prepared, phi: float, n_coef: int) -> np.ndarray:
+def _standard_errors(est: Any, design: Any, prep: Prepared, phi: float, n_coef: int) -> np.ndarray:
     """R's standard errors: sqrt(diag(phi * I^-1)), I the expected information with prior
-    weights. glum scales its non-robust covariance by sum(w) / (sum(w) - k), k counted in
-    input columns; the dispersion passed in undoes that factor."""
+    weights. glum scales its non-robust covariance by sum(w) / (sum(w) - k), k the number of
+    coefficients (of the tabmat design's columns, plus the intercept); the dispersion passed in
+    undoes that factor."""
     if not math.isfinite(phi):
         return np.full(n_coef, np.nan)
     sum_w = float(np.sum(prep.weights))
@@ -302,7 +309,7 @@ def _standard_errors(est: Any, prep: Prepared, phi: float, n_coef: int) -> np.nd
         warnings.simplefilter("ignore")  # the "penalized model" warning is in our docs
         try:
             cov = est.covariance_matrix(
-                prep.X,
+                design,
                 prep.y,
                 sample_weight=prep.weights,
                 offset=prep.offset,
