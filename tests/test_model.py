@@ -186,3 +186,20 @@ def test_portable_model_matches_glum_for_every_link(family, link):
         warnings.simplefilter("ignore")
         expected = result.estimator.predict(_glum_design(result, df[["x", "g"]]))
     np.testing.assert_allclose(result.predict(df), expected, rtol=1e-10)
+
+
+def test_fit_singular_design_gives_nan_standard_errors_with_a_warning():
+    rng = np.random.default_rng(8)
+    df = pd.DataFrame({"x": rng.normal(size=500)})
+    df["x_copy"] = df["x"] * 2.0  # collinear: the unpenalized information is singular
+    df["y"] = rng.poisson(np.exp(0.3 * df["x"])).astype(float)
+    config = {
+        "target": "y",
+        "predictors": ["x", "x_copy"],
+        "family": "poisson",
+        "penalty": {"alpha": 0.01},  # the ridge penalty makes the fit itself well defined
+    }
+    with pytest.warns(UserWarning, match="singular"):
+        result = smglm.fit(config, df)
+    assert result.coefficients["std_error"].isna().all()
+    assert np.isfinite(result.coefficients["estimate"]).all()

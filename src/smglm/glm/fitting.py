@@ -22,10 +22,10 @@ import pandas as pd
 from smglm.config import GLMConfig, as_glm_config
 from smglm.errors import DataError, Issue, did_you_mean
 from smglm.glm.data import Prepared, prepare, read_table
-from smglm.glm.links import linkinv
+from smglm.glm.links import linkinv, mu_eta
 from smglm.glm.model import CategoricalTerm, NumericTerm, PortableModel, Term
 from smglm.glm.result import FitResult
-from smglm.glm.stats import Family, null_mean, split_metrics
+from smglm.glm.stats import Family, null_mean, split_metrics, variance
 
 __all__ = ["feature_names", "fit", "split_train_test"]
 
@@ -95,9 +95,10 @@ def fit(
         fam, cfg.resolved_link, prep.y, prep.weights, prep.offset, intercept=cfg.fit_intercept
     )
     train = split_metrics(fam, prep.y, mu, prep.weights, mu0, n_params, _gini(prep, mu))
-    coefs = _coefficient_table(
-        cfg, est, design, prep, names, intercept, coef, train.dispersion, fam
+    se = _standard_errors(
+        design, prep, eta, mu, fam, cfg.resolved_link, train.dispersion, cfg.fit_intercept
     )
+    coefs = _coefficient_table(cfg, prep, names, intercept, coef, se, fam)
 
     metrics: dict[str, Any] = {"train": train.to_dict()}
     if test_df is not None:
@@ -256,20 +257,17 @@ def _portable(cfg: GLMConfig, prep: Prepared, intercept: float, coef: np.ndarray
 
 def _coefficient_table(
     cfg: GLMConfig,
-    est: Any,
-    design: Any,
     prep: Prepared,
     names: list[str],
     intercept: float,
     coef: np.ndarray,
-    phi: float,
+    se: np.ndarray,
     fam: Family,
 ) -> pd.DataFrame:
     from scipy import stats
 
     estimates = np.concatenate([[intercept], coef]) if cfg.fit_intercept else coef
     terms = (["intercept"] if cfg.fit_intercept else []) + names
-    se = _standard_errors(est, design, prep, phi, len(estimates))
     statistic = estimates / se
     n_obs = int(np.count_nonzero(prep.weights > 0))
     df_resid = n_obs - len(estimates)
@@ -296,33 +294,38 @@ def _coefficient_table(
     return table
 
 
-def _standard_errors(est: Any, design: Any, prep: Prepared, phi: float, n_coef: int) -> np.ndarray:
-    """R's standard errors: sqrt(diag(phi * I^-1)), I the expected information with prior
-    weights. glum scales its non-robust covariance by sum(w) / (sum(w) - k), k the number of
-    coefficients (of the tabmat design's columns, plus the intercept); the dispersion passed in
-    undoes that factor."""
+def _standard_errors(
+    design: Any,
+    prep: Prepared,
+    eta: np.ndarray,
+    mu: np.ndarray,
+    fam: Family,
+    link: str,
+    phi: float,
+    intercept: bool,
+) -> np.ndarray:
+    """R's standard errors: sqrt(diag(phi * I^-1)), with I = X' W X the expected (Fisher)
+    information, W = w * (dmu/deta)^2 / V(mu) and w the prior weights. One sandwich product on
+    the tabmat design (categoricals stay sparse)."""
+    n_coef = design.shape[1] + int(intercept)
     if not math.isfinite(phi):
         return np.full(n_coef, np.nan)
-    sum_w = float(np.sum(prep.weights))
-    k = int(est.n_features_in_) + int(est.fit_intercept)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # the "penalized model" warning is in our docs
-        try:
-            cov = est.covariance_matrix(
-                design,
-                prep.y,
-                sample_weight=prep.weights,
-                offset=prep.offset,
-                robust=False,
-                expected_information=True,
-                dispersion=phi * (sum_w - k) / sum_w,
-            )
-        except np.linalg.LinAlgError:
-            warnings.warn(
-                "the design is singular: standard errors are not available (NaN)", stacklevel=3
-            )
-            return np.full(n_coef, np.nan)
-    return np.sqrt(np.clip(np.diag(np.asarray(cov)), 0, None))
+    W = prep.weights * mu_eta(link, eta) ** 2 / variance(fam, mu)
+    info = np.asarray(design.sandwich(W), dtype=float)
+    if intercept:
+        xw = np.asarray(design.transpose_matvec(W), dtype=float).ravel()
+        info = np.block([[np.array([[W.sum()]]), xw[None, :]], [xw[:, None], info]])
+    # invert the scaled (correlation-like) matrix: its condition number says whether the
+    # design is singular whatever the columns' scales
+    d = np.sqrt(np.diag(info))
+    scaled = info / np.outer(d, d) if np.all(d > 0) else None
+    if scaled is None or not np.all(np.isfinite(scaled)) or np.linalg.cond(scaled) > 1e13:
+        warnings.warn(
+            "the design is singular: standard errors are not available (NaN)", stacklevel=3
+        )
+        return np.full(n_coef, np.nan)
+    cov = phi * np.linalg.inv(scaled) / np.outer(d, d)
+    return np.sqrt(np.clip(np.diag(cov), 0, None))
 
 
 def _convergence(est: Any) -> pd.DataFrame | None:
