@@ -62,10 +62,16 @@ def _require_mlflow() -> Any:
 
 def resolve_tracking_uri(explicit: str | None = None) -> str:
     """The tracking URI: given, else ``MLFLOW_TRACKING_URI``, else MLflow's embedded store in
-    the working folder (``sqlite:///<cwd>/mlflow.db``, what ``mlflow ui`` there shows)."""
+    the working folder (``sqlite:///<cwd>/mlflow.db``, what ``mlflow ui`` there shows).
+
+    A given URI that is ``MLFLOW_TRACKING_URI`` without its credentials (as recorded in a job's
+    ``smglm.tracking_uri`` tag) resolves to ``MLFLOW_TRACKING_URI``, credentials included."""
     from smglm.config.settings import MLFLOW_TRACKING_URI
 
-    uri = explicit or MLFLOW_TRACKING_URI.get()
+    env_uri = MLFLOW_TRACKING_URI.get()
+    uri = explicit or env_uri
+    if explicit and env_uri and explicit != env_uri and redact_uri(env_uri) == explicit:
+        uri = env_uri  # a redacted URI (a job's tag): the credentials come from the environment
     if not uri:
         uri = f"sqlite:///{Path.cwd() / 'mlflow.db'}"
     if uri.startswith("arn:aws:sagemaker"):
@@ -86,10 +92,8 @@ def is_local_store(uri: str) -> bool:
 def redact_uri(uri: str) -> str:
     """The URI without any ``user:password@`` part."""
     parts = urlsplit(uri)
-    if parts.username or parts.password:
-        host = parts.hostname or ""
-        if parts.port:
-            host += f":{parts.port}"
+    if "@" in parts.netloc:  # keep the host as written (``[::1]``, a port that is not a number)
+        host = parts.netloc.rpartition("@")[2]
         return urlunsplit((parts.scheme, host, parts.path, parts.query, parts.fragment))
     return uri
 
@@ -165,8 +169,10 @@ def job_env(
     tracking_uri: str, experiment: str | None, run_id: str, *, remote: bool
 ) -> dict[str, str]:
     """The environment that lets the runtime log live: only when the store is reachable from
-    where the job runs (a local sqlite/file store is not reachable from SageMaker)."""
-    if remote and is_local_store(tracking_uri):
+    where the job runs (a local sqlite/file store is not reachable from SageMaker). A remote job
+    is never given a URI with credentials (its environment shows in DescribeTrainingJob): the
+    launcher then logs the results once the job has ended."""
+    if remote and (is_local_store(tracking_uri) or redact_uri(tracking_uri) != tracking_uri):
         return {}
     env = {"MLFLOW_RUN_ID": run_id, "MLFLOW_TRACKING_URI": tracking_uri}
     if experiment:
