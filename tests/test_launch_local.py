@@ -242,3 +242,11 @@ def test_extract_tar_refuses_escapes_and_links(tmp_path, kind):
         extract_tar(archive, tmp_path / "out")
     assert not (tmp_path / "evil.txt").exists()
     assert not any(Path(tmp_path / "out").rglob("*")) if (tmp_path / "out").exists() else True
+
+
+def test_job_spec_of_a_local_job_is_its_request(completed):
+    job, _ = completed
+    spec = job.spec()
+    assert spec.name == job.name
+    assert {c.name for c in spec.channels} == {"train", "config"}
+    assert spec.model_artifacts_uri == job.model_uri

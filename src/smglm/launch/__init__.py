@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from smglm.launch.backend import Backend, get_backend
 from smglm.launch.job import Job, list_jobs
+from smglm.launch.sdk import to_estimator
 from smglm.launch.spec import Channel, JobSpec, make_job_name
 from smglm.launch.submit import train
 
@@ -18,5 +19,6 @@ __all__ = [
     "get_backend",
     "list_jobs",
     "make_job_name",
+    "to_estimator",
     "train",
 ]

@@ -227,6 +227,22 @@ class Job:
 
         return load_model(self.artifacts() / "model")
 
+    def spec(self) -> Any:
+        """The job's :class:`~smglm.launch.spec.JobSpec` (its CreateTrainingJob request)."""
+        from smglm.launch.spec import JobSpec
+
+        own = getattr(self.backend, "spec", None)
+        if own is not None:
+            return own(self.name)
+        return JobSpec.from_request(self.describe())
+
+    def estimator(self, *, session: Any | None = None) -> Any:
+        """The same job as a SageMaker SDK object (v2 ``Estimator`` or v3 ``ModelTrainer``,
+        whichever SDK is installed), for Pipelines, tuning and deployment."""
+        from smglm.launch.sdk import to_estimator
+
+        return to_estimator(self.spec(), session=session)
+
     def report(self, **options: Any) -> Any:
         """The job's report: metrics, coefficients, one-ways, lift, Gini, residuals, log tail
         (an object that renders as HTML in a notebook and as text elsewhere)."""
