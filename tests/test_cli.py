@@ -46,9 +46,10 @@ def test_cli_train_jobs_show_and_logs(tmp_path):
         "target: claim_count\npredictors: [driver_age, area]\nexposure: exposure\nfamily: poisson\n"
     )
     home = tmp_path / "home"
-    proc = _smglm("train", str(config), str(data), cwd=tmp_path, home=home)
+    proc = _smglm("train", str(config), "--data", str(data), cwd=tmp_path, home=home)
     assert proc.returncode == 0, proc.stderr
     name = proc.stdout.splitlines()[0]
+    assert "[smglm] artifacts:" in proc.stdout and "driver_age" in proc.stdout
     jobs = _smglm("jobs", cwd=tmp_path, home=home)
     assert name in jobs.stdout and "Completed" in jobs.stdout
     show = _smglm("show", name, cwd=tmp_path, home=home)
@@ -83,3 +84,14 @@ def test_cli_show_unknown_job_says_so(tmp_path):
     proc = _smglm("show", "no-such-job", cwd=tmp_path, home=tmp_path / "home")
     assert proc.returncode == 1
     assert "no local training job named 'no-such-job'" in proc.stderr
+
+
+def test_cli_train_failed_job_exits_non_zero_with_reason(tmp_path):
+    data = tmp_path / "motor.csv"
+    assert _smglm("data", str(data), "--rows", "500", cwd=tmp_path).returncode == 0
+    config = tmp_path / "glm.yaml"
+    config.write_text("target: claim_count\npredictors: [no_such_column]\nfamily: poisson\n")
+    uri = f"file://{data}"  # a URI is checked in the job, not before
+    proc = _smglm("train", str(config), "--data", uri, cwd=tmp_path, home=tmp_path / "home")
+    assert proc.returncode == 1
+    assert "failed" in proc.stderr and "no_such_column" in proc.stderr

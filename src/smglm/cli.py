@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from smglm import __version__
-from smglm.errors import ConfigError, DataError, JobFailed, ModelError, SmglmError
+from smglm.errors import ConfigError, DataError, Issue, JobFailed, ModelError, SmglmError
 
 __all__ = ["main"]
 
@@ -113,9 +113,12 @@ def _cmd_train(args: argparse.Namespace) -> int:
         value = getattr(args, name)
         if value is not None:
             fields[name] = value
+    data = args.data or args.data_pos
+    if not data:
+        raise ConfigError([Issue("data", "give the training data: --data PATH_OR_URI")])
     job = smglm.train(
         args.config,
-        args.data,
+        data,
         test_data=args.test,
         backend=args.backend,
         reuse=not args.new,
@@ -125,6 +128,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
     if args.wait:
         job.wait()
         print(job.model.summary())
+        print(f"[smglm] artifacts: {job.artifacts()}")
     return 0
 
 
@@ -199,8 +203,9 @@ def _parser() -> argparse.ArgumentParser:
 
     train = sub.add_parser("train", help="start a training job (local by default)")
     train.add_argument("config", help="GLMConfig YAML or JSON file")
-    train.add_argument("data", help="CSV/Parquet file or folder, or an s3:// URI")
-    train.add_argument("--test", help="test data (else the config's test split)")
+    train.add_argument("data_pos", nargs="?", metavar="DATA", help="same as --data")
+    train.add_argument("--data", help="CSV/Parquet file or folder, or an s3:// / file:// URI")
+    train.add_argument("--test-data", dest="test", help="test data (else the config's split)")
     train.add_argument("--backend", choices=["local", "sagemaker"], default="local")
     train.add_argument("--instance-type", dest="instance_type", help="e.g. ml.m5.xlarge")
     train.add_argument("--name", dest="job_name", help="job name (default: generated)")
