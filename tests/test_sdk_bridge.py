@@ -1,12 +1,13 @@
 """The SDK bridge sends the same CreateTrainingJob request as the boto3 path (against moto).
 
-smglm never depends on the SageMaker SDK, so the SDK runs in a separate virtualenv made in this
-session's temp dir: ``pip install 'sagemaker<3'`` (SDK v2, about 25-35 s; SageMaker Distribution
-2.x/3.x images carry v2), with a ``.pth`` file putting smglm's sources on its path. Set
-``SMGLM_TEST_SDK_PYTHON`` to an interpreter that already has an SDK (v2 or v3) to use it
-instead. In that interpreter, ``start_with_sdk`` calls ``fit``/``train`` with a boto3 session
-whose ``provide-client-params.sagemaker.CreateTrainingJob`` handler captures the request; moto
-(in this process) answers it.
+smglm never depends on the SageMaker SDK, so each SDK runs in a separate virtualenv made in
+this session's temp dir, with a ``.pth`` file putting smglm's sources on its path:
+``pip install 'sagemaker<3'`` (SDK v2, about 25-35 s; SageMaker Distribution 2.x/3.x images
+carry v2) and ``pip install 'sagemaker>=3,<4'`` (SDK v3, about 3.5 min and 1 GB; Distribution
+4.x). Set ``SMGLM_TEST_SDK2_PYTHON`` / ``SMGLM_TEST_SDK3_PYTHON`` to an interpreter that already
+has that SDK to use it instead. In that interpreter, ``start_with_sdk`` calls ``fit``/``train``
+with a boto3 session whose ``provide-client-params.sagemaker.CreateTrainingJob`` handler
+captures the request; moto (in this process) answers it.
 """
 
 from __future__ import annotations
@@ -88,10 +89,16 @@ json.dump({"major": sdk_major_version(), "kinds": kinds, "requests": captured},
 pytest_plugins = ["aws_harness"]  # the fixtures aws, boto_session, sagemaker_sim
 
 
-@pytest.fixture(scope="module")
-def sdk_python(tmp_path_factory: pytest.TempPathFactory) -> str:
-    """An interpreter with a SageMaker SDK and smglm's sources (a fresh v2 virtualenv)."""
-    given = os.environ.get(SDK_PYTHON_ENV)
+@pytest.fixture(
+    scope="module",
+    params=[("2", "sagemaker<3"), ("3", "sagemaker>=3,<4")],
+    ids=["sdk-v2", "sdk-v3"],
+)
+def sdk_python(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> str:
+    """An interpreter with a SageMaker SDK (v2, then v3: Studio images ship either) and
+    smglm's sources: a fresh virtualenv, unless ``SMGLM_TEST_SDK<major>_PYTHON`` names one."""
+    major, requirement = request.param
+    given = os.environ.get(SDK_PYTHON_ENV.replace("SDK", f"SDK{major}"))
     if given:
         return given
     venv = tmp_path_factory.mktemp("sdk") / "venv"
@@ -100,10 +107,10 @@ def sdk_python(tmp_path_factory: pytest.TempPathFactory) -> str:
     start = time.monotonic()
     pip = [sys.executable, "-m", "pip", "--python", str(python), "--disable-pip-version-check"]
     done = subprocess.run(
-        [*pip, "install", "--quiet", "sagemaker<3"], capture_output=True, text=True, timeout=300
+        [*pip, "install", "--quiet", requirement], capture_output=True, text=True, timeout=900
     )
-    assert done.returncode == 0, f"pip install 'sagemaker<3' failed:\n{done.stderr[-3000:]}"
-    print(f"SDK v2 virtualenv installed in {time.monotonic() - start:.1f} s")
+    assert done.returncode == 0, f"pip install {requirement!r} failed:\n{done.stderr[-3000:]}"
+    print(f"SDK v{major} virtualenv installed in {time.monotonic() - start:.1f} s")
     site = subprocess.run(
         [str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
         capture_output=True,
