@@ -286,3 +286,16 @@ def test_form_insert_cell_writes_the_equivalent_magic(launched, shell):
     result = shell.run_cell(text, store_history=False)
     assert result.error_in_exec is None
     assert result.result.name == job.name  # same config and data: the launched job is reused
+
+
+def test_form_widgets_have_their_own_layouts():
+    """Hiding one field (e.g. the offset column) must not hide the others sharing a layout."""
+    import pandas as pd
+
+    from smglm.notebook.form import GLMForm
+
+    form = GLMForm(pd.DataFrame({"y": [1.0, 2.0], "x": [0.1, 0.2]}))
+    widgets = [form._target, form._weights, form._offset_column, form._link, form._job_name]
+    layouts = [id(wdg.layout) for wdg in widgets]
+    assert len(set(layouts)) == len(layouts)
+    assert form._target.layout.display != "none"

@@ -95,6 +95,14 @@ class GLMForm(w.VBox if w is not None else object):  # type: ignore[misc]
         self._set_data(self._initial_ref)
         self._run.children = ()
 
+    def launch(self) -> Any:
+        """Launch the job the form describes (what the Launch button does); returns the Job."""
+        return self._on_launch()
+
+    def insert_cell(self) -> str:
+        """Write the equivalent ``%%sm_train`` cell (what Insert cell does); returns its text."""
+        return self._on_insert()
+
     def on_submit(self, callback: Callable[[Any], Any]) -> None:
         """Call ``callback(job)`` after Launch has started a job."""
         self._callbacks.append(callback)
@@ -116,27 +124,28 @@ class GLMForm(w.VBox if w is not None else object):  # type: ignore[misc]
 
     # -- widgets ----------------------------------------------------------------------------
     def _build(self) -> None:
-        lay = w.Layout(width="420px")
+        def lay() -> Any:
+            return w.Layout(width="420px")  # one per widget: _refresh hides some of them
         desc = {"description_width": "110px"}
-        self._data_name = w.Dropdown(description="data", style=desc, layout=lay)
+        self._data_name = w.Dropdown(description="data", style=desc, layout=lay())
         self._data_path = w.Text(
             description="or path",
             placeholder="file, folder or s3:// URI",
             style=desc,
-            layout=lay,
+            layout=lay(),
             continuous_update=False,
         )
-        self._target = w.Dropdown(description="target", style=desc, layout=lay)
+        self._target = w.Dropdown(description="target", style=desc, layout=lay())
         self._picker = PredictorPicker(self._refresh)
-        self._weights = w.Dropdown(description="weights", style=desc, layout=lay)
+        self._weights = w.Dropdown(description="weights", style=desc, layout=lay())
         self._offset_kind = w.ToggleButtons(
             options=logic.OFFSET_KINDS, description="offset", style=desc
         )
-        self._offset_column = w.Dropdown(description="column", style=desc, layout=lay)
+        self._offset_column = w.Dropdown(description="column", style=desc, layout=lay())
         self._family = w.Dropdown(
-            options=list(FAMILIES), description="family", style=desc, layout=lay
+            options=list(FAMILIES), description="family", style=desc, layout=lay()
         )
-        self._link = w.Dropdown(description="link", style=desc, layout=lay)
+        self._link = w.Dropdown(description="link", style=desc, layout=lay())
         self._power = w.BoundedFloatText(
             value=1.5, min=1.01, max=1.99, step=0.05, description="tweedie power", style=desc
         )
@@ -151,13 +160,13 @@ class GLMForm(w.VBox if w is not None else object):  # type: ignore[misc]
         )
         self._bounds = BoundsEditor(self._refresh)
         self._backend = w.Dropdown(
-            options=["local", "sagemaker"], description="backend", style=desc, layout=lay
+            options=["local", "sagemaker"], description="backend", style=desc, layout=lay()
         )
         self._instance = w.Dropdown(
             description="instance", style=desc, layout=w.Layout(width="520px")
         )
         self._job_name = w.Text(
-            description="job name", placeholder="(generated)", style=desc, layout=lay
+            description="job name", placeholder="(generated)", style=desc, layout=lay()
         )
         self._problems_html = w.HTML()
         self._launch = w.Button(description="Launch", button_style="primary", icon="play")
