@@ -558,3 +558,30 @@ def test_finalize_job_run_does_not_log_again_what_the_runtime_logged(stores):
     assert run.info.status == "FINISHED"
     assert run.data.tags["smglm.logged_by"] == "runtime"
     assert artifact_paths(client, run_id) == set()
+
+
+def test_jobs_are_listed_from_their_runs(tmp_path, monkeypatch):
+    """``smglm jobs --mlflow`` / ``%sm_jobs --mlflow``: every backend's jobs, from MLflow."""
+    import smglm
+    from smglm.datasets import motor
+    from smglm.launch.local import LocalBackend
+    from smglm.notebook.cmd.jobs import jobs_from_mlflow
+    from smglm.tracking.runs import job_runs
+
+    uri = f"sqlite:///{tmp_path / 'runs.db'}"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    config = {
+        "target": "claim_count",
+        "predictors": ["driver_age"],
+        "exposure": "exposure",
+        "family": "poisson",
+    }
+    job = smglm.train(config, motor(2000, seed=2), backend=LocalBackend(tmp_path / "home"))
+    job.wait(logs=False, out=io.StringIO())
+    rows = job_runs(uri)
+    assert [r["TrainingJobName"] for r in rows] == [job.name]
+    assert rows[0]["TrainingJobStatus"] == "Completed" and rows[0]["Backend"] == "local"
+    metrics = {m["MetricName"]: m["Value"] for m in rows[0]["FinalMetricDataList"]}
+    assert metrics["train:deviance"] == pytest.approx(job.metrics["train"]["deviance"])
+    table = jobs_from_mlflow()
+    assert job.name in table.to_text() and "local" in table.to_text()

@@ -133,7 +133,14 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
 
 def _cmd_jobs(args: argparse.Namespace) -> int:
-    rows = _backend(args).list_jobs(args.max)
+    if args.mlflow:
+        from smglm.tracking.runs import job_runs, resolve_tracking_uri
+
+        rows = job_runs(resolve_tracking_uri(args.tracking_uri), args.experiment, args.max)
+        for r in rows:
+            r["SecondaryStatus"] = r.get("Backend", "")
+    else:
+        rows = _backend(args).list_jobs(args.max)
     if not rows:
         print("no jobs")
         return 0
@@ -234,6 +241,11 @@ def _parser() -> argparse.ArgumentParser:
     jobs = sub.add_parser("jobs", help="list recent jobs")
     jobs.add_argument("--backend", choices=["local", "sagemaker"], default="local")
     jobs.add_argument("--max", type=int, default=20, help="how many")
+    jobs.add_argument(
+        "--mlflow", action="store_true", help="list every backend's jobs from their MLflow runs"
+    )
+    jobs.add_argument("--tracking-uri", help="MLflow store (default: MLFLOW_TRACKING_URI)")
+    jobs.add_argument("--experiment", help="MLflow experiment (default: smglm)")
     jobs.set_defaults(func=_cmd_jobs)
 
     data = sub.add_parser("data", help="write the synthetic motor data set")

@@ -100,11 +100,14 @@ class SmglmMagics(Magics):
     @magic_arguments()
     @argument("--backend", choices=["local", "sagemaker"], help="whose jobs (default: setting)")
     @argument("--max", type=int, default=20, help="how many jobs, newest first (default 20)")
+    @argument("--mlflow", action="store_true", help="every backend's jobs, from their MLflow runs")
     def sm_jobs(self, line: str) -> Any:
         """List recent training jobs: status, secondary status, created and key metrics."""
         from smglm.notebook.cmd import jobs
 
         args = parse_argstring(self.sm_jobs, line)
+        if args.mlflow:
+            return jobs.jobs_from_mlflow(args.max)
         return jobs.jobs(args.backend, args.max)
 
     @line_magic

@@ -30,6 +30,7 @@ __all__ = [
     "find_runs",
     "flatten_params",
     "job_env",
+    "job_runs",
     "log_from_runtime",
     "log_results",
     "mlflow_available",
@@ -290,3 +291,46 @@ def find_runs(
             max_results=max_results,
         )
     )
+
+
+_JOB_STATUS = {"RUNNING": "InProgress", "FINISHED": "Completed", "FAILED": "Failed"}
+
+
+def job_runs(
+    tracking_uri: str, experiment: str | None = None, max_results: int = 50
+) -> list[dict[str, Any]]:
+    """The jobs of every backend, as their runs record them, newest first, shaped like
+    DescribeTrainingJob (``TrainingJobName``, ``TrainingJobStatus``, ``CreationTime``,
+    ``FailureReason``, ``FinalMetricDataList``) plus ``Backend`` and ``RunId``."""
+    from datetime import datetime, timezone
+
+    client = _client(tracking_uri)
+    exp = client.get_experiment_by_name(experiment or DEFAULT_EXPERIMENT)
+    if exp is None:
+        return []
+    runs = client.search_runs(
+        [exp.experiment_id],
+        filter_string="tags.`smglm.job_name` != ''",
+        order_by=["attributes.start_time DESC"],
+        max_results=max_results,
+    )
+    out = []
+    for run in runs:
+        tags = run.data.tags
+        created = datetime.fromtimestamp(run.info.start_time / 1000, tz=timezone.utc)
+        state: dict[str, Any] = {
+            "TrainingJobName": tags["smglm.job_name"],
+            "TrainingJobStatus": _JOB_STATUS.get(run.info.status, "Stopped"),
+            "CreationTime": created.isoformat(),
+            "Backend": tags.get("smglm.backend", ""),
+            "RunId": run.info.run_id,
+            "FinalMetricDataList": [
+                {"MetricName": k.replace("_", ":", 1), "Value": v}
+                for k, v in run.data.metrics.items()
+                if k.startswith(("train_", "test_"))
+            ],
+        }
+        if "smglm.failure_reason" in tags:
+            state["FailureReason"] = tags["smglm.failure_reason"]
+        out.append(state)
+    return out

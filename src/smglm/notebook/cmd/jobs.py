@@ -9,7 +9,7 @@ from smglm.notebook.display import RichView, fmt, html_table, text_table
 if TYPE_CHECKING:
     from smglm.notebook.views import Report
 
-__all__ = ["JobsTable", "jobs", "logs", "show", "stop"]
+__all__ = ["JobsTable", "jobs", "jobs_from_mlflow", "logs", "show", "stop"]
 
 #: The metrics ``%sm_jobs`` shows for a completed job (SageMaker's metric names).
 KEY_METRICS = ("train:deviance", "test:deviance", "train:gini", "test:gini")
@@ -73,6 +73,17 @@ def jobs(backend: str | None = None, max_results: int = 20) -> JobsTable:
             s = {**s, **be.describe(s["TrainingJobName"])}
         full.append(s)
     return JobsTable(be.name, full)
+
+
+def jobs_from_mlflow(max_results: int = 20) -> JobsTable:
+    """Every backend's recent jobs, read from their MLflow runs (the secondary-status column
+    shows the backend)."""
+    from smglm.tracking.runs import job_runs, resolve_tracking_uri
+
+    states = job_runs(resolve_tracking_uri(None), None, max_results)
+    for s in states:
+        s["SecondaryStatus"] = s.get("Backend", "")
+    return JobsTable("mlflow", states)
 
 
 def logs(ref: str, user_ns: dict[str, Any], backend: str | None = None, tail: int = 0) -> str:
