@@ -68,6 +68,9 @@ class LocalBackend:
         Seconds between SIGTERM and SIGKILL when a job is stopped or times out (SageMaker: 120).
     python
         The interpreter that runs the supervisor and ``train`` (default: this one).
+    warm
+        Fork ``train`` from a warm runtime worker (:mod:`smglm.launch.warm`) that has done the
+        heavy imports, started on demand; the cold subprocess is the fallback.
     """
 
     name = "local"
@@ -78,10 +81,12 @@ class LocalBackend:
         *,
         stop_grace_seconds: float = 120.0,
         python: str | None = None,
+        warm: bool = False,
     ) -> None:
         self.home = Path(home).absolute() if home else default_home()
         self.stop_grace_seconds = stop_grace_seconds
         self.python = python or sys.executable
+        self.warm = warm
 
     # -- paths ---------------------------------------------------------------------------
     @property
@@ -145,6 +150,13 @@ class LocalBackend:
             "--grace",
             str(self.stop_grace_seconds),
         ]
+        # -- warm hook (smglm.launch.warm): start the worker; the supervisor forks from it
+        if self.warm:
+            from smglm.launch.warm import ensure_worker
+
+            ensure_worker(self.home, self.python)
+            cmd += ["--warm", str(self.home)]
+        # -- end warm hook
         with open(folder / "runner.log", "ab") as out:
             proc = subprocess.Popen(
                 cmd,
@@ -204,6 +216,12 @@ class LocalBackend:
                     continue
         rows.sort(key=lambda s: s.get("CreationTime", ""), reverse=True)
         return rows[:max_results]
+
+    def shutdown_warm(self) -> bool:
+        """Stop this home's warm runtime worker, if one runs (jobs in flight go on)."""
+        from smglm.launch.warm import shutdown_worker
+
+        return shutdown_worker(self.home)
 
     # -- helpers -------------------------------------------------------------------------
     def spec(self, job_name: str) -> JobSpec:

@@ -31,14 +31,15 @@ __all__ = ["main"]
 
 
 class Runner:
-    def __init__(self, folder: Path, grace: float) -> None:
+    def __init__(self, folder: Path, grace: float, warm_home: str | None = None) -> None:
         self.folder = folder
+        self.warm_home = warm_home
         self.grace = grace
         self.spec = JobSpec.from_request(read_json(folder / "spec.json"))
         self.ml = folder / "ml"
         self.log_path = folder / "logs.txt"
         self.stop_requested = threading.Event()
-        self.child: subprocess.Popen[bytes] | None = None
+        self.child: Any = None  # a subprocess.Popen, or a smglm.launch.warm.WarmProcess
         self.lock = threading.Lock()
         self.timed_out = False
         self.billable = 0
@@ -129,14 +130,24 @@ class Runner:
         started = time.monotonic()
         self.update(TrainingStartTime=now_iso())
         with self.log_path.open("ab") as out:
-            self.child = subprocess.Popen(
-                [sys.executable, "-m", "smglm.runtime", "train"],
-                stdin=subprocess.DEVNULL,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                env=env,
-                cwd=str(self.ml),
-            )
+            # -- warm hook (smglm.launch.warm): fork from the warm worker, else cold
+            if self.warm_home is not None:
+                from smglm.launch.warm import start_job
+
+                exit_file = self.folder / "train.exit"
+                self.child = start_job(
+                    self.warm_home, env, self.ml, self.log_path, exit_file, self.log
+                )
+            if self.child is None:
+                self.child = subprocess.Popen(
+                    [sys.executable, "-m", "smglm.runtime", "train"],
+                    stdin=subprocess.DEVNULL,
+                    stdout=out,
+                    stderr=subprocess.STDOUT,
+                    env=env,
+                    cwd=str(self.ml),
+                )
+            # -- end warm hook
             deadline = started + self.spec.max_runtime_seconds
             timed_out = False
             while True:
@@ -323,9 +334,10 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="smglm.launch.local_runner")
     parser.add_argument("job_dir")
     parser.add_argument("--grace", type=float, default=120.0)
+    parser.add_argument("--warm", default=None, help="smglm home whose warm worker forks train")
     args = parser.parse_args(argv)
     folder = Path(args.job_dir)
-    runner = Runner(folder, args.grace)
+    runner = Runner(folder, args.grace, warm_home=args.warm)
     try:
         return runner.run()
     except Exception:  # last resort: never leave a job InProgress forever

@@ -126,6 +126,7 @@ class GLMForm(w.VBox if w is not None else object):  # type: ignore[misc]
     def _build(self) -> None:
         def lay() -> Any:
             return w.Layout(width="420px")  # one per widget: _refresh hides some of them
+
         desc = {"description_width": "110px"}
         self._data_name = w.Dropdown(description="data", style=desc, layout=lay())
         self._data_path = w.Text(
