@@ -1,0 +1,158 @@
+"""Benchmark of a local training job end to end against the bare in-process ``smglm.fit``.
+
+The data is the synthetic motor portfolio (:func:`smglm.datasets.motor`, seed 0): a Poisson
+claim-frequency model with exposure and 8 predictors (5 numeric, 3 categorical). For each row
+count it measures, median of ``--repeat`` runs (interleaved):
+
+- ``bare fit``: ``smglm.fit(config, df)`` in this process, after one warm-up fit;
+- ``cold job``: ``smglm.train(config, df, backend=LocalBackend(), wait=True)``: the
+  supervisor runs ``python -m smglm.runtime train`` in a fresh interpreter;
+- ``warm job``: the same with ``LocalBackend(warm=True)`` after one warm-up job that started
+  the warm worker (:mod:`smglm.launch.warm`), which forks ``train`` from its warm imports;
+- ``to Training``: from the ``smglm.train`` call to the job's SecondaryStatus "Training";
+- ``to fit``: from "Training" to the runtime's "fitting" log line: the interpreter start and
+  imports when cold (the fork when warm), reading the channels, checking the config;
+- ``job fit``: the fit seconds in the job's ``metrics.json``; ``overhead`` = job wall - job fit.
+
+All jobs run with ``tracking=False`` (MLflow tracking has its own benchmark, ``tracking.py``).
+
+Run: ``python benchmarks/launch.py [--rows 10000 1000000] [--repeat 3]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import io
+import json
+import os
+import platform
+import statistics
+import tempfile
+import time
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+CONFIG = {
+    "target": "claim_count",
+    "exposure": "exposure",
+    "family": "poisson",
+    "predictors": [
+        "driver_age",
+        "vehicle_age",
+        "vehicle_power",
+        "bonus_malus",
+        "density_log",
+        "area",
+        "vehicle_brand",
+        "region",
+    ],
+}
+
+
+def _stamp(line: str) -> float | None:
+    try:
+        return datetime.strptime(line[:23], "%Y-%m-%d %H:%M:%S,%f").timestamp()
+    except ValueError:
+        return None
+
+
+def _bare(df: Any) -> dict[str, float]:
+    import smglm
+
+    t0 = time.perf_counter()
+    result = smglm.fit(CONFIG, df)
+    return {"wall": time.perf_counter() - t0, "fit": float(result.fit_seconds)}
+
+
+def _job(df: Any, backend: Any) -> dict[str, float]:
+    import smglm
+
+    called = time.time()
+    t0 = time.perf_counter()
+    with contextlib.redirect_stdout(io.StringIO()):
+        job = smglm.train(CONFIG, df, backend=backend, wait=True, logs=False, tracking=False)
+    wall = time.perf_counter() - t0
+    if job.status != "Completed":
+        raise RuntimeError(f"job {job.name} ended {job.status}: {job.failure_reason}")
+    folder = backend.job_dir(job.name)
+    state = job.describe()
+    training = next(t for t in state["SecondaryStatusTransitions"] if t["Status"] == "Training")
+    t_training = datetime.fromisoformat(training["StartTime"]).timestamp()
+    first = next(
+        (_stamp(x) for x in job.logs().splitlines() if "smglm.runtime.train: fitting a" in x), None
+    )
+    metrics = json.loads((folder / "ml" / "output" / "data" / "metrics.json").read_text())
+    fit = float(metrics["fit"]["seconds"])
+    warm = "forked from the warm worker" in job.logs()
+    return {
+        "wall": wall,
+        "to_training": t_training - called,
+        "to_fit": (first - t_training) if first else float("nan"),
+        "fit": fit,
+        "overhead": wall - fit,
+        "warm": float(warm),
+    }
+
+
+def _med(rows: list[dict[str, float]], key: str) -> float:
+    return statistics.median(r[key] for r in rows)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=int, nargs="+", default=[10_000, 1_000_000])
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--home", type=Path, default=None, help="smglm home (default: a tmp dir)")
+    args = parser.parse_args()
+
+    import smglm
+    from smglm.datasets import motor
+    from smglm.launch.local import LocalBackend
+
+    print(
+        f"python {platform.python_version()}, smglm {smglm.__version__}, "
+        f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f} at start"
+    )
+    with tempfile.TemporaryDirectory(prefix="smglm-launch-bench-") as tmp:
+        home = args.home or Path(tmp)
+        cold = LocalBackend(home / "cold")
+        warm = LocalBackend(home / "warm", warm=True)
+        try:
+            table = []
+            for n in args.rows:
+                df = motor(n, seed=0)
+                _bare(df)  # warm-up: first-call costs of this process
+                _job(df, warm)  # warm-up: starts the warm worker (and uploads the data)
+                _job(df, cold)  # uploads the data for the cold home
+                runs: dict[str, list[dict[str, float]]] = {"bare": [], "cold": [], "warm": []}
+                for _ in range(args.repeat):
+                    runs["bare"].append(_bare(df))
+                    runs["cold"].append(_job(df, cold))
+                    runs["warm"].append(_job(df, warm))
+                if not all(r["warm"] for r in runs["warm"]):
+                    print(f"WARNING: some warm jobs at {n:,} rows fell back to a cold start")
+                table.append((n, runs))
+        finally:
+            warm.shutdown_warm()
+    print(f"load average {os.getloadavg()[0]:.1f} at end; medians of {args.repeat}, seconds\n")
+    print(
+        "| rows | bare fit (glum fit) | job | wall | job/bare | to Training | to fit "
+        "| job fit | overhead |"
+    )
+    print("|---:|---:|---|---:|---:|---:|---:|---:|---:|")
+    for n, runs in table:
+        bare = _med(runs["bare"], "wall")
+        for kind in ("cold", "warm"):
+            r = runs[kind]
+            print(
+                f"| {n:,} | {bare:.2f} ({_med(runs['bare'], 'fit'):.2f}) | {kind} "
+                f"| {_med(r, 'wall'):.2f} | {_med(r, 'wall') / bare:.2f} "
+                f"| {_med(r, 'to_training'):.2f} | {_med(r, 'to_fit'):.2f} "
+                f"| {_med(r, 'fit'):.2f} | {_med(r, 'overhead'):.2f} |"
+            )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,494 @@
+"""The local backend's warm runtime worker: a per-home zygote that has imported the runtime and
+forks one isolated child per training job (the local counterpart of SageMaker's warm pools).
+
+``python -m smglm.launch.warm serve HOME`` (started detached by
+:func:`ensure_worker`) imports numpy, pandas, pyarrow, scipy, glum, tabmat, matplotlib (Agg),
+the runtime's ``train`` and mlflow when installed, without running any computation (so no
+OpenMP or BLAS thread pool exists when it forks), then listens on ``HOME/warm/worker.sock``.
+A supervisor (:mod:`smglm.launch.local_runner`) sends one JSON line per job: the job's whole
+environment, its ``/opt/ml`` folder and its log file. The zygote forks a child that starts a new
+session, resets signal handlers, takes exactly that environment, changes into the folder,
+writes fds 1 and 2 to the log and runs ``smglm.runtime`` ``train``, then ``os._exit``. The
+zygote answers with the child's pid and, when it has reaped the child, its wait status.
+
+The zygote refuses a job (the supervisor then runs the cold subprocess) when a variable that
+takes effect at import time (``OMP_*``, ``OPENBLAS_*``, ``PYTHONPATH``, ...) differs from its
+own, when the interpreter differs, or when a loaded smglm source file changed since it started
+(it then exits, so the next job starts a fresh one). It exits after ``--idle`` seconds without
+a job (default 900), and on SIGTERM (:func:`shutdown_worker`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import fcntl
+import importlib
+import io
+import json
+import os
+import select
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import traceback
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, BinaryIO
+
+__all__ = [
+    "IDLE_SECONDS",
+    "WarmProcess",
+    "ensure_worker",
+    "main",
+    "shutdown_worker",
+    "start_job",
+    "worker_dir",
+    "worker_pid",
+]
+
+#: A zygote exits after this many seconds without a job.
+IDLE_SECONDS = 900.0
+#: Modules the zygote imports before it serves (those that are installed).
+PRELOAD = (
+    "numpy",
+    "scipy.sparse",
+    "scipy.stats",
+    "pandas",
+    "pyarrow",
+    "pyarrow.parquet",
+    "tabmat",
+    "glum",
+    "yaml",
+    "matplotlib",
+    "matplotlib.figure",
+    "matplotlib.backends.backend_agg",
+    "smglm.runtime.__main__",
+    "smglm.runtime.train",
+    "smglm.runtime.metrics",
+    "smglm.runtime.reporting",
+    "smglm.glm",
+    "smglm.glm.plots",
+    "smglm.glm.report",
+    "smglm.glm.report_data",
+    "smglm.tracking.pyfunc",
+    "smglm.tracking.runs",
+    "mlflow",
+)
+#: Environment variables read when a library loads: a job whose values differ runs cold.
+IMPORT_TIME_PREFIXES = ("OMP_", "GOMP_", "KMP_", "OPENBLAS_", "MKL_", "GOTO", "BLIS_", "LD_")
+IMPORT_TIME_NAMES = ("PYTHONPATH", "PYTHONHASHSEED", "PYTHONHOME", "MPLBACKEND", "MPLCONFIGDIR")
+_READY_WAIT = 20.0  # how long a supervisor waits for a zygote that is still importing
+
+
+def worker_dir(home: str | Path) -> Path:
+    """The zygote's folder under smglm's home: socket, pid file, lock and log."""
+    return Path(home) / "warm"
+
+
+def _import_time_env(env: dict[str, str]) -> dict[str, str]:
+    return {
+        k: v for k, v in env.items() if k.startswith(IMPORT_TIME_PREFIXES) or k in IMPORT_TIME_NAMES
+    }
+
+
+def worker_pid(home: str | Path) -> int | None:
+    """The pid of the home's zygote if one is running, else None."""
+    try:
+        pid = int((worker_dir(home) / "worker.pid").read_text().strip())
+    except (OSError, ValueError):
+        return None
+    return pid if _alive(pid) else None
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"
+    except (OSError, IndexError):
+        return True
+
+
+def _lock_free(folder: Path) -> bool:
+    """True when no zygote holds the home's lock (none running or starting)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    with open(folder / "worker.lock", "a") as f:
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            return False
+        fcntl.flock(f, fcntl.LOCK_UN)
+        return True
+
+
+def ensure_worker(
+    home: str | Path, python: str | None = None, idle_seconds: float = IDLE_SECONDS
+) -> None:
+    """Start the home's zygote, detached, unless one is running or starting; never waits.
+
+    The lock is taken here and handed to the zygote, so a supervisor that looks right after
+    this call sees a zygote starting (and waits for it) rather than none.
+    """
+    folder = worker_dir(home)
+    folder.mkdir(parents=True, exist_ok=True)
+    fd = os.open(folder / "worker.lock", os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            return  # a zygote runs or is starting
+        cmd = [python or sys.executable, "-m", "smglm.launch.warm", "serve", str(home)]
+        with open(folder / "worker.log", "ab") as out:
+            subprocess.Popen(
+                [*cmd, "--idle", str(idle_seconds), "--lock-fd", str(fd)],
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+                cwd=str(folder),
+                pass_fds=(fd,),
+            )
+    finally:
+        os.close(fd)  # the zygote's copy keeps the lock
+
+
+def shutdown_worker(home: str | Path, timeout: float = 10.0) -> bool:
+    """Stop the home's zygote (SIGTERM, SIGKILL after ``timeout``); running jobs go on.
+
+    Returns whether a zygote was running.
+    """
+    pid = worker_pid(home)
+    if pid is None:
+        return False
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    while _alive(pid) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    if _alive(pid):
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+        while _alive(pid):
+            time.sleep(0.05)
+    return True
+
+
+# -- the supervisor's side --------------------------------------------------------------------
+class WarmProcess:
+    """A training child forked by the zygote, with the parts of ``Popen``'s interface the
+    supervisor uses (``pid``, ``poll``, ``wait``, ``send_signal``, ``kill``)."""
+
+    def __init__(self, sock: socket.socket, reader: BinaryIO, pid: int, exit_file: Path) -> None:
+        self.pid = pid
+        self.returncode: int | None = None
+        self._sock = sock
+        self._reader = reader
+        self._exit_file = exit_file
+        self._done = threading.Event()
+        threading.Thread(target=self._read_status, daemon=True).start()
+
+    def _read_status(self) -> None:
+        code: int | None = None
+        try:
+            self._sock.settimeout(None)
+            line = self._reader.readline()
+            if line:
+                code = os.waitstatus_to_exitcode(int(json.loads(line)["status"]))
+        except (OSError, ValueError, KeyError):
+            code = None
+        finally:
+            self._reader.close()
+            self._sock.close()
+        if code is None:  # the zygote died: the child is orphaned; watch it and read its file
+            while _alive(self.pid):
+                time.sleep(0.2)
+            try:
+                code = int(self._exit_file.read_text().strip())
+            except (OSError, ValueError):
+                code = -signal.SIGKILL
+        self.returncode = code
+        self._done.set()
+
+    def poll(self) -> int | None:
+        return self.returncode
+
+    def wait(self, timeout: float | None = None) -> int:
+        if not self._done.wait(timeout):
+            raise subprocess.TimeoutExpired(["smglm.runtime", "train"], timeout or 0.0)
+        assert self.returncode is not None
+        return self.returncode
+
+    def send_signal(self, sig: int) -> None:
+        if self.returncode is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(self.pid, sig)
+
+    def terminate(self) -> None:
+        self.send_signal(signal.SIGTERM)
+
+    def kill(self) -> None:
+        self.send_signal(signal.SIGKILL)
+
+
+def start_job(
+    home: str | Path,
+    env: dict[str, str],
+    cwd: Path,
+    log_path: Path,
+    exit_file: Path,
+    say: Callable[[str], None],
+) -> WarmProcess | None:
+    """Ask the home's zygote to fork the job's ``train``; None (and one line through ``say``)
+    when it cannot, so the caller runs the cold subprocess."""
+    folder = worker_dir(home)
+    path = folder / "worker.sock"
+    request = {
+        "env": env,
+        "cwd": str(cwd),
+        "log": str(log_path),
+        "exit_file": str(exit_file),
+        "python": sys.executable,
+    }
+    deadline = time.monotonic() + _READY_WAIT
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        while True:
+            try:
+                sock.connect(str(path))
+                break
+            except OSError:
+                # a zygote still importing holds the lock: waiting costs no more than a cold
+                # start would; no lock (none running) or too long: cold
+                if _lock_free(folder) or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.05)
+        sock.settimeout(60.0)  # the zygote answers right after the fork
+        sock.sendall(json.dumps(request).encode() + b"\n")
+        reader = sock.makefile("rb")
+        answer = json.loads(reader.readline() or b"{}")
+        if "pid" not in answer:
+            raise OSError(answer.get("error", "the warm worker closed the connection"))
+    except (OSError, ValueError) as exc:
+        sock.close()
+        say(f"[smglm-local] warm worker unavailable ({exc}): cold start")
+        return None
+    say(f"[smglm-local] training forked from the warm worker (pid {answer['pid']})")
+    return WarmProcess(sock, reader, int(answer["pid"]), exit_file)
+
+
+# -- the zygote -------------------------------------------------------------------------------
+class _Zygote:
+    def __init__(self, home: Path, idle: float, lock_fd: int | None = None) -> None:
+        self.folder = worker_dir(home)
+        self.lock_fd = lock_fd
+        self.idle = idle
+        self.children: dict[int, socket.socket] = {}
+        self.stopping = False
+        self.sources: dict[str, int] = {}
+        # before the imports, some of which set variables (e.g. KMP_INIT_AT_FORK)
+        self.import_env = _import_time_env(dict(os.environ))
+
+    def preload(self) -> None:
+        for name in PRELOAD:
+            try:
+                importlib.import_module(name)
+            except ImportError:
+                continue
+        import smglm
+
+        root = Path(smglm.__file__).parent
+        for module in list(sys.modules.values()):
+            file = getattr(module, "__file__", None)
+            if file and Path(file).is_relative_to(root):
+                with contextlib.suppress(OSError):
+                    self.sources[file] = os.stat(file).st_mtime_ns
+
+    def stale(self) -> bool:
+        for file, mtime in self.sources.items():
+            try:
+                if os.stat(file).st_mtime_ns != mtime:
+                    return True
+            except OSError:
+                return True
+        return False
+
+    def refusal(self, request: dict[str, Any]) -> str | None:
+        if request.get("python") != sys.executable:
+            return f"interpreter {request.get('python')} is not the worker's {sys.executable}"
+        if _import_time_env(request["env"]) != self.import_env:
+            return "import-time environment variables differ from the worker's"
+        if self.stale():
+            self.stopping = True
+            return "smglm's source changed since the worker started (it exits)"
+        return None
+
+    def serve(self) -> int:
+        lock = self.lock_fd  # from ensure_worker, locked already; held for life
+        if lock is None:
+            lock = os.open(self.folder / "worker.lock", os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            return 0  # another zygote serves this home
+        self.lock_fd = lock
+        (self.folder / "worker.pid").write_text(str(os.getpid()))
+        signal.signal(signal.SIGTERM, self._on_term)
+        started = time.monotonic()
+        self.preload()
+        sock_path = self.folder / "worker.sock"
+        tmp = self.folder / f".worker.{os.getpid()}.sock"
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()
+        listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        listener.bind(str(tmp))
+        listener.listen(16)
+        os.replace(tmp, sock_path)
+        print(f"warm worker {os.getpid()} ready in {time.monotonic() - started:.2f} s", flush=True)
+        last = time.monotonic()
+        try:
+            while not self.stopping:
+                ready, _, _ = select.select([listener], [], [], 0.2)
+                if ready:
+                    conn, _ = listener.accept()
+                    self.handle(conn, listener)
+                    last = time.monotonic()
+                if self.reap():
+                    last = time.monotonic()
+                if not self.children and time.monotonic() - last > self.idle:
+                    print(f"idle for {self.idle:g} s: exiting", flush=True)
+                    break
+        finally:
+            with contextlib.suppress(OSError):
+                if os.stat(sock_path).st_ino == os.fstat(listener.fileno()).st_ino:
+                    sock_path.unlink()
+            listener.close()
+            (self.folder / "worker.pid").unlink(missing_ok=True)
+            for conn in self.children.values():
+                conn.close()  # supervisors then watch their children themselves
+        return 0
+
+    def _on_term(self, signum: int, frame: Any) -> None:
+        self.stopping = True
+
+    def handle(self, conn: socket.socket, listener: socket.socket) -> None:
+        try:
+            conn.settimeout(10.0)
+            data = b""
+            while not data.endswith(b"\n"):
+                chunk = conn.recv(65536)
+                if not chunk:
+                    raise OSError("connection closed before the request")
+                data += chunk
+            request = json.loads(data)
+            why = self.refusal(request)
+            if why:
+                conn.sendall(json.dumps({"error": why}).encode() + b"\n")
+                conn.close()
+                return
+            pid = os.fork()
+            if pid == 0:
+                code = 2
+                try:
+                    code = _child(request, [listener, conn, *self.children.values()], self.lock_fd)
+                except BaseException:
+                    with contextlib.suppress(BaseException):
+                        os.write(2, traceback.format_exc().encode())
+                finally:
+                    with contextlib.suppress(BaseException):
+                        Path(request["exit_file"]).write_text(str(code))
+                    os._exit(code)
+            self.children[pid] = conn
+            conn.sendall(json.dumps({"pid": pid}).encode() + b"\n")
+            print(f"job {request['env'].get('TRAINING_JOB_NAME')}: pid {pid}", flush=True)
+        except (OSError, ValueError, KeyError) as exc:
+            print(f"bad request: {exc}", flush=True)
+            conn.close()
+
+    def reap(self) -> bool:
+        reaped = False
+        while self.children:
+            try:
+                pid, status = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                break
+            if pid == 0:
+                break
+            reaped = True
+            conn = self.children.pop(pid, None)
+            if conn is not None:
+                with contextlib.suppress(OSError):
+                    conn.sendall(json.dumps({"status": status}).encode() + b"\n")
+                conn.close()
+        return reaped
+
+
+def _child(request: dict[str, Any], inherited: list[socket.socket], lock_fd: int | None) -> int:
+    """In the forked child: become the job's ``train`` process and return its exit code."""
+    os.setsid()
+    if lock_fd is not None:
+        os.close(lock_fd)  # the lock means "a zygote runs": a job must not keep it
+    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGCHLD, signal.SIGPIPE):
+        signal.signal(sig, signal.SIG_DFL)
+    signal.signal(signal.SIGINT, signal.default_int_handler)  # as a fresh interpreter has it
+    for s in inherited:
+        s.close()
+    os.environ.clear()
+    os.environ.update(request["env"])
+    os.chdir(request["cwd"])
+    log_fd = os.open(request["log"], os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    null_fd = os.open(os.devnull, os.O_RDONLY)
+    os.dup2(null_fd, 0)
+    os.dup2(log_fd, 1)
+    os.dup2(log_fd, 2)
+    os.close(log_fd)
+    os.close(null_fd)
+    sys.stdout = io.TextIOWrapper(
+        open(1, "wb", buffering=0, closefd=False),  # noqa: SIM115
+        encoding="utf-8",
+        errors="backslashreplace",
+        write_through=True,
+    )
+    sys.stderr = io.TextIOWrapper(
+        open(2, "wb", buffering=0, closefd=False),  # noqa: SIM115
+        encoding="utf-8",
+        errors="backslashreplace",
+        write_through=True,
+    )
+    random_state = sys.modules.get("numpy.random")
+    if random_state is not None:
+        random_state.seed()  # fresh entropy, as a cold process
+    from smglm.runtime import __main__ as runtime
+
+    sys.argv = [runtime.__file__ or "smglm.runtime", "train"]
+    try:
+        code = runtime.main(["train"])
+    finally:
+        with contextlib.suppress(Exception):
+            sys.stdout.flush()
+            sys.stderr.flush()
+    return int(code)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m smglm.launch.warm serve HOME [--idle SECONDS]``: run the zygote."""
+    parser = argparse.ArgumentParser(prog="smglm.launch.warm")
+    parser.add_argument("command", choices=["serve"])
+    parser.add_argument("home")
+    parser.add_argument("--idle", type=float, default=IDLE_SECONDS)
+    parser.add_argument("--lock-fd", type=int, default=None)
+    args = parser.parse_args(argv)
+    home = Path(args.home).absolute()
+    worker_dir(home).mkdir(parents=True, exist_ok=True)
+    return _Zygote(home, args.idle, args.lock_fd).serve()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,177 @@
+"""The local backend's warm runtime worker: jobs forked from the zygote, stop, failure, fallback."""
+
+from __future__ import annotations
+
+import io
+import os
+import signal
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+import smglm
+from smglm.datasets import motor
+from smglm.errors import JobFailed
+from smglm.launch import warm
+from smglm.launch.local import LocalBackend
+
+CONFIG = {
+    "target": "claim_count",
+    "predictors": ["driver_age", "vehicle_power", "area", "region"],
+    "exposure": "exposure",
+    "family": "poisson",
+}
+
+
+def _gone(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    return Path(f"/proc/{pid}/stat").read_text().split()[2] == "Z"
+
+
+def _child_pid(log: str) -> int:
+    line = next(x for x in log.splitlines() if "forked from the warm worker" in x)
+    return int(line.rsplit("pid ", 1)[1].rstrip(")"))
+
+
+@pytest.fixture(scope="module")
+def data() -> pd.DataFrame:
+    return motor(8_000, seed=3)
+
+
+@pytest.fixture(scope="module")
+def home(tmp_path_factory):
+    """One home with a warm worker for the module; one OpenMP thread, so that fits are
+    bit-for-bit reproducible between processes; the worker is gone at the end."""
+    mp = pytest.MonkeyPatch()
+    mp.setenv("OMP_NUM_THREADS", "1")
+    path = tmp_path_factory.mktemp("warm") / "home"
+    yield path
+    pid = warm.worker_pid(path)
+    LocalBackend(path).shutdown_warm()
+    mp.undo()
+    assert warm.worker_pid(path) is None
+    if pid is not None:
+        assert _gone(pid)
+
+
+@pytest.fixture(scope="module")
+def warm_jobs(home, data):
+    be = LocalBackend(home, warm=True, stop_grace_seconds=5)
+    jobs = []
+    for _ in range(2):
+        job = smglm.train(CONFIG, data, backend=be, tracking=False)
+        job.wait(out=io.StringIO())
+        jobs.append(job)
+    return jobs
+
+
+@pytest.mark.slow
+def test_warm_jobs_run_forked_with_their_own_name_and_tree(home, warm_jobs):
+    zygote = warm.worker_pid(home)
+    assert zygote is not None
+    pids = set()
+    for job in warm_jobs:
+        assert job.status == "Completed"
+        log = job.logs()
+        pid = _child_pid(log)
+        assert pid != zygote and _gone(pid)  # a child of its own, reaped by the zygote
+        pids.add(pid)
+        assert f"training job '{job.name}'" in log  # its own TRAINING_JOB_NAME
+        assert f"/opt/ml at {home / 'jobs' / job.name / 'ml'}" in log  # its own /opt/ml
+        assert (home / "jobs" / job.name / "ml" / "model" / "model.json").exists()
+        assert (home / "jobs" / job.name / "train.exit").read_text() == "0"
+    assert len(pids) == 2
+    a, b = (j.model.coefficients["estimate"] for j in warm_jobs)
+    pd.testing.assert_series_equal(a, b, check_exact=True)
+
+
+@pytest.mark.slow
+def test_warm_job_failure_keeps_reason(home, warm_jobs, data, tmp_path):
+    path = tmp_path / "train.csv"
+    data.drop(columns="region").to_csv(path, index=False)
+    be = LocalBackend(home, warm=True)
+    job = smglm.train(CONFIG, f"file://{path}", backend=be, tracking=False)
+    with pytest.raises(JobFailed) as info:
+        job.wait(out=io.StringIO())
+    assert "forked from the warm worker" in job.logs()
+    assert info.value.reason.startswith("AlgorithmError: ClientError")
+    assert "'region'" in info.value.reason
+    assert (home / "jobs" / job.name / "train.exit").read_text() == "1"
+
+
+@pytest.mark.slow
+def test_warm_stop_ends_stopped_within_grace(home, warm_jobs):
+    be = LocalBackend(home, warm=True, stop_grace_seconds=5)
+    big = motor(300_000, seed=5)
+    cfg = {
+        **CONFIG,
+        "predictors": ["driver_age", "vehicle_power", "area", "region", "vehicle_brand"],
+    }
+    job = smglm.train(cfg, big, backend=be, tracking=False)
+    deadline = time.monotonic() + 60
+    while "forked from the warm worker" not in job.logs() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    pid = _child_pid(job.logs())
+    t0 = time.monotonic()
+    job.stop()
+    job.wait(out=io.StringIO(), raise_on_failure=False, timeout=30)
+    assert time.monotonic() - t0 < 5 + 3
+    assert job.status == "Stopped"
+    assert "SIGTERM" in (job.failure_reason or "")
+    assert _gone(pid)
+
+
+@pytest.mark.slow
+def test_warm_falls_back_to_cold_when_worker_killed(home, warm_jobs, data, monkeypatch):
+    pid = warm.worker_pid(home)
+    assert pid is not None
+    os.kill(pid, signal.SIGKILL)
+    deadline = time.monotonic() + 10
+    while not _gone(pid) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert _gone(pid)
+    monkeypatch.setattr(warm, "ensure_worker", lambda *a, **k: None)  # no fresh zygote
+    be = LocalBackend(home, warm=True)
+    job = smglm.train(CONFIG, data, backend=be, tracking=False)
+    job.wait(out=io.StringIO())
+    log = job.logs()
+    assert job.status == "Completed"
+    assert sum("warm worker unavailable" in x for x in log.splitlines()) == 1
+    assert "forked from the warm worker" not in log
+    assert not (home / "jobs" / job.name / "train.exit").exists()  # a cold subprocess
+    # the cold path fits the same coefficients as the warm children, bit for bit
+    pd.testing.assert_series_equal(
+        job.model.coefficients["estimate"],
+        warm_jobs[0].model.coefficients["estimate"],
+        check_exact=True,
+    )
+
+
+def test_zygote_refuses_other_interpreter_env_or_changed_source(tmp_path, monkeypatch):
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    z = warm._Zygote(tmp_path, idle=1.0)
+    env = dict(os.environ)
+    assert z.refusal({"env": env, "python": sys.executable}) is None
+    assert "interpreter" in str(z.refusal({"env": env, "python": "/other/python"}))
+    changed = {**env, "OMP_NUM_THREADS": "2"}
+    assert "import-time" in str(z.refusal({"env": changed, "python": sys.executable}))
+    source = tmp_path / "mod.py"
+    source.write_text("x = 1\n")
+    z.sources[str(source)] = source.stat().st_mtime_ns - 1
+    assert "source changed" in str(z.refusal({"env": env, "python": sys.executable}))
+    assert z.stopping
+
+
+def test_start_job_without_worker_returns_none_and_says_so(tmp_path):
+    said: list[str] = []
+    got = warm.start_job(
+        tmp_path, dict(os.environ), tmp_path, tmp_path / "log", tmp_path / "exit", said.append
+    )
+    assert got is None
+    assert len(said) == 1 and "cold start" in said[0]
