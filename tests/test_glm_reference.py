@@ -316,3 +316,14 @@ def test_fit_without_intercept_matches_statsmodels():
     np.testing.assert_allclose(coefs.loc[["x1", "x2"], "estimate"], ref.params, rtol=RTOL)
     np.testing.assert_allclose(coefs.loc[["x1", "x2"], "std_error"], ref.bse, rtol=RTOL)
     assert result.metrics["train"]["deviance"] == pytest.approx(ref.deviance, rel=RTOL)
+
+
+def test_fit_single_categorical_predictor_matches_statsmodels():
+    """A design of one categorical alone (tabmat gives a sparse sandwich there)."""
+    df = _synthetic()
+    df["y"] = 1 + df.eta + np.random.default_rng(9).normal(size=len(df))
+    result = smglm.fit({"target": "y", "predictors": ["cat"], "family": "gaussian"}, df)
+    ref = _sm_fit(sm.GLM(df["y"], _design(df, ["cat"], result), family=sm.families.Gaussian()))
+    coefs = result.coefficients.set_index("term")
+    np.testing.assert_allclose(coefs.loc[ref.params.index, "estimate"], ref.params, rtol=RTOL)
+    np.testing.assert_allclose(coefs.loc[ref.params.index, "std_error"], ref.bse, rtol=RTOL)

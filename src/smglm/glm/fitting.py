@@ -311,9 +311,13 @@ def _standard_errors(
     if not math.isfinite(phi):
         return np.full(n_coef, np.nan)
     W = prep.weights * mu_eta(link, eta) ** 2 / variance(fam, mu)
-    info = np.asarray(design.sandwich(W), dtype=float)
+    info = design.sandwich(W)
+    if hasattr(info, "toarray"):  # a design of one categorical gives a sparse matrix
+        info = info.toarray()
+    info = np.asarray(info, dtype=float)
     if intercept:
-        xw = np.asarray(design.transpose_matvec(W), dtype=float).ravel()
+        xw = design.transpose_matvec(W)
+        xw = np.asarray(xw.toarray() if hasattr(xw, "toarray") else xw, dtype=float).ravel()
         info = np.block([[np.array([[W.sum()]]), xw[None, :]], [xw[:, None], info]])
     # invert the scaled (correlation-like) matrix: its condition number says whether the
     # design is singular whatever the columns' scales
