@@ -216,11 +216,13 @@ def code_cell_count() -> int:
 def test_browser_form_filled_by_clicking_launches_and_shows_report(lab: Lab, page: Any):
     shots = artifacts_dir()
     try:
-        drive_notebook_02(lab, page, shots)
+        drive_notebook_02(lab, page, shots)  # asserts each step; see below
     except BaseException:
         page.screenshot(path=str(shots / "failure.png"))
         print(f"JupyterLab's log (last lines):\n{lab.log_tail()}")
         raise
+    shot = shots / "form_after_launch.png"
+    assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", "no screenshot of the launched form"
 
 
 def drive_notebook_02(lab: Lab, page: Any, shots: Path) -> None:
