@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 from IPython.core.interactiveshell import InteractiveShell
-from traitlets.config import Config
 
+from notebook_shell import isolated_workdir, smglm_shell
 from smglm.config import GLMConfig
 from smglm.config.families import DEFAULT_LINK, FAMILIES, FAMILY_LINKS
 from smglm.datasets import motor
@@ -31,23 +31,13 @@ EXPECTED = {
 
 @pytest.fixture(scope="module")
 def workdir(tmp_path_factory) -> Iterator[Path]:
-    root = tmp_path_factory.mktemp("form")
-    with pytest.MonkeyPatch.context() as mp:
-        (root / "user-config.yaml").write_text("tracking: false\n")
-        mp.setenv("IPYTHONDIR", str(root / "ipython"))  # no profile or history in ~/.ipython
-        mp.setenv("SMGLM_CONFIG_FILE", str(root / "user-config.yaml"))
-        mp.chdir(root)
+    with isolated_workdir(tmp_path_factory.mktemp("form")) as root:
         yield root
 
 
 @pytest.fixture(scope="module")
 def shell(workdir) -> InteractiveShell:
-    config = Config()
-    config.HistoryManager.enabled = False
-    sh = InteractiveShell.instance(config=config)
-    sh.extension_manager.load_extension("smglm")
-    sh.user_ns["df"] = motor(4000)
-    return sh
+    return smglm_shell()
 
 
 @pytest.fixture(autouse=True)

@@ -15,8 +15,8 @@ import pytest
 import yaml
 from IPython.core.error import UsageError
 from IPython.core.interactiveshell import InteractiveShell
-from traitlets.config import Config
 
+from notebook_shell import isolated_workdir, smglm_shell
 from smglm.datasets import motor
 from smglm.errors import ConfigError
 from smglm.glm.fitting import split_train_test
@@ -51,25 +51,13 @@ def run(shell: InteractiveShell, code: str) -> Any:
 
 @pytest.fixture(scope="module")
 def workdir(tmp_path_factory) -> Iterator[Path]:
-    """A working folder with no pyproject.toml above it and a user config file of its own."""
-    root = tmp_path_factory.mktemp("magics")
-    with pytest.MonkeyPatch.context() as mp:
-        config = root / "user-config.yaml"
-        config.write_text("tracking: false\n")
-        mp.setenv("IPYTHONDIR", str(root / "ipython"))  # no profile or history in ~/.ipython
-        mp.setenv("SMGLM_CONFIG_FILE", str(config))
-        mp.chdir(root)
+    with isolated_workdir(tmp_path_factory.mktemp("magics")) as root:
         yield root
 
 
 @pytest.fixture(scope="module")
 def shell(workdir) -> InteractiveShell:
-    config = Config()
-    config.HistoryManager.enabled = False
-    sh = InteractiveShell.instance(config=config)
-    sh.extension_manager.load_extension("smglm")
-    sh.user_ns["df"] = motor(4000)
-    return sh
+    return smglm_shell()
 
 
 @pytest.fixture(autouse=True)
