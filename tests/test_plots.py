@@ -200,3 +200,33 @@ def test_plots_need_no_pyplot():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_render_plots_with_forked_workers_writes_the_same_files(report, tmp_path):
+    from smglm.glm.plots import render_plots, report_plot_jobs
+
+    one = render_plots(report_plot_jobs(report, tmp_path / "one"), dpi=40, workers=1)
+    three = render_plots(report_plot_jobs(report, tmp_path / "three"), dpi=40, workers=3)
+    assert [p.name for p in one] == [p.name for p in three] and len(one) == 6
+    for a, b in zip(one, three, strict=True):
+        assert a.read_bytes() == b.read_bytes(), a.name  # Agg output is deterministic
+
+
+def test_render_plots_draws_again_what_a_worker_could_not(report, tmp_path, caplog):
+    import os
+
+    from smglm.glm.plots import render_plots, report_plot_jobs
+
+    parent = os.getpid()
+    jobs = []
+    for path, make in report_plot_jobs(report, tmp_path):
+
+        def only_here(make=make):
+            if os.getpid() != parent:
+                raise RuntimeError("this worker cannot draw")
+            return make()
+
+        jobs.append((path, only_here))
+    paths = render_plots(jobs, dpi=40, workers=2)
+    assert all(png_size(p)[0] > 100 for p in paths)
+    assert "a plot worker ended with status" in caplog.text

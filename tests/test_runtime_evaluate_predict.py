@@ -159,14 +159,16 @@ def test_evaluate_report_failure_is_logged_not_fatal(tmp_path, monkeypatch, trai
     def broken(*args, **kwargs):
         raise RuntimeError("no fonts")
 
-    monkeypatch.setattr(smglm.glm.plots, "save_report_plots", broken)
+    monkeypatch.setattr(smglm.glm.plots, "render_plots", broken)
     root = make_tree(tmp_path / "ml", model=trained[2], frame=data[1].head(100))
     assert run(monkeypatch, evaluate_module, root) == 0  # the metrics are the result
     assert (
         json.loads((root / "output" / "data" / "metrics.json").read_text())["test"]["n_obs"] == 100
     )
-    assert "could not write the report" in capsys.readouterr().err
+    assert "could not draw the report plots" in capsys.readouterr().err
     assert not (root / "output" / "failure").exists()
+    tables = sorted(p.name for p in (root / "output" / "data" / "test").iterdir())
+    assert "lift.csv" in tables and not [t for t in tables if t.endswith(".png")]
 
 
 def test_evaluate_missing_model_channel_is_client_error(tmp_path, monkeypatch, data):

@@ -509,3 +509,29 @@ def test_train_sigterm_stops_promptly_with_stopped_reason(tmp_path):
     assert text.startswith("Stopped: received SIGTERM") and text.count("\n") == 1
     assert not (root / "model" / "model.json").exists()
     assert not list((root / "model").glob(".smglm-staging*"))
+
+
+def test_report_from_the_fit_equals_scoring_the_data_again(tmp_path):
+    """The runtime reuses the fit's checked data and means for the report (keep_fitted);
+    the tables equal those of scoring the data again with the portable model."""
+    import smglm
+    from smglm.datasets import motor
+    from smglm.glm.report_data import ReportData
+    from smglm.runtime.reporting import score, scored_from_fit, write_report
+
+    df = motor(3000, seed=5)
+    df = df[df["driver_age"] > 20]  # a non-contiguous index, as a train/test split leaves
+    config = {"target": "claim_count", "exposure": "exposure", "family": "poisson",
+              "predictors": ["driver_age", "area", "vehicle_power"]}  # fmt: skip
+    result = smglm.fit(config, df, keep_fitted=True)
+    assert smglm.fit(config, df).fitted is None  # kept only when asked
+    kept = scored_from_fit(result, "train")
+    again = score(result.config, result.model, df, "train")
+    assert kept is not None and scored_from_fit(result, "test") is None
+    np.testing.assert_allclose(kept.mu, again.mu, rtol=1e-10)
+    write_report(result.config, kept, tmp_path / "kept")
+    write_report(result.config, again, tmp_path / "again")
+    a, b = ReportData.from_dir(tmp_path / "kept"), ReportData.from_dir(tmp_path / "again")
+    for column in config["predictors"]:
+        pd.testing.assert_frame_equal(a.one_ways[column], b.one_ways[column], rtol=1e-9)
+    pd.testing.assert_frame_equal(a.lift, b.lift, rtol=1e-9)

@@ -37,6 +37,7 @@ def fit(
     data: pd.DataFrame | str | Path,
     *,
     test_data: pd.DataFrame | str | Path | None = None,
+    keep_fitted: bool = False,
 ) -> FitResult:
     """Fit a GLM in this process and return its coefficients, metrics and portable model.
 
@@ -48,6 +49,10 @@ def fit(
         A DataFrame, or a CSV/Parquet file or folder of files.
     test_data
         Held-out data; when absent and ``config.test`` is set, a random split of ``data``.
+    keep_fitted
+        Keep, per split, the data, its checked form and the fitted means in
+        :attr:`FitResult.fitted` (the training runtime's report reuses them instead of scoring
+        the data again). Off by default: they hold a copy of the data's predictors.
 
     Returns
     -------
@@ -101,6 +106,7 @@ def fit(
     coefs = _coefficient_table(cfg, prep, names, intercept, coef, se, fam)
 
     metrics: dict[str, Any] = {"train": train.to_dict()}
+    fitted = {"train": (df, prep, mu)}
     if test_df is not None:
         tprep = prepare(cfg, test_df, what="test data")
         with warnings.catch_warnings():
@@ -111,6 +117,7 @@ def fit(
         metrics["test"] = split_metrics(
             fam, tprep.y, mu_t, tprep.weights, mu0_t, n_params, _gini(tprep, mu_t)
         ).to_dict()
+        fitted["test"] = (test_df, tprep, mu_t)
     metrics["fit"] = {
         "iterations": int(est.n_iter_),
         "converged": bool(converged),
@@ -125,6 +132,7 @@ def fit(
         metrics=metrics,
         convergence=_convergence(est),
         estimator=est,
+        fitted=fitted if keep_fitted else None,
     )
 
 

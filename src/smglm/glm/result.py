@@ -40,6 +40,9 @@ class FitResult:
         The solver's objective per iteration (None for a loaded model).
     estimator
         The fitted glum estimator (None for a loaded model).
+    fitted
+        With ``fit(..., keep_fitted=True)``: per split (``"train"``, ``"test"``), the data,
+        its :class:`~smglm.glm.data.Prepared` form and the fitted means; else None.
     """
 
     config: GLMConfig
@@ -49,6 +52,7 @@ class FitResult:
     convergence: pd.DataFrame | None = None
     estimator: Any = field(default=None, repr=False)
     path: Path | None = None
+    fitted: dict[str, tuple[Any, Any, Any]] | None = field(default=None, repr=False, compare=False)
 
     # -- convenience ---------------------------------------------------------------------
     @property

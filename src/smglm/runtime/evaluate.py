@@ -45,7 +45,13 @@ def evaluate(paths: MLPaths) -> None:
     """Evaluate the model channel on the data channel (raises on failure)."""
     from smglm.glm import load_model
     from smglm.runtime.metrics import print_metrics
-    from smglm.runtime.reporting import json_safe, score, split_metrics_of, write_report
+    from smglm.runtime.reporting import (
+        json_safe,
+        plot_workers,
+        score,
+        split_metrics_of,
+        write_report,
+    )
 
     hp = parse_hyperparameters(paths.read_hyperparameters(), config=False)
     set_level(hp.log_level)
@@ -71,4 +77,4 @@ def evaluate(paths: MLPaths) -> None:
     out.mkdir(parents=True, exist_ok=True)
     (out / "metrics.json").write_text(json.dumps(json_safe(metrics), indent=1), encoding="utf-8")
     log.info("metrics written to %s", out / "metrics.json")
-    write_report(config, scored, out / name)
+    write_report(config, scored, out / name, workers=plot_workers())

@@ -10,6 +10,8 @@ predictor, lift, Lorenz, residuals, convergence) and the PNG plots of
 from __future__ import annotations
 
 import logging
+import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -23,7 +25,16 @@ if TYPE_CHECKING:
     from smglm.glm.data import Prepared
     from smglm.glm.model import PortableModel
 
-__all__ = ["Scored", "json_safe", "score", "split_metrics_of", "write_report"]
+__all__ = [
+    "Scored",
+    "json_safe",
+    "plot_workers",
+    "score",
+    "scored_from_fit",
+    "split_metrics_of",
+    "write_report",
+    "write_reports",
+]
 
 log = logging.getLogger(__name__)
 
@@ -117,29 +128,91 @@ def json_safe(obj: Any) -> Any:
     return obj
 
 
+def scored_from_fit(result: Any, name: str) -> Scored | None:
+    """The split ``name`` of a ``fit(..., keep_fitted=True)`` result as a :class:`Scored`,
+    without checking and scoring the data again; None when the result did not keep it."""
+    kept = (result.fitted or {}).get(name)
+    if kept is None:
+        return None
+    data, prep, mu = kept
+    rows = prep.X.index
+    if not rows.equals(data.index):
+        data = data.loc[rows]
+    return Scored(name=name, data=data, prep=prep, mu=np.asarray(mu, dtype=np.float64))
+
+
+def plot_workers() -> int:
+    """Processes to draw a job's report plots with: the cores this process may use, at most 4."""
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        cores = os.cpu_count() or 1
+    return max(1, min(4, cores))
+
+
 def write_report(
     config: GLMConfig,
     scored: Scored,
     outdir: Path,
     *,
     convergence: pd.DataFrame | None = None,
+    workers: int = 1,
 ) -> list[Path]:
     """Write the report tables and PNG plots of one split into ``outdir``; return the files.
 
     A failure here is logged with its traceback and does not fail the job: the model is the
-    job's result, the report is an extra.
+    job's result, the report is an extra. ``workers``: as in :func:`write_reports`.
     """
+    return write_reports(config, [(scored, outdir, convergence)], workers=workers)[scored.name]
+
+
+def write_reports(
+    config: GLMConfig,
+    splits: Sequence[tuple[Scored, Path, pd.DataFrame | None]],
+    *,
+    workers: int = 1,
+) -> dict[str, list[Path]]:
+    """Write the report of each ``(scored, outdir, convergence)`` split; return the files of
+    each split, by name.
+
+    The tables of every split are built and written first; then all the splits' plots are
+    drawn in one pass, by ``workers`` processes (forked: for the training runtime, not a
+    notebook kernel; see :func:`smglm.glm.plots.render_plots`). A split whose report fails is
+    logged with its traceback and gets no files; it does not fail the job.
+    """
+    from smglm.glm.plots import render_plots, report_plot_jobs
+
+    files: dict[str, list[Path]] = {}
+    jobs = []
+    for scored, outdir, convergence in splits:
+        try:
+            report = _build_report(config, scored, convergence)
+            files[scored.name] = list(report.to_dir(outdir))
+            split_jobs = report_plot_jobs(report, outdir)
+        except Exception:
+            log.exception("%s: could not write the report to %s", scored.name, outdir)
+            files[scored.name] = []
+            continue
+        jobs += [(scored.name, path, make) for path, make in split_jobs]
     try:
-        return _write_report(config, scored, outdir, convergence)
+        render_plots([(path, make) for _, path, make in jobs], workers=workers)
+        for name, path, _ in jobs:
+            files[name].append(path)
     except Exception:
-        log.exception("%s: could not write the report to %s", scored.name, outdir)
-        return []
+        log.exception("could not draw the report plots")
+    for scored, outdir, _ in splits:
+        if files[scored.name]:
+            log.info(
+                "%s: report of %d rows written to %s (%d files)",
+                scored.name,
+                int(scored.keep.sum()),
+                outdir,
+                len(files[scored.name]),
+            )
+    return files
 
 
-def _write_report(
-    config: GLMConfig, scored: Scored, outdir: Path, convergence: pd.DataFrame | None
-) -> list[Path]:
-    from smglm.glm.plots import save_report_plots
+def _build_report(config: GLMConfig, scored: Scored, convergence: pd.DataFrame | None) -> Any:
     from smglm.glm.report import deviance_residuals
     from smglm.glm.report_data import build_report
     from smglm.glm.stats import Family, unit_deviance
@@ -149,8 +222,9 @@ def _write_report(
     y, mu, w = prep.y[k], scored.mu[k], prep.weights[k]
     fam = Family(config.family, config.resolved_power, config.resolved_theta)
     residuals = deviance_residuals(y, mu, w, unit_deviance(fam, y, mu))
-    data = scored.data.loc[k, list(config.predictors)].reset_index(drop=True)
-    report = build_report(
+    data = scored.data[list(config.predictors)]
+    data = (data if k.all() else data.loc[k]).reset_index(drop=True)
+    return build_report(
         data,
         predictors=list(config.predictors),
         actual=actual,
@@ -161,10 +235,3 @@ def _write_report(
         convergence=convergence,
         categorical=[c for c in prep.categorical if c in config.predictors],
     )
-    files = list(report.to_dir(outdir))
-    plots = save_report_plots(report, outdir)
-    files += [Path(p) for p in (plots or [])]
-    log.info(
-        "%s: report of %d rows written to %s (%d files)", scored.name, len(y), outdir, len(files)
-    )
-    return files

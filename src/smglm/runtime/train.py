@@ -90,7 +90,7 @@ def train(paths: MLPaths) -> None:
     from smglm.runtime.metrics import print_convergence, print_metrics
 
     log.info("fitting a %s/%s GLM on %d rows", config.family, config.resolved_link, len(train_df))
-    result = fit(config, train_df, test_data=test_df)
+    result = fit(config, train_df, test_data=test_df, keep_fitted=True)
     fit_info = result.metrics.get("fit", {})
     log.info(
         "fit done: %s iterations, converged %s, %.3f s",
@@ -162,21 +162,28 @@ def resolve_config(paths: MLPaths, channels: Mapping[str, Any], hp: Hyperparamet
 
 
 def _write_outputs(paths: MLPaths, result: Any, splits: Mapping[str, Any]) -> None:
-    from smglm.runtime.reporting import json_safe, score, write_report
+    from smglm.runtime.reporting import (
+        json_safe,
+        plot_workers,
+        score,
+        scored_from_fit,
+        write_reports,
+    )
 
     out = paths.output_data_dir
     out.mkdir(parents=True, exist_ok=True)
     (out / "metrics.json").write_text(json.dumps(json_safe(result.metrics), indent=1))
+    reports = []
     for name, df in splits.items():
         if df is None:
             continue
         try:
-            scored = score(result.config, result.model, df, name)
+            scored = scored_from_fit(result, name) or score(result.config, result.model, df, name)
         except Exception:  # the data passed fit's checks; this is a bug, but not worth the model
             log.exception("%s: cannot score the data for the report", name)
             continue
-        conv = result.convergence if name == "train" else None
-        write_report(result.config, scored, out / name, convergence=conv)
+        reports.append((scored, out / name, result.convergence if name == "train" else None))
+    write_reports(result.config, reports, workers=plot_workers())
 
 
 def _write_model(paths: MLPaths, result: Any) -> None:
