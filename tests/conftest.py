@@ -1,6 +1,7 @@
 """Test-wide set-up: every test runs with smglm's working folder, MLflow's store, smglm's user
 config and IPython's folder in a temporary folder, so the suite never writes into the
-repository or the user's home."""
+repository or the user's home. Local jobs run without the warm worker, except in the tests
+that ask for it."""
 
 from __future__ import annotations
 
@@ -17,12 +18,23 @@ pytest_plugins = ["aws_harness"]
 @pytest.fixture(autouse=True, scope="session")
 def _isolated_stores(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     root = tmp_path_factory.mktemp("stores")
-    names = ("SMGLM_HOME", "MLFLOW_TRACKING_URI", "SMGLM_CONFIG_FILE", "IPYTHONDIR")
+    names = (
+        "SMGLM_HOME",
+        "MLFLOW_TRACKING_URI",
+        "SMGLM_CONFIG_FILE",
+        "IPYTHONDIR",
+        "SMGLM_LOCAL_WARM",
+        "SMGLM_WARM_IDLE_SECONDS",
+    )
     saved = {k: os.environ.get(k) for k in names}
     os.environ["SMGLM_HOME"] = str(root / "smglm-home")
     os.environ["MLFLOW_TRACKING_URI"] = f"sqlite:///{root / 'mlflow.db'}"
     os.environ["SMGLM_CONFIG_FILE"] = str(root / "smglm-config.yaml")
     os.environ["IPYTHONDIR"] = str(root / "ipython")
+    # local jobs run cold unless a test asks for the warm worker (tests/test_launch_warm.py):
+    # most tests use a home of their own, and a resident worker per home would add up
+    os.environ["SMGLM_LOCAL_WARM"] = "0"
+    os.environ["SMGLM_WARM_IDLE_SECONDS"] = "120"
     yield root
     for key, value in saved.items():
         if value is None:

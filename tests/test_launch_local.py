@@ -187,6 +187,67 @@ def test_upload_data_is_content_addressed(tmp_path, data):
     assert changed.uri != first.uri
 
 
+def test_frame_fingerprint_follows_content_order_dtypes_and_categories(data):
+    from smglm.launch.submit import frame_fingerprint
+
+    base = frame_fingerprint(data)
+    assert base is not None and base == frame_fingerprint(data.copy())
+    changed = data.copy()
+    changed.loc[changed.index[7], "driver_age"] += 1
+    recat = data.copy()
+    recat["area"] = recat["area"].cat.reorder_categories(recat["area"].cat.categories[::-1])
+    others = [
+        changed,
+        data.iloc[::-1],  # same rows, other order
+        data.astype({"claim_count": "float64"}),  # same values, other dtype
+        data[list(data.columns[::-1])],  # same columns, other order
+        data.rename(columns={"driver_age": "age"}),
+        recat,  # same labels, other category order
+        data.iloc[:-1],
+    ]
+    prints = [frame_fingerprint(x) for x in others]
+    assert base not in prints and len(set(prints)) == len(prints)
+    assert frame_fingerprint(pd.DataFrame({"x": [[1], [2]]})) is None  # unhashable: no memory
+
+
+def test_a_dataframe_is_serialized_and_checked_once_per_process(backend, data, monkeypatch):
+    import smglm.glm.data
+    from smglm.launch import submit
+
+    frame = data.head(500).copy()
+    calls = {"parquet": 0, "prepare": 0}
+    to_parquet, prepare = pd.DataFrame.to_parquet, smglm.glm.data.prepare
+
+    def counting_to_parquet(self, *args, **kwargs):
+        calls["parquet"] += 1
+        return to_parquet(self, *args, **kwargs)
+
+    def counting_prepare(*args, **kwargs):
+        calls["prepare"] += 1
+        return prepare(*args, **kwargs)
+
+    monkeypatch.setattr(pd.DataFrame, "to_parquet", counting_to_parquet)
+    monkeypatch.setattr(smglm.glm.data, "prepare", counting_prepare)
+    config = {"target": "claim_count", "predictors": ["driver_age"], "family": "poisson"}
+    base = f"file://{backend.home}/store"
+    fp = submit.frame_fingerprint(frame)
+    first = submit.upload_data(frame, base)
+    submit._check_local_data(smglm.GLMConfig(**config), frame, "data", fp)
+    for _ in range(2):
+        again = submit.upload_data(frame.copy(), base)
+        submit._check_local_data(smglm.GLMConfig(**config), frame, "data", fp)
+    assert again.uri == first.uri and again.sha256 == first.sha256 and again.reused
+    assert calls == {"parquet": 1, "prepare": 1}
+    other = smglm.GLMConfig(**{**config, "predictors": ["driver_age", "area"]})
+    submit._check_local_data(other, frame, "data", fp)  # another config: checked again
+    assert calls["prepare"] == 2
+    frame.loc[frame.index[0], "driver_age"] += 1  # changed in place: written again
+    assert submit.upload_data(frame, base).uri != first.uri and calls["parquet"] == 2
+    file_path(first.uri).joinpath("train.parquet").unlink()  # gone from storage: written again
+    assert submit.upload_data(data.head(500), base).uri == first.uri
+    assert calls["parquet"] == 3
+
+
 def test_job_names_follow_sagemaker_rules():
     names = {make_job_name("smglm_poisson model!" * 5) for _ in range(20)}
     assert len(names) == 20

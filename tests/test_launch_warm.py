@@ -175,3 +175,27 @@ def test_start_job_without_worker_returns_none_and_says_so(tmp_path):
     )
     assert got is None
     assert len(said) == 1 and "cold start" in said[0]
+
+
+def test_warm_is_the_default_unless_the_setting_says_otherwise(monkeypatch, tmp_path):
+    from smglm.errors import BackendError
+
+    monkeypatch.delenv("SMGLM_LOCAL_WARM", raising=False)
+    assert LocalBackend(tmp_path).warm is True
+    monkeypatch.setenv("SMGLM_LOCAL_WARM", "0")
+    assert LocalBackend(tmp_path).warm is False
+    assert LocalBackend(tmp_path, warm=True).warm is True  # the argument wins
+    monkeypatch.setenv("SMGLM_LOCAL_WARM", "2")
+    with pytest.raises(BackendError, match=r"SMGLM_LOCAL_WARM must be 0 or 1; got 2"):
+        LocalBackend(tmp_path)
+
+
+@pytest.mark.slow
+def test_default_local_backend_forks_from_the_warm_worker(home, warm_jobs, data, monkeypatch):
+    monkeypatch.delenv("SMGLM_LOCAL_WARM", raising=False)
+    monkeypatch.setenv("SMGLM_HOME", str(home))
+    job = smglm.train(CONFIG, data, tracking=False)  # the default backend: local, warm
+    job.wait(out=io.StringIO())
+    assert job.status == "Completed"
+    assert "forked from the warm worker" in job.logs()
+    assert _child_pid(job.logs()) != warm.worker_pid(home)

@@ -48,7 +48,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     config_path.write_text(DEMO_CONFIG, encoding="utf-8")
     config = GLMConfig.from_file(config_path)
     print(f"[demo] config {config_path}")
-    backend = LocalBackend(out / ".smglm")
+    backend = LocalBackend(out / ".smglm", warm=False)  # one job: a warm worker would not pay
     job = smglm.train(config, data_path, backend=backend)
     print(f"[demo] started local training job {job.name}")
     job.wait(logs=args.logs)

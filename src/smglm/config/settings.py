@@ -19,7 +19,9 @@ __all__ = [
     "SAGEMAKER_MODEL_SERVER_TIMEOUT",
     "SAGEMAKER_MODEL_SERVER_WORKERS",
     "SMGLM_HOME",
+    "SMGLM_LOCAL_WARM",
     "SMGLM_ML_ROOT",
+    "SMGLM_WARM_IDLE_SECONDS",
     "TRAINING_JOB_NAME",
     "EnvVar",
 ]
@@ -62,6 +64,13 @@ class EnvVar(Generic[T]):
 SMGLM_ML_ROOT = EnvVar("SMGLM_ML_ROOT", str, "/opt/ml", "root of the /opt/ml tree")
 #: Where smglm keeps local jobs, storage and its user config (default ``./.smglm``).
 SMGLM_HOME = EnvVar("SMGLM_HOME", str, None, "smglm's working folder")
+#: 1 (default): the local backend forks each job from a warm runtime worker; 0: each job
+#: starts a fresh interpreter (slower by the imports, 2-3 s; no resident worker process).
+SMGLM_LOCAL_WARM = EnvVar("SMGLM_LOCAL_WARM", int, 1, "local jobs from a warm worker: 1 or 0")
+#: Seconds a warm runtime worker stays without a job before it exits.
+SMGLM_WARM_IDLE_SECONDS = EnvVar(
+    "SMGLM_WARM_IDLE_SECONDS", int, 900, "seconds a warm runtime worker waits for a job"
+)
 #: Set by SageMaker in a training container: the training job's name.
 TRAINING_JOB_NAME = EnvVar("TRAINING_JOB_NAME", str, None, "the SageMaker training job name")
 #: MLflow's tracking server or store.

@@ -130,8 +130,21 @@ def _curve(a: _F, p: _F, e: _F) -> tuple[_F, _F]:
     """The Lorenz curve's vertices: cumulative exposure and actual shares, by predicted rate."""
     e, a, p = _positive(e, a, p)
     ce, (ca,) = _cumulative(p / e, e, a)
+    return _shares(ce, ca)
+
+
+def _shares(ce: _F, ca: _F) -> tuple[_F, _F]:
     with np.errstate(invalid="ignore", divide="ignore"):
         return ce / ce[-1], ca / ca[-1]
+
+
+def _lift_and_curve(a: _F, p: _F, e: _F, n_bins: int) -> tuple[pd.DataFrame, _F, _F]:
+    """:func:`lift`'s table and the vertices of :func:`lorenz`'s curve from one sort of the
+    rows by predicted rate (arrays of equal length, as :func:`gini` takes them)."""
+    _check_bins("n_bins", n_bins)
+    e, a, p = _positive(e, a, p)
+    ce, (ca, cp) = _cumulative(p / e, e, a, p)
+    return _lift_table(ce, ca, cp, n_bins), *_shares(ce, ca)
 
 
 def _gini(x: _F, y: _F) -> float:
@@ -227,7 +240,16 @@ def lift(
 def _lift(a: _F, p: _F, e: _F, n_bins: int) -> pd.DataFrame:
     _check_bins("n_bins", n_bins)
     e, a, p = _positive(e, a, p)
-    ex, (ac, pr) = _equal_exposure_bins(p / e, e, n_bins, a, p)
+    ce, (ca, cp) = _cumulative(p / e, e, a, p)
+    return _lift_table(ce, ca, cp, n_bins)
+
+
+def _lift_table(ce: _F, ca: _F, cp: _F, n_bins: int) -> pd.DataFrame:
+    """The lift table from the cumulative exposure, actual and predicted by predicted rate:
+    ``n_bins`` equal-exposure slices, ties shared in proportion to exposure."""
+    edges = np.linspace(0.0, ce[-1], n_bins + 1)
+    ex = np.diff(edges)
+    ac, pr = (np.diff(np.interp(edges, ce, c)) for c in (ca, cp))
     return pd.DataFrame(
         {
             "bin": np.arange(1, n_bins + 1, dtype=np.int64),

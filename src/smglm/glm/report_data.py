@@ -22,11 +22,10 @@ from smglm.glm.report import (
     REPORT_FORMAT,
     Values,
     _check_bins,
-    _curve,
     _error,
     _exposure,
     _gini,
-    _lift,
+    _lift_and_curve,
     _one_way,
     _thin,
     _values,
@@ -194,7 +193,7 @@ def build_report(
     one_ways = {
         c: _one_way(data, c, a, p, e, bins, True if c in cats else None) for c in predictors
     }
-    x, y = _curve(a, p, e)
+    lift_table, x, y = _lift_and_curve(a, p, e, bins)
     table = None
     if residuals is not None:
         table = residual_bins(p if fitted is None else fitted, residuals)
@@ -206,7 +205,7 @@ def build_report(
             raise _error("convergence", msg)
     report = ReportData(
         one_ways=one_ways,
-        lift=_lift(a, p, e, bins),
+        lift=lift_table,
         lorenz=_thin(x, y, lorenz_points),
         gini=_gini(x, y),
         balance=balance(a, p),

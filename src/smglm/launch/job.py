@@ -130,18 +130,22 @@ class Job:
         *,
         logs: bool = True,
         timeout: float | None = None,
-        poll: float = 0.5,
+        poll: float | None = None,
         raise_on_failure: bool = True,
         out: TextIO | None = None,
         ask: Callable[[str], str] = input,
     ) -> Job:
         """Wait until the job ends, printing status changes (and log lines with ``logs``).
 
+        ``poll``: seconds between looks at the job (default: the backend's ``poll_seconds``,
+        0.1 s for the local backend, whose state is a file here; else 0.5 s).
         Ctrl-C while waiting asks whether to stop the job; it stops it if told ``y``.
         Raises :class:`~smglm.errors.JobFailed` if the job failed or was stopped (unless
         ``raise_on_failure`` is false).
         """
         stream = out or sys.stdout
+        if poll is None:
+            poll = float(getattr(self.backend, "poll_seconds", 0.5))
         deadline = None if timeout is None else time.monotonic() + timeout
         last_status = None
         try:

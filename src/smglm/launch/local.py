@@ -69,11 +69,18 @@ class LocalBackend:
     python
         The interpreter that runs the supervisor and ``train`` (default: this one).
     warm
-        Fork ``train`` from a warm runtime worker (:mod:`smglm.launch.warm`) that has done the
-        heavy imports, started on demand; the cold subprocess is the fallback.
+        Fork ``train`` from the home's warm runtime worker (:mod:`smglm.launch.warm`), which
+        has done the heavy imports: the local counterpart of SageMaker's warm pools. The worker
+        starts with the first job (that job waits for it, about as long as a cold start) and
+        exits after ``SMGLM_WARM_IDLE_SECONDS`` (900) without a job, or on
+        :meth:`shutdown_warm`. A job that the worker cannot take runs cold. Default: the
+        ``SMGLM_LOCAL_WARM`` environment variable, else on; off, each job starts a fresh
+        interpreter (2-3 s more per job).
     """
 
     name = "local"
+    #: Seconds between looks at a job in :meth:`Job.wait` (its state is a file here).
+    poll_seconds = 0.1
 
     def __init__(
         self,
@@ -81,11 +88,18 @@ class LocalBackend:
         *,
         stop_grace_seconds: float = 120.0,
         python: str | None = None,
-        warm: bool = False,
+        warm: bool | None = None,
     ) -> None:
         self.home = Path(home).absolute() if home else default_home()
         self.stop_grace_seconds = stop_grace_seconds
         self.python = python or sys.executable
+        if warm is None:
+            from smglm.config.settings import SMGLM_LOCAL_WARM
+
+            setting = SMGLM_LOCAL_WARM.get()
+            if setting not in (0, 1):
+                raise BackendError(f"SMGLM_LOCAL_WARM must be 0 or 1; got {setting!r}")
+            warm = bool(setting)
         self.warm = warm
 
     # -- paths ---------------------------------------------------------------------------
@@ -152,9 +166,11 @@ class LocalBackend:
         ]
         # -- warm hook (smglm.launch.warm): start the worker; the supervisor forks from it
         if self.warm:
+            from smglm.config.settings import SMGLM_WARM_IDLE_SECONDS
             from smglm.launch.warm import ensure_worker
 
-            ensure_worker(self.home, self.python)
+            idle = SMGLM_WARM_IDLE_SECONDS.get()
+            ensure_worker(self.home, self.python, float(900 if idle is None else idle))
             cmd += ["--warm", str(self.home)]
         # -- end warm hook
         with open(folder / "runner.log", "ab") as out:

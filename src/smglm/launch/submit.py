@@ -23,7 +23,7 @@ from smglm.launch.spec import Channel, JobSpec, make_job_name
 from smglm.launch.storage import hash_bytes, hash_path, open_storage
 from smglm.tracking.runs import RUN_ID_TAG, flatten_params, redact_uri
 
-__all__ = ["LOCAL_IMAGE", "Upload", "train", "upload_config", "upload_data"]
+__all__ = ["LOCAL_IMAGE", "Upload", "frame_fingerprint", "train", "upload_config", "upload_data"]
 
 log = logging.getLogger(__name__)
 
@@ -42,24 +42,76 @@ class Upload:
     reused: bool
 
 
+#: This process's memory of DataFrames it has serialized and checked, by content fingerprint
+#: (:func:`frame_fingerprint`): the Parquet hash of each, and the (fingerprint, config hash)
+#: pairs that passed the data checks. A notebook that launches several jobs on one DataFrame
+#: writes and checks it once. Bounded; first in, first out.
+_FRAME_DIGESTS: dict[str, str] = {}
+_CHECKED: dict[tuple[str, str], None] = {}
+_MEMORY = 64
+
+
+def _remember(memory: dict[Any, Any], key: Any, value: Any) -> None:
+    memory[key] = value
+    while len(memory) > _MEMORY:
+        del memory[next(iter(memory))]
+
+
+def frame_fingerprint(df: Any) -> str | None:
+    """A SHA-256 of a DataFrame's columns, dtypes (categories included) and row values, in
+    order (pandas' row hashes; about 20x faster than writing the Parquet file); None when a
+    column cannot be hashed."""
+    import pandas as pd
+
+    h = hashlib.sha256()
+    for column, dtype in df.dtypes.items():
+        h.update(repr((str(column), str(dtype))).encode())
+        if isinstance(dtype, pd.CategoricalDtype):
+            h.update(repr((list(dtype.categories), dtype.ordered)).encode())
+    try:
+        rows = pd.util.hash_pandas_object(df, index=False).to_numpy()
+    except (TypeError, ValueError):
+        return None
+    h.update(len(df).to_bytes(8, "little"))
+    h.update(rows.tobytes())
+    return h.hexdigest()
+
+
 def _join(base: str, *parts: str) -> str:
     return "/".join([base.rstrip("/"), *parts])
 
 
 def upload_data(
-    data: DataLike, base_uri: str, *, name: str = "train", s3_client: Any | None = None
+    data: DataLike,
+    base_uri: str,
+    *,
+    name: str = "train",
+    s3_client: Any | None = None,
+    fingerprint: str | None = None,
 ) -> Upload:
     """Upload a DataFrame (as Parquet), a file or a folder under ``<base>/inputs/<hash>/``;
-    an ``s3://``/``file://`` URI is used as it is. Identical content is uploaded once."""
+    an ``s3://``/``file://`` URI is used as it is. Identical content is uploaded once.
+
+    A DataFrame this process has uploaded before (same :func:`frame_fingerprint`, which is
+    computed unless given) is not written to Parquet again when its file is still there.
+    """
     import pandas as pd
 
     if isinstance(data, str) and data.startswith(("s3://", "file://")):
         return Upload(data, hashlib.sha256(data.encode()).hexdigest(), reused=True)
     if isinstance(data, pd.DataFrame):
+        fingerprint = fingerprint or frame_fingerprint(data)
+        known = _FRAME_DIGESTS.get(fingerprint) if fingerprint else None
+        if known is not None:
+            uri = _join(base_uri, "inputs", known[:20], f"{name}.parquet")
+            if open_storage(uri, s3_client=s3_client).exists(uri):
+                return Upload(_join(base_uri, "inputs", known[:20]) + "/", known, reused=True)
         buf = io.BytesIO()
         data.to_parquet(buf, index=False)
         payload = buf.getvalue()
         digest = hash_bytes(payload)
+        if fingerprint:
+            _remember(_FRAME_DIGESTS, fingerprint, digest)
         uri = _join(base_uri, "inputs", digest[:20], f"{name}.parquet")
         storage = open_storage(uri, s3_client=s3_client)
         if storage.exists(uri):
@@ -94,8 +146,11 @@ def upload_config(config: GLMConfig, base_uri: str, *, s3_client: Any | None = N
     return Upload(prefix + "/", digest, reused=False)
 
 
-def _check_local_data(config: GLMConfig, data: DataLike, what: str) -> None:
-    """Run the data checks here when the data is on this machine (before any upload)."""
+def _check_local_data(
+    config: GLMConfig, data: DataLike, what: str, fingerprint: str | None = None
+) -> None:
+    """Run the data checks here when the data is on this machine (before any upload); a
+    DataFrame that passed them with the same config in this process is not checked again."""
     import warnings
 
     import pandas as pd
@@ -104,10 +159,15 @@ def _check_local_data(config: GLMConfig, data: DataLike, what: str) -> None:
 
     if isinstance(data, str) and data.startswith(("s3://", "file://")):
         return
+    key = (fingerprint, hash_bytes(config.to_json().encode())) if fingerprint else None
+    if key is not None and key in _CHECKED:
+        return
     frame = data if isinstance(data, pd.DataFrame) else read_table(data, what=what)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         prepare(config, frame, what=what)
+    if key is not None:
+        _remember(_CHECKED, key, None)
 
 
 def _job_config(job: JobConfig | dict[str, Any] | None, overrides: dict[str, Any]) -> JobConfig:
@@ -212,9 +272,16 @@ def train(
         be = get_backend("sagemaker", region=jc.region)
     else:
         be = get_backend(backend or jc.backend)
-    _check_local_data(cfg, data, "data")
+    import pandas as pd
+
+    fingerprints = {
+        role: frame_fingerprint(frame)
+        for role, frame in (("train", data), ("test", test_data))
+        if isinstance(frame, pd.DataFrame)
+    }
+    _check_local_data(cfg, data, "data", fingerprints.get("train"))
     if test_data is not None:
-        _check_local_data(cfg, test_data, "test data")
+        _check_local_data(cfg, test_data, "test data", fingerprints.get("test"))
 
     image = jc.image_uri or (LOCAL_IMAGE if be.name == "local" else None)
     prepare_image = getattr(be, "prepare_image", None)
@@ -226,9 +293,15 @@ def train(
     base = _storage_base(jc, be)
     client_of = getattr(be, "s3_client", None)
     s3 = client_of() if client_of is not None and base.startswith("s3://") else None
-    data_up = upload_data(data, base, name="train", s3_client=s3)
+    data_up = upload_data(
+        data, base, name="train", s3_client=s3, fingerprint=fingerprints.get("train")
+    )
     test_up = (
-        upload_data(test_data, base, name="test", s3_client=s3) if test_data is not None else None
+        upload_data(
+            test_data, base, name="test", s3_client=s3, fingerprint=fingerprints.get("test")
+        )
+        if test_data is not None
+        else None
     )
     config_up = upload_config(cfg, base, s3_client=s3)
     tags = {

@@ -291,6 +291,7 @@ class _Zygote:
         self.lock_fd = lock_fd
         self.idle = idle
         self.children: dict[int, socket.socket] = {}
+        self.wake_fds: tuple[int, ...] = ()
         self.stopping = False
         self.sources: dict[str, int] = {}
         # before the imports, some of which set variables (e.g. KMP_INIT_AT_FORK)
@@ -351,12 +352,23 @@ class _Zygote:
         listener.bind(str(tmp))
         listener.listen(16)
         os.replace(tmp, sock_path)
+        # a job's end wakes the loop at once (SIGCHLD through the wakeup pipe): the supervisor
+        # learns the exit status without waiting for the next tick
+        wake_r, wake_w = os.pipe()
+        os.set_blocking(wake_r, False)
+        os.set_blocking(wake_w, False)
+        self.wake_fds = (wake_r, wake_w)
+        signal.signal(signal.SIGCHLD, lambda signum, frame: None)
+        signal.set_wakeup_fd(wake_w, warn_on_full_buffer=False)
         print(f"warm worker {os.getpid()} ready in {time.monotonic() - started:.2f} s", flush=True)
         last = time.monotonic()
         try:
             while not self.stopping:
-                ready, _, _ = select.select([listener], [], [], 0.2)
-                if ready:
+                ready, _, _ = select.select([listener.fileno(), wake_r], [], [], 0.2)
+                if wake_r in ready:
+                    with contextlib.suppress(BlockingIOError):
+                        os.read(wake_r, 4096)
+                if listener.fileno() in ready:
                     conn, _ = listener.accept()
                     self.handle(conn, listener)
                     last = time.monotonic()
@@ -397,7 +409,8 @@ class _Zygote:
             if pid == 0:
                 code = 2
                 try:
-                    code = _child(request, [listener, conn, *self.children.values()], self.lock_fd)
+                    inherited = [listener, conn, *self.children.values()]
+                    code = _child(request, inherited, self.lock_fd, self.wake_fds)
                 except BaseException:
                     with contextlib.suppress(BaseException):
                         os.write(2, traceback.format_exc().encode())
@@ -430,11 +443,19 @@ class _Zygote:
         return reaped
 
 
-def _child(request: dict[str, Any], inherited: list[socket.socket], lock_fd: int | None) -> int:
+def _child(
+    request: dict[str, Any],
+    inherited: list[socket.socket],
+    lock_fd: int | None,
+    wake_fds: tuple[int, ...] = (),
+) -> int:
     """In the forked child: become the job's ``train`` process and return its exit code."""
     os.setsid()
     if lock_fd is not None:
         os.close(lock_fd)  # the lock means "a zygote runs": a job must not keep it
+    signal.set_wakeup_fd(-1)
+    for fd in wake_fds:
+        os.close(fd)
     for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGCHLD, signal.SIGPIPE):
         signal.signal(sig, signal.SIG_DFL)
     signal.signal(signal.SIGINT, signal.default_int_handler)  # as a fresh interpreter has it
