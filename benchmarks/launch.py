@@ -5,6 +5,9 @@ claim-frequency model with exposure and 8 predictors (5 numeric, 3 categorical).
 count it measures, median of ``--repeat`` runs (interleaved):
 
 - ``bare fit``: ``smglm.fit(config, df)`` in this process, after one warm-up fit;
+- ``fit + report``: the same fit, then what the job writes besides: the report tables and PNG
+  plots (drawn by the runtime's forked plot workers) and the model folder, in this process;
+  ``job / (fit + report)`` is then the cost of running it as a job, not of the work itself;
 - ``cold job``: ``smglm.train(config, df, backend=LocalBackend(), wait=True)``: the
   supervisor runs ``python -m smglm.runtime train`` in a fresh interpreter;
 - ``warm job``: the same with ``LocalBackend(warm=True)`` after one warm-up job that started
@@ -66,6 +69,24 @@ def _bare(df: Any) -> dict[str, float]:
     return {"wall": time.perf_counter() - t0, "fit": float(result.fit_seconds)}
 
 
+def _fit_and_report(df: Any) -> dict[str, float]:
+    import smglm
+    from smglm.runtime.reporting import plot_workers, scored_from_fit, write_reports
+    from smglm.tracking.pyfunc import save_pyfunc_model
+
+    with tempfile.TemporaryDirectory(prefix="smglm-launch-bench-report-") as tmp:
+        out = Path(tmp)
+        t0 = time.perf_counter()
+        result = smglm.fit(CONFIG, df, keep_fitted=True)
+        scored = scored_from_fit(result, "train")
+        write_reports(
+            result.config, [(scored, out / "train", result.convergence)], workers=plot_workers()
+        )
+        result.save(out / "model")
+        save_pyfunc_model(out / "model" / "mlflow_model", out / "model" / "model.json")
+        return {"wall": time.perf_counter() - t0}
+
+
 def _job(df: Any, backend: Any) -> dict[str, float]:
     import smglm
 
@@ -117,18 +138,25 @@ def main() -> None:
     )
     with tempfile.TemporaryDirectory(prefix="smglm-launch-bench-") as tmp:
         home = args.home or Path(tmp)
-        cold = LocalBackend(home / "cold")
+        cold = LocalBackend(home / "cold", warm=False)
         warm = LocalBackend(home / "warm", warm=True)
         try:
             table = []
             for n in args.rows:
                 df = motor(n, seed=0)
                 _bare(df)  # warm-up: first-call costs of this process
+                _fit_and_report(df)
                 _job(df, warm)  # warm-up: starts the warm worker (and uploads the data)
                 _job(df, cold)  # uploads the data for the cold home
-                runs: dict[str, list[dict[str, float]]] = {"bare": [], "cold": [], "warm": []}
+                runs: dict[str, list[dict[str, float]]] = {
+                    "bare": [],
+                    "report": [],
+                    "cold": [],
+                    "warm": [],
+                }
                 for _ in range(args.repeat):
                     runs["bare"].append(_bare(df))
+                    runs["report"].append(_fit_and_report(df))
                     runs["cold"].append(_job(df, cold))
                     runs["warm"].append(_job(df, warm))
                 if not all(r["warm"] for r in runs["warm"]):
@@ -138,17 +166,19 @@ def main() -> None:
             warm.shutdown_warm()
     print(f"load average {os.getloadavg()[0]:.1f} at end; medians of {args.repeat}, seconds\n")
     print(
-        "| rows | bare fit (glum fit) | job | wall | job/bare | to Training | to fit "
-        "| job fit | overhead |"
+        "| rows | bare fit (glum fit) | fit + report | job | wall | job / bare | "
+        "job / (fit + report) | to Training | to fit | job fit | overhead |"
     )
-    print("|---:|---:|---|---:|---:|---:|---:|---:|---:|")
+    print("|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|")
     for n, runs in table:
         bare = _med(runs["bare"], "wall")
+        report = _med(runs["report"], "wall")
         for kind in ("cold", "warm"):
             r = runs[kind]
+            wall = _med(r, "wall")
             print(
-                f"| {n:,} | {bare:.2f} ({_med(runs['bare'], 'fit'):.2f}) | {kind} "
-                f"| {_med(r, 'wall'):.2f} | {_med(r, 'wall') / bare:.2f} "
+                f"| {n:,} | {bare:.2f} ({_med(runs['bare'], 'fit'):.2f}) | {report:.2f} | {kind} "
+                f"| {wall:.2f} | {wall / bare:.2f} | {wall / report:.2f} "
                 f"| {_med(r, 'to_training'):.2f} | {_med(r, 'to_fit'):.2f} "
                 f"| {_med(r, 'fit'):.2f} | {_med(r, 'overhead'):.2f} |"
             )

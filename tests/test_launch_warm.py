@@ -199,3 +199,37 @@ def test_default_local_backend_forks_from_the_warm_worker(home, warm_jobs, data,
     assert job.status == "Completed"
     assert "forked from the warm worker" in job.logs()
     assert _child_pid(job.logs()) != warm.worker_pid(home)
+
+
+def test_the_zygote_preloads_every_module_a_job_imports(tmp_path):
+    """What a training job imports that the zygote has not is paid again by every warm job."""
+    import subprocess
+
+    code = f"""
+import importlib, sys, tempfile
+from pathlib import Path
+from smglm.launch import warm
+for name in warm.PRELOAD:
+    try:
+        importlib.import_module(name)
+    except ImportError:
+        pass
+importlib.import_module("PIL.Image").init()
+from smglm.datasets import motor
+motor(3000, seed=1).to_parquet({str(tmp_path / "d.parquet")!r})  # the test's, not the job's
+before = set(sys.modules)
+import pandas as pd
+from smglm.runtime import train
+df = pd.read_parquet({str(tmp_path / "d.parquet")!r})
+config = {{"target": "claim_count", "exposure": "exposure", "family": "poisson",
+          "predictors": ["driver_age", "area", "region"]}}
+from smglm.glm import fit
+from smglm.runtime.reporting import scored_from_fit, write_reports
+result = fit(config, df, keep_fitted=True)
+out = Path({str(tmp_path)!r})
+write_reports(result.config, [(scored_from_fit(result, "train"), out / "r", result.convergence)])
+train._write_model(type("P", (), {{"model_dir": out / "model"}})(), result)
+print(sorted(set(sys.modules) - before))
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]", out.stdout

@@ -60,8 +60,15 @@ PRELOAD = (
     "pandas",
     "pyarrow",
     "pyarrow.parquet",
+    "pyarrow.dataset",  # pandas.read_parquet
+    "pyarrow.pandas_compat",
+    "pandas.io.formats.csvs",  # the report's CSV files
     "tabmat",
     "glum",
+    "narwhals._pandas_like.dataframe",  # glum and tabmat take DataFrames through narwhals
+    "narwhals._pandas_like.namespace",
+    "narwhals._interchange.dataframe",
+    "narwhals.stable.v2._namespace",
     "yaml",
     "matplotlib",
     "matplotlib.figure",
@@ -71,6 +78,7 @@ PRELOAD = (
     "smglm.runtime.metrics",
     "smglm.runtime.reporting",
     "smglm.glm",
+    "smglm.glm.engine",
     "smglm.glm.plots",
     "smglm.glm.report",
     "smglm.glm.report_data",
@@ -303,6 +311,8 @@ class _Zygote:
                 importlib.import_module(name)
             except ImportError:
                 continue
+        with contextlib.suppress(Exception):  # Pillow imports its format plugins on first save
+            importlib.import_module("PIL.Image").init()
         import smglm
 
         root = Path(smglm.__file__).parent
