@@ -15,7 +15,9 @@ count it measures, median of ``--repeat`` runs (interleaved):
 - ``to Training``: from the ``smglm.train`` call to the job's SecondaryStatus "Training";
 - ``to fit``: from "Training" to the runtime's "fitting" log line: the interpreter start and
   imports when cold (the fork when warm), reading the channels, checking the config;
-- ``job fit``: the fit seconds in the job's ``metrics.json``; ``overhead`` = job wall - job fit.
+- ``job fit``: the fit seconds in the job's ``metrics.json``; ``overhead`` = job wall - job fit;
+- the phases of a job (:data:`PHASES`), between the call, the job's CreationTime, "Training",
+  the runtime's log lines of :data:`PHASE_MARKS`, "Completed" and the return of ``wait``.
 
 All jobs run with ``tracking=False`` (MLflow tracking has its own benchmark, ``tracking.py``).
 
@@ -59,6 +61,31 @@ def _stamp(line: str) -> float | None:
         return datetime.strptime(line[:23], "%Y-%m-%d %H:%M:%S,%f").timestamp()
     except ValueError:
         return None
+
+
+#: Log lines that end one phase of a job and start the next (their first occurrence).
+PHASE_MARKS = (
+    "smglm.runtime.channels: reading channel 'train'",
+    "smglm.runtime.train: fitting a",
+    "smglm.runtime.train: fit done",
+    "smglm.runtime.failure: train finished",
+)
+#: The phases between the call, CreationTime, "Training", the marks, "Completed" and the return.
+PHASES = (
+    "submit",
+    "supervisor",
+    "runtime start",
+    "read data",
+    "fit phase",
+    "report + model",
+    "end, upload",
+    "wait returns",
+)
+
+
+def _first_stamp(log: str, text: str) -> float:
+    stamp = next((_stamp(x) for x in log.splitlines() if text in x), None)
+    return float("nan") if stamp is None else stamp
 
 
 def _bare(df: Any) -> dict[str, float]:
@@ -107,7 +134,18 @@ def _job(df: Any, backend: Any) -> dict[str, float]:
     metrics = json.loads((folder / "ml" / "output" / "data" / "metrics.json").read_text())
     fit = float(metrics["fit"]["seconds"])
     warm = "forked from the warm worker" in job.logs()
+    ended = datetime.fromisoformat(state["SecondaryStatusTransitions"][-1]["StartTime"])
+    marks = [
+        called,
+        datetime.fromisoformat(state["CreationTime"]).timestamp(),
+        t_training,
+        *(_first_stamp(job.logs(), text) for text in PHASE_MARKS),
+        ended.timestamp(),
+        called + wall,
+    ]
+    phases = {name: b - a for name, a, b in zip(PHASES, marks[:-1], marks[1:], strict=True)}
     return {
+        **phases,
         "wall": wall,
         "to_training": t_training - called,
         "to_fit": (first - t_training) if first else float("nan"),
@@ -182,6 +220,14 @@ def main() -> None:
                 f"| {_med(r, 'to_training'):.2f} | {_med(r, 'to_fit'):.2f} "
                 f"| {_med(r, 'fit'):.2f} | {_med(r, 'overhead'):.2f} |"
             )
+
+    print("\nWhere a job's time goes (medians, seconds, from the job's state and log times):\n")
+    print(f"| rows | job | {' | '.join(PHASES)} |")
+    print("|---:|---|" + "---:|" * len(PHASES))
+    for n, runs in table:
+        for kind in ("cold", "warm"):
+            cells = " | ".join(f"{_med(runs[kind], p):.2f}" for p in PHASES)
+            print(f"| {n:,} | {kind} | {cells} |")
 
 
 if __name__ == "__main__":

@@ -74,3 +74,16 @@ def test_load_ext_does_not_load_config_or_data_libraries(measured):
     new = measured["loaded_by_extension"]
     assert not top_level(new) & {"pandas", "numpy", "pydantic", "yaml"}, new
     assert not [m for m in new if m.startswith(("smglm.launch", "smglm.config", "smglm.glm"))]
+
+
+def test_the_local_job_supervisor_imports_no_config_or_data_library():
+    """Every local job starts a supervisor interpreter: it needs the spec, storage and the
+    local backend, not pydantic, pandas or the fitting stack."""
+    code = (
+        "import sys, smglm.launch.local_runner, smglm.launch.warm\n"
+        "heavy = ['pydantic', 'yaml', 'numpy', 'pandas', 'glum', 'mlflow', 'boto3', "
+        "'smglm.config', 'smglm.launch.submit']\n"
+        "print([m for m in heavy if m in sys.modules])\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
