@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -95,3 +96,42 @@ def test_cli_train_failed_job_exits_non_zero_with_reason(tmp_path):
     proc = _smglm("train", str(config), "--data", uri, cwd=tmp_path, home=tmp_path / "home")
     assert proc.returncode == 1
     assert "failed" in proc.stderr and "no_such_column" in proc.stderr
+
+
+def test_cli_fit_writes_the_model_and_the_report_of_both_splits(tmp_path):
+    data = tmp_path / "motor.parquet"
+    assert _smglm("data", str(data), "--rows", "3000", cwd=tmp_path).returncode == 0
+    config = tmp_path / "glm.yaml"
+    config.write_text(
+        "target: claim_count\npredictors: [driver_age, area]\nexposure: exposure\n"
+        "family: poisson\ntest: {fraction: 0.25, seed: 1}\n"
+    )
+    proc = _smglm("fit", str(config), str(data), "--out", "out", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    out = tmp_path / "out"
+    written = [p for p in (out / "report").rglob("*") if p.is_file()]
+    assert f"[smglm] report: {len(written)} files in out/report (train, test)" in proc.stdout
+    metrics = json.loads((out / "model" / "metrics.json").read_text())
+    assert metrics["test"]["n_obs"] == 750
+    for split in ("train", "test"):
+        names = {p.name for p in (out / "report" / split).iterdir()}
+        assert {"one_way_driver_age.png", "one_way_area.csv", "lift.png", "report.json"} <= names
+    assert (out / "report" / "train" / "convergence.png").exists()
+    assert not (out / "report" / "test" / "convergence.png").exists()
+
+
+def test_cli_warm_reports_and_stops_the_warm_worker(tmp_path):
+    from smglm.launch import warm
+
+    home = tmp_path / "home"
+    assert "no warm worker for" in _smglm("warm", cwd=tmp_path, home=home).stdout
+    warm.ensure_worker(home, idle_seconds=60)
+    deadline = time.monotonic() + 60
+    while warm.worker_pid(home) is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    pid = warm.worker_pid(home)
+    assert pid is not None
+    assert f"warm worker {pid} for {home}" in _smglm("warm", cwd=tmp_path, home=home).stdout
+    stopped = _smglm("warm", "--home", str(home), "--stop", cwd=tmp_path)
+    assert f"warm worker {pid} of {home} stopped" in stopped.stdout
+    assert warm.worker_pid(home) is None

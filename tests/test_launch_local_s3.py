@@ -116,6 +116,9 @@ def test_train_local_s3_failure_keeps_reason_and_no_model(s3, backend, data):
     assert "column 'region' is not in the data" in reason
     assert job.model_uri is None
     assert not [k for k in _keys(s3, "smglm/jobs/") if k.endswith("model.tar.gz")]
+    # the output archive is uploaded for a failed job too, as SageMaker does
+    assert _keys(s3, f"smglm/jobs/{job.name}/") == [f"smglm/jobs/{job.name}/output/output.tar.gz"]
+    assert job.describe()["OutputArtifacts"]["S3OutputArtifacts"].endswith("output.tar.gz")
     with pytest.raises(BackendError, match="no model artifacts"):
         job.artifacts()
 

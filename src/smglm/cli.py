@@ -1,5 +1,5 @@
 """The ``smglm`` command line: ``demo``, ``train``, ``jobs``, ``logs``, ``stop``, ``show``,
-``fit`` (in process) and ``data`` (sample data).
+``fit`` (in process), ``warm`` (the local backend's warm worker) and ``data`` (sample data).
 
 Every subcommand is a small function; errors from smglm are printed as one message (no
 traceback) with exit status 2 for a user's mistake, 1 for anything else.
@@ -62,24 +62,22 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
 def _fit_and_report(config: object, data: Path, model_dir: Path, report_dir: Path) -> int:
     import smglm
+    from smglm.runtime.reporting import plot_workers, scored_from_fit, write_reports
 
-    result = smglm.fit(config, data)  # type: ignore[arg-type]
+    result = smglm.fit(config, data, keep_fitted=True)  # type: ignore[arg-type]
     print(result.summary())
     result.save(model_dir)
     print(f"[smglm] model directory: {model_dir}")
-    files = _write_report(result, data, report_dir)
-    if files:
-        print(f"[smglm] report: {len(files)} files in {report_dir}")
+    splits = []
+    for name in ("train", "test"):
+        scored = scored_from_fit(result, name)
+        if scored is not None:
+            trace = result.convergence if name == "train" else None
+            splits.append((scored, report_dir / name, trace))
+    files = write_reports(result.config, splits, workers=plot_workers())
+    count = sum(len(f) for f in files.values())
+    print(f"[smglm] report: {count} files in {report_dir} ({', '.join(files)})")
     return 0
-
-
-def _write_report(result: object, data: Path, report_dir: Path) -> list[Path]:
-    """The report tables and plots, when the report modules are available."""
-    try:
-        from smglm.runtime.report import write_report
-    except ImportError:
-        return []
-    return write_report(result, data, report_dir)
 
 
 def _cmd_fit(args: argparse.Namespace) -> int:
@@ -89,6 +87,23 @@ def _cmd_fit(args: argparse.Namespace) -> int:
     return _fit_and_report(
         config, Path(args.data), Path(args.out) / "model", Path(args.out) / "report"
     )
+
+
+def _cmd_warm(args: argparse.Namespace) -> int:
+    from smglm.launch import warm
+    from smglm.launch.local import default_home
+
+    home = Path(args.home).absolute() if args.home else default_home()
+    pid = warm.worker_pid(home)
+    if args.stop:
+        stopped = warm.shutdown_worker(home)
+        print(f"warm worker {pid} of {home} stopped" if stopped else f"no warm worker for {home}")
+        return 0
+    if pid is None:
+        print(f"no warm worker for {home} (the next local job starts one)")
+    else:
+        print(f"warm worker {pid} for {home}; log: {warm.worker_dir(home) / 'worker.log'}")
+    return 0
 
 
 def _cmd_data(args: argparse.Namespace) -> int:
@@ -247,6 +262,17 @@ def _parser() -> argparse.ArgumentParser:
     jobs.add_argument("--tracking-uri", help="MLflow store (default: MLFLOW_TRACKING_URI)")
     jobs.add_argument("--experiment", help="MLflow experiment (default: smglm)")
     jobs.set_defaults(func=_cmd_jobs)
+
+    wrm = sub.add_parser(
+        "warm",
+        help="the local backend's warm runtime worker: is it running; --stop ends it",
+        description="Local jobs fork from a warm runtime worker that has done the heavy "
+        "imports; it starts with the first job and exits after SMGLM_WARM_IDLE_SECONDS "
+        "(900) without one. SMGLM_LOCAL_WARM=0 runs every job in a fresh interpreter.",
+    )
+    wrm.add_argument("--home", help="smglm's working folder (default: SMGLM_HOME or ./.smglm)")
+    wrm.add_argument("--stop", action="store_true", help="stop it (running jobs go on)")
+    wrm.set_defaults(func=_cmd_warm)
 
     data = sub.add_parser("data", help="write the synthetic motor data set")
     data.add_argument("out", help="output file: .parquet, .csv or .csv.gz")

@@ -207,7 +207,7 @@ class Runner:
             open_storage(spec.model_artifacts_uri).upload_file(archive, spec.model_artifacts_uri)
             out["ModelArtifacts"] = {"S3ModelArtifacts": spec.model_artifacts_uri}
         data_dir = self.ml / "output" / "data"
-        if data_dir.exists() and any(data_dir.iterdir()):
+        if data_dir.exists():  # as SageMaker: also when empty, and for failed or stopped jobs
             archive = pack_dir(data_dir, tmp / "output.tar.gz")
             open_storage(spec.output_artifacts_uri).upload_file(archive, spec.output_artifacts_uri)
             out["OutputArtifacts"] = {"S3OutputArtifacts": spec.output_artifacts_uri}
