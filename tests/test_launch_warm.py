@@ -233,3 +233,18 @@ print(sorted(set(sys.modules) - before))
 """
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]", out.stdout
+
+
+def test_a_forked_job_applies_its_numpy_hugepage_setting(monkeypatch):
+    """numpy reads NUMPY_MADVISE_HUGEPAGE when imported; a forked job applies its own value
+    (the local supervisor sets 0 unless the job sets it), as a cold process would."""
+    from numpy._core import multiarray
+
+    saved = multiarray._set_madvise_hugepage(True)
+    try:
+        for value, expected in (("0", False), ("1", True)):
+            monkeypatch.setenv("NUMPY_MADVISE_HUGEPAGE", value)
+            warm._apply_numpy_hugepage_setting()
+            assert multiarray._set_madvise_hugepage(not expected) is expected
+    finally:
+        multiarray._set_madvise_hugepage(saved)

@@ -127,6 +127,10 @@ class Runner:
         env["TRAINING_JOB_NAME"] = self.spec.name
         env["TRAINING_JOB_ARN"] = f"arn:smglm:local:training-job/{self.spec.name}"
         env["PYTHONUNBUFFERED"] = "1"
+        # numpy asks for transparent huge pages on large arrays; in a fresh process the kernel
+        # then compacts memory on first touch, which made a job's data checks and fit 0.3 s
+        # slower at 1M rows here (benchmarks/README.md, Launch). The job's own setting wins.
+        env.setdefault("NUMPY_MADVISE_HUGEPAGE", "0")
         started = time.monotonic()
         self.update(TrainingStartTime=now_iso())
         with self.log_path.open("ab") as out:

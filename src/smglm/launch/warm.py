@@ -496,6 +496,7 @@ def _child(
     random_state = sys.modules.get("numpy.random")
     if random_state is not None:
         random_state.seed()  # fresh entropy, as a cold process
+    _apply_numpy_hugepage_setting()
     from smglm.runtime import __main__ as runtime
 
     sys.argv = [runtime.__file__ or "smglm.runtime", "train"]
@@ -506,6 +507,17 @@ def _child(
             sys.stdout.flush()
             sys.stderr.flush()
     return int(code)
+
+
+def _apply_numpy_hugepage_setting() -> None:
+    """Apply the job's ``NUMPY_MADVISE_HUGEPAGE`` as numpy does when it is imported (a cold
+    process reads it then; here numpy was imported by the zygote)."""
+    multiarray = sys.modules.get("numpy._core.multiarray")
+    setter = getattr(multiarray, "_set_madvise_hugepage", None)
+    raw = os.environ.get("NUMPY_MADVISE_HUGEPAGE")
+    if setter is not None and raw is not None:
+        with contextlib.suppress(ValueError):
+            setter(bool(int(raw)))
 
 
 def main(argv: list[str] | None = None) -> int:
