@@ -248,3 +248,20 @@ def test_a_forked_job_applies_its_numpy_hugepage_setting(monkeypatch):
             assert multiarray._set_madvise_hugepage(not expected) is expected
     finally:
         multiarray._set_madvise_hugepage(saved)
+
+
+def test_the_worker_exits_when_its_home_is_deleted(tmp_path):
+    import shutil
+
+    home = tmp_path / "home"
+    warm.ensure_worker(home, idle_seconds=600)
+    deadline = time.monotonic() + 60
+    while not (warm.worker_dir(home) / "worker.sock").exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    pid = warm.worker_pid(home)
+    assert pid is not None
+    shutil.rmtree(home)
+    deadline = time.monotonic() + 10
+    while not _gone(pid) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert _gone(pid)

@@ -15,7 +15,8 @@ The zygote refuses a job (the supervisor then runs the cold subprocess) when a v
 takes effect at import time (``OMP_*``, ``OPENBLAS_*``, ``PYTHONPATH``, ...) differs from its
 own, when the interpreter differs, or when a loaded smglm source file changed since it started
 (it then exits, so the next job starts a fresh one). It exits after ``--idle`` seconds without
-a job (default 900), and on SIGTERM (:func:`shutdown_worker`).
+a job (default 900), on SIGTERM (:func:`shutdown_worker`), and when its socket is gone (the
+home was deleted).
 """
 
 from __future__ import annotations
@@ -386,6 +387,9 @@ class _Zygote:
                     last = time.monotonic()
                 if not self.children and time.monotonic() - last > self.idle:
                     print(f"idle for {self.idle:g} s: exiting", flush=True)
+                    break
+                if not self.children and not os.path.exists(sock_path):
+                    print("the socket (or the home) was removed: exiting", flush=True)
                     break
         finally:
             with contextlib.suppress(OSError):
