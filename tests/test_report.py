@@ -504,3 +504,27 @@ def test_report_module_does_not_import_matplotlib():
     code = "import sys, smglm.glm.report; print('matplotlib' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_build_report_in_a_thread_equals_in_sequence(monkeypatch):
+    """Large data builds the one-way tables in a thread beside the lift, Lorenz and residual
+    tables; the tables are the same as built one after the other."""
+    import smglm.glm.report_data as report_data
+    from smglm.glm.report_data import build_report
+
+    rng = np.random.default_rng(8)
+    n = 5000
+    data = pd.DataFrame({"x": rng.normal(size=n), "g": rng.choice(list("abcd"), n)})
+    mu = np.exp(0.3 * data["x"].to_numpy())
+    actual = rng.poisson(mu).astype(float)
+    built = {}
+    for label, threshold in (("sequence", 10**9), ("thread", 0)):
+        monkeypatch.setattr(report_data, "_THREADED_ROWS", threshold)
+        built[label] = build_report(data, predictors=["x", "g"], actual=actual, predicted=mu,
+                                    residuals=actual - mu)  # fmt: skip
+    a, b = built["sequence"], built["thread"]
+    for column in ("x", "g"):
+        assert_frame_equal(a.one_ways[column], b.one_ways[column])
+    for table in ("lift", "lorenz", "residuals"):
+        assert_frame_equal(getattr(a, table), getattr(b, table))
+    assert a.gini == b.gini
