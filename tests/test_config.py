@@ -337,3 +337,45 @@ def test_read_table_bad_source_is_data_error(tmp_path, make, words):
         smglm.fit(BASE, make(tmp_path))
     for word in words:
         assert word in str(info.value)
+
+
+@pytest.mark.parametrize("kind", ["parquet", "csv", "folder"])
+def test_read_table_reads_only_the_columns_asked_for(tmp_path, kind):
+    from smglm.glm.data import SOURCE_COLUMNS, read_table
+
+    df = _data(60).assign(unused_a=1.0, unused_b="text")
+    if kind == "parquet":
+        source = tmp_path / "d.parquet"
+        df.to_parquet(source)
+    elif kind == "csv":
+        source = tmp_path / "d.csv"
+        df.to_csv(source, index=False)
+    else:
+        source = tmp_path / "parts"
+        source.mkdir()
+        df.iloc[:30].to_parquet(source / "a.parquet")
+        df.iloc[30:].to_parquet(source / "b.parquet")
+    wanted = [c for c in df.columns if not c.startswith("unused")][::-1]
+    read = read_table(source, columns=[*wanted, "not_there"])
+    assert list(read.columns) == [c for c in df.columns if c in wanted]  # the file's order
+    assert read.attrs[SOURCE_COLUMNS] == list(df.columns) and len(read) == 60
+    pd.testing.assert_frame_equal(read, df[list(read.columns)], check_dtype=False)
+    assert list(read_table(source).columns) == list(df.columns)
+
+
+def test_fit_on_a_file_suggests_from_every_column_of_the_file(tmp_path):
+    df = _data(60).assign(region_code=1.0)
+    df.to_parquet(tmp_path / "d.parquet")
+    with pytest.raises(DataError) as info:
+        smglm.fit({**BASE, "predictors": ["x", "region_cod"]}, tmp_path / "d.parquet")
+    assert "column 'region_cod' is not in the data; Did you mean 'region_code'" in str(info.value)
+
+
+def test_folder_files_with_other_columns_are_refused_also_when_pruned(tmp_path):
+    from smglm.glm.data import read_table
+
+    df = _data(40)
+    df.iloc[:20].to_parquet(tmp_path / "a.parquet")
+    df.iloc[20:].assign(extra=1).to_parquet(tmp_path / "b.parquet")
+    with pytest.raises(DataError, match="every file of a folder must have the same columns"):
+        read_table(tmp_path, columns=list(df.columns))

@@ -60,8 +60,12 @@ def fit(
     """
     t_start = time.perf_counter()
     cfg = as_glm_config(config).resolved()
-    df = read_table(data, what="data")
-    test_df = read_table(test_data, what="test data") if test_data is not None else None
+    df = read_table(data, what="data", columns=cfg.columns)
+    test_df = (
+        read_table(test_data, what="test data", columns=cfg.columns)
+        if test_data is not None
+        else None
+    )
     if test_df is None and cfg.test is not None:
         df, test_df = split_train_test(df, cfg.test.fraction, cfg.test.seed)
     prep = prepare(cfg, df)

@@ -162,7 +162,11 @@ def _check_local_data(
     key = (fingerprint, hash_bytes(config.to_json().encode())) if fingerprint else None
     if key is not None and key in _CHECKED:
         return
-    frame = data if isinstance(data, pd.DataFrame) else read_table(data, what=what)
+    frame = (
+        data
+        if isinstance(data, pd.DataFrame)
+        else read_table(data, what=what, columns=config.columns)
+    )
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         prepare(config, frame, what=what)

@@ -102,9 +102,16 @@ def _channel_folder(paths: MLPaths, channels: Mapping[str, Any], name: str) -> P
     return folder
 
 
-def read_data_channel(paths: MLPaths, channels: Mapping[str, Any], name: str) -> pd.DataFrame:
-    """Read every data file of channel ``name`` into one DataFrame, logging rows and files."""
+def read_data_channel(
+    paths: MLPaths,
+    channels: Mapping[str, Any],
+    name: str,
+    columns: Sequence[str] | None = None,
+) -> pd.DataFrame:
+    """Read every data file of channel ``name`` into one DataFrame, logging rows and files;
+    with ``columns``, only those (see :func:`smglm.glm.read_table`)."""
     from smglm.glm import read_table
+    from smglm.glm.data import SOURCE_COLUMNS
 
     folder = _channel_folder(paths, channels, name)
     files = data_files(folder)
@@ -114,9 +121,15 @@ def read_data_channel(paths: MLPaths, channels: Mapping[str, Any], name: str) ->
     if skipped:
         log.info("channel %r: skipping %d non-data file(s) %s", name, len(skipped), skipped[:10])
     log.info("reading channel %r: %d file(s)", name, len(files))
-    df = read_table(folder, what=f"{name} channel")
+    df = read_table(folder, what=f"{name} channel", columns=columns)
+    total = len(df.attrs.get(SOURCE_COLUMNS, df.columns))
     log.info(
-        "channel %r: %d rows, %d columns from %d file(s)", name, len(df), df.shape[1], len(files)
+        "channel %r: %d rows, %d columns from %d file(s)%s",
+        name,
+        len(df),
+        total,
+        len(files),
+        f" ({df.shape[1]} of them used, read)" if total != df.shape[1] else "",
     )
     return df
 

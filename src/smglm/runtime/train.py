@@ -71,10 +71,10 @@ def train(paths: MLPaths) -> None:
         log.info("not the first host (%s): nothing to do here", resources.hosts[0])
         return
     find_channel(paths, channels, ["train"], required=True)
-    train_df = read_data_channel(paths, channels, "train")
+    train_df = read_data_channel(paths, channels, "train", config.columns)
     test_df = None
     if find_channel(paths, channels, ["test"], required=False):
-        test_df = read_data_channel(paths, channels, "test")
+        test_df = read_data_channel(paths, channels, "test", config.columns)
     elif config.test is not None:
         from smglm.glm.fitting import split_train_test
 
