@@ -15,7 +15,7 @@ import pytest
 import smglm
 from smglm.datasets import motor
 from smglm.errors import JobFailed
-from smglm.launch import warm
+from smglm.launch import warm, warm_worker
 from smglm.launch.local import LocalBackend
 
 CONFIG = {
@@ -155,7 +155,7 @@ def test_warm_falls_back_to_cold_when_worker_killed(home, warm_jobs, data, monke
 
 def test_zygote_refuses_other_interpreter_env_or_changed_source(tmp_path, monkeypatch):
     monkeypatch.setenv("OMP_NUM_THREADS", "1")
-    z = warm._Zygote(tmp_path, idle=1.0)
+    z = warm_worker._Zygote(tmp_path, idle=1.0)
     env = dict(os.environ)
     assert z.refusal({"env": env, "python": sys.executable}) is None
     assert "interpreter" in str(z.refusal({"env": env, "python": "/other/python"}))
@@ -208,8 +208,8 @@ def test_the_zygote_preloads_every_module_a_job_imports(tmp_path):
     code = f"""
 import importlib, sys, tempfile
 from pathlib import Path
-from smglm.launch import warm
-for name in warm.PRELOAD:
+from smglm.launch import warm, warm_worker
+for name in warm_worker.PRELOAD:
     try:
         importlib.import_module(name)
     except ImportError:
@@ -244,7 +244,7 @@ def test_a_forked_job_applies_its_numpy_hugepage_setting(monkeypatch):
     try:
         for value, expected in (("0", False), ("1", True)):
             monkeypatch.setenv("NUMPY_MADVISE_HUGEPAGE", value)
-            warm._apply_numpy_hugepage_setting()
+            warm_worker._apply_numpy_hugepage_setting()
             assert multiarray._set_madvise_hugepage(not expected) is expected
     finally:
         multiarray._set_madvise_hugepage(saved)
