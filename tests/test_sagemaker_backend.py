@@ -455,3 +455,23 @@ def test_train_refuses_before_launch_over_budget_or_without_image(aws, boto_sess
         smglm.train(GOOD_CONFIG, make_frame(), **common)
     assert info.value.fields == ["image_uri"]
     assert sagemaker_sim.requests == []  # nothing was launched
+
+
+def test_train_reuse_finds_the_completed_sagemaker_job_by_its_tags(
+    aws, boto_session, sagemaker_sim, capsys
+):
+    """ListTrainingJobs carries no tags: reuse without MLflow reads each recent job's tags."""
+    import smglm
+
+    image = push_image(boto_session)
+    backend = SageMakerBackend(session=boto_session)
+    frame = make_frame(seed=11)
+    options = {"backend": backend, "image_uri": image, "role": ROLE, "tracking": False}
+    first = smglm.train(GOOD_CONFIG, frame, wait=True, **options)
+    sent = len(sagemaker_sim.requests)
+    again = smglm.train(GOOD_CONFIG, frame, reuse=True, **options)
+    assert again.name == first.name and again.reused
+    assert len(sagemaker_sim.requests) == sent  # no new CreateTrainingJob
+    assert f"reusing completed job {first.name}" in capsys.readouterr().out
+    other = smglm.train(GOOD_CONFIG, make_frame(seed=12), reuse=True, wait=True, **options)
+    assert other.name != first.name and len(sagemaker_sim.requests) == sent + 1

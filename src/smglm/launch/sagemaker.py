@@ -203,6 +203,28 @@ class SageMakerBackend:
         jobs.sort(key=lambda j: j["CreationTime"], reverse=True)
         return jobs[:max_results]
 
+    def find_completed(
+        self, tags: dict[str, str], limit: int = 20
+    ) -> tuple[str, dict[str, str]] | None:
+        """The newest of the last ``limit`` Completed training jobs whose tags hold ``tags``,
+        with all its tags (ListTrainingJobs' summaries carry none: one ListTags call per job
+        looked at)."""
+        client = self._client("sagemaker")
+        with aws_call("ListTrainingJobs"):
+            page = client.list_training_jobs(
+                StatusEquals="Completed",
+                SortBy="CreationTime",
+                SortOrder="Descending",
+                MaxResults=min(limit, _PAGE),
+            )
+        for summary in page.get("TrainingJobSummaries", []):
+            with aws_call("ListTags"):
+                found = client.list_tags(ResourceArn=summary["TrainingJobArn"]).get("Tags", [])
+            have = {t["Key"]: t["Value"] for t in found}
+            if all(have.get(k, "") == v for k, v in tags.items()):
+                return str(summary["TrainingJobName"]), have
+        return None
+
     # -- logs --------------------------------------------------------------------------------
     def log_lines(self, job_name: str, start: int = 0) -> tuple[list[str], int]:
         """The job's log lines from position ``start`` on, and the position to continue from.

@@ -222,6 +222,10 @@ def _find_reusable(
         for run in runs:
             if run.info.status == "FINISHED":
                 return str(run.data.tags["smglm.job_name"]), str(run.info.run_id)
+    find_completed = getattr(backend, "find_completed", None)
+    if find_completed is not None:  # SageMaker: its job list carries no tags
+        hit = find_completed(wanted)
+        return (str(hit[0]), hit[1].get(RUN_ID_TAG)) if hit else None
     for state in backend.list_jobs(100):
         if state.get("TrainingJobStatus") != "Completed":
             continue
