@@ -5,20 +5,23 @@ Conventions shared by every function here: ``actual`` and ``predicted`` are *amo
 exposure or weight (default 1), and a row's rate is amount / exposure. Rows with zero exposure
 carry no weight: the ranking tables (Gini, Lorenz, lift, double lift) leave them out. Rows tied on
 the ranking key are pooled, so no result depends on the order of the rows. Plotting lives in
-:mod:`smglm.glm.plots`; this module imports no matplotlib.
+:mod:`smglm.glm.plots`; this module imports no matplotlib. The one-way tables are computed
+in :mod:`smglm.glm.one_way` (``one_way`` is offered here too) and the input checks in
+:mod:`smglm.glm._report_inputs`.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
-from typing import Any, TypeAlias
+from typing import Any
 
 import numpy as np
 import pandas as pd
 from numpy.typing import ArrayLike
 
-from smglm.errors import ConfigError, DataError, Issue, did_you_mean
+from smglm.glm._report_inputs import _F, Values, _check_bins, _error, _exposure, _inputs, _values
+from smglm.glm.one_way import MISSING_LABEL as MISSING_LABEL
+from smglm.glm.one_way import one_way as one_way
 
 __all__ = [
     "balance",
@@ -33,65 +36,8 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-#: An array of one value per row, or (where a DataFrame is given) the name of one of its columns.
-Values: TypeAlias = "ArrayLike | str"
-_F = np.ndarray  # float64 arrays, for brevity in the private helpers
-MISSING_LABEL = "(missing)"
 REPORT_FORMAT = 1
 _PANDAS_2 = int(pd.__version__.split(".")[0]) < 3
-
-
-def _error(field: str, message: str, value: Any = None) -> DataError:
-    return DataError([Issue(field=field, message=message, value=value)])
-
-
-def _check_bins(name: str, n: int, minimum: int = 1) -> None:
-    if isinstance(n, bool) or not isinstance(n, int | np.integer) or n < minimum:
-        raise ConfigError([Issue(name, f"must be an integer >= {minimum}; got {n!r}", n)])
-
-
-def _values(values: Values, role: str, data: pd.DataFrame | None, n: int | None) -> _F:
-    """Return ``values`` (an array, or a column of ``data``) as finite float64, one per row."""
-    label = role
-    if isinstance(values, str):
-        if data is None or values not in data.columns:
-            known = [] if data is None else [str(c) for c in data.columns]
-            hint = did_you_mean(values, known) if known else " Pass an array instead."
-            raise _error(role, f"column {values!r} is not in the data.{hint}", values)
-        label, values = f"{role} (column {values!r})", data[values]
-    try:
-        if isinstance(values, pd.Series):  # nullable dtypes: pd.NA -> NaN, reported below
-            arr = values.to_numpy(dtype=np.float64, na_value=np.nan)
-        else:
-            arr = np.asarray(values, dtype=np.float64)
-    except (TypeError, ValueError) as exc:
-        raise _error(role, f"{label} must be numeric; could not convert it ({exc})") from exc
-    if arr.ndim != 1:
-        raise _error(role, f"{label} must be one value per row (1-D); got shape {arr.shape}")
-    if n is not None and len(arr) != n:
-        raise _error(role, f"{label} has {len(arr)} values; expected {n}, one per row")
-    bad = ~np.isfinite(arr)
-    if bad.any():
-        first = int(np.flatnonzero(bad)[0])
-        msg = f"{label} has {int(bad.sum())} missing or infinite values (first at row {first})"
-        raise _error(role, msg + "; all values must be finite")
-    return arr
-
-
-def _exposure(exposure: Values | None, n: int, data: pd.DataFrame | None = None) -> _F:
-    if exposure is None:
-        return np.ones(n)
-    e = _values(exposure, "exposure", data, n)
-    if (e < 0).any():
-        raise _error("exposure", f"has {int((e < 0).sum())} negative values; it must be >= 0")
-    return e
-
-
-def _inputs(actual: Values, predicted: Values, exposure: Values | None) -> tuple[_F, _F, _F]:
-    a = _values(actual, "actual", None, None)
-    if len(a) == 0:
-        raise _error("actual", "has no rows; at least one row is needed")
-    return a, _values(predicted, "predicted", None, len(a)), _exposure(exposure, len(a))
 
 
 def _cumulative(key: _F, e: _F, *amounts: _F) -> tuple[_F, list[_F]]:
@@ -367,166 +313,6 @@ def residual_bins(fitted: ArrayLike, residuals: ArrayLike, n_bins: int = 20) -> 
         hi = np.minimum(lo + 1, starts + counts - 1)
         table[f"residual_q{q}"] = rs[lo] + (pos - lo) * (rs[hi] - rs[lo])
     return pd.DataFrame(table)
-
-
-def one_way(
-    data: pd.DataFrame,
-    column: str,
-    actual: Values,
-    predicted: Values,
-    exposure: Values | None = None,
-    *,
-    bins: int = 10,
-    categorical: bool | None = None,
-) -> pd.DataFrame:
-    """Return the one-way actual-vs-expected table of ``column``.
-
-    A categorical column (category, string, object or bool dtype, or ``categorical=True``) gets
-    one row per level that has rows, in category order (sorted levels for other dtypes). A
-    numeric column gets at most ``bins`` bins cut at exposure-weighted quantiles, labelled
-    ``"[lo, hi)"`` (the last ``"[lo, hi]"``) where lo and hi are values of the column; each value
-    is its own bin when there are at most ``bins`` distinct values, and bins merge where one value
-    holds much exposure. Missing values of ``column`` form a last row labelled ``"(missing)"``.
-
-    Parameters
-    ----------
-    data : DataFrame
-        Holds ``column`` (and the columns named by ``actual``, ``predicted``, ``exposure``).
-    column : str
-        The column to tabulate.
-    actual, predicted, exposure : array-like or str
-        Amounts per row and exposure (default 1): arrays, or names of columns of ``data``.
-    bins : int
-        Maximum number of bins of a numeric column.
-    categorical : bool, optional
-        Force (True) or forbid (False) treating ``column`` as categorical; default: by dtype.
-
-    Returns
-    -------
-    DataFrame
-        ``bin`` (str), ``exposure``, ``actual``, ``predicted`` (sums), ``actual_rate``,
-        ``predicted_rate`` (sum / exposure; NaN for a bin of zero exposure), ``n_rows``.
-        The sums over the rows of the table equal the sums over all rows of ``data``.
-    """
-    _check_bins("bins", bins)
-    n = len(data)
-    a = _values(actual, "actual", data, n)
-    p = _values(predicted, "predicted", data, n)
-    return _one_way(data, column, a, p, _exposure(exposure, n, data), bins, categorical)
-
-
-def _one_way(
-    data: pd.DataFrame,
-    column: str,
-    a: _F,
-    p: _F,
-    e: _F,
-    bins: int,
-    categorical: bool | None,
-) -> pd.DataFrame:
-    if column not in data.columns:
-        hint = did_you_mean(column, [str(c) for c in data.columns])
-        raise _error(column, f"column {column!r} is not in the data.{hint}", column)
-    series = data[column]
-    numeric = pd.api.types.is_numeric_dtype(series.dtype) and not pd.api.types.is_bool_dtype(
-        series.dtype
-    )
-    if categorical is False and not numeric:
-        msg = f"column {column!r} has dtype {series.dtype}; only numeric columns can be binned"
-        raise _error(column, msg + " (use categorical=True or None)", str(series.dtype))
-    if numeric and not categorical:
-        codes, labels = _numeric_codes(series.to_numpy(np.float64, na_value=np.nan), e, bins)
-    else:
-        codes, labels = _level_codes(series)
-    k = len(labels)
-    codes = np.where(codes < 0, k, codes)
-    labels = [*labels, MISSING_LABEL]
-
-    def sums(w: _F | None) -> _F:
-        return np.bincount(codes, weights=w, minlength=k + 1)
-
-    count = sums(None).astype(np.int64)
-    keep = count > 0
-    ex, ac, pr = sums(e)[keep], sums(a)[keep], sums(p)[keep]
-    with np.errstate(divide="ignore", invalid="ignore"):
-        return pd.DataFrame(
-            {
-                "bin": pd.Series(np.asarray(labels, dtype=object)[keep]).astype(str),
-                "exposure": ex,
-                "actual": ac,
-                "predicted": pr,
-                "actual_rate": ac / ex,
-                "predicted_rate": pr / ex,
-                "n_rows": count[keep],
-            }
-        )
-
-
-def _format_number(v: float, digits: int) -> str:
-    if float(v).is_integer() and abs(v) < 1e15:
-        return str(int(v))
-    return f"{v:.{digits}g}"
-
-
-def _distinct_labels(values: Sequence[float]) -> list[str]:
-    """Format distinct numbers with the fewest significant digits (>= 4) that keep them apart."""
-    for digits in range(4, 18):
-        out = [_format_number(v, digits) for v in values]
-        if len(set(out)) == len(out):
-            return out
-    return [repr(float(v)) for v in values]
-
-
-def _distinct(v: _F, w: _F) -> tuple[_F, _F]:
-    """The distinct values of ``v``, ascending, and the total of ``w`` over the rows of each."""
-    sample = v[:: max(1, len(v) // 10_000)]
-    if len(np.unique(sample)) < 1_000:  # few distinct values: hashing beats sorting
-        codes, uniq = pd.factorize(v)
-        order = np.argsort(uniq)
-        return uniq[order], np.bincount(codes, weights=w, minlength=len(uniq))[order]
-    order = np.argsort(v)
-    ordered = v[order]
-    last = np.flatnonzero(np.concatenate((ordered[1:] != ordered[:-1], [True])))
-    return ordered[last], np.diff(np.cumsum(w[order])[last], prepend=0.0)
-
-
-def _numeric_codes(values: _F, e: _F, bins: int) -> tuple[np.ndarray, list[str]]:
-    valid = ~np.isnan(values)
-    v, w = (values, e) if valid.all() else (values[valid], e[valid])
-    uniq, exposure = _distinct(v, w)
-    k = len(uniq)
-    if k <= bins:
-        starts = np.arange(k)
-        labels = _distinct_labels(uniq.tolist())
-    else:
-        cum = np.cumsum(exposure)
-        if cum[-1] <= 0:  # no exposure at all: quantiles of the row counts
-            cum = np.cumsum(_distinct(v, np.ones(len(v)))[1])
-        # Bin i ends at the first value where the cumulative share reaches i / bins.
-        targets = (np.arange(1, bins) / bins - 1e-10) * cum[-1]
-        ends = np.searchsorted(cum, targets, side="left")
-        starts = np.unique(np.concatenate(([0], ends + 1)))
-        starts = starts[starts < k]
-        bounds = _distinct_labels(uniq[np.concatenate((starts, [k - 1]))].tolist())
-        labels = [f"[{bounds[i]}, {bounds[i + 1]})" for i in range(len(starts) - 1)]
-        labels.append(f"[{bounds[-2]}, {bounds[-1]}]")
-    codes = np.full(len(values), -1, dtype=np.intp)
-    codes[valid] = np.searchsorted(uniq[starts], v, side="right") - 1
-    return codes, labels
-
-
-def _level_codes(series: pd.Series) -> tuple[np.ndarray, list[str]]:
-    if isinstance(series.dtype, pd.CategoricalDtype):
-        codes = np.asarray(series.cat.codes, dtype=np.intp)
-        levels: Any = series.cat.categories
-    else:
-        try:
-            codes, levels = pd.factorize(series, sort=True)
-        except TypeError:  # levels of mixed types that cannot be sorted: first-seen order
-            codes, levels = pd.factorize(series, sort=False)
-    if pd.api.types.is_float_dtype(levels.dtype):
-        return np.asarray(codes), _distinct_labels(list(levels))
-    return np.asarray(codes), [str(v) for v in levels]
 
 
 def __getattr__(name: str) -> Any:

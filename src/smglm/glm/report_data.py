@@ -18,18 +18,14 @@ import pandas as pd
 from numpy.typing import ArrayLike
 
 from smglm.errors import DataError, Issue, did_you_mean
+from smglm.glm._report_inputs import Values, _check_bins, _error, _exposure, _values
+from smglm.glm.one_way import _one_way
 from smglm.glm.report import (
     _PANDAS_2,
     REPORT_FORMAT,
-    Values,
-    _check_bins,
-    _error,
-    _exposure,
     _gini,
     _lift_and_curve,
-    _one_way,
     _thin,
-    _values,
     balance,
     residual_bins,
 )

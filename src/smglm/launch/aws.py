@@ -1,4 +1,4 @@
-"""AWS resolution for the SageMaker backend: region, account, execution role, bucket, image check.
+"""AWS resolution for the SageMaker backend: region, account, execution role and bucket.
 
 Each value is resolved as SageMaker Studio users expect, first match wins:
 
@@ -13,6 +13,7 @@ Each value is resolved as SageMaker Studio users expect, first match wins:
 
 botocore's errors become :class:`AwsError` (a :class:`~smglm.errors.BackendError`) carrying the
 AWS error code and message, with a hint for the common ones. boto3 is imported only when used.
+The ECR image check (:func:`check_image`) lives in :mod:`smglm.launch.ecr`, offered here too.
 """
 
 from __future__ import annotations
@@ -21,13 +22,15 @@ import contextlib
 import json
 import logging
 import re
-import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from smglm.errors import BackendError, ConfigError, Issue, MissingDependency
+from smglm.launch.ecr import _ECR_RE as _ECR_RE
+from smglm.launch.ecr import check_image as check_image
+from smglm.launch.ecr import parse_ecr_uri as parse_ecr_uri
 
 if TYPE_CHECKING:
     from smglm.config.job import JobConfig
@@ -59,10 +62,6 @@ _REGION_RE = re.compile(r"^[a-z]{2}(-[a-z]+)+-\d+$")
 _ROLE_ARN_RE = re.compile(r"^arn:aws[a-z-]*:iam::\d{12}:role/.+$")
 _ASSUMED_RE = re.compile(r"^arn:(aws[a-z-]*):sts::(\d{12}):assumed-role/([^/]+)/.+$")
 _BUCKET_RE = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
-_ECR_RE = re.compile(
-    r"^(?P<account>\d{12})\.dkr\.ecr(?:-fips)?\.(?P<region>[a-z0-9-]+)\.amazonaws\.com(?:\.cn)?"
-    r"/(?P<repo>[a-z0-9._/-]+?)(?::(?P<tag>[A-Za-z0-9_.-]+))?(?:@(?P<digest>sha256:[0-9a-f]{64}))?$"
-)
 
 _HINTS = {
     "AccessDenied": "the AWS identity in use lacks a permission this call needs; ask your "
@@ -376,86 +375,6 @@ def ensure_bucket(name: str, region: str, *, session: Any | None = None) -> bool
         raise
     log.info("created S3 bucket %s in %s", name, region)
     return True
-
-
-def parse_ecr_uri(uri: str) -> dict[str, str | None] | None:
-    """``account``, ``region``, ``repo``, ``tag``, ``digest`` of an ECR image URI, else None."""
-    match = _ECR_RE.match(uri)
-    return match.groupdict() if match else None
-
-
-def check_image(uri: str, *, session: Any | None = None, region: str | None = None) -> str | None:
-    """Check that the image exists in ECR before a launch; return its digest.
-
-    Parameters
-    ----------
-    uri
-        The training image, ``<account>.dkr.ecr.<region>.amazonaws.com/<repo>[:tag|@digest]``.
-    session
-        The boto3 session (default: a new one).
-    region
-        The job's region: SageMaker pulls only from ECR in the job's region.
-
-    Returns
-    -------
-    str or None
-        The image digest; None for a non-ECR URI, which is accepted with a warning.
-
-    Raises
-    ------
-    ConfigError
-        Naming ``image_uri`` when the repository or the tag does not exist, or the image is in
-        another region; the message says how to build and push it.
-    """
-    parts = parse_ecr_uri(uri)
-    if parts is None:
-        warnings.warn(
-            f"image_uri {uri!r} is not an Amazon ECR image and is not checked: SageMaker "
-            "training pulls from ECR in the job's region (or from a private registry through "
-            "a VPC)",
-            UserWarning,
-            stacklevel=2,
-        )
-        return None
-    image_region, repo = str(parts["region"]), str(parts["repo"])
-    push = (
-        "build and push it first: `smglm image push` (or container/build_and_push.sh), "
-        "then pass the URI it prints"
-    )
-    if region and region != image_region:
-        raise ConfigError(
-            [
-                Issue(
-                    "image_uri",
-                    f"{uri!r} is in ECR in {image_region}, but the job runs in {region}: "
-                    f"SageMaker pulls images only from the job's region; {push} in {region}",
-                    uri,
-                )
-            ]
-        )
-    image_id = (
-        {"imageDigest": parts["digest"]}
-        if parts["digest"]
-        else {"imageTag": parts["tag"] or "latest"}
-    )
-    ecr = boto3_session(session).client("ecr", region_name=image_region)
-    try:
-        with aws_call(f"ECR DescribeImages {repo}"):
-            resp = ecr.describe_images(
-                registryId=parts["account"], repositoryName=repo, imageIds=[image_id]
-            )
-    except AwsError as exc:
-        if exc.code == "RepositoryNotFoundException":
-            account = parts["account"]
-            what = f"there is no ECR repository {repo!r} in account {account} ({image_region})"
-        elif exc.code == "ImageNotFoundException":
-            what = f"ECR repository {repo!r} has no image {next(iter(image_id.values()))!r}"
-        else:
-            raise
-        raise ConfigError([Issue("image_uri", f"{uri!r}: {what}; {push}", uri)]) from exc
-    details = resp.get("imageDetails") or [{}]
-    digest = details[0].get("imageDigest")
-    return str(digest) if digest else None
 
 
 @dataclass(frozen=True)
