@@ -327,3 +327,18 @@ def test_follow_gives_up_after_repeated_errors():
     job = ScriptedJob(["error"])
     assert live.follow(job, lambda b, raw: None, max_errors=3, sleep=lambda s: None) is None
     assert job.calls == 3
+
+
+def test_follow_polls_at_the_backends_pace(tmp_path):
+    from smglm.launch.local import LocalBackend
+
+    job = ScriptedJob(["InProgress", "InProgress", "Completed"])
+    pauses: list[float] = []
+    live.follow(job, lambda b, raw: None, sleep=pauses.append)
+    assert pauses == [1.0, 1.0]  # no backend: once a second
+    job = ScriptedJob(["InProgress", "Completed"])
+    job.backend = LocalBackend(tmp_path, warm=False)  # type: ignore[attr-defined]
+    pauses.clear()
+    live.follow(job, lambda b, raw: None, sleep=pauses.append)
+    assert pauses == [0.25]  # local: its state is a file here, but not more than 4 times a second
+    assert live.poll_interval(job) == 0.25

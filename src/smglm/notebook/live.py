@@ -80,11 +80,17 @@ def job_bundle(
     return {"text/plain": text, "text/html": head_html + body}
 
 
+def poll_interval(job: Any) -> float:
+    """Seconds between looks at a job in a display: the backend's ``poll_seconds`` (0.1 s for
+    the local backend, whose state is a file here) but at least 0.25 s; else 1 s."""
+    return max(0.25, float(getattr(getattr(job, "backend", None), "poll_seconds", 1.0)))
+
+
 def follow(
     job: Any,
     update: Callable[..., Any],
     *,
-    interval: float = 1.0,
+    interval: float | None = None,
     max_errors: int = 5,
     sleep: Callable[[float], None] = time.sleep,
 ) -> str | None:
@@ -93,6 +99,7 @@ def follow(
     Returns the final status, or None when polling gave up after ``max_errors`` errors in a
     row (a backend that cannot be reached).
     """
+    pause = poll_interval(job) if interval is None else interval
     last: tuple[Any, ...] | None = None
     errors = 0
     while True:
@@ -113,10 +120,12 @@ def follow(
             status = ""
         if status in TERMINAL:
             return status
-        sleep(interval)
+        sleep(pause)
 
 
-def start_follow(job: Any, update: Callable[..., Any], interval: float = 1.0) -> threading.Thread:
+def start_follow(
+    job: Any, update: Callable[..., Any], interval: float | None = None
+) -> threading.Thread:
     """Run :func:`follow` in a daemon thread; return the thread."""
     thread = threading.Thread(
         target=follow,

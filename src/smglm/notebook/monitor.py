@@ -9,7 +9,7 @@ from typing import Any
 import ipywidgets as w
 
 from smglm.notebook.display import esc
-from smglm.notebook.live import TERMINAL, steps_html
+from smglm.notebook.live import TERMINAL, poll_interval, steps_html
 
 __all__ = ["JobMonitor"]
 
@@ -24,9 +24,9 @@ class JobMonitor(w.VBox):
     completed; ``error`` holds the failure reason or the error met while following.
     """
 
-    def __init__(self, job: Any, *, interval: float = 1.0) -> None:
+    def __init__(self, job: Any, *, interval: float | None = None) -> None:
         self.job = job
-        self.interval = interval
+        self.interval = poll_interval(job) if interval is None else interval
         self.tabs: Any = None
         self.error: str | None = None
         self._status = w.HTML(f"<b>{esc(job.name)}</b>: starting")
