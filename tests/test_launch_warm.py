@@ -265,3 +265,29 @@ def test_the_worker_exits_when_its_home_is_deleted(tmp_path):
     while not _gone(pid) and time.monotonic() < deadline:
         time.sleep(0.05)
     assert _gone(pid)
+
+
+@pytest.mark.slow
+def test_a_warm_supervisor_is_forked_and_ends_a_tracked_run(home, warm_jobs, data, tmp_path):
+    """Once the worker is up, the supervisor is forked from it too (mlflow is imported there):
+    a tracked job's run ends FINISHED with its results."""
+    from mlflow.tracking import MlflowClient
+
+    be = LocalBackend(home, warm=True, stop_grace_seconds=5)
+    runner_log = (be.job_dir(warm_jobs[1].name) / "runner.log").read_text()
+    assert "supervisor forked from the warm worker" in runner_log
+    warm.ensure_worker(home)  # an earlier test may have killed it
+    deadline = time.monotonic() + 60
+    while not (warm.worker_dir(home) / "worker.sock").exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    job = smglm.train(CONFIG, data, backend=be, tracking=True, mlflow_tracking_uri=uri)
+    job.wait(out=io.StringIO())
+    assert job.status == "Completed"
+    assert "supervisor forked" in (be.job_dir(job.name) / "runner.log").read_text()
+    run = MlflowClient(tracking_uri=uri).get_run(job.run_id)
+    assert run.info.status == "FINISHED"
+    assert run.data.metrics["train_deviance"] == pytest.approx(
+        job.metrics["train"]["deviance"], rel=1e-12
+    )
+    assert run.data.tags["smglm.job_name"] == job.name

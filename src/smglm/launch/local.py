@@ -167,11 +167,19 @@ class LocalBackend:
         # -- warm hook (smglm.launch.warm): start the worker; the supervisor forks from it
         if self.warm:
             from smglm.config.settings import SMGLM_WARM_IDLE_SECONDS
-            from smglm.launch.warm import ensure_worker
+            from smglm.launch.warm import ensure_worker, start_supervisor
 
             idle = SMGLM_WARM_IDLE_SECONDS.get()
             ensure_worker(self.home, self.python, float(900 if idle is None else idle))
             cmd += ["--warm", str(self.home)]
+            if self.python == sys.executable:  # the worker runs this interpreter
+                log = folder / "runner.log"
+                pid = start_supervisor(self.home, dict(os.environ), folder, log, cmd[3:])
+                if pid is not None:
+                    with log.open("a") as out:
+                        out.write(f"[smglm-local] supervisor forked from the warm worker ({pid})\n")
+                    (folder / "runner.pid").write_text(str(pid))
+                    return
         # -- end warm hook
         with open(folder / "runner.log", "ab") as out:
             proc = subprocess.Popen(

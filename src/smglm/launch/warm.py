@@ -38,6 +38,7 @@ __all__ = [
     "ensure_worker",
     "shutdown_worker",
     "start_job",
+    "start_supervisor",
     "worker_dir",
     "worker_pid",
 ]
@@ -202,6 +203,37 @@ class WarmProcess:
 
     def kill(self) -> None:
         self.send_signal(signal.SIGKILL)
+
+
+def start_supervisor(
+    home: str | Path, env: dict[str, str], cwd: Path, log_path: Path, argv: list[str]
+) -> int | None:
+    """Ask the home's zygote, if it is ready now, to fork a job's supervisor
+    (:mod:`smglm.launch.local_runner` with ``argv``, detached, with ``env``, in ``cwd``, its
+    output to ``log_path``): mlflow and the supervisor's modules are imported there already.
+    Returns the supervisor's pid, or None (no zygote ready, or it refused): start it cold then.
+    """
+    request = {
+        "role": "supervise",
+        "env": env,
+        "cwd": str(cwd),
+        "log": str(log_path),
+        "argv": argv,
+        "python": sys.executable,
+    }
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        sock.settimeout(10.0)
+        sock.connect(str(worker_dir(home) / "worker.sock"))
+        sock.sendall(json.dumps(request).encode() + b"\n")
+        with sock.makefile("rb") as reader:
+            answer = json.loads(reader.readline() or b"{}")
+    except (OSError, ValueError):
+        return None
+    finally:
+        sock.close()  # the supervisor is detached: nobody waits for its status here
+    pid = answer.get("pid")
+    return int(pid) if pid else None
 
 
 def start_job(

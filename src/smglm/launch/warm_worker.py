@@ -64,6 +64,7 @@ PRELOAD = (
     "smglm.glm.report_data",
     "smglm.tracking.pyfunc",
     "smglm.tracking.runs",
+    "smglm.launch.local_runner",  # supervisors forked from here too (smglm.launch.warm)
     "mlflow",
 )
 
@@ -205,11 +206,14 @@ class _Zygote:
                         os.write(2, traceback.format_exc().encode())
                 finally:
                     with contextlib.suppress(BaseException):
-                        Path(request["exit_file"]).write_text(str(code))
+                        if request.get("exit_file"):
+                            Path(request["exit_file"]).write_text(str(code))
                     os._exit(code)
             self.children[pid] = conn
             conn.sendall(json.dumps({"pid": pid}).encode() + b"\n")
-            print(f"job {request['env'].get('TRAINING_JOB_NAME')}: pid {pid}", flush=True)
+            what = request.get("role", "train")
+            name = request["env"].get("TRAINING_JOB_NAME") or request["cwd"]
+            print(f"{what} {name}: pid {pid}", flush=True)
         except (OSError, ValueError, KeyError) as exc:
             print(f"bad request: {exc}", flush=True)
             conn.close()
@@ -238,7 +242,8 @@ def _child(
     lock_fd: int | None,
     wake_fds: tuple[int, ...] = (),
 ) -> int:
-    """In the forked child: become the job's ``train`` process and return its exit code."""
+    """In the forked child: become the job's ``train`` process (or, with ``role`` "supervise",
+    its supervisor, :mod:`smglm.launch.local_runner` with ``argv``); return its exit code."""
     os.setsid()
     if lock_fd is not None:
         os.close(lock_fd)  # the lock means "a zygote runs": a job must not keep it
@@ -276,6 +281,17 @@ def _child(
     if random_state is not None:
         random_state.seed()  # fresh entropy, as a cold process
     _apply_numpy_hugepage_setting()
+    if request.get("role") == "supervise":
+        from smglm.launch import local_runner
+
+        argv = [str(a) for a in request["argv"]]
+        sys.argv = [local_runner.__file__ or "smglm.launch.local_runner", *argv]
+        try:
+            return int(local_runner.main(argv))
+        finally:
+            with contextlib.suppress(Exception):
+                sys.stdout.flush()
+                sys.stderr.flush()
     from smglm.runtime import __main__ as runtime
 
     sys.argv = [runtime.__file__ or "smglm.runtime", "train"]
