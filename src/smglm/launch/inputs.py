@@ -1,0 +1,159 @@
+"""A training job's inputs: the data and the GLMConfig, checked here when the data is on this
+machine, and uploaded content-addressed under ``<base>/inputs/<hash>/`` (``s3://`` or
+``file://``), so that identical inputs are uploaded once."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from smglm.config import GLMConfig
+from smglm.launch.storage import hash_bytes, hash_path, open_storage
+
+__all__ = ["DataLike", "Upload", "frame_fingerprint", "upload_config", "upload_data"]
+
+DataLike = Any  # a DataFrame, a local path, or an s3:// / file:// URI
+
+
+@dataclass(frozen=True)
+class Upload:
+    """Where an input went, and the hash of its content."""
+
+    uri: str
+    sha256: str
+    reused: bool
+
+
+#: This process's memory of DataFrames it has serialized and checked, by content fingerprint
+#: (:func:`frame_fingerprint`): the Parquet hash of each, and the (fingerprint, config hash)
+#: pairs that passed the data checks. A notebook that launches several jobs on one DataFrame
+#: writes and checks it once. Bounded; first in, first out.
+_FRAME_DIGESTS: dict[str, str] = {}
+_CHECKED: dict[tuple[str, str], None] = {}
+_MEMORY = 64
+
+
+def _remember(memory: dict[Any, Any], key: Any, value: Any) -> None:
+    memory[key] = value
+    while len(memory) > _MEMORY:
+        del memory[next(iter(memory))]
+
+
+def frame_fingerprint(df: Any) -> str | None:
+    """A SHA-256 of a DataFrame's columns, dtypes (categories included) and row values, in
+    order (pandas' row hashes; about 20x faster than writing the Parquet file); None when a
+    column cannot be hashed."""
+    import pandas as pd
+
+    h = hashlib.sha256()
+    for column, dtype in df.dtypes.items():
+        h.update(repr((str(column), str(dtype))).encode())
+        if isinstance(dtype, pd.CategoricalDtype):
+            h.update(repr((list(dtype.categories), dtype.ordered)).encode())
+    try:
+        rows = pd.util.hash_pandas_object(df, index=False).to_numpy()
+    except (TypeError, ValueError):
+        return None
+    h.update(len(df).to_bytes(8, "little"))
+    h.update(rows.tobytes())
+    return h.hexdigest()
+
+
+def _join(base: str, *parts: str) -> str:
+    return "/".join([base.rstrip("/"), *parts])
+
+
+def upload_data(
+    data: DataLike,
+    base_uri: str,
+    *,
+    name: str = "train",
+    s3_client: Any | None = None,
+    fingerprint: str | None = None,
+) -> Upload:
+    """Upload a DataFrame (as Parquet), a file or a folder under ``<base>/inputs/<hash>/``;
+    an ``s3://``/``file://`` URI is used as it is. Identical content is uploaded once.
+
+    A DataFrame this process has uploaded before (same :func:`frame_fingerprint`, which is
+    computed unless given) is not written to Parquet again when its file is still there.
+    """
+    import pandas as pd
+
+    if isinstance(data, str) and data.startswith(("s3://", "file://")):
+        return Upload(data, hashlib.sha256(data.encode()).hexdigest(), reused=True)
+    if isinstance(data, pd.DataFrame):
+        fingerprint = fingerprint or frame_fingerprint(data)
+        known = _FRAME_DIGESTS.get(fingerprint) if fingerprint else None
+        if known is not None:
+            uri = _join(base_uri, "inputs", known[:20], f"{name}.parquet")
+            if open_storage(uri, s3_client=s3_client).exists(uri):
+                return Upload(_join(base_uri, "inputs", known[:20]) + "/", known, reused=True)
+        buf = io.BytesIO()
+        data.to_parquet(buf, index=False)
+        payload = buf.getvalue()
+        digest = hash_bytes(payload)
+        if fingerprint:
+            _remember(_FRAME_DIGESTS, fingerprint, digest)
+        uri = _join(base_uri, "inputs", digest[:20], f"{name}.parquet")
+        storage = open_storage(uri, s3_client=s3_client)
+        if storage.exists(uri):
+            return Upload(_join(base_uri, "inputs", digest[:20]) + "/", digest, reused=True)
+        storage.upload_bytes(payload, uri)
+        return Upload(_join(base_uri, "inputs", digest[:20]) + "/", digest, reused=False)
+    path = Path(data)
+    digest = hash_path(path)
+    prefix = _join(base_uri, "inputs", digest[:20])
+    files = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file())
+    storage = open_storage(prefix, s3_client=s3_client)
+    reused = True
+    for f in files:
+        rel = f.name if path.is_file() else str(f.relative_to(path))
+        target = _join(prefix, rel)
+        if not storage.exists(target):
+            storage.upload_file(f, target, progress=True)
+            reused = False
+    return Upload(prefix + "/", digest, reused=reused)
+
+
+def upload_config(config: GLMConfig, base_uri: str, *, s3_client: Any | None = None) -> Upload:
+    """Upload the resolved GLMConfig as ``glm.json`` under ``<base>/inputs/<hash>/``."""
+    payload = config.to_json().encode()
+    digest = hash_bytes(payload)
+    prefix = _join(base_uri, "inputs", digest[:20])
+    uri = _join(prefix, "glm.json")
+    storage = open_storage(uri, s3_client=s3_client)
+    if storage.exists(uri):
+        return Upload(prefix + "/", digest, reused=True)
+    storage.upload_bytes(payload, uri)
+    return Upload(prefix + "/", digest, reused=False)
+
+
+def _check_local_data(
+    config: GLMConfig, data: DataLike, what: str, fingerprint: str | None = None
+) -> None:
+    """Run the data checks here when the data is on this machine (before any upload); a
+    DataFrame that passed them with the same config in this process is not checked again."""
+    import warnings
+
+    import pandas as pd
+
+    from smglm.glm.data import prepare, read_table
+
+    if isinstance(data, str) and data.startswith(("s3://", "file://")):
+        return
+    key = (fingerprint, hash_bytes(config.to_json().encode())) if fingerprint else None
+    if key is not None and key in _CHECKED:
+        return
+    frame = (
+        data
+        if isinstance(data, pd.DataFrame)
+        else read_table(data, what=what, columns=config.columns)
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        prepare(config, frame, what=what)
+    if key is not None:
+        _remember(_CHECKED, key, None)
