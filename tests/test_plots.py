@@ -230,3 +230,34 @@ def test_render_plots_draws_again_what_a_worker_could_not(report, tmp_path, capl
     paths = render_plots(jobs, dpi=40, workers=2)
     assert all(png_size(p)[0] > 100 for p in paths)
     assert "a plot worker ended with status" in caplog.text
+
+
+def test_render_plots_leaves_no_worker_behind_when_stopped(report, tmp_path):
+    """A stop (SIGTERM raises in the runtime's main thread) while drawing: the forked workers
+    are killed before the exception goes on, so none writes into a job that has ended."""
+    import os
+    import time
+
+    from smglm.glm.plots import render_plots
+
+    parent = os.getpid()
+
+    def slow_in_worker():
+        if os.getpid() != parent:
+            (tmp_path / f"worker-{os.getpid()}").touch()
+            time.sleep(60)
+        deadline = time.monotonic() + 20  # here: once both workers are drawing, stop
+        while len(list(tmp_path.glob("worker-*"))) < 2 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        raise KeyboardInterrupt  # as the runtime's Stopped would
+
+    jobs = [(tmp_path / f"p{i}.png", slow_in_worker) for i in range(4)]
+    started = time.monotonic()
+    with pytest.raises(KeyboardInterrupt):
+        render_plots(jobs, workers=3)
+    assert time.monotonic() - started < 30
+    pids = [int(p.name.split("-")[1]) for p in tmp_path.glob("worker-*")]
+    assert len(pids) == 2
+    for pid in pids:  # killed and reaped: no such process any more
+        with pytest.raises(ProcessLookupError):
+            os.kill(pid, 0)

@@ -8,8 +8,10 @@ the functions, so importing this module stays cheap.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
+import signal
 from collections.abc import Callable, Sequence
 from functools import partial
 from pathlib import Path
@@ -287,14 +289,25 @@ def render_plots(
             finally:
                 os._exit(code)
         children.append((pid, jobs[k::n]))
-    for path, make in jobs[0::n]:
+    redraw = []
+    try:
+        for path, make in jobs[0::n]:
+            _save(make, path, dpi)
+        while children:
+            pid, share = children[0]
+            _, status = os.waitpid(pid, 0)
+            children.pop(0)
+            if os.waitstatus_to_exitcode(status) != 0:
+                logger.warning("a plot worker ended with status %s: drawing its plots here", status)
+                redraw += share
+    except BaseException:  # e.g. a stop (SIGTERM) while drawing: no worker outlives this process
+        for pid, _ in children:
+            with contextlib.suppress(OSError):
+                os.kill(pid, signal.SIGKILL)
+                os.waitpid(pid, 0)
+        raise
+    for path, make in redraw:
         _save(make, path, dpi)
-    for pid, share in children:
-        _, status = os.waitpid(pid, 0)
-        if os.waitstatus_to_exitcode(status) != 0:
-            logger.warning("a plot worker ended with status %s: drawing its plots here", status)
-            for path, make in share:
-                _save(make, path, dpi)
     return [path for path, _ in jobs]
 
 
