@@ -167,12 +167,13 @@ class LocalBackend:
         # -- warm hook (smglm.launch.warm): start the worker; the supervisor forks from it
         if self.warm:
             from smglm.config.settings import SMGLM_WARM_IDLE_SECONDS
-            from smglm.launch.warm import ensure_worker, start_supervisor
+            from smglm.launch.warm import IDLE_SECONDS, ensure_worker, start_supervisor
 
-            idle = SMGLM_WARM_IDLE_SECONDS.get()
-            ensure_worker(self.home, self.python, float(900 if idle is None else idle))
+            idle = float(SMGLM_WARM_IDLE_SECONDS.get() or IDLE_SECONDS)
+            ensure_worker(self.home, self.python, idle)
             cmd += ["--warm", str(self.home)]
-            if self.python == sys.executable:  # the worker runs this interpreter
+            # the worker runs self.python and takes requests only from that interpreter
+            if self.python == sys.executable:
                 log = folder / "runner.log"
                 pid = start_supervisor(self.home, dict(os.environ), folder, log, cmd[3:])
                 if pid is not None:
