@@ -382,3 +382,48 @@ def test_serve_in_image_answers_ping_and_csv_invocations_and_stops_on_sigterm(
         ).stdout.strip()
     assert stopped_in < 10, f"podman stop took {stopped_in:.1f} s: SIGTERM not handled"
     assert state == "0"
+
+
+# -- the local backend running the image ------------------------------------------------------
+@pytest.mark.container
+@pytest.mark.slow
+def test_local_backend_with_podman_runs_the_image_end_to_end(image, podman_env, tmp_path):
+    """``LocalBackend(engine="podman")``: the same job as the default local backend, but in the
+    image, as SageMaker runs it; then a failing job keeps the reason the image wrote."""
+    import io
+
+    import smglm
+    from smglm.errors import JobFailed
+    from smglm.launch.local import LocalBackend
+
+    data = _frame(600, seed=5)
+    config = {"target": "y", "predictors": ["x1", "x2", "cat"], "family": "poisson"}
+    with pytest.MonkeyPatch.context() as mp:
+        for key, value in podman_env.items():  # the supervisor runs podman with this environment
+            if os.environ.get(key) != value:
+                mp.setenv(key, value)
+        backend = LocalBackend(tmp_path / "home", engine="podman")
+        job = smglm.train(config, data, backend=backend, image_uri=image, tracking=False)
+        job.wait(out=io.StringIO(), timeout=300)
+        assert job.status == "Completed", job.failure_reason
+        log = job.logs()
+        assert "smglm.runtime.train: fitting a poisson/log GLM on 600 rows" in log
+        assert "forked from the warm worker" not in log
+        assert job.describe()["AlgorithmSpecification"]["TrainingImage"] == image
+        in_process = smglm.fit(config, data)
+        np.testing.assert_allclose(job.model.predict(data), in_process.predict(data), rtol=1e-8)
+        assert any((job.artifacts() / "output").rglob("one_way_cat.png"))
+
+        broken = smglm.train({**config, "predictors": ["x1", "x3"]}, "file://" + str(
+            _csv(tmp_path, data)), backend=backend, image_uri=image, tracking=False)  # fmt: skip
+        with pytest.raises(JobFailed):
+            broken.wait(out=io.StringIO(), timeout=300)
+        assert broken.status == "Failed"
+        assert "column 'x3' is not in the" in (broken.failure_reason or "")
+
+
+def _csv(tmp_path: Path, data: pd.DataFrame) -> Path:
+    folder = tmp_path / "csv"
+    folder.mkdir()
+    data.to_csv(folder / "train.csv", index=False)
+    return folder

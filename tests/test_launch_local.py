@@ -310,3 +310,42 @@ def test_job_spec_of_a_local_job_is_its_request(completed):
     assert spec.name == job.name
     assert {c.name for c in spec.channels} == {"train", "config"}
     assert spec.model_artifacts_uri == job.model_uri
+
+
+def test_local_engine_is_checked_and_needs_an_image(tmp_path, data, monkeypatch):
+    with pytest.raises(BackendError, match=r"engine must be 'docker', 'podman' or None; got 'lxc'"):
+        LocalBackend(tmp_path, engine="lxc")
+    backend = LocalBackend(tmp_path, engine="podman")
+    config = {"target": "claim_count", "predictors": ["driver_age"], "family": "poisson"}
+    with pytest.raises(ConfigError, match=r"image_uri: the local backend with engine='podman'"):
+        smglm.train(config, data.head(200), backend=backend, tracking=False)
+    monkeypatch.setenv("PATH", str(tmp_path))  # no engine on PATH
+    with pytest.raises(BackendError, match=r"engine 'podman' is not on PATH"):
+        smglm.train(config, data.head(200), backend=backend, image_uri="smglm:test",
+                    tracking=False)  # fmt: skip
+
+
+def test_container_command_runs_the_image_as_sagemaker_would(tmp_path):
+    from smglm.launch.local_runner import Runner
+
+    folder = tmp_path / "job"
+    folder.mkdir()
+    spec = JobSpec(
+        name="smglm-engine-1",
+        image_uri="123456789012.dkr.ecr.us-east-1.amazonaws.com/smglm:1",
+        output_path="file:///tmp/out",
+        channels=(Channel("train", "file:///tmp/in/"),),
+        environment={"MLFLOW_RUN_ID": "r1", "MLFLOW_TRACKING_URI": "http://127.0.0.1:5000"},
+    )
+    (folder / "spec.json").write_text(json.dumps(spec.to_request()))
+    cmd = Runner(folder, 5.0, engine="podman").container_command()
+    assert cmd[:7] == ["podman", "run", "--rm", "--name", "smglm-smglm-engine-1", "-v",
+                       f"{folder / 'ml'}:/opt/ml"]  # fmt: skip
+    assert cmd[-2:] == [spec.image_uri, "train"]
+    env = dict(cmd[i + 1].split("=", 1) for i, word in enumerate(cmd) if word == "-e")
+    assert env == {
+        "MLFLOW_TRACKING_URI": "http://127.0.0.1:5000",  # the run id is the supervisor's
+        "PYTHONUNBUFFERED": "1",
+        "TRAINING_JOB_ARN": "arn:smglm:local:training-job/smglm-engine-1",
+        "TRAINING_JOB_NAME": "smglm-engine-1",
+    }

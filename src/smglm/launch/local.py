@@ -76,6 +76,11 @@ class LocalBackend:
         :meth:`shutdown_warm`. A job that the worker cannot take runs cold. Default: the
         ``SMGLM_LOCAL_WARM`` environment variable, else on; off, each job starts a fresh
         interpreter (2-3 s more per job).
+    engine
+        ``"podman"`` or ``"docker"``: run each job's image (``JobConfig.image_uri``, e.g. the
+        one built for SageMaker) with ``ENGINE run``, ``/opt/ml`` mounted from the job's folder,
+        as SageMaker runs it; no warm worker then. Default None: the installed smglm runs
+        ``train``.
     """
 
     name = "local"
@@ -89,7 +94,11 @@ class LocalBackend:
         stop_grace_seconds: float = 120.0,
         python: str | None = None,
         warm: bool | None = None,
+        engine: str | None = None,
     ) -> None:
+        if engine not in (None, "docker", "podman"):
+            raise BackendError(f"engine must be 'docker', 'podman' or None; got {engine!r}")
+        self.engine = engine
         self.home = Path(home).absolute() if home else default_home()
         self.stop_grace_seconds = stop_grace_seconds
         self.python = python or sys.executable
@@ -164,8 +173,17 @@ class LocalBackend:
             "--grace",
             str(self.stop_grace_seconds),
         ]
+        if self.engine is not None:
+            import shutil
+
+            if shutil.which(self.engine) is None:
+                raise BackendError(
+                    f"engine {self.engine!r} is not on PATH: install it, or use engine=None to "
+                    "run the installed smglm instead of the image"
+                )
+            cmd += ["--engine", self.engine]
         # -- warm hook (smglm.launch.warm): start the worker; the supervisor forks from it
-        if self.warm:
+        elif self.warm:
             from smglm.config.settings import SMGLM_WARM_IDLE_SECONDS
             from smglm.launch.warm import IDLE_SECONDS, ensure_worker, start_supervisor
 

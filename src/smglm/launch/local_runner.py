@@ -4,8 +4,9 @@
 :class:`~smglm.launch.local.LocalBackend`. It moves the job through SageMaker's statuses
 (Starting, Downloading, Training, Uploading, then Completed, Failed or Stopped), lays out
 ``JOB_DIR/ml`` as ``/opt/ml``, runs ``python -m smglm.runtime train`` with the job's
-environment, and on SIGTERM (a stop) forwards SIGTERM to training and SIGKILLs it after the
-grace period, as ``docker stop`` does on SageMaker. The runtime is a subprocess, never imported.
+environment (forked from the warm worker, or the job's image with ``docker``/``podman run``),
+and on SIGTERM (a stop) forwards SIGTERM to training and SIGKILLs it after the grace period,
+as ``docker stop`` does on SageMaker. The runtime is never imported here.
 """
 
 from __future__ import annotations
@@ -31,9 +32,16 @@ __all__ = ["main"]
 
 
 class Runner:
-    def __init__(self, folder: Path, grace: float, warm_home: str | None = None) -> None:
+    def __init__(
+        self,
+        folder: Path,
+        grace: float,
+        warm_home: str | None = None,
+        engine: str | None = None,
+    ) -> None:
         self.folder = folder
         self.warm_home = warm_home
+        self.engine = engine  # "docker" or "podman": run the job's image, not the package
         self.grace = grace
         self.spec = JobSpec.from_request(read_json(folder / "spec.json"))
         self.ml = folder / "ml"
@@ -134,8 +142,16 @@ class Runner:
         started = time.monotonic()
         self.update(TrainingStartTime=now_iso())
         with self.log_path.open("ab") as out:
+            if self.engine is not None:
+                self.child = subprocess.Popen(
+                    self.container_command(),
+                    stdin=subprocess.DEVNULL,
+                    stdout=out,
+                    stderr=subprocess.STDOUT,
+                    cwd=str(self.folder),
+                )
             # -- warm hook (smglm.launch.warm): fork from the warm worker, else cold
-            if self.warm_home is not None:
+            if self.child is None and self.warm_home is not None:
                 from smglm.launch.warm import start_job
 
                 exit_file = self.folder / "train.exit"
@@ -171,6 +187,32 @@ class Runner:
         self.timed_out = timed_out
         return code
 
+    @property
+    def container_name(self) -> str:
+        return f"smglm-{self.spec.name}"
+
+    def container_command(self) -> list[str]:
+        """``ENGINE run`` of the job's image with ``train``, ``ml/`` mounted at ``/opt/ml`` and
+        the job's environment (as SageMaker sets it, not this machine's)."""
+        env = {k: v for k, v in self.spec.environment.items() if k != "MLFLOW_RUN_ID"}
+        env["TRAINING_JOB_NAME"] = self.spec.name
+        env["TRAINING_JOB_ARN"] = f"arn:smglm:local:training-job/{self.spec.name}"
+        env["PYTHONUNBUFFERED"] = "1"
+        flags = [f for k, v in sorted(env.items()) for f in ("-e", f"{k}={v}")]
+        assert self.engine is not None
+        return [
+            self.engine,
+            "run",
+            "--rm",
+            "--name",
+            self.container_name,
+            "-v",
+            f"{self.ml}:/opt/ml",
+            *flags,
+            self.spec.image_uri,
+            "train",
+        ]
+
     def _terminate(self) -> None:
         """SIGTERM, then SIGKILL after the grace period (``docker stop -t grace``)."""
         child = self.child
@@ -184,6 +226,12 @@ class Runner:
             except subprocess.TimeoutExpired:
                 self.log(f"[smglm-local] training ignored SIGTERM for {self.grace:g} s: SIGKILL")
                 child.kill()
+                if self.engine is not None:  # the engine's client is gone; the container too
+                    subprocess.run(
+                        [self.engine, "rm", "--force", self.container_name],
+                        capture_output=True,
+                        check=False,
+                    )
 
         threading.Thread(target=killer, daemon=True).start()
 
@@ -339,9 +387,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("job_dir")
     parser.add_argument("--grace", type=float, default=120.0)
     parser.add_argument("--warm", default=None, help="smglm home whose warm worker forks train")
+    parser.add_argument("--engine", choices=["docker", "podman"], help="run the job's image")
     args = parser.parse_args(argv)
     folder = Path(args.job_dir)
-    runner = Runner(folder, args.grace, warm_home=args.warm)
+    runner = Runner(folder, args.grace, warm_home=args.warm, engine=args.engine)
     try:
         return runner.run()
     except Exception:  # last resort: never leave a job InProgress forever

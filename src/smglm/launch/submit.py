@@ -155,6 +155,10 @@ def train(
     if test_data is not None:
         _check_local_data(cfg, test_data, "test data", fingerprints.get("test"))
 
+    engine = getattr(be, "engine", None) if be.name == "local" else None
+    if engine and not jc.image_uri:
+        msg = f"the local backend with engine={engine!r} runs an image; give image_uri"
+        raise ConfigError([Issue("image_uri", msg)])
     image = jc.image_uri or (LOCAL_IMAGE if be.name == "local" else None)
     prepare_image = getattr(be, "prepare_image", None)
     if prepare_image is not None:
