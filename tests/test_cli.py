@@ -135,3 +135,17 @@ def test_cli_warm_reports_and_stops_the_warm_worker(tmp_path):
     stopped = _smglm("warm", "--home", str(home), "--stop", cwd=tmp_path)
     assert f"warm worker {pid} of {home} stopped" in stopped.stdout
     assert warm.worker_pid(home) is None
+
+
+def test_cli_train_engine_needs_the_local_backend_and_an_image(tmp_path):
+    data = tmp_path / "motor.csv"
+    assert _smglm("data", str(data), "--rows", "300", cwd=tmp_path).returncode == 0
+    config = tmp_path / "glm.yaml"
+    config.write_text("target: claim_count\npredictors: [driver_age]\nfamily: poisson\n")
+    home = tmp_path / "home"
+    args = ("train", str(config), str(data), "--engine", "podman")
+    other = _smglm(*args, "--backend", "sagemaker", cwd=tmp_path, home=home)
+    assert other.returncode == 2 and "--engine: runs the image locally" in other.stderr
+    no_image = _smglm(*args, cwd=tmp_path, home=home)
+    assert no_image.returncode == 2
+    assert "image_uri: the local backend with engine='podman' runs an image" in no_image.stderr

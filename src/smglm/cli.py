@@ -131,11 +131,20 @@ def _cmd_train(args: argparse.Namespace) -> int:
     data = args.data or args.data_pos
     if not data:
         raise ConfigError([Issue("data", "give the training data: --data PATH_OR_URI")])
+    backend: Any = args.backend
+    if args.engine:
+        if args.backend != "local":
+            raise ConfigError(
+                [Issue("--engine", f"runs the image locally; not with --backend {args.backend}")]
+            )
+        from smglm.launch.local import LocalBackend
+
+        backend = LocalBackend(engine=args.engine)
     job = smglm.train(
         args.config,
         data,
         test_data=args.test,
-        backend=args.backend,
+        backend=backend,
         reuse=not args.new,
         **fields,
     )
@@ -231,7 +240,14 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument("--backend", choices=["local", "sagemaker"], default="local")
     train.add_argument("--instance-type", dest="instance_type", help="e.g. ml.m5.xlarge")
     train.add_argument("--name", dest="job_name", help="job name (default: generated)")
-    train.add_argument("--image", dest="image_uri", help="training image URI (sagemaker)")
+    train.add_argument(
+        "--image", dest="image_uri", help="training image URI (sagemaker, or with --engine)"
+    )
+    train.add_argument(
+        "--engine",
+        choices=["podman", "docker"],
+        help="local backend: run the image (--image) with this engine instead of the package",
+    )
     train.add_argument("--role", help="IAM role ARN (sagemaker)")
     train.add_argument("--output-path", dest="output_path", help="s3:// or file:// prefix")
     train.add_argument("--max-cost", dest="max_cost", type=float, help="refuse above this $")
