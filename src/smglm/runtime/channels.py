@@ -129,7 +129,7 @@ def read_data_channel(
         len(df),
         total,
         len(files),
-        f" ({df.shape[1]} of them used, read)" if total != df.shape[1] else "",
+        f"; read the {df.shape[1]} the config uses" if total != df.shape[1] else "",
     )
     return df
 
