@@ -183,6 +183,10 @@ def lab(tmp_path: Path) -> Iterator[Lab]:
         yield server
     finally:
         stop(proc)
+        # the notebook's local jobs started the folder's warm worker: end it with the server
+        from smglm.launch.warm import shutdown_worker
+
+        shutdown_worker(root / ".smglm")
 
 
 @pytest.fixture

@@ -289,3 +289,27 @@ def test_form_widgets_have_their_own_layouts():
     layouts = [id(wdg.layout) for wdg in widgets]
     assert len(set(layouts)) == len(layouts)
     assert form._target.layout.display != "none"
+
+
+def test_opening_the_form_starts_the_warm_worker_for_local_jobs(shell, tmp_path, monkeypatch):
+    """While the user fills the form, the local backend's worker does its imports, so that
+    the first launch is warm too; with the worker off, opening the form starts nothing."""
+    import time
+
+    from smglm.launch import warm
+
+    home = tmp_path / "home"
+    monkeypatch.setenv("SMGLM_HOME", str(home))
+    make_form("df", user_ns=shell.user_ns)
+    assert warm.worker_pid(home) is None  # SMGLM_LOCAL_WARM=0 in the suite
+    monkeypatch.setenv("SMGLM_LOCAL_WARM", "1")
+    make_form("df", user_ns=shell.user_ns)
+    deadline = time.monotonic() + 60
+    while warm.worker_pid(home) is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    try:
+        assert warm.worker_pid(home) is not None
+    finally:
+        assert warm.shutdown_worker(home)
+    monkeypatch.setenv("SMGLM_LOCAL_WARM", "yes")  # a bad setting: the form still opens
+    assert make_form("df", user_ns=shell.user_ns) is not None

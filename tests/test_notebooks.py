@@ -86,7 +86,13 @@ def execute(path: Path, work: Path, *, timeout: int = CELL_TIMEOUT) -> Any:
         record_timing=False,
         resources={"metadata": {"path": str(work)}},
     )
-    client.execute(env=kernel_env(work))
+    try:
+        client.execute(env=kernel_env(work))
+    finally:
+        # the tutorials' local jobs started the working folder's warm worker: end it with them
+        from smglm.launch.warm import shutdown_worker
+
+        shutdown_worker(work / ".smglm")
     return nb
 
 

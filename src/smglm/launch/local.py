@@ -184,11 +184,9 @@ class LocalBackend:
             cmd += ["--engine", self.engine]
         # -- warm hook (smglm.launch.warm): start the worker; the supervisor forks from it
         elif self.warm:
-            from smglm.config.settings import SMGLM_WARM_IDLE_SECONDS
-            from smglm.launch.warm import IDLE_SECONDS, ensure_worker, start_supervisor
+            from smglm.launch.warm import start_supervisor
 
-            idle = float(SMGLM_WARM_IDLE_SECONDS.get() or IDLE_SECONDS)
-            ensure_worker(self.home, self.python, idle)
+            self.prewarm()
             cmd += ["--warm", str(self.home)]
             # the worker runs self.python and takes requests only from that interpreter
             if self.python == sys.executable:
@@ -259,6 +257,18 @@ class LocalBackend:
                     continue
         rows.sort(key=lambda s: s.get("CreationTime", ""), reverse=True)
         return rows[:max_results]
+
+    def prewarm(self) -> bool:
+        """Start this home's warm runtime worker now, in the background, so that the first job
+        does not wait for its imports (e.g. when a launch form opens). Returns whether the
+        worker is used (warm, no ``engine``); never waits."""
+        if not self.warm or self.engine is not None:
+            return False
+        from smglm.config.settings import SMGLM_WARM_IDLE_SECONDS
+        from smglm.launch.warm import IDLE_SECONDS, ensure_worker
+
+        ensure_worker(self.home, self.python, float(SMGLM_WARM_IDLE_SECONDS.get() or IDLE_SECONDS))
+        return True
 
     def shutdown_warm(self) -> bool:
         """Stop this home's warm runtime worker, if one runs (jobs in flight go on)."""

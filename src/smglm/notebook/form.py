@@ -9,6 +9,7 @@ Launch goes through :func:`smglm.notebook.cmd.train.submit`, as ``%%sm_train`` d
 from __future__ import annotations
 
 import contextlib
+import logging
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import replace
@@ -27,6 +28,8 @@ except ImportError:  # pragma: no cover - the notebook extra is missing
     w = None
 
 __all__ = ["GLMForm", "form"]
+
+log = logging.getLogger(__name__)
 
 
 def _pairs(values: list[str], empty: str | None = None) -> list[tuple[str, str]]:
@@ -72,6 +75,8 @@ class GLMForm(w.VBox if w is not None else object):  # type: ignore[misc]
         super().__init__(children=self._layout())
         self._initial_ref = self._adopt(data)
         self.reset()
+        if self._job_defaults[0] == "local":
+            _prewarm_local()
 
     # -- public API -------------------------------------------------------------------------
     @property
@@ -408,3 +413,14 @@ def form(data: Any = None, *, user_ns: dict[str, Any] | None = None) -> GLMForm:
     """The :class:`GLMForm` for ``data`` (a DataFrame, its name, or a path)."""
     _require_widgets()
     return GLMForm(data, user_ns=user_ns)
+
+
+def _prewarm_local() -> None:
+    """Start the local backend's warm worker while the user fills the form, so that the first
+    launch is warm too; a form never fails because of it."""
+    try:
+        from smglm.launch.local import LocalBackend
+
+        LocalBackend().prewarm()
+    except Exception as exc:  # a bad SMGLM_LOCAL_WARM, an unwritable home: the launch will say
+        log.debug("could not start the warm worker: %s", exc)
