@@ -18,6 +18,7 @@ from typing import Any
 from smglm.config.families import FAMILIES
 from smglm.errors import MissingDependency, SmglmError
 from smglm.notebook import form_logic as logic
+from smglm.notebook.cmd.common import current_shell, current_user_ns, dataframe_names, local_frame
 from smglm.notebook.display import esc
 
 try:
@@ -57,7 +58,7 @@ class GLMForm(w.VBox if w is not None else object):  # type: ignore[misc]
         _require_widgets()
         from smglm.notebook.settings import load_settings
 
-        self._ns = user_ns if user_ns is not None else _user_ns()
+        self._ns = user_ns if user_ns is not None else current_user_ns()
         self._frame: Any = None
         self._data_error: str | None = None
         self._callbacks: list[Callable[[Any], Any]] = []
@@ -318,8 +319,8 @@ class GLMForm(w.VBox if w is not None else object):  # type: ignore[misc]
         return "smglm_form_data"
 
     def _set_data(self, ref: str) -> None:
-        names = _dataframe_names(self._ns)
-        self._frame, self._data_error = _load(ref, self._ns)
+        names = dataframe_names(self._ns)
+        self._frame, self._data_error = local_frame(ref, self._ns)
         with self._quiet():
             self._data_name.options = _pairs(names, "(path below)")
             in_ns = ref in names
@@ -332,7 +333,7 @@ class GLMForm(w.VBox if w is not None else object):  # type: ignore[misc]
     def _on_insert(self, _button: Any = None) -> str:
         """Write the equivalent ``%%sm_train`` cell below (and show it, to copy if needed)."""
         text = self.cell_text()
-        shell = _shell()
+        shell = current_shell()
         if shell is not None:
             shell.set_next_input(text, replace=False)
         self._cell.value = text
@@ -369,44 +370,6 @@ class GLMForm(w.VBox if w is not None else object):  # type: ignore[misc]
         for callback in self._callbacks:
             callback(self.job)
         return self.job
-
-
-def _dataframe_names(ns: dict[str, Any]) -> list[str]:
-    from smglm.notebook.cmd.common import dataframe_names
-
-    return dataframe_names(ns)
-
-
-def _load(ref: str, ns: dict[str, Any]) -> tuple[Any, str | None]:
-    """The DataFrame ``ref`` names (a variable or a local path), or None and why not."""
-    from smglm.glm.data import read_table
-    from smglm.notebook.cmd.common import resolve_data
-
-    if not ref:
-        return None, None
-    try:
-        data = resolve_data(ref, ns)
-        if isinstance(data, str) and data.startswith(("s3://", "file://")):
-            return None, (
-                f"data: the form lists the columns of local data; for {data!r} write a "
-                "%%sm_train cell"
-            )
-        return (data if not isinstance(data, str) else read_table(data)), None
-    except (SmglmError, OSError, ValueError) as exc:
-        return None, str(exc)
-
-
-def _shell() -> Any:
-    try:
-        from IPython import get_ipython
-    except ImportError:
-        return None
-    return get_ipython()
-
-
-def _user_ns() -> dict[str, Any]:
-    shell = _shell()
-    return shell.user_ns if shell is not None else {}
 
 
 def form(data: Any = None, *, user_ns: dict[str, Any] | None = None) -> GLMForm:

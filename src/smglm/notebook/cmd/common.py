@@ -109,3 +109,38 @@ def resolve_data(ref: str, user_ns: dict[str, Any] | None, option: str = "--data
             )
         ]
     )
+
+
+def local_frame(ref: str, user_ns: dict[str, Any]) -> tuple[Any, str | None]:
+    """The DataFrame ``ref`` names (a variable or a local path), or None and why not (the
+    form lists the columns of local data only)."""
+    from smglm.errors import SmglmError
+    from smglm.glm.data import read_table
+
+    if not ref:
+        return None, None
+    try:
+        data = resolve_data(ref, user_ns)
+        if isinstance(data, str) and data.startswith(("s3://", "file://")):
+            return None, (
+                f"data: the form lists the columns of local data; for {data!r} write a "
+                "%%sm_train cell"
+            )
+        return (data if not isinstance(data, str) else read_table(data)), None
+    except (SmglmError, OSError, ValueError) as exc:
+        return None, str(exc)
+
+
+def current_shell() -> Any:
+    """The running IPython shell, or None (no IPython, or not in one)."""
+    try:
+        from IPython import get_ipython
+    except ImportError:
+        return None
+    return get_ipython()
+
+
+def current_user_ns() -> dict[str, Any]:
+    """The running shell's user namespace, or an empty one."""
+    shell = current_shell()
+    return shell.user_ns if shell is not None else {}
