@@ -90,6 +90,8 @@ class _Zygote:
                 continue
         with contextlib.suppress(Exception):  # Pillow imports its format plugins on first save
             importlib.import_module("PIL.Image").init()
+        with contextlib.suppress(Exception):  # without mlflow there is nothing to prepare
+            _prepare_tracking_store()
         import smglm
 
         root = Path(smglm.__file__).parent
@@ -302,6 +304,22 @@ def _child(
             sys.stdout.flush()
             sys.stderr.flush()
     return int(code)
+
+
+def _prepare_tracking_store() -> None:
+    """Import mlflow's SQL store with alembic and configure its ORM mappers (no database is
+    opened): 0.5 s once here, and a forked supervisor then opens a job's sqlite store in about
+    0.04 s instead of 0.55 s."""
+    for name in (
+        "mlflow.store.tracking.sqlalchemy_store",
+        "mlflow.store.tracking.dbmodels.models",
+        "alembic.config",
+        "alembic.script",
+        "alembic.migration",
+        "alembic.runtime.migration",
+    ):
+        importlib.import_module(name)
+    importlib.import_module("sqlalchemy.orm").configure_mappers()
 
 
 def _apply_numpy_hugepage_setting() -> None:
