@@ -41,3 +41,26 @@ def _isolated_stores(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]
             os.environ.pop(key, None)
         else:
             os.environ[key] = value
+
+
+@pytest.fixture
+def restore_root_logging() -> Iterator[None]:
+    """In-process runs of the runtime configure the root logger; put it back after the test."""
+    import logging
+
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    yield
+    root.handlers[:] = handlers
+    root.setLevel(level)
+    logging.captureWarnings(False)
+
+
+@pytest.fixture
+def fresh_notebook_settings() -> Iterator[None]:
+    """Each test starts and ends with no session settings (``%sm_config``)."""
+    from smglm.notebook.settings import reset_session
+
+    reset_session()
+    yield
+    reset_session()

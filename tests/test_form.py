@@ -16,7 +16,8 @@ from smglm.datasets import motor
 from smglm.notebook import form as make_form
 from smglm.notebook import form_logic as logic
 from smglm.notebook.cmd.train import parse_body
-from smglm.notebook.settings import reset_session
+
+pytestmark = pytest.mark.usefixtures("fresh_notebook_settings")
 
 #: The form's choices for the launch test: the same model as test_magics' job A (so that, in
 #: one session, whichever test runs second reuses the first's job).
@@ -38,13 +39,6 @@ def workdir(tmp_path_factory) -> Iterator[Path]:
 @pytest.fixture(scope="module")
 def shell(workdir) -> InteractiveShell:
     return smglm_shell()
-
-
-@pytest.fixture(autouse=True)
-def _fresh_settings() -> Iterator[None]:
-    reset_session()
-    yield
-    reset_session()
 
 
 @pytest.fixture

@@ -28,6 +28,8 @@ from smglm.notebook.cmd.jobs import JobsTable
 from smglm.notebook.settings import Settings, reset_session
 from smglm.notebook.views import Report
 
+pytestmark = pytest.mark.usefixtures("fresh_notebook_settings")
+
 CONFIG_A = """\
 target: claim_count
 predictors: [driver_age, vehicle_power, area]
@@ -58,13 +60,6 @@ def workdir(tmp_path_factory) -> Iterator[Path]:
 @pytest.fixture(scope="module")
 def shell(workdir) -> InteractiveShell:
     return smglm_shell()
-
-
-@pytest.fixture(autouse=True)
-def _fresh_settings() -> Iterator[None]:
-    reset_session()
-    yield
-    reset_session()
 
 
 @pytest.fixture(scope="module")

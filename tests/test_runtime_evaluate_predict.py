@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import io
 import json
-import logging
 import os
 import subprocess
 import sys
@@ -33,22 +32,14 @@ from smglm.runtime.__main__ import EXIT_USAGE
 from smglm.runtime.__main__ import main as dispatch
 from smglm.runtime.channels import safe_extract
 
+pytestmark = pytest.mark.usefixtures("restore_root_logging")
+
 CONFIG = {
     "target": "claim_count",
     "predictors": ["driver_age", "area", "vehicle_power", "region"],
     "exposure": "exposure",
     "family": "poisson",
 }
-
-
-@pytest.fixture(autouse=True)
-def _restore_logging():
-    root = logging.getLogger()
-    handlers, level = list(root.handlers), root.level
-    yield
-    root.handlers[:] = handlers
-    root.setLevel(level)
-    logging.captureWarnings(False)
 
 
 @pytest.fixture(scope="module")

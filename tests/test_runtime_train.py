@@ -8,7 +8,6 @@ a subprocess with ``SMGLM_ML_ROOT`` pointing at a temporary tree; the other fail
 from __future__ import annotations
 
 import json
-import logging
 import math
 import os
 import re
@@ -29,6 +28,8 @@ from smglm.runtime.failure import EXIT_INTERNAL_ERROR, EXIT_STOPPED, EXIT_USER_E
 from smglm.runtime.hyperparameters import Hyperparameters, parse_hyperparameters
 from smglm.runtime.metrics import METRIC_DEFINITIONS, capture_metrics
 from smglm.runtime.paths import MLPaths
+
+pytestmark = pytest.mark.usefixtures("restore_root_logging")
 
 PREDICTORS = ["driver_age", "area", "vehicle_power", "region"]
 CONFIG_YAML = (
@@ -117,17 +118,6 @@ def run_subprocess(root: Path, *args: str, timeout: float = 120) -> subprocess.C
         text=True,
         timeout=timeout,
     )
-
-
-@pytest.fixture(autouse=True)
-def _restore_logging():
-    """In-process runs configure the root logger; put it back after each test."""
-    root = logging.getLogger()
-    handlers, level = list(root.handlers), root.level
-    yield
-    root.handlers[:] = handlers
-    root.setLevel(level)
-    logging.captureWarnings(False)
 
 
 @pytest.fixture(scope="module")
