@@ -36,6 +36,14 @@ def _usage_errors(func: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
+def _job_arguments(func: Any) -> Any:
+    """The ``job`` and ``--backend`` arguments of the magics that act on one job."""
+    func = argument(
+        "--backend", choices=["local", "sagemaker"], help="the job's backend (default: setting)"
+    )(func)
+    return argument("job", help="a Job variable or a training job's name")(func)
+
+
 @magics_class
 class SmglmMagics(Magics):
     """``%%sm_train``, ``%sm_jobs``, ``%sm_logs``, ``%sm_stop``, ``%sm_show``,
@@ -113,10 +121,7 @@ class SmglmMagics(Magics):
     @line_magic
     @_usage_errors
     @magic_arguments()
-    @argument("job", help="a Job variable or a training job's name")
-    @argument(
-        "--backend", choices=["local", "sagemaker"], help="the job's backend (default: setting)"
-    )
+    @_job_arguments
     @argument("--tail", type=int, default=0, help="only the last N lines")
     def sm_logs(self, line: str) -> None:
         """Print a training job's log."""
@@ -128,10 +133,7 @@ class SmglmMagics(Magics):
     @line_magic
     @_usage_errors
     @magic_arguments()
-    @argument("job", help="a Job variable or a training job's name")
-    @argument(
-        "--backend", choices=["local", "sagemaker"], help="the job's backend (default: setting)"
-    )
+    @_job_arguments
     def sm_stop(self, line: str) -> None:
         """Stop a running training job."""
         from smglm.notebook.cmd import jobs
@@ -142,10 +144,7 @@ class SmglmMagics(Magics):
     @line_magic
     @_usage_errors
     @magic_arguments()
-    @argument("job", help="a Job variable or a training job's name")
-    @argument(
-        "--backend", choices=["local", "sagemaker"], help="the job's backend (default: setting)"
-    )
+    @_job_arguments
     def sm_show(self, line: str) -> Any:
         """Show a training job's report."""
         from smglm.notebook.cmd import jobs
