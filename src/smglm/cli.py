@@ -62,7 +62,8 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
 def _fit_and_report(config: object, data: Path, model_dir: Path, report_dir: Path) -> int:
     import smglm
-    from smglm.runtime.reporting import plot_workers, scored_from_fit, write_reports
+    from smglm.glm.report.scoring import scored_from_fit
+    from smglm.runtime.report_files import plot_workers, write_reports
 
     result = smglm.fit(config, data, keep_fitted=True)  # type: ignore[arg-type]
     print(result.summary())

@@ -227,12 +227,10 @@ def _with_offset(X: pd.DataFrame, cfg: GLMConfig, prep: Prepared) -> pd.DataFram
 
 
 def _gini(prep: Prepared, mu: np.ndarray) -> float:
-    from smglm.glm.report import gini
+    from smglm.glm.report.ranking import gini
+    from smglm.glm.report.scoring import amounts
 
-    w = prep.weights
-    expo = w * (prep.exposure if prep.exposure is not None else 1.0)
-    keep = w > 0
-    return float(gini(prep.y[keep] * w[keep], mu[keep] * w[keep], expo[keep]))
+    return float(gini(*amounts(prep.y, mu, prep.weights, prep.exposure)))
 
 
 def _portable(cfg: GLMConfig, prep: Prepared, intercept: float, coef: np.ndarray) -> PortableModel:

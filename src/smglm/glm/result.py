@@ -7,7 +7,7 @@ import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -15,6 +15,9 @@ import pandas as pd
 from smglm.config import GLMConfig
 from smglm.errors import ModelError
 from smglm.glm.model import PortableModel
+
+if TYPE_CHECKING:
+    from smglm.glm.report import Report
 
 __all__ = ["FitResult", "load_model"]
 
@@ -64,12 +67,17 @@ class FitResult:
         """Predicted means for ``data`` (see :meth:`PortableModel.predict`)."""
         return self.model.predict(data, use_offset=use_offset)
 
-    def report(self, **options: Any) -> Any:
+    def report(
+        self, data: Any = None, test_data: Any = None, *, out: str | Path | None = None
+    ) -> Report:
         """The fit's report (metrics, coefficients, convergence; with ``data=`` also one-ways,
-        lift, Lorenz/Gini and residuals): HTML in a notebook, text elsewhere."""
-        from smglm.notebook.views import report
+        lift, Lorenz/Gini and residuals): HTML in a notebook, text elsewhere.
 
-        return report(self, **options)
+        See :func:`smglm.glm.report.report` for the arguments.
+        """
+        from smglm.glm.report import report
+
+        return report(self, data, test_data, out=out)
 
     def summary(self) -> str:
         """A plain-text summary: the model, the coefficient table and the metrics."""

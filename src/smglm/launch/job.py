@@ -13,10 +13,13 @@ import time
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from smglm.errors import BackendError, JobFailed
 from smglm.launch.backend import TERMINAL, Backend, get_backend
+
+if TYPE_CHECKING:
+    from smglm.glm.report import Report
 
 __all__ = ["Job", "list_jobs"]
 
@@ -247,12 +250,27 @@ class Job:
 
         return to_estimator(self.spec(), session=session)
 
-    def report(self, **options: Any) -> Any:
-        """The job's report: metrics, coefficients, one-ways, lift, Gini, residuals, log tail
-        (an object that renders as HTML in a notebook and as text elsewhere)."""
-        from smglm.notebook.views import report
+    def report(self, *, log_lines: int = 40) -> Report:
+        """The job's report: its summary (status, instance, failure reason), and once it has
+        completed the model's metrics, coefficients, one-ways, lift, Gini and residuals; then the
+        last ``log_lines`` lines of its log. Renders as HTML in a notebook, text elsewhere."""
+        from smglm.glm.report import load
 
-        return report(self, **options)
+        state = self.describe()
+        folder = None
+        if state.get("TrainingJobStatus") == "Completed":
+            folder = self.artifacts()
+        try:
+            lines = self.logs().splitlines()[-log_lines:]
+        except Exception as exc:  # a report never fails on the log
+            lines = [f"(log not available: {exc})"]
+        return load(
+            folder,
+            title=f"Training job {self.name}",
+            job_state=state,
+            backend=self.backend.name,
+            log="\n".join(lines),
+        )
 
     # -- reprs ---------------------------------------------------------------------------
     def __repr__(self) -> str:

@@ -17,9 +17,9 @@ from typing import Any
 
 from smglm.config.families import FAMILIES
 from smglm.errors import MissingDependency, SmglmError
+from smglm.glm.report.render import esc
 from smglm.notebook import form_logic as logic
 from smglm.notebook.cmd.common import current_shell, current_user_ns, dataframe_names, local_frame
-from smglm.notebook.display import esc
 
 try:
     import ipywidgets as w

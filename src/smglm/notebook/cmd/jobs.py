@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from smglm.notebook.display import RichView, fmt, html_table, text_table
+from smglm.glm.report.render import RichView, fmt, html_table, text_table
 
 if TYPE_CHECKING:
-    from smglm.notebook.views import Report
+    from smglm.glm.report import Report
 
 __all__ = ["JobsTable", "jobs", "jobs_from_mlflow", "logs", "show", "stop"]
 
@@ -111,6 +111,5 @@ def stop(ref: str, user_ns: dict[str, Any], backend: str | None = None) -> str:
 def show(ref: str, user_ns: dict[str, Any], backend: str | None = None) -> Report:
     """The job's report."""
     from smglm.notebook.cmd.common import resolve_job
-    from smglm.notebook.views import report
 
-    return report(resolve_job(ref, user_ns, backend))
+    return resolve_job(ref, user_ns, backend).report()
