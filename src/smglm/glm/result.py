@@ -19,7 +19,7 @@ from smglm.glm.model import PortableModel
 if TYPE_CHECKING:
     from smglm.glm.report import Report
 
-__all__ = ["FitResult", "load_model"]
+__all__ = ["FitResult", "json_safe", "load_model"]
 
 MODEL_FILES = ("model.json", "coefficients.csv", "metrics.json", "config.yaml")
 
@@ -123,7 +123,7 @@ class FitResult:
         self.model.save(out / "model.json")
         self.coefficients.to_csv(out / "coefficients.csv", index=False, float_format="%.17g")
         (out / "metrics.json").write_text(
-            json.dumps(_json_safe(self.metrics), indent=1), encoding="utf-8"
+            json.dumps(json_safe(self.metrics), indent=1), encoding="utf-8"
         )
         self.config.save(out / "config.yaml")
         if self.convergence is not None:
@@ -205,14 +205,15 @@ def _fmt(x: float) -> str:
     return f"{x:.6g}"
 
 
-def _json_safe(obj: Any) -> Any:
-    """NaN/inf become null (JSON has neither)."""
+def json_safe(obj: Any) -> Any:
+    """``obj`` with NaN and infinities as None and numpy scalars as Python numbers (for JSON,
+    which has neither): what ``metrics.json`` holds."""
     if isinstance(obj, dict):
-        return {k: _json_safe(v) for k, v in obj.items()}
+        return {k: json_safe(v) for k, v in obj.items()}
     if isinstance(obj, (list, tuple)):
-        return [_json_safe(v) for v in obj]
+        return [json_safe(v) for v in obj]
     if isinstance(obj, float) and not math.isfinite(obj):
         return None
     if isinstance(obj, np.generic):
-        return _json_safe(obj.item())
+        return json_safe(obj.item())
     return obj

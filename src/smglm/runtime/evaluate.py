@@ -45,8 +45,9 @@ def evaluate(paths: MLPaths) -> None:
     """Evaluate the model channel on the data channel (raises on failure)."""
     from smglm.glm import load_model
     from smglm.glm.report.scoring import score, split_metrics_of
+    from smglm.glm.result import json_safe
     from smglm.runtime.metrics import print_metrics
-    from smglm.runtime.report_files import json_safe, plot_workers, write_report
+    from smglm.runtime.report_files import plot_workers, write_report
 
     hp = parse_hyperparameters(paths.read_hyperparameters(), config=False)
     set_level(hp.log_level)

@@ -14,9 +14,7 @@ import os
 import signal
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
-
-import numpy as np
+from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -25,25 +23,12 @@ if TYPE_CHECKING:
     from smglm.config import GLMConfig
     from smglm.glm.report.scoring import Scored
 
-__all__ = ["json_safe", "plot_workers", "render_plots", "write_report", "write_reports"]
+__all__ = ["plot_workers", "render_plots", "write_report", "write_reports"]
 
 log = logging.getLogger(__name__)
 
 #: A function that draws one report figure.
 PlotJob = Callable[[], "Figure"]
-
-
-def json_safe(obj: Any) -> Any:
-    """``obj`` with NaN and infinities as None and numpy scalars as Python numbers (for JSON)."""
-    if isinstance(obj, dict):
-        return {k: json_safe(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [json_safe(v) for v in obj]
-    if isinstance(obj, np.generic):
-        obj = obj.item()
-    if isinstance(obj, float) and not np.isfinite(obj):
-        return None
-    return obj
 
 
 def plot_workers() -> int:

@@ -163,7 +163,8 @@ def resolve_config(paths: MLPaths, channels: Mapping[str, Any], hp: Hyperparamet
 
 def _write_outputs(paths: MLPaths, result: Any, splits: Mapping[str, Any]) -> None:
     from smglm.glm.report.scoring import score, scored_from_fit
-    from smglm.runtime.report_files import json_safe, plot_workers, write_reports
+    from smglm.glm.result import json_safe
+    from smglm.runtime.report_files import plot_workers, write_reports
 
     out = paths.output_data_dir
     out.mkdir(parents=True, exist_ok=True)

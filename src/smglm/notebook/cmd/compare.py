@@ -155,7 +155,7 @@ def _scored_views(jobs: list[Job], results: list[Any], out: Comparison) -> None:
     from smglm.glm.report.figures import plot_double_lift, plot_one_way_overlay
     from smglm.glm.report.one_way import one_way
     from smglm.glm.report.ranking import double_lift
-    from smglm.glm.report.scoring import score
+    from smglm.glm.report.scoring import amounts, score
 
     first = results[0].config
     same = [i for i, r in enumerate(results) if r.config.target == first.target]
@@ -168,14 +168,18 @@ def _scored_views(jobs: list[Job], results: list[Any], out: Comparison) -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         scored = score(first, results[0].model, df, "comparison")
-        keep = scored.keep
+        prep = scored.prep
         actual, _, exposure = scored.amounts()
-        w = scored.prep.weights[keep]
-        predicted = {
-            jobs[i].name: np.asarray(results[i].model.predict(scored.data), dtype=float)[keep] * w
+        predicted = {  # each model's amounts on the first job's rows, weights and exposure
+            jobs[i].name: amounts(
+                prep.y,
+                np.asarray(results[i].model.predict(scored.data), dtype=float),
+                prep.weights,
+                prep.exposure,
+            )[1]
             for i in same
         }
-    rows = scored.data.loc[keep].reset_index(drop=True)
+    rows = scored.data.loc[scored.keep].reset_index(drop=True)
     shared = [c for c in first.predictors if all(c in results[i].config.predictors for i in same)]
     for column in shared:
         tables = {n: one_way(rows, column, actual, p, exposure) for n, p in predicted.items()}
