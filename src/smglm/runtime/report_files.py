@@ -33,11 +33,9 @@ PlotJob = Callable[[], "Figure"]
 
 def plot_workers() -> int:
     """Processes to draw a job's report plots with: the cores this process may use, at most 4."""
-    try:
-        cores = len(os.sched_getaffinity(0))
-    except (AttributeError, OSError):
-        cores = os.cpu_count() or 1
-    return max(1, min(4, cores))
+    from smglm.runtime.paths import usable_cores
+
+    return max(1, min(4, usable_cores()))
 
 
 def write_report(
