@@ -1,7 +1,9 @@
 """The families and links smglm offers, and which links each family accepts.
 
-One table, used by validation (the error messages list these choices), by the fitting engine
-(mapping to glum) and by the portable model (inverse links in numpy). Nothing here imports glum.
+The one list of names: validation (the error messages list these choices), the notebook form,
+the family objects (:mod:`smglm.glm.families`, which hold each family's behaviour and must
+agree with this table) and the engines' capabilities all read it. Nothing here imports numpy
+or glum.
 """
 
 from __future__ import annotations
@@ -16,7 +18,6 @@ __all__ = [
     "LINKS",
     "FamilyName",
     "LinkName",
-    "has_dispersion",
 ]
 
 FamilyName = Literal[
@@ -52,8 +53,3 @@ CANONICAL_LINK: dict[str, str] = {
     "poisson": "log",
     "gamma": "inverse",
 }
-
-
-def has_dispersion(family: str) -> bool:
-    """Whether the family has a free dispersion parameter (estimated, and counted in AIC)."""
-    return family in ("gaussian", "gamma", "inverse_gaussian", "tweedie")

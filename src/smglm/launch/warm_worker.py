@@ -58,7 +58,7 @@ PRELOAD = (
     "smglm.runtime.metrics",
     "smglm.runtime.reporting",
     "smglm.glm",
-    "smglm.glm.engine",
+    "smglm.glm.engines.glum",
     "smglm.glm.plots",
     "smglm.glm.report",
     "smglm.glm.report_data",

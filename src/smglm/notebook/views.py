@@ -231,9 +231,9 @@ def _write_splits(
     result: FitResult, data: Any, test_data: Any, folder: Path
 ) -> dict[str, SplitReport]:
     """Score the data with the model and write each split's tables and PNGs, as the runtime."""
-    from smglm.glm.data import read_table
     from smglm.glm.fitting import split_train_test
     from smglm.glm.report_data import ReportData
+    from smglm.glm.tables import read_table
     from smglm.runtime.reporting import score, write_report
 
     cfg = result.config
