@@ -13,6 +13,8 @@ from typing import Literal, get_args
 __all__ = [
     "CANONICAL_LINK",
     "DEFAULT_LINK",
+    "DEFAULT_THETA",
+    "DEFAULT_TWEEDIE_POWER",
     "FAMILIES",
     "FAMILY_LINKS",
     "LINKS",
@@ -53,3 +55,8 @@ CANONICAL_LINK: dict[str, str] = {
     "poisson": "log",
     "gamma": "inverse",
 }
+
+#: The Tweedie variance power when the config gives none (``family: tweedie``).
+DEFAULT_TWEEDIE_POWER = 1.5
+#: The negative binomial's theta when the config gives none (``family: negative_binomial``).
+DEFAULT_THETA = 1.0

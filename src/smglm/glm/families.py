@@ -29,7 +29,13 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import numpy as np
 from scipy.special import gammaln, xlogy
 
-from smglm.config.families import DEFAULT_LINK, FAMILIES, FAMILY_LINKS
+from smglm.config.families import (
+    DEFAULT_LINK,
+    DEFAULT_THETA,
+    DEFAULT_TWEEDIE_POWER,
+    FAMILIES,
+    FAMILY_LINKS,
+)
 from smglm.errors import ConfigError, Issue, did_you_mean
 
 if TYPE_CHECKING:
@@ -325,7 +331,7 @@ class Tweedie(FamilySpec):
     """Compound Poisson-gamma (pure premiums with exact zeros): ``V(mu) = mu^power``,
     ``1 < power < 2``."""
 
-    power: float = 1.5
+    power: float = DEFAULT_TWEEDIE_POWER
     name: ClassVar[str] = "tweedie"
     has_dispersion: ClassVar[bool] = True
 
@@ -371,7 +377,7 @@ class Tweedie(FamilySpec):
 class NegativeBinomial(FamilySpec):
     """Overdispersed counts with a fixed ``theta``: ``V(mu) = mu + mu^2 / theta``."""
 
-    theta: float = 1.0
+    theta: float = DEFAULT_THETA
     name: ClassVar[str] = "negative_binomial"
     has_dispersion: ClassVar[bool] = False
 
