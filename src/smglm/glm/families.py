@@ -74,8 +74,9 @@ class FamilySpec:
     #: Whether the dispersion is estimated (Pearson / df): t statistics instead of z, and one
     #: more parameter in AIC and BIC.
     has_dispersion: ClassVar[bool]
-    #: The Spark GLR families, with the links Spark accepts for each (tweedie uses a
-    #: ``linkPower`` instead of a link name); empty when Spark has no such family.
+    #: The links Spark's GLR takes with its family of the same name; empty when Spark has no
+    #: such family, or fits it as its tweedie family (with a ``linkPower``: see
+    #: :meth:`spark_params`).
     spark_links: ClassVar[tuple[str, ...]] = ()
 
     @classmethod
@@ -119,6 +120,11 @@ class FamilySpec:
 
     def _log_likelihood(self, y: Array, mu: Array, w: Array, dev: float) -> float:
         raise NotImplementedError
+
+    def null_log_mean_ratio(self, y: Array, w: Array, offset: Array) -> float | None:
+        """``e^b`` of the intercept-only model with the log link and ``offset``, where it has a
+        closed form (else None: smglm finds ``b`` by IRLS)."""
+        return None
 
     def check_target(self, y: Array, weights: Array, *, column: str, weighted: bool) -> list[Issue]:
         """Problems with the target ``y`` (column ``column``) for this family: values outside
@@ -259,6 +265,10 @@ class Poisson(FamilySpec):
     def _log_likelihood(self, y: Array, mu: Array, w: Array, dev: float) -> float:
         return float(np.sum(w * (xlogy(y, mu) - mu - gammaln(y + 1))))
 
+    def null_log_mean_ratio(self, y: Array, w: Array, offset: Array) -> float | None:
+        with np.errstate(divide="ignore", over="ignore", invalid="ignore"):
+            return float(np.sum(w * y) / np.sum(w * np.exp(offset)))
+
     def check_target(self, y: Array, weights: Array, *, column: str, weighted: bool) -> list[Issue]:
         return _non_negative(self.name, y, weights, column)
 
@@ -286,6 +296,10 @@ class Gamma(FamilySpec):
         scale = mu * disp
         logf = (shape - 1) * np.log(y) - y / scale - gammaln(shape) - shape * np.log(scale)
         return float(np.sum(w * logf))
+
+    def null_log_mean_ratio(self, y: Array, w: Array, offset: Array) -> float | None:
+        with np.errstate(divide="ignore", over="ignore", invalid="ignore"):
+            return float(np.sum(w * y * np.exp(-offset)) / np.sum(w))
 
     def check_target(self, y: Array, weights: Array, *, column: str, weighted: bool) -> list[Issue]:
         return _positive(self.name, y, weights, column)

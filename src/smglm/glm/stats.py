@@ -80,9 +80,9 @@ def null_mean(
     """The fitted mean of the null model (intercept only, with the offset), and its intercept.
 
     Without an offset the intercept-only MLE is the weighted mean of y, whatever the link;
-    with one, it has a closed form for the log link of the Poisson (``e^b = sum(w y) /
-    sum(w e^offset)``) and the Gamma (``e^b = sum(w y e^-offset) / sum(w)``), and a
-    one-parameter IRLS finds it otherwise (as R's ``glm`` does for ``null.deviance``).
+    with one, some families have a closed form for the log link
+    (:meth:`~smglm.glm.families.FamilySpec.null_log_mean_ratio`), and a one-parameter IRLS
+    finds it otherwise (as R's ``glm`` does for ``null.deviance``).
     Without an intercept the null model is ``linkinv(offset)``.
     """
     off = np.zeros_like(y, dtype=float) if offset is None else np.asarray(offset, dtype=float)
@@ -91,15 +91,10 @@ def null_mean(
     ybar = float(np.sum(w * y) / np.sum(w))
     if offset is None:
         return np.full_like(y, ybar, dtype=float), float(linkfun(link, np.array(ybar)))
-    if link == "log" and fam.name in ("poisson", "gamma"):
-        with np.errstate(divide="ignore", over="ignore", invalid="ignore"):
-            if fam.name == "poisson":
-                ratio = float(np.sum(w * y) / np.sum(w * np.exp(off)))
-            else:
-                ratio = float(np.sum(w * y * np.exp(-off)) / np.sum(w))
-        if math.isfinite(ratio) and ratio > 0:
-            b = math.log(ratio)
-            return np.exp(b + off), b
+    ratio = fam.null_log_mean_ratio(y, w, off) if link == "log" else None
+    if ratio is not None and math.isfinite(ratio) and ratio > 0:
+        b = math.log(ratio)
+        return np.exp(b + off), b
     # start from the link of the mean minus the mean offset
     b = float(linkfun(link, np.array(ybar))) - float(np.sum(w * off) / np.sum(w))
     for _ in range(max_iter):
