@@ -137,6 +137,10 @@ def train(
         store in the working folder.
     """
     cfg = as_glm_config(config).resolved()
+    from smglm.glm.engines import check_engine  # the engine can fit it (no glum import)
+
+    if issues := check_engine(cfg):
+        raise ConfigError(issues)
     jc = _job_config(job, job_fields)
     if isinstance(backend, Backend):
         be = backend

@@ -58,7 +58,7 @@ PRELOAD = (
     "smglm.runtime.metrics",
     "smglm.runtime.report_files",
     "smglm.glm",
-    "smglm.glm.engine",
+    "smglm.glm.engines.glum",
     "smglm.glm.report.figures",
     "smglm.glm.report",
     "smglm.glm.report.data",

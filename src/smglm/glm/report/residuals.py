@@ -34,9 +34,9 @@ def deviance_residuals(
 ) -> F:
     """Return the deviance residuals ``sign(y - mu) * sqrt(weights * unit_deviance)``.
 
-    ``unit_deviance`` is d(y, mu) per row, computed by the caller for the model's family (e.g. with
-    ``smglm.glm.stats.unit_deviance``); tiny negative values from rounding count as 0. The sum of
-    the squared residuals is the model's total deviance ``sum(weights * unit_deviance)``.
+    ``unit_deviance`` is d(y, mu) per row, computed by the caller for the model's family (e.g.
+    with ``FamilySpec.unit_deviance`` of :mod:`smglm.glm.families`); tiny negative values from
+    rounding count as 0. The sum of the squared residuals is the model's total deviance ``sum(weights * unit_deviance)``.
     ``weights`` may be ``None`` (all 1).
     """
     yy = as_values(y, "y", None, None)

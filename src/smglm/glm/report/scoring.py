@@ -110,12 +110,13 @@ def split_metrics_of(
     The null model is the intercept-only model refitted on this data (R's ``null.deviance``),
     unless ``null_intercept`` fixes its intercept.
     """
+    from smglm.glm.families import family_of
     from smglm.glm.links import linkinv
     from smglm.glm.report.ranking import gini
-    from smglm.glm.stats import Family, null_mean, split_metrics
+    from smglm.glm.stats import null_mean, split_metrics
 
     prep = scored.prep
-    fam = Family(config.family, config.resolved_power, config.resolved_theta)
+    fam = family_of(config)
     link = config.resolved_link
     if null_intercept is None:
         mu0, _ = null_mean(
@@ -135,15 +136,14 @@ def build_split(
 ) -> ReportData:
     """Every report table of one scored split: one-ways of the predictors, lift, Lorenz and
     Gini, balance, deviance residuals by fitted value, and ``convergence`` (the solver's trace)."""
+    from smglm.glm.families import family_of
     from smglm.glm.report.data import build_report
     from smglm.glm.report.residuals import deviance_residuals
-    from smglm.glm.stats import Family, unit_deviance
 
     prep, k = scored.prep, scored.keep
     actual, predicted, expo = scored.amounts()
     y, mu, w = prep.y[k], scored.mu[k], prep.weights[k]
-    fam = Family(config.family, config.resolved_power, config.resolved_theta)
-    residuals = deviance_residuals(y, mu, w, unit_deviance(fam, y, mu))
+    residuals = deviance_residuals(y, mu, w, family_of(config).unit_deviance(y, mu))
     data = scored.data[list(config.predictors)]
     data = (data if k.all() else data.loc[k]).reset_index(drop=True)
     return build_report(
