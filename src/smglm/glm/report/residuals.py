@@ -36,8 +36,8 @@ def deviance_residuals(
 
     ``unit_deviance`` is d(y, mu) per row, computed by the caller for the model's family (e.g.
     with ``FamilySpec.unit_deviance`` of :mod:`smglm.glm.families`); tiny negative values from
-    rounding count as 0. The sum of the squared residuals is the model's total deviance ``sum(weights * unit_deviance)``.
-    ``weights`` may be ``None`` (all 1).
+    rounding count as 0. The sum of the squared residuals is the model's total deviance
+    ``sum(weights * unit_deviance)``. ``weights`` may be ``None`` (all 1).
     """
     yy = as_values(y, "y", None, None)
     m = as_values(mu, "mu", None, len(yy))
