@@ -9,7 +9,7 @@ UsageError for the same reason). Anything else is a bug and keeps its traceback.
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
 
 from IPython.core.error import UsageError
@@ -36,11 +36,32 @@ def _usage_errors(func: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
+class _Backends:
+    """The registered backends' names, read when an option is checked (``--backend``'s
+    ``choices``): a backend registered after this module loaded is accepted too, and loading
+    the extension does not import the launch layer."""
+
+    def _names(self) -> list[str]:
+        from smglm.launch.backend import backend_names
+
+        return backend_names()
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._names()
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._names())
+
+
+def _backend_argument(help: str) -> Callable[[F], F]:
+    """The ``--backend NAME`` option: one of the registered backends."""
+    # metavar: argparse would otherwise list the choices, at import, in the magic's help
+    return argument("--backend", choices=_Backends(), metavar="NAME", help=help)
+
+
 def _job_arguments(func: Any) -> Any:
     """The ``job`` and ``--backend`` arguments of the magics that act on one job."""
-    func = argument(
-        "--backend", choices=["local", "sagemaker"], help="the job's backend (default: setting)"
-    )(func)
+    func = _backend_argument("the job's backend (default: setting)")(func)
     return argument("job", help="a Job variable or a training job's name")(func)
 
 
@@ -59,7 +80,7 @@ class SmglmMagics(Magics):
     @magic_arguments()
     @argument("--data", help="training data: a DataFrame's name, a CSV/Parquet path, or s3://")
     @argument("--test-data", help="test data (same forms as --data); else the config's split")
-    @argument("--backend", choices=["local", "sagemaker"], help="where to run (default: setting)")
+    @_backend_argument("where to run (default: setting)")
     @argument("--instance-type", help="training instance type, e.g. ml.m5.2xlarge")
     @argument("--instance-count", type=int, help="number of instances (GLMs use 1)")
     @argument("--name", help="the training job's name (default: generated)")
@@ -106,7 +127,7 @@ class SmglmMagics(Magics):
     @line_magic
     @_usage_errors
     @magic_arguments()
-    @argument("--backend", choices=["local", "sagemaker"], help="whose jobs (default: setting)")
+    @_backend_argument("whose jobs (default: setting)")
     @argument("--max", type=int, default=20, help="how many jobs, newest first (default 20)")
     @argument("--mlflow", action="store_true", help="every backend's jobs, from their MLflow runs")
     def sm_jobs(self, line: str) -> Any:
@@ -156,9 +177,7 @@ class SmglmMagics(Magics):
     @_usage_errors
     @magic_arguments()
     @argument("jobs", nargs="+", help="two or more Job variables or training job names")
-    @argument(
-        "--backend", choices=["local", "sagemaker"], help="the jobs' backend (default: setting)"
-    )
+    @_backend_argument("the jobs' backend (default: setting)")
     def sm_compare(self, line: str) -> Any:
         """Compare jobs: metrics, coefficients, one-ways and the double lift of the first two."""
         from smglm.notebook.cmd.common import resolve_job
