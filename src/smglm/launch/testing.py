@@ -100,7 +100,7 @@ class FakeBackend(BaseBackend):
         Final metrics (name -> value) a completed job reports, as SageMaker's
         ``FinalMetricDataList``.
     name
-        The name it reports (default ``fake``).
+        The name it reports (default: the class's, ``fake``).
 
     Attributes
     ----------
@@ -108,8 +108,11 @@ class FakeBackend(BaseBackend):
         The jobs by name (:class:`FakeJob`): what was launched, looked at and stopped.
     """
 
+    name = "fake"
     poll_seconds = 0.0
     remote = False
+    #: The image name launched jobs record unless ``JobConfig.image_uri`` is set.
+    default_image: str | None = "smglm-fake"
 
     def __init__(
         self,
@@ -120,11 +123,12 @@ class FakeBackend(BaseBackend):
         model_dir: str | Path | None = None,
         output_dir: str | Path | None = None,
         metrics: dict[str, float] | None = None,
-        name: str = "fake",
+        name: str | None = None,
     ) -> None:
         if home is not None:
             self.home = Path(home)
-        self.name = name
+        if name is not None:
+            self.name = name
         self.script = list(script)
         self.log = list(log)
         self.model_dir = Path(model_dir) if model_dir is not None else None
