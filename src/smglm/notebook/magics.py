@@ -9,7 +9,7 @@ UsageError for the same reason). Anything else is a bug and keeps its traceback.
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any, TypeVar
 
 from IPython.core.error import UsageError
@@ -36,27 +36,25 @@ def _usage_errors(func: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
-class _Backends:
-    """The registered backends' names, read when an option is checked (``--backend``'s
-    ``choices``): a backend registered after this module loaded is accepted too, and loading
-    the extension does not import the launch layer."""
+def _backend_name(value: str) -> str:
+    """``--backend``'s check: a registered backend's name (the registry is read when a magic
+    runs, not when the extension loads, and a backend registered later is accepted too)."""
+    from argparse import ArgumentTypeError
 
-    def _names(self) -> list[str]:
-        from smglm.launch.backend import backend_names
+    from smglm.errors import ConfigError
+    from smglm.launch.backend import backend_entry
 
-        return backend_names()
-
-    def __contains__(self, name: object) -> bool:
-        return name in self._names()
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self._names())
+    try:
+        backend_entry(value)
+    except ConfigError as exc:
+        raise ArgumentTypeError(exc.issues[0].message) from None
+    return value
 
 
 def _backend_argument(help: str) -> Callable[[F], F]:
     """The ``--backend NAME`` option: one of the registered backends."""
-    # metavar: argparse would otherwise list the choices, at import, in the magic's help
-    return argument("--backend", choices=_Backends(), metavar="NAME", help=help)
+    # not argparse's choices: formatting the magic's help would read them at import
+    return argument("--backend", type=_backend_name, metavar="NAME", help=help)
 
 
 def _job_arguments(func: Any) -> Any:
