@@ -284,11 +284,17 @@ class BaseBackend:
     to warm up.
     """
 
+    #: Set by each backend: the name it is registered under.
     name: str = ""
+    #: Half a second between looks at a running job.
     poll_seconds: float = 0.5
+    #: Jobs run elsewhere: a local MLflow store is not handed to them (the safe default).
     remote: bool = True
+    #: The Job handle ends the job's MLflow run when it sees the job end.
     ends_tracking_runs: bool = False
+    #: The spec carries smglm's metric definitions (the backend may ignore them).
     uses_metric_definitions: bool = True
+    #: No default image: ``JobConfig.image_uri`` must be set.
     default_image: str | None = None
 
     @property
