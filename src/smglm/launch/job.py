@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from smglm.errors import BackendError, JobFailed
-from smglm.launch.backend import Backend, JobState, get_backend
+from smglm.launch.backend import DEFAULT_BACKEND, Backend, JobState, get_backend
 
 __all__ = ["Job", "list_jobs"]
 
@@ -46,7 +46,7 @@ class Job:
         self._artifacts: Path | None = None
 
     @classmethod
-    def attach(cls, name: str, backend: str | Backend = "local", **options: Any) -> Job:
+    def attach(cls, name: str, backend: str | Backend = DEFAULT_BACKEND, **options: Any) -> Job:
         """Re-attach to an existing job by name (e.g. after a kernel restart)."""
         be = get_backend(backend, **options) if isinstance(backend, str) else backend
         job = cls(name, be)
@@ -299,7 +299,9 @@ def _fmt_time(value: Any) -> str:
         return str(value)
 
 
-def list_jobs(backend: str | Backend = "local", max_results: int = 20, **options: Any) -> list[Job]:
+def list_jobs(
+    backend: str | Backend = DEFAULT_BACKEND, max_results: int = 20, **options: Any
+) -> list[Job]:
     """Recent jobs of a backend, newest first, as handles."""
     be = get_backend(backend, **options) if isinstance(backend, str) else backend
     return [Job(s.name, be) for s in be.list_states(max_results)]
