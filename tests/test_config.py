@@ -164,7 +164,6 @@ def test_glm_config_bad_value_names_field_and_allowed(changes, field, words):
 
 
 BAD_JOBS = [
-    ({"backend": "aws"}, "backend", ["'aws'", "['local', 'sagemaker']"]),
     ({"instance_type": "m5.xlarge"}, "instance_type", ["'m5.xlarge'", "ml.<family>.<size>"]),
     ({"instance_count": 0}, "instance_count", ["must be >= 1"]),
     ({"job_name": "my_job"}, "job_name", ["'my_job'", "[a-zA-Z0-9-]"]),

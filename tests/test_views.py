@@ -19,6 +19,7 @@ from smglm.glm.report import Report, report
 from smglm.glm.report.render import fmt, significance_color
 from smglm.launch import Job
 from smglm.launch.storage import pack_dir
+from smglm.launch.testing import FakeBackend
 from smglm.notebook import live
 
 CONFIG = {
@@ -198,24 +199,11 @@ def test_report_rejects_other_objects():
 
 
 # -- a job's report, through a fake backend (the Backend seam) ---------------------------------
-class FakeBackend:
-    """A backend whose one job ended as ``state`` says, with artifacts in a folder."""
-
-    name = "fake"
-
-    def __init__(self, home: Path, state: dict[str, Any], log: list[str]) -> None:
-        self.home = home
-        self.state = state
-        self.log = log
-
-    def describe(self, job_name: str) -> dict[str, Any]:
-        return self.state
-
-    def log_lines(self, job_name: str, start: int = 0) -> tuple[list[str], int]:
-        return self.log[start:], len(self.log)
-
-    def stop(self, job_name: str) -> None:
-        raise AssertionError("not expected")
+def fake_backend(home: Path, state: dict[str, Any], log: list[str]) -> FakeBackend:
+    """A backend whose one job, ``fake-job``, ended as ``state`` says."""
+    backend = FakeBackend(home)
+    backend.add_job("fake-job", state, log=log)
+    return backend
 
 
 def _state(status: str, **extra: Any) -> dict[str, Any]:
@@ -243,7 +231,7 @@ def fake_job(fitted, rep, tmp_path_factory) -> Job:
         OutputArtifacts={"S3OutputArtifacts": f"file://{output_tar}"},
     )
     log = [f"line {i}" for i in range(60)]
-    return Job("fake-job", FakeBackend(root / "home", state, log))
+    return Job("fake-job", fake_backend(root / "home", state, log))
 
 
 def test_report_job_has_status_log_and_the_model_report(fake_job, fitted):
@@ -259,7 +247,7 @@ def test_report_job_has_status_log_and_the_model_report(fake_job, fitted):
 
 def test_report_failed_job_shows_reason_and_log_only(tmp_path):
     state = _state("Failed", FailureReason="AlgorithmError: target: column 'y' is missing")
-    job = Job("fake-job", FakeBackend(tmp_path, state, ["boom"]))
+    job = Job("fake-job", fake_backend(tmp_path, state, ["boom"]))
     rep = job.report()
     assert [s.key for s in rep.sections] == ["summary", "log"]
     reason = "AlgorithmError: target: column 'y' is missing"
@@ -280,7 +268,7 @@ def test_job_bundle_running_shows_steps_and_log_tail(tmp_path):
         SecondaryStatus="Training",
         SecondaryStatusTransitions=[{"Status": "Starting"}, {"Status": "Downloading"}],
     )
-    job = Job("fake-job", FakeBackend(tmp_path, state, [f"step {i}" for i in range(20)]))
+    job = Job("fake-job", fake_backend(tmp_path, state, [f"step {i}" for i in range(20)]))
     bundle = live.job_bundle(job)
     html = bundle["text/html"]
     assert "&#10003; Downloading" in html and "&#9679; Training" in html

@@ -89,9 +89,11 @@ def job_bundle(
 
 
 def poll_interval(job: Any) -> float:
-    """Seconds between looks at a job in a display: the backend's ``poll_seconds`` (0.1 s for
-    the local backend, whose state is a file here) but at least 0.25 s; else 1 s."""
-    return max(0.25, float(getattr(getattr(job, "backend", None), "poll_seconds", 1.0)))
+    """Seconds between looks at a job in a display: its backend's ``poll_seconds`` (0.1 s for
+    the local backend, whose state is a file here) but at least 0.25 s; 1 s for an object
+    without a backend."""
+    backend = getattr(job, "backend", None)
+    return max(0.25, float(backend.poll_seconds if backend is not None else 1.0))
 
 
 def follow(

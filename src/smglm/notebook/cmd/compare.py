@@ -137,8 +137,8 @@ def _channel(job: Job, name: str) -> Path | None:
 
     state = job.describe()
     channels = state.get("InputDataConfig")
-    if channels is None and hasattr(job.backend, "spec"):
-        channels = job.backend.spec(job.name).to_request()["InputDataConfig"]
+    if channels is None:
+        channels = job.spec().to_request()["InputDataConfig"]
     for c in channels or []:
         if c["ChannelName"] == name:
             uri = c["DataSource"]["S3DataSource"]["S3Uri"]

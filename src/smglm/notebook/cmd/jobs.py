@@ -66,11 +66,12 @@ def jobs(backend: str | None = None, max_results: int = 20) -> JobsTable:
     from smglm.notebook.cmd.common import backend_for
 
     be = backend_for(backend)
-    states = be.list_jobs(max_results)
     full = []
-    for s in states:  # SageMaker's list gives summaries: describe the finished ones for metrics
-        if "FinalMetricDataList" not in s and s.get("TrainingJobStatus") == "Completed":
-            s = {**s, **be.describe(s["TrainingJobName"])}
+    for state in be.list_states(max_results):
+        s = state.as_training_job()
+        # SageMaker's list gives summaries: describe the finished ones for their metrics
+        if "FinalMetricDataList" not in s and state.status == "Completed":
+            s = {**s, **be.job_state(state.name).as_training_job()}
         full.append(s)
     return JobsTable(be.name, full)
 
