@@ -13,7 +13,7 @@ Each value is resolved as SageMaker Studio users expect, first match wins:
 
 botocore's errors become :class:`AwsError` (a :class:`~smglm.errors.BackendError`) carrying the
 AWS error code and message, with a hint for the common ones. boto3 is imported only when used.
-The ECR image check (:func:`check_image`) lives in :mod:`smglm.launch.ecr`, offered here too.
+The ECR image check lives in :mod:`smglm.launch.ecr`.
 """
 
 from __future__ import annotations
@@ -28,9 +28,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from smglm.errors import BackendError, ConfigError, Issue, MissingDependency
-from smglm.launch.ecr import _ECR_RE as _ECR_RE
-from smglm.launch.ecr import check_image as check_image
-from smglm.launch.ecr import parse_ecr_uri as parse_ecr_uri
 
 if TYPE_CHECKING:
     from smglm.config.job import JobConfig
@@ -42,10 +39,8 @@ __all__ = [
     "account_id",
     "aws_call",
     "boto3_session",
-    "check_image",
     "default_bucket_name",
     "ensure_bucket",
-    "parse_ecr_uri",
     "resolve_bucket",
     "resolve_region",
     "resolve_role",

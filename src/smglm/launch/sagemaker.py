@@ -115,7 +115,9 @@ class SageMakerBackend(BaseBackend):
                     )
                 ]
             )
-        aws.check_image(job.image_uri, session=self.session, region=self.region)
+        from smglm.launch.ecr import check_image
+
+        check_image(job.image_uri, session=self.session, region=self.region)
         return job.image_uri
 
     def check_cost(self, spec: JobSpec, max_cost: float | None) -> None:
