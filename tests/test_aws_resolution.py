@@ -13,6 +13,7 @@ from aws_harness import error_response, push_image
 from smglm.config.job import JobConfig
 from smglm.errors import BackendError, ConfigError
 from smglm.launch import aws as awsmod
+from smglm.launch.ecr import check_image, parse_ecr_uri
 from smglm.launch.sagemaker import SageMakerBackend
 
 ACCOUNT = "123456789012"
@@ -234,41 +235,41 @@ def pushed(aws, boto_session) -> str:
 
 def test_check_image_present_returns_its_digest(pushed, boto_session):
     assert pushed == f"{ACCOUNT}.dkr.ecr.us-east-1.amazonaws.com/smglm"
-    digest = awsmod.check_image(f"{pushed}:0.1.0", session=boto_session, region="us-east-1")
+    digest = check_image(f"{pushed}:0.1.0", session=boto_session, region="us-east-1")
     described = boto_session.client("ecr").describe_images(repositoryName="smglm")
     assert digest == described["imageDetails"][0]["imageDigest"]
     assert digest is not None and digest.startswith("sha256:")
-    assert awsmod.check_image(f"{pushed}@{digest}", session=boto_session) == digest
+    assert check_image(f"{pushed}@{digest}", session=boto_session) == digest
 
 
 def test_check_image_missing_tag_says_how_to_push(pushed, boto_session):
     with pytest.raises(ConfigError) as info:
-        awsmod.check_image(f"{pushed}:0.2.0", session=boto_session)
+        check_image(f"{pushed}:0.2.0", session=boto_session)
     message = str(info.value)
     assert info.value.fields == ["image_uri"]
     assert "has no image '0.2.0'" in message
     assert "smglm image push" in message and "container/build_and_push.sh" in message
     with pytest.raises(ConfigError, match="has no image 'latest'"):
-        awsmod.check_image(pushed, session=boto_session)
+        check_image(pushed, session=boto_session)
 
 
 def test_check_image_missing_repository_says_how_to_push(aws, boto_session):
     uri = f"{ACCOUNT}.dkr.ecr.us-east-1.amazonaws.com/nope:1"
     with pytest.raises(ConfigError) as info:
-        awsmod.check_image(uri, session=boto_session)
+        check_image(uri, session=boto_session)
     assert "there is no ECR repository 'nope'" in str(info.value)
     assert "smglm image push" in str(info.value)
 
 
 def test_check_image_in_another_region_is_refused(pushed, boto_session):
     with pytest.raises(ConfigError, match="in ECR in us-east-1, but the job runs in eu-west-1"):
-        awsmod.check_image(f"{pushed}:0.1.0", session=boto_session, region="eu-west-1")
+        check_image(f"{pushed}:0.1.0", session=boto_session, region="eu-west-1")
 
 
 def test_check_image_outside_ecr_only_warns(aws, boto_session):
     with pytest.warns(UserWarning, match="is not an Amazon ECR image"):
-        assert awsmod.check_image("ghcr.io/org/smglm:0.1.0", session=boto_session) is None
-    parts = awsmod.parse_ecr_uri(f"{ACCOUNT}.dkr.ecr.eu-west-1.amazonaws.com/team/glm:v2")
+        assert check_image("ghcr.io/org/smglm:0.1.0", session=boto_session) is None
+    parts = parse_ecr_uri(f"{ACCOUNT}.dkr.ecr.eu-west-1.amazonaws.com/team/glm:v2")
     assert parts == {
         "account": ACCOUNT,
         "region": "eu-west-1",
@@ -278,4 +279,4 @@ def test_check_image_outside_ecr_only_warns(aws, boto_session):
     }
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        assert awsmod.parse_ecr_uri("docker.io/library/python:3.11") is None
+        assert parse_ecr_uri("docker.io/library/python:3.11") is None
