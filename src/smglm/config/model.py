@@ -30,7 +30,7 @@ from smglm.config.families import (
 )
 from smglm.errors import Issue, did_you_mean
 
-__all__ = ["SCHEMA_VERSION", "Constraints", "GLMConfig", "Penalty", "TestSplit"]
+__all__ = ["SCHEMA_VERSION", "Constraints", "GLMConfig", "Penalty", "TestSplit", "apply_overrides"]
 
 SCHEMA_VERSION = 1
 
@@ -288,13 +288,18 @@ class GLMConfig(ConfigModel):
 
     def with_overrides(self, overrides: dict[str, Any]) -> GLMConfig:
         """A copy with fields replaced (validated again); dotted keys reach nested fields."""
-        data = self.to_dict()
-        for key, value in overrides.items():
-            head, _, rest = key.partition(".")
-            if rest:
-                sub = dict(data.get(head) or {})
-                sub[rest] = value
-                data[head] = sub
-            else:
-                data[head] = value
-        return GLMConfig.from_dict(data)
+        return GLMConfig.from_dict(apply_overrides(self.to_dict(), overrides))
+
+
+def apply_overrides(data: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
+    """``data`` (GLMConfig fields, not yet validated) with ``overrides`` set: a dotted key
+    (``test.fraction``) sets a field of a nested mapping. ``data`` itself is not changed."""
+    out = dict(data)
+    for key, value in overrides.items():
+        head, _, rest = key.partition(".")
+        if rest:
+            sub = out.get(head)
+            out[head] = {**(sub if isinstance(sub, dict) else {}), rest: value}
+        else:
+            out[head] = value
+    return out

@@ -61,9 +61,6 @@ class CategoricalTerm:
     reference: str
     coefficients: list[float]
 
-    def coefficient_of(self, level: str) -> float:
-        return self.coefficients[self.levels.index(level)]
-
 
 Term = NumericTerm | CategoricalTerm
 

@@ -13,7 +13,6 @@ import logging
 import shutil
 import sys
 import tarfile
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import unquote, urlparse
@@ -246,6 +245,3 @@ def extract_tar(archive: Path | bytes, dest: Path) -> list[Path]:
     """Extract a .tar.gz safely (see :func:`smglm.archive.safe_extract`): absolute paths,
     ``..``, links and devices are refused with a BackendError."""
     return safe_extract(archive, dest, error=BackendError)
-
-
-ProgressCallback = Callable[[int], None]

@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from smglm.config import GLMConfig
+from smglm.config.model import apply_overrides
 from smglm.errors import ConfigError, Issue
 from smglm.runtime.channels import find_channel, read_config_channel, read_data_channel
 from smglm.runtime.failure import run_entry_point
@@ -147,15 +148,9 @@ def resolve_config(paths: MLPaths, channels: Mapping[str, Any], hp: Hyperparamet
             [Issue("config", f"must be a mapping of GLMConfig fields; got {type(base).__name__}")],
             source=source,
         )
-    data = dict(base)
     for key, value in hp.overrides.items():
-        head, _, rest = key.partition(".")
-        if rest:
-            sub = data.get(head)
-            data[head] = {**(sub if isinstance(sub, dict) else {}), rest: value}
-        else:
-            data[head] = value
         log.info("hyperparameter sets %s = %r", key, value)
+    data = apply_overrides(base, hp.overrides)
     if hp.overrides and source != "the hyperparameters":
         source += " with hyperparameter overrides"
     return GLMConfig.from_dict(data, source=source)
