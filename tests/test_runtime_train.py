@@ -22,11 +22,16 @@ import pandas as pd
 import pytest
 import yaml
 
+from smglm.contract import (
+    EXIT_INTERNAL_ERROR,
+    EXIT_STOPPED,
+    EXIT_USER_ERROR,
+    METRIC_DEFINITIONS,
+)
 from smglm.datasets import motor
 from smglm.runtime import train as train_module
-from smglm.runtime.failure import EXIT_INTERNAL_ERROR, EXIT_STOPPED, EXIT_USER_ERROR
 from smglm.runtime.hyperparameters import Hyperparameters, parse_hyperparameters
-from smglm.runtime.metrics import METRIC_DEFINITIONS, capture_metrics
+from smglm.runtime.metrics import capture_metrics
 from smglm.runtime.paths import MLPaths
 
 pytestmark = pytest.mark.usefixtures("restore_root_logging")

@@ -28,13 +28,13 @@ from aws_harness import (
     push_image,
     use_moto,
 )
+from smglm.contract import METRIC_DEFINITIONS, TERMINAL
 from smglm.errors import ConfigError
 from smglm.launch.aws import AwsError, resolve_bucket
-from smglm.launch.backend import TERMINAL, Backend
+from smglm.launch.backend import Backend
 from smglm.launch.sagemaker import LOG_GROUP, SageMakerBackend
 from smglm.launch.spec import Channel, JobSpec
 from smglm.launch.storage import S3Storage, extract_tar, split_s3
-from smglm.runtime.metrics import METRIC_DEFINITIONS
 
 ROLE = "arn:aws:iam::123456789012:role/service-role/AmazonSageMaker-ExecutionRole-test"
 IMAGE = "123456789012.dkr.ecr.us-east-1.amazonaws.com/smglm:latest"

@@ -23,11 +23,11 @@ from typing import Any
 import pytest
 
 import smglm
+from smglm.contract import METRIC_DEFINITIONS
 from smglm.errors import ConfigError, MissingDependency
 from smglm.launch import sdk
 from smglm.launch.sagemaker import SageMakerBackend
 from smglm.launch.spec import Channel, JobSpec
-from smglm.runtime.metrics import METRIC_DEFINITIONS
 
 SDK_PYTHON_ENV = "SMGLM_TEST_SDK_PYTHON"
 ROLE = "arn:aws:iam::123456789012:role/service-role/AmazonSageMaker-ExecutionRole-test"

@@ -13,10 +13,7 @@ from typing import Any, Protocol, runtime_checkable
 
 from smglm.launch.spec import JobSpec
 
-__all__ = ["TERMINAL", "Backend", "get_backend"]
-
-#: Primary statuses after which nothing changes.
-TERMINAL = frozenset({"Completed", "Failed", "Stopped"})
+__all__ = ["Backend", "get_backend"]
 
 
 @runtime_checkable

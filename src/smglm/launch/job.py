@@ -15,8 +15,9 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, TextIO
 
+from smglm.contract import TERMINAL
 from smglm.errors import BackendError, JobFailed
-from smglm.launch.backend import TERMINAL, Backend, get_backend
+from smglm.launch.backend import Backend, get_backend
 
 __all__ = ["Job", "list_jobs"]
 

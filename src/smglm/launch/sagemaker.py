@@ -22,10 +22,10 @@ import threading
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from smglm.contract import TERMINAL
 from smglm.errors import ConfigError, Issue
 from smglm.launch import aws, pricing
 from smglm.launch.aws import AwsError, aws_call, boto3_session, resolve_region
-from smglm.launch.backend import TERMINAL
 from smglm.launch.spec import JobSpec
 
 if TYPE_CHECKING:

@@ -15,6 +15,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from smglm.contract import TERMINAL
 from smglm.notebook.display import esc, in_kernel
 
 __all__ = ["display_fit_result", "display_job", "follow", "job_bundle", "register_formatters"]
@@ -23,7 +24,6 @@ log = logging.getLogger(__name__)
 
 #: SageMaker's secondary statuses of a training job, in order.
 STEPS = ("Starting", "Downloading", "Training", "Uploading", "Completed")
-TERMINAL = ("Completed", "Failed", "Stopped")
 #: Log lines shown while a job runs.
 LIVE_LOG_LINES = 8
 

@@ -6,6 +6,7 @@ import math
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
+from smglm.contract import SPLIT_METRICS
 from smglm.notebook.display import (
     esc,
     fmt,
@@ -14,7 +15,6 @@ from smglm.notebook.display import (
     stars,
     text_table,
 )
-from smglm.runtime.metrics import SPLIT_METRICS
 
 if TYPE_CHECKING:
     import pandas as pd
