@@ -108,8 +108,8 @@ class SageMakerBackend:
                     Issue(
                         "image_uri",
                         "the sagemaker backend needs the smglm image in ECR: build and push it "
-                        "(`smglm image push`, or container/build_and_push.sh) and pass the URI "
-                        "it prints as image_uri=",
+                        f"(`smglm image push --region {self.region}`, or "
+                        "container/build_and_push.sh) and pass the URI it prints as image_uri=",
                     )
                 ]
             )
