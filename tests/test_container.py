@@ -246,11 +246,10 @@ HYPERPARAMETERS = {
 
 
 @pytest.fixture(scope="module")
-def trained(image, podman_env, tmp_path_factory) -> tuple[Path, pd.DataFrame, float]:
-    """A training job run in the image: its /opt/ml tree, its data and how long it took."""
+def trained(image, podman_env, tmp_path_factory) -> tuple[Path, pd.DataFrame]:
+    """A training job run in the image: its /opt/ml tree and its data."""
     data = _frame(600, seed=3)
     root = _ml_tree(tmp_path_factory.mktemp("train"), data, CONFIG, HYPERPARAMETERS)
-    start = time.monotonic()
     job = ["-e", "TRAINING_JOB_NAME=smglm-container-test", "-v", f"{root}:/opt/ml"]
     proc = _run(
         ["podman", "run", "--rm", "--pull=never", *job, image, "train"],
@@ -258,13 +257,12 @@ def trained(image, podman_env, tmp_path_factory) -> tuple[Path, pd.DataFrame, fl
         timeout=300,
         check=False,
     )
-    seconds = time.monotonic() - start
     failure = root / "output" / "failure"
     assert proc.returncode == 0, (
         f"train exited {proc.returncode}; failure: "
         f"{failure.read_text() if failure.exists() else None}\n{proc.stderr[-4000:]}"
     )
-    return root, data, seconds
+    return root, data
 
 
 @pytest.mark.container
@@ -272,7 +270,7 @@ def trained(image, podman_env, tmp_path_factory) -> tuple[Path, pd.DataFrame, fl
 def test_train_in_image_writes_the_model_matching_statsmodels(trained):
     import statsmodels.api as sm
 
-    root, data, seconds = trained
+    root, data = trained
     model = root / "model"
     for name in ("model.json", "coefficients.csv", "metrics.json", "config.yaml"):
         assert (model / name).is_file(), sorted(p.name for p in model.iterdir())
@@ -287,7 +285,6 @@ def test_train_in_image_writes_the_model_matching_statsmodels(trained):
     coefficients = pd.read_csv(model / "coefficients.csv").set_index("term")["estimate"]
     assert coefficients["x1"] == pytest.approx(reference.params["x1"], abs=1e-4)
     assert coefficients["x2"] == pytest.approx(reference.params["x2"], abs=1e-4)
-    assert seconds < 60
 
 
 @pytest.mark.container
@@ -360,7 +357,7 @@ def test_serve_in_image_answers_ping_and_csv_invocations_and_stops_on_sigterm(
 ):
     import statsmodels.api as sm
 
-    root, data, _ = trained
+    root, data = trained
     reference = sm.GLM(data.y, _design(data), family=sm.families.Poisson()).fit(tol=1e-12)
     rows = _frame(5, seed=11)
     expected = reference.predict(_design(rows))
@@ -373,14 +370,11 @@ def test_serve_in_image_answers_ping_and_csv_invocations_and_stops_on_sigterm(
         np.testing.assert_allclose(predictions, expected, rtol=1e-4)
         status, _ = _http(f"{base}/invocations", b"{}", content_type="application/x-unknown")
         assert status == 415
-        start = time.monotonic()
         _run(["podman", "stop", "-t", "20", name], podman_env, timeout=60)
-        stopped_in = time.monotonic() - start
         state = _run(
             ["podman", "inspect", "--format", "{{.State.ExitCode}}", name], podman_env
         ).stdout.strip()
-    assert stopped_in < 10, f"podman stop took {stopped_in:.1f} s: SIGTERM not handled"
-    assert state == "0"
+    assert state == "0", f"exit code {state}: SIGTERM not handled (137: killed after 20 s)"
 
 
 # -- the local backend running the image ------------------------------------------------------

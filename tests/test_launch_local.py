@@ -151,10 +151,8 @@ def test_stop_sends_sigterm_and_job_ends_stopped(tmp_path):
     deadline = time.monotonic() + 120
     while "fitting a poisson" not in job.logs() and time.monotonic() < deadline:
         time.sleep(0.1)  # the runtime is fitting (its SIGTERM handler is in place)
-    t0 = time.monotonic()
     job.stop()
     job.wait(out=io.StringIO(), raise_on_failure=False, timeout=30)
-    assert time.monotonic() - t0 < 10
     assert job.status == "Stopped"
     assert "SIGTERM" in (job.failure_reason or "")
 

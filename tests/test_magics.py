@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import io
-import time
 from collections.abc import Iterator
 from contextlib import redirect_stdout
 from pathlib import Path
@@ -65,17 +64,13 @@ def shell(workdir) -> InteractiveShell:
 @pytest.fixture(scope="module")
 def jobs(shell) -> SimpleNamespace:
     """Job A started with --no-wait, then job B with the default --wait (both run at once)."""
-    start = time.perf_counter()
     job_a = run(shell, "%%sm_train --data df --no-wait --new -o job_a\n" + CONFIG_A)
-    launch_seconds = time.perf_counter() - start
     status_at_return = job_a.status
     printed = io.StringIO()
     with redirect_stdout(printed):
         job_b = run(shell, "%%sm_train --data df --new -o job_b\n" + CONFIG_B)
     job_a.wait(logs=False, timeout=300)
-    return SimpleNamespace(
-        a=job_a, b=job_b, launch_seconds=launch_seconds, status=status_at_return, printed=printed
-    )
+    return SimpleNamespace(a=job_a, b=job_b, status=status_at_return, printed=printed)
 
 
 def test_load_ext_registers_every_magic(shell):
@@ -97,7 +92,6 @@ def test_magic_every_flag_has_help(shell, kind, name):
 @pytest.mark.slow
 def test_sm_train_no_wait_returns_at_once(jobs):
     assert jobs.status == "InProgress"
-    assert jobs.launch_seconds < 10
     assert jobs.a.status == "Completed"
 
 
@@ -112,10 +106,8 @@ def test_sm_train_waits_by_default_and_prints_statuses(jobs, shell):
 
 @pytest.mark.slow
 def test_sm_train_reuses_a_completed_identical_job(jobs, shell, capsys):
-    start = time.perf_counter()
     again = run(shell, "%%sm_train --data df\n" + CONFIG_A)
     assert again.name == jobs.a.name and again.reused
-    assert time.perf_counter() - start < 10
     assert f"reusing completed job {jobs.a.name}" in capsys.readouterr().out
 
 

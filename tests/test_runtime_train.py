@@ -141,15 +141,13 @@ def success(tmp_path_factory, frame):
         test_files=("a.parquet", "b.parquet"),
         hyperparameters=HYPERPARAMETERS,
     )
-    start = time.perf_counter()
-    proc = run_subprocess(root, "train")
-    return root, proc, time.perf_counter() - start
+    return root, run_subprocess(root, "train")
 
 
 # -- success -----------------------------------------------------------------------------------
 @pytest.mark.slow
 def test_train_success_writes_model_directory_and_pyfunc(success):
-    root, proc, _ = success
+    root, proc = success
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert not (root / "output" / "failure").exists()
     model = root / "model"
@@ -166,7 +164,7 @@ def test_train_success_writes_model_directory_and_pyfunc(success):
 
 @pytest.mark.slow
 def test_train_success_applies_hyperparameters_and_reads_every_file(success, frame):
-    root, _, _ = success
+    root, _ = success
     config = yaml.safe_load((root / "model" / "config.yaml").read_text())
     assert config["family"] == "poisson"  # '"poisson"' (JSON-encoded) overrode the YAML's
     assert config["penalty"] == {"alpha": 0.001, "l1_ratio": 0.0}
@@ -189,7 +187,7 @@ def test_train_success_applies_hyperparameters_and_reads_every_file(success, fra
 
 @pytest.mark.slow
 def test_train_success_writes_report_and_png_plots(success):
-    root, _, _ = success
+    root, _ = success
     out = root / "output" / "data"
     assert json.loads((out / "metrics.json").read_text()) == json.loads(
         (root / "model" / "metrics.json").read_text()
@@ -213,7 +211,7 @@ def test_train_success_writes_report_and_png_plots(success):
 
 @pytest.mark.slow
 def test_train_success_metric_lines_match_definitions_and_metrics_json(success):
-    root, proc, _ = success
+    root, proc = success
     metrics = json.loads((root / "model" / "metrics.json").read_text())
     compiled = [(d["Name"], re.compile(d["Regex"])) for d in METRIC_DEFINITIONS]
     metric_lines = [ln for ln in proc.stdout.splitlines() if re.match(r"^\w+:\w+=", ln)]
@@ -238,7 +236,7 @@ def test_train_success_metric_lines_match_definitions_and_metrics_json(success):
 
 @pytest.mark.slow
 def test_train_success_logs_job_name_channels_and_steps(success):
-    _, proc, seconds = success
+    _, proc = success
     log = proc.stderr
     assert JOB_NAME in log
     assert "reading channel 'train'" in log
@@ -246,7 +244,6 @@ def test_train_success_logs_job_name_channels_and_steps(success):
     assert "channel 'test': 400 rows" in log
     assert "fitting a poisson/log GLM" in log
     assert "model written to" in log
-    assert seconds < 60
 
 
 def test_metric_definitions_are_valid_for_sagemaker():
@@ -490,16 +487,13 @@ def test_train_sigterm_stops_promptly_with_stopped_reason(tmp_path):
                 assert time.monotonic() < deadline, "train never started fitting"
                 time.sleep(0.05)
             time.sleep(1.0)  # into glum's import and fit (about 3 s on this data)
-            sent = time.monotonic()
             proc.send_signal(signal.SIGTERM)
-            code = proc.wait(timeout=10)
-            elapsed = time.monotonic() - sent
+            code = proc.wait(timeout=120)  # SageMaker's grace before SIGKILL
         finally:
             if proc.poll() is None:
                 proc.kill()
+    # handled (not killed) before the fit ended; the time it takes: benchmarks/responsiveness.py
     assert code == EXIT_STOPPED
-    print(f"SIGTERM to exit: {elapsed:.3f} s")
-    assert elapsed < 5.0, elapsed  # SageMaker allows 120 s; a loaded 2-core machine is slow
     text = (root / "output" / "failure").read_text()
     assert text.startswith("Stopped: received SIGTERM") and text.count("\n") == 1
     assert not (root / "model" / "model.json").exists()

@@ -94,7 +94,6 @@ class Completed:
     model_files: dict[str, Path]
     output_exists: bool
     listed: list[dict[str, Any]]
-    seconds: float
 
 
 @pytest.fixture(scope="module")
@@ -143,7 +142,6 @@ def completed(moto_server: str, tmp_path_factory: pytest.TempPathFactory) -> Any
             model_files={str(p.relative_to(tmp / "model")): p for p in files},
             output_exists=output_exists,
             listed=backend.list_jobs(),
-            seconds=time.monotonic() - start,
         )
         sim.close()
 
@@ -155,7 +153,6 @@ def completed(moto_server: str, tmp_path_factory: pytest.TempPathFactory) -> Any
 def test_launch_sends_the_specs_request_unchanged(completed):
     assert completed.request == completed.spec.to_request()
     assert completed.request["RoleArn"] == ROLE
-    assert completed.seconds < 60
 
 
 @pytest.mark.slow
