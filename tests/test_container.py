@@ -15,7 +15,6 @@ import fcntl
 import json
 import os
 import shlex
-import socket
 import subprocess
 import time
 import urllib.error
@@ -27,6 +26,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+
+from helpers import design, free_port, ml_tree
 
 ROOT = Path(__file__).resolve().parents[1]
 BUILD = ROOT / "container" / "build_and_push.sh"
@@ -193,45 +194,22 @@ def _frame(n: int, seed: int) -> pd.DataFrame:
 
 
 def _design(df: pd.DataFrame) -> pd.DataFrame:
-    x = df[["x1", "x2"]].astype(float)
-    for level in ("b", "c"):
-        x[f"cat_{level}"] = (df.cat == level).astype(float)
-    x.insert(0, "const", 1.0)
-    return x
+    return design(df, {"x1": None, "x2": None, "cat": ["a", "b", "c"]})
 
 
 def _ml_tree(tmp: Path, data: pd.DataFrame, config: str, hyperparameters: dict[str, str]) -> Path:
     """An /opt/ml tree as SageMaker lays it out for channels ``train`` and ``config``."""
-    root = tmp / "ml"
-    conf = root / "input" / "config"
-    conf.mkdir(parents=True)
-    (conf / "hyperparameters.json").write_text(json.dumps(hyperparameters))
-    channel = {"TrainingInputMode": "File", "S3DistributionType": "FullyReplicated"}
-    (conf / "inputdataconfig.json").write_text(
-        json.dumps(
-            {
-                "train": {"ContentType": "text/csv", **channel, "RecordWrapperType": "None"},
-                "config": {**channel, "RecordWrapperType": "None"},
-            }
-        )
-    )
-    (conf / "resourceconfig.json").write_text(
-        json.dumps(
-            {
-                "current_host": "algo-1",
-                "current_instance_type": "ml.m5.large",
-                "hosts": ["algo-1"],
-                "network_interface_name": "eth0",
-            }
-        )
-    )
-    train = root / "input" / "data" / "train"
-    train.mkdir(parents=True)
     half = len(data) // 2  # two files: a channel may hold many
-    data.iloc[:half].to_csv(train / "part-0.csv", index=False)
-    data.iloc[half:].to_csv(train / "part-1.csv", index=False)
-    (root / "input" / "data" / "config").mkdir()
-    (root / "input" / "data" / "config" / "glm.yaml").write_text(config)
+    channel = {"S3DistributionType": "FullyReplicated", "RecordWrapperType": "None"}
+    root = ml_tree(
+        tmp / "ml",
+        {
+            "train": {"part-0.csv": data.iloc[:half], "part-1.csv": data.iloc[half:]},
+            "config": {"glm.yaml": config},
+        },
+        channel_config={"train": {"ContentType": "text/csv", **channel}, "config": channel},
+        hyperparameters=hyperparameters,
+    )
     for sub in ("model", "output/data", "checkpoints"):
         (root / sub).mkdir(parents=True)
     return root
@@ -307,12 +285,6 @@ def test_train_in_image_with_a_missing_column_writes_failure_and_exits_nonzero(
     assert not (root / "model" / "model.json").exists()
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def _http(url: str, body: bytes | None = None, content_type: str = "text/csv") -> tuple[int, str]:
     request = urllib.request.Request(url, data=body, headers={"Content-Type": content_type})
     try:
@@ -326,7 +298,7 @@ def _http(url: str, body: bytes | None = None, content_type: str = "text/csv") -
 def _serving(image: str, podman_env: dict[str, str], model: Path) -> Iterator[tuple[str, str]]:
     """``serve`` running detached in the image; yields (container name, base URL)."""
     name = f"smglm-serve-{uuid.uuid4().hex[:8]}"
-    port = _free_port()
+    port = free_port()
     options = ["-e", f"SAGEMAKER_BIND_TO_PORT={port}", "-v", f"{model}:/opt/ml/model:ro"]
     _run(
         ["podman", "run", "-d", "--pull=never", "--name", name, *options, image, "serve"],

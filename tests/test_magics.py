@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import io
-from collections.abc import Iterator
 from contextlib import redirect_stdout
 from pathlib import Path
 from types import SimpleNamespace
@@ -15,7 +14,6 @@ import yaml
 from IPython.core.error import UsageError
 from IPython.core.interactiveshell import InteractiveShell
 
-from notebook_shell import isolated_workdir, smglm_shell
 from smglm.datasets import motor
 from smglm.errors import ConfigError
 from smglm.glm.fitting import split_train_test
@@ -48,17 +46,6 @@ def run(shell: InteractiveShell, code: str) -> Any:
     if result.error_in_exec is not None:
         raise result.error_in_exec
     return result.result
-
-
-@pytest.fixture(scope="module")
-def workdir(tmp_path_factory) -> Iterator[Path]:
-    with isolated_workdir(tmp_path_factory.mktemp("magics")) as root:
-        yield root
-
-
-@pytest.fixture(scope="module")
-def shell(workdir) -> InteractiveShell:
-    return smglm_shell()
 
 
 @pytest.fixture(scope="module")

@@ -22,6 +22,7 @@ import pandas as pd
 import pytest
 import yaml
 
+from helpers import RESOURCE_CONFIG, FileContent, ml_tree
 from smglm.contract import (
     EXIT_INTERNAL_ERROR,
     EXIT_STOPPED,
@@ -51,28 +52,7 @@ HYPERPARAMETERS = {  # as SageMaker writes them: strings, some JSON-encoded by t
     "sagemaker_container_log_level": "20",
     "_tuning_objective_metric": "test:deviance",
 }
-RESOURCE_CONFIG = {  # the extended form of current platforms (contract §1.5)
-    "current_host": "algo-1",
-    "current_instance_type": "ml.m5.xlarge",
-    "current_group_name": "homogeneousCluster",
-    "hosts": ["algo-1"],
-    "instance_groups": [
-        {
-            "instance_group_name": "homogeneousCluster",
-            "instance_type": "ml.m5.xlarge",
-            "hosts": ["algo-1"],
-        }
-    ],
-    "network_interface_name": "eth0",
-}
 JOB_NAME = "smglm-contract-test-0001"
-
-
-def write_frame(df: pd.DataFrame, path: Path) -> None:
-    if path.name.endswith(".parquet"):
-        df.to_parquet(path, index=False)
-    else:
-        df.to_csv(path, index=False)  # .csv.gz is compressed from the suffix
 
 
 def make_tree(
@@ -88,29 +68,25 @@ def make_tree(
     input_modes: dict[str, str] | None = None,
 ) -> Path:
     """Lay out ``root`` as SageMaker's /opt/ml (contract §1.2), extras included."""
-    cfg = root / "input" / "config"
-    cfg.mkdir(parents=True)
-    (cfg / "hyperparameters.json").write_text(json.dumps(hyperparameters or {}))
-    (cfg / "resourceconfig.json").write_text(json.dumps(RESOURCE_CONFIG))
-    (cfg / "trainingjobconfig.json").write_text('{"TrainingJobName": "x"}')  # observed extra
-    channels: dict[str, dict[str, str]] = {}
-    data = root / "input" / "data"
+    channels: dict[str, dict[str, FileContent]] = {}
+    described: dict[str, dict[str, str]] = {}
     for name, df, files in (("train", train, train_files), ("test", test, test_files)):
         if df is None:
             continue
-        folder = data / name
-        folder.mkdir(parents=True)
-        for part, file in zip(np.array_split(np.arange(len(df)), len(files)), files, strict=True):
-            write_frame(df.iloc[part], folder / file)
-        (data / f"{name}-manifest").write_text("observed next to File-mode channels\n")
-        channels[name] = {"TrainingInputMode": "File", "S3DistributionType": "FullyReplicated"}
+        parts = np.array_split(np.arange(len(df)), len(files))
+        channels[name] = {file: df.iloc[part] for part, file in zip(parts, files, strict=True)}
+        described[name] = {"S3DistributionType": "FullyReplicated"}
     if config is not None:
-        (data / "config").mkdir(parents=True)
-        (data / "config" / config_name).write_text(config)
-        channels["config"] = {"TrainingInputMode": "File", "ContentType": "application/x-yaml"}
+        channels["config"] = {config_name: config}
+        described["config"] = {"ContentType": "application/x-yaml"}
     for name, mode in (input_modes or {}).items():
-        channels[name]["TrainingInputMode"] = mode
-    (cfg / "inputdataconfig.json").write_text(json.dumps(channels))
+        described[name]["TrainingInputMode"] = mode
+    ml_tree(root, channels, channel_config=described, hyperparameters=hyperparameters)
+    (root / "input" / "config" / "trainingjobconfig.json").write_text('{"TrainingJobName": "x"}')
+    for name in ("train", "test"):  # observed extras
+        if name in channels:
+            text = "observed next to File-mode channels\n"
+            (root / "input" / "data" / f"{name}-manifest").write_text(text)
     return root
 
 

@@ -173,6 +173,7 @@ def differences(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
 
 
 @pytest.mark.slow
+@pytest.mark.sdk
 def test_sdk_sends_the_same_create_training_job_as_boto3(sdk_python, aws, boto_session, tmp_path):
     result = run_sdk(sdk_python, [FULL, MINIMAL], tmp_path)
     major = result["major"]
