@@ -150,6 +150,7 @@ def test_motor_bad_arguments_raise(n_rows: int, seed: int, message: str) -> None
         motor(n_rows, seed=seed)
 
 
+@pytest.mark.slow
 def test_motor_frequency_recovers_truth_with_statsmodels(sample: pd.DataFrame) -> None:
     import statsmodels.api as sm
 

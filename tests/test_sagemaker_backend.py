@@ -454,6 +454,7 @@ def test_train_refuses_before_launch_over_budget_or_without_image(aws, boto_sess
     assert sagemaker_sim.requests == []  # nothing was launched
 
 
+@pytest.mark.slow
 def test_train_reuse_finds_the_completed_sagemaker_job_by_its_tags(
     aws, boto_session, sagemaker_sim, capsys
 ):
