@@ -107,7 +107,7 @@ def _child_smglm(path: Path) -> dict[str, Any]:
     import glum  # noqa: F401  (imported before the clock, as in the other children)
 
     import smglm
-    import smglm.glm.engine
+    import smglm.glm.engines.glum
 
     config = {
         "target": TARGET,

@@ -98,7 +98,8 @@ def _bare(df: Any) -> dict[str, float]:
 
 def _fit_and_report(df: Any) -> dict[str, float]:
     import smglm
-    from smglm.runtime.reporting import plot_workers, scored_from_fit, write_reports
+    from smglm.glm.report.scoring import scored_from_fit
+    from smglm.runtime.report_files import plot_workers, write_reports
     from smglm.tracking.pyfunc import save_pyfunc_model
 
     with tempfile.TemporaryDirectory(prefix="smglm-launch-bench-report-") as tmp:

@@ -164,7 +164,6 @@ def test_glm_config_bad_value_names_field_and_allowed(changes, field, words):
 
 
 BAD_JOBS = [
-    ({"backend": "aws"}, "backend", ["'aws'", "['local', 'sagemaker']"]),
     ({"instance_type": "m5.xlarge"}, "instance_type", ["'m5.xlarge'", "ml.<family>.<size>"]),
     ({"instance_count": 0}, "instance_count", ["must be >= 1"]),
     ({"job_name": "my_job"}, "job_name", ["'my_job'", "[a-zA-Z0-9-]"]),
@@ -341,7 +340,7 @@ def test_read_table_bad_source_is_data_error(tmp_path, make, words):
 
 @pytest.mark.parametrize("kind", ["parquet", "csv", "folder"])
 def test_read_table_reads_only_the_columns_asked_for(tmp_path, kind):
-    from smglm.glm.data import SOURCE_COLUMNS, read_table
+    from smglm.glm.tables import SOURCE_COLUMNS, read_table
 
     df = _data(60).assign(unused_a=1.0, unused_b="text")
     if kind == "parquet":
@@ -372,7 +371,7 @@ def test_fit_on_a_file_suggests_from_every_column_of_the_file(tmp_path):
 
 
 def test_folder_files_with_other_columns_are_refused_also_when_pruned(tmp_path):
-    from smglm.glm.data import read_table
+    from smglm.glm.tables import read_table
 
     df = _data(40)
     df.iloc[:20].to_parquet(tmp_path / "a.parquet")

@@ -222,7 +222,8 @@ df = pd.read_parquet({str(tmp_path / "d.parquet")!r})
 config = {{"target": "claim_count", "exposure": "exposure", "family": "poisson",
           "predictors": ["driver_age", "area", "region"]}}
 from smglm.glm import fit
-from smglm.runtime.reporting import scored_from_fit, write_reports
+from smglm.glm.report.scoring import scored_from_fit
+from smglm.runtime.report_files import write_reports
 result = fit(config, df, keep_fitted=True)
 out = Path({str(tmp_path)!r})
 write_reports(result.config, [(scored_from_fit(result, "train"), out / "r", result.convergence)])

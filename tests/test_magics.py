@@ -17,13 +17,13 @@ from IPython.core.interactiveshell import InteractiveShell
 from smglm.datasets import motor
 from smglm.errors import ConfigError
 from smglm.glm.fitting import split_train_test
+from smglm.glm.report import Report
 from smglm.launch import Job
 from smglm.notebook import live
 from smglm.notebook.cmd.common import resolve_data
 from smglm.notebook.cmd.compare import Comparison, compare
 from smglm.notebook.cmd.jobs import JobsTable
 from smglm.notebook.settings import Settings, reset_session
-from smglm.notebook.views import Report
 
 pytestmark = pytest.mark.usefixtures("fresh_notebook_settings")
 

@@ -1,4 +1,4 @@
-"""Tests of smglm.glm.plots: the figures show the table values, and the PNG files are valid."""
+"""Tests of smglm.glm.report.figures: figures show the table values; the PNG files are valid."""
 
 from __future__ import annotations
 
@@ -10,19 +10,26 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from smglm.glm.plots import (
+from smglm.glm.report import double_lift, one_way
+from smglm.glm.report.data import build_report
+from smglm.glm.report.figures import (
+    figure_files,
     plot_convergence,
     plot_double_lift,
     plot_lift,
     plot_lorenz,
     plot_one_way,
     plot_residuals,
-    save_report_plots,
+    save_figures,
 )
-from smglm.glm.report import double_lift, one_way
-from smglm.glm.report_data import build_report
+from smglm.runtime.report_files import render_plots
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+def save_report_plots(report, outdir, *, dpi=100):
+    """Every registered figure of one train split's report, saved as PNG under ``outdir``."""
+    return save_figures(figure_files(report, outdir), dpi=dpi)
 
 
 def png_size(path):
@@ -192,7 +199,7 @@ def test_save_report_plots_skips_missing_tables(report, tmp_path):
 def test_plots_need_no_pyplot():
     code = (
         "import sys, numpy as np, pandas as pd\n"
-        "import smglm.glm.plots as p\n"
+        "import smglm.glm.report.figures as p\n"
         "assert 'matplotlib' not in sys.modules\n"
         "t = pd.DataFrame({'bin': [1, 2], 'actual_rate': [1.0, 2], 'predicted_rate': [1.0, 2]})\n"
         "import io; p.plot_lift(t).savefig(io.BytesIO(), format='png')\n"
@@ -203,10 +210,8 @@ def test_plots_need_no_pyplot():
 
 
 def test_render_plots_with_forked_workers_writes_the_same_files(report, tmp_path):
-    from smglm.glm.plots import render_plots, report_plot_jobs
-
-    one = render_plots(report_plot_jobs(report, tmp_path / "one"), dpi=40, workers=1)
-    three = render_plots(report_plot_jobs(report, tmp_path / "three"), dpi=40, workers=3)
+    one = render_plots(figure_files(report, tmp_path / "one"), dpi=40, workers=1)
+    three = render_plots(figure_files(report, tmp_path / "three"), dpi=40, workers=3)
     assert [p.name for p in one] == [p.name for p in three] and len(one) == 6
     for a, b in zip(one, three, strict=True):
         assert a.read_bytes() == b.read_bytes(), a.name  # Agg output is deterministic
@@ -215,11 +220,9 @@ def test_render_plots_with_forked_workers_writes_the_same_files(report, tmp_path
 def test_render_plots_draws_again_what_a_worker_could_not(report, tmp_path, caplog):
     import os
 
-    from smglm.glm.plots import render_plots, report_plot_jobs
-
     parent = os.getpid()
     jobs = []
-    for path, make in report_plot_jobs(report, tmp_path):
+    for path, make in figure_files(report, tmp_path):
 
         def only_here(make=make):
             if os.getpid() != parent:
@@ -237,8 +240,6 @@ def test_render_plots_leaves_no_worker_behind_when_stopped(report, tmp_path):
     are killed before the exception goes on, so none writes into a job that has ended."""
     import os
     import time
-
-    from smglm.glm.plots import render_plots
 
     parent = os.getpid()
 

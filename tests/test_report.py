@@ -506,8 +506,8 @@ def test_report_module_does_not_import_matplotlib():
 def test_build_report_in_a_thread_equals_in_sequence(monkeypatch):
     """Large data builds the one-way tables in a thread beside the lift, Lorenz and residual
     tables; the tables are the same as built one after the other."""
-    import smglm.glm.report_data as report_data
-    from smglm.glm.report_data import build_report
+    import smglm.glm.report.data as report_data
+    from smglm.glm.report.data import build_report
 
     rng = np.random.default_rng(8)
     n = 5000

@@ -137,12 +137,12 @@ def test_evaluate_model_directory_and_train_channel_fallback(tmp_path, monkeypat
 
 
 def test_evaluate_report_failure_is_logged_not_fatal(tmp_path, monkeypatch, trained, data, capsys):
-    import smglm.glm.plots
+    import smglm.runtime.report_files
 
     def broken(*args, **kwargs):
         raise RuntimeError("no fonts")
 
-    monkeypatch.setattr(smglm.glm.plots, "render_plots", broken)
+    monkeypatch.setattr(smglm.runtime.report_files, "render_plots", broken)
     root = make_tree(tmp_path / "ml", model=trained[2], frame=data[1].head(100))
     assert run(monkeypatch, evaluate_module, root) == 0  # the metrics are the result
     assert (

@@ -481,8 +481,9 @@ def test_report_from_the_fit_equals_scoring_the_data_again(tmp_path):
     the tables equal those of scoring the data again with the portable model."""
     import smglm
     from smglm.datasets import motor
-    from smglm.glm.report_data import ReportData
-    from smglm.runtime.reporting import score, scored_from_fit, write_report
+    from smglm.glm.report import ReportData
+    from smglm.glm.report.scoring import score, scored_from_fit
+    from smglm.runtime.report_files import write_report
 
     df = motor(3000, seed=5)
     df = df[df["driver_age"] > 20]  # a non-contiguous index, as a train/test split leaves

@@ -15,11 +15,12 @@ import pytest
 import smglm
 from smglm.datasets import motor
 from smglm.glm.fitting import split_train_test
+from smglm.glm.report import Report, report
+from smglm.glm.report.render import fmt, significance_color
 from smglm.launch import Job
 from smglm.launch.storage import pack_dir
+from smglm.launch.testing import FakeBackend
 from smglm.notebook import live
-from smglm.notebook.display import fmt, significance_color
-from smglm.notebook.views import Report, report
 
 CONFIG = {
     "target": "claim_count",
@@ -193,29 +194,16 @@ def test_report_identity_link_has_no_relativities(data):
 
 
 def test_report_rejects_other_objects():
-    with pytest.raises(TypeError, match="takes a Job or a FitResult; got int"):
+    with pytest.raises(TypeError, match="takes a FitResult; got int"):
         report(3)
 
 
 # -- a job's report, through a fake backend (the Backend seam) ---------------------------------
-class FakeBackend:
-    """A backend whose one job ended as ``state`` says, with artifacts in a folder."""
-
-    name = "fake"
-
-    def __init__(self, home: Path, state: dict[str, Any], log: list[str]) -> None:
-        self.home = home
-        self.state = state
-        self.log = log
-
-    def describe(self, job_name: str) -> dict[str, Any]:
-        return self.state
-
-    def log_lines(self, job_name: str, start: int = 0) -> tuple[list[str], int]:
-        return self.log[start:], len(self.log)
-
-    def stop(self, job_name: str) -> None:
-        raise AssertionError("not expected")
+def fake_backend(home: Path, state: dict[str, Any], log: list[str]) -> FakeBackend:
+    """A backend whose one job, ``fake-job``, ended as ``state`` says."""
+    backend = FakeBackend(home)
+    backend.add_job("fake-job", state, log=log)
+    return backend
 
 
 def _state(status: str, **extra: Any) -> dict[str, Any]:
@@ -243,11 +231,11 @@ def fake_job(fitted, rep, tmp_path_factory) -> Job:
         OutputArtifacts={"S3OutputArtifacts": f"file://{output_tar}"},
     )
     log = [f"line {i}" for i in range(60)]
-    return Job("fake-job", FakeBackend(root / "home", state, log))
+    return Job("fake-job", fake_backend(root / "home", state, log))
 
 
 def test_report_job_has_status_log_and_the_model_report(fake_job, fitted):
-    rep = report(fake_job)
+    rep = fake_job.report()
     assert [s.key for s in rep.sections][-1] == "log"
     assert rep.section("log").text.splitlines() == [f"line {i}" for i in range(20, 60)]
     summary = rep.section("summary").text
@@ -259,8 +247,8 @@ def test_report_job_has_status_log_and_the_model_report(fake_job, fitted):
 
 def test_report_failed_job_shows_reason_and_log_only(tmp_path):
     state = _state("Failed", FailureReason="AlgorithmError: target: column 'y' is missing")
-    job = Job("fake-job", FakeBackend(tmp_path, state, ["boom"]))
-    rep = report(job)
+    job = Job("fake-job", fake_backend(tmp_path, state, ["boom"]))
+    rep = job.report()
     assert [s.key for s in rep.sections] == ["summary", "log"]
     reason = "AlgorithmError: target: column 'y' is missing"
     assert html.escape(reason) in rep.to_html() and reason in rep.to_text()
@@ -280,7 +268,7 @@ def test_job_bundle_running_shows_steps_and_log_tail(tmp_path):
         SecondaryStatus="Training",
         SecondaryStatusTransitions=[{"Status": "Starting"}, {"Status": "Downloading"}],
     )
-    job = Job("fake-job", FakeBackend(tmp_path, state, [f"step {i}" for i in range(20)]))
+    job = Job("fake-job", fake_backend(tmp_path, state, [f"step {i}" for i in range(20)]))
     bundle = live.job_bundle(job)
     html = bundle["text/html"]
     assert "&#10003; Downloading" in html and "&#9679; Training" in html

@@ -63,7 +63,8 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
 def _fit_and_report(config: object, data: Path, model_dir: Path, report_dir: Path) -> int:
     import smglm
-    from smglm.runtime.reporting import plot_workers, scored_from_fit, write_reports
+    from smglm.glm.report.scoring import scored_from_fit
+    from smglm.runtime.report_files import plot_workers, write_reports
 
     result = smglm.fit(config, data, keep_fitted=True)  # type: ignore[arg-type]
     print(result.summary())
@@ -92,7 +93,7 @@ def _cmd_fit(args: argparse.Namespace) -> int:
 
 def _cmd_warm(args: argparse.Namespace) -> int:
     from smglm.launch import warm
-    from smglm.launch.local import default_home
+    from smglm.launch.backend import default_home
 
     home = Path(args.home).absolute() if args.home else default_home()
     pid = warm.worker_pid(home)
@@ -134,13 +135,21 @@ def _cmd_train(args: argparse.Namespace) -> int:
         raise ConfigError([Issue("data", "give the training data: --data PATH_OR_URI")])
     backend: Any = args.backend
     if args.engine:
-        if args.backend != "local":
-            raise ConfigError(
-                [Issue("--engine", f"runs the image locally; not with --backend {args.backend}")]
-            )
-        from smglm.launch.local import LocalBackend
+        from smglm.launch.backend import BACKENDS, get_backend
 
-        backend = LocalBackend(engine=args.engine)
+        if "engine" not in BACKENDS[args.backend].options:
+            with_engine = [n for n, e in BACKENDS.items() if "engine" in e.options]
+            raise ConfigError(
+                [
+                    Issue(
+                        "--engine",
+                        f"runs the image locally; not with --backend {args.backend} "
+                        f"(backends with an engine: {with_engine})",
+                        args.engine,
+                    )
+                ]
+            )
+        backend = get_backend(args.backend, engine=args.engine)
     job = smglm.train(
         args.config,
         data,
@@ -165,7 +174,7 @@ def _cmd_jobs(args: argparse.Namespace) -> int:
         for r in rows:
             r["SecondaryStatus"] = r.get("Backend", "")
     else:
-        rows = _backend(args).list_jobs(args.max)
+        rows = [s.as_training_job() for s in _backend(args).list_states(args.max)]
     if not rows:
         print("no jobs")
         return 0
@@ -225,6 +234,9 @@ def _cmd_image(args: argparse.Namespace) -> int:
 
 
 def _parser() -> argparse.ArgumentParser:
+    from smglm.launch.backend import DEFAULT_BACKEND, backend_names
+
+    backends = backend_names()  # the registry: a registered backend is offered everywhere
     parser = argparse.ArgumentParser(
         prog="smglm",
         description="GLMs as SageMaker training jobs, with a local backend that needs no AWS.",
@@ -253,7 +265,7 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument("data_pos", nargs="?", metavar="DATA", help="same as --data")
     train.add_argument("--data", help="CSV/Parquet file or folder, or an s3:// / file:// URI")
     train.add_argument("--test-data", dest="test", help="test data (else the config's split)")
-    train.add_argument("--backend", choices=["local", "sagemaker"], default="local")
+    train.add_argument("--backend", choices=backends, default=DEFAULT_BACKEND, help="where to run")
     train.add_argument("--instance-type", dest="instance_type", help="e.g. ml.m5.xlarge")
     train.add_argument("--name", dest="job_name", help="job name (default: generated)")
     train.add_argument(
@@ -280,13 +292,15 @@ def _parser() -> argparse.ArgumentParser:
     ):
         p = sub.add_parser(cmd, help=helptext)
         p.add_argument("job", help="training job name")
-        p.add_argument("--backend", choices=["local", "sagemaker"], default="local")
+        p.add_argument(
+            "--backend", choices=backends, default=DEFAULT_BACKEND, help="the job's backend"
+        )
         if cmd == "logs":
             p.add_argument("-f", "--follow", action="store_true", help="follow until it ends")
         p.set_defaults(func=func)
 
     jobs = sub.add_parser("jobs", help="list recent jobs")
-    jobs.add_argument("--backend", choices=["local", "sagemaker"], default="local")
+    jobs.add_argument("--backend", choices=backends, default=DEFAULT_BACKEND, help="whose jobs")
     jobs.add_argument("--max", type=int, default=20, help="how many")
     jobs.add_argument(
         "--mlflow", action="store_true", help="list every backend's jobs from their MLflow runs"

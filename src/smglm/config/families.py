@@ -1,7 +1,9 @@
 """The families and links smglm offers, and which links each family accepts.
 
-One table, used by validation (the error messages list these choices), by the fitting engine
-(mapping to glum) and by the portable model (inverse links in numpy). Nothing here imports glum.
+The one list of names: validation (the error messages list these choices), the notebook form,
+the family objects (:mod:`smglm.glm.families`, which hold each family's behaviour and must
+agree with this table) and the engines' capabilities all read it. Nothing here imports numpy
+or glum.
 """
 
 from __future__ import annotations
@@ -11,12 +13,13 @@ from typing import Literal, get_args
 __all__ = [
     "CANONICAL_LINK",
     "DEFAULT_LINK",
+    "DEFAULT_THETA",
+    "DEFAULT_TWEEDIE_POWER",
     "FAMILIES",
     "FAMILY_LINKS",
     "LINKS",
     "FamilyName",
     "LinkName",
-    "has_dispersion",
 ]
 
 FamilyName = Literal[
@@ -53,7 +56,7 @@ CANONICAL_LINK: dict[str, str] = {
     "gamma": "inverse",
 }
 
-
-def has_dispersion(family: str) -> bool:
-    """Whether the family has a free dispersion parameter (estimated, and counted in AIC)."""
-    return family in ("gaussian", "gamma", "inverse_gaussian", "tweedie")
+#: The Tweedie variance power when the config gives none (``family: tweedie``).
+DEFAULT_TWEEDIE_POWER = 1.5
+#: The negative binomial's theta when the config gives none (``family: negative_binomial``).
+DEFAULT_THETA = 1.0

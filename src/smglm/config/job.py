@@ -20,12 +20,15 @@ class JobConfig(ConfigModel):
     """Where and how a training job runs.
 
     ``backend: local`` (the default) emulates SageMaker on this machine; ``sagemaker`` runs a
-    real training job. ``role``, ``bucket`` and ``region`` are resolved as SageMaker Studio
-    users expect when left empty (see :mod:`smglm.launch`).
+    real training job; any other registered backend's name is accepted too. The name is
+    checked against the launch layer's registry (:func:`smglm.launch.backend.backend_names`)
+    when the job is launched or the setting is made, because backends register there, above
+    this layer. ``role``, ``bucket`` and ``region`` are resolved as SageMaker Studio users
+    expect when left empty (see :mod:`smglm.launch`).
     """
 
     schema_version: Literal[1] = 1
-    backend: Literal["local", "sagemaker"] = "local"
+    backend: Annotated[str, Field(min_length=1)] = "local"
     instance_type: str = "ml.m5.xlarge"
     instance_count: Annotated[int, Field(ge=1, le=1)] = 1
     volume_size_gb: Annotated[int, Field(ge=1, le=16384)] = 30

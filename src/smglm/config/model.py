@@ -20,7 +20,14 @@ from typing import Annotated, Any, Literal
 from pydantic import Field, field_validator
 
 from smglm.config._base import ConfigModel
-from smglm.config.families import DEFAULT_LINK, FAMILY_LINKS, FamilyName, LinkName
+from smglm.config.families import (
+    DEFAULT_LINK,
+    DEFAULT_THETA,
+    DEFAULT_TWEEDIE_POWER,
+    FAMILY_LINKS,
+    FamilyName,
+    LinkName,
+)
 from smglm.errors import Issue, did_you_mean
 
 __all__ = ["SCHEMA_VERSION", "Constraints", "GLMConfig", "Penalty", "TestSplit"]
@@ -253,14 +260,14 @@ class GLMConfig(ConfigModel):
         """The Tweedie power in use (None for other families)."""
         if self.family != "tweedie":
             return None
-        return 1.5 if self.tweedie_power is None else self.tweedie_power
+        return DEFAULT_TWEEDIE_POWER if self.tweedie_power is None else self.tweedie_power
 
     @property
     def resolved_theta(self) -> float | None:
         """The negative binomial theta in use (None for other families)."""
         if self.family != "negative_binomial":
             return None
-        return 1.0 if self.theta is None else self.theta
+        return DEFAULT_THETA if self.theta is None else self.theta
 
     def resolved(self) -> GLMConfig:
         """This config with every default made explicit (link, power, theta)."""

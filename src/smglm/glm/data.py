@@ -18,20 +18,14 @@ import pandas as pd
 
 from smglm.config import GLMConfig
 from smglm.errors import DataError, Issue, did_you_mean
+from smglm.glm.families import family_of
 from smglm.glm.model import level_strings
-from smglm.glm.tables import DATA_SUFFIXES, SOURCE_COLUMNS, _source_columns, read_table
+from smglm.glm.tables import source_columns
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
-__all__ = [
-    "DATA_SUFFIXES",
-    "SOURCE_COLUMNS",
-    "Prepared",
-    "categorical_columns",
-    "prepare",
-    "read_table",
-]
+__all__ = ["Prepared", "categorical_columns", "prepare"]
 
 log = logging.getLogger(__name__)
 
@@ -114,9 +108,41 @@ def prepare(
     ``references`` (and ``levels``) fix the reference level (and level order) of each
     categorical, e.g. for test data scored with the training's encoding; by default the
     reference is the level with the most exposure (else weight, else rows).
+
+    The checks run in stages, each raising a :class:`~smglm.errors.DataError` with all the
+    problems it found before the next one starts: the columns exist and there are rows; the
+    numeric columns are numeric; missing or infinite values (an error, or dropped rows with
+    ``missing: drop``); then the target's domain, the weights and the exposure, and the
+    categoricals' levels, reported together.
     """
+    _check_columns(config, df, what)
+    cat_cols = categorical_columns(config, df)
+    num_cols = [p for p in config.predictors if p not in cat_cols]
+    roles = _numeric_roles(config, num_cols)
+    arrays = _numeric_arrays(df, roles)
+    df, arrays, n_dropped = _drop_missing(config, df, arrays, roles, cat_cols, what)
+    y, w, offset, expo, issues = _target_and_weights(config, arrays)
+    size = w * (expo if expo is not None else 1.0)
+    X, refs, cat_issues = _predictors(config, df, arrays, num_cols, size, references, levels)
+    issues += cat_issues
+    if issues:
+        raise DataError(issues)
+    return Prepared(
+        X=X,
+        y=y,
+        weights=w,
+        offset=offset,
+        exposure=expo,
+        categorical=cat_cols,
+        references=refs,
+        n_dropped=n_dropped,
+    )
+
+
+def _check_columns(config: GLMConfig, df: pd.DataFrame, what: str) -> None:
+    """Every column the config names is in ``df`` (with a did-you-mean), and it has rows."""
     issues: list[Issue] = []
-    cols = _source_columns(df)
+    cols = source_columns(df)
     for role in ("target", "weights", "offset", "exposure"):
         col = getattr(config, role)
         if col is not None and col not in df.columns:
@@ -133,17 +159,22 @@ def prepare(
     if len(df) == 0:
         raise DataError([Issue(what, f"the {what} has no rows; need at least one", 0)])
 
-    cat_cols = categorical_columns(config, df)
-    num_cols = [p for p in config.predictors if p not in cat_cols]
 
-    # --- numeric arrays, each checked for type, then for missing/infinite values -------
-    arrays: dict[str, np.ndarray] = {}
+def _numeric_roles(config: GLMConfig, num_cols: list[str]) -> dict[str, str]:
+    """The numeric columns, each with its role (the config field that names it)."""
     roles = {config.target: "target"}
     roles.update({c: "predictors" for c in num_cols})
     for role in ("weights", "offset", "exposure"):
         col = getattr(config, role)
         if col:
             roles[col] = role
+    return roles
+
+
+def _numeric_arrays(df: pd.DataFrame, roles: dict[str, str]) -> dict[str, np.ndarray]:
+    """The numeric columns as float arrays (booleans as 0/1; missing values as NaN)."""
+    issues: list[Issue] = []
+    arrays: dict[str, np.ndarray] = {}
     for col, role in roles.items():
         s = df[col]
         if pd.api.types.is_bool_dtype(s.dtype):
@@ -162,7 +193,19 @@ def prepare(
         arrays[col] = s.to_numpy(dtype=float, na_value=np.nan)
     if issues:
         raise DataError(issues)
+    return arrays
 
+
+def _drop_missing(
+    config: GLMConfig,
+    df: pd.DataFrame,
+    arrays: dict[str, np.ndarray],
+    roles: dict[str, str],
+    cat_cols: list[str],
+    what: str,
+) -> tuple[pd.DataFrame, dict[str, np.ndarray], int]:
+    """Rows with a missing or infinite value in a used column: an error (``missing: error``),
+    or dropped with a warning (``missing: drop``). Returns the rows kept and how many went."""
     bad = np.zeros(len(df), dtype=bool)
     bad_by_col: dict[str, np.ndarray] = {}
     for col, values in arrays.items():
@@ -175,37 +218,47 @@ def prepare(
         if b.any():
             bad_by_col[col] = b
             bad |= b
-    n_dropped = 0
-    if bad.any():
-        if config.missing == "error":
-            for col, b in bad_by_col.items():
-                first = int(np.argmax(b))
-                issues.append(
-                    Issue(
-                        roles.get(col, "predictors"),
-                        f"column {col!r} has {int(b.sum())} missing or infinite value(s) "
-                        f"(first at row {first}); fix the data or set missing: drop",
-                        col,
-                    )
+    if not bad.any():
+        return df, arrays, 0
+    if config.missing == "error":
+        issues = []
+        for col, b in bad_by_col.items():
+            first = int(np.argmax(b))
+            issues.append(
+                Issue(
+                    roles.get(col, "predictors"),
+                    f"column {col!r} has {int(b.sum())} missing or infinite value(s) "
+                    f"(first at row {first}); fix the data or set missing: drop",
+                    col,
                 )
-            raise DataError(issues)
-        n_dropped = int(bad.sum())
-        keep = ~bad
-        arrays = {k: v[keep] for k, v in arrays.items()}
-        df = df.loc[keep]
-        warnings.warn(
-            f"dropped {n_dropped} of {len(bad)} rows with missing or infinite values "
-            f"in {sorted(bad_by_col)} (missing: drop)",
-            stacklevel=2,
-        )
-        if len(df) == 0:
-            raise DataError([Issue(what, f"no rows left after dropping {n_dropped}", 0)])
+            )
+        raise DataError(issues)
+    n_dropped = int(bad.sum())
+    keep = ~bad
+    arrays = {k: v[keep] for k, v in arrays.items()}
+    df = df.loc[keep]
+    warnings.warn(
+        f"dropped {n_dropped} of {len(bad)} rows with missing or infinite values "
+        f"in {sorted(bad_by_col)} (missing: drop)",
+        stacklevel=3,  # prepare's caller
+    )
+    if len(df) == 0:
+        raise DataError([Issue(what, f"no rows left after dropping {n_dropped}", 0)])
+    return df, arrays, n_dropped
 
+
+def _target_and_weights(
+    config: GLMConfig, arrays: dict[str, np.ndarray]
+) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, np.ndarray | None, list[Issue]]:
+    """The target (checked against the family's domain), the weights (>= 0, not all zero),
+    the offset and the exposure (> 0; the offset is then its log), and the problems found."""
     y = arrays[config.target]
     w = arrays[config.weights] if config.weights else np.ones_like(y)
     expo = arrays[config.exposure] if config.exposure else None
     offset = arrays[config.offset] if config.offset else None
-    issues += _check_target(config, y, w)
+    issues = family_of(config).check_target(
+        y, w, column=config.target, weighted=bool(config.weights)
+    )
     if config.weights:
         neg = w < 0
         if neg.any():
@@ -233,11 +286,24 @@ def prepare(
     if expo is not None:
         with np.errstate(divide="ignore", invalid="ignore"):
             offset = np.log(expo)
+    return y, w, offset, expo, issues
 
-    # --- categoricals: string levels, reference first -----------------------------------
+
+def _predictors(
+    config: GLMConfig,
+    df: pd.DataFrame,
+    arrays: dict[str, np.ndarray],
+    num_cols: list[str],
+    size: np.ndarray,
+    references: dict[str, str] | None,
+    levels: dict[str, Sequence[str]] | None,
+) -> tuple[pd.DataFrame, dict[str, str], list[Issue]]:
+    """The predictors' frame: numeric columns as arrays, categoricals with string levels and
+    the reference first (given, else the level with the largest ``size``); the references;
+    and the problems found."""
+    issues: list[Issue] = []
     X = pd.DataFrame(index=df.index)
     refs: dict[str, str] = {}
-    size = w * (expo if expo is not None else 1.0)
     for col in config.predictors:
         if col in num_cols:
             X[col] = arrays[col]
@@ -264,18 +330,7 @@ def prepare(
             s = s.cat.reorder_categories([ref] + [c for c in cats if c != ref])
         refs[col] = ref
         X[col] = s
-    if issues:
-        raise DataError(issues)
-    return Prepared(
-        X=X,
-        y=y,
-        weights=w,
-        offset=offset,
-        exposure=expo,
-        categorical=cat_cols,
-        references=refs,
-        n_dropped=n_dropped,
-    )
+    return X, refs, issues
 
 
 def _cols_hint(col: str, cols: list[str]) -> str:
@@ -285,50 +340,3 @@ def _cols_hint(col: str, cols: list[str]) -> str:
     shown = [str(c) for c in cols[:12]]
     more = f" and {len(cols) - 12} more" if len(cols) > 12 else ""
     return f"; its columns are {shown}{more}"
-
-
-def _check_target(config: GLMConfig, y: np.ndarray, w: np.ndarray) -> list[Issue]:
-    fam, col = config.family, config.target
-    used = w > 0
-    yy = y[used] if used.any() else y
-    if fam == "binomial":
-        if ((yy < 0) | (yy > 1)).any():
-            return [
-                Issue(
-                    "target",
-                    f"column {col!r} has values outside [0, 1] (min {yy.min():g}, max "
-                    f"{yy.max():g}); family 'binomial' needs 0/1 outcomes or proportions in "
-                    "[0, 1] with the number of trials as weights",
-                    col,
-                )
-            ]
-        frac = (yy != 0) & (yy != 1)
-        if frac.any() and not config.weights:
-            return [
-                Issue(
-                    "target",
-                    f"column {col!r} holds proportions (e.g. {yy[frac][0]:g}) but no weights "
-                    "were given; family 'binomial' needs the number of trials as weights",
-                    col,
-                )
-            ]
-    elif fam in ("poisson", "tweedie", "negative_binomial"):
-        if (yy < 0).any():
-            return [
-                Issue(
-                    "target",
-                    f"column {col!r} has {int((yy < 0).sum())} negative value(s) (min "
-                    f"{yy.min():g}); family {fam!r} needs a target >= 0",
-                    col,
-                )
-            ]
-    elif fam in ("gamma", "inverse_gaussian") and (yy <= 0).any():
-        return [
-            Issue(
-                "target",
-                f"column {col!r} has {int((yy <= 0).sum())} value(s) <= 0 (min {yy.min():g}); "
-                f"family {fam!r} needs a target > 0 (drop the zero rows, or use tweedie)",
-                col,
-            )
-        ]
-    return []

@@ -1,4 +1,5 @@
-"""``smglm.fit``: check the data, fit with glum, and compute R-convention inference and metrics.
+"""``smglm.fit``: check the data, fit with an engine (glum), and compute R-convention inference
+and metrics.
 
 Standard errors are R's ``summary.glm`` ones: the inverse expected information times R's
 dispersion (1 for poisson, binomial and negative binomial; Pearson otherwise), with prior
@@ -20,12 +21,15 @@ import numpy as np
 import pandas as pd
 
 from smglm.config import GLMConfig, as_glm_config
-from smglm.errors import DataError, Issue, did_you_mean
-from smglm.glm.data import Prepared, prepare, read_table
+from smglm.errors import ConfigError, DataError, Issue, did_you_mean
+from smglm.glm.data import Prepared, prepare
+from smglm.glm.engines import DEFAULT_ENGINE, EngineFit, check_engine, get_engine
+from smglm.glm.families import FamilySpec, family_of
 from smglm.glm.links import linkinv, mu_eta
 from smglm.glm.model import CategoricalTerm, NumericTerm, PortableModel, Term
 from smglm.glm.result import FitResult
-from smglm.glm.stats import Family, null_mean, split_metrics, variance
+from smglm.glm.stats import null_mean, split_metrics
+from smglm.glm.tables import read_table
 
 __all__ = ["feature_names", "fit", "split_train_test"]
 
@@ -60,6 +64,10 @@ def fit(
     """
     t_start = time.perf_counter()
     cfg = as_glm_config(config).resolved()
+    engine = get_engine(DEFAULT_ENGINE)
+    issues = check_engine(cfg, engine)
+    if issues:
+        raise ConfigError(issues)
     df = read_table(data, what="data", columns=cfg.columns)
     test_df = (
         read_table(test_data, what="test data", columns=cfg.columns)
@@ -73,39 +81,22 @@ def fit(
     names = feature_names(prep)
     lower, upper = _bounds(cfg, prep, names)
 
-    from smglm.glm.engine import design_matrix, make_estimator
-
-    est = make_estimator(cfg, lower_bounds=lower, upper_bounds=upper)
-    # the design, built once: categoricals stay sparse, and glum does not convert (and box
-    # into an object array) the DataFrame again for the fit, the predictions and the SEs
-    design = design_matrix(prep.X)
-    t_fit = time.perf_counter()
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        est.fit(design, prep.y, sample_weight=prep.weights, offset=prep.offset)
-    fit_seconds = time.perf_counter() - t_fit
-    converged = int(est.n_iter_) < cfg.max_iter
-    for w in caught:
-        if "converge" in str(w.message).lower():
-            converged = False
-        else:
-            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
-    if list(est.feature_names_) != names:  # our term names must be glum's columns
-        raise RuntimeError(f"feature order mismatch: {est.feature_names_} vs {names}")
-    intercept = float(est.intercept_) if cfg.fit_intercept else 0.0
-    coef = np.asarray(est.coef_, dtype=float)
+    res = engine.fit(cfg, prep, lower_bounds=lower, upper_bounds=upper)
+    if res.feature_names != names:  # our term names must be the engine's columns
+        raise RuntimeError(f"feature order mismatch: {res.feature_names} vs {names}")
+    intercept, coef = res.intercept, res.coef
     model = _portable(cfg, prep, intercept, coef)
 
-    fam = Family(cfg.family, cfg.resolved_power, cfg.resolved_theta)
+    fam = family_of(cfg)
     n_params = coef.size + int(cfg.fit_intercept)
-    eta = intercept + _design_dot(est, design) + (0.0 if prep.offset is None else prep.offset)
+    eta = intercept + res.xb + (0.0 if prep.offset is None else prep.offset)
     mu = linkinv(cfg.resolved_link, eta)
     mu0, b0 = null_mean(
         fam, cfg.resolved_link, prep.y, prep.weights, prep.offset, intercept=cfg.fit_intercept
     )
     train = split_metrics(fam, prep.y, mu, prep.weights, mu0, n_params, _gini(prep, mu))
     se = _standard_errors(
-        design, prep, eta, mu, fam, cfg.resolved_link, train.dispersion, cfg.fit_intercept
+        res, prep, eta, mu, fam, cfg.resolved_link, train.dispersion, cfg.fit_intercept
     )
     coefs = _coefficient_table(cfg, prep, names, intercept, coef, se, fam)
 
@@ -123,9 +114,9 @@ def fit(
         ).to_dict()
         fitted["test"] = (test_df, tprep, mu_t)
     metrics["fit"] = {
-        "iterations": int(est.n_iter_),
-        "converged": bool(converged),
-        "seconds": fit_seconds,
+        "iterations": res.n_iter,
+        "converged": res.converged,
+        "seconds": res.seconds,
         "total_seconds": time.perf_counter() - t_start,
         "n_dropped": prep.n_dropped,
     }
@@ -134,8 +125,8 @@ def fit(
         model=model,
         coefficients=coefs,
         metrics=metrics,
-        convergence=_convergence(est),
-        estimator=est,
+        convergence=res.convergence,
+        estimator=res.native,
         fitted=fitted if keep_fitted else None,
     )
 
@@ -211,12 +202,6 @@ def _bounds(
     return lower, upper
 
 
-def _design_dot(est: Any, design: Any) -> np.ndarray:
-    """X @ coef on the tabmat design (categoricals stay sparse)."""
-    eta = est.linear_predictor(design)  # includes the intercept, no offset
-    return np.asarray(eta) - (float(est.intercept_) if est.fit_intercept else 0.0)
-
-
 def _with_offset(X: pd.DataFrame, cfg: GLMConfig, prep: Prepared) -> pd.DataFrame:
     out = X.copy()
     if cfg.exposure and prep.exposure is not None:
@@ -227,12 +212,10 @@ def _with_offset(X: pd.DataFrame, cfg: GLMConfig, prep: Prepared) -> pd.DataFram
 
 
 def _gini(prep: Prepared, mu: np.ndarray) -> float:
-    from smglm.glm.report import gini
+    from smglm.glm.report.ranking import gini
+    from smglm.glm.report.scoring import amounts
 
-    w = prep.weights
-    expo = w * (prep.exposure if prep.exposure is not None else 1.0)
-    keep = w > 0
-    return float(gini(prep.y[keep] * w[keep], mu[keep] * w[keep], expo[keep]))
+    return float(gini(*amounts(prep.y, mu, prep.weights, prep.exposure)))
 
 
 def _portable(cfg: GLMConfig, prep: Prepared, intercept: float, coef: np.ndarray) -> PortableModel:
@@ -274,7 +257,7 @@ def _coefficient_table(
     intercept: float,
     coef: np.ndarray,
     se: np.ndarray,
-    fam: Family,
+    fam: FamilySpec,
 ) -> pd.DataFrame:
     from scipy import stats
 
@@ -283,8 +266,7 @@ def _coefficient_table(
     statistic = estimates / se
     n_obs = int(np.count_nonzero(prep.weights > 0))
     df_resid = n_obs - len(estimates)
-    uses_t = fam.name in ("gaussian", "gamma", "inverse_gaussian", "tweedie")
-    if uses_t and df_resid > 0:
+    if fam.has_dispersion and df_resid > 0:  # t statistics where the dispersion is estimated
         p_value = 2 * stats.t.sf(np.abs(statistic), df_resid)
         q = stats.t.ppf(0.975, df_resid)
     else:
@@ -307,30 +289,23 @@ def _coefficient_table(
 
 
 def _standard_errors(
-    design: Any,
+    res: EngineFit,
     prep: Prepared,
     eta: np.ndarray,
     mu: np.ndarray,
-    fam: Family,
+    fam: FamilySpec,
     link: str,
     phi: float,
     intercept: bool,
 ) -> np.ndarray:
     """R's standard errors: sqrt(diag(phi * I^-1)), with I = X' W X the expected (Fisher)
-    information, W = w * (dmu/deta)^2 / V(mu) and w the prior weights. One sandwich product on
-    the tabmat design (categoricals stay sparse)."""
-    n_coef = design.shape[1] + int(intercept)
+    information, W = w * (dmu/deta)^2 / V(mu) and w the prior weights (the engine computes
+    X' W X on its design)."""
+    n_coef = res.coef.size + int(intercept)
     if not math.isfinite(phi):
         return np.full(n_coef, np.nan)
-    W = prep.weights * mu_eta(link, eta) ** 2 / variance(fam, mu)
-    info = design.sandwich(W)
-    if hasattr(info, "toarray"):  # a design of one categorical gives a sparse matrix
-        info = info.toarray()
-    info = np.asarray(info, dtype=float)
-    if intercept:
-        xw = design.transpose_matvec(W)
-        xw = np.asarray(xw.toarray() if hasattr(xw, "toarray") else xw, dtype=float).ravel()
-        info = np.block([[np.array([[W.sum()]]), xw[None, :]], [xw[:, None], info]])
+    W = prep.weights * mu_eta(link, eta) ** 2 / fam.variance(mu)
+    info = res.information(W)
     # invert the scaled (correlation-like) matrix: its condition number says whether the
     # design is singular whatever the columns' scales
     d = np.sqrt(np.diag(info))
@@ -342,19 +317,3 @@ def _standard_errors(
         return np.full(n_coef, np.nan)
     cov = phi * np.linalg.inv(scaled) / np.outer(d, d)
     return np.sqrt(np.clip(np.diag(cov), 0, None))
-
-
-def _convergence(est: Any) -> pd.DataFrame | None:
-    diag = getattr(est, "diagnostics_", None)
-    if not diag:
-        return None
-    rows = []
-    for i, d in enumerate(diag, start=1):
-        rows.append(
-            {
-                "iteration": int(d.get("n_iter", i)),
-                "objective": float(d.get("objective_fct", np.nan)),
-                "convergence": float(d.get("convergence", np.nan)),
-            }
-        )
-    return pd.DataFrame(rows)

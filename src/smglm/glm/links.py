@@ -1,7 +1,7 @@
 """Link functions in numpy: the link, its inverse and d(mu)/d(eta), by name.
 
 The portable model scores with these (numpy alone; scipy only speeds up probit), and the
-statistics use them; :mod:`smglm.glm.engine` maps the same names to glum's link objects.
+statistics use them; :mod:`smglm.glm.engines.glum` maps the same names to glum's link objects.
 """
 
 from __future__ import annotations

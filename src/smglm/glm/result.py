@@ -7,7 +7,7 @@ import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -16,7 +16,10 @@ from smglm.config import GLMConfig
 from smglm.errors import ModelError
 from smglm.glm.model import PortableModel
 
-__all__ = ["FitResult", "load_model"]
+if TYPE_CHECKING:
+    from smglm.glm.report import Report
+
+__all__ = ["FitResult", "json_safe", "load_model"]
 
 MODEL_FILES = ("model.json", "coefficients.csv", "metrics.json", "config.yaml")
 
@@ -64,12 +67,17 @@ class FitResult:
         """Predicted means for ``data`` (see :meth:`PortableModel.predict`)."""
         return self.model.predict(data, use_offset=use_offset)
 
-    def report(self, **options: Any) -> Any:
+    def report(
+        self, data: Any = None, test_data: Any = None, *, out: str | Path | None = None
+    ) -> Report:
         """The fit's report (metrics, coefficients, convergence; with ``data=`` also one-ways,
-        lift, Lorenz/Gini and residuals): HTML in a notebook, text elsewhere."""
-        from smglm.notebook.views import report
+        lift, Lorenz/Gini and residuals): HTML in a notebook, text elsewhere.
 
-        return report(self, **options)
+        See :func:`smglm.glm.report.report` for the arguments.
+        """
+        from smglm.glm.report import report
+
+        return report(self, data, test_data, out=out)
 
     def summary(self) -> str:
         """A plain-text summary: the model, the coefficient table and the metrics."""
@@ -115,7 +123,7 @@ class FitResult:
         self.model.save(out / "model.json")
         self.coefficients.to_csv(out / "coefficients.csv", index=False, float_format="%.17g")
         (out / "metrics.json").write_text(
-            json.dumps(_json_safe(self.metrics), indent=1), encoding="utf-8"
+            json.dumps(json_safe(self.metrics), indent=1), encoding="utf-8"
         )
         self.config.save(out / "config.yaml")
         if self.convergence is not None:
@@ -197,14 +205,15 @@ def _fmt(x: float) -> str:
     return f"{x:.6g}"
 
 
-def _json_safe(obj: Any) -> Any:
-    """NaN/inf become null (JSON has neither)."""
+def json_safe(obj: Any) -> Any:
+    """``obj`` with NaN and infinities as None and numpy scalars as Python numbers (for JSON,
+    which has neither): what ``metrics.json`` holds."""
     if isinstance(obj, dict):
-        return {k: _json_safe(v) for k, v in obj.items()}
+        return {k: json_safe(v) for k, v in obj.items()}
     if isinstance(obj, (list, tuple)):
-        return [_json_safe(v) for v in obj]
+        return [json_safe(v) for v in obj]
     if isinstance(obj, float) and not math.isfinite(obj):
         return None
     if isinstance(obj, np.generic):
-        return _json_safe(obj.item())
+        return json_safe(obj.item())
     return obj

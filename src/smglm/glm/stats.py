@@ -3,7 +3,8 @@
 glum's own figures differ from R's in several cases (weights treated as frequency weights,
 no offset in AIC, binomial deviance without the saturated term, an approximate Tweedie unit
 deviance): see ``glum-notes.md``. Everything here is computed from ``y``, ``mu`` and the prior
-weights with the formulas of R's ``family`` objects, so it does not depend on glum.
+weights with the formulas of R's ``family`` objects (the family's own formulas are methods of
+its :class:`~smglm.glm.families.FamilySpec`), so it does not depend on glum.
 
 Conventions, as in R:
 
@@ -24,138 +25,37 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.special import gammaln, xlogy
 
-from smglm.config.families import has_dispersion
+from smglm.glm.families import FamilySpec
 from smglm.glm.links import linkfun, linkinv, mu_eta
 
 __all__ = [
     "SplitMetrics",
     "deviance",
     "dispersion",
-    "log_likelihood",
     "null_mean",
     "split_metrics",
-    "unit_deviance",
-    "variance",
 ]
 
 Array = np.ndarray
 
 
-@dataclass(frozen=True)
-class Family:
-    """A family name with its parameters (Tweedie power, negative binomial theta)."""
-
-    name: str
-    power: float | None = None
-    theta: float | None = None
-
-
-def variance(fam: Family, mu: Array) -> Array:
-    """The variance function ``V(mu)``."""
-    name = fam.name
-    if name == "gaussian":
-        return np.ones_like(mu)
-    if name == "binomial":
-        return mu * (1.0 - mu)
-    if name == "poisson":
-        return mu
-    if name == "gamma":
-        return mu**2
-    if name == "inverse_gaussian":
-        return mu**3
-    if name == "tweedie":
-        return mu ** float(fam.power or 1.5)
-    if name == "negative_binomial":
-        return mu + mu**2 / float(fam.theta or 1.0)
-    raise ValueError(f"unknown family {name!r}")
-
-
-def unit_deviance(fam: Family, y: Array, mu: Array) -> Array:
-    """The unit deviance ``d(y, mu)``, exact for every family (Tweedie included)."""
-    name = fam.name
-    if name == "gaussian":
-        return (y - mu) ** 2
-    if name == "binomial":
-        return 2.0 * (xlogy(y, y) - xlogy(y, mu) + xlogy(1 - y, 1 - y) - xlogy(1 - y, 1 - mu))
-    if name == "poisson":
-        return 2.0 * (xlogy(y, y) - xlogy(y, mu) - (y - mu))
-    if name == "gamma":
-        return 2.0 * (-np.log(y / mu) + (y - mu) / mu)
-    if name == "inverse_gaussian":
-        return (y - mu) ** 2 / (y * mu**2)
-    if name == "tweedie":
-        p = float(fam.power or 1.5)
-        return 2.0 * (
-            np.power(y, 2 - p) / ((1 - p) * (2 - p))
-            - y * np.power(mu, 1 - p) / (1 - p)
-            + np.power(mu, 2 - p) / (2 - p)
-        )
-    if name == "negative_binomial":
-        th = float(fam.theta or 1.0)
-        return 2.0 * (xlogy(y, y) - xlogy(y, mu) - (y + th) * np.log((y + th) / (mu + th)))
-    raise ValueError(f"unknown family {name!r}")
-
-
-def deviance(fam: Family, y: Array, mu: Array, w: Array) -> float:
+def deviance(fam: FamilySpec, y: Array, mu: Array, w: Array) -> float:
     """``sum(w * d(y, mu))``."""
-    return float(np.sum(w * unit_deviance(fam, y, mu)))
+    return float(np.sum(w * fam.unit_deviance(y, mu)))
 
 
-def dispersion(fam: Family, y: Array, mu: Array, w: Array, df_resid: float) -> float:
+def dispersion(fam: FamilySpec, y: Array, mu: Array, w: Array, df_resid: float) -> float:
     """R's dispersion: 1 for poisson, binomial, negative binomial; else Pearson / df_resid."""
-    if not has_dispersion(fam.name):
+    if not fam.has_dispersion:
         return 1.0
     if df_resid <= 0:
         return math.nan
-    return float(np.sum(w * (y - mu) ** 2 / variance(fam, mu)) / df_resid)
-
-
-def log_likelihood(fam: Family, y: Array, mu: Array, w: Array, dev: float) -> float:
-    """The log-likelihood as R's ``logLik.glm`` computes it (rows with w > 0 only)."""
-    keep = w > 0
-    y, mu, w = y[keep], mu[keep], w[keep]
-    name = fam.name
-    n = y.size
-    if n == 0:
-        return math.nan
-    if name == "gaussian":
-        return float(-0.5 * (n * (math.log(2 * math.pi * dev / n) + 1) - np.sum(np.log(w))))
-    if name == "binomial":
-        trials = np.round(w)
-        k = np.round(w * y)
-        logc = gammaln(trials + 1) - gammaln(k + 1) - gammaln(trials - k + 1)
-        return float(np.sum(logc + xlogy(k, mu) + xlogy(trials - k, 1 - mu)))
-    if name == "poisson":
-        return float(np.sum(w * (xlogy(y, mu) - mu - gammaln(y + 1))))
-    if name == "gamma":
-        disp = dev / np.sum(w)
-        shape = 1.0 / disp
-        scale = mu * disp
-        logf = (shape - 1) * np.log(y) - y / scale - gammaln(shape) - shape * np.log(scale)
-        return float(np.sum(w * logf))
-    if name == "inverse_gaussian":
-        disp = dev / np.sum(w)
-        return float(
-            -0.5 * (np.sum(w) * (math.log(disp * 2 * math.pi) + 1) + 3 * np.sum(w * np.log(y)))
-        )
-    if name == "negative_binomial":
-        th = float(fam.theta or 1.0)
-        logf = (
-            gammaln(th + y)
-            - gammaln(th)
-            - gammaln(y + 1)
-            + th * math.log(th)
-            + xlogy(y, mu)
-            - (th + y) * np.log(th + mu)
-        )
-        return float(np.sum(w * logf))
-    return math.nan  # tweedie: no closed form (R's statmod reports NA as well)
+    return float(np.sum(w * (y - mu) ** 2 / fam.variance(mu)) / df_resid)
 
 
 def null_mean(
-    fam: Family,
+    fam: FamilySpec,
     link: str,
     y: Array,
     w: Array,
@@ -167,9 +67,9 @@ def null_mean(
     """The fitted mean of the null model (intercept only, with the offset), and its intercept.
 
     Without an offset the intercept-only MLE is the weighted mean of y, whatever the link;
-    with one, it has a closed form for the log link of the Poisson (``e^b = sum(w y) /
-    sum(w e^offset)``) and the Gamma (``e^b = sum(w y e^-offset) / sum(w)``), and a
-    one-parameter IRLS finds it otherwise (as R's ``glm`` does for ``null.deviance``).
+    with one, some families have a closed form for the log link
+    (:meth:`~smglm.glm.families.FamilySpec.null_log_mean_ratio`), and a one-parameter IRLS
+    finds it otherwise (as R's ``glm`` does for ``null.deviance``).
     Without an intercept the null model is ``linkinv(offset)``.
     """
     off = np.zeros_like(y, dtype=float) if offset is None else np.asarray(offset, dtype=float)
@@ -178,22 +78,17 @@ def null_mean(
     ybar = float(np.sum(w * y) / np.sum(w))
     if offset is None:
         return np.full_like(y, ybar, dtype=float), float(linkfun(link, np.array(ybar)))
-    if link == "log" and fam.name in ("poisson", "gamma"):
-        with np.errstate(divide="ignore", over="ignore", invalid="ignore"):
-            if fam.name == "poisson":
-                ratio = float(np.sum(w * y) / np.sum(w * np.exp(off)))
-            else:
-                ratio = float(np.sum(w * y * np.exp(-off)) / np.sum(w))
-        if math.isfinite(ratio) and ratio > 0:
-            b = math.log(ratio)
-            return np.exp(b + off), b
+    ratio = fam.null_log_mean_ratio(y, w, off) if link == "log" else None
+    if ratio is not None and math.isfinite(ratio) and ratio > 0:
+        b = math.log(ratio)
+        return np.exp(b + off), b
     # start from the link of the mean minus the mean offset
     b = float(linkfun(link, np.array(ybar))) - float(np.sum(w * off) / np.sum(w))
     for _ in range(max_iter):
         eta = b + off
         mu = linkinv(link, eta)
         d = mu_eta(link, eta)
-        var = variance(fam, mu)
+        var = fam.variance(mu)
         ww = w * d**2 / var
         z = b + (y - mu) / d
         b_new = float(np.sum(ww * z) / np.sum(ww))
@@ -228,7 +123,7 @@ def _json_number(v: float | int) -> float | int:
 
 
 def split_metrics(
-    fam: Family,
+    fam: FamilySpec,
     y: Array,
     mu: Array,
     w: Array,
@@ -242,8 +137,8 @@ def split_metrics(
     dev = deviance(fam, y, mu, w)
     null_dev = deviance(fam, y, mu_null, w)
     df_resid = n_obs - n_params
-    llf = log_likelihood(fam, y, mu, w, dev)
-    k = n_params + (1 if has_dispersion(fam.name) else 0)
+    llf = fam.log_likelihood(y, mu, w, dev)
+    k = n_params + (1 if fam.has_dispersion else 0)
     return SplitMetrics(
         n_obs=n_obs,
         deviance=dev,

@@ -13,7 +13,7 @@ from smglm.errors import DataError, Issue
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
-__all__ = ["DATA_SUFFIXES", "SOURCE_COLUMNS", "read_table"]
+__all__ = ["DATA_SUFFIXES", "SOURCE_COLUMNS", "read_table", "source_columns"]
 
 DATA_SUFFIXES = (".csv", ".csv.gz", ".parquet", ".pq", ".tsv")
 
@@ -67,14 +67,14 @@ def read_table(
         frames = [_read_file(p, what, wanted) for p in files]
         if len(frames) == 1:
             return frames[0]
-        cols = _source_columns(frames[0])
+        cols = source_columns(frames[0])
         for p, f in zip(files[1:], frames[1:], strict=True):
-            if _source_columns(f) != cols:
+            if source_columns(f) != cols:
                 raise DataError(
                     [
                         Issue(
                             what,
-                            f"{p.name} has columns {_source_columns(f)}, but {files[0].name} "
+                            f"{p.name} has columns {source_columns(f)}, but {files[0].name} "
                             f"has {cols}; every file of a folder must have the same columns",
                             p.name,
                         )
@@ -89,7 +89,7 @@ def read_table(
     return _read_file(path, what, wanted)
 
 
-def _source_columns(df: pd.DataFrame) -> list[str]:
+def source_columns(df: pd.DataFrame) -> list[str]:
     """The columns of the file ``df`` was read from (all of them, also those not read)."""
     return list(df.attrs.get(SOURCE_COLUMNS, df.columns))
 

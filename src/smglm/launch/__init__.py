@@ -1,4 +1,4 @@
-"""The launch layer: storage, JobSpec, the local and SageMaker backends, and the Job handle.
+"""The launch layer: storage, JobSpec, the backends and their registry, and the Job handle.
 
 ``smglm.train(config, data, ...)`` is :func:`smglm.launch.submit.train`.
 
@@ -13,19 +13,27 @@ from typing import TYPE_CHECKING, Any
 
 __all__ = [
     "Backend",
+    "BaseBackend",
     "Channel",
     "Job",
     "JobSpec",
+    "JobState",
+    "backend_names",
     "get_backend",
     "list_jobs",
     "make_job_name",
+    "register_backend",
     "to_estimator",
     "train",
 ]
 
 _LAZY = {
     "Backend": "smglm.launch.backend",
+    "BaseBackend": "smglm.launch.backend",
+    "JobState": "smglm.launch.backend",
+    "backend_names": "smglm.launch.backend",
     "get_backend": "smglm.launch.backend",
+    "register_backend": "smglm.launch.backend",
     "Job": "smglm.launch.job",
     "list_jobs": "smglm.launch.job",
     "to_estimator": "smglm.launch.sdk",
@@ -36,7 +44,14 @@ _LAZY = {
 }
 
 if TYPE_CHECKING:
-    from smglm.launch.backend import Backend, get_backend
+    from smglm.launch.backend import (
+        Backend,
+        BaseBackend,
+        JobState,
+        backend_names,
+        get_backend,
+        register_backend,
+    )
     from smglm.launch.job import Job, list_jobs
     from smglm.launch.sdk import to_estimator
     from smglm.launch.spec import Channel, JobSpec, make_job_name

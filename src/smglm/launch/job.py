@@ -1,8 +1,10 @@
-"""The Job handle: what ``smglm.train(...)`` returns, for either backend.
+"""The Job handle: what ``smglm.train(...)`` returns, for any backend.
 
 A Job is a name plus a backend; everything else (status, logs, metrics, artifacts) is read
 from the backend when asked, so a handle can be re-made by name after a kernel restart with
-:meth:`Job.attach`.
+:meth:`Job.attach`. It reads the job's state through the backend's neutral
+:class:`~smglm.launch.backend.JobState` (:meth:`Job.state`), never a service's own response,
+so it works the same for a training job, a processing job or the local emulation.
 """
 
 from __future__ import annotations
@@ -13,11 +15,13 @@ import time
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
-from smglm.contract import TERMINAL
 from smglm.errors import BackendError, JobFailed
-from smglm.launch.backend import Backend, get_backend
+from smglm.launch.backend import DEFAULT_BACKEND, Backend, JobState, get_backend
+
+if TYPE_CHECKING:
+    from smglm.glm.report import Report
 
 __all__ = ["Job", "list_jobs"]
 
@@ -40,12 +44,12 @@ class Job:
         self.backend = backend
         self.reused = reused
         self.run_id = run_id
-        self._final: dict[str, Any] | None = None
+        self._final: JobState | None = None
         self._log_pos = 0
         self._artifacts: Path | None = None
 
     @classmethod
-    def attach(cls, name: str, backend: str | Backend = "local", **options: Any) -> Job:
+    def attach(cls, name: str, backend: str | Backend = DEFAULT_BACKEND, **options: Any) -> Job:
         """Re-attach to an existing job by name (e.g. after a kernel restart)."""
         be = get_backend(backend, **options) if isinstance(backend, str) else backend
         job = cls(name, be)
@@ -53,27 +57,33 @@ class Job:
         return job
 
     # -- state ---------------------------------------------------------------------------
-    def describe(self) -> dict[str, Any]:
-        """The DescribeTrainingJob-shaped state (cached once the job has ended)."""
+    def state(self) -> JobState:
+        """The job's state in backend-neutral words (cached once the job has ended)."""
         if self._final is not None:
             return self._final
-        state = self.backend.describe(self.name)
-        if state.get("TrainingJobStatus") in TERMINAL:
+        return self._record(self.backend.job_state(self.name))
+
+    def _record(self, state: JobState) -> JobState:
+        if state.done and self._final is None:
             self._final = state
             self._finalize_tracking(state)
         return state
 
-    def _finalize_tracking(self, state: dict[str, Any]) -> None:
-        """End the job's MLflow run (the local supervisor does it for local jobs)."""
-        if self.backend.name == "local" or not self.run_id:
+    def describe(self) -> dict[str, Any]:
+        """The state shaped like DescribeTrainingJob's response, whatever the backend (cached
+        once the job has ended); :meth:`state` has it in backend-neutral words."""
+        return self.state().as_training_job()
+
+    def _finalize_tracking(self, state: JobState) -> None:
+        """End the job's MLflow run, unless the backend's own job process does."""
+        if self.backend.ends_tracking_runs or not self.run_id:
             return
         import logging
 
         from smglm.tracking.runs import finalize_job_run, resolve_tracking_uri
 
-        tags = state.get("Tags") or {}
         # the tag is redacted: credentials, if any, come from MLFLOW_TRACKING_URI
-        uri = resolve_tracking_uri(tags.get("smglm.tracking_uri"))
+        uri = resolve_tracking_uri(state.tags.get("smglm.tracking_uri"))
 
         def fetch() -> tuple[Path, Path | None] | None:
             try:
@@ -84,37 +94,39 @@ class Job:
             return folder / "model", out if out.exists() else None
 
         try:
-            finalize_job_run(uri, self.run_id, state, fetch)
+            finalize_job_run(uri, self.run_id, state.as_training_job(), fetch)
         except Exception as exc:  # tracking never breaks the handle
             logging.getLogger(__name__).warning("could not end MLflow run %s: %s", self.run_id, exc)
 
     @property
     def status(self) -> str:
         """The primary status: InProgress, Completed, Failed, Stopping or Stopped."""
-        return str(self.describe().get("TrainingJobStatus"))
+        return self.state().status
 
     @property
     def secondary_status(self) -> str:
-        """SageMaker's secondary status: Starting, Downloading, Training, Uploading, ..."""
-        return str(self.describe().get("SecondaryStatus"))
+        """The step the job is at: Starting, Downloading, Training, Uploading, ..."""
+        return str(self.state().secondary_status)
 
     @property
     def done(self) -> bool:
-        return self.status in TERMINAL
+        """Whether the job has ended (Completed, Failed or Stopped)."""
+        return self.state().done
 
     @property
     def failure_reason(self) -> str | None:
-        return self.describe().get("FailureReason")
+        """Why the job failed or was stopped (None otherwise)."""
+        return self.state().failure_reason
 
     @property
     def billable_seconds(self) -> int | None:
         """Billable seconds, once the job has ended."""
-        value = self.describe().get("BillableTimeInSeconds")
-        return int(value) if value is not None else None
+        return self.state().billable_seconds
 
     @property
     def model_uri(self) -> str | None:
-        return (self.describe().get("ModelArtifacts") or {}).get("S3ModelArtifacts")
+        """Where the job's ``model.tar.gz`` is, once written."""
+        return self.state().model_uri
 
     # -- logs and waiting ----------------------------------------------------------------
     def logs(self) -> str:
@@ -139,20 +151,20 @@ class Job:
         """Wait until the job ends, printing status changes (and log lines with ``logs``).
 
         ``poll``: seconds between looks at the job (default: the backend's ``poll_seconds``,
-        0.1 s for the local backend, whose state is a file here; else 0.5 s).
+        0.1 s for the local backend, whose state is a file here; 0.5 s for SageMaker).
         Ctrl-C while waiting asks whether to stop the job; it stops it if told ``y``.
         Raises :class:`~smglm.errors.JobFailed` if the job failed or was stopped (unless
         ``raise_on_failure`` is false).
         """
         stream = out or sys.stdout
         if poll is None:
-            poll = float(getattr(self.backend, "poll_seconds", 0.5))
+            poll = float(self.backend.poll_seconds)
         deadline = None if timeout is None else time.monotonic() + timeout
         last_status = None
         try:
             while True:
-                state = self.backend.describe(self.name)
-                status = (state.get("TrainingJobStatus"), state.get("SecondaryStatus"))
+                state = self.backend.job_state(self.name)
+                status = (state.status, state.secondary_status)
                 if status != last_status:
                     stream.write(f"[{self.name}] {status[0]} - {status[1]}\n")
                     last_status = status
@@ -160,9 +172,8 @@ class Job:
                     for line in self._new_log_lines():
                         stream.write(line + "\n")
                 stream.flush()
-                if status[0] in TERMINAL:
-                    self._final = state
-                    self._finalize_tracking(state)
+                if state.done:
+                    self._record(state)
                     break
                 if deadline is not None and time.monotonic() > deadline:
                     raise TimeoutError(f"job {self.name!r} still {status[0]} after {timeout} s")
@@ -193,33 +204,28 @@ class Job:
                 return dict(self.model.metrics)
             except BackendError:
                 pass
-        rows = self.describe().get("FinalMetricDataList") or []
-        return {"final": {r["MetricName"]: r["Value"] for r in rows}}
+        return {"final": dict(self.state().final_metrics)}
 
     def artifacts(self, dest: str | Path | None = None) -> Path:
         """Download and extract model.tar.gz (to ``model/``) and output.tar.gz (to
         ``output/``); cached: a second call downloads nothing."""
         if self._artifacts is not None and dest is None:
             return self._artifacts
-        from smglm.launch.local import default_home
         from smglm.launch.storage import extract_tar, open_storage
 
-        state = self.describe()
-        home = getattr(self.backend, "home", None) or default_home()
-        folder = Path(dest) if dest else Path(home) / "artifacts" / self.name
-        model_uri = (state.get("ModelArtifacts") or {}).get("S3ModelArtifacts")
+        state = self.state()
+        folder = Path(dest) if dest else Path(self.backend.home) / "artifacts" / self.name
+        model_uri = state.model_uri
         if not model_uri:
-            status = state.get("TrainingJobStatus")
+            status = state.status
             raise BackendError(f"job {self.name!r} has no model artifacts (status {status})")
         if not (folder / "model" / "model.json").exists():
             tmp = folder / ".download"
             archive = open_storage(model_uri).download_file(model_uri, tmp / "model.tar.gz")
             extract_tar(archive, folder / "model")
-            out_uri = (state.get("OutputArtifacts") or {}).get(
-                "S3OutputArtifacts", model_uri.replace("model.tar.gz", "output.tar.gz")
-            )
-            storage = open_storage(out_uri)
-            if storage.exists(out_uri):
+            out_uri = state.output_uri
+            storage = open_storage(out_uri) if out_uri else None
+            if out_uri and storage is not None and storage.exists(out_uri):
                 archive = storage.download_file(out_uri, tmp / "output.tar.gz")
                 extract_tar(archive, folder / "output")
         self._artifacts = folder
@@ -234,12 +240,7 @@ class Job:
 
     def spec(self) -> Any:
         """The job's :class:`~smglm.launch.spec.JobSpec` (its CreateTrainingJob request)."""
-        from smglm.launch.spec import JobSpec
-
-        own = getattr(self.backend, "spec", None)
-        if own is not None:
-            return own(self.name)
-        return JobSpec.from_request(self.describe())
+        return self.backend.spec(self.name)
 
     def estimator(self, *, session: Any | None = None) -> Any:
         """The same job as a SageMaker SDK object (v2 ``Estimator`` or v3 ``ModelTrainer``,
@@ -248,40 +249,54 @@ class Job:
 
         return to_estimator(self.spec(), session=session)
 
-    def report(self, **options: Any) -> Any:
-        """The job's report: metrics, coefficients, one-ways, lift, Gini, residuals, log tail
-        (an object that renders as HTML in a notebook and as text elsewhere)."""
-        from smglm.notebook.views import report
+    def report(self, *, log_lines: int = 40) -> Report:
+        """The job's report: its summary (status, instance, failure reason), and once it has
+        completed the model's metrics, coefficients, one-ways, lift, Gini and residuals; then the
+        last ``log_lines`` lines of its log. Renders as HTML in a notebook, text elsewhere."""
+        from smglm.glm.report import load
 
-        return report(self, **options)
+        state = self.describe()
+        folder = None
+        if state.get("TrainingJobStatus") == "Completed":
+            folder = self.artifacts()
+        try:
+            lines = self.logs().splitlines()[-log_lines:]
+        except Exception as exc:  # a report never fails on the log
+            lines = [f"(log not available: {exc})"]
+        return load(
+            folder,
+            title=f"Training job {self.name}",
+            job_state=state,
+            backend=self.backend.name,
+            log="\n".join(lines),
+        )
 
     # -- reprs ---------------------------------------------------------------------------
     def __repr__(self) -> str:
-        state = self.describe()
-        status = state.get("TrainingJobStatus")
-        text = f"Job({self.name!r}, backend={self.backend.name!r}, status={status!r}"
-        if state.get("FailureReason"):
-            text += f", reason={state['FailureReason'][:80]!r}"
+        state = self.state()
+        text = f"Job({self.name!r}, backend={self.backend.name!r}, status={state.status!r}"
+        if state.failure_reason:
+            text += f", reason={state.failure_reason[:80]!r}"
         return text + ")"
 
     def _repr_html_(self) -> str:
-        state = self.describe()
-        status = str(state.get("TrainingJobStatus"))
+        state = self.state()
+        status = state.status
         color = {"Completed": "#1a7f37", "Failed": "#cf222e", "Stopped": "#9a6700"}.get(
             status, "#0969da"
         )
         rows = [
             ("job", self.name),
             ("backend", self.backend.name),
-            ("status", f"{status} ({state.get('SecondaryStatus')})"),
-            ("created", _fmt_time(state.get("CreationTime"))),
+            ("status", f"{status} ({state.secondary_status})"),
+            ("created", _fmt_time(state.created)),
         ]
-        if state.get("BillableTimeInSeconds") is not None:
-            rows.append(("billable seconds", str(state["BillableTimeInSeconds"])))
-        if state.get("FailureReason"):
-            rows.append(("failure", state["FailureReason"]))
-        for m in state.get("FinalMetricDataList") or []:
-            rows.append((m["MetricName"], f"{m['Value']:.6g}"))
+        if state.billable_seconds is not None:
+            rows.append(("billable seconds", str(state.billable_seconds)))
+        if state.failure_reason:
+            rows.append(("failure", state.failure_reason))
+        for metric, value in state.final_metrics.items():
+            rows.append((metric, f"{value:.6g}"))
         body = "".join(
             f"<tr><th style='text-align:left'>{html.escape(k)}</th>"
             f"<td style='text-align:left'>{html.escape(str(v))}</td></tr>"
@@ -302,7 +317,9 @@ def _fmt_time(value: Any) -> str:
         return str(value)
 
 
-def list_jobs(backend: str | Backend = "local", max_results: int = 20, **options: Any) -> list[Job]:
+def list_jobs(
+    backend: str | Backend = DEFAULT_BACKEND, max_results: int = 20, **options: Any
+) -> list[Job]:
     """Recent jobs of a backend, newest first, as handles."""
     be = get_backend(backend, **options) if isinstance(backend, str) else backend
-    return [Job(s["TrainingJobName"], be) for s in be.list_jobs(max_results)]
+    return [Job(s.name, be) for s in be.list_states(max_results)]

@@ -18,15 +18,19 @@ import subprocess
 import sys
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from smglm.errors import BackendError
+from smglm.errors import BackendError, ConfigError, Issue
+from smglm.launch.backend import BaseBackend, default_home
 from smglm.launch.spec import JobSpec
 
+if TYPE_CHECKING:
+    from smglm.config.job import JobConfig
+
 __all__ = [
+    "LOCAL_IMAGE",
     "STOP_FILE",
     "LocalBackend",
-    "default_home",
     "now_iso",
     "read_json",
     "write_json_atomic",
@@ -35,12 +39,8 @@ __all__ = [
 #: Written into a job's folder to ask its supervisor to stop the job.
 STOP_FILE = "stop-requested"
 
-
-def default_home() -> Path:
-    """smglm's working folder: ``SMGLM_HOME``, else ``./.smglm``."""
-    from smglm.config.settings import SMGLM_HOME
-
-    return Path(SMGLM_HOME.get() or ".smglm").absolute()
+#: The image name the local backend records (it runs the installed package, not an image).
+LOCAL_IMAGE = "smglm-local"
 
 
 def now_iso() -> str:
@@ -57,7 +57,7 @@ def read_json(path: Path) -> Any:
     return json.loads(path.read_text(encoding="utf-8"))
 
 
-class LocalBackend:
+class LocalBackend(BaseBackend):
     """Runs training jobs on this machine as SageMaker would run them on an instance.
 
     Parameters
@@ -86,6 +86,12 @@ class LocalBackend:
     name = "local"
     #: Seconds between looks at a job in :meth:`Job.wait` (its state is a file here).
     poll_seconds = 0.1
+    #: Jobs run on this machine: they read its files and its MLflow store.
+    remote = False
+    #: The supervisor ends the job's MLflow run.
+    ends_tracking_runs = True
+    #: Without ``engine``, the installed package runs; this name is recorded as the image.
+    default_image: str | None = LOCAL_IMAGE
 
     def __init__(
         self,
@@ -99,7 +105,7 @@ class LocalBackend:
         if engine not in (None, "docker", "podman"):
             raise BackendError(f"engine must be 'docker', 'podman' or None; got {engine!r}")
         self.engine = engine
-        self.home = Path(home).absolute() if home else default_home()
+        self.home = Path(home) if home else default_home()
         self.stop_grace_seconds = stop_grace_seconds
         self.python = python or sys.executable
         if warm is None:
@@ -276,8 +282,17 @@ class LocalBackend:
 
         return shutdown_worker(self.home)
 
+    def prepare_image(self, job: JobConfig) -> str:
+        """``job.image_uri`` or :data:`LOCAL_IMAGE`; with an ``engine``, ``job.image_uri``
+        (the engine runs it), a ConfigError naming ``image_uri`` when it is not set."""
+        if self.engine and not job.image_uri:
+            msg = f"the local backend with engine={self.engine!r} runs an image; give image_uri"
+            raise ConfigError([Issue("image_uri", msg)])
+        return super().prepare_image(job)
+
     # -- helpers -------------------------------------------------------------------------
     def spec(self, job_name: str) -> JobSpec:
+        """The spec as launched (the job's ``spec.json``)."""
         return JobSpec.from_request(read_json(self._require(job_name) / "spec.json"))
 
     def _runner_pid(self, job_name: str) -> int | None:

@@ -26,6 +26,7 @@ from smglm.contract import TERMINAL
 from smglm.errors import ConfigError, Issue
 from smglm.launch import aws, pricing
 from smglm.launch.aws import AwsError, aws_call, boto3_session, resolve_region
+from smglm.launch.backend import BaseBackend
 from smglm.launch.spec import JobSpec
 
 if TYPE_CHECKING:
@@ -51,7 +52,7 @@ class _JobLog:
     streams: dict[str, _StreamState] = field(default_factory=dict)
 
 
-class SageMakerBackend:
+class SageMakerBackend(BaseBackend):
     """Training jobs on Amazon SageMaker (the :class:`~smglm.launch.backend.Backend` protocol).
 
     Parameters
@@ -63,6 +64,8 @@ class SageMakerBackend:
     """
 
     name = "sagemaker"
+    #: Jobs run on SageMaker's instances: no access to this machine's files or MLflow store.
+    remote = True
 
     def __init__(self, *, session: Any | None = None, region: str | None = None) -> None:
         self.session = boto3_session(session, region)
@@ -83,7 +86,7 @@ class SageMakerBackend:
         """The S3 client of this backend's session (uploads use the same credentials)."""
         return self._client("s3")
 
-    # -- before a launch (hooks smglm.train() calls when a backend has them) ------------------
+    # -- before a launch (hooks of smglm.train(); see smglm.launch.backend.Backend) ----------
     def default_output_path(self, job: JobConfig) -> str:
         """``s3://<bucket>/<prefix>``: ``job.bucket``, else SageMaker's default bucket (created)."""
         bucket = aws.resolve_bucket(None, job, session=self.session, region=self.region)
@@ -205,7 +208,7 @@ class SageMakerBackend:
 
     def find_completed(
         self, tags: dict[str, str], limit: int = 20
-    ) -> tuple[str, dict[str, str]] | None:
+    ) -> tuple[str, dict[str, str]] | None:  # ListTrainingJobs' summaries carry no tags
         """The newest of the last ``limit`` Completed training jobs whose tags hold ``tags``,
         with all its tags (ListTrainingJobs' summaries carry none: one ListTags call per job
         looked at)."""

@@ -17,7 +17,7 @@ from typing import Any
 from smglm.config import GLMConfig, JobConfig, as_glm_config
 from smglm.contract import METRIC_DEFINITIONS
 from smglm.errors import ConfigError, Issue
-from smglm.launch.backend import Backend, get_backend
+from smglm.launch.backend import Backend, backend_from_config
 from smglm.launch.inputs import (
     DataLike,
     Upload,
@@ -31,12 +31,9 @@ from smglm.launch.job import Job
 from smglm.launch.spec import Channel, JobSpec, make_job_name
 from smglm.tracking.runs import RUN_ID_TAG, flatten_params, redact_uri
 
-__all__ = ["LOCAL_IMAGE", "Upload", "frame_fingerprint", "train", "upload_config", "upload_data"]
+__all__ = ["Upload", "frame_fingerprint", "train", "upload_config", "upload_data"]
 
 log = logging.getLogger(__name__)
-
-#: The image name the local backend records (it runs the installed package, not an image).
-LOCAL_IMAGE = "smglm-local"
 
 
 def _job_config(job: JobConfig | dict[str, Any] | None, overrides: dict[str, Any]) -> JobConfig:
@@ -59,15 +56,7 @@ def _job_config(job: JobConfig | dict[str, Any] | None, overrides: dict[str, Any
 
 
 def _storage_base(job: JobConfig, backend: Backend) -> str:
-    if job.output_path:
-        return job.output_path
-    if backend.name == "local":
-        home = getattr(backend, "home", Path(".smglm").absolute())
-        return f"file://{Path(home) / 'storage'}"
-    resolve = getattr(backend, "default_output_path", None)
-    if resolve is None:
-        raise ConfigError([Issue("output_path", "set output_path or bucket for this backend")])
-    return str(resolve(job))
+    return job.output_path or str(backend.default_output_path(job))
 
 
 _REUSE_KEYS = ("smglm.config_hash", "smglm.data_hash", "smglm.test_data_hash", "smglm.image")
@@ -87,19 +76,8 @@ def _find_reusable(
         for run in runs:
             if run.info.status == "FINISHED":
                 return str(run.data.tags["smglm.job_name"]), str(run.info.run_id)
-    find_completed = getattr(backend, "find_completed", None)
-    if find_completed is not None:  # SageMaker: its job list carries no tags
-        hit = find_completed(wanted)
-        return (str(hit[0]), hit[1].get(RUN_ID_TAG)) if hit else None
-    for state in backend.list_jobs(100):
-        if state.get("TrainingJobStatus") != "Completed":
-            continue
-        job_tags = state.get("Tags") or {}
-        if isinstance(job_tags, list):
-            job_tags = {t["Key"]: t["Value"] for t in job_tags}
-        if all(job_tags.get(k, "") == v for k, v in wanted.items()):
-            return str(state["TrainingJobName"]), job_tags.get(RUN_ID_TAG)
-    return None
+    hit = backend.find_completed(wanted)
+    return (str(hit[0]), hit[1].get(RUN_ID_TAG)) if hit else None
 
 
 def train(
@@ -127,7 +105,9 @@ def train(
         A :class:`~smglm.JobConfig` (or dict); keyword arguments override its fields, e.g.
         ``instance_type="ml.m5.2xlarge"``, ``job_name="freq-v1"``, ``max_cost=2.0``.
     backend
-        ``"local"`` (default: JobConfig.backend) or ``"sagemaker"``, or a Backend object.
+        A registered backend's name (default: ``JobConfig.backend``; see
+        :func:`~smglm.launch.backend.backend_names`: ``"local"``, ``"sagemaker"``, ...), made
+        with its options from the JobConfig (e.g. ``region``), or a Backend object.
     wait
         Follow the job until it ends (status and log lines), then return.
     reuse
@@ -138,13 +118,15 @@ def train(
         store in the working folder.
     """
     cfg = as_glm_config(config).resolved()
+    from smglm.glm.engines import check_engine  # the engine can fit it (no glum import)
+
+    if issues := check_engine(cfg):
+        raise ConfigError(issues)
     jc = _job_config(job, job_fields)
-    if isinstance(backend, Backend):
-        be = backend
-    elif (backend or jc.backend) == "sagemaker":
-        be = get_backend("sagemaker", region=jc.region)
+    if backend is None or isinstance(backend, str):
+        be = backend_from_config(backend or jc.backend, jc.to_dict())
     else:
-        be = get_backend(backend or jc.backend)
+        be = backend
     import pandas as pd
 
     fingerprints = {
@@ -156,20 +138,9 @@ def train(
     if test_data is not None:
         _check_local_data(cfg, test_data, "test data", fingerprints.get("test"))
 
-    engine = getattr(be, "engine", None) if be.name == "local" else None
-    if engine and not jc.image_uri:
-        msg = f"the local backend with engine={engine!r} runs an image; give image_uri"
-        raise ConfigError([Issue("image_uri", msg)])
-    image = jc.image_uri or (LOCAL_IMAGE if be.name == "local" else None)
-    prepare_image = getattr(be, "prepare_image", None)
-    if prepare_image is not None:
-        image = prepare_image(jc)
-    if not image:
-        raise ConfigError([Issue("image_uri", "no image for the sagemaker backend")])
-
+    image = be.prepare_image(jc)
     base = _storage_base(jc, be)
-    client_of = getattr(be, "s3_client", None)
-    s3 = client_of() if client_of is not None and base.startswith("s3://") else None
+    s3 = be.s3_client() if base.startswith("s3://") else None
     data_up = upload_data(
         data, base, name="train", s3_client=s3, fingerprint=fingerprints.get("train")
     )
@@ -198,7 +169,7 @@ def train(
 
     name = jc.job_name or make_job_name(f"smglm-{cfg.family}")
     environment: dict[str, str] = {}
-    tracker = _start_tracking(tracking, jc, cfg, name, be.name, image, base, tags)
+    tracker = _start_tracking(tracking, jc, cfg, name, be, image, base, tags)
     if tracker is not None:
         environment.update(tracker.env)
         tags[RUN_ID_TAG] = tracker.run_id
@@ -214,18 +185,16 @@ def train(
         image_uri=image,
         output_path=_join(base, "jobs"),
         channels=tuple(channels),
-        role_arn=getattr(be, "resolve_role", lambda j: jc.role)(jc),
+        role_arn=be.resolve_role(jc),
         instance_type=jc.instance_type,
         instance_count=jc.instance_count,
         volume_size_gb=jc.volume_size_gb,
         max_runtime_seconds=jc.max_runtime_seconds,
         environment=environment,
-        metric_definitions=tuple(METRIC_DEFINITIONS),
+        metric_definitions=tuple(METRIC_DEFINITIONS) if be.uses_metric_definitions else (),
         tags=tags,
     )
-    cost_check = getattr(be, "check_cost", None)
-    if cost_check is not None:
-        cost_check(spec, jc.max_cost)
+    be.check_cost(spec, jc.max_cost)
     try:
         be.launch(spec)
     except Exception as exc:
@@ -257,7 +226,7 @@ def _start_tracking(
     jc: JobConfig,
     cfg: GLMConfig,
     name: str,
-    backend: str,
+    backend: Backend,
     image: str,
     base: str,
     tags: dict[str, str],
@@ -276,7 +245,7 @@ def _start_tracking(
     params = flatten_params(cfg.to_dict())
     params.update(
         {
-            "job.backend": backend,
+            "job.backend": backend.name,
             "job.instance_type": jc.instance_type,
             "job.instance_count": str(jc.instance_count),
             "job.max_runtime_seconds": str(jc.max_runtime_seconds),
@@ -291,7 +260,7 @@ def _start_tracking(
         params=params,
         tags=run_tags,
     )
-    env = job_env(uri, jc.mlflow_experiment, run_id, remote=backend != "local")
+    env = job_env(uri, jc.mlflow_experiment, run_id, remote=backend.remote)
     return _Tracker(uri, run_id, env)
 
 

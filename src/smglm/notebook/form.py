@@ -17,9 +17,9 @@ from typing import Any
 
 from smglm.config.families import FAMILIES
 from smglm.errors import MissingDependency, SmglmError
+from smglm.glm.report.render import esc
 from smglm.notebook import form_logic as logic
 from smglm.notebook.cmd.common import current_shell, current_user_ns, dataframe_names, local_frame
-from smglm.notebook.display import esc
 
 try:
     import ipywidgets as w
@@ -67,17 +67,18 @@ class GLMForm(w.VBox if w is not None else object):  # type: ignore[misc]
         self._extra: dict[str, Any] = {}
         self.job: Any = None
         self._monitor: threading.Thread | None = None
+        from smglm.launch.backend import DEFAULT_BACKEND
+
         settings = load_settings()
         self._job_defaults = (
-            settings.get("backend") or "local",
+            settings.get("backend") or DEFAULT_BACKEND,
             settings.get("instance_type") or "ml.m5.xlarge",
         )
         self._build()
         super().__init__(children=self._layout())
         self._initial_ref = self._adopt(data)
         self.reset()
-        if self._job_defaults[0] == "local":
-            _prewarm_local()
+        _prewarm(self._job_defaults[0], settings)
 
     # -- public API -------------------------------------------------------------------------
     @property
@@ -166,8 +167,10 @@ class GLMForm(w.VBox if w is not None else object):  # type: ignore[misc]
             value=0.0, min=0.0, max=1.0, step=0.05, description="l1_ratio", style=desc
         )
         self._bounds = BoundsEditor(self._refresh)
+        from smglm.launch.backend import backend_names
+
         self._backend = w.Dropdown(
-            options=["local", "sagemaker"], description="backend", style=desc, layout=lay()
+            options=backend_names(), description="backend", style=desc, layout=lay()
         )
         self._instance = w.Dropdown(
             description="instance", style=desc, layout=w.Layout(width="520px")
@@ -378,12 +381,13 @@ def form(data: Any = None, *, user_ns: dict[str, Any] | None = None) -> GLMForm:
     return GLMForm(data, user_ns=user_ns)
 
 
-def _prewarm_local() -> None:
-    """Start the local backend's warm worker while the user fills the form, so that the first
-    launch is warm too; a form never fails because of it."""
+def _prewarm(backend: str, settings: Any) -> None:
+    """Let the default backend get ready while the user fills the form (the local backend
+    starts its warm worker), so that the first launch is warm too; a form never fails
+    because of it."""
     try:
-        from smglm.launch.local import LocalBackend
+        from smglm.notebook.cmd.common import backend_for
 
-        LocalBackend().prewarm()
+        backend_for(backend, settings).prewarm()
     except Exception as exc:  # a bad SMGLM_LOCAL_WARM, an unwritable home: the launch will say
-        log.debug("could not start the warm worker: %s", exc)
+        log.debug("could not get backend %r ready: %s", backend, exc)

@@ -8,7 +8,7 @@ from typing import Any
 
 import ipywidgets as w
 
-from smglm.notebook.display import esc
+from smglm.glm.report.render import esc
 from smglm.notebook.form_logic import filter_options
 
 __all__ = ["BoundsEditor", "PredictorPicker"]

@@ -9,6 +9,7 @@ ends, then shows the report. Elsewhere (terminal IPython, plain Python) it shows
 
 from __future__ import annotations
 
+import html
 import logging
 import threading
 import time
@@ -16,11 +17,21 @@ from collections.abc import Callable
 from typing import Any
 
 from smglm.contract import TERMINAL
-from smglm.notebook.display import esc, in_kernel
 
 __all__ = ["display_fit_result", "display_job", "follow", "job_bundle", "register_formatters"]
 
 log = logging.getLogger(__name__)
+
+
+def esc(value: Any) -> str:
+    """HTML-escaped ``str(value)`` (this module stays light: it is loaded by ``%load_ext``)."""
+    return html.escape(str(value))
+
+
+def in_kernel(shell: Any) -> bool:
+    """Whether ``shell`` runs in a Jupyter kernel (where displays can be updated in place)."""
+    return shell is not None and getattr(shell, "kernel", None) is not None
+
 
 #: SageMaker's secondary statuses of a training job, in order.
 STEPS = ("Starting", "Downloading", "Training", "Uploading", "Completed")
@@ -57,10 +68,8 @@ def job_bundle(
     status = str(state.get("TrainingJobStatus"))
     head_html, head_text = job._repr_html_(), repr(job)
     if status == "Completed":
-        from smglm.notebook.views import report
-
         try:
-            rep = report(job)
+            rep = job.report()
         except Exception as exc:  # the status still shows if the report cannot be read
             log.warning("could not build the report of %s: %s", job.name, exc)
             note = f"report not available: {exc}"
@@ -81,9 +90,11 @@ def job_bundle(
 
 
 def poll_interval(job: Any) -> float:
-    """Seconds between looks at a job in a display: the backend's ``poll_seconds`` (0.1 s for
-    the local backend, whose state is a file here) but at least 0.25 s; else 1 s."""
-    return max(0.25, float(getattr(getattr(job, "backend", None), "poll_seconds", 1.0)))
+    """Seconds between looks at a job in a display: its backend's ``poll_seconds`` (0.1 s for
+    the local backend, whose state is a file here) but at least 0.25 s; 1 s for an object
+    without a backend."""
+    backend = getattr(job, "backend", None)
+    return max(0.25, float(backend.poll_seconds if backend is not None else 1.0))
 
 
 def follow(
@@ -155,9 +166,7 @@ def display_fit_result(result: Any) -> None:
     """Display a FitResult as its report (metrics, coefficients, convergence)."""
     from IPython.display import display
 
-    from smglm.notebook.views import report
-
-    display(report(result))
+    display(result.report())
 
 
 def register_formatters(shell: Any) -> None:

@@ -36,11 +36,30 @@ def _usage_errors(func: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
+def _backend_name(value: str) -> str:
+    """``--backend``'s check: a registered backend's name (the registry is read when a magic
+    runs, not when the extension loads, and a backend registered later is accepted too)."""
+    from argparse import ArgumentTypeError
+
+    from smglm.errors import ConfigError
+    from smglm.launch.backend import backend_entry
+
+    try:
+        backend_entry(value)
+    except ConfigError as exc:
+        raise ArgumentTypeError(exc.issues[0].message) from None
+    return value
+
+
+def _backend_argument(help: str) -> Callable[[F], F]:
+    """The ``--backend NAME`` option: one of the registered backends."""
+    # not argparse's choices: formatting the magic's help would read them at import
+    return argument("--backend", type=_backend_name, metavar="NAME", help=help)
+
+
 def _job_arguments(func: Any) -> Any:
     """The ``job`` and ``--backend`` arguments of the magics that act on one job."""
-    func = argument(
-        "--backend", choices=["local", "sagemaker"], help="the job's backend (default: setting)"
-    )(func)
+    func = _backend_argument("the job's backend (default: setting)")(func)
     return argument("job", help="a Job variable or a training job's name")(func)
 
 
@@ -59,7 +78,7 @@ class SmglmMagics(Magics):
     @magic_arguments()
     @argument("--data", help="training data: a DataFrame's name, a CSV/Parquet path, or s3://")
     @argument("--test-data", help="test data (same forms as --data); else the config's split")
-    @argument("--backend", choices=["local", "sagemaker"], help="where to run (default: setting)")
+    @_backend_argument("where to run (default: setting)")
     @argument("--instance-type", help="training instance type, e.g. ml.m5.2xlarge")
     @argument("--instance-count", type=int, help="number of instances (GLMs use 1)")
     @argument("--name", help="the training job's name (default: generated)")
@@ -106,7 +125,7 @@ class SmglmMagics(Magics):
     @line_magic
     @_usage_errors
     @magic_arguments()
-    @argument("--backend", choices=["local", "sagemaker"], help="whose jobs (default: setting)")
+    @_backend_argument("whose jobs (default: setting)")
     @argument("--max", type=int, default=20, help="how many jobs, newest first (default 20)")
     @argument("--mlflow", action="store_true", help="every backend's jobs, from their MLflow runs")
     def sm_jobs(self, line: str) -> Any:
@@ -156,9 +175,7 @@ class SmglmMagics(Magics):
     @_usage_errors
     @magic_arguments()
     @argument("jobs", nargs="+", help="two or more Job variables or training job names")
-    @argument(
-        "--backend", choices=["local", "sagemaker"], help="the jobs' backend (default: setting)"
-    )
+    @_backend_argument("the jobs' backend (default: setting)")
     def sm_compare(self, line: str) -> Any:
         """Compare jobs: metrics, coefficients, one-ways and the double lift of the first two."""
         from smglm.notebook.cmd.common import resolve_job

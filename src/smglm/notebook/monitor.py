@@ -9,7 +9,7 @@ from typing import Any
 import ipywidgets as w
 
 from smglm.contract import TERMINAL
-from smglm.notebook.display import esc
+from smglm.glm.report.render import esc
 from smglm.notebook.live import poll_interval, steps_html
 
 __all__ = ["JobMonitor"]
@@ -84,10 +84,9 @@ class JobMonitor(w.VBox):
             self._status.value += f"<pre style='color:#cf222e'>{esc(self.error)}</pre>"
 
     def _finish(self) -> None:
-        from smglm.notebook.views import report
 
         try:
-            self.tabs = report(self.job).widget()
+            self.tabs = self.job.report().widget()
         except Exception as exc:
             self.error = f"report not available: {exc}"
             self._status.value += f"<pre style='color:#cf222e'>{esc(self.error)}</pre>"

@@ -49,7 +49,7 @@ class Setting:
 KEYS: dict[str, Setting] = {
     s.key: s
     for s in (
-        Setting("backend", "backend", "where jobs run: local or sagemaker"),
+        Setting("backend", "backend", "where jobs run: a registered backend (local, sagemaker)"),
         Setting("instance_type", "instance_type", "training instance, e.g. ml.m5.xlarge"),
         Setting("bucket", "bucket", "S3 bucket for data, config and artifacts"),
         Setting("prefix", "prefix", "key prefix inside the bucket"),
@@ -201,6 +201,10 @@ def _parse_value(key: str, raw: Any) -> Any:
     value = str(raw).strip()
     target = KEYS[key].field
     assert target is not None
+    if key == "backend":
+        from smglm.launch.backend import backend_entry
+
+        backend_entry(value)  # raises ConfigError naming the field and the registered names
     from smglm.config import JobConfig
 
     JobConfig.from_dict({target: value})  # raises ConfigError naming the field

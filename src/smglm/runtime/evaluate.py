@@ -44,14 +44,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 def evaluate(paths: MLPaths) -> None:
     """Evaluate the model channel on the data channel (raises on failure)."""
     from smglm.glm import load_model
+    from smglm.glm.report.scoring import score, split_metrics_of
+    from smglm.glm.result import json_safe
     from smglm.runtime.metrics import print_metrics
-    from smglm.runtime.reporting import (
-        json_safe,
-        plot_workers,
-        score,
-        split_metrics_of,
-        write_report,
-    )
+    from smglm.runtime.report_files import plot_workers, write_report
 
     hp = parse_hyperparameters(paths.read_hyperparameters(), config=False)
     set_level(hp.log_level)

@@ -19,13 +19,14 @@ Extra keys and extra files in ``input/config`` are tolerated.
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from smglm.errors import ConfigError, Issue
 
-__all__ = ["MLPaths", "ResourceConfig"]
+__all__ = ["MLPaths", "ResourceConfig", "usable_cores"]
 
 
 @dataclass(frozen=True)
@@ -178,3 +179,11 @@ def _require_mapping(data: Any, path: Path, what: str) -> dict[str, Any]:
             [Issue(what, f"{path.name} must hold a JSON object; got {type(data).__name__}", data)]
         )
     return data
+
+
+def usable_cores() -> int:
+    """The cores this process may run on (its CPU affinity; all cores where that is unknown)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):  # not on Linux
+        return os.cpu_count() or 1

@@ -47,7 +47,7 @@ from smglm.errors import ConfigError, Issue, MissingDependency, ModelError, Smgl
 from smglm.glm.model import PortableModel
 from smglm.runtime._app import ServeApp
 from smglm.runtime.logging_config import configure_logging
-from smglm.runtime.paths import MLPaths
+from smglm.runtime.paths import MLPaths, usable_cores
 
 __all__ = ["load_serving_model", "main"]
 
@@ -127,13 +127,6 @@ def _from_archive(path: Path) -> PortableModel:
     return PortableModel.from_dict(data)
 
 
-def _cpu_count() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        return os.cpu_count() or 1
-
-
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="serve", description="Serve an smglm model on SageMaker's /ping and /invocations."
@@ -167,7 +160,7 @@ def _settings(args: argparse.Namespace) -> dict[str, int]:
     """The server settings: options first, then the environment, then the defaults."""
     values = {
         "port": _first(args.port, SAGEMAKER_BIND_TO_PORT.get(), 8080),
-        "workers": _first(args.workers, SAGEMAKER_MODEL_SERVER_WORKERS.get(), _cpu_count()),
+        "workers": _first(args.workers, SAGEMAKER_MODEL_SERVER_WORKERS.get(), usable_cores()),
         "threads": args.threads,
         "timeout": _first(args.timeout, SAGEMAKER_MODEL_SERVER_TIMEOUT.get(), 60),
         "payload_mb": _first(args.max_payload_mb, SAGEMAKER_MAX_PAYLOAD_IN_MB.get(), 6),

@@ -9,7 +9,7 @@ What SageMaker runs as ``docker run IMAGE train`` (``python -m smglm.runtime tra
 3. Channels ``train`` (required) and ``test`` (optional; else ``config.test`` splits ``train``).
 4. :func:`smglm.glm.fit`; the metric lines of :mod:`~smglm.runtime.metrics` to stdout.
 5. ``output/data/``: ``metrics.json``, and per split (``train/``, ``test/``) the report tables
-   and PNG plots (:mod:`~smglm.runtime.reporting`).
+   and PNG plots (:mod:`~smglm.runtime.report_files`).
 6. ``model/``: ``model.json``, ``coefficients.csv``, ``metrics.json``, ``config.yaml``,
    ``convergence.csv`` and the MLflow pyfunc folder ``mlflow_model/``. They are written to a
    staging folder and moved in last (``model.json`` the very last), so a failed or stopped job
@@ -162,13 +162,9 @@ def resolve_config(paths: MLPaths, channels: Mapping[str, Any], hp: Hyperparamet
 
 
 def _write_outputs(paths: MLPaths, result: Any, splits: Mapping[str, Any]) -> None:
-    from smglm.runtime.reporting import (
-        json_safe,
-        plot_workers,
-        score,
-        scored_from_fit,
-        write_reports,
-    )
+    from smglm.glm.report.scoring import score, scored_from_fit
+    from smglm.glm.result import json_safe
+    from smglm.runtime.report_files import plot_workers, write_reports
 
     out = paths.output_data_dir
     out.mkdir(parents=True, exist_ok=True)

@@ -23,17 +23,14 @@ def strip_quotes(text: str) -> str:
 
 
 def backend_for(name: str | None = None, settings: Settings | None = None) -> Backend:
-    """The backend ``name`` (default: the ``backend`` setting, else local), with the region
-    setting for SageMaker."""
-    from smglm.launch import get_backend
+    """The backend ``name`` (default: the ``backend`` setting, else local), made with the
+    settings it takes as options (e.g. SageMaker's ``region``)."""
+    from smglm.launch.backend import DEFAULT_BACKEND, backend_from_config
     from smglm.notebook.settings import load_settings
 
     settings = settings or load_settings()
-    chosen = name or settings.get("backend") or "local"
-    options: dict[str, Any] = {}
-    if chosen == "sagemaker" and settings.get("region"):
-        options["region"] = settings.get("region")
-    return get_backend(chosen, **options)
+    chosen = name or settings.get("backend") or DEFAULT_BACKEND
+    return backend_from_config(chosen, settings.job_fields())
 
 
 def _is_job(obj: Any) -> bool:
@@ -115,7 +112,7 @@ def local_frame(ref: str, user_ns: dict[str, Any]) -> tuple[Any, str | None]:
     """The DataFrame ``ref`` names (a variable or a local path), or None and why not (the
     form lists the columns of local data only)."""
     from smglm.errors import SmglmError
-    from smglm.glm.data import read_table
+    from smglm.glm.tables import read_table
 
     if not ref:
         return None, None

@@ -7,20 +7,19 @@ training data. Actual amounts and exposure are the first job's (its target, weig
 
 from __future__ import annotations
 
-import math
 import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from smglm.errors import ConfigError, Issue
-from smglm.notebook.display import RichView, esc, figure_png, html_table, img_tag, text_table
+from smglm.glm.report.render import RichView, esc, figure_png, html_table, img_tag, text_table
 
 if TYPE_CHECKING:
     import pandas as pd
 
     from smglm.launch import Job
 
-__all__ = ["Comparison", "compare", "comparison_data", "plot_one_way_overlay"]
+__all__ = ["Comparison", "compare", "comparison_data"]
 
 METRICS = ("n_obs", "deviance", "explained_deviance", "aic", "bic", "gini")
 
@@ -84,7 +83,7 @@ def compare(jobs: list[Job]) -> Comparison:
     """Compare completed jobs (at least two); see the module docstring for the data used."""
     import pandas as pd
 
-    from smglm.notebook.tables import coefficient_frame
+    from smglm.glm.report.tables import coefficient_frame
 
     if len(jobs) < 2:
         raise ConfigError([Issue("jobs", f"compare needs two jobs or more; got {len(jobs)}")])
@@ -115,8 +114,8 @@ def compare(jobs: list[Job]) -> Comparison:
 
 def comparison_data(job: Job) -> tuple[pd.DataFrame, str]:
     """The rows to compare on: the job's test data, else its training data, and a label."""
-    from smglm.glm.data import read_table
     from smglm.glm.fitting import split_train_test
+    from smglm.glm.tables import read_table
 
     config = job.model.config
     test = _channel(job, "test")
@@ -138,8 +137,8 @@ def _channel(job: Job, name: str) -> Path | None:
 
     state = job.describe()
     channels = state.get("InputDataConfig")
-    if channels is None and hasattr(job.backend, "spec"):
-        channels = job.backend.spec(job.name).to_request()["InputDataConfig"]
+    if channels is None:
+        channels = job.spec().to_request()["InputDataConfig"]
     for c in channels or []:
         if c["ChannelName"] == name:
             uri = c["DataSource"]["S3DataSource"]["S3Uri"]
@@ -153,9 +152,10 @@ def _channel(job: Job, name: str) -> Path | None:
 def _scored_views(jobs: list[Job], results: list[Any], out: Comparison) -> None:
     import numpy as np
 
-    from smglm.glm.plots import plot_double_lift
-    from smglm.glm.report import double_lift, one_way
-    from smglm.runtime.reporting import score
+    from smglm.glm.report.figures import plot_double_lift, plot_one_way_overlay
+    from smglm.glm.report.one_way import one_way
+    from smglm.glm.report.ranking import double_lift
+    from smglm.glm.report.scoring import amounts, score
 
     first = results[0].config
     same = [i for i, r in enumerate(results) if r.config.target == first.target]
@@ -168,14 +168,18 @@ def _scored_views(jobs: list[Job], results: list[Any], out: Comparison) -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         scored = score(first, results[0].model, df, "comparison")
-        keep = scored.keep
+        prep = scored.prep
         actual, _, exposure = scored.amounts()
-        w = scored.prep.weights[keep]
-        predicted = {
-            jobs[i].name: np.asarray(results[i].model.predict(scored.data), dtype=float)[keep] * w
+        predicted = {  # each model's amounts on the first job's rows, weights and exposure
+            jobs[i].name: amounts(
+                prep.y,
+                np.asarray(results[i].model.predict(scored.data), dtype=float),
+                prep.weights,
+                prep.exposure,
+            )[1]
             for i in same
         }
-    rows = scored.data.loc[keep].reset_index(drop=True)
+    rows = scored.data.loc[scored.keep].reset_index(drop=True)
     shared = [c for c in first.predictors if all(c in results[i].config.predictors for i in same)]
     for column in shared:
         tables = {n: one_way(rows, column, actual, p, exposure) for n, p in predicted.items()}
@@ -196,38 +200,3 @@ def _merge(tables: dict[str, pd.DataFrame]) -> pd.DataFrame:
     for name, t in tables.items():
         merged[f"predicted_rate {name}"] = t["predicted_rate"].to_numpy()
     return merged
-
-
-def plot_one_way_overlay(table: pd.DataFrame, column: str) -> Any:
-    """One-way of several models: actual and each model's predicted rate, exposure bars."""
-    import numpy as np
-    from matplotlib.figure import Figure
-
-    n = len(table)
-    fig = Figure(figsize=(min(14.0, max(7.0, 3.0 + 0.3 * n)), 4.5), layout="constrained")
-    ax = fig.add_subplot()
-    bars = ax.twinx()
-    x = np.arange(n)
-    exposure = table["exposure"].to_numpy(dtype=float)
-    bars.bar(x, exposure, width=0.8, color="#c9c9c9", label="exposure")
-    top = float(exposure.max()) if n else 0.0
-    bars.set_ylim(0.0, 3.0 * top if top > 0 and math.isfinite(top) else 1.0)
-    bars.set_ylabel("exposure")
-    ax.set_zorder(bars.get_zorder() + 1)
-    ax.patch.set_visible(False)
-    ax.plot(x, table["actual_rate"].to_numpy(), marker="o", color="black", label="actual")
-    for name in [c for c in table.columns if c.startswith("predicted_rate ")]:
-        ax.plot(x, table[name].to_numpy(), marker="s", label=name.removeprefix("predicted_rate "))
-    ax.set_xticks(
-        x,
-        table["bin"].astype(str).tolist(),
-        rotation=45 if n > 8 else 0,
-        ha="right" if n > 8 else "center",
-    )
-    ax.set_title(f"{column}: actual vs predicted")
-    ax.set_xlabel(column)
-    ax.set_ylabel("rate (amount / exposure)")
-    ax.grid(True, alpha=0.3)
-    handles = ax.get_legend_handles_labels()[0] + bars.get_legend_handles_labels()[0]
-    ax.legend(handles=handles, loc="upper left", fontsize="small")
-    return fig

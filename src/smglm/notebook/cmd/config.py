@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from smglm.errors import ConfigError, Issue
-from smglm.notebook.display import RichView, html_table, text_table
+from smglm.glm.report.render import RichView, html_table, text_table
 
 if TYPE_CHECKING:
     from smglm.notebook.settings import Settings

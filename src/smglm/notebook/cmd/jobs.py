@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from smglm.notebook.display import RichView, fmt, html_table, text_table
+from smglm.glm.report.render import RichView, fmt, html_table, text_table
 
 if TYPE_CHECKING:
-    from smglm.notebook.views import Report
+    from smglm.glm.report import Report
 
 __all__ = ["JobsTable", "jobs", "jobs_from_mlflow", "logs", "show", "stop"]
 
@@ -66,11 +66,12 @@ def jobs(backend: str | None = None, max_results: int = 20) -> JobsTable:
     from smglm.notebook.cmd.common import backend_for
 
     be = backend_for(backend)
-    states = be.list_jobs(max_results)
     full = []
-    for s in states:  # SageMaker's list gives summaries: describe the finished ones for metrics
-        if "FinalMetricDataList" not in s and s.get("TrainingJobStatus") == "Completed":
-            s = {**s, **be.describe(s["TrainingJobName"])}
+    for state in be.list_states(max_results):
+        s = state.as_training_job()
+        # SageMaker's list gives summaries: describe the finished ones for their metrics
+        if "FinalMetricDataList" not in s and state.status == "Completed":
+            s = {**s, **be.job_state(state.name).as_training_job()}
         full.append(s)
     return JobsTable(be.name, full)
 
@@ -111,6 +112,5 @@ def stop(ref: str, user_ns: dict[str, Any], backend: str | None = None) -> str:
 def show(ref: str, user_ns: dict[str, Any], backend: str | None = None) -> Report:
     """The job's report."""
     from smglm.notebook.cmd.common import resolve_job
-    from smglm.notebook.views import report
 
-    return report(resolve_job(ref, user_ns, backend))
+    return resolve_job(ref, user_ns, backend).report()

@@ -1,13 +1,13 @@
-"""The tables of the views: metrics side by side, coefficients with base levels, job facts."""
+"""The report's tables: metrics side by side, coefficients with base levels, a job's facts."""
 
 from __future__ import annotations
 
 import math
 from collections.abc import Mapping
+from dataclasses import fields
 from typing import TYPE_CHECKING, Any
 
-from smglm.contract import SPLIT_METRICS
-from smglm.notebook.display import (
+from smglm.glm.report.render import (
     esc,
     fmt,
     html_table,
@@ -15,6 +15,7 @@ from smglm.notebook.display import (
     stars,
     text_table,
 )
+from smglm.glm.stats import SplitMetrics
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -33,7 +34,7 @@ __all__ = [
 ]
 
 #: The metrics shown, in order (those of ``metrics.json``), then the balance of the report data.
-METRIC_ROWS = SPLIT_METRICS
+METRIC_ROWS = tuple(f.name for f in fields(SplitMetrics))
 BALANCE_ROWS = (
     ("sum_actual", "sum actual"),
     ("sum_predicted", "sum predicted"),

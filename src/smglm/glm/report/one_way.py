@@ -1,6 +1,6 @@
 """The one-way actual-vs-expected tables of the report: one row per level or bin of a column.
 
-Conventions as in :mod:`smglm.glm.report`, which offers :func:`one_way` too.
+Conventions as in :mod:`smglm.glm.report.ranking` (amounts, exposure, rates).
 """
 
 from __future__ import annotations
@@ -12,9 +12,9 @@ import numpy as np
 import pandas as pd
 
 from smglm.errors import did_you_mean
-from smglm.glm._report_inputs import _F, Values, _check_bins, _error, _exposure, _values
+from smglm.glm.report._inputs import F, Values, as_values, check_bins, data_error, exposure_values
 
-__all__ = ["MISSING_LABEL", "one_way"]
+__all__ = ["MISSING_LABEL", "one_way", "one_way_of_arrays"]
 
 MISSING_LABEL = "(missing)"
 
@@ -58,32 +58,35 @@ def one_way(
         ``predicted_rate`` (sum / exposure; NaN for a bin of zero exposure), ``n_rows``.
         The sums over the rows of the table equal the sums over all rows of ``data``.
     """
-    _check_bins("bins", bins)
+    check_bins("bins", bins)
     n = len(data)
-    a = _values(actual, "actual", data, n)
-    p = _values(predicted, "predicted", data, n)
-    return _one_way(data, column, a, p, _exposure(exposure, n, data), bins, categorical)
+    a = as_values(actual, "actual", data, n)
+    p = as_values(predicted, "predicted", data, n)
+    return one_way_of_arrays(
+        data, column, a, p, exposure_values(exposure, n, data), bins, categorical
+    )
 
 
-def _one_way(
+def one_way_of_arrays(
     data: pd.DataFrame,
     column: str,
-    a: _F,
-    p: _F,
-    e: _F,
+    a: F,
+    p: F,
+    e: F,
     bins: int,
     categorical: bool | None,
 ) -> pd.DataFrame:
+    """:func:`one_way` of checked float64 arrays (actual, predicted and exposure amounts)."""
     if column not in data.columns:
         hint = did_you_mean(column, [str(c) for c in data.columns])
-        raise _error(column, f"column {column!r} is not in the data.{hint}", column)
+        raise data_error(column, f"column {column!r} is not in the data.{hint}", column)
     series = data[column]
     numeric = pd.api.types.is_numeric_dtype(series.dtype) and not pd.api.types.is_bool_dtype(
         series.dtype
     )
     if categorical is False and not numeric:
         msg = f"column {column!r} has dtype {series.dtype}; only numeric columns can be binned"
-        raise _error(column, msg + " (use categorical=True or None)", str(series.dtype))
+        raise data_error(column, msg + " (use categorical=True or None)", str(series.dtype))
     if numeric and not categorical:
         codes, labels = _numeric_codes(series.to_numpy(np.float64, na_value=np.nan), e, bins)
     else:
@@ -92,7 +95,7 @@ def _one_way(
     codes = np.where(codes < 0, k, codes)
     labels = [*labels, MISSING_LABEL]
 
-    def sums(w: _F | None) -> _F:
+    def sums(w: F | None) -> F:
         return np.bincount(codes, weights=w, minlength=k + 1)
 
     count = sums(None).astype(np.int64)
@@ -127,7 +130,7 @@ def _distinct_labels(values: Sequence[float]) -> list[str]:
     return [repr(float(v)) for v in values]
 
 
-def _distinct(v: _F, w: _F) -> tuple[_F, _F]:
+def _distinct(v: F, w: F) -> tuple[F, F]:
     """The distinct values of ``v``, ascending, and the total of ``w`` over the rows of each."""
     sample = v[:: max(1, len(v) // 10_000)]
     if len(np.unique(sample)) < 1_000:  # few distinct values: hashing beats sorting
@@ -140,7 +143,7 @@ def _distinct(v: _F, w: _F) -> tuple[_F, _F]:
     return ordered[last], np.diff(np.cumsum(w[order])[last], prepend=0.0)
 
 
-def _numeric_codes(values: _F, e: _F, bins: int) -> tuple[np.ndarray, list[str]]:
+def _numeric_codes(values: F, e: F, bins: int) -> tuple[np.ndarray, list[str]]:
     valid = ~np.isnan(values)
     v, w = (values, e) if valid.all() else (values[valid], e[valid])
     uniq, exposure = _distinct(v, w)

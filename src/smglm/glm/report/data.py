@@ -1,5 +1,6 @@
-"""The report of one model on one data set: :class:`ReportData` (the tables, stored as CSV and
-JSON by :meth:`ReportData.to_dir`) and :func:`build_report`, which computes them all."""
+"""The report tables of one model on one data set: :class:`ReportData` (stored as CSV and JSON
+by :meth:`ReportData.to_dir`, read back by :meth:`ReportData.from_dir`) and :func:`build_report`,
+which computes them all."""
 
 from __future__ import annotations
 
@@ -18,21 +19,18 @@ import pandas as pd
 from numpy.typing import ArrayLike
 
 from smglm.errors import DataError, Issue, did_you_mean
-from smglm.glm._report_inputs import Values, _check_bins, _error, _exposure, _values
-from smglm.glm.one_way import _one_way
-from smglm.glm.report import (
-    _PANDAS_2,
-    REPORT_FORMAT,
-    _gini,
-    _lift_and_curve,
-    _thin,
-    balance,
-    residual_bins,
-)
+from smglm.glm.report._inputs import Values, as_values, check_bins, data_error, exposure_values
+from smglm.glm.report.one_way import one_way_of_arrays
+from smglm.glm.report.ranking import gini_of_curve, lift_and_curve, thin
+from smglm.glm.report.residuals import balance, residual_bins
 
-__all__ = ["ReportData", "build_report"]
+__all__ = ["REPORT_FORMAT", "ReportData", "build_report"]
 
 logger = logging.getLogger(__name__)
+
+#: The version of the folder layout that :meth:`ReportData.to_dir` writes.
+REPORT_FORMAT = 1
+_PANDAS_2 = int(pd.__version__.split(".")[0]) < 3
 
 _TABLES = ("lift", "lorenz", "residuals", "convergence")
 #: From this many rows, the one-way tables are built in a thread beside the ranked tables.
@@ -107,7 +105,7 @@ class ReportData:
         meta = json.loads((src / "report.json").read_text())
         if meta.get("format") != REPORT_FORMAT:
             msg = f"has format {meta.get('format')!r}; this smglm reads format {REPORT_FORMAT}"
-            raise _error(str(src / "report.json"), msg, meta.get("format"))
+            raise data_error(str(src / "report.json"), msg, meta.get("format"))
         files = set(meta.get("files", []))
         tables = {n: _read_csv(src / f"{n}.csv") if f"{n}.csv" in files else None for n in _TABLES}
         return cls(
@@ -173,12 +171,12 @@ def build_report(
     lorenz_points : int, optional
         Maximum vertices kept of the Lorenz curve (``None``: all); the Gini uses them all.
     """
-    _check_bins("bins", bins)
+    check_bins("bins", bins)
     start = time.perf_counter()
     n = len(data)
-    a = _values(actual, "actual", data, n)
-    p = _values(predicted, "predicted", data, n)
-    e = _exposure(exposure, n, data)
+    a = as_values(actual, "actual", data, n)
+    p = as_values(predicted, "predicted", data, n)
+    e = exposure_values(exposure, n, data)
     missing = [c for c in dict.fromkeys([*predictors, *categorical]) if c not in data.columns]
     if missing:
         known = [str(c) for c in data.columns]
@@ -192,17 +190,18 @@ def build_report(
 
     def one_way_tables() -> dict[str, pd.DataFrame]:
         return {
-            c: _one_way(data, c, a, p, e, bins, True if c in cats else None) for c in predictors
+            c: one_way_of_arrays(data, c, a, p, e, bins, True if c in cats else None)
+            for c in predictors
         }
 
     def ranked_tables() -> tuple[pd.DataFrame, np.ndarray, np.ndarray, pd.DataFrame | None]:
-        lift_table, x, y = _lift_and_curve(a, p, e, bins)
+        lift_table, x, y = lift_and_curve(a, p, e, bins)
         table = None
         if residuals is not None:
             table = residual_bins(p if fitted is None else fitted, residuals)
         return lift_table, x, y, table
 
-    if n >= _THREADED_ROWS:  # numpy's sorts and sums release the GIL: 0.44 -> 0.30 s at 1M
+    if n >= _THREADED_ROWS:  # numpy's sorts and sums release the GIL: the two overlap
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="smglm-report") as pool:
             pending = pool.submit(one_way_tables)
             lift_table, x, y, table = ranked_tables()
@@ -215,12 +214,12 @@ def build_report(
         trace = pd.DataFrame(convergence)
         if "iteration" not in trace.columns:
             msg = f"needs an 'iteration' column; got columns {list(trace.columns)}"
-            raise _error("convergence", msg)
+            raise data_error("convergence", msg)
     report = ReportData(
         one_ways=one_ways,
         lift=lift_table,
-        lorenz=_thin(x, y, lorenz_points),
-        gini=_gini(x, y),
+        lorenz=thin(x, y, lorenz_points),
+        gini=gini_of_curve(x, y),
         balance=balance(a, p),
         residuals=table,
         convergence=trace,

@@ -1,4 +1,5 @@
-"""Small helpers of the notebook views: HTML and text tables, numbers, PNG embedding, rich reprs."""
+"""Rendering helpers of the report and the notebook views: HTML and text tables, numbers, PNG
+embedding, and :class:`RichView` (HTML in a notebook, text elsewhere). No IPython needed."""
 
 from __future__ import annotations
 
@@ -17,7 +18,8 @@ __all__ = [
     "fmt",
     "html_table",
     "img_tag",
-    "in_kernel",
+    "significance_color",
+    "stars",
     "text_table",
 ]
 
@@ -135,11 +137,6 @@ def img_tag(png: bytes | Path, alt: str) -> str:
         f"<img alt='{esc(alt)}' title='{esc(alt)}' style='max-width:100%' "
         f"src='data:image/png;base64,{encoded}'/>"
     )
-
-
-def in_kernel(shell: Any) -> bool:
-    """Whether ``shell`` runs in a Jupyter kernel (where displays can be updated in place)."""
-    return shell is not None and getattr(shell, "kernel", None) is not None
 
 
 class RichView:

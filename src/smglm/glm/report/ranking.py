@@ -1,59 +1,43 @@
-"""Report data of a fitted GLM as pandas tables: one-way, lift, Lorenz/Gini, double lift, residuals.
+"""Ranking tables of a model: Lorenz curve and Gini, lift, double lift.
 
-Conventions shared by every function here: ``actual`` and ``predicted`` are *amounts* per row
+Conventions shared by the report tables: ``actual`` and ``predicted`` are *amounts* per row
 (claim counts and the model's mu, which already includes exposure), ``exposure`` is the row's
 exposure or weight (default 1), and a row's rate is amount / exposure. Rows with zero exposure
-carry no weight: the ranking tables (Gini, Lorenz, lift, double lift) leave them out. Rows tied on
-the ranking key are pooled, so no result depends on the order of the rows. Plotting lives in
-:mod:`smglm.glm.plots`; this module imports no matplotlib. The one-way tables are computed
-in :mod:`smglm.glm.one_way` (``one_way`` is offered here too) and the input checks in
-:mod:`smglm.glm._report_inputs`.
+carry no weight: the ranking tables leave them out. Rows tied on the ranking key are pooled, so
+no result depends on the order of the rows. This module imports no matplotlib.
 """
 
 from __future__ import annotations
 
-import logging
-from typing import Any
-
 import numpy as np
 import pandas as pd
-from numpy.typing import ArrayLike
 
-from smglm.glm._report_inputs import _F, Values, _check_bins, _error, _exposure, _inputs, _values
-from smglm.glm.one_way import MISSING_LABEL as MISSING_LABEL
-from smglm.glm.one_way import one_way as one_way
+from smglm.glm.report._inputs import (
+    F,
+    Values,
+    amount_inputs,
+    as_values,
+    check_bins,
+    data_error,
+)
 
-__all__ = [
-    "balance",
-    "deviance_residuals",
-    "double_lift",
-    "gini",
-    "lift",
-    "lorenz",
-    "one_way",
-    "residual_bins",
-]
-
-logger = logging.getLogger(__name__)
-
-REPORT_FORMAT = 1
-_PANDAS_2 = int(pd.__version__.split(".")[0]) < 3
+__all__ = ["double_lift", "gini", "gini_of_curve", "lift", "lift_and_curve", "lorenz", "thin"]
 
 
-def _cumulative(key: _F, e: _F, *amounts: _F) -> tuple[_F, list[_F]]:
+def _cumulative(key: F, e: F, *amounts: F) -> tuple[F, list[F]]:
     """Cumulative exposure and amounts over the groups of equal ``key``, ascending, from 0."""
     key = _rate_key(key)
     order = np.argsort(key)
     ordered = key[order]
     ends = np.flatnonzero(np.concatenate((ordered[1:] != ordered[:-1], [True])))
 
-    def cum(w: _F) -> _F:
+    def cum(w: F) -> F:
         return np.concatenate(([0.0], np.cumsum(w[order])[ends]))
 
     return cum(e), [cum(x) for x in amounts]
 
 
-def _rate_key(rate: _F) -> _F:
+def _rate_key(rate: F) -> F:
     """Rates rounded to 12 significant digits: rates equal but for the last bits (the same
     risk computed as exp(a + b) and exp(b + a)) tie, so the order never hangs on rounding."""
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -62,47 +46,47 @@ def _rate_key(rate: _F) -> _F:
     return np.where(np.isfinite(rounded) & (rate != 0), rounded, rate)
 
 
-def _positive(e: _F, *arrays: _F) -> tuple[_F, ...]:
+def _positive(e: F, *arrays: F) -> tuple[F, ...]:
     """Drop rows with zero exposure (they have no rate and no weight)."""
     keep = e > 0
     if not keep.any():
-        raise _error("exposure", "has no row with positive exposure")
+        raise data_error("exposure", "has no row with positive exposure")
     if keep.all():
         return (e, *arrays)
     return (e[keep], *(x[keep] for x in arrays))
 
 
-def _curve(a: _F, p: _F, e: _F) -> tuple[_F, _F]:
+def _curve(a: F, p: F, e: F) -> tuple[F, F]:
     """The Lorenz curve's vertices: cumulative exposure and actual shares, by predicted rate."""
     e, a, p = _positive(e, a, p)
     ce, (ca,) = _cumulative(p / e, e, a)
     return _shares(ce, ca)
 
 
-def _shares(ce: _F, ca: _F) -> tuple[_F, _F]:
+def _shares(ce: F, ca: F) -> tuple[F, F]:
     with np.errstate(invalid="ignore", divide="ignore"):
         return ce / ce[-1], ca / ca[-1]
 
 
-def _lift_and_curve(a: _F, p: _F, e: _F, n_bins: int) -> tuple[pd.DataFrame, _F, _F]:
+def lift_and_curve(a: F, p: F, e: F, n_bins: int) -> tuple[pd.DataFrame, F, F]:
     """:func:`lift`'s table and the vertices of :func:`lorenz`'s curve from one sort of the
     rows by predicted rate (arrays of equal length, as :func:`gini` takes them)."""
-    _check_bins("n_bins", n_bins)
+    check_bins("n_bins", n_bins)
     e, a, p = _positive(e, a, p)
     ce, (ca, cp) = _cumulative(p / e, e, a, p)
     return _lift_table(ce, ca, cp, n_bins), *_shares(ce, ca)
 
 
-def _gini(x: _F, y: _F) -> float:
+def gini_of_curve(x: F, y: F) -> float:
     if not np.isfinite(y[-1]):
         return float("nan")
     return 1.0 - float(np.sum(np.diff(x) * (y[1:] + y[:-1])))
 
 
-def _thin(x: _F, y: _F, max_points: int | None) -> pd.DataFrame:
+def thin(x: F, y: F, max_points: int | None) -> pd.DataFrame:
     """At most ``max_points`` vertices of the curve (x, y), evenly spread along its length."""
     if max_points is not None:
-        _check_bins("max_points", max_points, minimum=2)
+        check_bins("max_points", max_points, minimum=2)
         if len(x) > max_points:
             step = np.abs(np.diff(x)) + np.abs(np.nan_to_num(np.diff(y)))
             t = np.concatenate(([0.0], np.cumsum(step)))
@@ -137,7 +121,7 @@ def gini(actual: Values, predicted: Values, exposure: Values | None = None) -> f
     Rows with equal predicted rates are pooled into one point, so the curve crosses a tie with a
     straight segment and the result does not depend on the order of the rows.
     """
-    return _gini(*_curve(*_inputs(actual, predicted, exposure)))
+    return gini_of_curve(*_curve(*amount_inputs(actual, predicted, exposure)))
 
 
 def lorenz(
@@ -154,10 +138,10 @@ def lorenz(
     along its length, so a curve of millions of rows plots and stores cheaply; leave it ``None``
     for the exact curve. Arguments as in :func:`gini`; ``cum_actual`` is NaN when actual sums to 0.
     """
-    return _thin(*_curve(*_inputs(actual, predicted, exposure)), max_points)
+    return thin(*_curve(*amount_inputs(actual, predicted, exposure)), max_points)
 
 
-def _equal_exposure_bins(key: _F, e: _F, n_bins: int, *amounts: _F) -> tuple[_F, list[_F]]:
+def _equal_exposure_bins(key: F, e: F, n_bins: int, *amounts: F) -> tuple[F, list[F]]:
     """Sum exposure and ``amounts`` over ``n_bins`` equal-exposure slices of rows sorted by key.
 
     A group of rows with the same key that straddles a slice boundary is shared between the two
@@ -180,17 +164,17 @@ def lift(
     proportion to exposure, so each bin holds exactly 1 / n_bins of the exposure (and a bin's
     ``actual`` may be fractional). Arguments as in :func:`gini`.
     """
-    return _lift(*_inputs(actual, predicted, exposure), n_bins)
+    return _lift(*amount_inputs(actual, predicted, exposure), n_bins)
 
 
-def _lift(a: _F, p: _F, e: _F, n_bins: int) -> pd.DataFrame:
-    _check_bins("n_bins", n_bins)
+def _lift(a: F, p: F, e: F, n_bins: int) -> pd.DataFrame:
+    check_bins("n_bins", n_bins)
     e, a, p = _positive(e, a, p)
     ce, (ca, cp) = _cumulative(p / e, e, a, p)
     return _lift_table(ce, ca, cp, n_bins)
 
 
-def _lift_table(ce: _F, ca: _F, cp: _F, n_bins: int) -> pd.DataFrame:
+def _lift_table(ce: F, ca: F, cp: F, n_bins: int) -> pd.DataFrame:
     """The lift table from the cumulative exposure, actual and predicted by predicted rate:
     ``n_bins`` equal-exposure slices, ties shared in proportion to exposure."""
     edges = np.linspace(0.0, ce[-1], n_bins + 1)
@@ -225,13 +209,13 @@ def double_lift(
     exposure-weighted mean of each rate column over the bins is exactly 1. The better model's
     rate follows ``actual_rate`` more closely.
     """
-    _check_bins("n_bins", n_bins)
-    a, pa, e = _inputs(actual, predicted_a, exposure)
-    pb = _values(predicted_b, "predicted_b", None, len(a))
+    check_bins("n_bins", n_bins)
+    a, pa, e = amount_inputs(actual, predicted_a, exposure)
+    pb = as_values(predicted_b, "predicted_b", None, len(a))
     for name, p in (("predicted_a", pa), ("predicted_b", pb)):
         if (p <= 0).any():
             msg = f"has {int((p <= 0).sum())} values <= 0; double lift needs positive predictions"
-            raise _error(name, msg)
+            raise data_error(name, msg)
     e, a, pa, pb = _positive(e, a, pa, pb)
     ex, sums = _equal_exposure_bins(pa / pb, e, n_bins, a, pa, pb)
     total = e.sum()
@@ -245,81 +229,3 @@ def double_lift(
             "rate_b": rates[2],
         }
     )
-
-
-def balance(actual: Values, predicted: Values, weights: Values | None = None) -> dict[str, float]:
-    """Return ``sum_actual``, ``sum_predicted`` (weighted sums) and ``ratio`` = actual / predicted.
-
-    ``ratio`` is the A/E ratio: 1 for a model that reproduces the total (a canonical-link GLM with
-    an intercept does on its training data); NaN or infinite when ``sum_predicted`` is 0.
-    """
-    a = _values(actual, "actual", None, None)
-    p = _values(predicted, "predicted", None, len(a))
-    w = _exposure(weights, len(a)) if weights is not None else None
-    sa = float(a.sum() if w is None else a @ w)
-    sp = float(p.sum() if w is None else p @ w)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        ratio = float(np.float64(sa) / np.float64(sp))
-    return {"sum_actual": sa, "sum_predicted": sp, "ratio": ratio}
-
-
-def deviance_residuals(
-    y: ArrayLike, mu: ArrayLike, weights: ArrayLike | None, unit_deviance: ArrayLike
-) -> _F:
-    """Return the deviance residuals ``sign(y - mu) * sqrt(weights * unit_deviance)``.
-
-    ``unit_deviance`` is d(y, mu) per row, computed by the caller for the model's family (e.g. with
-    ``smglm.glm.stats.unit_deviance``); tiny negative values from rounding count as 0. The sum of
-    the squared residuals is the model's total deviance ``sum(weights * unit_deviance)``.
-    ``weights`` may be ``None`` (all 1).
-    """
-    yy = _values(y, "y", None, None)
-    m = _values(mu, "mu", None, len(yy))
-    d = _values(unit_deviance, "unit_deviance", None, len(yy))
-    w = _exposure(weights, len(yy))
-    return np.sign(yy - m) * np.sqrt(w * np.clip(d, 0.0, None))
-
-
-def residual_bins(fitted: ArrayLike, residuals: ArrayLike, n_bins: int = 20) -> pd.DataFrame:
-    """Summarise residuals against fitted values in ``n_bins`` quantile bins of ``fitted``.
-
-    Bins are cut at the quantiles of ``fitted`` (rows with equal fitted values stay together, so
-    there are fewer bins when fitted takes few values) and numbered 1.. in increasing order.
-    Columns: ``bin``, ``n_rows``, ``fitted_mean``, ``residual_mean``, ``residual_q10``,
-    ``residual_q50``, ``residual_q90`` (quantiles interpolated linearly, as ``numpy.quantile``).
-    """
-    _check_bins("n_bins", n_bins)
-    f = _values(fitted, "fitted", None, None)
-    r = _values(residuals, "residuals", None, len(f))
-    if len(f) == 0:
-        raise _error("fitted", "has no rows; at least one row is needed")
-    cuts = np.unique(np.quantile(f, np.linspace(0.0, 1.0, n_bins + 1)[1:-1]))
-    raw = np.searchsorted(cuts, f, side="right")
-    occupied = np.bincount(raw, minlength=len(cuts) + 1) > 0
-    codes = (np.cumsum(occupied) - 1)[raw]  # number the occupied bins 0, 1, ...
-    counts = np.bincount(codes)
-    by_r = np.argsort(r)
-    order = by_r[np.argsort(codes[by_r], kind="stable")]  # by bin, then by residual
-    rs, starts = r[order], np.concatenate(([0], np.cumsum(counts)[:-1]))
-    table: dict[str, Any] = {
-        "bin": np.arange(1, len(counts) + 1, dtype=np.int64),
-        "n_rows": counts.astype(np.int64),
-        "fitted_mean": np.bincount(codes, weights=f) / counts,
-        "residual_mean": np.bincount(codes, weights=r) / counts,
-    }
-    for q in (10, 50, 90):
-        pos = starts + q / 100 * (counts - 1)
-        lo = np.floor(pos).astype(np.int64)
-        hi = np.minimum(lo + 1, starts + counts - 1)
-        table[f"residual_q{q}"] = rs[lo] + (pos - lo) * (rs[hi] - rs[lo])
-    return pd.DataFrame(table)
-
-
-def __getattr__(name: str) -> Any:
-    # ReportData and build_report live in report_data.py (which imports this module); they
-    # are offered here too, loaded on first use so that neither module imports the other first.
-    if name in ("ReportData", "build_report"):
-        from smglm.glm import report_data
-
-        return getattr(report_data, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -1,0 +1,269 @@
+"""The fitting engines: what an engine is given, what it returns, and which engines exist.
+
+smglm checks the data (:func:`smglm.glm.data.prepare`), then hands the validated config and the
+prepared data to an engine. The engine returns the coefficients and what smglm needs for its
+R-convention statistics (:class:`EngineFit`): smglm computes deviances, dispersion,
+log-likelihood, AIC/BIC and standard errors itself, the same way whatever the engine.
+
+Each engine declares what it can fit (:class:`Capabilities`: families, links, penalties, bounds,
+kinds of terms); :func:`check_engine` turns a config the engine cannot fit into
+:class:`~smglm.errors.Issue` objects, before any data is read or any job is launched.
+
+glum is the only engine today. Adding one (e.g. Spark's ``GeneralizedLinearRegression``) is a
+module with a ``fit`` function of :class:`Engine`'s signature (returning an :class:`EngineFit`,
+its heavy libraries imported inside ``fit``), plus its entry in :data:`ENGINES` declaring its
+capabilities. The family objects (:mod:`smglm.glm.families`) say how each family maps to an
+engine (``FamilySpec.glum()``, ``FamilySpec.spark_params(link)``).
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Protocol
+
+from smglm.config.families import FAMILIES, FAMILY_LINKS
+from smglm.errors import ConfigError, Issue, did_you_mean
+
+if TYPE_CHECKING:
+    import numpy as np
+    import pandas as pd
+
+    from smglm.config import GLMConfig
+    from smglm.glm.data import Prepared
+
+__all__ = [
+    "DEFAULT_ENGINE",
+    "ENGINES",
+    "Capabilities",
+    "Engine",
+    "EngineFit",
+    "ModuleEngine",
+    "check_engine",
+    "get_engine",
+]
+
+#: The engine :func:`smglm.fit` and training jobs use.
+DEFAULT_ENGINE = "glum"
+
+
+@dataclass
+class EngineFit:
+    """What an engine returns from a fit.
+
+    Attributes
+    ----------
+    intercept
+        The intercept (0.0 without one).
+    coef
+        The coefficients, in the order of ``feature_names``.
+    feature_names
+        The coefficients' names; must equal :func:`smglm.glm.fitting.feature_names` of the
+        prepared data (numeric columns by name, ``column[level]`` without the reference level).
+    xb
+        ``X @ coef`` on the training rows: the linear predictor without the intercept and the
+        offset.
+    information
+        ``information(W)``: the weighted cross-product ``X' diag(W) X`` of the design, with a
+        first row and column for the intercept when there is one. smglm calls it with R's
+        working weights to get the standard errors.
+    n_iter, converged, seconds
+        The solver's iterations, whether it converged, and the seconds the fit took.
+    convergence
+        The objective per iteration (``iteration, objective, convergence``), or None.
+    native
+        The engine's own fitted object (glum's estimator), kept as ``FitResult.estimator``.
+    """
+
+    intercept: float
+    coef: np.ndarray
+    feature_names: list[str]
+    xb: np.ndarray
+    information: Callable[[np.ndarray], np.ndarray]
+    n_iter: int
+    converged: bool
+    seconds: float
+    convergence: pd.DataFrame | None = None
+    native: Any = field(default=None, repr=False)
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    """What an engine can fit.
+
+    Attributes
+    ----------
+    links
+        For each family the engine fits, the links it takes with it.
+    penalties
+        The penalties it supports: ``"l1"`` (lasso part, ``l1_ratio > 0``) and ``"l2"`` (ridge
+        part, ``l1_ratio < 1``), each only when ``penalty.alpha > 0``.
+    bounds
+        Whether it takes box constraints on coefficients (``constraints.bounds``).
+    terms
+        The kinds of terms it fits: ``"numeric"``, ``"categorical"``.
+    """
+
+    links: Mapping[str, tuple[str, ...]]
+    penalties: frozenset[str] = frozenset({"l1", "l2"})
+    bounds: bool = True
+    terms: frozenset[str] = frozenset({"numeric", "categorical"})
+
+    @property
+    def families(self) -> tuple[str, ...]:
+        """The families the engine fits."""
+        return tuple(self.links)
+
+    def issues(self, config: GLMConfig, engine: str) -> list[Issue]:
+        """What in ``config`` an engine called ``engine`` with these capabilities cannot fit."""
+        out: list[Issue] = []
+        family, link = config.family, config.resolved_link
+        if family not in self.links:
+            out.append(
+                Issue(
+                    "family",
+                    f"engine {engine!r} cannot fit family {family!r}; it fits "
+                    f"{list(self.families)}",
+                    family,
+                )
+            )
+        elif link not in self.links[family]:
+            out.append(
+                Issue(
+                    "link",
+                    f"engine {engine!r} cannot fit family {family!r} with link {link!r}; "
+                    f"with this family it takes {list(self.links[family])}",
+                    link,
+                )
+            )
+        penalty = config.penalty
+        if penalty.alpha > 0:
+            for kind, used in (("l1", penalty.l1_ratio > 0), ("l2", penalty.l1_ratio < 1)):
+                if used and kind not in self.penalties:
+                    out.append(
+                        Issue(
+                            "penalty.l1_ratio",
+                            f"engine {engine!r} has no {kind} penalty (l1_ratio "
+                            f"{penalty.l1_ratio} with alpha {penalty.alpha} needs one); it "
+                            f"supports {sorted(self.penalties) or 'no penalty'}",
+                            penalty.l1_ratio,
+                        )
+                    )
+        if config.constraints.bounds and not self.bounds:
+            out.append(
+                Issue(
+                    "constraints.bounds",
+                    f"engine {engine!r} takes no bounds on coefficients; remove "
+                    f"{sorted(config.constraints.bounds)}",
+                    dict(config.constraints.bounds),
+                )
+            )
+        if config.categorical and "categorical" not in self.terms:
+            out.append(
+                Issue(
+                    "categorical",
+                    f"engine {engine!r} fits no categorical terms ({config.categorical}); it "
+                    f"fits {sorted(self.terms)} terms",
+                    list(config.categorical),
+                )
+            )
+        return out
+
+
+class Engine(Protocol):
+    """A fitting engine."""
+
+    @property
+    def name(self) -> str:
+        """The engine's name, as in :data:`ENGINES`."""
+        ...
+
+    @property
+    def capabilities(self) -> Capabilities:
+        """What the engine can fit."""
+        ...
+
+    def check(self, config: GLMConfig) -> list[Issue]:
+        """What in ``config`` the engine cannot fit (empty when it can); cheap: no data, no
+        heavy import."""
+        ...
+
+    def fit(
+        self,
+        config: GLMConfig,
+        prepared: Prepared,
+        *,
+        lower_bounds: np.ndarray | None = None,
+        upper_bounds: np.ndarray | None = None,
+    ) -> EngineFit:
+        """Fit ``config`` (validated and resolved) on ``prepared`` (checked data). The bounds,
+        when given, are per coefficient in :func:`~smglm.glm.fitting.feature_names` order."""
+        ...
+
+
+@dataclass(frozen=True)
+class ModuleEngine:
+    """An engine whose ``fit`` is the function of the same name in ``module``, imported on the
+    first fit (so checking a config never imports the engine's libraries)."""
+
+    name: str
+    module: str
+    capabilities: Capabilities
+
+    def check(self, config: GLMConfig) -> list[Issue]:
+        """What in ``config`` the engine cannot fit (see :meth:`Capabilities.issues`)."""
+        return self.capabilities.issues(config, self.name)
+
+    def fit(
+        self,
+        config: GLMConfig,
+        prepared: Prepared,
+        *,
+        lower_bounds: np.ndarray | None = None,
+        upper_bounds: np.ndarray | None = None,
+    ) -> EngineFit:
+        """Import ``module`` and run its ``fit``."""
+        fit: Any = importlib.import_module(self.module).fit
+        result: EngineFit = fit(
+            config, prepared, lower_bounds=lower_bounds, upper_bounds=upper_bounds
+        )
+        return result
+
+
+#: The engines by name.
+ENGINES: dict[str, Engine] = {
+    "glum": ModuleEngine(
+        name="glum",
+        module="smglm.glm.engines.glum",
+        capabilities=Capabilities(links={f: FAMILY_LINKS[f] for f in FAMILIES}),
+    ),
+}
+
+
+def get_engine(name: str = DEFAULT_ENGINE) -> Engine:
+    """The engine called ``name``; a :class:`~smglm.errors.ConfigError` naming the field
+    ``engine`` when there is none."""
+    engine = ENGINES.get(name)
+    if engine is None:
+        raise ConfigError([_unknown_engine(name)])
+    return engine
+
+
+def check_engine(config: GLMConfig, engine: str | Engine = DEFAULT_ENGINE) -> list[Issue]:
+    """What in ``config`` the engine cannot fit (an unknown engine name is one issue);
+    :func:`smglm.fit` and :func:`smglm.train` raise them as a
+    :class:`~smglm.errors.ConfigError` before reading data or launching a job."""
+    if isinstance(engine, str):
+        if engine not in ENGINES:
+            return [_unknown_engine(engine)]
+        engine = ENGINES[engine]
+    return engine.check(config)
+
+
+def _unknown_engine(name: str) -> Issue:
+    return Issue(
+        "engine",
+        f"unknown engine {name!r}; choose one of {sorted(ENGINES)}.{did_you_mean(name, ENGINES)}",
+        name,
+    )

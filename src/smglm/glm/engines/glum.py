@@ -1,0 +1,180 @@
+"""glum, the first fitting engine: the estimator as smglm configures it, and its :func:`fit`.
+
+Imported only where a fit happens (``import glum`` costs 1.5-2 s): the registry
+(:data:`smglm.glm.engines.ENGINES`) declares this engine's capabilities without importing it.
+glum has no probit link and its ``inverse`` is ``TweedieLink(2)`` (= 1/mu); both are provided
+here. The family's glum distribution is :meth:`smglm.glm.families.FamilySpec.glum`.
+"""
+
+from __future__ import annotations
+
+import time
+import warnings
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+from glum import GeneralizedLinearRegressor, Link, TweedieLink
+from scipy.special import ndtr, ndtri
+
+from smglm.config import GLMConfig
+from smglm.glm.engines import EngineFit
+from smglm.glm.families import family_of
+
+if TYPE_CHECKING:
+    from smglm.glm.data import Prepared
+
+__all__ = ["ProbitLink", "design_matrix", "fit", "glum_link", "make_estimator"]
+
+_SQRT_2PI = np.sqrt(2.0 * np.pi)
+
+
+def _pdf(x: np.ndarray) -> np.ndarray:
+    return np.exp(-0.5 * np.square(x)) / _SQRT_2PI
+
+
+class ProbitLink(Link):
+    """The probit link ``Phi^-1(mu)`` (glum has none)."""
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, ProbitLink)
+
+    def __hash__(self) -> int:
+        return hash(type(self))
+
+    def link(self, mu: Any) -> Any:
+        return ndtri(mu)
+
+    def derivative(self, mu: Any) -> Any:
+        return 1.0 / _pdf(ndtri(mu))
+
+    def inverse(self, lin_pred: Any) -> Any:
+        eps = 50 * np.finfo(float).eps
+        return np.clip(ndtr(lin_pred), eps, 1 - eps)
+
+    def inverse_derivative(self, lin_pred: Any) -> Any:
+        return _pdf(lin_pred)
+
+    def inverse_derivative2(self, lin_pred: Any) -> Any:
+        return -lin_pred * _pdf(lin_pred)
+
+
+def glum_link(config: GLMConfig) -> Any:
+    """glum's link for the config."""
+    link = config.resolved_link
+    if link == "probit":
+        return ProbitLink()
+    if link == "inverse":
+        return TweedieLink(2)
+    return link
+
+
+def make_estimator(
+    config: GLMConfig,
+    *,
+    lower_bounds: np.ndarray | None = None,
+    upper_bounds: np.ndarray | None = None,
+) -> GeneralizedLinearRegressor:
+    """The glum estimator, configured as smglm fits: categoricals with their first level (the
+    reference) dropped, ``alpha`` always explicit, a tight gradient tolerance."""
+    return GeneralizedLinearRegressor(
+        family=family_of(config).glum(),
+        link=glum_link(config),
+        alpha=config.penalty.alpha,
+        l1_ratio=config.penalty.l1_ratio,
+        fit_intercept=config.fit_intercept,
+        drop_first=True,
+        gradient_tol=config.tol,
+        max_iter=config.max_iter,
+        lower_bounds=lower_bounds,
+        upper_bounds=upper_bounds,
+        robust=False,
+        expected_information=True,
+        categorical_format="{name}[{category}]",
+    )
+
+
+def design_matrix(X: Any) -> Any:
+    """The tabmat design of the predictors: numeric columns dense, categoricals as sparse
+    CategoricalMatrix with the first level (the reference) dropped, columns named as smglm's
+    terms (``column[level]``)."""
+    import tabmat
+
+    return tabmat.from_df(
+        X, drop_first=True, categorical_format="{name}[{category}]", cat_missing_method="fail"
+    )
+
+
+def fit(
+    config: GLMConfig,
+    prepared: Prepared,
+    *,
+    lower_bounds: np.ndarray | None = None,
+    upper_bounds: np.ndarray | None = None,
+) -> EngineFit:
+    """Fit with glum (see :class:`smglm.glm.engines.Engine`). glum's warnings other than
+    non-convergence are passed on; non-convergence sets ``converged`` to False."""
+    est = make_estimator(config, lower_bounds=lower_bounds, upper_bounds=upper_bounds)
+    # the design, built once: categoricals stay sparse, and glum does not convert (and box
+    # into an object array) the DataFrame again for the fit, the predictions and the SEs
+    design = design_matrix(prepared.X)
+    t_fit = time.perf_counter()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        est.fit(design, prepared.y, sample_weight=prepared.weights, offset=prepared.offset)
+    seconds = time.perf_counter() - t_fit
+    converged = int(est.n_iter_) < config.max_iter
+    for w in caught:
+        if "converge" in str(w.message).lower():
+            converged = False
+        else:
+            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+    intercept = float(est.intercept_) if config.fit_intercept else 0.0
+    return EngineFit(
+        intercept=intercept,
+        coef=np.asarray(est.coef_, dtype=float),
+        feature_names=list(est.feature_names_),
+        xb=_design_dot(est, design),
+        information=lambda weights: _information(design, weights, config.fit_intercept),
+        n_iter=int(est.n_iter_),
+        converged=bool(converged),
+        seconds=seconds,
+        convergence=_convergence(est),
+        native=est,
+    )
+
+
+def _design_dot(est: Any, design: Any) -> np.ndarray:
+    """X @ coef on the tabmat design (categoricals stay sparse)."""
+    eta = est.linear_predictor(design)  # includes the intercept, no offset
+    return np.asarray(eta) - (float(est.intercept_) if est.fit_intercept else 0.0)
+
+
+def _information(design: Any, weights: np.ndarray, intercept: bool) -> np.ndarray:
+    """``X' diag(weights) X`` with the intercept's row and column first: one sandwich product
+    on the tabmat design (categoricals stay sparse)."""
+    info = design.sandwich(weights)
+    if hasattr(info, "toarray"):  # a design of one categorical gives a sparse matrix
+        info = info.toarray()
+    info = np.asarray(info, dtype=float)
+    if intercept:
+        xw = design.transpose_matvec(weights)
+        xw = np.asarray(xw.toarray() if hasattr(xw, "toarray") else xw, dtype=float).ravel()
+        info = np.block([[np.array([[weights.sum()]]), xw[None, :]], [xw[:, None], info]])
+    return info
+
+
+def _convergence(est: Any) -> pd.DataFrame | None:
+    diag = getattr(est, "diagnostics_", None)
+    if not diag:
+        return None
+    rows = []
+    for i, d in enumerate(diag, start=1):
+        rows.append(
+            {
+                "iteration": int(d.get("n_iter", i)),
+                "objective": float(d.get("objective_fct", np.nan)),
+                "convergence": float(d.get("convergence", np.nan)),
+            }
+        )
+    return pd.DataFrame(rows)

@@ -1,0 +1,154 @@
+"""The report files of a training job: each split's tables and PNGs, drawn by forked workers.
+
+``train`` and ``evaluate`` write, for each data split, into ``output/data/<split>/``: the report
+tables of :func:`smglm.glm.report.build_split` (``report.json`` and CSVs) and the PNG of every
+figure of :data:`smglm.glm.report.FIGURES`. Only the writing lives here (it forks, which suits a
+batch process, not a notebook kernel); what the tables and figures are is the report package's.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import signal
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import pandas as pd
+    from matplotlib.figure import Figure
+
+    from smglm.config import GLMConfig
+    from smglm.glm.report.scoring import Scored
+
+__all__ = ["plot_workers", "render_plots", "write_report", "write_reports"]
+
+log = logging.getLogger(__name__)
+
+#: A function that draws one report figure.
+PlotJob = Callable[[], "Figure"]
+
+
+def plot_workers() -> int:
+    """Processes to draw a job's report plots with: the cores this process may use, at most 4."""
+    from smglm.runtime.paths import usable_cores
+
+    return max(1, min(4, usable_cores()))
+
+
+def write_report(
+    config: GLMConfig,
+    scored: Scored,
+    outdir: Path,
+    *,
+    convergence: pd.DataFrame | None = None,
+    workers: int = 1,
+) -> list[Path]:
+    """Write the report tables and PNG plots of one split into ``outdir``; return the files.
+
+    A failure here is logged with its traceback and does not fail the job: the model is the
+    job's result, the report is an extra. ``workers``: as in :func:`write_reports`.
+    """
+    return write_reports(config, [(scored, outdir, convergence)], workers=workers)[scored.name]
+
+
+def write_reports(
+    config: GLMConfig,
+    splits: Sequence[tuple[Scored, Path, pd.DataFrame | None]],
+    *,
+    workers: int = 1,
+) -> dict[str, list[Path]]:
+    """Write the report of each ``(scored, outdir, convergence)`` split; return the files of
+    each split, by name.
+
+    The tables of every split are built and written first; then all the splits' plots are
+    drawn in one pass, by ``workers`` processes (forked: for the training runtime, not a
+    notebook kernel; see :func:`render_plots`). A split whose report fails is
+    logged with its traceback and gets no files; it does not fail the job.
+    """
+    from smglm.glm.report.figures import figure_files
+    from smglm.glm.report.scoring import build_split
+
+    files: dict[str, list[Path]] = {}
+    jobs = []
+    for scored, outdir, convergence in splits:
+        try:
+            report = build_split(config, scored, convergence)
+            files[scored.name] = list(report.to_dir(outdir))
+            split_jobs = figure_files(report, outdir, scored.name)
+        except Exception:
+            log.exception("%s: could not write the report to %s", scored.name, outdir)
+            files[scored.name] = []
+            continue
+        jobs += [(scored.name, path, make) for path, make in split_jobs]
+    try:
+        render_plots([(path, make) for _, path, make in jobs], workers=workers)
+        for name, path, _ in jobs:
+            files[name].append(path)
+    except Exception:
+        log.exception("could not draw the report plots")
+    for scored, outdir, _ in splits:
+        if files[scored.name]:
+            log.info(
+                "%s: report of %d rows written to %s (%d files)",
+                scored.name,
+                int(scored.keep.sum()),
+                outdir,
+                len(files[scored.name]),
+            )
+    return files
+
+
+def render_plots(
+    jobs: Sequence[tuple[Path, PlotJob]], *, dpi: int = 100, workers: int = 1
+) -> list[Path]:
+    """Draw and save each ``(path, make_figure)`` of ``jobs``; return the paths, in order.
+
+    With ``workers > 1`` (POSIX only), ``workers - 1`` forked processes draw their share of
+    the figures while this one draws its own: matplotlib holds the GIL, so processes are the
+    only way to use more than one core. Forking is for batch processes such as the training
+    runtime, not for a process with other busy threads (a notebook kernel). A share that a
+    child could not save is drawn again here, so the result does not depend on ``workers``.
+    """
+    jobs = list(jobs)
+    from smglm.glm.report.figures import save_figures
+
+    for folder in {path.parent for path, _ in jobs}:
+        folder.mkdir(parents=True, exist_ok=True)
+    n = max(1, min(int(workers), len(jobs)))
+    if n == 1 or not hasattr(os, "fork"):
+        return save_figures(jobs, dpi=dpi)
+    children = []
+    for k in range(1, n):
+        pid = os.fork()
+        if pid == 0:  # pragma: no cover - runs in the child, which leaves with os._exit
+            code = 1
+            try:
+                for path, make in jobs[k::n]:
+                    save_figures([(path, make)], dpi=dpi)
+                code = 0
+            finally:
+                os._exit(code)
+        children.append((pid, jobs[k::n]))
+    redraw = []
+    try:
+        for path, make in jobs[0::n]:
+            save_figures([(path, make)], dpi=dpi)
+        while children:
+            pid, share = children[0]
+            _, status = os.waitpid(pid, 0)
+            children.pop(0)
+            if os.waitstatus_to_exitcode(status) != 0:
+                log.warning("a plot worker ended with status %s: drawing its plots here", status)
+                redraw += share
+    except BaseException:  # e.g. a stop (SIGTERM) while drawing: no worker outlives this process
+        for pid, _ in children:
+            with contextlib.suppress(OSError):
+                os.kill(pid, signal.SIGKILL)
+                os.waitpid(pid, 0)
+        raise
+    for path, make in redraw:
+        save_figures([(path, make)], dpi=dpi)
+    return [path for path, _ in jobs]
