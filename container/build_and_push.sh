@@ -6,6 +6,8 @@
 #   container/build_and_push.sh --local-only     build only (no AWS); prints the local image name
 #   container/build_and_push.sh --dry-run ...    print the commands, run none of them
 #
+# `smglm image build` and `smglm image push` run this script (build is --local-only).
+#
 # Options:
 #   --engine ENGINE     docker, podman or buildah (default: docker when its engine answers,
 #                       else buildah, else podman; buildah's images are pushed with podman)
@@ -16,7 +18,7 @@
 #   --base-image IMAGE  the FROM image (default python:3.11-slim; must have Python 3.11)
 #   --no-pull           never pull the base image (a locally made base, as in CI)
 #   --repository NAME   the ECR repository (default smglm)
-#   --tag TAG           the image tag (default: the package version)
+#   --tag TAG           the image tag (default: the package version, src/smglm/_version.py)
 #   --region REGION     the AWS region (default: AWS_REGION, AWS_DEFAULT_REGION or the aws config)
 #   --account ID        the AWS account (default: from sts get-caller-identity)
 #
@@ -89,8 +91,8 @@ if [ -z "$python" ]; then
   if [ -x "$root/.venv/bin/python" ]; then python="$root/.venv/bin/python"; else python=python3; fi
 fi
 if [ -z "$tag" ]; then
-  tag="$(sed -n 's/^version *= *"\(.*\)"/\1/p' "$root/pyproject.toml" | head -n 1)"
-  [ -n "$tag" ] || die "cannot read the version from pyproject.toml; give --tag"
+  tag="$(sed -n 's/^__version__ *= *"\(.*\)"/\1/p' "$root/src/smglm/_version.py" | head -n 1)"
+  [ -n "$tag" ] || die "cannot read __version__ from src/smglm/_version.py; give --tag"
 fi
 local_image="smglm:$tag"
 [ "$engine" = docker ] || local_image="localhost/$local_image"

@@ -11,8 +11,9 @@ from pathlib import Path
 
 import pytest
 
-# moto's server, the SageMaker simulator and AWS fixtures (tests/aws_harness.py)
-pytest_plugins = ["aws_harness"]
+# moto's server, the SageMaker simulator and AWS fixtures (tests/aws_harness.py); the IPython
+# shell of the magic and form tests (tests/notebook_shell.py)
+pytest_plugins = ["aws_harness", "notebook_shell"]
 
 
 @pytest.fixture(autouse=True, scope="session")

@@ -46,7 +46,7 @@ def test_unknown_attribute_is_an_attribute_error():
 def test_metric_names_have_one_source():
     from dataclasses import fields
 
+    from smglm.contract import SPLIT_METRICS
     from smglm.glm.stats import SplitMetrics
-    from smglm.runtime.metrics import SPLIT_METRICS
 
     assert tuple(f.name for f in fields(SplitMetrics)) == SPLIT_METRICS

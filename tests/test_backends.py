@@ -18,12 +18,12 @@ from IPython.core.interactiveshell import InteractiveShell
 import smglm
 from notebook_shell import isolated_workdir, smglm_shell
 from smglm.config import JobConfig
+from smglm.contract import TERMINAL
 from smglm.errors import BackendError, ConfigError, JobFailed
 from smglm.launch import Job, list_jobs
 from smglm.launch.backend import (
     BACKENDS,
     DEFAULT_BACKEND,
-    TERMINAL,
     Backend,
     BaseBackend,
     JobState,

@@ -15,7 +15,6 @@ import json
 import os
 import secrets
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -27,6 +26,8 @@ from typing import Any
 
 import nbformat
 import pytest
+
+from helpers import free_port, write_kernelspec
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOK = ROOT / "notebooks" / "02_widget_form.ipynb"
@@ -54,12 +55,6 @@ def artifacts_dir() -> Path:
     folder = Path(base) / "browser"
     folder.mkdir(parents=True, exist_ok=True)
     return folder
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @dataclass
@@ -118,11 +113,7 @@ def lab_env(tmp: Path) -> dict[str, str]:
         AWS_EC2_METADATA_DISABLED="true",
     )
     # the python3 kernel runs this interpreter (JUPYTER_PATH comes first in the kernel search)
-    spec = tmp / "path" / "kernels" / "python3"
-    spec.mkdir(parents=True, exist_ok=True)
-    argv = [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"]
-    kernel = {"argv": argv, "display_name": "Python 3 (ipykernel)", "language": "python"}
-    (spec / "kernel.json").write_text(json.dumps(kernel), encoding="utf-8")
+    write_kernelspec(tmp / "path")
     # no "Jupyter news?" toast over the notebook
     note = tmp / "settings" / "@jupyterlab" / "apputils-extension"
     note.mkdir(parents=True, exist_ok=True)
@@ -217,6 +208,7 @@ def code_cell_count() -> int:
 
 
 @pytest.mark.slow
+@pytest.mark.browser
 def test_browser_form_filled_by_clicking_launches_and_shows_report(lab: Lab, page: Any):
     shots = artifacts_dir()
     try:

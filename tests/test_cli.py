@@ -26,6 +26,7 @@ def _smglm(*args: str, cwd: Path, home: Path | None = None) -> subprocess.Comple
     )
 
 
+@pytest.mark.slow
 def test_cli_demo_runs_a_local_training_job_end_to_end(tmp_path):
     proc = _smglm("demo", "--rows", "4000", "--out", "demo", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
@@ -39,6 +40,7 @@ def test_cli_demo_runs_a_local_training_job_end_to_end(tmp_path):
     assert any((artifacts[0] / "output").rglob("one_way_*.png"))
 
 
+@pytest.mark.slow
 def test_cli_train_jobs_show_and_logs(tmp_path):
     data = tmp_path / "motor.csv"
     assert _smglm("data", str(data), "--rows", "3000", cwd=tmp_path).returncode == 0

@@ -15,7 +15,6 @@ import fcntl
 import json
 import os
 import shlex
-import socket
 import subprocess
 import time
 import urllib.error
@@ -27,6 +26,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+
+from helpers import design, free_port, ml_tree
 
 ROOT = Path(__file__).resolve().parents[1]
 BUILD = ROOT / "container" / "build_and_push.sh"
@@ -50,10 +51,9 @@ def _run(
 
 # -- the build script's AWS part, printed, never run ------------------------------------------
 def _version() -> str:
-    for line in (ROOT / "pyproject.toml").read_text().splitlines():
-        if line.startswith("version"):
-            return line.split("=", 1)[1].strip().strip('"')
-    raise AssertionError("no version in pyproject.toml")
+    from smglm._version import __version__
+
+    return __version__
 
 
 @pytest.mark.parametrize("engine", ["podman", "buildah", "docker"])
@@ -194,45 +194,22 @@ def _frame(n: int, seed: int) -> pd.DataFrame:
 
 
 def _design(df: pd.DataFrame) -> pd.DataFrame:
-    x = df[["x1", "x2"]].astype(float)
-    for level in ("b", "c"):
-        x[f"cat_{level}"] = (df.cat == level).astype(float)
-    x.insert(0, "const", 1.0)
-    return x
+    return design(df, {"x1": None, "x2": None, "cat": ["a", "b", "c"]})
 
 
 def _ml_tree(tmp: Path, data: pd.DataFrame, config: str, hyperparameters: dict[str, str]) -> Path:
     """An /opt/ml tree as SageMaker lays it out for channels ``train`` and ``config``."""
-    root = tmp / "ml"
-    conf = root / "input" / "config"
-    conf.mkdir(parents=True)
-    (conf / "hyperparameters.json").write_text(json.dumps(hyperparameters))
-    channel = {"TrainingInputMode": "File", "S3DistributionType": "FullyReplicated"}
-    (conf / "inputdataconfig.json").write_text(
-        json.dumps(
-            {
-                "train": {"ContentType": "text/csv", **channel, "RecordWrapperType": "None"},
-                "config": {**channel, "RecordWrapperType": "None"},
-            }
-        )
-    )
-    (conf / "resourceconfig.json").write_text(
-        json.dumps(
-            {
-                "current_host": "algo-1",
-                "current_instance_type": "ml.m5.large",
-                "hosts": ["algo-1"],
-                "network_interface_name": "eth0",
-            }
-        )
-    )
-    train = root / "input" / "data" / "train"
-    train.mkdir(parents=True)
     half = len(data) // 2  # two files: a channel may hold many
-    data.iloc[:half].to_csv(train / "part-0.csv", index=False)
-    data.iloc[half:].to_csv(train / "part-1.csv", index=False)
-    (root / "input" / "data" / "config").mkdir()
-    (root / "input" / "data" / "config" / "glm.yaml").write_text(config)
+    channel = {"S3DistributionType": "FullyReplicated", "RecordWrapperType": "None"}
+    root = ml_tree(
+        tmp / "ml",
+        {
+            "train": {"part-0.csv": data.iloc[:half], "part-1.csv": data.iloc[half:]},
+            "config": {"glm.yaml": config},
+        },
+        channel_config={"train": {"ContentType": "text/csv", **channel}, "config": channel},
+        hyperparameters=hyperparameters,
+    )
     for sub in ("model", "output/data", "checkpoints"):
         (root / sub).mkdir(parents=True)
     return root
@@ -247,11 +224,10 @@ HYPERPARAMETERS = {
 
 
 @pytest.fixture(scope="module")
-def trained(image, podman_env, tmp_path_factory) -> tuple[Path, pd.DataFrame, float]:
-    """A training job run in the image: its /opt/ml tree, its data and how long it took."""
+def trained(image, podman_env, tmp_path_factory) -> tuple[Path, pd.DataFrame]:
+    """A training job run in the image: its /opt/ml tree and its data."""
     data = _frame(600, seed=3)
     root = _ml_tree(tmp_path_factory.mktemp("train"), data, CONFIG, HYPERPARAMETERS)
-    start = time.monotonic()
     job = ["-e", "TRAINING_JOB_NAME=smglm-container-test", "-v", f"{root}:/opt/ml"]
     proc = _run(
         ["podman", "run", "--rm", "--pull=never", *job, image, "train"],
@@ -259,13 +235,12 @@ def trained(image, podman_env, tmp_path_factory) -> tuple[Path, pd.DataFrame, fl
         timeout=300,
         check=False,
     )
-    seconds = time.monotonic() - start
     failure = root / "output" / "failure"
     assert proc.returncode == 0, (
         f"train exited {proc.returncode}; failure: "
         f"{failure.read_text() if failure.exists() else None}\n{proc.stderr[-4000:]}"
     )
-    return root, data, seconds
+    return root, data
 
 
 @pytest.mark.container
@@ -273,7 +248,7 @@ def trained(image, podman_env, tmp_path_factory) -> tuple[Path, pd.DataFrame, fl
 def test_train_in_image_writes_the_model_matching_statsmodels(trained):
     import statsmodels.api as sm
 
-    root, data, seconds = trained
+    root, data = trained
     model = root / "model"
     for name in ("model.json", "coefficients.csv", "metrics.json", "config.yaml"):
         assert (model / name).is_file(), sorted(p.name for p in model.iterdir())
@@ -288,7 +263,6 @@ def test_train_in_image_writes_the_model_matching_statsmodels(trained):
     coefficients = pd.read_csv(model / "coefficients.csv").set_index("term")["estimate"]
     assert coefficients["x1"] == pytest.approx(reference.params["x1"], abs=1e-4)
     assert coefficients["x2"] == pytest.approx(reference.params["x2"], abs=1e-4)
-    assert seconds < 60
 
 
 @pytest.mark.container
@@ -311,12 +285,6 @@ def test_train_in_image_with_a_missing_column_writes_failure_and_exits_nonzero(
     assert not (root / "model" / "model.json").exists()
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def _http(url: str, body: bytes | None = None, content_type: str = "text/csv") -> tuple[int, str]:
     request = urllib.request.Request(url, data=body, headers={"Content-Type": content_type})
     try:
@@ -330,7 +298,7 @@ def _http(url: str, body: bytes | None = None, content_type: str = "text/csv") -
 def _serving(image: str, podman_env: dict[str, str], model: Path) -> Iterator[tuple[str, str]]:
     """``serve`` running detached in the image; yields (container name, base URL)."""
     name = f"smglm-serve-{uuid.uuid4().hex[:8]}"
-    port = _free_port()
+    port = free_port()
     options = ["-e", f"SAGEMAKER_BIND_TO_PORT={port}", "-v", f"{model}:/opt/ml/model:ro"]
     _run(
         ["podman", "run", "-d", "--pull=never", "--name", name, *options, image, "serve"],
@@ -361,7 +329,7 @@ def test_serve_in_image_answers_ping_and_csv_invocations_and_stops_on_sigterm(
 ):
     import statsmodels.api as sm
 
-    root, data, _ = trained
+    root, data = trained
     reference = sm.GLM(data.y, _design(data), family=sm.families.Poisson()).fit(tol=1e-12)
     rows = _frame(5, seed=11)
     expected = reference.predict(_design(rows))
@@ -374,14 +342,11 @@ def test_serve_in_image_answers_ping_and_csv_invocations_and_stops_on_sigterm(
         np.testing.assert_allclose(predictions, expected, rtol=1e-4)
         status, _ = _http(f"{base}/invocations", b"{}", content_type="application/x-unknown")
         assert status == 415
-        start = time.monotonic()
         _run(["podman", "stop", "-t", "20", name], podman_env, timeout=60)
-        stopped_in = time.monotonic() - start
         state = _run(
             ["podman", "inspect", "--format", "{{.State.ExitCode}}", name], podman_env
         ).stdout.strip()
-    assert stopped_in < 10, f"podman stop took {stopped_in:.1f} s: SIGTERM not handled"
-    assert state == "0"
+    assert state == "0", f"exit code {state}: SIGTERM not handled (137: killed after 20 s)"
 
 
 # -- the local backend running the image ------------------------------------------------------

@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from helpers import design
 from smglm import datasets
 from smglm.datasets import (
     MOTOR_CATEGORICAL,
@@ -41,15 +42,11 @@ def sample() -> pd.DataFrame:
 
 def _design(df: pd.DataFrame) -> pd.DataFrame:
     """Intercept, numeric columns and one dummy per non-reference level, named like the truth."""
-    columns = {"intercept": np.ones(len(df))}
-    for name in MOTOR_NUMERIC:
-        columns[name] = df[name].to_numpy(dtype=float)
+    terms: dict[str, list[object] | None] = dict.fromkeys(MOTOR_NUMERIC)
     for column in MOTOR_CATEGORICAL:
-        values = df[column].to_numpy(dtype=object)
-        for level in MOTOR_LEVELS[column]:
-            if level != MOTOR_REFERENCE[column]:
-                columns[f"{column}[{level}]"] = (values == level).astype(float)
-    return pd.DataFrame(columns, index=df.index)
+        reference = MOTOR_REFERENCE[column]
+        terms[column] = [reference, *(lv for lv in MOTOR_LEVELS[column] if lv != reference)]
+    return design(df, terms)
 
 
 def _assert_recovered(estimates: pd.Series, errors: pd.Series, truth: dict[str, float]) -> None:
@@ -153,6 +150,7 @@ def test_motor_bad_arguments_raise(n_rows: int, seed: int, message: str) -> None
         motor(n_rows, seed=seed)
 
 
+@pytest.mark.slow
 def test_motor_frequency_recovers_truth_with_statsmodels(sample: pd.DataFrame) -> None:
     import statsmodels.api as sm
 

@@ -2,14 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
-from IPython.core.interactiveshell import InteractiveShell
 
-from notebook_shell import isolated_workdir, smglm_shell
 from smglm.config import GLMConfig
 from smglm.config.families import DEFAULT_LINK, FAMILIES, FAMILY_LINKS
 from smglm.datasets import motor
@@ -28,17 +24,6 @@ EXPECTED = {
     "family": "poisson",
     "test": {"fraction": 0.2, "seed": 0},
 }
-
-
-@pytest.fixture(scope="module")
-def workdir(tmp_path_factory) -> Iterator[Path]:
-    with isolated_workdir(tmp_path_factory.mktemp("form")) as root:
-        yield root
-
-
-@pytest.fixture(scope="module")
-def shell(workdir) -> InteractiveShell:
-    return smglm_shell()
 
 
 @pytest.fixture

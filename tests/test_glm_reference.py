@@ -19,6 +19,7 @@ import scipy.stats
 import statsmodels.api as sm
 
 import smglm
+from helpers import design
 
 RTOL = 1e-6
 sml = sm.families.links
@@ -34,14 +35,8 @@ def _sm_fit(model: sm.GLM) -> object:
 
 def _design(df: pd.DataFrame, predictors: list[str], result: smglm.FitResult) -> pd.DataFrame:
     """statsmodels' design with the same terms and reference levels as smglm's."""
-    cols = {"intercept": np.ones(len(df))} if result.config.fit_intercept else {}
-    for term in result.model.terms:
-        if hasattr(term, "levels"):
-            for lv in term.levels[1:]:
-                cols[f"{term.name}[{lv}]"] = (df[term.name].astype(str) == lv).astype(float)
-        else:
-            cols[term.name] = df[term.name].astype(float)
-    return pd.DataFrame(cols, index=df.index)
+    terms = {t.name: getattr(t, "levels", None) for t in result.model.terms}
+    return design(df, terms, intercept=result.config.fit_intercept)
 
 
 def _assert_matches(result: smglm.FitResult, ref: object, *, n_dispersion: int, llf=None):

@@ -1,4 +1,5 @@
-"""``import smglm`` and ``%load_ext smglm`` stay fast: nothing heavy loads until it is used."""
+"""``import smglm`` and ``%load_ext smglm`` stay fast: nothing heavy loads until it is used
+(their times: ``benchmarks/responsiveness.py``)."""
 
 from __future__ import annotations
 
@@ -10,18 +11,15 @@ import sys
 import pytest
 
 SCRIPT = """
-import json, sys, time
+import json, sys
 import smglm
 after_import = sorted(sys.modules)
 from IPython.core.interactiveshell import InteractiveShell
 shell = InteractiveShell.instance()
 before = set(sys.modules)
-start = time.perf_counter()
 shell.extension_manager.load_extension("smglm")
-seconds = time.perf_counter() - start
 result = shell.run_cell("%sm_config?", store_history=False)  # the magics answer
 print(json.dumps({
-    "seconds": seconds,
     "after_import": after_import,
     "after_load": sorted(sys.modules),
     "loaded_by_extension": sorted(set(sys.modules) - before),
@@ -64,10 +62,6 @@ def test_load_ext_loads_no_heavy_library(measured, module):
 def test_load_ext_registers_the_magics(measured):
     assert measured["ok"]
     assert {"sm_config", "sm_jobs", "sm_show", "sm_compare"} <= set(measured["magics"])
-
-
-def test_load_ext_takes_under_0_3_seconds(measured):
-    assert measured["seconds"] < 0.3, (measured["seconds"], measured["loaded_by_extension"])
 
 
 def test_load_ext_does_not_load_config_or_data_libraries(measured):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 from typing import Any
@@ -11,6 +10,8 @@ import nbformat
 import pytest
 from jupyter_client.kernelspec import KernelSpecManager, NoSuchKernel
 from nbclient import NotebookClient
+
+from helpers import write_kernelspec
 
 CONFIG_A = """\
 target: claim_count
@@ -43,11 +44,7 @@ def kernel_name(tmp: Path, monkeypatch: pytest.MonkeyPatch) -> str:
             return "python3"  # jupyter_client runs a bare "python" as sys.executable
     except NoSuchKernel:
         pass
-    folder = tmp / "jupyter" / "kernels" / "smglm-test"
-    folder.mkdir(parents=True)
-    argv = [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"]
-    spec_json = {"argv": argv, "display_name": "smglm test", "language": "python"}
-    (folder / "kernel.json").write_text(json.dumps(spec_json))
+    write_kernelspec(tmp / "jupyter", "smglm-test", "smglm test")
     monkeypatch.setenv("JUPYTER_PATH", str(tmp / "jupyter"))
     return "smglm-test"
 
@@ -80,12 +77,14 @@ def executed(tmp_path_factory) -> Any:
 
 
 @pytest.mark.slow
+@pytest.mark.notebook
 def test_notebook_runs_without_error(executed):
     errors = [o for c in executed.cells for o in outputs(c) if o["output_type"] == "error"]
     assert errors == []
 
 
 @pytest.mark.slow
+@pytest.mark.notebook
 def test_notebook_train_cell_shows_the_job_and_its_report(executed):
     html = html_of(executed.cells[2])
     assert "smglm training job" in html and "Completed" in html
@@ -93,6 +92,7 @@ def test_notebook_train_cell_shows_the_job_and_its_report(executed):
 
 
 @pytest.mark.slow
+@pytest.mark.notebook
 def test_notebook_job_report_has_every_section_with_plots(executed):
     cell = executed.cells[3]
     assert [o["output_type"] for o in outputs(cell)] == ["execute_result"]
@@ -105,6 +105,7 @@ def test_notebook_job_report_has_every_section_with_plots(executed):
 
 
 @pytest.mark.slow
+@pytest.mark.notebook
 def test_notebook_no_wait_display_updated_in_place_to_the_report(executed):
     cell = executed.cells[4]
     shown = [o for o in outputs(cell) if o["output_type"] == "display_data"]
@@ -115,6 +116,7 @@ def test_notebook_no_wait_display_updated_in_place_to_the_report(executed):
 
 
 @pytest.mark.slow
+@pytest.mark.notebook
 def test_notebook_sm_jobs_lists_both_jobs(executed):
     html = html_of(executed.cells[6])
     assert html.count("<tr") >= 3 and "train:gini" in html

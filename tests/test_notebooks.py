@@ -23,6 +23,8 @@ import nbformat
 import pytest
 from nbclient import NotebookClient
 
+from helpers import write_kernelspec
+
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOK_DIR = ROOT / "notebooks"
 NOTEBOOKS = (
@@ -57,17 +59,6 @@ def kernel_env(work: Path) -> dict[str, str]:
         AWS_EC2_METADATA_DISABLED="true",
     )
     return env
-
-
-def write_kernelspec(folder: Path) -> Path:
-    """A ``python3`` kernelspec in ``folder/kernels`` that runs this interpreter; return
-    ``folder`` (to put first on ``JUPYTER_PATH``)."""
-    spec = folder / "kernels" / "python3"
-    spec.mkdir(parents=True, exist_ok=True)
-    argv = [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"]
-    body = {"argv": argv, "display_name": "Python 3 (ipykernel)", "language": "python"}
-    (spec / "kernel.json").write_text(json.dumps(body), encoding="utf-8")
-    return folder
 
 
 def execute(path: Path, work: Path, *, timeout: int = CELL_TIMEOUT) -> Any:
@@ -206,6 +197,7 @@ def test_notebooks_committed_with_outputs_and_no_machine_paths(name):
 
 
 @pytest.mark.slow
+@pytest.mark.notebook
 def test_notebook_01_quickstart(run):
     nb = run("01_quickstart.ipynb")
     train = text(cell(nb, "train"))
@@ -224,6 +216,7 @@ def test_notebook_01_quickstart(run):
 
 
 @pytest.mark.slow
+@pytest.mark.notebook
 def test_notebook_02_widget_form(run):
     nb = run("02_widget_form.ipynb")
     assert text(cell(nb, "fill")).strip() == "[]"  # no problems
@@ -245,6 +238,7 @@ def test_notebook_02_widget_form(run):
 
 
 @pytest.mark.slow
+@pytest.mark.notebook
 def test_notebook_03_local_to_sagemaker_without_aws(run):
     nb = run("03_local_to_sagemaker.ipynb")
     assert "Completed" in text(cell(nb, "local"))
@@ -263,6 +257,7 @@ def test_notebook_03_local_to_sagemaker_without_aws(run):
 
 
 @pytest.mark.slow
+@pytest.mark.notebook
 def test_notebook_04_pricing_workflow(run):
     nb = run("04_pricing_workflow.ipynb")
     assert "Completed" in text(cell(nb, "freq-a"))
@@ -278,6 +273,7 @@ def test_notebook_04_pricing_workflow(run):
 
 
 @pytest.mark.slow
+@pytest.mark.notebook
 def test_notebook_05_serving_and_batch(run):
     nb = run("05_serving_and_batch.ipynb")
     assert "/ping -> 200" in text(cell(nb, "serve"))

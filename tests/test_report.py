@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import time
 
 import numpy as np
 import pandas as pd
@@ -482,7 +481,8 @@ def test_build_report_names_every_missing_column(claims):
 
 
 @pytest.mark.slow
-def test_build_report_one_million_rows_is_fast():
+def test_build_report_one_million_rows():
+    """Every table of a 1M-row report (its time: benchmarks/launch.py, report + model)."""
     rng = np.random.default_rng(14)
     n = 1_000_000
     cols: dict[str, object] = {f"num{i}": rng.gamma(2.0, 10.0, n).round(i % 3) for i in range(8)}
@@ -492,12 +492,9 @@ def test_build_report_one_million_rows_is_fast():
     e = rng.uniform(0.1, 1.0, n)
     mu = e * np.exp(-2 + 0.01 * data["num0"].to_numpy())
     y = rng.poisson(mu).astype(float)
-    start = time.perf_counter()
     out = build_report(data, predictors=list(data), actual=y, predicted=mu, exposure=e,
                        residuals=y - mu)  # fmt: skip
-    seconds = time.perf_counter() - start
     assert len(out.one_ways) == 14
-    assert seconds < 10, f"build_report took {seconds:.1f} s on 1M rows (about 1 s expected)"
 
 
 def test_report_module_does_not_import_matplotlib():

@@ -22,6 +22,7 @@ import pytest
 from scipy.special import xlogy
 
 import smglm
+from helpers import FileContent, ml_tree, tar_bytes
 from smglm.datasets import motor
 from smglm.errors import ModelError
 from smglm.glm import PortableModel
@@ -71,30 +72,21 @@ def make_tree(
     file: str = "data.csv",
     hyperparameters: dict[str, str] | None = None,
 ) -> Path:
-    cfg = root / "input" / "config"
-    cfg.mkdir(parents=True)
-    (cfg / "hyperparameters.json").write_text(json.dumps(hyperparameters or {}))
-    (cfg / "resourceconfig.json").write_text('{"current_host": "algo-1", "hosts": ["algo-1"]}')
-    channels = {}
-    data = root / "input" / "data"
+    """Lay out ``root`` as SageMaker's /opt/ml with a ``model`` channel (a model directory's
+    files, or an archive) and a data channel in FastFile mode."""
+    channels: dict[str, dict[str, FileContent]] = {}
     if model is not None:
-        (data / "model").mkdir(parents=True)
-        if model.is_dir():
-            for entry in model.iterdir():
-                (data / "model" / entry.name).write_bytes(entry.read_bytes())
-        else:
-            (data / "model" / model.name).write_bytes(model.read_bytes())
-        channels["model"] = {"TrainingInputMode": "File"}
+        files = sorted(model.iterdir()) if model.is_dir() else [model]
+        channels["model"] = {entry.name: entry for entry in files}
     if frame is not None:
-        (data / channel).mkdir(parents=True)
-        path = data / channel / file
-        if file.endswith(".parquet"):
-            frame.to_parquet(path, index=False)
-        else:
-            frame.to_csv(path, index=False)
-        channels[channel] = {"TrainingInputMode": "FastFile"}
-    (cfg / "inputdataconfig.json").write_text(json.dumps(channels))
-    return root
+        channels[channel] = {file: frame}
+    return ml_tree(
+        root,
+        channels,
+        channel_config={channel: {"TrainingInputMode": "FastFile"}},
+        hyperparameters=hyperparameters,
+        resource_config={"current_host": "algo-1", "hosts": ["algo-1"]},
+    )
 
 
 def run(monkeypatch, module, root: Path) -> int:
@@ -189,16 +181,9 @@ def test_evaluate_unsafe_tarball_is_refused(tmp_path, monkeypatch, data):
 
 # -- safe_extract ------------------------------------------------------------------------------
 def _tar_with(tmp_path: Path, member: tarfile.TarInfo, payload: bytes = b"x") -> Path:
+    """A model archive: ``model.json`` and ``member``."""
     archive = tmp_path / "bad.tar.gz"
-    with tarfile.open(archive, "w:gz") as tar:
-        ok = tarfile.TarInfo("model.json")
-        ok.size = 2
-        tar.addfile(ok, io.BytesIO(b"{}"))
-        if member.isfile():
-            member.size = len(payload)
-            tar.addfile(member, io.BytesIO(payload))
-        else:
-            tar.addfile(member)
+    archive.write_bytes(tar_bytes([(tarfile.TarInfo("model.json"), b"{}"), (member, payload)]))
     return archive
 
 

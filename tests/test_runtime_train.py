@@ -22,11 +22,17 @@ import pandas as pd
 import pytest
 import yaml
 
+from helpers import RESOURCE_CONFIG, FileContent, ml_tree
+from smglm.contract import (
+    EXIT_INTERNAL_ERROR,
+    EXIT_STOPPED,
+    EXIT_USER_ERROR,
+    METRIC_DEFINITIONS,
+)
 from smglm.datasets import motor
 from smglm.runtime import train as train_module
-from smglm.runtime.failure import EXIT_INTERNAL_ERROR, EXIT_STOPPED, EXIT_USER_ERROR
 from smglm.runtime.hyperparameters import Hyperparameters, parse_hyperparameters
-from smglm.runtime.metrics import METRIC_DEFINITIONS, capture_metrics
+from smglm.runtime.metrics import capture_metrics
 from smglm.runtime.paths import MLPaths
 
 pytestmark = pytest.mark.usefixtures("restore_root_logging")
@@ -46,28 +52,7 @@ HYPERPARAMETERS = {  # as SageMaker writes them: strings, some JSON-encoded by t
     "sagemaker_container_log_level": "20",
     "_tuning_objective_metric": "test:deviance",
 }
-RESOURCE_CONFIG = {  # the extended form of current platforms (contract §1.5)
-    "current_host": "algo-1",
-    "current_instance_type": "ml.m5.xlarge",
-    "current_group_name": "homogeneousCluster",
-    "hosts": ["algo-1"],
-    "instance_groups": [
-        {
-            "instance_group_name": "homogeneousCluster",
-            "instance_type": "ml.m5.xlarge",
-            "hosts": ["algo-1"],
-        }
-    ],
-    "network_interface_name": "eth0",
-}
 JOB_NAME = "smglm-contract-test-0001"
-
-
-def write_frame(df: pd.DataFrame, path: Path) -> None:
-    if path.name.endswith(".parquet"):
-        df.to_parquet(path, index=False)
-    else:
-        df.to_csv(path, index=False)  # .csv.gz is compressed from the suffix
 
 
 def make_tree(
@@ -83,29 +68,25 @@ def make_tree(
     input_modes: dict[str, str] | None = None,
 ) -> Path:
     """Lay out ``root`` as SageMaker's /opt/ml (contract §1.2), extras included."""
-    cfg = root / "input" / "config"
-    cfg.mkdir(parents=True)
-    (cfg / "hyperparameters.json").write_text(json.dumps(hyperparameters or {}))
-    (cfg / "resourceconfig.json").write_text(json.dumps(RESOURCE_CONFIG))
-    (cfg / "trainingjobconfig.json").write_text('{"TrainingJobName": "x"}')  # observed extra
-    channels: dict[str, dict[str, str]] = {}
-    data = root / "input" / "data"
+    channels: dict[str, dict[str, FileContent]] = {}
+    described: dict[str, dict[str, str]] = {}
     for name, df, files in (("train", train, train_files), ("test", test, test_files)):
         if df is None:
             continue
-        folder = data / name
-        folder.mkdir(parents=True)
-        for part, file in zip(np.array_split(np.arange(len(df)), len(files)), files, strict=True):
-            write_frame(df.iloc[part], folder / file)
-        (data / f"{name}-manifest").write_text("observed next to File-mode channels\n")
-        channels[name] = {"TrainingInputMode": "File", "S3DistributionType": "FullyReplicated"}
+        parts = np.array_split(np.arange(len(df)), len(files))
+        channels[name] = {file: df.iloc[part] for part, file in zip(parts, files, strict=True)}
+        described[name] = {"S3DistributionType": "FullyReplicated"}
     if config is not None:
-        (data / "config").mkdir(parents=True)
-        (data / "config" / config_name).write_text(config)
-        channels["config"] = {"TrainingInputMode": "File", "ContentType": "application/x-yaml"}
+        channels["config"] = {config_name: config}
+        described["config"] = {"ContentType": "application/x-yaml"}
     for name, mode in (input_modes or {}).items():
-        channels[name]["TrainingInputMode"] = mode
-    (cfg / "inputdataconfig.json").write_text(json.dumps(channels))
+        described[name]["TrainingInputMode"] = mode
+    ml_tree(root, channels, channel_config=described, hyperparameters=hyperparameters)
+    (root / "input" / "config" / "trainingjobconfig.json").write_text('{"TrainingJobName": "x"}')
+    for name in ("train", "test"):  # observed extras
+        if name in channels:
+            text = "observed next to File-mode channels\n"
+            (root / "input" / "data" / f"{name}-manifest").write_text(text)
     return root
 
 
@@ -136,15 +117,13 @@ def success(tmp_path_factory, frame):
         test_files=("a.parquet", "b.parquet"),
         hyperparameters=HYPERPARAMETERS,
     )
-    start = time.perf_counter()
-    proc = run_subprocess(root, "train")
-    return root, proc, time.perf_counter() - start
+    return root, run_subprocess(root, "train")
 
 
 # -- success -----------------------------------------------------------------------------------
 @pytest.mark.slow
 def test_train_success_writes_model_directory_and_pyfunc(success):
-    root, proc, _ = success
+    root, proc = success
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert not (root / "output" / "failure").exists()
     model = root / "model"
@@ -161,7 +140,7 @@ def test_train_success_writes_model_directory_and_pyfunc(success):
 
 @pytest.mark.slow
 def test_train_success_applies_hyperparameters_and_reads_every_file(success, frame):
-    root, _, _ = success
+    root, _ = success
     config = yaml.safe_load((root / "model" / "config.yaml").read_text())
     assert config["family"] == "poisson"  # '"poisson"' (JSON-encoded) overrode the YAML's
     assert config["penalty"] == {"alpha": 0.001, "l1_ratio": 0.0}
@@ -184,7 +163,7 @@ def test_train_success_applies_hyperparameters_and_reads_every_file(success, fra
 
 @pytest.mark.slow
 def test_train_success_writes_report_and_png_plots(success):
-    root, _, _ = success
+    root, _ = success
     out = root / "output" / "data"
     assert json.loads((out / "metrics.json").read_text()) == json.loads(
         (root / "model" / "metrics.json").read_text()
@@ -208,7 +187,7 @@ def test_train_success_writes_report_and_png_plots(success):
 
 @pytest.mark.slow
 def test_train_success_metric_lines_match_definitions_and_metrics_json(success):
-    root, proc, _ = success
+    root, proc = success
     metrics = json.loads((root / "model" / "metrics.json").read_text())
     compiled = [(d["Name"], re.compile(d["Regex"])) for d in METRIC_DEFINITIONS]
     metric_lines = [ln for ln in proc.stdout.splitlines() if re.match(r"^\w+:\w+=", ln)]
@@ -233,7 +212,7 @@ def test_train_success_metric_lines_match_definitions_and_metrics_json(success):
 
 @pytest.mark.slow
 def test_train_success_logs_job_name_channels_and_steps(success):
-    _, proc, seconds = success
+    _, proc = success
     log = proc.stderr
     assert JOB_NAME in log
     assert "reading channel 'train'" in log
@@ -241,7 +220,6 @@ def test_train_success_logs_job_name_channels_and_steps(success):
     assert "channel 'test': 400 rows" in log
     assert "fitting a poisson/log GLM" in log
     assert "model written to" in log
-    assert seconds < 60
 
 
 def test_metric_definitions_are_valid_for_sagemaker():
@@ -485,16 +463,13 @@ def test_train_sigterm_stops_promptly_with_stopped_reason(tmp_path):
                 assert time.monotonic() < deadline, "train never started fitting"
                 time.sleep(0.05)
             time.sleep(1.0)  # into glum's import and fit (about 3 s on this data)
-            sent = time.monotonic()
             proc.send_signal(signal.SIGTERM)
-            code = proc.wait(timeout=10)
-            elapsed = time.monotonic() - sent
+            code = proc.wait(timeout=120)  # SageMaker's grace before SIGKILL
         finally:
             if proc.poll() is None:
                 proc.kill()
+    # handled (not killed) before the fit ended; the time it takes: benchmarks/responsiveness.py
     assert code == EXIT_STOPPED
-    print(f"SIGTERM to exit: {elapsed:.3f} s")
-    assert elapsed < 5.0, elapsed  # SageMaker allows 120 s; a loaded 2-core machine is slow
     text = (root / "output" / "failure").read_text()
     assert text.startswith("Stopped: received SIGTERM") and text.count("\n") == 1
     assert not (root / "model" / "model.json").exists()

@@ -23,11 +23,11 @@ from typing import Any
 import pytest
 
 import smglm
+from smglm.contract import METRIC_DEFINITIONS
 from smglm.errors import ConfigError, MissingDependency
 from smglm.launch import sdk
 from smglm.launch.sagemaker import SageMakerBackend
 from smglm.launch.spec import Channel, JobSpec
-from smglm.runtime.metrics import METRIC_DEFINITIONS
 
 SDK_PYTHON_ENV = "SMGLM_TEST_SDK_PYTHON"
 ROLE = "arn:aws:iam::123456789012:role/service-role/AmazonSageMaker-ExecutionRole-test"
@@ -173,6 +173,7 @@ def differences(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
 
 
 @pytest.mark.slow
+@pytest.mark.sdk
 def test_sdk_sends_the_same_create_training_job_as_boto3(sdk_python, aws, boto_session, tmp_path):
     result = run_sdk(sdk_python, [FULL, MINIMAL], tmp_path)
     major = result["major"]

@@ -560,6 +560,7 @@ def test_finalize_job_run_does_not_log_again_what_the_runtime_logged(stores):
     assert artifact_paths(client, run_id) == set()
 
 
+@slow
 def test_jobs_are_listed_from_their_runs(tmp_path, monkeypatch):
     """``smglm jobs --mlflow`` / ``%sm_jobs --mlflow``: every backend's jobs, from MLflow."""
     import smglm

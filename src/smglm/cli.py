@@ -1,5 +1,6 @@
 """The ``smglm`` command line: ``demo``, ``train``, ``jobs``, ``logs``, ``stop``, ``show``,
-``fit`` (in process), ``warm`` (the local backend's warm worker) and ``data`` (sample data).
+``fit`` (in process), ``warm`` (the local backend's warm worker), ``data`` (sample data) and
+``image`` (build smglm's image and push it to ECR).
 
 Every subcommand is a small function; errors from smglm are printed as one message (no
 traceback) with exit status 2 for a user's mistake, 1 for anything else.
@@ -217,6 +218,21 @@ def _cmd_show(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_image(args: argparse.Namespace) -> int:
+    from smglm.launch.image import ImageOptions, image_command, run_image_command
+
+    names = ("engine", "tag", "repository", "region", "account", "extras", "base_image", "source")
+    options = ImageOptions(
+        **{name: getattr(args, name, None) for name in names},
+        offline=args.offline,
+        no_pull=args.no_pull,
+    )
+    command = image_command(options, push=args.image_command == "push", dry_run=args.dry_run)
+    proc = run_image_command(command)
+    print(proc.stdout, end="")
+    return proc.returncode
+
+
 def _parser() -> argparse.ArgumentParser:
     from smglm.launch.backend import DEFAULT_BACKEND, backend_names
 
@@ -309,6 +325,47 @@ def _parser() -> argparse.ArgumentParser:
     data.add_argument("--rows", type=int, default=100_000, help="number of rows")
     data.add_argument("--seed", type=int, default=0, help="random seed")
     data.set_defaults(func=_cmd_data)
+
+    from smglm.launch.image import ENGINES
+
+    image = sub.add_parser(
+        "image",
+        help="build smglm's SageMaker image, or build and push it to Amazon ECR",
+        description="Build smglm's image (container/Dockerfile) for linux/amd64 with Docker, "
+        "podman or buildah, and push it to ECR for the sagemaker backend. Runs "
+        "container/build_and_push.sh of smglm's source tree; see container/README.md.",
+    )
+    image_sub = image.add_subparsers(dest="image_command", metavar="ACTION", required=True)
+    image_build = image_sub.add_parser(
+        "build", help="build the image; prints the local image name (smglm:VERSION)"
+    )
+    image_push = image_sub.add_parser(
+        "push",
+        help="build, create the ECR repository if missing, log in, tag and push; prints the "
+        "image URI to pass as image_uri",
+    )
+    for p in (image_build, image_push):
+        p.add_argument(
+            "--dry-run", action="store_true", help="print the commands; run none of them"
+        )
+        p.add_argument(
+            "--engine",
+            choices=ENGINES,
+            help="container engine (default: docker if its engine answers, else buildah, "
+            "else podman)",
+        )
+        p.add_argument("--tag", help="image tag (default: smglm's version)")
+        p.add_argument("--repository", help="repository name (default: smglm)")
+        p.add_argument("--extras", help="smglm's extras in the image (default: serve)")
+        p.add_argument("--base-image", dest="base_image", help="FROM image (Python 3.11)")
+        p.add_argument("--offline", action="store_true", help="install from local wheels only")
+        p.add_argument("--no-pull", dest="no_pull", action="store_true", help="never pull")
+        p.add_argument("--source", type=Path, help="smglm's source tree (default: found)")
+        p.set_defaults(func=_cmd_image)
+    image_push.add_argument(
+        "--region", help="AWS region of the jobs (default: AWS_REGION or the AWS config)"
+    )
+    image_push.add_argument("--account", help="AWS account ID (default: the caller's, by STS)")
     return parser
 
 

@@ -219,7 +219,7 @@ def _gini(prep: Prepared, mu: np.ndarray) -> float:
 
 
 def _portable(cfg: GLMConfig, prep: Prepared, intercept: float, coef: np.ndarray) -> PortableModel:
-    from smglm import __version__
+    from smglm._version import __version__
 
     terms: list[Term] = []
     i = 0

@@ -248,7 +248,7 @@ class PortableModel:
 
 
 def _version() -> str:
-    from smglm import __version__
+    from smglm._version import __version__
 
     return __version__
 

@@ -36,6 +36,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
+from smglm.contract import TERMINAL
 from smglm.errors import ConfigError, Issue, did_you_mean
 from smglm.launch.spec import JobSpec
 
@@ -45,7 +46,6 @@ if TYPE_CHECKING:
 __all__ = [
     "BACKENDS",
     "DEFAULT_BACKEND",
-    "TERMINAL",
     "Backend",
     "BackendEntry",
     "BaseBackend",
@@ -61,9 +61,6 @@ __all__ = [
 
 #: The backend used when none is chosen (``JobConfig.backend``'s default says the same).
 DEFAULT_BACKEND = "local"
-
-#: Primary statuses after which nothing changes.
-TERMINAL = frozenset({"Completed", "Failed", "Stopped"})
 
 
 def default_home() -> Path:

@@ -63,9 +63,11 @@ def check_image(uri: str, *, session: Any | None = None, region: str | None = No
         )
         return None
     image_region, repo = str(parts["region"]), str(parts["repo"])
+    options = f"--repository {repo}" + (f" --tag {parts['tag']}" if parts["tag"] else "")
     push = (
-        "build and push it first: `smglm image push` (or container/build_and_push.sh), "
-        "then pass the URI it prints"
+        f"build and push it first: `smglm image push --region {region or image_region} "
+        f"{options}` (or container/build_and_push.sh with the same options), then pass the URI "
+        "it prints"
     )
     if region and region != image_region:
         raise ConfigError(
@@ -73,7 +75,7 @@ def check_image(uri: str, *, session: Any | None = None, region: str | None = No
                 Issue(
                     "image_uri",
                     f"{uri!r} is in ECR in {image_region}, but the job runs in {region}: "
-                    f"SageMaker pulls images only from the job's region; {push} in {region}",
+                    f"SageMaker pulls images only from the job's region; {push}",
                     uri,
                 )
             ]

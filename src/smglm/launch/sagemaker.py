@@ -22,10 +22,11 @@ import threading
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from smglm.contract import TERMINAL
 from smglm.errors import ConfigError, Issue
 from smglm.launch import aws, pricing
 from smglm.launch.aws import AwsError, aws_call, boto3_session, resolve_region
-from smglm.launch.backend import TERMINAL, BaseBackend
+from smglm.launch.backend import BaseBackend
 from smglm.launch.spec import JobSpec
 
 if TYPE_CHECKING:
@@ -110,8 +111,8 @@ class SageMakerBackend(BaseBackend):
                     Issue(
                         "image_uri",
                         "the sagemaker backend needs the smglm image in ECR: build and push it "
-                        "(`smglm image push`, or container/build_and_push.sh) and pass the URI "
-                        "it prints as image_uri=",
+                        f"(`smglm image push --region {self.region}`, or "
+                        "container/build_and_push.sh) and pass the URI it prints as image_uri=",
                     )
                 ]
             )

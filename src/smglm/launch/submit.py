@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from smglm.config import GLMConfig, JobConfig, as_glm_config
+from smglm.contract import METRIC_DEFINITIONS
 from smglm.errors import ConfigError, Issue
 from smglm.launch.backend import Backend, backend_from_config
 from smglm.launch.inputs import (
@@ -166,8 +167,6 @@ def train(
             print(f"[smglm] reusing completed job {found[0]} (same config, data and image)")
             return Job(found[0], be, reused=True, run_id=found[1])
 
-    from smglm.runtime.metrics import METRIC_DEFINITIONS  # the one list (a constant module)
-
     name = jc.job_name or make_job_name(f"smglm-{cfg.family}")
     environment: dict[str, str] = {}
     tracker = _start_tracking(tracking, jc, cfg, name, be, image, base, tags)
@@ -266,6 +265,6 @@ def _start_tracking(
 
 
 def _version() -> str:
-    from smglm import __version__
+    from smglm._version import __version__
 
     return __version__

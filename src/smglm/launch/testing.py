@@ -25,8 +25,9 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
+from smglm.contract import TERMINAL
 from smglm.errors import BackendError
-from smglm.launch.backend import TERMINAL, BaseBackend
+from smglm.launch.backend import BaseBackend
 from smglm.launch.spec import JobSpec
 
 __all__ = ["FakeBackend", "FakeJob"]

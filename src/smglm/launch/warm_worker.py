@@ -92,9 +92,9 @@ class _Zygote:
             importlib.import_module("PIL.Image").init()
         with contextlib.suppress(Exception):  # without mlflow there is nothing to prepare
             _prepare_tracking_store()
-        import smglm
+        from smglm import _version
 
-        root = Path(smglm.__file__).parent
+        root = Path(_version.__file__).parent
         for module in list(sys.modules.values()):
             file = getattr(module, "__file__", None)
             if file and Path(file).is_relative_to(root):

@@ -16,6 +16,8 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from smglm.contract import TERMINAL
+
 __all__ = ["display_fit_result", "display_job", "follow", "job_bundle", "register_formatters"]
 
 log = logging.getLogger(__name__)
@@ -33,7 +35,6 @@ def in_kernel(shell: Any) -> bool:
 
 #: SageMaker's secondary statuses of a training job, in order.
 STEPS = ("Starting", "Downloading", "Training", "Uploading", "Completed")
-TERMINAL = ("Completed", "Failed", "Stopped")
 #: Log lines shown while a job runs.
 LIVE_LOG_LINES = 8
 

@@ -8,8 +8,9 @@ from typing import Any
 
 import ipywidgets as w
 
+from smglm.contract import TERMINAL
 from smglm.glm.report.render import esc
-from smglm.notebook.live import TERMINAL, poll_interval, steps_html
+from smglm.notebook.live import poll_interval, steps_html
 
 __all__ = ["JobMonitor"]
 

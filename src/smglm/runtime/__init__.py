@@ -5,8 +5,9 @@ Run as ``python -m smglm.runtime {train,evaluate,predict,serve}``
 Modules: :mod:`~smglm.runtime.paths` (the tree, moved by ``SMGLM_ML_ROOT``),
 :mod:`~smglm.runtime.hyperparameters`, :mod:`~smglm.runtime.channels`,
 :mod:`~smglm.runtime.train`, :mod:`~smglm.runtime.evaluate`, :mod:`~smglm.runtime.predict`,
-:mod:`~smglm.runtime.metrics` (the metric lines and ``METRIC_DEFINITIONS``),
-:mod:`~smglm.runtime.failure` (exit codes, ``output/failure``, SIGTERM) and
+:mod:`~smglm.runtime.metrics` (the metric lines),
+:mod:`~smglm.runtime.failure` (``output/failure``, SIGTERM; the exit codes and metric
+definitions shared with the launcher are in :mod:`smglm.contract`) and
 :mod:`~smglm.runtime.logging_config`. Importing this package loads none of them.
 """
 

@@ -31,20 +31,22 @@ import threading
 from collections.abc import Callable, Iterator, Sequence
 from types import FrameType
 
+from smglm.contract import (
+    EXIT_INTERNAL_ERROR,
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    EXIT_STOPPED,
+    EXIT_USER_ERROR,
+    FAILURE_LIMIT,
+    INTERNAL_MARKER,
+    STOPPED_MARKER,
+    USER_MARKER,
+)
 from smglm.errors import ConfigError, DataError, ModelError
 from smglm.runtime.logging_config import configure_logging
 from smglm.runtime.paths import MLPaths
 
 __all__ = [
-    "EXIT_INTERNAL_ERROR",
-    "EXIT_INTERRUPTED",
-    "EXIT_OK",
-    "EXIT_STOPPED",
-    "EXIT_USER_ERROR",
-    "FAILURE_LIMIT",
-    "INTERNAL_MARKER",
-    "STOPPED_MARKER",
-    "USER_MARKER",
     "Stopped",
     "failure_reason",
     "run_entry_point",
@@ -53,16 +55,6 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
-
-EXIT_OK = 0
-EXIT_USER_ERROR = 1
-EXIT_INTERNAL_ERROR = 2
-EXIT_INTERRUPTED = 130
-EXIT_STOPPED = 143
-USER_MARKER = "ClientError"
-INTERNAL_MARKER = "InternalError"
-STOPPED_MARKER = "Stopped"
-FAILURE_LIMIT = 1024
 
 _USER_ERRORS: tuple[tuple[type[Exception], str], ...] = (
     (ConfigError, "bad config"),
@@ -160,7 +152,7 @@ def run_entry_point(
     argv
         Extra command-line arguments; SageMaker passes none, and they are only logged.
     """
-    from smglm import __version__
+    from smglm._version import __version__
     from smglm.config.settings import TRAINING_JOB_NAME
 
     configure_logging()

@@ -1,8 +1,9 @@
 """The metric log lines the runtime prints, and the SageMaker ``metric_definitions`` that read them.
 
-One list, :data:`METRIC_DEFINITIONS`, in one place: the launcher passes it to SageMaker as
-``AlgorithmSpecification.MetricDefinitions`` and the local backend emulates SageMaker's capture
-with :func:`capture_metrics`. The lines (``sagemaker-contract.md`` §1.9, the ``name=value;`` form)::
+The lines are read by one list, :data:`smglm.contract.METRIC_DEFINITIONS`, shared with the
+launcher (which passes it to SageMaker as ``AlgorithmSpecification.MetricDefinitions``);
+:func:`capture_metrics` emulates SageMaker's capture. The lines (``sagemaker-contract.md``
+§1.9, the ``name=value;`` form)::
 
     train:deviance=775.2922378484102;          one line per metric of metrics.json, printed to
     test:gini=0.1782218755385185;              stdout after the fit; values are Python's repr of
@@ -21,52 +22,18 @@ import sys
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any, TextIO
 
+from smglm.contract import FIT_METRICS, METRIC_DEFINITIONS, SPLIT_METRICS
+
 if TYPE_CHECKING:
     import pandas as pd
 
 __all__ = [
-    "FIT_METRICS",
-    "METRIC_DEFINITIONS",
-    "NUMBER_REGEX",
-    "SPLITS",
-    "SPLIT_METRICS",
     "capture_metrics",
     "convergence_lines",
     "format_value",
     "metric_lines",
     "print_convergence",
     "print_metrics",
-]
-
-#: The data splits whose metrics get definitions.
-SPLITS = ("train", "test")
-#: The metrics of each split, as in ``metrics.json`` (:class:`smglm.glm.stats.SplitMetrics`).
-SPLIT_METRICS = (
-    "n_obs",
-    "deviance",
-    "null_deviance",
-    "explained_deviance",
-    "log_likelihood",
-    "aic",
-    "bic",
-    "dispersion",
-    "df_resid",
-    "gini",
-)
-#: The ``fit`` section's metrics that are printed.
-FIT_METRICS = ("iterations", "converged", "seconds")
-#: A decimal number as :func:`format_value` writes it; the first capture group is the value.
-NUMBER_REGEX = r"([-+]?[0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?)"
-
-#: SageMaker ``MetricDefinitions``: ``{"Name": ..., "Regex": ...}``, at most 40 (here 24).
-METRIC_DEFINITIONS: list[dict[str, str]] = [
-    *(
-        {"Name": f"{split}:{name}", "Regex": f"{split}:{name}={NUMBER_REGEX};"}
-        for split in SPLITS
-        for name in SPLIT_METRICS
-    ),
-    *({"Name": f"fit:{name}", "Regex": f"fit:{name}={NUMBER_REGEX};"} for name in FIT_METRICS),
-    {"Name": "fit:objective", "Regex": f"iteration=[0-9]+ objective={NUMBER_REGEX};"},
 ]
 
 

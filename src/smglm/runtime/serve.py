@@ -42,10 +42,10 @@ from smglm.config.settings import (
     SAGEMAKER_MODEL_SERVER_TIMEOUT,
     SAGEMAKER_MODEL_SERVER_WORKERS,
 )
+from smglm.contract import EXIT_USER_ERROR
 from smglm.errors import ConfigError, Issue, MissingDependency, ModelError, SmglmError
 from smglm.glm.model import PortableModel
 from smglm.runtime._app import ServeApp
-from smglm.runtime.failure import EXIT_USER_ERROR
 from smglm.runtime.logging_config import configure_logging
 from smglm.runtime.paths import MLPaths, usable_cores
 

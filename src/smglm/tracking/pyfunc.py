@@ -76,7 +76,7 @@ def _version(dist: str) -> str | None:
 
 
 def _requirements() -> list[str]:
-    from smglm import __version__
+    from smglm._version import __version__
 
     lines = [f"smglm=={__version__}"]
     for dist in CORE_REQUIREMENTS:
