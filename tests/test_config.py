@@ -340,7 +340,7 @@ def test_read_table_bad_source_is_data_error(tmp_path, make, words):
 
 @pytest.mark.parametrize("kind", ["parquet", "csv", "folder"])
 def test_read_table_reads_only_the_columns_asked_for(tmp_path, kind):
-    from smglm.glm.tables import SOURCE_COLUMNS, read_table
+    from smglm.glm.io import SOURCE_COLUMNS, read_table
 
     df = _data(60).assign(unused_a=1.0, unused_b="text")
     if kind == "parquet":
@@ -371,7 +371,7 @@ def test_fit_on_a_file_suggests_from_every_column_of_the_file(tmp_path):
 
 
 def test_folder_files_with_other_columns_are_refused_also_when_pruned(tmp_path):
-    from smglm.glm.tables import read_table
+    from smglm.glm.io import read_table
 
     df = _data(40)
     df.iloc[:20].to_parquet(tmp_path / "a.parquet")

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from smglm.glm.data import prepare
 from smglm.glm.fitting import fit
+from smglm.glm.io import read_table
 from smglm.glm.model import PortableModel, UnseenLevelWarning
 from smglm.glm.result import FitResult, load_model
-from smglm.glm.tables import read_table
 
 __all__ = [
     "FitResult",

@@ -1,4 +1,4 @@
-"""Checking data against a GLMConfig (reading data files is :mod:`smglm.glm.tables`).
+"""Checking data against a GLMConfig (reading data files is :mod:`smglm.glm.io`).
 
 :func:`prepare` returns the arrays the engine needs and collects *every* problem it finds into
 one :class:`~smglm.errors.DataError`: missing columns (with a did-you-mean), a target the family
@@ -19,8 +19,8 @@ import pandas as pd
 from smglm.config import GLMConfig
 from smglm.errors import DataError, Issue, did_you_mean
 from smglm.glm.families import family_of
+from smglm.glm.io import source_columns
 from smglm.glm.model import level_strings
-from smglm.glm.tables import source_columns
 
 if TYPE_CHECKING:
     from collections.abc import Sequence

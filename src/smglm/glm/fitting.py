@@ -25,11 +25,11 @@ from smglm.errors import ConfigError, DataError, Issue, did_you_mean
 from smglm.glm.data import Prepared, prepare
 from smglm.glm.engines import DEFAULT_ENGINE, EngineFit, check_engine, get_engine
 from smglm.glm.families import FamilySpec, family_of
+from smglm.glm.io import read_table
 from smglm.glm.links import linkinv, mu_eta
 from smglm.glm.model import CategoricalTerm, NumericTerm, PortableModel, Term
 from smglm.glm.result import FitResult
 from smglm.glm.stats import null_mean, split_metrics
-from smglm.glm.tables import read_table
 
 __all__ = ["feature_names", "fit", "split_train_test"]
 

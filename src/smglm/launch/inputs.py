@@ -141,7 +141,7 @@ def _check_local_data(
     import pandas as pd
 
     from smglm.glm.data import prepare
-    from smglm.glm.tables import read_table
+    from smglm.glm.io import read_table
 
     if isinstance(data, str) and data.startswith(("s3://", "file://")):
         return

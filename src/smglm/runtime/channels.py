@@ -111,7 +111,7 @@ def read_data_channel(
     """Read every data file of channel ``name`` into one DataFrame, logging rows and files;
     with ``columns``, only those (see :func:`smglm.glm.read_table`)."""
     from smglm.glm import read_table
-    from smglm.glm.tables import SOURCE_COLUMNS
+    from smglm.glm.io import SOURCE_COLUMNS
 
     folder = _channel_folder(paths, channels, name)
     files = data_files(folder)

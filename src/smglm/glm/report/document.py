@@ -253,9 +253,9 @@ def _build_splits(
     """Score the data with the model and build each split's tables in memory (and, with
     ``out``, save them and their PNGs as a training job does)."""
     from smglm.glm.fitting import split_train_test
+    from smglm.glm.io import read_table
     from smglm.glm.report.figures import figure_files, save_figures
     from smglm.glm.report.scoring import build_split, score
-    from smglm.glm.tables import read_table
 
     cfg = result.config
     train = read_table(data, what="data")

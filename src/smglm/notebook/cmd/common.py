@@ -112,7 +112,7 @@ def local_frame(ref: str, user_ns: dict[str, Any]) -> tuple[Any, str | None]:
     """The DataFrame ``ref`` names (a variable or a local path), or None and why not (the
     form lists the columns of local data only)."""
     from smglm.errors import SmglmError
-    from smglm.glm.tables import read_table
+    from smglm.glm.io import read_table
 
     if not ref:
         return None, None

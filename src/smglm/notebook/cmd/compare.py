@@ -115,7 +115,7 @@ def compare(jobs: list[Job]) -> Comparison:
 def comparison_data(job: Job) -> tuple[pd.DataFrame, str]:
     """The rows to compare on: the job's test data, else its training data, and a label."""
     from smglm.glm.fitting import split_train_test
-    from smglm.glm.tables import read_table
+    from smglm.glm.io import read_table
 
     config = job.model.config
     test = _channel(job, "test")
