@@ -326,7 +326,8 @@ def test_local_engine_is_checked_and_needs_an_image(tmp_path, data, monkeypatch)
 
 
 def test_container_command_runs_the_image_as_sagemaker_would(tmp_path):
-    from smglm.launch.local_runner import Runner
+    from smglm.launch.processes import ContainerLauncher
+    from smglm.launch.supervisor import Supervisor
 
     folder = tmp_path / "job"
     folder.mkdir()
@@ -338,7 +339,8 @@ def test_container_command_runs_the_image_as_sagemaker_would(tmp_path):
         environment={"MLFLOW_RUN_ID": "r1", "MLFLOW_TRACKING_URI": "http://127.0.0.1:5000"},
     )
     (folder / "spec.json").write_text(json.dumps(spec.to_request()))
-    cmd = Runner(folder, 5.0, engine="podman").container_command()
+    request = Supervisor(folder, 5.0, engine="podman").training_request()
+    cmd = ContainerLauncher("podman").command(request)
     assert cmd[:7] == ["podman", "run", "--rm", "--name", "smglm-smglm-engine-1", "-v",
                        f"{folder / 'ml'}:/opt/ml"]  # fmt: skip
     assert cmd[-2:] == [spec.image_uri, "train"]

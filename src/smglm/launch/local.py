@@ -2,12 +2,14 @@
 
 Each job gets a folder ``<home>/jobs/<name>/`` holding ``spec.json`` (the CreateTrainingJob
 request), ``state.json`` (shaped like DescribeTrainingJob), ``logs.txt`` and ``ml/`` (the
-``/opt/ml`` tree). A detached supervisor process (:mod:`smglm.launch.local_runner`) does what
-SageMaker does: downloads the channels, runs the runtime's ``train`` in a subprocess with the
-job's environment, applies the metric definitions to the log, packs and uploads
+``/opt/ml`` tree). A detached supervisor process (:mod:`smglm.launch.supervisor`) does what
+SageMaker does: downloads the channels, runs the runtime's ``train`` with the job's environment
+(:mod:`smglm.launch.processes`), applies the metric definitions to the log, packs and uploads
 ``model.tar.gz`` and ``output.tar.gz``, and records statuses with timestamps. Because the state
 lives on disk and the supervisor is detached, a job survives a kernel restart and can be
-re-attached by name. This module never imports the runtime.
+re-attached by name. The supervisor holds the job's ``runner.lock`` for its whole life: a job
+whose state is still running while no process holds that lock has lost its supervisor. This
+module never imports the runtime.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from smglm.errors import BackendError
+from smglm.launch.processes import lock_held, take_lock
 from smglm.launch.spec import JobSpec
 
 __all__ = [
@@ -135,6 +138,16 @@ class LocalBackend:
         if folder.exists():
             raise BackendError(f"a training job named {spec.name!r} already exists ({folder})")
         (folder / "ml").mkdir(parents=True)
+        # taken before the state exists and handed to the supervisor, which holds it for life
+        lock = take_lock(folder / "runner.lock")
+        if lock is None:
+            raise BackendError(f"another process is launching training job {spec.name!r}")
+        try:
+            self._launch(spec, folder, lock)
+        finally:
+            os.close(lock)  # the supervisor's copy keeps the lock
+
+    def _launch(self, spec: JobSpec, folder: Path, lock: int) -> None:
         write_json_atomic(folder / "spec.json", spec.to_request())
         created = now_iso()
         write_json_atomic(
@@ -168,7 +181,7 @@ class LocalBackend:
         cmd = [
             self.python,
             "-m",
-            "smglm.launch.local_runner",
+            "smglm.launch.supervisor",
             str(folder),
             "--grace",
             str(self.stop_grace_seconds),
@@ -191,7 +204,7 @@ class LocalBackend:
             # the worker runs self.python and takes requests only from that interpreter
             if self.python == sys.executable:
                 log = folder / "runner.log"
-                pid = start_supervisor(self.home, dict(os.environ), folder, log, cmd[3:])
+                pid = start_supervisor(self.home, dict(os.environ), folder, log, cmd[3:], lock)
                 if pid is not None:
                     with log.open("a") as out:
                         out.write(f"[smglm-local] supervisor forked from the warm worker ({pid})\n")
@@ -206,6 +219,7 @@ class LocalBackend:
                 stderr=subprocess.STDOUT,
                 start_new_session=True,  # detached: survives the notebook's kernel
                 cwd=str(folder),
+                pass_fds=(lock,),
             )
         (folder / "runner.pid").write_text(str(proc.pid))
 
@@ -280,26 +294,8 @@ class LocalBackend:
     def spec(self, job_name: str) -> JobSpec:
         return JobSpec.from_request(read_json(self._require(job_name) / "spec.json"))
 
-    def _runner_pid(self, job_name: str) -> int | None:
-        path = self.job_dir(job_name) / "runner.pid"
-        try:
-            return int(path.read_text().strip())
-        except (OSError, ValueError):
-            return None
-
     def _runner_alive(self, job_name: str) -> bool:
-        pid = self._runner_pid(job_name)
-        if pid is None:
-            return True  # launching: the pid file is written right after the process starts
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return False
-        except PermissionError:
-            return True
-        # a zombie (our own child not yet reaped) is dead too
-        try:
-            stat = Path(f"/proc/{pid}/stat").read_text()
-            return stat.split()[2] != "Z"
-        except OSError:
-            return True
+        """Whether the job's supervisor runs: it holds the job's ``runner.lock`` from before
+        the job's state exists until it ends, however it ends (never a pid, which the system
+        reuses)."""
+        return lock_held(self.job_dir(job_name) / "runner.lock")
