@@ -220,6 +220,7 @@ class LocalBackend:
                 start_new_session=True,  # detached: survives the notebook's kernel
                 cwd=str(folder),
                 pass_fds=(lock,),
+                env=dict(os.environ),  # Python's view (C libraries such as readline add more)
             )
         (folder / "runner.pid").write_text(str(proc.pid))
 

@@ -133,6 +133,8 @@ def ensure_worker(
                 start_new_session=True,
                 cwd=str(folder),
                 pass_fds=(fd,),
+                # Python's view, which requests carry: C libraries (readline) may set more
+                env=dict(os.environ),
             )
         finally:
             os.close(log)
