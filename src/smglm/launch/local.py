@@ -16,14 +16,13 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 import sys
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 from smglm.errors import BackendError
-from smglm.launch.processes import lock_held, take_lock
+from smglm.launch.processes import lock_held, start_detached, take_lock
 from smglm.launch.spec import JobSpec
 
 __all__ = [
@@ -76,9 +75,10 @@ class LocalBackend:
         has done the heavy imports: the local counterpart of SageMaker's warm pools. The worker
         starts with the first job (that job waits for it, about as long as a cold start) and
         exits after ``SMGLM_WARM_IDLE_SECONDS`` (900) without a job, or on
-        :meth:`shutdown_warm`. A job that the worker cannot take runs cold. Default: the
-        ``SMGLM_LOCAL_WARM`` environment variable, else on; off, each job starts a fresh
-        interpreter (2-3 s more per job).
+        :meth:`shutdown_warm`. A job that the worker cannot take runs cold, and its log says
+        why (e.g. an environment variable read at start-up that differs from the worker's; see
+        :mod:`smglm.runtime.zygote`). Default: the ``SMGLM_LOCAL_WARM`` environment variable,
+        else on; off, each job starts a fresh interpreter (slower: benchmarks/README.md).
     engine
         ``"podman"`` or ``"docker"``: run each job's image (``JobConfig.image_uri``, e.g. the
         one built for SageMaker) with ``ENGINE run``, ``/opt/ml`` mounted from the job's folder,
@@ -195,34 +195,25 @@ class LocalBackend:
                     "run the installed smglm instead of the image"
                 )
             cmd += ["--engine", self.engine]
-        # -- warm hook (smglm.launch.warm): start the worker; the supervisor forks from it
         elif self.warm:
-            from smglm.launch.warm import start_supervisor
-
             self.prewarm()
             cmd += ["--warm", str(self.home)]
-            # the worker runs self.python and takes requests only from that interpreter
-            if self.python == sys.executable:
-                log = folder / "runner.log"
-                pid = start_supervisor(self.home, dict(os.environ), folder, log, cmd[3:], lock)
-                if pid is not None:
-                    with log.open("a") as out:
-                        out.write(f"[smglm-local] supervisor forked from the warm worker ({pid})\n")
-                    (folder / "runner.pid").write_text(str(pid))
-                    return
-        # -- end warm hook
-        with open(folder / "runner.log", "ab") as out:
-            proc = subprocess.Popen(
-                cmd,
-                stdin=subprocess.DEVNULL,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,  # detached: survives the notebook's kernel
-                cwd=str(folder),
-                pass_fds=(lock,),
-                env=dict(os.environ),  # Python's view (C libraries such as readline add more)
-            )
-        (folder / "runner.pid").write_text(str(proc.pid))
+        pid = self._start_supervisor(cmd, folder, lock)
+        (folder / "runner.pid").write_text(str(pid))
+
+    def _start_supervisor(self, cmd: list[str], folder: Path, lock: int) -> int:
+        """Start the job's supervisor, detached, handing it the job's lock: forked from the
+        home's warm worker when that runs this interpreter and is ready, else in a fresh one."""
+        log = folder / "runner.log"
+        if self.warm and self.engine is None and self.python == sys.executable:
+            from smglm.launch.warm import start_supervisor
+
+            pid = start_supervisor(self.home, dict(os.environ), folder, log, cmd[3:], lock)
+            if pid is not None:
+                with log.open("a") as out:
+                    out.write(f"[smglm-local] supervisor forked from the warm worker ({pid})\n")
+                return pid
+        return start_detached(cmd, folder, log, lock)
 
     def describe(self, job_name: str) -> dict[str, Any]:
         state: dict[str, Any] = read_json(self._require(job_name) / "state.json")

@@ -38,6 +38,7 @@ __all__ = [
     "ProcessId",
     "TrainingRequest",
     "lock_held",
+    "start_detached",
     "start_time",
     "take_lock",
     "terminate_later",
@@ -134,6 +135,24 @@ def take_lock(path: Path) -> int | None:
         os.close(fd)
         return None
     return fd
+
+
+def start_detached(argv: list[str], cwd: Path, log: Path, lock: int) -> int:
+    """Start ``argv`` in a session of its own (it survives the notebook's kernel), its output
+    appended to ``log``, handing it the open, locked ``lock`` (it holds the lock for life);
+    returns its pid."""
+    with open(log, "ab") as out:
+        proc = subprocess.Popen(
+            argv,
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            cwd=str(cwd),
+            pass_fds=(lock,),
+            env=dict(os.environ),  # Python's view (C libraries such as readline add more)
+        )
+    return proc.pid
 
 
 # -- the launcher interface ---------------------------------------------------------------------
