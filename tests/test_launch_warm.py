@@ -18,7 +18,7 @@ from smglm.datasets import motor
 from smglm.errors import JobFailed
 from smglm.launch import warm
 from smglm.launch.local import LocalBackend
-from smglm.launch.processes import ProcessId, start_time, take_lock
+from smglm.launch.processes import ProcessId, lock_held, start_time, take_lock
 from smglm.runtime import zygote
 
 CONFIG = {
@@ -89,6 +89,13 @@ def test_warm_jobs_run_forked_with_their_own_name_and_tree(home, warm_jobs):
         assert f"/opt/ml at {home / 'jobs' / job.name / 'ml'}" in log  # its own /opt/ml
         assert (home / "jobs" / job.name / "ml" / "model" / "model.json").exists()
         assert (home / "jobs" / job.name / "train.exit").read_text() == "0"
+        # the supervisor (forked from the worker for the second job) held the job's lock, and
+        # nothing it started kept it after its end
+        lock = home / "jobs" / job.name / "runner.lock"
+        deadline = time.monotonic() + 30
+        while lock_held(lock) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not lock_held(lock)
     assert len(pids) == 2
     a, b = (j.model.coefficients["estimate"] for j in warm_jobs)
     pd.testing.assert_series_equal(a, b, check_exact=True)

@@ -38,6 +38,7 @@ from smglm.launch.processes import (
 )
 from smglm.launch.spec import JobSpec
 from smglm.launch.storage import open_storage, pack_dir
+from smglm.launch.warm import WarmLauncher
 
 __all__ = ["Supervisor", "main"]
 
@@ -354,8 +355,6 @@ def _default_launchers(warm_home: str | None, engine: str | None) -> list[Launch
     if engine is not None:  # "docker" or "podman": run the job's image, not the package
         return [ContainerLauncher(engine)]
     if warm_home is not None:
-        from smglm.launch.warm import WarmLauncher
-
         return [WarmLauncher(warm_home), ColdLauncher()]
     return [ColdLauncher()]
 
