@@ -236,27 +236,51 @@ def test_the_environment_check_is_an_allow_list(tmp_path):
     assert "environment variable(s) LC_ALL differ" in str(z.refusal(_train(env)))
 
 
-def test_the_worker_is_stale_when_any_loaded_module_changes(tmp_path, monkeypatch):
-    """Not only smglm's files: a package upgraded under a running worker makes it stale."""
+def _load_and_record(z: zygote.Zygote, lib: Path, name: str) -> None:
     import importlib
 
+    sys.path.insert(0, str(lib))
+    try:
+        importlib.import_module(name)
+        z.record_files()
+    finally:
+        sys.modules.pop(name, None)
+        sys.path.remove(str(lib))
+
+
+def test_the_worker_is_stale_when_any_loaded_module_changes(tmp_path):
+    """Not only smglm's files: a source edited in place (outside the installers' folders)."""
     lib = tmp_path / "lib"
     lib.mkdir()
     dep = lib / "smglm_test_dependency.py"
     dep.write_text("VERSION = 1\n")
-    monkeypatch.syspath_prepend(str(lib))
     z = _zygote(tmp_path)
-    try:
-        importlib.import_module("smglm_test_dependency")
-        z.record_files()
-    finally:
-        sys.modules.pop("smglm_test_dependency", None)
+    _load_and_record(z, lib, "smglm_test_dependency")
     assert str(dep) in z.files
     env = dict(os.environ)
     assert z.refusal(_train(env)) is None and not z.stopping
-    dep.write_text("VERSION = 22\n")  # as an upgrade does
+    dep.write_text("VERSION = 22\n")  # in place, as an editor does
     assert f"{dep} changed since the worker started (it exits)" == z.refusal(_train(env))
     assert z.stopping
+
+
+def test_the_worker_is_stale_when_an_installed_package_is_upgraded(tmp_path):
+    """An installer replaces a package's files: its folder changes."""
+    site = tmp_path / "site-packages"
+    package = site / "smglm_test_package"
+    package.mkdir(parents=True)
+    (package / "__init__.py").write_text("VERSION = 1\n")
+    z = _zygote(tmp_path)
+    z.installed = (f"{site}{os.sep}",)
+    _load_and_record(z, site, "smglm_test_package")
+    assert str(package) in z.files
+    env = dict(os.environ)
+    assert z.refusal(_train(env)) is None
+    time.sleep(0.05)  # past the file system's clock tick
+    new = package / "__init__.py.new"
+    new.write_text("VERSION = 1\n")  # same size, as pip does: a new file, renamed over
+    new.replace(package / "__init__.py")
+    assert f"{package} changed since the worker started (it exits)" == z.refusal(_train(env))
 
 
 def test_the_worker_closes_a_connection_from_another_user_unanswered(tmp_path):

@@ -18,8 +18,9 @@ Rules, all decided here:
   the worker's in a variable that is not known to be read only after start-up
   (:func:`environment_difference`; the answer names the variable);
 - the worker is stale, refuses the request and exits (the next job starts a fresh one) when any
-  file of a loaded module changed (modification time or size) or is gone since it started:
-  smglm's own sources or any installed package (:meth:`Zygote.changed_file`);
+  loaded module changed since it started: smglm's own sources or any installed package (an
+  upgrade changes the package's folders; a source outside site-packages and the standard
+  library is compared file by file; :meth:`Zygote.changed_file`);
 - it exits after ``--idle`` seconds without a job, on SIGTERM, and when its socket is gone (the
   home was deleted).
 
@@ -146,15 +147,34 @@ def _start_time(pid: int) -> int | None:
         return None
 
 
-def _loaded_files() -> dict[str, tuple[int, int]]:
-    """(modification time, size) of the file of every loaded module that has one."""
+def _installer_roots() -> tuple[str, ...]:
+    """Folders that only installers change (the standard library, site-packages): they
+    replace, add and remove files, which changes the folder's modification time."""
+    import site
+    import sysconfig
+
+    paths = sysconfig.get_paths()
+    roots = [paths[k] for k in ("stdlib", "platstdlib", "purelib", "platlib") if k in paths]
+    roots += [*site.getsitepackages(), site.getusersitepackages()]
+    return tuple(sorted({os.path.join(os.path.realpath(r), "") for r in roots}))
+
+
+def _loaded_files(roots: tuple[str, ...]) -> dict[str, tuple[int, int]]:
+    """What tells whether a loaded module changed: for a module under one of ``roots``
+    (:func:`_installer_roots`), its folder's modification time and size (an upgrade replaces
+    files); for any other (smglm's sources, editable installs, ``PYTHONPATH``), its file's
+    modification time and size, as an editor changes it in place."""
     files: dict[str, tuple[int, int]] = {}
     for module in list(sys.modules.values()):
         file = getattr(module, "__file__", None)
-        if isinstance(file, str) and file not in files:
+        if not isinstance(file, str):
+            continue
+        real = os.path.realpath(file)
+        path = os.path.dirname(real) if real.startswith(roots) else real
+        if path not in files:
             with contextlib.suppress(OSError):
-                st = os.stat(file)
-                files[file] = (st.st_mtime_ns, st.st_size)
+                st = os.stat(path)
+                files[path] = (st.st_mtime_ns, st.st_size)
     return files
 
 
@@ -181,6 +201,7 @@ class Zygote:
         self.wake_fds: tuple[int, ...] = ()
         self.stopping = False
         self.files: dict[str, tuple[int, int]] = {}
+        self.installed = _installer_roots()  # folders compared as a whole
         # before the imports, some of which set variables (e.g. KMP_INIT_AT_FORK)
         self.env = dict(os.environ)
 
@@ -197,12 +218,13 @@ class Zygote:
         self.record_files()
 
     def record_files(self) -> None:
-        """Note the modification time and size of the file of every loaded module (smglm's and
-        every other package's): :meth:`changed_file` compares them on each request."""
-        self.files = _loaded_files()
+        """Note what tells whether any loaded module changed (smglm's and every other
+        package's, see :func:`_loaded_files`): :meth:`changed_file` compares on each request."""
+        self.files = _loaded_files(self.installed)
 
     def changed_file(self) -> str | None:
-        """The first loaded module's file that changed or went since :meth:`preload`."""
+        """The first loaded module's file (or installed folder) that changed or went since
+        :meth:`record_files`."""
         for file, (mtime, size) in self.files.items():
             try:
                 st = os.stat(file)
