@@ -94,13 +94,25 @@ class ProcessId:
         return start_time(self.pid) == self.started
 
     def signal(self, sig: int) -> bool:
-        """Send ``sig`` if this very process still runs; returns whether it was sent."""
-        if not self.running():
-            return False
+        """Send ``sig`` if this very process still runs; returns whether it was sent.
+
+        Where the system has pidfds, the process is held by one before its start time is
+        checked, so the signal reaches that process even if the pid is reused in between."""
+        handle: int | None = None
+        with contextlib.suppress(AttributeError, OSError):  # no pidfd here, or no such process
+            handle = os.pidfd_open(self.pid)
         try:
-            os.kill(self.pid, sig)
+            if not self.running():
+                return False
+            if handle is not None:
+                signal.pidfd_send_signal(handle, sig)
+            else:
+                os.kill(self.pid, sig)
         except ProcessLookupError:
             return False
+        finally:
+            if handle is not None:
+                os.close(handle)
         return True
 
 
