@@ -74,7 +74,7 @@ def test_the_local_job_supervisor_imports_no_config_or_data_library():
     """Every local job starts a supervisor interpreter: it needs the spec, storage and the
     local backend, not pydantic, pandas or the fitting stack."""
     code = (
-        "import sys, smglm.launch.local_runner, smglm.launch.warm\n"
+        "import sys, smglm.launch.supervisor, smglm.launch.warm\n"
         "heavy = ['pydantic', 'yaml', 'numpy', 'pandas', 'glum', 'mlflow', 'boto3', "
         "'smglm.config', 'smglm.launch.submit']\n"
         "print([m for m in heavy if m in sys.modules])\n"

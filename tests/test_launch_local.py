@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import tarfile
 import time
 from pathlib import Path
@@ -318,7 +319,8 @@ def test_local_engine_is_checked_and_needs_an_image(tmp_path, data, monkeypatch)
 
 
 def test_container_command_runs_the_image_as_sagemaker_would(tmp_path):
-    from smglm.launch.local_runner import Runner
+    from smglm.launch.processes import ContainerLauncher
+    from smglm.launch.supervisor import Supervisor
 
     folder = tmp_path / "job"
     folder.mkdir()
@@ -330,7 +332,8 @@ def test_container_command_runs_the_image_as_sagemaker_would(tmp_path):
         environment={"MLFLOW_RUN_ID": "r1", "MLFLOW_TRACKING_URI": "http://127.0.0.1:5000"},
     )
     (folder / "spec.json").write_text(json.dumps(spec.to_request()))
-    cmd = Runner(folder, 5.0, engine="podman").container_command()
+    request = Supervisor(folder, 5.0, engine="podman").training_request()
+    cmd = ContainerLauncher("podman").command(request)
     assert cmd[:7] == ["podman", "run", "--rm", "--name", "smglm-smglm-engine-1", "-v",
                        f"{folder / 'ml'}:/opt/ml"]  # fmt: skip
     assert cmd[-2:] == [spec.image_uri, "train"]
@@ -341,3 +344,39 @@ def test_container_command_runs_the_image_as_sagemaker_would(tmp_path):
         "TRAINING_JOB_ARN": "arn:smglm:local:training-job/smglm-engine-1",
         "TRAINING_JOB_NAME": "smglm-engine-1",
     }
+
+
+def test_a_job_whose_supervisor_is_gone_fails_even_if_its_pid_was_reused(completed, tmp_path):
+    """The supervisor's liveness is the lock it holds, not its pid: a stale ``runner.pid`` that
+    now names another process (never signalled) does not keep a dead job running."""
+    import shutil
+    import subprocess
+
+    from smglm.launch.processes import lock_held, take_lock
+
+    job, _ = completed
+    be = LocalBackend(tmp_path / "home")
+    done = job.backend.job_dir(job.name)
+    assert not lock_held(done / "runner.lock")  # released when the supervisor ended
+    folder = be.job_dir("smglm-orphan-1")
+    shutil.copytree(done, folder)
+    state = json.loads((folder / "state.json").read_text())
+    state.update(TrainingJobName="smglm-orphan-1", TrainingJobStatus="InProgress")
+    (folder / "state.json").write_text(json.dumps(state))
+    other = subprocess.Popen(["sleep", "60"], stdin=subprocess.DEVNULL)
+    try:
+        (folder / "runner.pid").write_text(str(other.pid))
+        described = be.describe("smglm-orphan-1")
+        assert described["TrainingJobStatus"] == "Failed"
+        assert "supervisor is gone" in described["FailureReason"]
+        lock = take_lock(folder / "runner.lock")  # as a supervisor holds it
+        assert lock is not None
+        try:
+            assert be.describe("smglm-orphan-1")["TrainingJobStatus"] == "InProgress"
+        finally:
+            os.close(lock)
+        be.stop("smglm-orphan-1")  # asks through a file, never by signal
+        assert other.poll() is None
+    finally:
+        other.kill()
+        other.wait()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import os
 import signal
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -15,8 +16,10 @@ import pytest
 import smglm
 from smglm.datasets import motor
 from smglm.errors import JobFailed
-from smglm.launch import warm, warm_worker
+from smglm.launch import warm
 from smglm.launch.local import LocalBackend
+from smglm.launch.processes import ProcessId, lock_held, start_time, take_lock
+from smglm.runtime import zygote
 
 CONFIG = {
     "target": "claim_count",
@@ -86,6 +89,13 @@ def test_warm_jobs_run_forked_with_their_own_name_and_tree(home, warm_jobs):
         assert f"/opt/ml at {home / 'jobs' / job.name / 'ml'}" in log  # its own /opt/ml
         assert (home / "jobs" / job.name / "ml" / "model" / "model.json").exists()
         assert (home / "jobs" / job.name / "train.exit").read_text() == "0"
+        # the supervisor (forked from the worker for the second job) held the job's lock, and
+        # nothing it started kept it after its end
+        lock = home / "jobs" / job.name / "runner.lock"
+        deadline = time.monotonic() + 30
+        while lock_held(lock) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not lock_held(lock)
     assert len(pids) == 2
     a, b = (j.model.coefficients["estimate"] for j in warm_jobs)
     pd.testing.assert_series_equal(a, b, check_exact=True)
@@ -126,6 +136,23 @@ def test_warm_stop_ends_stopped_within_grace(home, warm_jobs):
 
 
 @pytest.mark.slow
+def test_the_worker_is_private_and_names_the_variable_it_refuses(home, warm_jobs, tmp_path):
+    import stat
+
+    folder = warm.worker_dir(home)
+    assert stat.S_IMODE(folder.stat().st_mode) == 0o700
+    assert stat.S_IMODE((folder / "worker.sock").stat().st_mode) == 0o600
+    said: list[str] = []
+    env = {**os.environ, "PYTHONWARNINGS": "error"}  # read at start-up: the worker's differs
+    got = warm.start_job(home, env, tmp_path, tmp_path / "log", tmp_path / "exit", said.append)
+    assert got is None
+    assert said == [
+        "[smglm-local] warm worker unavailable (environment variable(s) PYTHONWARNINGS differ "
+        "from the worker's): cold start"
+    ]
+
+
+@pytest.mark.slow
 def test_warm_falls_back_to_cold_when_worker_killed(home, warm_jobs, data, monkeypatch):
     pid = warm.worker_pid(home)
     assert pid is not None
@@ -151,19 +178,177 @@ def test_warm_falls_back_to_cold_when_worker_killed(home, warm_jobs, data, monke
     )
 
 
-def test_zygote_refuses_other_interpreter_env_or_changed_source(tmp_path, monkeypatch):
+def _zygote(tmp_path: Path) -> zygote.Zygote:
+    return zygote.Zygote(tmp_path / "worker.sock", tmp_path / "worker.lock", idle=1.0)
+
+
+def _train(env: dict[str, str], python: str = sys.executable) -> dict[str, object]:
+    return {"module": zygote.TRAIN_MODULE, "argv": ["train"], "env": env, "python": python}
+
+
+def test_zygote_refuses_other_interpreter_module_env_or_changed_source(tmp_path, monkeypatch):
     monkeypatch.setenv("OMP_NUM_THREADS", "1")
-    z = warm_worker._Zygote(tmp_path, idle=1.0)
+    z = _zygote(tmp_path)
     env = dict(os.environ)
-    assert z.refusal({"env": env, "python": sys.executable}) is None
-    assert "interpreter" in str(z.refusal({"env": env, "python": "/other/python"}))
+    assert z.refusal(_train(env)) is None
+    assert "interpreter" in str(z.refusal(_train(env, "/other/python")))
+    other = {**_train(env), "module": "os"}
+    assert "module 'os' is not one the worker runs" in str(z.refusal(other))
     changed = {**env, "OMP_NUM_THREADS": "2"}
-    assert "import-time" in str(z.refusal({"env": changed, "python": sys.executable}))
+    assert "OMP_NUM_THREADS" in str(z.refusal(_train(changed)))
     source = tmp_path / "mod.py"
     source.write_text("x = 1\n")
-    z.sources[str(source)] = source.stat().st_mtime_ns - 1
-    assert "source changed" in str(z.refusal({"env": env, "python": sys.executable}))
+    z.files[str(source)] = (source.stat().st_mtime_ns - 1, source.stat().st_size)
+    assert f"{source} changed since the worker started" in str(z.refusal(_train(env)))
     assert z.stopping
+
+
+def test_the_environment_check_is_an_allow_list(tmp_path):
+    worker = {"PATH": "/usr/bin", "HOME": "/home/u", "OMP_NUM_THREADS": "1"}
+    later = {
+        "TRAINING_JOB_NAME": "j",
+        "TRAINING_JOB_ARN": "arn",
+        "SMGLM_ML_ROOT": "/x/ml",
+        "SMGLM_HOME": "/x",
+        "MLFLOW_TRACKING_URI": "sqlite:///m.db",
+        "AWS_REGION": "eu-west-1",
+        "SM_CHANNEL_TRAIN": "/opt/ml/input/data/train",
+        "PYTHONUNBUFFERED": "1",
+        "NUMPY_MADVISE_HUGEPAGE": "0",
+        "JPY_SESSION_NAME": "a.ipynb",
+    }
+    assert zygote.environment_difference({**worker, **later}, worker) == []
+    # anything else that differs, added, changed or removed, is named
+    unknown = {**worker, "PYTHONWARNINGS": "error", "TZ": "UTC", "HOME": "/other"}
+    assert zygote.environment_difference(unknown, worker) == ["HOME", "PYTHONWARNINGS", "TZ"]
+    assert zygote.environment_difference({"PATH": "/usr/bin"}, worker) == [
+        "HOME",
+        "OMP_NUM_THREADS",
+    ]
+    # read when mlflow is imported, although MLFLOW_
+    assert zygote.environment_difference({**worker, "MLFLOW_LOGGING_LEVEL": "DEBUG"}, worker) == [
+        "MLFLOW_LOGGING_LEVEL"
+    ]
+    z = _zygote(tmp_path)
+    env = {**z.env, "LC_ALL": "C.UTF-8" if z.env.get("LC_ALL") != "C.UTF-8" else "POSIX"}
+    assert "environment variable(s) LC_ALL differ" in str(z.refusal(_train(env)))
+
+
+def _load_and_record(z: zygote.Zygote, lib: Path, name: str) -> None:
+    import importlib
+
+    sys.path.insert(0, str(lib))
+    try:
+        importlib.import_module(name)
+        z.record_files()
+    finally:
+        sys.modules.pop(name, None)
+        sys.path.remove(str(lib))
+
+
+def test_the_worker_is_stale_when_any_loaded_module_changes(tmp_path):
+    """Not only smglm's files: a source edited in place (outside the installers' folders)."""
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    dep = lib / "smglm_test_dependency.py"
+    dep.write_text("VERSION = 1\n")
+    z = _zygote(tmp_path)
+    _load_and_record(z, lib, "smglm_test_dependency")
+    assert str(dep) in z.files
+    env = dict(os.environ)
+    assert z.refusal(_train(env)) is None and not z.stopping
+    dep.write_text("VERSION = 22\n")  # in place, as an editor does
+    assert f"{dep} changed since the worker started (it exits)" == z.refusal(_train(env))
+    assert z.stopping
+
+
+def test_the_worker_is_stale_when_an_installed_package_is_upgraded(tmp_path):
+    """An installer replaces a package's files: its folder changes."""
+    site = tmp_path / "site-packages"
+    package = site / "smglm_test_package"
+    package.mkdir(parents=True)
+    (package / "__init__.py").write_text("VERSION = 1\n")
+    z = _zygote(tmp_path)
+    z.installed = (f"{site}{os.sep}",)
+    _load_and_record(z, site, "smglm_test_package")
+    assert str(package) in z.files
+    env = dict(os.environ)
+    assert z.refusal(_train(env)) is None
+    time.sleep(0.05)  # past the file system's clock tick
+    new = package / "__init__.py.new"
+    new.write_text("VERSION = 1\n")  # same size, as pip does: a new file, renamed over
+    new.replace(package / "__init__.py")
+    assert f"{package} changed since the worker started (it exits)" == z.refusal(_train(env))
+
+
+def test_the_worker_closes_a_connection_from_another_user_unanswered(tmp_path):
+    import socket
+
+    z = _zygote(tmp_path)
+    ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+    with ours, theirs:
+        assert z.peer_allowed(theirs)
+        z.uid = os.getuid() + 1  # as if the worker ran as another user than the peer
+        assert not z.peer_allowed(theirs)
+        z.handle(theirs, ours)  # refused before it reads a request
+        ours.settimeout(5)
+        assert ours.recv(100) == b""  # closed, no answer, nothing forked
+        assert z.children == {}
+
+
+def _sleeper() -> subprocess.Popen[bytes]:
+    return subprocess.Popen(["sleep", "60"], stdin=subprocess.DEVNULL)
+
+
+def test_a_stale_pid_file_never_gets_another_process_signalled(tmp_path):
+    """After a worker died by SIGKILL, its pid file stays; the pid may now be anyone's."""
+    home = tmp_path / "home"
+    folder = warm.worker_dir(home)
+    folder.mkdir(parents=True)
+    other = _sleeper()  # a process smglm did not start as a worker
+    try:
+        real = ProcessId.of(other.pid)
+        assert real is not None
+        for text in (str(other.pid), real.format(), f"{other.pid} {real.started + 1}"):
+            (folder / "worker.pid").write_text(text)
+            # no lock held: no worker, whatever the pid file says
+            assert warm.worker_pid(home) is None
+            assert warm.shutdown_worker(home, timeout=0.5) is False
+        # the lock held (a worker starting), the pid file naming the pid with another start time
+        lock = take_lock(folder / "worker.lock")
+        assert lock is not None
+        try:
+            (folder / "worker.pid").write_text(f"{other.pid} {real.started + 1}")
+            assert warm.worker_pid(home) is None
+            assert warm.shutdown_worker(home, timeout=0.5) is False
+        finally:
+            os.close(lock)
+        assert other.poll() is None  # never signalled
+        assert start_time(other.pid) == real.started
+    finally:
+        other.kill()
+        other.wait()
+
+
+def test_a_warm_child_whose_pid_was_reused_is_never_signalled(tmp_path):
+    import socket
+
+    other = _sleeper()
+    ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        started = start_time(other.pid)
+        assert started is not None
+        gone = ProcessId(other.pid, started + 1)  # the worker's child, since ended
+        child = warm.WarmProcess(theirs, theirs.makefile("rb"), gone, other.pid, tmp_path / "x")
+        child.send_signal(signal.SIGTERM)
+        child.kill()
+        assert other.poll() is None
+        ours.sendall(b'{"status": 0}\n')
+        assert child.wait(timeout=10) == 0
+    finally:
+        ours.close()
+        other.kill()
+        other.wait()
 
 
 def test_start_job_without_worker_returns_none_and_says_so(tmp_path):
@@ -201,13 +386,11 @@ def test_default_local_backend_forks_from_the_warm_worker(home, warm_jobs, data,
 
 def test_the_zygote_preloads_every_module_a_job_imports(tmp_path):
     """What a training job imports that the zygote has not is paid again by every warm job."""
-    import subprocess
-
     code = f"""
 import importlib, sys, tempfile
 from pathlib import Path
-from smglm.launch import warm, warm_worker
-for name in warm_worker.PRELOAD:
+from smglm.runtime import zygote
+for name in zygote.PRELOAD:
     try:
         importlib.import_module(name)
     except ImportError:
@@ -243,7 +426,7 @@ def test_a_forked_job_applies_its_numpy_hugepage_setting(monkeypatch):
     try:
         for value, expected in (("0", False), ("1", True)):
             monkeypatch.setenv("NUMPY_MADVISE_HUGEPAGE", value)
-            warm_worker._apply_numpy_hugepage_setting()
+            zygote._apply_numpy_hugepage_setting()
             assert multiarray._set_madvise_hugepage(not expected) is expected
     finally:
         multiarray._set_madvise_hugepage(saved)

@@ -2,9 +2,9 @@
 
 ``smglm.train(config, data, ...)`` is :func:`smglm.launch.submit.train`.
 
-The names below load lazily: the local job supervisor (:mod:`smglm.launch.local_runner`)
+The names below load lazily: the local job supervisor (:mod:`smglm.launch.supervisor`)
 imports this package and needs only the local backend, the spec and storage, not pydantic and
-the configs (0.2 s of its start, on every job).
+the configs (a cost on every job).
 """
 
 from __future__ import annotations

@@ -2,19 +2,20 @@
 
 Each job gets a folder ``<home>/jobs/<name>/`` holding ``spec.json`` (the CreateTrainingJob
 request), ``state.json`` (shaped like DescribeTrainingJob), ``logs.txt`` and ``ml/`` (the
-``/opt/ml`` tree). A detached supervisor process (:mod:`smglm.launch.local_runner`) does what
-SageMaker does: downloads the channels, runs the runtime's ``train`` in a subprocess with the
-job's environment, applies the metric definitions to the log, packs and uploads
+``/opt/ml`` tree). A detached supervisor process (:mod:`smglm.launch.supervisor`) does what
+SageMaker does: downloads the channels, runs the runtime's ``train`` with the job's environment
+(:mod:`smglm.launch.processes`), applies the metric definitions to the log, packs and uploads
 ``model.tar.gz`` and ``output.tar.gz``, and records statuses with timestamps. Because the state
 lives on disk and the supervisor is detached, a job survives a kernel restart and can be
-re-attached by name. This module never imports the runtime.
+re-attached by name. The supervisor holds the job's ``runner.lock`` for its whole life: a job
+whose state is still running while no process holds that lock has lost its supervisor. This
+module never imports the runtime.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import subprocess
 import sys
 from datetime import datetime, timezone
 from pathlib import Path
@@ -22,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 from smglm.errors import BackendError, ConfigError, Issue
 from smglm.launch.backend import BaseBackend, default_home
+from smglm.launch.processes import lock_held, start_detached, take_lock
 from smglm.launch.spec import JobSpec
 
 if TYPE_CHECKING:
@@ -73,9 +75,10 @@ class LocalBackend(BaseBackend):
         has done the heavy imports: the local counterpart of SageMaker's warm pools. The worker
         starts with the first job (that job waits for it, about as long as a cold start) and
         exits after ``SMGLM_WARM_IDLE_SECONDS`` (900) without a job, or on
-        :meth:`shutdown_warm`. A job that the worker cannot take runs cold. Default: the
-        ``SMGLM_LOCAL_WARM`` environment variable, else on; off, each job starts a fresh
-        interpreter (2-3 s more per job).
+        :meth:`shutdown_warm`. A job that the worker cannot take runs cold, and its log says
+        why (e.g. an environment variable read at start-up that differs from the worker's; see
+        :mod:`smglm.runtime.zygote`). Default: the ``SMGLM_LOCAL_WARM`` environment variable,
+        else on; off, each job starts a fresh interpreter (slower: benchmarks/README.md).
     engine
         ``"podman"`` or ``"docker"``: run each job's image (``JobConfig.image_uri``, e.g. the
         one built for SageMaker) with ``ENGINE run``, ``/opt/ml`` mounted from the job's folder,
@@ -141,6 +144,16 @@ class LocalBackend(BaseBackend):
         if folder.exists():
             raise BackendError(f"a training job named {spec.name!r} already exists ({folder})")
         (folder / "ml").mkdir(parents=True)
+        # taken before the state exists and handed to the supervisor, which holds it for life
+        lock = take_lock(folder / "runner.lock")
+        if lock is None:
+            raise BackendError(f"another process is launching training job {spec.name!r}")
+        try:
+            self._launch(spec, folder, lock)
+        finally:
+            os.close(lock)  # the supervisor's copy keeps the lock
+
+    def _launch(self, spec: JobSpec, folder: Path, lock: int) -> None:
         write_json_atomic(folder / "spec.json", spec.to_request())
         created = now_iso()
         write_json_atomic(
@@ -174,7 +187,7 @@ class LocalBackend(BaseBackend):
         cmd = [
             self.python,
             "-m",
-            "smglm.launch.local_runner",
+            "smglm.launch.supervisor",
             str(folder),
             "--grace",
             str(self.stop_grace_seconds),
@@ -188,32 +201,25 @@ class LocalBackend(BaseBackend):
                     "run the installed smglm instead of the image"
                 )
             cmd += ["--engine", self.engine]
-        # -- warm hook (smglm.launch.warm): start the worker; the supervisor forks from it
         elif self.warm:
-            from smglm.launch.warm import start_supervisor
-
             self.prewarm()
             cmd += ["--warm", str(self.home)]
-            # the worker runs self.python and takes requests only from that interpreter
-            if self.python == sys.executable:
-                log = folder / "runner.log"
-                pid = start_supervisor(self.home, dict(os.environ), folder, log, cmd[3:])
-                if pid is not None:
-                    with log.open("a") as out:
-                        out.write(f"[smglm-local] supervisor forked from the warm worker ({pid})\n")
-                    (folder / "runner.pid").write_text(str(pid))
-                    return
-        # -- end warm hook
-        with open(folder / "runner.log", "ab") as out:
-            proc = subprocess.Popen(
-                cmd,
-                stdin=subprocess.DEVNULL,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,  # detached: survives the notebook's kernel
-                cwd=str(folder),
-            )
-        (folder / "runner.pid").write_text(str(proc.pid))
+        pid = self._start_supervisor(cmd, folder, lock)
+        (folder / "runner.pid").write_text(str(pid))
+
+    def _start_supervisor(self, cmd: list[str], folder: Path, lock: int) -> int:
+        """Start the job's supervisor, detached, handing it the job's lock: forked from the
+        home's warm worker when that runs this interpreter and is ready, else in a fresh one."""
+        log = folder / "runner.log"
+        if self.warm and self.engine is None and self.python == sys.executable:
+            from smglm.launch.warm import start_supervisor
+
+            pid = start_supervisor(self.home, dict(os.environ), folder, log, cmd[3:], lock)
+            if pid is not None:
+                with log.open("a") as out:
+                    out.write(f"[smglm-local] supervisor forked from the warm worker ({pid})\n")
+                return pid
+        return start_detached(cmd, folder, log, lock)
 
     def describe(self, job_name: str) -> dict[str, Any]:
         state: dict[str, Any] = read_json(self._require(job_name) / "state.json")
@@ -295,26 +301,8 @@ class LocalBackend(BaseBackend):
         """The spec as launched (the job's ``spec.json``)."""
         return JobSpec.from_request(read_json(self._require(job_name) / "spec.json"))
 
-    def _runner_pid(self, job_name: str) -> int | None:
-        path = self.job_dir(job_name) / "runner.pid"
-        try:
-            return int(path.read_text().strip())
-        except (OSError, ValueError):
-            return None
-
     def _runner_alive(self, job_name: str) -> bool:
-        pid = self._runner_pid(job_name)
-        if pid is None:
-            return True  # launching: the pid file is written right after the process starts
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return False
-        except PermissionError:
-            return True
-        # a zombie (our own child not yet reaped) is dead too
-        try:
-            stat = Path(f"/proc/{pid}/stat").read_text()
-            return stat.split()[2] != "Z"
-        except OSError:
-            return True
+        """Whether the job's supervisor runs: it holds the job's ``runner.lock`` from before
+        the job's state exists until it ends, however it ends (never a pid, which the system
+        reuses)."""
+        return lock_held(self.job_dir(job_name) / "runner.lock")

@@ -1,12 +1,15 @@
 """The local job supervisor: what SageMaker does around a training container, on this machine.
 
-``python -m smglm.launch.local_runner JOB_DIR`` is started detached by
-:class:`~smglm.launch.local.LocalBackend`. It moves the job through SageMaker's statuses
-(Starting, Downloading, Training, Uploading, then Completed, Failed or Stopped), lays out
-``JOB_DIR/ml`` as ``/opt/ml``, runs ``python -m smglm.runtime train`` with the job's
-environment (forked from the warm worker, or the job's image with ``docker``/``podman run``),
-and on SIGTERM (a stop) forwards SIGTERM to training and SIGKILLs it after the grace period,
-as ``docker stop`` does on SageMaker. The runtime is never imported here.
+``python -m smglm.launch.supervisor JOB_DIR`` is started detached by
+:class:`~smglm.launch.local.LocalBackend` (or forked from the home's warm worker). It moves the
+job through SageMaker's statuses (Starting, Downloading, Training, Uploading, then Completed,
+Failed or Stopped), lays out ``JOB_DIR/ml`` as ``/opt/ml``, starts ``train`` with the job's
+environment through a launcher (:mod:`smglm.launch.processes`: a fresh interpreter, a fork of
+the warm worker, or the job's image with ``docker``/``podman run``), and on SIGTERM (a stop)
+forwards SIGTERM to training and SIGKILLs it after the grace period, as ``docker stop`` does on
+SageMaker. It holds ``JOB_DIR/runner.lock`` for its whole life (handed over by whoever started
+it): the backend reads a job's supervisor as alive while that lock is held. The runtime is never
+imported here.
 """
 
 from __future__ import annotations
@@ -25,29 +28,42 @@ from pathlib import Path
 from typing import Any
 
 from smglm.launch.local import STOP_FILE, now_iso, read_json, write_json_atomic
+from smglm.launch.processes import (
+    ChildProcess,
+    ColdLauncher,
+    ContainerLauncher,
+    Launcher,
+    TrainingRequest,
+    terminate_later,
+)
 from smglm.launch.spec import JobSpec
 from smglm.launch.storage import open_storage, pack_dir
+from smglm.launch.warm import WarmLauncher
 
-__all__ = ["main"]
+__all__ = ["Supervisor", "main"]
 
 
-class Runner:
+class Supervisor:
+    """One local training job from download to upload; ``launchers`` are tried in order to
+    start ``train`` (default: the job's image with ``engine``, else a fork of ``warm_home``'s
+    warm worker, else a fresh interpreter)."""
+
     def __init__(
         self,
         folder: Path,
         grace: float,
         warm_home: str | None = None,
         engine: str | None = None,
+        launchers: list[Launcher] | None = None,
     ) -> None:
         self.folder = folder
-        self.warm_home = warm_home
-        self.engine = engine  # "docker" or "podman": run the job's image, not the package
         self.grace = grace
         self.spec = JobSpec.from_request(read_json(folder / "spec.json"))
         self.ml = folder / "ml"
         self.log_path = folder / "logs.txt"
         self.stop_requested = threading.Event()
-        self.child: Any = None  # a subprocess.Popen, or a smglm.launch.warm.WarmProcess
+        self.launchers = launchers or _default_launchers(warm_home, engine)
+        self.child: ChildProcess | None = None
         self.lock = threading.Lock()
         self.timed_out = False
         self.billable = 0
@@ -124,55 +140,51 @@ class Runner:
             size = sum(p.stat().st_size for p in files)
             self.log(f"[smglm-local] channel {channel.name}: {len(files)} file(s), {size:,} bytes")
 
-    def train(self) -> int:
-        self.secondary("Training", "Training image download completed. Training in progress.")
-        env = dict(os.environ)
-        env.update(self.spec.environment)
+    def training_request(self) -> TrainingRequest:
+        """The job's environment: as SageMaker sets it in the container (``job_env``), and on
+        this machine (``env``: this process's, with the job's on top)."""
+        spec = self.spec
+        job_env = {k: v for k, v in spec.environment.items() if k != "MLFLOW_RUN_ID"}
+        job_env["TRAINING_JOB_NAME"] = spec.name
+        job_env["TRAINING_JOB_ARN"] = f"arn:smglm:local:training-job/{spec.name}"
+        job_env["PYTHONUNBUFFERED"] = "1"
+        env = {**os.environ, **job_env}
         # this supervisor logs a local job's results to MLflow itself, from a warm client
-        # (importing mlflow and opening the store again in training costs ~2 s per job)
+        # (training would import mlflow and open the store once more)
         env.pop("MLFLOW_RUN_ID", None)
         env["SMGLM_ML_ROOT"] = str(self.ml)
-        env["TRAINING_JOB_NAME"] = self.spec.name
-        env["TRAINING_JOB_ARN"] = f"arn:smglm:local:training-job/{self.spec.name}"
-        env["PYTHONUNBUFFERED"] = "1"
         # numpy asks for transparent huge pages on large arrays; in a fresh process the kernel
-        # then compacts memory on first touch, which made a job's data checks and fit 0.3 s
-        # slower at 1M rows here (benchmarks/README.md, Launch). The job's own setting wins.
+        # then compacts memory on first touch, which slows a job's data checks and fit at 1M
+        # rows (benchmarks/README.md, Launch). The job's own setting wins.
         env.setdefault("NUMPY_MADVISE_HUGEPAGE", "0")
+        return TrainingRequest(
+            name=spec.name,
+            image_uri=spec.image_uri,
+            folder=self.folder,
+            ml=self.ml,
+            log=self.log_path,
+            env=env,
+            job_env=job_env,
+        )
+
+    def train(self) -> int:
+        self.secondary("Training", "Training image download completed. Training in progress.")
+        request = self.training_request()
         started = time.monotonic()
         self.update(TrainingStartTime=now_iso())
         with self.log_path.open("ab") as out:
-            if self.engine is not None:
-                self.child = subprocess.Popen(
-                    self.container_command(),
-                    stdin=subprocess.DEVNULL,
-                    stdout=out,
-                    stderr=subprocess.STDOUT,
-                    cwd=str(self.folder),
-                )
-            # -- warm hook (smglm.launch.warm): fork from the warm worker, else cold
-            if self.child is None and self.warm_home is not None:
-                from smglm.launch.warm import start_job
-
-                exit_file = self.folder / "train.exit"
-                self.child = start_job(
-                    self.warm_home, env, self.ml, self.log_path, exit_file, self.log
-                )
-            if self.child is None:
-                self.child = subprocess.Popen(
-                    [sys.executable, "-m", "smglm.runtime", "train"],
-                    stdin=subprocess.DEVNULL,
-                    stdout=out,
-                    stderr=subprocess.STDOUT,
-                    env=env,
-                    cwd=str(self.ml),
-                )
-            # -- end warm hook
+            for launcher in self.launchers:
+                self.child = launcher.start(request, out, self.log)
+                if self.child is not None:
+                    break
+            child = self.child
+            if child is None:
+                raise RuntimeError("no launcher could start training")
             deadline = started + self.spec.max_runtime_seconds
             timed_out = False
             while True:
                 try:
-                    code = self.child.wait(timeout=0.2)
+                    code = child.wait(timeout=0.2)
                     break
                 except subprocess.TimeoutExpired:
                     pass
@@ -187,53 +199,10 @@ class Runner:
         self.timed_out = timed_out
         return code
 
-    @property
-    def container_name(self) -> str:
-        return f"smglm-{self.spec.name}"
-
-    def container_command(self) -> list[str]:
-        """``ENGINE run`` of the job's image with ``train``, ``ml/`` mounted at ``/opt/ml`` and
-        the job's environment (as SageMaker sets it, not this machine's)."""
-        env = {k: v for k, v in self.spec.environment.items() if k != "MLFLOW_RUN_ID"}
-        env["TRAINING_JOB_NAME"] = self.spec.name
-        env["TRAINING_JOB_ARN"] = f"arn:smglm:local:training-job/{self.spec.name}"
-        env["PYTHONUNBUFFERED"] = "1"
-        flags = [f for k, v in sorted(env.items()) for f in ("-e", f"{k}={v}")]
-        assert self.engine is not None
-        return [
-            self.engine,
-            "run",
-            "--rm",
-            "--name",
-            self.container_name,
-            "-v",
-            f"{self.ml}:/opt/ml",
-            *flags,
-            self.spec.image_uri,
-            "train",
-        ]
-
     def _terminate(self) -> None:
         """SIGTERM, then SIGKILL after the grace period (``docker stop -t grace``)."""
-        child = self.child
-        if child is None or child.poll() is not None:
-            return
-        child.send_signal(signal.SIGTERM)
-
-        def killer() -> None:
-            try:
-                child.wait(timeout=self.grace)
-            except subprocess.TimeoutExpired:
-                self.log(f"[smglm-local] training ignored SIGTERM for {self.grace:g} s: SIGKILL")
-                child.kill()
-                if self.engine is not None:  # the engine's client is gone; the container too
-                    subprocess.run(
-                        [self.engine, "rm", "--force", self.container_name],
-                        capture_output=True,
-                        check=False,
-                    )
-
-        threading.Thread(target=killer, daemon=True).start()
+        if self.child is not None:
+            terminate_later(self.child, self.grace, self.log)
 
     def stop_file_seen(self) -> bool:
         return (self.folder / STOP_FILE).exists()
@@ -382,17 +351,25 @@ class Runner:
             self.log("[smglm-local] could not end the MLflow run:\n" + traceback.format_exc())
 
 
+def _default_launchers(warm_home: str | None, engine: str | None) -> list[Launcher]:
+    if engine is not None:  # "docker" or "podman": run the job's image, not the package
+        return [ContainerLauncher(engine)]
+    if warm_home is not None:
+        return [WarmLauncher(warm_home), ColdLauncher()]
+    return [ColdLauncher()]
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="smglm.launch.local_runner")
+    parser = argparse.ArgumentParser(prog="smglm.launch.supervisor")
     parser.add_argument("job_dir")
     parser.add_argument("--grace", type=float, default=120.0)
     parser.add_argument("--warm", default=None, help="smglm home whose warm worker forks train")
     parser.add_argument("--engine", choices=["docker", "podman"], help="run the job's image")
     args = parser.parse_args(argv)
     folder = Path(args.job_dir)
-    runner = Runner(folder, args.grace, warm_home=args.warm, engine=args.engine)
+    supervisor = Supervisor(folder, args.grace, warm_home=args.warm, engine=args.engine)
     try:
-        return runner.run()
+        return supervisor.run()
     except Exception:  # last resort: never leave a job InProgress forever
         traceback.print_exc()
         state = read_json(folder / "state.json")
