@@ -65,7 +65,7 @@ DEFAULT_BACKEND = "local"
 
 def default_home() -> Path:
     """smglm's working folder on this machine: ``SMGLM_HOME``, else ``./.smglm``."""
-    from smglm.config.settings import SMGLM_HOME
+    from smglm.config.environment import SMGLM_HOME
 
     return Path(SMGLM_HOME.get() or ".smglm").absolute()
 

@@ -112,7 +112,7 @@ class LocalBackend(BaseBackend):
         self.stop_grace_seconds = stop_grace_seconds
         self.python = python or sys.executable
         if warm is None:
-            from smglm.config.settings import SMGLM_LOCAL_WARM
+            from smglm.config.environment import SMGLM_LOCAL_WARM
 
             setting = SMGLM_LOCAL_WARM.get()
             if setting not in (0, 1):
@@ -276,7 +276,7 @@ class LocalBackend(BaseBackend):
         worker is used (warm, no ``engine``); never waits."""
         if not self.warm or self.engine is not None:
             return False
-        from smglm.config.settings import SMGLM_WARM_IDLE_SECONDS
+        from smglm.config.environment import SMGLM_WARM_IDLE_SECONDS
         from smglm.launch.warm import IDLE_SECONDS, ensure_worker
 
         ensure_worker(self.home, self.python, float(SMGLM_WARM_IDLE_SECONDS.get() or IDLE_SECONDS))

@@ -15,12 +15,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from smglm.config.settings import EnvVar
+from smglm.config.environment import SMGLM_CONFIG_FILE
 from smglm.errors import ConfigError, Issue, did_you_mean
 
 __all__ = [
     "KEYS",
-    "SMGLM_CONFIG_FILE",
     "Setting",
     "Settings",
     "config_file",
@@ -29,11 +28,6 @@ __all__ = [
     "set_values",
     "unset_values",
 ]
-
-#: The user config file that ``%sm_config`` writes (YAML).
-SMGLM_CONFIG_FILE = EnvVar(
-    "SMGLM_CONFIG_FILE", str, None, "the user config file of %sm_config (YAML)"
-)
 
 
 @dataclass(frozen=True)

@@ -153,7 +153,7 @@ def run_entry_point(
         Extra command-line arguments; SageMaker passes none, and they are only logged.
     """
     from smglm._version import __version__
-    from smglm.config.settings import TRAINING_JOB_NAME
+    from smglm.config.environment import TRAINING_JOB_NAME
 
     configure_logging()
     paths = MLPaths.from_env()

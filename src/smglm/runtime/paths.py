@@ -58,7 +58,7 @@ class MLPaths:
     @classmethod
     def from_env(cls) -> MLPaths:
         """The tree at ``$SMGLM_ML_ROOT`` (default ``/opt/ml``)."""
-        from smglm.config.settings import SMGLM_ML_ROOT
+        from smglm.config.environment import SMGLM_ML_ROOT
 
         return cls(Path(SMGLM_ML_ROOT.get() or "/opt/ml"))
 

@@ -36,7 +36,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from smglm.config.settings import (
+from smglm.config.environment import (
     SAGEMAKER_BIND_TO_PORT,
     SAGEMAKER_MAX_PAYLOAD_IN_MB,
     SAGEMAKER_MODEL_SERVER_TIMEOUT,

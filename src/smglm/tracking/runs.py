@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -67,7 +66,7 @@ def resolve_tracking_uri(explicit: str | None = None) -> str:
 
     A given URI that is ``MLFLOW_TRACKING_URI`` without its credentials (as recorded in a job's
     ``smglm.tracking_uri`` tag) resolves to ``MLFLOW_TRACKING_URI``, credentials included."""
-    from smglm.config.settings import MLFLOW_TRACKING_URI
+    from smglm.config.environment import MLFLOW_TRACKING_URI
 
     env_uri = MLFLOW_TRACKING_URI.get()
     uri = explicit or env_uri
@@ -232,8 +231,9 @@ def log_results(client: Any, run_id: str, model_dir: Path, output_dir: Path | No
 def log_from_runtime(model_dir: Path, output_dir: Path | None) -> bool:
     """Called by the runtime at the end of ``train``: log live when told a run id and mlflow
     can reach the store. Returns whether it logged; never fails the training job."""
-    run_id = os.environ.get("MLFLOW_RUN_ID")
-    uri = os.environ.get("MLFLOW_TRACKING_URI")
+    from smglm.config.environment import MLFLOW_RUN_ID, MLFLOW_TRACKING_URI
+
+    run_id, uri = MLFLOW_RUN_ID.get(), MLFLOW_TRACKING_URI.get()
     if not run_id or not uri or not mlflow_available():
         return False
     try:

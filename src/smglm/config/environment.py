@@ -13,11 +13,13 @@ from smglm.errors import ConfigError, Issue
 
 __all__ = [
     "MLFLOW_EXPERIMENT_NAME",
+    "MLFLOW_RUN_ID",
     "MLFLOW_TRACKING_URI",
     "SAGEMAKER_BIND_TO_PORT",
     "SAGEMAKER_MAX_PAYLOAD_IN_MB",
     "SAGEMAKER_MODEL_SERVER_TIMEOUT",
     "SAGEMAKER_MODEL_SERVER_WORKERS",
+    "SMGLM_CONFIG_FILE",
     "SMGLM_HOME",
     "SMGLM_LOCAL_WARM",
     "SMGLM_ML_ROOT",
@@ -75,8 +77,14 @@ SMGLM_WARM_IDLE_SECONDS = EnvVar(
 TRAINING_JOB_NAME = EnvVar("TRAINING_JOB_NAME", str, None, "the SageMaker training job name")
 #: MLflow's tracking server or store.
 MLFLOW_TRACKING_URI = EnvVar("MLFLOW_TRACKING_URI", str, None, "MLflow tracking URI")
+#: The MLflow run a training job logs into (set by the launcher for the runtime).
+MLFLOW_RUN_ID = EnvVar("MLFLOW_RUN_ID", str, None, "MLflow run of the training job")
 #: MLflow's experiment.
 MLFLOW_EXPERIMENT_NAME = EnvVar("MLFLOW_EXPERIMENT_NAME", str, None, "MLflow experiment")
+#: The user config file that ``%sm_config`` writes (YAML).
+SMGLM_CONFIG_FILE = EnvVar(
+    "SMGLM_CONFIG_FILE", str, None, "the user config file of %sm_config (YAML)"
+)
 #: The port ``serve`` listens on (SageMaker sets it for multi-container endpoints).
 SAGEMAKER_BIND_TO_PORT = EnvVar("SAGEMAKER_BIND_TO_PORT", int, 8080, "serving port")
 #: Worker processes of the model server (default: one per CPU).
