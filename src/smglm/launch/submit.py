@@ -16,7 +16,7 @@ from typing import Any
 
 from smglm.config import GLMConfig, JobConfig, as_glm_config
 from smglm.contract import METRIC_DEFINITIONS
-from smglm.errors import ConfigError, Issue
+from smglm.errors import ConfigError, Issue, MissingDependency
 from smglm.launch.backend import Backend, backend_from_config
 from smglm.launch.inputs import (
     DataLike,
@@ -169,7 +169,16 @@ def train(
 
     name = jc.job_name or make_job_name(f"smglm-{cfg.family}")
     environment: dict[str, str] = {}
-    tracker = _start_tracking(tracking, jc, cfg, name, be, image, base, tags)
+    try:
+        tracker = _start_tracking(tracking, jc, cfg, name, be, image, base, tags)
+    except MissingDependency:
+        raise
+    except Exception as exc:  # tracking never costs the job: it runs untracked, and says so
+        text = str(exc).strip()
+        reason = text.splitlines()[0] if text else repr(exc)
+        print(f"[smglm] MLflow tracking failed, job {name} runs untracked: {reason}")
+        log.warning("MLflow tracking failed for job %s: %s", name, reason)
+        tracker = None
     if tracker is not None:
         environment.update(tracker.env)
         tags[RUN_ID_TAG] = tracker.run_id

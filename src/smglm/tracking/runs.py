@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
-from smglm.errors import MissingDependency
+from smglm.errors import MissingDependency, SmglmError
 
 __all__ = [
     "DEFAULT_EXPERIMENT",
@@ -33,6 +33,7 @@ __all__ = [
     "log_from_runtime",
     "log_results",
     "mlflow_available",
+    "prepare_store",
     "redact_uri",
     "resolve_tracking_uri",
     "start_job_run",
@@ -112,6 +113,100 @@ def flatten_params(data: dict[str, Any], prefix: str = "") -> dict[str, str]:
     return out
 
 
+class TrackingStoreError(SmglmError, RuntimeError):
+    """The MLflow tracking store cannot be opened (the message names it and what to do)."""
+
+
+def sqlite_path(uri: str) -> Path | None:
+    """The database file of an embedded ``sqlite:///`` store, else None."""
+    if uri.startswith("sqlite:///"):
+        return Path(uri[len("sqlite:///") :].split("?", 1)[0])
+    return None
+
+
+_READY: set[str] = set()  # stores this process has opened (mlflow caches them by URI)
+
+
+def prepare_store(uri: str) -> None:
+    """Make sure an embedded sqlite store exists, fully migrated, and opens; once per process.
+
+    Concurrent first launches in one folder are safe: creation and migration happen under an
+    exclusive ``flock`` on ``.<db>.lock`` beside it, into a temporary file renamed into place once
+    complete, so no process ever sees (or leaves behind) a half-migrated ``mlflow.db``. A
+    store that exists but cannot be opened raises :class:`TrackingStoreError` naming the file
+    and what to do. Other stores (a tracking server, ``file:``) are left to MLflow."""
+    path = sqlite_path(uri)
+    if path is None or uri in _READY:
+        return
+    _require_mlflow()
+    import contextlib
+    import fcntl
+    import os
+
+    from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
+
+    root = _artifact_location(uri) or ""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    lock = os.open(path.with_name(f".{path.name}.lock"), os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # waits for a process that is creating the store
+        if not path.exists():
+            tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+            tmp_uri = f"sqlite:///{tmp}"
+            try:
+                SqlAlchemyStore(tmp_uri, root)
+                _dispose(SqlAlchemyStore, tmp_uri)
+                _check_tables(tmp)
+                os.replace(tmp, path)  # complete, or not there at all
+            except Exception as exc:
+                raise TrackingStoreError(
+                    f"could not create the MLflow store {path} ({_first_line(exc)}): check "
+                    "that its folder is writable and has free space, or set "
+                    "MLFLOW_TRACKING_URI / JobConfig.mlflow_tracking_uri to another store"
+                ) from exc
+            finally:
+                _dispose(SqlAlchemyStore, tmp_uri)
+                for leftover in (tmp, tmp.with_name(tmp.name + "-journal")):
+                    with contextlib.suppress(OSError):
+                        leftover.unlink()
+        try:
+            _client(uri)._tracking_client.store  # opens (and caches) the store
+        except Exception as exc:
+            raise TrackingStoreError(
+                f"the MLflow store {path} cannot be opened ({_first_line(exc)}): it may be "
+                f"damaged or half-migrated. Move it aside (mv {path} {path}.broken) and launch "
+                "again: a new store is created; or set MLFLOW_TRACKING_URI to another store"
+            ) from exc
+        _READY.add(uri)
+    finally:
+        os.close(lock)
+
+
+def _dispose(store_class: Any, uri: str) -> None:
+    engine = store_class._engine_map.pop(uri, None)
+    if engine is not None:
+        engine.dispose()
+
+
+def _check_tables(db: Path) -> None:
+    """Raise unless ``db`` holds MLflow's tables (a store created completely)."""
+    import sqlite3
+
+    conn = sqlite3.connect(db)
+    try:
+        tables = {r[0] for r in conn.execute("select name from sqlite_master")}
+    finally:
+        conn.close()
+    missing = {"experiments", "runs", "alembic_version"} - tables
+    if missing:
+        raise RuntimeError(f"tables {sorted(missing)} missing after the migration")
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0][:300]}" if text else type(exc).__name__
+
+
 def _client(uri: str) -> Any:
     _require_mlflow()
     from mlflow.tracking import MlflowClient
@@ -156,6 +251,7 @@ def start_job_run(
     """Create the job's run (status RUNNING) with its params and tags; return the run id."""
     from mlflow.entities import Param
 
+    prepare_store(tracking_uri)
     client = _client(tracking_uri)
     exp_id = _experiment_id(client, experiment or DEFAULT_EXPERIMENT)
     run = client.create_run(exp_id, run_name=job_name, tags={"smglm.job_name": job_name, **tags})
