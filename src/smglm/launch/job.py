@@ -50,11 +50,36 @@ class Job:
 
     @classmethod
     def attach(cls, name: str, backend: str | Backend = DEFAULT_BACKEND, **options: Any) -> Job:
-        """Re-attach to an existing job by name (e.g. after a kernel restart)."""
+        """Re-attach to an existing job by name (e.g. after a kernel restart), with its MLflow
+        run's id (:attr:`run_id`) when the job was tracked."""
+        from smglm.tracking.runs import RUN_ID_TAG
+
         be = get_backend(backend, **options) if isinstance(backend, str) else backend
         job = cls(name, be)
-        job.describe()  # raises if there is no such job
+        state = be.job_state(name)  # raises if there is no such job
+        job.run_id = state.tags.get(RUN_ID_TAG) or job._find_run_id(state)
+        job._record(state)
         return job
+
+    def _find_run_id(self, state: JobState) -> str | None:
+        """The id of the MLflow run tagged with this job's name (jobs whose tags do not hold
+        the run id), looked up in the store the job recorded, else the default one."""
+        import logging
+
+        from smglm.tracking.runs import find_runs, mlflow_available, resolve_tracking_uri
+
+        if not mlflow_available():
+            return None
+        try:
+            uri = resolve_tracking_uri(state.tags.get("smglm.tracking_uri"))
+            db = uri[len("sqlite:///") :] if uri.startswith("sqlite:///") else None
+            if db is not None and not Path(db).exists():
+                return None  # never create a store only to look in it
+            runs = find_runs(uri, None, {"smglm.job_name": self.name}, max_results=1)
+        except Exception as exc:  # tracking never breaks the handle
+            logging.getLogger(__name__).info("no MLflow run found for %s: %s", self.name, exc)
+            return None
+        return str(runs[0].info.run_id) if runs else None
 
     # -- state ---------------------------------------------------------------------------
     def state(self) -> JobState:
