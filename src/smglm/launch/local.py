@@ -14,7 +14,10 @@ module never imports the runtime.
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import json
+import logging
 import os
 import sys
 from datetime import datetime, timezone
@@ -23,7 +26,13 @@ from typing import TYPE_CHECKING, Any
 
 from smglm.errors import BackendError, ConfigError, Issue
 from smglm.launch.backend import BaseBackend, default_home
-from smglm.launch.processes import lock_held, start_detached, take_lock
+from smglm.launch.processes import (
+    end_recorded,
+    lock_held,
+    record_process,
+    start_detached,
+    take_lock,
+)
 from smglm.launch.spec import JobSpec
 
 if TYPE_CHECKING:
@@ -33,6 +42,8 @@ __all__ = [
     "LOCAL_IMAGE",
     "STOP_FILE",
     "LocalBackend",
+    "disk_full",
+    "end_tracking_run",
     "now_iso",
     "read_json",
     "write_json_atomic",
@@ -40,6 +51,11 @@ __all__ = [
 
 #: Written into a job's folder to ask its supervisor to stop the job.
 STOP_FILE = "stop-requested"
+#: A job's supervisor and training process, each as "PID START-TIME" (:class:`ProcessId`).
+SUPERVISOR_PID_FILE = "runner.pid"
+TRAIN_PID_FILE = "train.pid"
+
+log = logging.getLogger(__name__)
 
 #: The image name the local backend records (it runs the installed package, not an image).
 LOCAL_IMAGE = "smglm-local"
@@ -50,13 +66,65 @@ def now_iso() -> str:
 
 
 def write_json_atomic(path: Path, data: Any) -> None:
+    """Write ``data`` as JSON to ``path`` through a temporary file renamed into place (readers
+    never see half a file). On a full disk (ENOSPC) an existing file is rewritten in place
+    instead, in the space it frees: a job's last state is recorded even then. The temporary
+    file never stays behind."""
+    text = json.dumps(data, indent=1, default=str)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(data, indent=1, default=str), encoding="utf-8")
-    tmp.replace(path)
+    try:
+        tmp.write_text(text, encoding="utf-8")
+        tmp.replace(path)
+    except OSError as exc:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        if exc.errno != errno.ENOSPC or not path.exists():
+            raise
+        with path.open("r+", encoding="utf-8") as f:
+            f.truncate(0)
+            f.write(text)
 
 
 def read_json(path: Path) -> Any:
     return json.loads(path.read_text(encoding="utf-8"))
+
+
+#: A disk with less free space than this is full for a job (its next write fails).
+FULL_BELOW = 1 << 20
+
+
+def disk_full(path: Path) -> str | None:
+    """A reason that names the disk of ``path`` ("no space left on device (ENOSPC) ...") when
+    that disk is full, else None."""
+    try:
+        st = os.statvfs(path)
+    except OSError:
+        return None
+    free = st.f_bavail * st.f_frsize
+    if free >= FULL_BELOW:
+        return None
+    return (
+        f"no space left on device (ENOSPC) on the disk of {path} ({free:,} bytes free): free "
+        "space there and launch the job again"
+    )
+
+
+def end_tracking_run(state: dict[str, Any]) -> None:
+    """End the MLflow run of a local job that has ended (its ``smglm.mlflow_run_id`` tag) with
+    the job's status and reason, when its supervisor could not; never raises."""
+    tags = state.get("Tags") or {}
+    run_id = tags.get("smglm.mlflow_run_id")
+    if not run_id:
+        return
+    try:
+        from smglm.tracking.runs import finalize_job_run, mlflow_available, resolve_tracking_uri
+
+        if not mlflow_available():
+            return
+        uri = resolve_tracking_uri(tags.get("smglm.tracking_uri"))
+        finalize_job_run(uri, run_id, state, lambda: None)
+    except Exception as exc:  # the job's end is recorded whatever MLflow does
+        log.warning("could not end MLflow run %s: %s", run_id, exc)
 
 
 class LocalBackend(BaseBackend):
@@ -205,7 +273,8 @@ class LocalBackend(BaseBackend):
             self.prewarm()
             cmd += ["--warm", str(self.home)]
         pid = self._start_supervisor(cmd, folder, lock)
-        (folder / "runner.pid").write_text(str(pid))
+        if record_process(folder / SUPERVISOR_PID_FILE, pid) is None:
+            (folder / SUPERVISOR_PID_FILE).write_text(str(pid))  # it has ended already
 
     def _start_supervisor(self, cmd: list[str], folder: Path, lock: int) -> int:
         """Start the job's supervisor, detached, handing it the job's lock: forked from the
@@ -222,27 +291,72 @@ class LocalBackend(BaseBackend):
         return start_detached(cmd, folder, log, lock)
 
     def describe(self, job_name: str) -> dict[str, Any]:
-        state: dict[str, Any] = read_json(self._require(job_name) / "state.json")
+        folder = self._require(job_name)
+        state: dict[str, Any] = read_json(folder / "state.json")
         if state["TrainingJobStatus"] in ("InProgress", "Stopping") and not self._runner_alive(
             job_name
         ):
-            # the supervisor died without recording an end (machine reboot, kill -9)
-            state["TrainingJobStatus"] = "Failed"
-            state["FailureReason"] = (
-                "InternalServerError: the local job supervisor is gone (killed or the machine "
-                "restarted); see logs.txt"
-            )
+            state = self._end_orphan(folder, state)
         return state
+
+    def _end_orphan(self, folder: Path, state: dict[str, Any]) -> dict[str, Any]:
+        """The job's supervisor is gone without recording an end (kill -9, a crash, a full
+        disk, the machine restarted): SIGKILL the job's training process (its recorded pid
+        and start time) with its process group, record the end with the likeliest reason, and
+        end the job's MLflow run FAILED (KILLED when a stop was asked) with that reason."""
+        lock = take_lock(folder / "runner.lock")  # one process ends it; a supervisor has none
+        if lock is None:
+            return state
+        try:
+            state = read_json(folder / "state.json")
+            if state["TrainingJobStatus"] not in ("InProgress", "Stopping"):
+                return state  # ended meanwhile
+            killed = end_recorded(folder / TRAIN_PID_FILE)
+            stopped = (folder / STOP_FILE).exists()
+            reason = (
+                "InternalServerError: the local job supervisor is gone (killed, or the machine "
+                "restarted)"
+            )
+            full = disk_full(folder)
+            if full:
+                reason = f"ClientError: {full}; {reason[len('InternalServerError: ') :]}"
+            if killed:
+                reason += "; its training process was ended"
+            reason += "; see logs.txt"
+            status = "Stopped" if stopped else "Failed"
+            now = now_iso()
+            transitions = state.setdefault("SecondaryStatusTransitions", [])
+            if transitions and "EndTime" not in transitions[-1]:
+                transitions[-1]["EndTime"] = now
+            transitions.append({"Status": status, "StartTime": now, "StatusMessage": reason})
+            state.update(
+                TrainingJobStatus=status,
+                SecondaryStatus=status,
+                FailureReason=reason,
+                TrainingEndTime=now,
+                LastModifiedTime=now,
+            )
+            with contextlib.suppress(OSError), (folder / "logs.txt").open("a") as f:
+                f.write(f"[smglm-local] {status}: {reason}\n")
+            end_tracking_run(state)
+            with contextlib.suppress(OSError):
+                write_json_atomic(folder / "state.json", state)
+            return state
+        finally:
+            os.close(lock)
 
     def stop(self, job_name: str) -> None:
         """Ask the supervisor to stop the job: it polls for the ``stop-requested`` file (a
         signal could arrive before it has installed its handler), then SIGTERMs training and
-        SIGKILLs it after the grace period."""
-        folder = self._require(job_name)
-        state = read_json(folder / "state.json")
-        if state["TrainingJobStatus"] != "InProgress":
+        SIGKILLs it after the grace period. A job that has ended is left alone (and the log
+        says so); an unknown job is a BackendError; a job whose supervisor is gone is ended
+        at once (see :meth:`describe`)."""
+        state = self.describe(job_name)
+        status = state["TrainingJobStatus"]
+        if status != "InProgress":
+            log.info("job %s is %s: nothing to stop", job_name, status)
             return
-        (folder / STOP_FILE).write_text(now_iso())
+        (self.job_dir(job_name) / STOP_FILE).write_text(now_iso())
 
     def log_lines(self, job_name: str, start: int = 0) -> tuple[list[str], int]:
         """Complete log lines from byte offset ``start``, and the offset after them."""

@@ -37,7 +37,11 @@ __all__ = [
     "Launcher",
     "ProcessId",
     "TrainingRequest",
+    "die_with_parent",
+    "end_recorded",
     "lock_held",
+    "read_recorded",
+    "record_process",
     "start_detached",
     "start_time",
     "take_lock",
@@ -114,6 +118,67 @@ class ProcessId:
             if handle is not None:
                 os.close(handle)
         return True
+
+
+def record_process(path: Path, pid: int) -> ProcessId | None:
+    """Write ``pid`` with its start time to ``path`` (atomically), so that whoever finds the
+    job's supervisor gone can end what it started; returns the record, or None when the
+    process has ended already."""
+    process = ProcessId.of(pid)
+    if process is not None:
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        try:
+            tmp.write_text(process.format())
+            tmp.replace(path)
+        except OSError:
+            with contextlib.suppress(OSError):
+                tmp.unlink()
+            raise
+    return process
+
+
+def read_recorded(path: Path) -> ProcessId | None:
+    """The process :func:`record_process` wrote to ``path`` (None: none, or unreadable)."""
+    try:
+        return ProcessId.parse(path.read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def end_recorded(path: Path) -> bool:
+    """SIGKILL the process recorded in ``path`` and its process group (a job's ``train`` leads
+    one: its forked workers go with it), if that very process still runs; returns whether it
+    was signalled. A pid whose start time differs (reused) is never signalled."""
+    process = read_recorded(path)
+    if process is None or not process.running():
+        return False
+    with contextlib.suppress(OSError):
+        if os.getpgid(process.pid) == process.pid and process.running():
+            os.killpg(process.pid, signal.SIGKILL)
+            return True
+    return process.signal(signal.SIGKILL)
+
+
+def die_with_parent() -> Callable[[], None] | None:
+    """A ``preexec_fn`` that has the kernel SIGKILL the child when the process that starts it
+    ends, however it ends (``prctl(PR_SET_PDEATHSIG)``, Linux): a job's training never
+    outlives its supervisor. None where there is no ``prctl``."""
+    try:
+        import ctypes
+
+        prctl = ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError):
+        return None
+    parent = os.getpid()
+    pr_set_pdeathsig = 1
+    kill = int(signal.SIGKILL)
+
+    def preexec() -> None:  # in the child, between fork and exec: no imports, no locks
+        prctl(pr_set_pdeathsig, kill, 0, 0, 0)
+        if os.getppid() != parent:  # the parent ended before the request took effect
+            os.kill(os.getpid(), kill)
+
+    return preexec
 
 
 def lock_held(path: Path) -> bool:
@@ -228,6 +293,8 @@ class ColdLauncher:
     def start(
         self, request: TrainingRequest, out: IO[bytes], say: Callable[[str], None]
     ) -> ChildProcess:
+        # its own process group (its forked workers end with it), and it dies with the
+        # supervisor: a killed supervisor never leaves training computing
         return subprocess.Popen(
             [sys.executable, "-m", "smglm.runtime", "train"],
             stdin=subprocess.DEVNULL,
@@ -235,6 +302,8 @@ class ColdLauncher:
             stderr=subprocess.STDOUT,
             env=request.env,
             cwd=str(request.ml),
+            start_new_session=True,
+            preexec_fn=die_with_parent(),  # noqa: PLW1509
         )
 
 
