@@ -303,7 +303,7 @@ class ColdLauncher:
             env=request.env,
             cwd=str(request.ml),
             start_new_session=True,
-            preexec_fn=die_with_parent(),  # noqa: PLW1509
+            preexec_fn=die_with_parent(),
         )
 
 

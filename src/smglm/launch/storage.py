@@ -8,11 +8,13 @@ paths, ``..`` and links are refused.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import shutil
 import sys
 import tarfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import unquote, urlparse
@@ -66,6 +68,21 @@ def file_path(uri: str) -> Path:
     return Path(unquote(parsed.netloc + parsed.path))
 
 
+@contextlib.contextmanager
+def _partial(dest: Path) -> Iterator[Path]:
+    """A ``.part`` file beside ``dest`` to write, renamed to ``dest`` once complete and removed
+    if writing fails (a full disk, an interrupted copy): ``dest`` is whole or absent, and no
+    ``.part`` file stays behind."""
+    tmp = dest.with_name(dest.name + ".part")
+    try:
+        yield tmp
+        tmp.replace(dest)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise
+
+
 class FileStorage:
     """``file://`` URIs: a folder on this machine stands in for S3."""
 
@@ -75,17 +92,15 @@ class FileStorage:
     def upload_file(self, path: Path, uri: str, *, progress: bool = False) -> str:
         dest = file_path(uri)
         dest.parent.mkdir(parents=True, exist_ok=True)
-        tmp = dest.with_name(dest.name + ".part")
-        shutil.copyfile(path, tmp)
-        tmp.replace(dest)
+        with _partial(dest) as tmp:
+            shutil.copyfile(path, tmp)
         return uri
 
     def upload_bytes(self, data: bytes, uri: str) -> str:
         dest = file_path(uri)
         dest.parent.mkdir(parents=True, exist_ok=True)
-        tmp = dest.with_name(dest.name + ".part")
-        tmp.write_bytes(data)
-        tmp.replace(dest)
+        with _partial(dest) as tmp:
+            tmp.write_bytes(data)
         return uri
 
     def download_file(self, uri: str, dest: Path) -> Path:
@@ -93,7 +108,8 @@ class FileStorage:
         if not src.is_file():
             raise BackendError(f"no such object: {uri}")
         dest.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(src, dest)
+        with _partial(dest) as tmp:
+            shutil.copyfile(src, tmp)
         return dest
 
     def download_prefix(self, uri: str, dest: Path) -> list[Path]:
@@ -108,7 +124,8 @@ class FileStorage:
             if p.is_file():
                 target = dest / p.relative_to(src)
                 target.parent.mkdir(parents=True, exist_ok=True)
-                shutil.copyfile(p, target)
+                with _partial(target) as tmp:
+                    shutil.copyfile(p, tmp)
                 out.append(target)
         return out
 
@@ -152,7 +169,8 @@ class S3Storage:
     def download_file(self, uri: str, dest: Path) -> Path:
         bucket, key = split_s3(uri)
         dest.parent.mkdir(parents=True, exist_ok=True)
-        self.client.download_file(bucket, key, str(dest))
+        with _partial(dest) as tmp:
+            self.client.download_file(bucket, key, str(tmp))
         return dest
 
     def download_prefix(self, uri: str, dest: Path) -> list[Path]:
@@ -235,7 +253,7 @@ def hash_bytes(data: bytes) -> str:
 def pack_dir(folder: Path, dest: Path) -> Path:
     """``tar czf dest -C folder .`` (the model.tar.gz / output.tar.gz layout)."""
     dest.parent.mkdir(parents=True, exist_ok=True)
-    with tarfile.open(dest, "w:gz") as tar:
+    with _partial(dest) as tmp, tarfile.open(tmp, "w:gz") as tar:
         for p in sorted(folder.rglob("*")):
             tar.add(p, arcname=str(p.relative_to(folder)), recursive=False)
     return dest

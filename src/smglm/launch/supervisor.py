@@ -15,9 +15,12 @@ imported here.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import errno
 import math
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -27,20 +30,45 @@ import traceback
 from pathlib import Path
 from typing import Any
 
-from smglm.launch.local import STOP_FILE, now_iso, read_json, write_json_atomic
+from smglm.launch.local import (
+    STOP_FILE,
+    TRAIN_PID_FILE,
+    disk_full,
+    end_tracking_run,
+    now_iso,
+    read_json,
+    write_json_atomic,
+)
 from smglm.launch.processes import (
     ChildProcess,
     ColdLauncher,
     ContainerLauncher,
     Launcher,
     TrainingRequest,
+    end_recorded,
+    record_process,
     terminate_later,
 )
 from smglm.launch.spec import JobSpec
 from smglm.launch.storage import open_storage, pack_dir
 from smglm.launch.warm import WarmLauncher
 
-__all__ = ["Supervisor", "main"]
+__all__ = ["FolderGone", "Supervisor", "main"]
+
+
+class FolderGone(Exception):
+    """The job's folder was deleted while the job ran."""
+
+
+def no_space_reason(exc: BaseException) -> str | None:
+    """The failure reason for a full disk (ENOSPC), naming the file, else None."""
+    if isinstance(exc, OSError) and exc.errno == errno.ENOSPC:
+        where = exc.filename or "a file"
+        return (
+            f"ClientError: no space left on device (ENOSPC) writing {where}: free space on that "
+            "disk and launch the job again"
+        )
+    return None
 
 
 class Supervisor:
@@ -90,8 +118,14 @@ class Supervisor:
         self.log(f"[smglm-local] {status}: {message}")
 
     def log(self, line: str) -> None:
-        with self.log_path.open("a", encoding="utf-8") as f:
+        """Append ``line`` to the job's log; a log that cannot be written (full disk, deleted
+        folder) never stops the job from ending properly."""
+        with contextlib.suppress(OSError), self.log_path.open("a", encoding="utf-8") as f:
             f.write(line.rstrip("\n") + "\n")
+
+    def folder_gone(self) -> bool:
+        """Whether the job's folder (its state) was deleted."""
+        return not (self.folder / "state.json").exists()
 
     # -- stages --------------------------------------------------------------------------
     def download(self) -> None:
@@ -180,6 +214,9 @@ class Supervisor:
             child = self.child
             if child is None:
                 raise RuntimeError("no launcher could start training")
+            # whoever finds this supervisor gone ends its training (pid and start time)
+            with contextlib.suppress(OSError):
+                record_process(self.folder / TRAIN_PID_FILE, child.pid)
             deadline = started + self.spec.max_runtime_seconds
             timed_out = False
             while True:
@@ -190,6 +227,9 @@ class Supervisor:
                     pass
                 if self.stop_file_seen():
                     self.request_stop("StopTrainingJob")
+                if self.folder_gone():
+                    self.kill_training()
+                    raise FolderGone(str(self.folder))
                 if not timed_out and time.monotonic() > deadline:
                     timed_out = True
                     self.log("[smglm-local] MaxRuntimeInSeconds reached: stopping training")
@@ -198,6 +238,17 @@ class Supervisor:
         self.billable = max(1, math.ceil(time.monotonic() - started))
         self.timed_out = timed_out
         return code
+
+    def kill_training(self) -> None:
+        """SIGKILL training and its process group now, and reap it."""
+        child = self.child
+        if child is None or child.poll() is not None:
+            return
+        if not end_recorded(self.folder / TRAIN_PID_FILE):
+            with contextlib.suppress(OSError):
+                child.kill()
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            child.wait(timeout=10)
 
     def _terminate(self) -> None:
         """SIGTERM, then SIGKILL after the grace period (``docker stop -t grace``)."""
@@ -223,15 +274,21 @@ class Supervisor:
         spec = self.spec
         out: dict[str, Any] = {}
         tmp = self.folder / "artifacts"
-        if include_model:
-            archive = pack_dir(self.ml / "model", tmp / "model.tar.gz")
-            open_storage(spec.model_artifacts_uri).upload_file(archive, spec.model_artifacts_uri)
-            out["ModelArtifacts"] = {"S3ModelArtifacts": spec.model_artifacts_uri}
-        data_dir = self.ml / "output" / "data"
-        if data_dir.exists():  # as SageMaker: also when empty, and for failed or stopped jobs
-            archive = pack_dir(data_dir, tmp / "output.tar.gz")
-            open_storage(spec.output_artifacts_uri).upload_file(archive, spec.output_artifacts_uri)
-            out["OutputArtifacts"] = {"S3OutputArtifacts": spec.output_artifacts_uri}
+        try:
+            if include_model:
+                archive = pack_dir(self.ml / "model", tmp / "model.tar.gz")
+                storage = open_storage(spec.model_artifacts_uri)
+                storage.upload_file(archive, spec.model_artifacts_uri)
+                out["ModelArtifacts"] = {"S3ModelArtifacts": spec.model_artifacts_uri}
+            data_dir = self.ml / "output" / "data"
+            if data_dir.exists():  # as SageMaker: also when empty, for failed or stopped jobs
+                archive = pack_dir(data_dir, tmp / "output.tar.gz")
+                storage = open_storage(spec.output_artifacts_uri)
+                storage.upload_file(archive, spec.output_artifacts_uri)
+                out["OutputArtifacts"] = {"S3OutputArtifacts": spec.output_artifacts_uri}
+        except BaseException:  # no partial archive stays behind
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
         return out
 
     def final_metrics(self) -> list[dict[str, Any]]:
@@ -267,35 +324,72 @@ class Supervisor:
                 reason = self._failure_text() or "Training job stopped"
                 return self.finish("Stopped", reason, include_model=False)
             if code != 0:
-                reason = self._failure_text() or f"training exited with status {code}"
+                reason = self._failure_text() or _exit_text(code)
+                full = disk_full(self.folder)
+                if full and "ENOSPC" not in reason and "No space left" not in reason:
+                    reason = f"{reason} ({full})"
                 return self.finish("Failed", f"AlgorithmError: {reason}", include_model=False)
             return self.finish("Completed", None, include_model=True)
+        except FolderGone:
+            return self.folder_deleted()
         except Exception as exc:
+            if self.folder_gone():
+                return self.folder_deleted()
             self.log(traceback.format_exc())
-            return self.finish(
-                "Failed", f"ClientError: {type(exc).__name__}: {exc}"[:1024], include_model=False
-            )
+            self.kill_training()
+            reason = no_space_reason(exc) or f"ClientError: {type(exc).__name__}: {exc}"
+            return self.finish("Failed", reason[:1024], include_model=False)
+
+    def folder_deleted(self) -> int:
+        """The job's folder was deleted while it ran: end training and the MLflow run (the one
+        record left), with the reason; nothing is written to the deleted folder."""
+        self.kill_training()
+        reason = (
+            f"ClientError: the job's folder {self.folder} was deleted while the job ran: "
+            "training was ended"
+        )
+        self.finalize_tracking(
+            {
+                "TrainingJobName": self.spec.name,
+                "TrainingJobStatus": "Failed",
+                "FailureReason": reason,
+                "TrainingEndTime": now_iso(),
+                "Tags": self.spec.tags,
+            }
+        )
+        print(f"[smglm-local] {reason}", file=sys.stderr, flush=True)
+        return 1
 
     def _failure_text(self) -> str | None:
         path = self.ml / "output" / "failure"
-        if path.exists():
+        try:
             text = path.read_text(encoding="utf-8", errors="replace").strip()
-            return text[:1024] if text else None
-        return None
+        except OSError:
+            return None
+        return text[:1024] if text else None
 
     def finish(self, status: str, reason: str | None, *, include_model: bool) -> int:
+        """Record the job's end: upload what there is, end the MLflow run, write the final
+        state. Each step is attempted whatever the others do (a full disk, a deleted folder):
+        a job never stays InProgress and its run never stays RUNNING."""
         fields: dict[str, Any] = {}
         try:
             fields.update(self.upload(include_model=include_model))
         except Exception as exc:
             self.log(traceback.format_exc())
             if status == "Completed":
-                status, reason = "Failed", f"ClientError: upload failed: {exc}"
-        fields["FinalMetricDataList"] = self.final_metrics() if self.spec.metric_definitions else []
+                why = no_space_reason(exc) or f"ClientError: upload failed: {exc}"
+                status, reason = "Failed", why[:1024]
+        try:
+            metrics = self.final_metrics() if self.spec.metric_definitions else []
+        except OSError:
+            metrics = []
+        fields["FinalMetricDataList"] = metrics
         final_secondary = status
         if status == "Stopped" and self.timed_out:
             final_secondary = "MaxRuntimeExceeded"
-        self.secondary(final_secondary, reason or f"Training job {status.lower()}")
+        with contextlib.suppress(OSError, ValueError):
+            self.secondary(final_secondary, reason or f"Training job {status.lower()}")
         end = now_iso()
         fields.update(
             TrainingJobStatus=status,
@@ -304,8 +398,13 @@ class Supervisor:
         )
         if reason:
             fields["FailureReason"] = reason
-        with self.lock:
-            state = read_json(self.folder / "state.json")
+        try:
+            with self.lock:
+                state = read_json(self.folder / "state.json")
+        except (OSError, ValueError):
+            if self.folder_gone():
+                return self.folder_deleted()
+            state = {"TrainingJobName": self.spec.name, "Tags": self.spec.tags}
         transitions = state.get("SecondaryStatusTransitions", [])
         if transitions and "EndTime" not in transitions[-1]:
             transitions[-1]["EndTime"] = end
@@ -340,7 +439,8 @@ class Supervisor:
         log them live, then FINISHED, FAILED or KILLED."""
         run_id = self.spec.environment.get("MLFLOW_RUN_ID")
         uri = self.spec.environment.get("MLFLOW_TRACKING_URI")
-        if not run_id or not uri:
+        if not run_id or not uri:  # the run as the job's tags name it, if any
+            end_tracking_run({**state, "Tags": state.get("Tags") or self.spec.tags})
             return
         try:
             from smglm.tracking.runs import finalize_job_run
@@ -349,6 +449,18 @@ class Supervisor:
             finalize_job_run(uri, run_id, state, lambda: (self.ml / "model", output))
         except Exception:
             self.log("[smglm-local] could not end the MLflow run:\n" + traceback.format_exc())
+
+
+def _exit_text(code: int) -> str:
+    """How training ended, in words: ``training was killed by SIGKILL (signal 9)``."""
+    if code < 0:
+        try:
+            name = signal.Signals(-code).name
+        except ValueError:
+            name = f"signal {-code}"
+        cause = "out of memory, or another process" if -code == signal.SIGKILL else "not smglm"
+        return f"training was killed by {name} (signal {-code}; {cause})"
+    return f"training exited with status {code}"
 
 
 def _default_launchers(warm_home: str | None, engine: str | None) -> list[Launcher]:
@@ -370,14 +482,21 @@ def main(argv: list[str] | None = None) -> int:
     supervisor = Supervisor(folder, args.grace, warm_home=args.warm, engine=args.engine)
     try:
         return supervisor.run()
-    except Exception:  # last resort: never leave a job InProgress forever
+    except Exception as exc:  # last resort: never leave a job InProgress forever
         traceback.print_exc()
-        state = read_json(folder / "state.json")
-        state.update(
-            TrainingJobStatus="Failed",
-            FailureReason="InternalServerError: local supervisor crashed; see runner.log",
+        supervisor.kill_training()
+        reason = no_space_reason(exc) or (
+            f"InternalServerError: local supervisor crashed ({type(exc).__name__}: {exc}); "
+            "see runner.log"
         )
-        write_json_atomic(folder / "state.json", state)
+        try:
+            state = read_json(folder / "state.json")
+        except (OSError, ValueError):
+            state = {"TrainingJobName": supervisor.spec.name, "Tags": supervisor.spec.tags}
+        state.update(TrainingJobStatus="Failed", FailureReason=reason[:1024])
+        supervisor.finalize_tracking(state)
+        with contextlib.suppress(OSError):
+            write_json_atomic(folder / "state.json", state)
         return 1
 
 

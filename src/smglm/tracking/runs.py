@@ -170,7 +170,7 @@ def prepare_store(uri: str) -> None:
                     with contextlib.suppress(OSError):
                         leftover.unlink()
         try:
-            _client(uri)._tracking_client.store  # opens (and caches) the store
+            _client(uri).search_experiments(max_results=1)  # opens (and caches) the store
         except Exception as exc:
             raise TrackingStoreError(
                 f"the MLflow store {path} cannot be opened ({_first_line(exc)}): it may be "
