@@ -201,9 +201,14 @@ def _cmd_logs(args: argparse.Namespace) -> int:
 def _cmd_stop(args: argparse.Namespace) -> int:
     from smglm.launch import Job
 
-    Job.attach(args.job, _backend(args)).stop()
-    print(f"stop requested: {args.job}")
-    return 0
+    job = Job.attach(args.job, _backend(args))
+    if job.stop():
+        print(f"stop requested: {args.job}")
+        return 0
+    state = job.state()
+    reason = f": {state.failure_reason}" if state.failure_reason else ""
+    print(f"job {args.job} has already ended ({state.status}{reason}); nothing to stop")
+    return 1
 
 
 def _cmd_show(args: argparse.Namespace) -> int:

@@ -215,9 +215,16 @@ class Job:
             raise JobFailed(self.name, self.status, self.failure_reason)
         return self
 
-    def stop(self) -> None:
-        """Stop the job (SIGTERM to training; SIGKILL after the grace period)."""
+    def stop(self) -> bool:
+        """Stop the job (SIGTERM to training; SIGKILL after the grace period). Returns whether
+        a stop was requested: False when the job had already ended (nothing to stop; its
+        :attr:`status` and :attr:`failure_reason` say how). An unknown job is a BackendError."""
+        state = self.backend.job_state(self.name)
+        if state.done:
+            self._record(state)
+            return False
         self.backend.stop(self.name)
+        return True
 
     # -- results -------------------------------------------------------------------------
     @property

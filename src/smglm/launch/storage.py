@@ -77,9 +77,11 @@ def _partial(dest: Path) -> Iterator[Path]:
     try:
         yield tmp
         tmp.replace(dest)
-    except BaseException:
+    except BaseException as exc:
         with contextlib.suppress(OSError):
             tmp.unlink()
+        if isinstance(exc, OSError) and exc.filename is None:
+            exc.filename = str(dest)  # a full disk says where (sendfile does not)
         raise
 
 

@@ -170,7 +170,9 @@ def prepare_store(uri: str) -> None:
                     with contextlib.suppress(OSError):
                         leftover.unlink()
         try:
-            _client(uri).search_experiments(max_results=1)  # opens (and caches) the store
+            from mlflow.tracking import MlflowClient
+
+            MlflowClient(tracking_uri=uri).search_experiments(max_results=1)  # opens it
         except Exception as exc:
             raise TrackingStoreError(
                 f"the MLflow store {path} cannot be opened ({_first_line(exc)}): it may be "
@@ -208,9 +210,11 @@ def _first_line(exc: BaseException) -> str:
 
 
 def _client(uri: str) -> Any:
+    """An MLflow client of ``uri``, its store prepared (:func:`prepare_store`)."""
     _require_mlflow()
     from mlflow.tracking import MlflowClient
 
+    prepare_store(uri)
     return MlflowClient(tracking_uri=uri)
 
 
@@ -251,7 +255,6 @@ def start_job_run(
     """Create the job's run (status RUNNING) with its params and tags; return the run id."""
     from mlflow.entities import Param
 
-    prepare_store(tracking_uri)
     client = _client(tracking_uri)
     exp_id = _experiment_id(client, experiment or DEFAULT_EXPERIMENT)
     run = client.create_run(exp_id, run_name=job_name, tags={"smglm.job_name": job_name, **tags})
