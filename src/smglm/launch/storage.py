@@ -9,6 +9,7 @@ paths, ``..`` and links are refused.
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import logging
 import shutil
@@ -80,8 +81,10 @@ def _partial(dest: Path) -> Iterator[Path]:
     except BaseException as exc:
         with contextlib.suppress(OSError):
             tmp.unlink()
-        if isinstance(exc, OSError) and exc.filename is None:
-            exc.filename = str(dest)  # a full disk says where (sendfile does not)
+        if isinstance(exc, OSError) and exc.errno == errno.ENOSPC:
+            exc.filename, exc.filename2 = str(dest), None  # the file that did not fit
+        elif isinstance(exc, OSError) and exc.filename is None:
+            exc.filename = str(dest)
         raise
 
 

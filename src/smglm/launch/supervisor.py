@@ -344,6 +344,7 @@ class Supervisor:
         """The job's folder was deleted while it ran: end training and the MLflow run (the one
         record left), with the reason; nothing is written to the deleted folder."""
         self.kill_training()
+        os.chdir("/")  # the working folder was the job's: MLflow resolves paths against it
         reason = (
             f"ClientError: the job's folder {self.folder} was deleted while the job ran: "
             "training was ended"
@@ -448,7 +449,9 @@ class Supervisor:
             output = self.ml / "output" / "data"
             finalize_job_run(uri, run_id, state, lambda: (self.ml / "model", output))
         except Exception:
-            self.log("[smglm-local] could not end the MLflow run:\n" + traceback.format_exc())
+            text = "[smglm-local] could not end the MLflow run:\n" + traceback.format_exc()
+            self.log(text)
+            print(text, file=sys.stderr, flush=True)  # runner.log
 
 
 def _exit_text(code: int) -> str:
