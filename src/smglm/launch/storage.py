@@ -12,9 +12,11 @@ import contextlib
 import errno
 import hashlib
 import logging
+import os
 import shutil
 import sys
 import tarfile
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Protocol
@@ -74,7 +76,8 @@ def _partial(dest: Path) -> Iterator[Path]:
     """A ``.part`` file beside ``dest`` to write, renamed to ``dest`` once complete and removed
     if writing fails (a full disk, an interrupted copy): ``dest`` is whole or absent, and no
     ``.part`` file stays behind."""
-    tmp = dest.with_name(dest.name + ".part")
+    # a name of its own: processes writing the same content-addressed object never collide
+    tmp = dest.with_name(f"{dest.name}.{os.getpid()}-{uuid.uuid4().hex[:8]}.part")
     try:
         yield tmp
         tmp.replace(dest)
