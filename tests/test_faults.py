@@ -272,7 +272,7 @@ def test_a_full_disk_fails_the_job_naming_enospc_and_the_path(
 
 # -- the MLflow store ---------------------------------------------------------------------------
 @pytest.mark.slow
-def test_eight_concurrent_first_launches_share_one_new_store(tmp_path, data_file):
+def test_eight_concurrent_first_launches_share_one_new_store(tmp_path, data_file, request):
     """Eight ``smglm train`` processes started together in a folder with no ``mlflow.db``:
     every job completes, each with its run FINISHED in the one store created."""
     work = tmp_path / "work"
@@ -284,6 +284,7 @@ def test_eight_concurrent_first_launches_share_one_new_store(tmp_path, data_file
     env = {k: v for k, v in os.environ.items() if k not in ("MLFLOW_TRACKING_URI", "SMGLM_HOME")}
     src = str(Path(smglm.__file__).parents[1])
     env["PYTHONPATH"] = os.pathsep.join([src, env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
+    env["SMGLM_LOCAL_WARM"] = "1"  # as users run it: the first job starts the warm worker
     names = [f"first-{i}" for i in range(8)]
     procs = [
         subprocess.Popen(
@@ -312,6 +313,7 @@ def test_eight_concurrent_first_launches_share_one_new_store(tmp_path, data_file
         assert "tracking failed" not in out and "Traceback" not in out, out
 
     be = LocalBackend(work / ".smglm", warm=False)
+    request.addfinalizer(lambda: LocalBackend(work / ".smglm", warm=True).shutdown_warm())
     uri = f"sqlite:///{work / 'mlflow.db'}"
     for name in names:
         job = Job.attach(name, be)
