@@ -369,6 +369,11 @@ def test_a_job_whose_supervisor_is_gone_fails_even_if_its_pid_was_reused(complet
         described = be.describe("smglm-orphan-1")
         assert described["TrainingJobStatus"] == "Failed"
         assert "supervisor is gone" in described["FailureReason"]
+        assert other.poll() is None  # the pid file names another process: never signalled
+        # the end is recorded; a job whose supervisor holds the lock is running, whatever
+        # its pid file says
+        assert json.loads((folder / "state.json").read_text())["TrainingJobStatus"] == "Failed"
+        (folder / "state.json").write_text(json.dumps(state))
         lock = take_lock(folder / "runner.lock")  # as a supervisor holds it
         assert lock is not None
         try:
