@@ -198,6 +198,9 @@ class Zygote:
         self.entries = entries
         self.uid = os.getuid()  # the only user whose requests are served
         self.children: dict[int, socket.socket] = {}
+        # a job's training, by the connection of the supervisor that asked for it: when that
+        # connection closes unanswered, the supervisor is gone and the training is ended
+        self.trainings: dict[int, socket.socket] = {}
         self.wake_fds: tuple[int, ...] = ()
         self.stopping = False
         self.files: dict[str, tuple[int, int]] = {}
@@ -296,7 +299,10 @@ class Zygote:
         last = time.monotonic()
         try:
             while not self.stopping:
-                ready, _, _ = select.select([listener.fileno(), wake_r], [], [], 0.2)
+                watched = [c.fileno() for c in self.trainings.values()]
+                ready, _, _ = select.select([listener.fileno(), wake_r, *watched], [], [], 0.2)
+                if watched:
+                    self.end_orphans(set(ready))
                 if wake_r in ready:
                     with contextlib.suppress(BlockingIOError):
                         os.read(wake_r, 4096)
@@ -364,6 +370,8 @@ class Zygote:
                             Path(request["exit_file"]).write_text(str(code))
                     os._exit(code)
             self.children[pid] = conn
+            if request["module"] == TRAIN_MODULE:
+                self.trainings[pid] = conn
             answer = {"pid": pid, "start": _start_time(pid)}
             conn.sendall(json.dumps(answer).encode() + b"\n")
             name = request["env"].get("TRAINING_JOB_NAME") or request["cwd"]
@@ -374,6 +382,27 @@ class Zygote:
         finally:
             for fd in fds:
                 os.close(fd)  # the child has its copies
+
+    def end_orphans(self, ready: set[int]) -> None:
+        """SIGKILL (with its process group) each training whose supervisor closed its
+        connection: the supervisor died (a supervisor reads until the status comes). The
+        child is not reaped yet, so its pid cannot have been reused."""
+        for pid, conn in list(self.trainings.items()):
+            if conn.fileno() not in ready:
+                continue
+            try:
+                gone = conn.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT) == b""
+            except BlockingIOError:
+                gone = False
+            except OSError:
+                gone = True
+            if gone:
+                del self.trainings[pid]
+                print(f"training {pid}: its supervisor is gone, ending it", flush=True)
+                with contextlib.suppress(OSError):
+                    os.killpg(pid, signal.SIGKILL)
+                with contextlib.suppress(OSError):
+                    os.kill(pid, signal.SIGKILL)
 
     def reap(self) -> bool:
         reaped = False
@@ -386,6 +415,7 @@ class Zygote:
                 break
             reaped = True
             conn = self.children.pop(pid, None)
+            self.trainings.pop(pid, None)
             if conn is not None:
                 with contextlib.suppress(OSError):
                     conn.sendall(json.dumps({"status": status}).encode() + b"\n")
