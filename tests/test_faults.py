@@ -137,6 +137,11 @@ def test_kill_9_of_the_supervisor_ends_the_job_its_training_and_its_run(
         assert state["TrainingJobStatus"] == "Failed"
         assert "supervisor is gone" in state["FailureReason"]
         assert_no_process_left(supervisor, train)
+        if warm:  # the worker ended the training it forked as soon as the supervisor went
+            worker_log = be.home / "warm" / "worker.log"
+            wait_for(
+                "the worker's note", lambda: "its supervisor is gone" in worker_log.read_text()
+            )
         # recorded for good: a later look (another process) reads the same end from the file
         again = LocalBackend(tmp_path / "home", warm=False).describe(job.name)
         assert again["TrainingJobStatus"] == "Failed"
