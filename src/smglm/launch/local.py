@@ -41,6 +41,8 @@ if TYPE_CHECKING:
 __all__ = [
     "LOCAL_IMAGE",
     "STOP_FILE",
+    "SUPERVISOR_PID_FILE",
+    "TRAIN_PID_FILE",
     "LocalBackend",
     "disk_full",
     "end_tracking_run",

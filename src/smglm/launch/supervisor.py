@@ -262,7 +262,8 @@ class Supervisor:
         if self.stop_requested.is_set():
             return
         self.stop_requested.set()
-        self.update(TrainingJobStatus="Stopping")
+        with contextlib.suppress(OSError):  # (a full disk) the stop goes on regardless
+            self.update(TrainingJobStatus="Stopping")
         self.log(f"[smglm-local] {why}: sending SIGTERM to training")
         self._terminate()
 
