@@ -146,10 +146,16 @@ def prepare_store(uri: str) -> None:
     from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
 
     root = _artifact_location(uri) or ""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    lock = os.open(path.with_name(f".{path.name}.lock"), os.O_RDWR | os.O_CREAT, 0o600)
     try:
-        fcntl.flock(lock, fcntl.LOCK_EX)  # waits for a process that is creating the store
+        path.parent.mkdir(parents=True, exist_ok=True)
+        lock: int | None = os.open(
+            path.with_name(f".{path.name}.lock"), os.O_RDWR | os.O_CREAT, 0o600
+        )
+    except OSError:  # a read-only folder: nobody creates a store there, no lock is needed
+        lock = None
+    try:
+        if lock is not None:
+            fcntl.flock(lock, fcntl.LOCK_EX)  # waits for a process creating the store
         if not path.exists():
             tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
             tmp_uri = f"sqlite:///{tmp}"
@@ -181,7 +187,8 @@ def prepare_store(uri: str) -> None:
             ) from exc
         _READY.add(uri)
     finally:
-        os.close(lock)
+        if lock is not None:
+            os.close(lock)
 
 
 def _dispose(store_class: Any, uri: str) -> None:
