@@ -3,6 +3,11 @@
 pydantic gives field paths, a JSON round-trip and a JSON Schema; this module turns its
 validation errors into :class:`~smglm.errors.ConfigError` issues that name the field, the value
 received and what is allowed, with a did-you-mean for misspelt names and choices.
+
+Reading a config is bounded in time and memory: a file or text over
+:data:`MAX_CONFIG_BYTES`, a document that expands (YAML aliases included) to more than
+:data:`MAX_CONFIG_NODES` values or nests deeper than :data:`MAX_CONFIG_DEPTH`, and duplicate
+keys are refused with a :class:`~smglm.errors.ConfigError` (:func:`parse_mapping`).
 """
 
 from __future__ import annotations
@@ -14,9 +19,25 @@ from typing import Any, Literal, TypeVar, get_args, get_origin
 import yaml
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from smglm.errors import ConfigError, Issue, did_you_mean
+from smglm.errors import ConfigError, Issue, did_you_mean, short_repr
 
-__all__ = ["ConfigModel", "read_mapping"]
+__all__ = [
+    "MAX_CONFIG_BYTES",
+    "MAX_CONFIG_DEPTH",
+    "MAX_CONFIG_NODES",
+    "ConfigModel",
+    "parse_mapping",
+    "read_mapping",
+]
+
+#: The largest config file or text read (bytes of UTF-8): a GLMConfig with a thousand
+#: predictors and bounds on each is about 60 kB.
+MAX_CONFIG_BYTES = 1_000_000
+#: The most values (scalars, lists and mappings, YAML aliases counted once per use) a config
+#: document may hold.
+MAX_CONFIG_NODES = 100_000
+#: The deepest nesting of lists and mappings a config document may have.
+MAX_CONFIG_DEPTH = 32
 
 M = TypeVar("M", bound="ConfigModel")
 
@@ -71,23 +92,14 @@ class ConfigModel(BaseModel):
 
     @classmethod
     def from_yaml(cls: type[M], text: str, *, source: str | None = None) -> M:
-        """Parse YAML (or JSON, which is YAML) text."""
-        try:
-            data = yaml.safe_load(text)
-        except yaml.YAMLError as exc:
-            raise ConfigError(
-                [Issue("", f"not valid YAML: {exc}".replace("\n", " "))], source=source
-            ) from None
+        """Parse YAML (or JSON, which is YAML) text; see :func:`parse_mapping` for the limits."""
+        data = parse_mapping(text, "yaml", source=source)
         return cls.from_dict({} if data is None else data, source=source)
 
     @classmethod
     def from_json(cls: type[M], text: str) -> M:
         """Parse JSON text (what the container and S3 see)."""
-        try:
-            data = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise ConfigError([Issue("", f"not valid JSON: {exc}")]) from None
-        return cls.from_dict(data)
+        return cls.from_dict(parse_mapping(text, "json"))
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-compatible dict of every field."""
@@ -115,24 +127,199 @@ class ConfigModel(BaseModel):
 
 
 def read_mapping(path: str | Path) -> Any:
-    """Read a YAML or JSON file, with a clear error if it is missing or unparsable."""
+    """Read a YAML or JSON file (``.json``: JSON, else YAML), with a clear error if it is
+    missing, too large or unparsable; see :func:`parse_mapping` for the limits."""
     p = Path(path)
     try:
-        text = p.read_text(encoding="utf-8")
+        with p.open("rb") as f:
+            raw = f.read(MAX_CONFIG_BYTES + 1)
     except OSError as exc:
         raise ConfigError(
             [Issue("", f"cannot read config file {str(p)!r}: {exc.strerror or exc}")]
         ) from None
+    if len(raw) > MAX_CONFIG_BYTES:
+        raise ConfigError([Issue("", _too_large(f"config file {str(p)!r}", len(raw)))])
     try:
-        return json.loads(text) if p.suffix == ".json" else yaml.safe_load(text)
-    except (json.JSONDecodeError, yaml.YAMLError) as exc:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(
+            [
+                Issue(
+                    "",
+                    f"config file {str(p)!r} is not UTF-8 text: {exc.reason} at byte {exc.start}",
+                )
+            ]
+        ) from None
+    return parse_mapping(
+        text, "json" if p.suffix.lower() == ".json" else "yaml", where=repr(str(p))
+    )
+
+
+def _too_large(what: str, size: int) -> str:
+    return (
+        f"{what} is too large: {size:,}{'+' if size > MAX_CONFIG_BYTES else ''} bytes, more than "
+        f"the {MAX_CONFIG_BYTES:,} a config may have; a config names columns and settings, "
+        "not data"
+    )
+
+
+def parse_mapping(
+    text: str, syntax: Literal["yaml", "json"], *, source: str | None = None, where: str = ""
+) -> Any:
+    """Parse config text (YAML or JSON), bounded in time and memory.
+
+    Refused with a :class:`~smglm.errors.ConfigError`: text over :data:`MAX_CONFIG_BYTES`;
+    syntax errors (with the line and column); a document of more than
+    :data:`MAX_CONFIG_NODES` values once YAML aliases are expanded (an alias bomb), or nested
+    deeper than :data:`MAX_CONFIG_DEPTH`; a key given twice in one mapping (YAML and JSON
+    parsers otherwise keep the last one silently); YAML tags other than the standard ones.
+    A leading byte-order mark is ignored.
+    """
+    label = where or "the config"
+    if len(text) > MAX_CONFIG_BYTES or len(text.encode("utf-8", "replace")) > MAX_CONFIG_BYTES:
+        size = len(text.encode("utf-8", "replace"))
+        raise ConfigError([Issue("", _too_large(label, size))], source=source)
+    text = text.removeprefix("\ufeff")
+    try:
+        if syntax == "json":
+            data = json.loads(text, object_pairs_hook=_json_object)
+            _check_shape(data)
+        else:
+            data = yaml.load(text, Loader=_BoundedLoader)  # a SafeLoader with limits
+    except _TooBig as exc:
+        raise ConfigError([Issue("", f"cannot load {label}: {exc}")], source=source) from None
+    except (yaml.YAMLError, json.JSONDecodeError) as exc:
         msg = str(exc).replace("\n", " ")
-        raise ConfigError([Issue("", f"cannot parse {str(p)!r}: {msg}")]) from None
+        if "\t" in text and "cannot start any token" in msg:
+            msg += " (YAML indents with spaces, not tabs)"
+        kind = "YAML" if syntax == "yaml" else "JSON"
+        raise ConfigError(
+            [Issue("", f"cannot parse {label}: not valid {kind}: {msg}")], source=source
+        ) from None
+    except (ValueError, RecursionError) as exc:  # e.g. an integer of more than 4300 digits
+        msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise ConfigError([Issue("", f"cannot parse {label}: {msg}")], source=source) from None
+    return data
+
+
+class _TooBig(ValueError):
+    """A config document over the node or depth limit, or with a duplicate key."""
+
+
+def _json_object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in out:
+            raise _TooBig(f"key {key!r} is given twice in one mapping; give it once")
+        out[key] = value
+    return out
+
+
+def _check_shape(data: Any) -> None:
+    """JSON has no aliases: count the values and the depth of the parsed document."""
+    count = 0
+    stack: list[tuple[Any, int]] = [(data, 1)]
+    while stack:
+        value, depth = stack.pop()
+        count += 1
+        if count > MAX_CONFIG_NODES:
+            raise _TooBig(f"the document holds more than {MAX_CONFIG_NODES:,} values")
+        if depth > MAX_CONFIG_DEPTH:
+            raise _TooBig(f"the document nests deeper than {MAX_CONFIG_DEPTH} levels")
+        if isinstance(value, dict):
+            stack.extend((v, depth + 1) for v in value.values())
+        elif isinstance(value, list):
+            stack.extend((v, depth + 1) for v in value)
+
+
+class _BoundedLoader(yaml.SafeLoader):
+    """PyYAML's SafeLoader (the C one is not used: it composes outside Python), with limits.
+
+    Composing a YAML document builds a graph in which an alias is the anchored node itself:
+    nine aliases nine levels deep make a few hundred bytes that expand to 9**9 values when
+    the document is walked (validated, printed). Before anything is constructed, the composed
+    graph is measured with aliases expanded, memoized per node, so this costs one visit per
+    node; a cycle (an anchor used inside itself) is refused too.
+    """
+
+    def __init__(self, stream: str) -> None:
+        super().__init__(stream)
+        self._depth = 0
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        self._depth += 1
+        try:
+            if self._depth > MAX_CONFIG_DEPTH:
+                raise _TooBig(f"the document nests deeper than {MAX_CONFIG_DEPTH} levels")
+            return super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
+
+    def get_single_node(self) -> Any:
+        node = super().get_single_node()
+        if node is not None:
+            _expanded_size(node)
+        return node
+
+    def construct_mapping(self, node: Any, deep: bool = False) -> Any:
+        if isinstance(node, yaml.MappingNode):
+            seen: set[Any] = set()
+            for key_node, _ in node.value:
+                if (
+                    isinstance(key_node, yaml.ScalarNode)
+                    and key_node.tag != "tag:yaml.org,2002:merge"
+                ):
+                    key = (key_node.tag, key_node.value)
+                    if key in seen:
+                        mark = key_node.start_mark
+                        raise _TooBig(
+                            f"key {key_node.value!r} is given twice in one mapping (line "
+                            f"{mark.line + 1}); give it once"
+                        )
+                    seen.add(key)
+        return super().construct_mapping(node, deep=deep)
+
+
+def _expanded_size(root: Any) -> int:
+    """The number of values ``root`` stands for with every alias expanded; raises _TooBig
+    above MAX_CONFIG_NODES or on a cycle. Iterative, one visit per node."""
+    sizes: dict[int, int] = {}
+    on_path: set[int] = set()
+    stack: list[tuple[Any, bool]] = [(root, False)]
+    while stack:
+        node, done = stack.pop()
+        key = id(node)
+        if done:
+            on_path.discard(key)
+            children = _children(node)
+            total = 1 + sum(sizes[id(c)] for c in children)
+            if total > MAX_CONFIG_NODES:
+                raise _TooBig(
+                    f"the document expands to more than {MAX_CONFIG_NODES:,} values "
+                    "(YAML aliases count once per use)"
+                )
+            sizes[key] = total
+            continue
+        if key in sizes:
+            continue
+        if key in on_path:
+            raise _TooBig("an alias refers to a node that contains it (a cycle)")
+        on_path.add(key)
+        stack.append((node, True))
+        stack.extend((c, False) for c in _children(node) if id(c) not in sizes)
+    return sizes[id(root)]
+
+
+def _children(node: Any) -> list[Any]:
+    if isinstance(node, yaml.SequenceNode):
+        return list(node.value)
+    if isinstance(node, yaml.MappingNode):
+        return [n for pair in node.value for n in pair]
+    return []
 
 
 def _short(value: Any, limit: int = 60) -> str:
-    text = repr(value)
-    return text if len(text) <= limit else text[: limit - 3] + "..."
+    return short_repr(value, limit)
 
 
 def _loc_str(loc: tuple[Any, ...]) -> str:

@@ -156,8 +156,31 @@ def _check_columns(config: GLMConfig, df: pd.DataFrame, what: str) -> None:
         )
     if issues:
         raise DataError(issues)
+    seen = pd.Index(df.columns)
+    if not seen.is_unique:
+        for role, col in _roles_of_columns(config):
+            n = int((seen == col).sum())
+            if n > 1:
+                issues.append(
+                    Issue(
+                        role,
+                        f"column {col!r} appears {n} times in the {what}; column names must be "
+                        "unique: rename or drop the copies",
+                        col,
+                    )
+                )
+        if issues:
+            raise DataError(issues)
     if len(df) == 0:
         raise DataError([Issue(what, f"the {what} has no rows; need at least one", 0)])
+
+
+def _roles_of_columns(config: GLMConfig) -> list[tuple[str, str]]:
+    """(config field, column) for every column the config uses."""
+    out = [("target", config.target)]
+    out += [("predictors", p) for p in config.predictors]
+    out += [(r, c) for r in ("weights", "offset", "exposure") if (c := getattr(config, r))]
+    return out
 
 
 def _numeric_roles(config: GLMConfig, num_cols: list[str]) -> dict[str, str]:

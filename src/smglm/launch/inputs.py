@@ -104,9 +104,17 @@ def upload_data(
         storage.upload_bytes(payload, uri)
         return Upload(_join(base_uri, "inputs", digest[:20]) + "/", digest, reused=False)
     path = Path(data)
-    digest = hash_path(path)
+    if path.is_dir():
+        # the files the job will read, as the local checks read them: hidden files, other
+        # formats and notes are not uploaded (data_files logs them, or refuses a mixed folder)
+        from smglm.glm.io import data_files
+
+        files = data_files(path, what="test data" if name == "test" else "data")
+        digest = _hash_files(path, files)
+    else:
+        digest = hash_path(path)
+        files = [path]
     prefix = _join(base_uri, "inputs", digest[:20])
-    files = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file())
     storage = open_storage(prefix, s3_client=s3_client)
     reused = True
     for f in files:
@@ -116,6 +124,18 @@ def upload_data(
             storage.upload_file(f, target, progress=True)
             reused = False
     return Upload(prefix + "/", digest, reused=reused)
+
+
+def _hash_files(folder: Path, files: list[Path]) -> str:
+    """SHA-256 of ``files`` of ``folder`` (their relative names and contents, in order), as
+    :func:`~smglm.launch.storage.hash_path` hashes a whole folder."""
+    h = hashlib.sha256()
+    for f in files:
+        h.update(str(f.relative_to(folder)).encode() + b"\0")
+        with f.open("rb") as fh:
+            for chunk in iter(lambda: fh.read(1 << 20), b""):
+                h.update(chunk)
+    return h.hexdigest()
 
 
 def upload_config(config: GLMConfig, base_uri: str, *, s3_client: Any | None = None) -> Upload:
@@ -135,12 +155,17 @@ def _check_local_data(
     config: GLMConfig, data: DataLike, what: str, fingerprint: str | None = None
 ) -> None:
     """Run the data checks here when the data is on this machine (before any upload); a
-    DataFrame that passed them with the same config in this process is not checked again."""
+    DataFrame that passed them with the same config in this process is not checked again.
+
+    Besides :func:`~smglm.glm.data.prepare`'s checks, the training data (``what="data"``)
+    must have every term that ``constraints.bounds`` names, as the job resolves them.
+    """
     import warnings
 
     import pandas as pd
 
     from smglm.glm.data import prepare
+    from smglm.glm.fitting import _bounds, feature_names
     from smglm.glm.io import read_table
 
     if isinstance(data, str) and data.startswith(("s3://", "file://")):
@@ -155,6 +180,8 @@ def _check_local_data(
     )
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        prepare(config, frame, what=what)
+        prepared = prepare(config, frame, what=what)
+    if what == "data" and config.constraints.bounds:
+        _bounds(config, prepared, feature_names(prepared))  # DataError on an unknown term
     if key is not None:
         _remember(_CHECKED, key, None)
