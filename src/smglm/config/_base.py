@@ -87,8 +87,10 @@ class ConfigModel(BaseModel):
 
     @classmethod
     def from_file(cls: type[M], path: str | Path) -> M:
-        """Load from a YAML or JSON file."""
-        return cls.from_dict(read_mapping(path), source=str(path))
+        """Load from a YAML or JSON file (an empty YAML file is an empty mapping, as in
+        :meth:`from_yaml`)."""
+        data = read_mapping(path)
+        return cls.from_dict({} if data is None else data, source=str(path))
 
     @classmethod
     def from_yaml(cls: type[M], text: str, *, source: str | None = None) -> M:
@@ -196,7 +198,18 @@ def parse_mapping(
         raise ConfigError(
             [Issue("", f"cannot parse {label}: not valid {kind}: {msg}")], source=source
         ) from None
-    except (ValueError, RecursionError) as exc:  # e.g. an integer of more than 4300 digits
+    except RecursionError:  # json's C decoder, before _check_shape could count
+        raise ConfigError(
+            [
+                Issue(
+                    "",
+                    f"cannot load {label}: the document nests deeper than "
+                    f"{MAX_CONFIG_DEPTH} levels",
+                )
+            ],
+            source=source,
+        ) from None
+    except ValueError as exc:  # e.g. an integer of more than 4300 digits
         msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise ConfigError([Issue("", f"cannot parse {label}: {msg}")], source=source) from None
     return data

@@ -113,6 +113,16 @@ class TestSplit(ConfigModel):
     fraction: Annotated[float, Field(gt=0, lt=1)] = 0.2
     seed: Annotated[int, Field(ge=0, le=2**32 - 1)] = 0
 
+    @field_validator("seed", mode="before")
+    @classmethod
+    def _seed_not_bool(cls, seed: Any) -> Any:
+        if isinstance(seed, bool):  # YAML's yes/no/on/off: a bool, which int() would take
+            raise ValueError(
+                f"must be an integer from 0 to {2**32 - 1}; got {seed!r} (bool; YAML reads "
+                "yes/no/on/off as true/false)"
+            )
+        return seed
+
 
 class GLMConfig(ConfigModel):
     """The model to fit: target, predictors, family, link and the rest.

@@ -205,11 +205,14 @@ def _read_file(path: Path, what: str, wanted: set[str] | None = None) -> pd.Data
             return _pruned(pd.read_parquet(path, columns=[c for c in names if c in wanted]), names)
         if kind == "csv":
             sep = "\t" if path.name.lower().endswith(".tsv") else ","
+            _check_header(path, sep, what)
             if wanted is None:
                 return pd.read_csv(path, sep=sep)
             names = [str(c) for c in pd.read_csv(path, sep=sep, nrows=0).columns]
             keep = [c for c in names if c in wanted]
             return _pruned(pd.read_csv(path, sep=sep, usecols=keep), names)
+    except DataError:
+        raise
     except Exception as exc:  # pyarrow/pandas raise many types; all mean "unreadable"
         msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise DataError(
@@ -224,6 +227,25 @@ def _read_file(path: Path, what: str, wanted: set[str] | None = None) -> pd.Data
             )
         ]
     )
+
+
+def _check_header(path: Path, sep: str, what: str) -> None:
+    """A CSV header that names a column twice is refused (pandas would rename the second
+    ``x.1`` and a model would silently use the first)."""
+    header = pd.read_csv(path, sep=sep, header=None, nrows=1, dtype=str, keep_default_na=False)
+    names = [str(v) for v in header.iloc[0]] if len(header) else []
+    dupes = sorted(set(pd.Index(names)[pd.Index(names).duplicated()]))
+    if dupes:
+        raise DataError(
+            [
+                Issue(
+                    what,
+                    f"the header of {path.name!r} names column(s) {dupes} more than once; "
+                    "column names must be unique: rename or drop the copies",
+                    dupes,
+                )
+            ]
+        )
 
 
 def _pruned(df: pd.DataFrame, names: list[str]) -> pd.DataFrame:

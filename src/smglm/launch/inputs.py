@@ -85,6 +85,7 @@ def upload_data(
     if isinstance(data, str) and data.startswith(("s3://", "file://")):
         return Upload(data, hashlib.sha256(data.encode()).hexdigest(), reused=True)
     if isinstance(data, pd.DataFrame):
+        _check_writable(data, "test data" if name == "test" else "data")
         fingerprint = fingerprint or frame_fingerprint(data)
         known = _FRAME_DIGESTS.get(fingerprint) if fingerprint else None
         if known is not None:
@@ -124,6 +125,38 @@ def upload_data(
             storage.upload_file(f, target, progress=True)
             reused = False
     return Upload(prefix + "/", digest, reused=reused)
+
+
+def _check_writable(df: Any, what: str) -> None:
+    """A DataFrame goes to the job as Parquet, whose column names are unique strings."""
+    from smglm.errors import DataError, Issue
+
+    names = list(df.columns)
+    not_str = [c for c in names if not isinstance(c, str)]
+    if not_str:
+        raise DataError(
+            [
+                Issue(
+                    what,
+                    f"column names must be strings to be sent to the job (as Parquet); got "
+                    f"{not_str[:5]!r} ({type(not_str[0]).__name__}): rename them, e.g. "
+                    "df.columns = df.columns.astype(str)",
+                    not_str[:5],
+                )
+            ]
+        )
+    dupes = sorted(set(df.columns[df.columns.duplicated()]))
+    if dupes:
+        raise DataError(
+            [
+                Issue(
+                    what,
+                    f"column(s) {dupes} appear more than once in the DataFrame; column names "
+                    "must be unique to be sent to the job: rename or drop the copies",
+                    dupes,
+                )
+            ]
+        )
 
 
 def _hash_files(folder: Path, files: list[Path]) -> str:
