@@ -175,7 +175,10 @@ def read_table(
                         )
                     ]
                 )
-        combined = pd.concat(frames, ignore_index=True)
+        # a file of a header only has untyped (object) columns, which would make every
+        # column of the concatenation object: leave it out
+        with_rows = [f for f in frames if len(f)] or frames[:1]
+        combined = pd.concat(with_rows, ignore_index=True)
         if SOURCE_COLUMNS in frames[0].attrs:
             combined.attrs[SOURCE_COLUMNS] = cols
         return combined
