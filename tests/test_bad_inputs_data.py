@@ -288,3 +288,22 @@ def test_data_files_logs_what_it_skips(tmp_path: Path, caplog: pytest.LogCapture
     text = caplog.text
     assert "skipping 1 hidden file(s)" in text and ".cache/old.csv" in text
     assert "not data" in text and "notes.txt" in text
+
+
+def test_fit_and_train_read_only_the_visible_data_files_of_a_folder(tmp_path: Path) -> None:
+    """Issue 12, defect 3: a hidden ``.cache/old.csv`` and a ``notes.txt`` were concatenated
+    into the training data (twice the rows). Only ``part-0.csv`` is data, for the fit and
+    for the files a job is sent."""
+    from smglm.launch.testing import FakeBackend
+
+    folder = _write(
+        tmp_path / "data",
+        {"part-0.csv": 40, ".cache/old.csv": 40, "notes.txt": _csv_text(40)},
+    )
+    assert smglm.fit(CONFIG, folder).metrics["train"]["n_obs"] == 40
+    backend = FakeBackend(tmp_path / "home")
+    smglm.train(CONFIG, folder, backend=backend, tracking=False)
+    (job,) = backend.jobs.values()
+    (train,) = [c for c in job.spec.channels if c.name == "train"]
+    sent = Path(train.uri.removeprefix("file://"))
+    assert sorted(p.name for p in sent.rglob("*") if p.is_file()) == ["part-0.csv"]
