@@ -298,6 +298,11 @@ CASES: list[Case] = [
     _c("accept-penalty", _with(penalty={"alpha": 0.1, "l1_ratio": 1.0}), None),
     _yaml("yaml-anchor-unknown-field", "target: y\nx: &p [a, b]\n", "unknown field 'x'", "x"),
     _yaml("accept-yaml-anchors", "target: y\npredictors: &p [x, cat]\ncategorical: *p\n", None),
+    _yaml(
+        "accept-yaml-10k-predictors",
+        "target: y\npredictors: [" + ", ".join(f"p{i}" for i in range(10_000)) + "]\n",
+        None,
+    ),
     _yaml("accept-yaml-bom", "\ufefftarget: y\npredictors: [x]\n", None),
     _yaml(
         "accept-yaml-inf-bounds",
@@ -447,6 +452,18 @@ def test_train_checks_bounds_before_any_upload(tmp_path: Path) -> None:
         smglm.train(config, _frame(), backend=backend, tracking=False)
     assert not backend.jobs
     assert not any((tmp_path / "home").rglob("*.parquet"))
+
+
+def test_a_config_too_large_for_the_job_is_refused_before_upload(tmp_path: Path) -> None:
+    """Every config accepted here is read by the job: one whose JSON is over the job's limit
+    (a YAML list is shorter than the indented JSON sent) is refused before launch."""
+    from smglm.launch.inputs import upload_config
+
+    names = [f"predictor_{i:06d}" for i in range(40_000)]
+    config = GLMConfig.from_dict({"target": "y", "predictors": names})
+    with pytest.raises(ConfigError, match="more than the 1,000,000 a training job reads"):
+        upload_config(config, f"file://{tmp_path}/store")
+    assert not (tmp_path / "store").exists()
 
 
 def test_infinite_bounds_read_the_same_in_the_job() -> None:

@@ -15,6 +15,7 @@ Example (YAML)::
 from __future__ import annotations
 
 import math
+from collections import Counter
 from typing import Annotated, Any, Literal
 
 from pydantic import Field, field_validator
@@ -242,10 +243,11 @@ class GLMConfig(ConfigModel):
                 issues.append(Issue(role, f"{col!r} is also a predictor; use it in one role", col))
             if col is not None and col == self.target:
                 issues.append(Issue(role, f"{col!r} is the target; use it in one role", col))
-        dupes = sorted({p for p in self.predictors if self.predictors.count(p) > 1})
+        dupes = sorted(p for p, n in Counter(self.predictors).items() if n > 1)
         if dupes:
             issues.append(Issue("predictors", f"listed more than once: {dupes}", dupes))
-        unknown_cat = [c for c in self.categorical if c not in self.predictors]
+        known = set(self.predictors)
+        unknown_cat = [c for c in self.categorical if c not in known]
         if unknown_cat:
             issues.append(
                 Issue(

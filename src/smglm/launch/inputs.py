@@ -172,8 +172,23 @@ def _hash_files(folder: Path, files: list[Path]) -> str:
 
 
 def upload_config(config: GLMConfig, base_uri: str, *, s3_client: Any | None = None) -> Upload:
-    """Upload the resolved GLMConfig as ``glm.json`` under ``<base>/inputs/<hash>/``."""
+    """Upload the resolved GLMConfig as ``glm.json`` under ``<base>/inputs/<hash>/``; one
+    larger than the job reads (:data:`~smglm.config._base.MAX_CONFIG_BYTES`) is refused."""
+    from smglm.config._base import MAX_CONFIG_BYTES
+    from smglm.errors import ConfigError, Issue
+
     payload = config.to_json().encode()
+    if len(payload) > MAX_CONFIG_BYTES:
+        raise ConfigError(
+            [
+                Issue(
+                    "config",
+                    f"is {len(payload):,} bytes as JSON, more than the {MAX_CONFIG_BYTES:,} a "
+                    "training job reads; use fewer predictors or bounds",
+                    len(payload),
+                )
+            ]
+        )
     digest = hash_bytes(payload)
     prefix = _join(base_uri, "inputs", digest[:20])
     uri = _join(prefix, "glm.json")
