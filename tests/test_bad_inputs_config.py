@@ -461,7 +461,7 @@ def test_a_config_too_large_for_the_job_is_refused_before_upload(tmp_path: Path)
 
     names = [f"predictor_{i:06d}" for i in range(60_000)]
     config = GLMConfig.from_dict({"target": "y", "predictors": names})
-    with pytest.raises(ConfigError, match="more than the 1,000,000 a training job reads"):
+    with pytest.raises(ConfigError, match="more than the 1,000,000 bytes a training job reads"):
         upload_config(config, f"file://{tmp_path}/store")
     assert not (tmp_path / "store").exists()
 

@@ -160,10 +160,11 @@ def read_mapping(path: str | Path) -> Any:
 
 
 def _too_large(what: str, size: int, *, at_least: bool = False) -> str:
+    """``at_least``: only the first ``size`` bytes were read (a file)."""
+    amount = "more than" if at_least else f"{size:,} bytes, more than"
     return (
-        f"{what} is too large: {'over ' if at_least else ''}{size - at_least:,} bytes, more than "
-        f"the {MAX_CONFIG_BYTES:,} a config may have; a config names columns and settings, "
-        "not data"
+        f"{what} is too large: {amount} the {MAX_CONFIG_BYTES:,} bytes a config may have; a "
+        "config names columns and settings, not data"
     )
 
 
@@ -190,7 +191,7 @@ def parse_mapping(
             _check_shape(data)
         else:
             data = _load_yaml(text)
-    except _TooBig as exc:
+    except _Refused as exc:
         raise ConfigError([Issue("", f"cannot load {label}: {exc}")], source=source) from None
     except (yaml.YAMLError, json.JSONDecodeError) as exc:
         msg = str(exc).replace("\n", " ")
@@ -217,15 +218,15 @@ def parse_mapping(
     return data
 
 
-class _TooBig(ValueError):
-    """A config document over the node or depth limit, or with a duplicate key."""
+class _Refused(ValueError):
+    """A config document over the value or depth limit, or with a key given twice."""
 
 
 def _json_object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for key, value in pairs:
         if key in out:
-            raise _TooBig(f"key {key!r} is given twice in one mapping; give it once")
+            raise _Refused(f"key {key!r} is given twice in one mapping; give it once")
         out[key] = value
     return out
 
@@ -238,9 +239,9 @@ def _check_shape(data: Any) -> None:
         value, depth = stack.pop()
         count += 1
         if count > MAX_CONFIG_NODES:
-            raise _TooBig(f"the document holds more than {MAX_CONFIG_NODES:,} values")
+            raise _Refused(f"the document holds more than {MAX_CONFIG_NODES:,} values")
         if depth > MAX_CONFIG_DEPTH:
-            raise _TooBig(f"the document nests deeper than {MAX_CONFIG_DEPTH} levels")
+            raise _Refused(f"the document nests deeper than {MAX_CONFIG_DEPTH} levels")
         if isinstance(value, dict):
             stack.extend((v, depth + 1) for v in value.values())
         elif isinstance(value, list):
@@ -265,7 +266,7 @@ class _BoundedLoader(_SafeLoader):
                     key = (key_node.tag, key_node.value)
                     if key in seen:
                         mark = key_node.start_mark
-                        raise _TooBig(
+                        raise _Refused(
                             f"key {key_node.value!r} is given twice in one mapping (line "
                             f"{mark.line + 1}); give it once"
                         )
@@ -296,7 +297,7 @@ def _measure(events: Any) -> None:
         top = stack[-1] if stack else None
         total = (top[1] if top else root[0]) + n
         if total > MAX_CONFIG_NODES:
-            raise _TooBig(
+            raise _Refused(
                 f"the document expands to more than {MAX_CONFIG_NODES:,} values "
                 "(YAML aliases count once per use)"
             )
@@ -308,7 +309,7 @@ def _measure(events: Any) -> None:
     for event in events:
         if isinstance(event, (yaml.SequenceStartEvent, yaml.MappingStartEvent)):
             if len(stack) >= MAX_CONFIG_DEPTH:
-                raise _TooBig(f"the document nests deeper than {MAX_CONFIG_DEPTH} levels")
+                raise _Refused(f"the document nests deeper than {MAX_CONFIG_DEPTH} levels")
             stack.append([event.anchor, 1])
             if event.anchor:
                 open_anchors.add(event.anchor)
@@ -324,7 +325,7 @@ def _measure(events: Any) -> None:
             add(1)
         elif isinstance(event, yaml.AliasEvent):
             if event.anchor in open_anchors:
-                raise _TooBig(f"the alias *{event.anchor} is used inside its own anchor (a cycle)")
+                raise _Refused(f"the alias *{event.anchor} is used inside its own anchor (a cycle)")
             add(sizes.get(event.anchor or "", 1))  # an undefined alias: the loader says so
 
 

@@ -183,8 +183,8 @@ def upload_config(config: GLMConfig, base_uri: str, *, s3_client: Any | None = N
             [
                 Issue(
                     "config",
-                    f"is {len(payload):,} bytes as JSON, more than the {MAX_CONFIG_BYTES:,} a "
-                    "training job reads; use fewer predictors or bounds",
+                    f"is {len(payload):,} bytes as JSON, more than the {MAX_CONFIG_BYTES:,} "
+                    "bytes a training job reads; use fewer predictors or bounds",
                     len(payload),
                 )
             ]
