@@ -99,6 +99,7 @@ class Scorer:
             if eta is not None:
                 return linkinv(self.model.link, eta), {}
         frame = self._normalize_levels(batch.frame())
+        self._refuse_booleans(frame)
         try:
             eta, unseen = self.model.linear_predictor(frame)
         except OverflowError as exc:  # pandas, for an integer beyond float range (JSON 1e400)
@@ -127,6 +128,38 @@ class Scorer:
         except (KeyError, ValueError, TypeError, OverflowError, StopIteration):
             return None
         return eta
+
+    def _refuse_booleans(self, frame: pd.DataFrame) -> None:
+        """A 400 for a JSON ``true``/``false`` (or a CSV column of them) where a number is due
+        (pandas would read it as 1/0 and score it silently), or in a categorical column whose
+        levels are not spelled as booleans (it would score as an unseen level)."""
+        cols = self.columns
+        for name in [*cols.numeric, *([cols.extra] if cols.extra else []), *cols.categorical]:
+            if name not in frame.columns:
+                continue
+            col = frame[name]
+            if pd.api.types.is_bool_dtype(col.dtype):
+                row = 0
+            elif col.dtype == object:
+                values = col.to_numpy()
+                row = next((i for i, v in enumerate(values) if isinstance(v, (bool, np.bool_))), -1)
+                if row < 0:
+                    continue
+            else:
+                continue
+            value = bool(col.iloc[row])
+            if name in self._levels:
+                levels = self._levels[name]
+                if str(value) in levels or str(value).lower() in levels:
+                    continue
+                allowed = f"is categorical, with levels {sorted(levels)[:10]}"
+            else:
+                allowed = "must be numeric"
+            raise RequestError(
+                400,
+                f"column {name!r} {allowed}; row {row + 1} holds the boolean "
+                f"{str(value).lower()}: send a {'level' if name in self._levels else 'number'}",
+            )
 
     def _normalize_levels(self, frame: pd.DataFrame) -> pd.DataFrame:
         """Map unseen text levels that only differ in spacing or number formatting ('B ',

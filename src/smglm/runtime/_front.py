@@ -23,13 +23,15 @@ reason; this front does the same job inside the worker, without a second program
   accepting, closes idle and half-received connections at once, lets requests being answered
   finish (up to gunicorn's ``graceful_timeout``) and exits.
 
-Client mistakes at the HTTP level get the same JSON body as the application's:
-``{"error": "<what was wrong>"}``.
+Client mistakes at the HTTP level get a 4xx (an unsupported HTTP version or transfer coding
+included: 400, not 505/501, as they are the client's to fix) with the same JSON body as the
+application's: ``{"error": "<what was wrong>"}``.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import io
 import json
 import os
@@ -208,11 +210,14 @@ class Front:
         cl = request.get("content-length")
         if te is not None:
             if cl is not None:
-                raise _HTTPError(400, "a request may not have both Transfer-Encoding and "
-                                 "Content-Length")
-            if te.strip().lower() != "chunked":
-                raise _HTTPError(501, f"Transfer-Encoding {te!r} is not supported; send "
-                                 "Content-Length or 'chunked'")
+                raise _HTTPError(
+                    400, "a request may not have both Transfer-Encoding and Content-Length"
+                )
+            if te.strip().lower() != "chunked":  # 400 rather than 501: the client's to fix
+                raise _HTTPError(
+                    400,
+                    f"Transfer-Encoding {te!r} is not supported; send Content-Length or 'chunked'",
+                )
             await self._continue(request, writer)
             return await self._read_chunked(reader)
         if cl is None:
@@ -222,9 +227,7 @@ class Front:
             raise _HTTPError(400, f"Content-Length {cl!r} is not a number of bytes")
         length = int(n)
         if length > self.max_body:
-            raise _HTTPError(
-                413, f"the body is {length} bytes; {self._limit_text()}", linger=True
-            )
+            raise _HTTPError(413, f"the body is {length} bytes; {self._limit_text()}", linger=True)
         if length == 0:
             return b""
         await self._continue(request, writer)
@@ -238,12 +241,13 @@ class Front:
         return b"".join(chunks)
 
     async def _read_chunked(self, reader: asyncio.StreamReader) -> bytes:
-        chunks, total = [], 0
+        chunks: list[bytes] = []
+        total = 0
         while True:
             line = await self._body_line(reader)
             size_text = line.split(b";", 1)[0].strip()
             if not size_text or not _HEX.issuperset(size_text) or len(size_text) > 16:
-                raise _HTTPError(400, f"bad chunk size line {line[:40]!r}")
+                raise _HTTPError(400, f"bad chunk size line {line[:40].decode('latin-1')!r}")
             size = int(size_text, 16)
             if size == 0:
                 while await self._body_line(reader):  # trailers, up to the empty line
@@ -316,7 +320,9 @@ class Front:
     def _run_app(self, environ: dict[str, Any]) -> tuple[str, list[tuple[str, str]], bytes]:
         started: list[Any] = []
 
-        def start_response(status: str, headers: list[tuple[str, str]], exc_info: Any = None):  # type: ignore[no-untyped-def]
+        def start_response(
+            status: str, headers: list[tuple[str, str]], exc_info: Any = None
+        ) -> Callable[[bytes], None]:
             started[:] = [status, headers]
             return lambda data: None  # the legacy write(): unused by this app
 
@@ -413,18 +419,17 @@ def _parse_head(head: bytes) -> _Request:
     lines = head[:-4].split(b"\r\n")
     parts = lines[0].split(b" ")
     if len(parts) != 3 or not parts[0] or not _TOKEN.issuperset(parts[0]) or not parts[1]:
-        raise _HTTPError(400, f"bad request line {lines[0][:80]!r}")
+        raise _HTTPError(400, f"bad request line {lines[0][:80].decode('latin-1')!r}")
     method, target, version = (p.decode("latin-1") for p in parts)
     if version not in ("HTTP/1.1", "HTTP/1.0"):
-        status = 505 if version.startswith("HTTP/") else 400
-        raise _HTTPError(status, f"HTTP version {version[:20]!r} is not supported; use HTTP/1.1")
+        raise _HTTPError(400, f"HTTP version {version[:20]!r} is not supported; use HTTP/1.1")
     if len(lines) - 1 > MAX_HEADER_FIELDS:
         raise _HTTPError(431, f"more than {MAX_HEADER_FIELDS} header fields")
     headers = []
     for line in lines[1:]:
         name, sep, value = line.partition(b":")
         if not sep or not name or not _TOKEN.issuperset(name):
-            raise _HTTPError(400, f"bad header line {line[:80]!r}")
+            raise _HTTPError(400, f"bad header line {line[:80].decode('latin-1')!r}")
         headers.append((name.decode("latin-1").lower(), value.strip(b" \t").decode("latin-1")))
     request = _Request(method, target, version, headers)
     connection = (request.get("connection") or "").lower()
@@ -476,7 +481,7 @@ def worker_class(max_body: int) -> type:
     """A gunicorn worker class serving with :class:`Front` (gunicorn imported here)."""
     from gunicorn.workers.base import Worker
 
-    class AsyncFrontWorker(Worker):  # type: ignore[misc]
+    class AsyncFrontWorker(Worker):
         """One event loop reading requests, ``threads`` threads scoring them."""
 
         def init_process(self) -> None:
@@ -526,10 +531,8 @@ def worker_class(max_body: int) -> type:
                 if self.ppid != os.getppid():
                     self.log.info("serve: the master is gone; worker %s exits", self.pid)
                     break
-                try:
+                with contextlib.suppress(asyncio.TimeoutError):
                     await asyncio.wait_for(self.wake.wait(), 1.0)
-                except asyncio.TimeoutError:
-                    pass
             for server in servers:
                 server.close()
             front.close_idle()

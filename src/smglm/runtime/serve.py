@@ -222,9 +222,7 @@ def _gunicorn_server(app: ServeApp, options: dict[str, Any], worker_class: str =
 
     class _Server(BaseApplication):
         def load_config(self) -> None:
-            worker = (
-                _Worker if worker_class == "gthread" else front_worker(app.max_payload_bytes)
-            )
+            worker = _Worker if worker_class == "gthread" else front_worker(app.max_payload_bytes)
             for key, value in {**options, "worker_class": worker}.items():
                 if key in self.cfg.settings:  # settings of newer gunicorns are skipped
                     self.cfg.set(key, value)
