@@ -99,11 +99,13 @@ class Scorer:
             if eta is not None:
                 return linkinv(self.model.link, eta), {}
         frame = self._normalize_levels(batch.frame())
-        self._refuse_booleans(frame)
+        cols = self.columns
+        self._refuse_booleans(frame, [*cols.numeric, *([cols.extra] if cols.extra else [])])
         try:
             eta, unseen = self.model.linear_predictor(frame)
         except OverflowError as exc:  # pandas, for an integer beyond float range (JSON 1e400)
             raise ModelError(f"a number is too large to convert to float: {exc}") from None
+        self._refuse_booleans(frame, cols.categorical)  # after the model's checks: they come first
         return linkinv(self.model.link, eta), unseen
 
     def _fast_eta(self, cols: dict[str, list[Any]], text: bool) -> np.ndarray | None:
@@ -129,12 +131,11 @@ class Scorer:
             return None
         return eta
 
-    def _refuse_booleans(self, frame: pd.DataFrame) -> None:
+    def _refuse_booleans(self, frame: pd.DataFrame, names: list[str]) -> None:
         """A 400 for a JSON ``true``/``false`` (or a CSV column of them) where a number is due
         (pandas would read it as 1/0 and score it silently), or in a categorical column whose
         levels are not spelled as booleans (it would score as an unseen level)."""
-        cols = self.columns
-        for name in [*cols.numeric, *([cols.extra] if cols.extra else []), *cols.categorical]:
+        for name in names:
             if name not in frame.columns:
                 continue
             col = frame[name]

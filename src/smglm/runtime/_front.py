@@ -407,11 +407,22 @@ class Front:
             raise ConnectionError("the client did not read the response") from None
 
     # -- shutdown -------------------------------------------------------------------------------
-    def close_idle(self) -> None:
+    async def close_idle(self) -> None:
         """Close every connection not answering a request (idle, or still sending one)."""
         self.stopping = True
-        for task in list(self.idle):
-            task.cancel()
+        await _cancel(self.idle)
+
+    async def close_all(self) -> None:
+        """Close every connection, answering or not."""
+        self.stopping = True
+        await _cancel(self.idle | self.busy)
+
+
+async def _cancel(tasks: set[asyncio.Task[Any]]) -> None:
+    pending = list(tasks)
+    for task in pending:
+        task.cancel()
+    await asyncio.gather(*pending, return_exceptions=True)
 
 
 def _parse_head(head: bytes) -> _Request:
@@ -535,13 +546,12 @@ def worker_class(max_body: int) -> type:
                     await asyncio.wait_for(self.wake.wait(), 1.0)
             for server in servers:
                 server.close()
-            front.close_idle()
+            await front.close_idle()
             deadline = time.monotonic() + self.cfg.graceful_timeout
             while front.busy and not self.quick and time.monotonic() < deadline:
                 self.notify()
                 await asyncio.sleep(0.05)
-            for task in list(front.busy):
-                task.cancel()
+            await front.close_all()
             executor.shutdown(wait=False, cancel_futures=True)
 
     return AsyncFrontWorker
