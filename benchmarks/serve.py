@@ -302,6 +302,9 @@ def main() -> None:
         "--baseline", action="store_true", help="also the slow scenario on --worker-class gthread"
     )
     ap.add_argument("--only-slow", action="store_true", help="only the slow-client scenario")
+    ap.add_argument(
+        "--worker-class", choices=["asyncio", "gthread"], default="asyncio", help="serve's"
+    )
     args = ap.parse_args()
     load_before = os.getloadavg()[0]
 
@@ -330,7 +333,7 @@ def main() -> None:
     rows_out: list[tuple[str, str, str, str]] = []
     codes = []
     try:
-        server, port = start_server(tmp / "model", args, "asyncio")
+        server, port = start_server(tmp / "model", args, args.worker_class)
         try:
             if not args.only_slow:
                 rows_out += fast_scenarios(port, args, one, thousand, big, len(big_rows))
@@ -352,7 +355,8 @@ def main() -> None:
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     print(
-        f"serve benchmark: {args.workers} workers x {args.threads or 'default'} threads, "
+        f"serve benchmark: {args.workers} {args.worker_class} workers x "
+        f"{args.threads or 'default'} threads, "
         f"{os.cpu_count()} CPUs, {args.client_procs} client processes; 1-min load average "
         f"before {load_before:.2f} (other processes); server exit codes after SIGTERM: {codes}"
     )

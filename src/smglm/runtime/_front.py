@@ -16,12 +16,14 @@ reason; this front does the same job inside the worker, without a second program
   nothing), or while reading a chunked body. After a 413 the rest of the body is read and
   dropped for a while (a *lingering close*, as nginx does), so that a client that writes its
   whole body before reading sees the 413 rather than a connection reset;
-- only complete requests reach the application: ``POST /invocations`` on the worker's thread
-  pool (``--threads``), everything else (``/ping``, ``/execution-parameters``, errors) on the
-  event loop itself, so a health check never queues behind scoring;
+- only complete requests reach the application: ``/invocations`` with a body over
+  :data:`INLINE_BYTES` on the worker's thread pool (``--threads``), so a health check never
+  queues behind a large batch; everything else (``/ping``, a few rows to score) on the event
+  loop itself, as a thread hop would cost more than the work;
 - keep-alive connections close after :data:`KEEPALIVE` idle seconds; on SIGTERM the worker stops
-  accepting, closes idle and half-received connections at once, lets requests being answered
-  finish (up to gunicorn's ``graceful_timeout``) and exits.
+  accepting, closes at once the connections that are idle or still sending headers, lets the
+  requests in flight (headers received) finish, up to gunicorn's ``graceful_timeout``, and
+  exits.
 
 Client mistakes at the HTTP level get a 4xx (an unsupported HTTP version or transfer coding
 included: 400, not 505/501, as they are the client's to fix) with the same JSON body as the
@@ -62,6 +64,9 @@ BODY_IDLE_TIMEOUT = 20.0
 KEEPALIVE = 60.0
 #: Seconds a slow reader has to take each part of a response.
 SEND_TIMEOUT = 30.0
+#: Bodies up to this size are scored on the event loop (well under a millisecond for the few
+#: rows they hold: a thread hop would cost more); larger ones on the worker's threads.
+INLINE_BYTES = 16 * 1024
 #: Largest request line plus headers, bytes.
 MAX_HEADER_BYTES = 64 * 1024
 #: Most header fields in one request.
@@ -127,8 +132,10 @@ class Front:
         self.executor = executor
         self.log = log
         self.stopping = False
-        self.busy: set[asyncio.Task[Any]] = set()  # connections answering a request
-        self.idle: set[asyncio.Task[Any]] = set()  # connections between or within requests
+        #: Connections with a request in flight (headers received, until the answer is sent).
+        self.busy: set[asyncio.Task[Any]] = set()
+        #: Connections idle between requests, or still sending a request's headers.
+        self.idle: set[asyncio.Task[Any]] = set()
         self.requests = 0
 
     # -- connections ---------------------------------------------------------------------------
@@ -161,8 +168,6 @@ class Front:
                 return
             if request is None:
                 return  # the client closed (or stayed idle past the keep-alive)
-            self.idle.discard(task)
-            self.busy.add(task)
             try:
                 status, headers, payload = await self._call(request, body, peer, sock)
                 request.close = request.close or self.stopping
@@ -200,6 +205,10 @@ class Front:
         except asyncio.IncompleteReadError:
             return None, b""
         request = _parse_head(first + rest)
+        task = asyncio.current_task()
+        if task is not None:  # from here on the request is in flight: SIGTERM lets it finish
+            self.idle.discard(task)
+            self.busy.add(task)
         body = await self._read_body(request, reader, writer)
         return request, body
 
@@ -312,10 +321,10 @@ class Front:
         self, request: _Request, body: bytes, peer: Any, sock: Any
     ) -> tuple[str, list[tuple[str, str]], bytes]:
         environ = _environ(request, body, peer, sock)
-        if environ["PATH_INFO"] == "/invocations" and request.method == "POST":
+        if environ["PATH_INFO"] == "/invocations" and len(body) > INLINE_BYTES:
             loop = asyncio.get_running_loop()
             return await loop.run_in_executor(self.executor, self._run_app, environ)
-        return self._run_app(environ)  # cheap: on the loop, never behind scoring
+        return self._run_app(environ)  # quick: on the loop, without a thread hop
 
     def _run_app(self, environ: dict[str, Any]) -> tuple[str, list[tuple[str, str]], bytes]:
         started: list[Any] = []
