@@ -9,19 +9,21 @@ member of a ``model.tar.gz`` there, read in memory after checking that no member
 has an absolute path, a ``..`` component, or is a link or special file.
 
 gunicorn runs in this process (PID 1 in the container) as the master of the worker processes.
-Each worker reads whole requests on an event loop (:mod:`smglm.runtime._front`): slow clients
-hold a socket, never a thread, so ``/ping`` and scoring keep answering; a body over the limit
-gets 413, headers must arrive within 10 s. Complete requests are scored on the worker's threads
-(2). The master turns SIGTERM into a graceful shutdown: in-flight requests finish (within 20 s;
-SageMaker kills 30 s after SIGTERM), idle and half-received connections close at once, and the
+Each worker reads whole requests on an event loop (:mod:`smglm.runtime._front`, the job nginx
+does in SageMaker's own containers): slow clients hold a socket, never a thread, so ``/ping``
+and scoring keep answering; the headers must arrive within 10 s (else 408); a body over the
+limit gets 413, also when the client sends it all before reading. Batches over 16 KiB are
+scored on the worker's threads (2), a few rows and ``/ping`` on the event loop. The master
+turns SIGTERM into a graceful shutdown: requests in flight finish (within 20 s; SageMaker kills
+30 s after SIGTERM), idle connections and those still sending headers close at once, and the
 process exits 0. ``--worker-class gthread`` selects gunicorn's thread-per-connection worker
-instead (the server before the front; a few slow clients stall it, kept for comparison).
+instead (the server before the front, which a few slow clients stall; kept for comparison).
 Settings, from the environment as SageMaker sets it, each overridable by an option:
 
 ==================================  ================================  =====================
 variable                            meaning                           default
 ==================================  ================================  =====================
-SAGEMAKER_BIND_TO_PORT``          port (``--port``)                 8080
+``SAGEMAKER_BIND_TO_PORT``          port (``--port``)                 8080
 ``SAGEMAKER_MODEL_SERVER_WORKERS``  worker processes (``--workers``)  CPUs available
 ``SAGEMAKER_MODEL_SERVER_TIMEOUT``  seconds a silent worker may take  60
 ``SAGEMAKER_MAX_PAYLOAD_IN_MB``     largest body, MiB (batch)         6
