@@ -346,7 +346,53 @@ def test_slow_clients_stall_neither_ping_nor_invocations(model_dir, model, rows,
             assert proc.wait(timeout=15) == 0
     finally:
         proc.kill()
-    assert "Traceback" not in log.read_text(errors="replace")
+    text = log.read_text(errors="replace")
+    assert "Using worker: AsyncFrontWorker" in text and "Traceback" not in text
+
+
+def test_sigterm_lets_a_request_in_flight_finish(model_dir, model, rows, tmp_path):
+    """Headers received, body still arriving: SIGTERM waits for it, answers, then exits 0."""
+    log = tmp_path / "serve.log"
+    proc = _start(["--model-dir", str(model_dir), "--port", "0", "--workers", "1"], log)
+    try:
+        port = _wait_listening(proc, log)
+        body = rows.to_csv(index=False).encode()
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+            s.sendall(
+                b"POST /invocations HTTP/1.1\r\nContent-Type: text/csv\r\n"
+                + f"Content-Length: {len(body)}\r\n\r\n".encode()
+                + body[:100]
+            )
+            time.sleep(0.3)
+            proc.send_signal(signal.SIGTERM)
+            time.sleep(0.5)
+            assert proc.poll() is None  # waiting for the request in flight
+            s.sendall(body[100:])
+            reply = b""
+            while chunk := s.recv(65536):
+                reply += chunk
+        head, _, out = reply.partition(b"\r\n\r\n")
+        assert head.startswith(b"HTTP/1.1 200") and b"Connection: close" in head, reply
+        np.testing.assert_allclose(_decode(out, "text/csv"), model.predict(rows), **TOL)
+        assert proc.wait(timeout=15) == 0
+    finally:
+        proc.kill()
+
+
+def test_gthread_worker_class_still_serves(model_dir, model, rows, tmp_path):
+    log = tmp_path / "serve.log"
+    args = ["--model-dir", str(model_dir), "--port", "0", "--workers", "1"]
+    proc = _start([*args, "--worker-class", "gthread"], log)
+    try:
+        port = _wait_listening(proc, log)
+        status, _, out = _post(port, _bodies(rows)["text/csv"], "text/csv")
+        assert status == 200, out
+        np.testing.assert_allclose(_decode(out, "text/csv"), model.predict(rows), **TOL)
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=15) == 0
+    finally:
+        proc.kill()
+    assert "Using worker: _Worker" in log.read_text()  # serve's gthread subclass
 
 
 def test_headers_not_complete_within_the_header_timeout_get_408(model, monkeypatch):
