@@ -48,7 +48,9 @@ log = logging.getLogger(__name__)
 MAX_PAYLOAD_BYTES = 6 * 1024 * 1024
 #: A body over the limit is still read (and dropped) up to this size before the 413 is sent: a
 #: client that writes its whole body before reading (most do) would otherwise see the
-#: connection reset instead of the answer. Larger bodies are refused without reading.
+#: connection reset instead of the answer. Larger bodies are refused without reading. (Under
+#: ``serve``'s asyncio front the front refuses them first, lingering without a size bound; this
+#: is for other WSGI servers, as ``--worker-class gthread``.)
 DRAIN_BYTES = 32 * 1024 * 1024
 #: Response header counting rows whose categorical level was unseen: ``area=2,region=1``.
 UNSEEN_HEADER = "X-Smglm-Unseen-Levels"
