@@ -8,11 +8,17 @@ refuses to start: it prints the reason and exits 1 (nothing listens). The model 
 member of a ``model.tar.gz`` there, read in memory after checking that no member of the archive
 has an absolute path, a ``..`` component, or is a link or special file.
 
-gunicorn runs in this process (PID 1 in the container) with ``gthread`` workers (2 threads
-each), which keep connections alive; the master turns SIGTERM into a graceful shutdown:
-in-flight requests finish (within 20 s; SageMaker kills 30 s after SIGTERM), idle kept-alive
-connections close at once, and the process exits 0. Settings, from the environment as
-SageMaker sets it, each overridable by an option:
+gunicorn runs in this process (PID 1 in the container) as the master of the worker processes.
+Each worker reads whole requests on an event loop (:mod:`smglm.runtime._front`, the job nginx
+does in SageMaker's own containers): slow clients hold a socket, never a thread, so ``/ping``
+and scoring keep answering; the headers must arrive within 10 s (else 408); a body over the
+limit gets 413, also when the client sends it all before reading. Batches over 16 KiB are
+scored on the worker's threads (2), a few rows and ``/ping`` on the event loop. The master
+turns SIGTERM into a graceful shutdown: requests in flight finish (within 20 s; SageMaker kills
+30 s after SIGTERM), idle connections and those still sending headers close at once, and the
+process exits 0. ``--worker-class gthread`` selects gunicorn's thread-per-connection worker
+instead (the server before the front, which a few slow clients stall; kept for comparison).
+Settings, from the environment as SageMaker sets it, each overridable by an option:
 
 ==================================  ================================  =====================
 variable                            meaning                           default
@@ -57,8 +63,10 @@ log = logging.getLogger(__name__)
 GRACEFUL_TIMEOUT = 20
 #: Seconds an idle kept-alive connection stays open.
 KEEPALIVE = 60
-#: Threads per gthread worker: the work is CPU-bound, so a few suffice to overlap slow uploads.
+#: Threads per worker: the work is CPU-bound, so a few suffice.
 THREADS = 2
+#: Worker classes: ``asyncio`` (the front of :mod:`smglm.runtime._front`) or gunicorn's ``gthread``.
+WORKER_CLASSES = ("asyncio", "gthread")
 _MAX_MODEL_JSON_BYTES = 64 * 1024 * 1024
 
 
@@ -143,6 +151,14 @@ def _parser() -> argparse.ArgumentParser:
         "--threads", type=int, default=THREADS, help=f"threads per worker (default {THREADS})"
     )
     p.add_argument(
+        "--worker-class",
+        choices=WORKER_CLASSES,
+        default="asyncio",
+        help="asyncio (default): requests are read on an event loop, slow clients cost no "
+        "thread; gthread: gunicorn's thread-per-connection worker (slow clients stall it; "
+        "for comparison)",
+    )
+    p.add_argument(
         "--timeout",
         type=int,
         help="seconds before a silent worker is restarted "
@@ -181,13 +197,14 @@ def _first(*values: int | None) -> int:
     return next(v for v in values if v is not None)
 
 
-def _gunicorn_server(app: ServeApp, options: dict[str, Any]) -> Any:
+def _gunicorn_server(app: ServeApp, options: dict[str, Any], worker_class: str = "asyncio") -> Any:
     """A gunicorn application (``BaseApplication``) that serves ``app`` with ``options``."""
     try:
         from gunicorn.app.base import BaseApplication
         from gunicorn.workers.gthread import ThreadWorker
     except ImportError:
         raise MissingDependency("gunicorn", "serve", "serve") from None
+    from smglm.runtime._front import worker_class as front_worker
 
     class _Worker(ThreadWorker):
         """gthread, but on SIGTERM idle kept-alive connections close at once. gunicorn 26
@@ -207,7 +224,8 @@ def _gunicorn_server(app: ServeApp, options: dict[str, Any]) -> Any:
 
     class _Server(BaseApplication):
         def load_config(self) -> None:
-            for key, value in {**options, "worker_class": _Worker}.items():
+            worker = _Worker if worker_class == "gthread" else front_worker(app.max_payload_bytes)
+            for key, value in {**options, "worker_class": worker}.items():
                 if key in self.cfg.settings:  # settings of newer gunicorns are skipped
                     self.cfg.set(key, value)
 
@@ -265,9 +283,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
 
         def ready(server: Any) -> None:
-            server.log.info("smglm serve: %s loaded; %d workers", summary, settings["workers"])
+            server.log.info(
+                "smglm serve: %s loaded; %d %s workers",
+                summary,
+                settings["workers"],
+                args.worker_class,
+            )
 
-        server = _gunicorn_server(app, _gunicorn_options(args.host, settings, ready))
+        options = _gunicorn_options(args.host, settings, ready)
+        server = _gunicorn_server(app, options, args.worker_class)
     except SmglmError as exc:
         print(f"serve: cannot start: {exc}", file=sys.stderr, flush=True)
         return EXIT_USER_ERROR
