@@ -27,9 +27,16 @@ from smglm.glm.engines import DEFAULT_ENGINE, EngineFit, check_engine, get_engin
 from smglm.glm.families import FamilySpec, family_of
 from smglm.glm.io import read_table
 from smglm.glm.links import linkinv, mu_eta
-from smglm.glm.model import CategoricalTerm, NumericTerm, PortableModel, Term
+from smglm.glm.memory import check_fit_memory, memory_error
+from smglm.glm.model import (
+    CategoricalTerm,
+    NumericTerm,
+    PortableModel,
+    Term,
+    UnseenLevelWarning,
+)
 from smglm.glm.result import FitResult
-from smglm.glm.stats import null_mean, split_metrics
+from smglm.glm.stats import SplitMetrics, null_mean, split_metrics
 
 __all__ = ["feature_names", "fit", "split_train_test"]
 
@@ -80,33 +87,79 @@ def fit(
     log.info("fitting %s/%s GLM on %d rows", cfg.family, cfg.resolved_link, len(prep.y))
     names = feature_names(prep)
     lower, upper = _bounds(cfg, prep, names)
+    n_coef = len(names) + int(cfg.fit_intercept)
+    check_fit_memory(prep, n_coef)
+    try:
+        return _fit_and_infer(
+            cfg, engine, df, prep, test_df, names, lower, upper, t_start, keep_fitted
+        )
+    except MemoryError:
+        raise memory_error(prep, n_coef) from None
 
-    res = engine.fit(cfg, prep, lower_bounds=lower, upper_bounds=upper)
+
+def _fit_and_infer(
+    cfg: GLMConfig,
+    engine: Any,
+    df: pd.DataFrame,
+    prep: Prepared,
+    test_df: pd.DataFrame | None,
+    names: list[str],
+    lower: np.ndarray | None,
+    upper: np.ndarray | None,
+    t_start: float,
+    keep_fitted: bool,
+) -> FitResult:
+    try:
+        scaled, scales = _rescaled(prep, names)
+        res = engine.fit(
+            cfg,
+            scaled,
+            lower_bounds=None if lower is None else lower * scales,
+            upper_bounds=None if upper is None else upper * scales,
+        )
+    except np.linalg.LinAlgError as exc:
+        raise DataError(
+            [
+                Issue(
+                    "predictors",
+                    f"the solver met a singular system ({exc}): the predictors "
+                    f"{cfg.predictors} are (nearly) collinear or separate the target; drop or "
+                    "rescale predictors, group levels, or set penalty.alpha > 0",
+                )
+            ]
+        ) from None
     if res.feature_names != names:  # our term names must be the engine's columns
         raise RuntimeError(f"feature order mismatch: {res.feature_names} vs {names}")
-    intercept, coef = res.intercept, res.coef
+    intercept, coef = res.intercept, res.coef / scales
     model = _portable(cfg, prep, intercept, coef)
 
     fam = family_of(cfg)
-    n_params = coef.size + int(cfg.fit_intercept)
+    n_params = coef.size + int(cfg.fit_intercept) - len(res.aliased)
     eta = intercept + res.xb + (0.0 if prep.offset is None else prep.offset)
-    mu = linkinv(cfg.resolved_link, eta)
-    mu0, b0 = null_mean(
-        fam, cfg.resolved_link, prep.y, prep.weights, prep.offset, intercept=cfg.fit_intercept
-    )
-    train = split_metrics(fam, prep.y, mu, prep.weights, mu0, n_params, _gini(prep, mu))
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+        mu = linkinv(cfg.resolved_link, eta)
+        mu0, b0 = null_mean(
+            fam, cfg.resolved_link, prep.y, prep.weights, prep.offset, intercept=cfg.fit_intercept
+        )
+        train = split_metrics(fam, prep.y, mu, prep.weights, mu0, n_params, _gini(prep, mu))
+    _check_finite(cfg, fam, intercept, coef, mu, train)
+    separated = _separated(cfg, prep, names, mu)
     se = _standard_errors(
-        res, prep, eta, mu, fam, cfg.resolved_link, train.dispersion, cfg.fit_intercept
+        res, prep, eta, mu, fam, cfg.resolved_link, train.dispersion, cfg.fit_intercept, names
     )
-    coefs = _coefficient_table(cfg, prep, names, intercept, coef, se, fam)
+    se[int(cfg.fit_intercept) :] /= scales
+    coefs = _coefficient_table(cfg, prep, names, intercept, coef, se, fam, res.aliased, separated)
 
     metrics: dict[str, Any] = {"train": train.to_dict()}
     fitted = {"train": (df, prep, mu)}
     if test_df is not None:
         tprep = prepare(cfg, test_df, what="test data")
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
             mu_t = model.predict(_with_offset(tprep.X, cfg, tprep), use_offset=True)
+        for w in caught:
+            if issubclass(w.category, UnseenLevelWarning):
+                warnings.warn(f"test data: {w.message}", UnseenLevelWarning, stacklevel=3)
         off_t = np.zeros_like(tprep.y) if tprep.offset is None else tprep.offset
         mu0_t = linkinv(cfg.resolved_link, (b0 if cfg.fit_intercept else 0.0) + off_t)
         metrics["test"] = split_metrics(
@@ -120,6 +173,10 @@ def fit(
         "total_seconds": time.perf_counter() - t_start,
         "n_dropped": prep.n_dropped,
     }
+    if res.aliased:
+        metrics["fit"]["aliased"] = list(res.aliased)
+    if separated:
+        metrics["fit"]["separated"] = list(separated)
     return FitResult(
         config=cfg,
         model=model,
@@ -258,14 +315,24 @@ def _coefficient_table(
     coef: np.ndarray,
     se: np.ndarray,
     fam: FamilySpec,
+    aliased: list[str] | None = None,
+    separated: dict[str, str] | None = None,
 ) -> pd.DataFrame:
+    """The coefficient table. An aliased term (R's ``NA``) has no estimate (NaN; its column is
+    a linear combination of earlier ones, and the model scores it as 0); its ``note`` says so.
+    The ``note`` column is there only when some term has a note."""
     from scipy import stats
 
-    estimates = np.concatenate([[intercept], coef]) if cfg.fit_intercept else coef
+    aliased = aliased or []
+    separated = separated or {}
+    estimates = np.concatenate([[intercept], coef]) if cfg.fit_intercept else coef.copy()
     terms = (["intercept"] if cfg.fit_intercept else []) + names
-    statistic = estimates / se
+    is_aliased = np.array([t in aliased for t in terms], dtype=bool)
+    estimates = np.where(is_aliased, np.nan, estimates)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        statistic = estimates / se
     n_obs = int(np.count_nonzero(prep.weights > 0))
-    df_resid = n_obs - len(estimates)
+    df_resid = n_obs - (len(estimates) - len(aliased))
     if fam.has_dispersion and df_resid > 0:  # t statistics where the dispersion is estimated
         p_value = 2 * stats.t.sf(np.abs(statistic), df_resid)
         q = stats.t.ppf(0.975, df_resid)
@@ -284,8 +351,153 @@ def _coefficient_table(
         }
     )
     if cfg.resolved_link == "log":
-        table["relativity"] = np.exp(estimates)
+        with np.errstate(over="ignore"):
+            table["relativity"] = np.exp(estimates)
+    if aliased or separated:
+        table["note"] = [ALIASED_NOTE if t in aliased else separated.get(t, "") for t in terms]
     return table
+
+
+#: The ``note`` of an aliased term in the coefficient table.
+ALIASED_NOTE = "aliased: not defined because of singularities"
+
+
+#: A numeric predictor whose root mean square is outside this range is fitted rescaled.
+_SCALE_RANGE = (1e-4, 1e6)
+
+
+def _rescaled(prep: Prepared, names: list[str]) -> tuple[Prepared, np.ndarray]:
+    """The prepared data with each numeric predictor of extreme scale (root mean square
+    outside :data:`_SCALE_RANGE`) divided by a power of two near its scale, and the scale of
+    each coefficient (1 for the others). The engine's gradient tolerance would otherwise stop
+    at once on a column of tiny values; R's QR does not care about scales, and neither should
+    smglm. A power of two keeps the rescaling exact."""
+    import dataclasses
+
+    scales = np.ones(len(names))
+    X = prep.X
+    index = {n: i for i, n in enumerate(names)}
+    for col in prep.X.columns:
+        if isinstance(prep.X[col].dtype, pd.CategoricalDtype) or str(col) not in index:
+            continue
+        x = prep.X[col].to_numpy(dtype=float)
+        rms = float(np.sqrt(np.mean(np.square(x)))) if x.size else 0.0
+        if rms == 0.0 or _SCALE_RANGE[0] <= rms <= _SCALE_RANGE[1]:
+            continue
+        scale = 2.0 ** round(math.log2(rms))
+        if X is prep.X:
+            X = prep.X.copy()
+        X[col] = x / scale
+        scales[index[str(col)]] = scale
+    if X is prep.X:
+        return prep, scales
+    return dataclasses.replace(prep, X=X), scales
+
+
+def _check_finite(
+    cfg: GLMConfig,
+    fam: FamilySpec,
+    intercept: float,
+    coef: np.ndarray,
+    mu: np.ndarray,
+    train: SplitMetrics,
+) -> None:
+    """A fit whose coefficients, fitted means, deviance or log-likelihood are not finite is a
+    failure with the reason, not a result with empty metrics."""
+    bad: list[str] = []
+    if not math.isfinite(intercept):
+        bad.append(f"the intercept is {intercept}")
+    if not np.all(np.isfinite(coef)):
+        bad.append(f"{int((~np.isfinite(coef)).sum())} coefficient(s) are not finite")
+    if not np.all(np.isfinite(mu)):
+        bad.append(f"{int((~np.isfinite(mu)).sum())} fitted mean(s) are not finite")
+    for name in ("deviance", "null_deviance"):
+        value = getattr(train, name)
+        if not math.isfinite(value):
+            bad.append(f"the {name.replace('_', ' ')} is {value}")
+    if fam.name != "tweedie" and not math.isfinite(train.log_likelihood):  # tweedie: NaN, as R
+        bad.append(f"the log-likelihood is {train.log_likelihood}")
+    if not bad:
+        return
+    params = {
+        k: v
+        for k, v in (("theta", cfg.theta), ("tweedie_power", cfg.tweedie_power))
+        if v is not None
+    }
+    where = f" and the family's parameters {params}" if params else ""
+    raise DataError(
+        [
+            Issue(
+                "fit",
+                f"the {cfg.family}/{cfg.resolved_link} fit of {cfg.target!r} gave non-finite "
+                f"results ({'; '.join(bad)}); check the target and predictors for extreme "
+                f"values{where}, or rescale them",
+            )
+        ]
+    )
+
+
+def _separated(cfg: GLMConfig, prep: Prepared, names: list[str], mu: np.ndarray) -> dict[str, str]:
+    """Terms whose estimate runs off to infinity because the data separate the target (R's
+    "fitted probabilities numerically 0 or 1 occurred"), with their note; warns once naming
+    them. Binomial: a level whose rows are all 0 or all 1, a numeric predictor that splits the
+    0s from the 1s. Poisson, negative binomial and Tweedie with the log link: a level whose
+    rows are all 0 (its mean is 0, its log -inf)."""
+    fam = cfg.family
+    counts = fam in ("poisson", "negative_binomial", "tweedie") and cfg.resolved_link == "log"
+    if fam != "binomial" and not counts:
+        return {}
+    used = prep.weights > 0
+    y = prep.y[used]
+    out: dict[str, str] = {}
+    for col in prep.X.columns:
+        s = prep.X[col]
+        if isinstance(s.dtype, pd.CategoricalDtype):
+            codes = s.cat.codes.to_numpy()[used]
+            n_levels = len(s.cat.categories)
+            rows = np.bincount(codes[codes >= 0], minlength=n_levels)
+            ones = np.bincount(codes[codes >= 0], weights=y[codes >= 0], minlength=n_levels)
+            nonzero = np.bincount(
+                codes[codes >= 0], weights=(y[codes >= 0] != 0), minlength=n_levels
+            )
+            for i, level in enumerate(s.cat.categories):
+                if rows[i] == 0 or i == 0:  # the reference level has no coefficient
+                    continue
+                term = f"{col}[{level}]"
+                if nonzero[i] == 0:
+                    out[term] = f"separated: the target is 0 on all {rows[i]} rows of this level"
+                elif (
+                    fam == "binomial"
+                    and np.isclose(ones[i], rows[i])
+                    and (y[codes == i] == 1).all()
+                ):
+                    out[term] = f"separated: the target is 1 on all {rows[i]} rows of this level"
+        elif fam == "binomial" and set(np.unique(y)) <= {0.0, 1.0}:
+            x = s.to_numpy(dtype=float)[used]
+            x0, x1 = x[y == 0], x[y == 1]
+            if x0.size and x1.size and (x0.max() < x1.min() or x1.max() < x0.min()):
+                out[str(col)] = (
+                    f"separated: {col} splits the target (0 below, 1 above {x0.max():g}, or the "
+                    "reverse)"
+                )
+    if fam == "binomial" and not out:
+        m = mu[used]
+        edge = (m < 1e-10) | (m > 1 - 1e-10)
+        if edge.any():
+            warnings.warn(
+                f"fitted probabilities numerically 0 or 1 occurred on {int(edge.sum())} rows: "
+                "the predictors separate the target (quasi-complete separation); some "
+                "estimates are infinite in theory and their standard errors meaningless",
+                stacklevel=4,
+            )
+    if out:
+        warnings.warn(
+            f"the data separate the target for {sorted(out)}: their estimates run off to "
+            "infinity and their standard errors are meaningless (see the coefficient table's "
+            "note); group those levels with others, drop the predictor, or set penalty.alpha > 0",
+            stacklevel=4,
+        )
+    return out
 
 
 def _standard_errors(
@@ -297,23 +509,33 @@ def _standard_errors(
     link: str,
     phi: float,
     intercept: bool,
+    names: list[str] | None = None,
 ) -> np.ndarray:
     """R's standard errors: sqrt(diag(phi * I^-1)), with I = X' W X the expected (Fisher)
     information, W = w * (dmu/deta)^2 / V(mu) and w the prior weights (the engine computes
-    X' W X on its design)."""
+    X' W X on its design). Aliased terms (left out of the fit) have none (NaN)."""
     n_coef = res.coef.size + int(intercept)
     if not math.isfinite(phi):
         return np.full(n_coef, np.nan)
-    W = prep.weights * mu_eta(link, eta) ** 2 / fam.variance(mu)
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+        W = prep.weights * mu_eta(link, eta) ** 2 / fam.variance(mu)
     info = res.information(W)
+    terms = (["intercept"] if intercept else []) + list(names or res.feature_names)
+    keep = np.array([t not in res.aliased for t in terms], dtype=bool)
+    info = info[np.ix_(keep, keep)]
+    out = np.full(n_coef, np.nan)
     # invert the scaled (correlation-like) matrix: its condition number says whether the
     # design is singular whatever the columns' scales
     d = np.sqrt(np.diag(info))
     scaled = info / np.outer(d, d) if np.all(d > 0) else None
     if scaled is None or not np.all(np.isfinite(scaled)) or np.linalg.cond(scaled) > 1e13:
         warnings.warn(
-            "the design is singular: standard errors are not available (NaN)", stacklevel=3
+            "the information matrix is singular at the estimate (fitted means at the edge of "
+            "the family's range, or predictors that are nearly collinear once weighted): "
+            "standard errors are not available (NaN)",
+            stacklevel=3,
         )
-        return np.full(n_coef, np.nan)
+        return out
     cov = phi * np.linalg.inv(scaled) / np.outer(d, d)
-    return np.sqrt(np.clip(np.diag(cov), 0, None))
+    out[keep] = np.sqrt(np.clip(np.diag(cov), 0, None))
+    return out

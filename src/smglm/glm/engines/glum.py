@@ -114,10 +114,13 @@ def fit(
 ) -> EngineFit:
     """Fit with glum (see :class:`smglm.glm.engines.Engine`). glum's warnings other than
     non-convergence are passed on; non-convergence sets ``converged`` to False."""
-    est = make_estimator(config, lower_bounds=lower_bounds, upper_bounds=upper_bounds)
     # the design, built once: categoricals stay sparse, and glum does not convert (and box
     # into an object array) the DataFrame again for the fit, the predictions and the SEs
     design = design_matrix(prepared.X)
+    aliased, lower_bounds, upper_bounds = _alias(
+        design, prepared.weights, config.fit_intercept, lower_bounds, upper_bounds
+    )
+    est = make_estimator(config, lower_bounds=lower_bounds, upper_bounds=upper_bounds)
     t_fit = time.perf_counter()
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
@@ -141,7 +144,33 @@ def fit(
         seconds=seconds,
         convergence=_convergence(est),
         native=est,
+        aliased=[str(design.column_names[i]) for i in aliased],
     )
+
+
+def _alias(
+    design: Any,
+    weights: np.ndarray,
+    intercept: bool,
+    lower: np.ndarray | None,
+    upper: np.ndarray | None,
+) -> tuple[list[int], np.ndarray | None, np.ndarray | None]:
+    """The design's aliased columns (:func:`smglm.glm.stats.aliased_columns` on ``X' W X``
+    with the prior weights), held at 0 by bounds (R drops them from the fit; glum's
+    unconstrained solver fails on a singular design), and the bounds to fit with."""
+    from smglm.glm.stats import aliased_columns
+
+    info = _information(design, weights, intercept)
+    shift = int(intercept)
+    aliased = [j - shift for j in aliased_columns(info) if j >= shift]
+    if not aliased:
+        return [], lower, upper
+    p = info.shape[0] - shift
+    lower = np.full(p, -np.inf) if lower is None else np.array(lower, dtype=float)
+    upper = np.full(p, np.inf) if upper is None else np.array(upper, dtype=float)
+    lower[aliased] = 0.0
+    upper[aliased] = 0.0
+    return aliased, lower, upper
 
 
 def _design_dot(est: Any, design: Any) -> np.ndarray:
