@@ -29,6 +29,7 @@ from smglm.glm.io import read_table
 from smglm.glm.links import linkinv, mu_eta
 from smglm.glm.memory import check_fit_memory, memory_error
 from smglm.glm.model import (
+    ALIASED_NOTE,
     CategoricalTerm,
     NumericTerm,
     PortableModel,
@@ -131,7 +132,7 @@ def _fit_and_infer(
     if res.feature_names != names:  # our term names must be the engine's columns
         raise RuntimeError(f"feature order mismatch: {res.feature_names} vs {names}")
     intercept, coef = res.intercept, res.coef / scales
-    model = _portable(cfg, prep, intercept, coef)
+    model = _portable(cfg, prep, intercept, coef, res.aliased)
 
     fam = family_of(cfg)
     n_params = coef.size + int(cfg.fit_intercept) - len(res.aliased)
@@ -275,7 +276,13 @@ def _gini(prep: Prepared, mu: np.ndarray) -> float:
     return float(gini(*amounts(prep.y, mu, prep.weights, prep.exposure)))
 
 
-def _portable(cfg: GLMConfig, prep: Prepared, intercept: float, coef: np.ndarray) -> PortableModel:
+def _portable(
+    cfg: GLMConfig,
+    prep: Prepared,
+    intercept: float,
+    coef: np.ndarray,
+    aliased: list[str] | None = None,
+) -> PortableModel:
     from smglm._version import __version__
 
     terms: list[Term] = []
@@ -304,6 +311,7 @@ def _portable(cfg: GLMConfig, prep: Prepared, intercept: float, coef: np.ndarray
         tweedie_power=cfg.resolved_power,
         theta=cfg.resolved_theta,
         smglm_version=__version__,
+        aliased=list(aliased or []),
     )
 
 
@@ -356,10 +364,6 @@ def _coefficient_table(
     if aliased or separated:
         table["note"] = [ALIASED_NOTE if t in aliased else separated.get(t, "") for t in terms]
     return table
-
-
-#: The ``note`` of an aliased term in the coefficient table.
-ALIASED_NOTE = "aliased: not defined because of singularities"
 
 
 #: A numeric predictor whose root mean square is outside this range is fitted rescaled.

@@ -160,7 +160,7 @@ def _alias(
     unconstrained solver fails on a singular design), and the bounds to fit with."""
     from smglm.glm.stats import aliased_columns
 
-    info = _information(design, weights, intercept)
+    info = _information(design, np.array(weights, dtype=float), intercept)  # a writable copy
     shift = int(intercept)
     aliased = [j - shift for j in aliased_columns(info) if j >= shift]
     if not aliased:
