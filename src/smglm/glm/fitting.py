@@ -446,7 +446,8 @@ def _separated(cfg: GLMConfig, prep: Prepared, names: list[str], mu: np.ndarray)
     "fitted probabilities numerically 0 or 1 occurred"), with their note; warns once naming
     them. Binomial: a level whose rows are all 0 or all 1, a numeric predictor that splits the
     0s from the 1s. Poisson, negative binomial and Tweedie with the log link: a level whose
-    rows are all 0 (its mean is 0, its log -inf)."""
+    rows are all 0 (its mean is 0, its log -inf). A numeric predictor that separates a binomial
+    target completely is an error: no coefficient of the model is then estimable."""
     fam = cfg.family
     counts = fam in ("poisson", "negative_binomial", "tweedie") and cfg.resolved_link == "log"
     if fam != "binomial" and not counts:
@@ -480,9 +481,20 @@ def _separated(cfg: GLMConfig, prep: Prepared, names: list[str], mu: np.ndarray)
             x = s.to_numpy(dtype=float)[used]
             x0, x1 = x[y == 0], x[y == 1]
             if x0.size and x1.size and (x0.max() < x1.min() or x1.max() < x0.min()):
-                out[str(col)] = (
-                    f"separated: {col} splits the target (0 below, 1 above {x0.max():g}, or the "
-                    "reverse)"
+                low, high = (0, 1) if x0.max() < x1.min() else (1, 0)
+                cut = x0.max() if low == 0 else x1.max()
+                raise DataError(
+                    [
+                        Issue(
+                            "predictors",
+                            f"column {str(col)!r} separates the target {cfg.target!r} completely"
+                            f" (it is {low} wherever {col} <= {cut:g} and {high} above): the "
+                            "maximum likelihood estimate does not exist (its coefficient is "
+                            "infinite); drop the predictor (is it the target in disguise?) or "
+                            "set penalty.alpha > 0",
+                            str(col),
+                        )
+                    ]
                 )
     if fam == "binomial" and not out:
         m = mu[used]
