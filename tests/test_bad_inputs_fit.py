@@ -20,9 +20,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pytest
-from bad_inputs import Case, ids
 
 import smglm
+from bad_inputs import Case, ids
 from smglm.errors import DataError, SmglmError
 
 N = 400
