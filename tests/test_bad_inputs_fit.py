@@ -556,6 +556,7 @@ def _assert_finite_statistics(result: Any, case: Case) -> None:
         table["note"].fillna("") if "note" in table.columns else pd.Series("", index=table.index)
     )
     plain = notes == ""
+    assert not notes.str.startswith("no standard error").any(), table
     assert np.isfinite(table.loc[plain, "estimate"]).all(), table
     assert np.isfinite(table.loc[plain, "std_error"]).all(), table
     for name in ("deviance", "null_deviance", "log_likelihood", "aic", "dispersion"):

@@ -361,8 +361,14 @@ def _coefficient_table(
     if cfg.resolved_link == "log":
         with np.errstate(over="ignore"):
             table["relativity"] = np.exp(estimates)
-    if aliased or separated:
-        table["note"] = [ALIASED_NOTE if t in aliased else separated.get(t, "") for t in terms]
+    no_se = ~is_aliased & ~np.isfinite(se)
+    if aliased or separated or no_se.any():
+        table["note"] = [
+            ALIASED_NOTE
+            if t in aliased
+            else separated.get(t, "") or (NO_SE_NOTE if missing else "")
+            for t, missing in zip(terms, no_se, strict=True)
+        ]
     return table
 
 
@@ -396,6 +402,13 @@ def _rescaled(prep: Prepared, names: list[str]) -> tuple[Prepared, np.ndarray]:
     if X is prep.X:
         return prep, scales
     return dataclasses.replace(prep, X=X), scales
+
+
+#: The ``note`` of a term without a standard error although it was estimated.
+NO_SE_NOTE = (
+    "no standard error: the information matrix is singular at the estimate (fitted means at "
+    "the edge of the family's range)"
+)
 
 
 def _check_finite(

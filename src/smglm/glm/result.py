@@ -120,6 +120,7 @@ class FitResult:
         notes = table["note"].fillna("").astype(str)
         aliased = table.loc[notes.str.startswith("aliased"), "term"].astype(str).tolist()
         separated = table.loc[notes.str.startswith("separated"), "term"].astype(str).tolist()
+        no_se = table.loc[notes.str.startswith("no standard error"), "term"].astype(str).tolist()
         out = []
         if aliased:
             out.append(
@@ -130,6 +131,11 @@ class FitResult:
             out.append(
                 f"Separation: the data separate the target for {', '.join(separated)}; their "
                 "estimates are unbounded and their standard errors meaningless"
+            )
+        if no_se:
+            out.append(
+                f"No standard errors for {', '.join(no_se)}: the information matrix is "
+                "singular at the estimate"
             )
         return out
 

@@ -162,8 +162,10 @@ def _coef_rows(frame: pd.DataFrame, log_link: bool) -> tuple[list[str], list[lis
         note = r.get("note") or ""
         if note.startswith("aliased"):
             term = f"{term} (aliased)"
-        elif note:
+        elif note.startswith("separated"):
             term = f"{term} (separated)"
+        elif note:
+            term = f"{term} (no SE)"
         estimate = "NA" if note.startswith("aliased") else r["estimate"]
         row = [term, estimate, r["std_error"], r["p_value"], stars(r["p_value"])]
         if log_link:
