@@ -37,7 +37,7 @@ from smglm.glm.model import (
     UnseenLevelWarning,
 )
 from smglm.glm.result import FitResult
-from smglm.glm.stats import SplitMetrics, null_mean, split_metrics
+from smglm.glm.stats import SplitMetrics, deviance, null_mean, split_metrics
 
 __all__ = ["feature_names", "fit", "split_train_test"]
 
@@ -90,6 +90,7 @@ def fit(
     lower, upper = _bounds(cfg, prep, names)
     n_coef = len(names) + int(cfg.fit_intercept)
     check_fit_memory(prep, n_coef)
+    _check_null_model(cfg, prep)
     try:
         return _fit_and_infer(
             cfg, engine, df, prep, test_df, names, lower, upper, t_start, keep_fitted
@@ -411,6 +412,30 @@ NO_SE_NOTE = (
 )
 
 
+def _check_null_model(cfg: GLMConfig, prep: Prepared) -> None:
+    """Refuse, before fitting, a family (and its parameters) whose deviance or log-likelihood
+    is not finite even at the intercept-only model: the fit could only end in non-finite
+    results, after running to ``max_iter``."""
+    fam = family_of(cfg)
+    with np.errstate(all="ignore"):
+        mu0, _ = null_mean(
+            fam, cfg.resolved_link, prep.y, prep.weights, prep.offset, intercept=cfg.fit_intercept
+        )
+        dev0 = deviance(fam, prep.y, mu0, prep.weights)
+        llf0 = fam.log_likelihood(prep.y, mu0, prep.weights, dev0) if fam.name != "tweedie" else 0.0
+    if math.isfinite(dev0) and math.isfinite(llf0):
+        return
+    _check_finite(
+        cfg,
+        fam,
+        0.0,
+        np.zeros(0),
+        mu0,
+        SplitMetrics(0, dev0, dev0, math.nan, llf0, math.nan, math.nan, math.nan, 0, math.nan),
+        "at the intercept-only model, before fitting",
+    )
+
+
 def _check_finite(
     cfg: GLMConfig,
     fam: FamilySpec,
@@ -418,6 +443,7 @@ def _check_finite(
     coef: np.ndarray,
     mu: np.ndarray,
     train: SplitMetrics,
+    when: str = "",
 ) -> None:
     """A fit whose coefficients, fitted means, deviance or log-likelihood are not finite is a
     failure with the reason, not a result with empty metrics."""
@@ -447,8 +473,8 @@ def _check_finite(
             Issue(
                 "fit",
                 f"the {cfg.family}/{cfg.resolved_link} fit of {cfg.target!r} gave non-finite "
-                f"results ({'; '.join(bad)}); check the target and predictors for extreme "
-                f"values{where}, or rescale them",
+                f"results{' ' + when if when else ''} ({'; '.join(bad)}); check the target "
+                f"and predictors for extreme values{where}, or rescale them",
             )
         ]
     )

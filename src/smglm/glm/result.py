@@ -36,7 +36,11 @@ class FitResult:
         The :class:`~smglm.glm.model.PortableModel` (what ``model.json`` holds).
     coefficients
         ``term, estimate, std_error, statistic, p_value, ci_lower, ci_upper`` (95% Wald;
-        t-based where the dispersion is estimated, as R), plus ``relativity`` for log links.
+        t-based where the dispersion is estimated, as R), plus ``relativity`` for log links,
+        and ``note`` when some term needs one: ``aliased: ...`` (R's ``NA``: the column is a
+        linear combination of earlier ones; no estimate, scored as 0), ``separated: ...`` (the
+        data separate the target: the estimate is unbounded) or ``no standard error: ...``.
+        :meth:`notes` sums them up as R's ``summary`` does.
     metrics
         ``{"train": {...}, "test": {...}, "fit": {...}}`` as in ``metrics.json``.
     convergence
