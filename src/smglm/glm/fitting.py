@@ -112,13 +112,7 @@ def _fit_and_infer(
     keep_fitted: bool,
 ) -> FitResult:
     try:
-        scaled, scales = _rescaled(prep, names)
-        res = engine.fit(
-            cfg,
-            scaled,
-            lower_bounds=None if lower is None else lower * scales,
-            upper_bounds=None if upper is None else upper * scales,
-        )
+        res, scales, info = _fit_engine(cfg, engine, prep, names, lower, upper)
     except np.linalg.LinAlgError as exc:
         raise DataError(
             [
@@ -147,7 +141,16 @@ def _fit_and_infer(
     _check_finite(cfg, fam, intercept, coef, mu, train)
     separated = _separated(cfg, prep, names, mu)
     se = _standard_errors(
-        res, prep, eta, mu, fam, cfg.resolved_link, train.dispersion, cfg.fit_intercept, names
+        res,
+        prep,
+        eta,
+        mu,
+        fam,
+        cfg.resolved_link,
+        train.dispersion,
+        cfg.fit_intercept,
+        names,
+        info,
     )
     se[int(cfg.fit_intercept) :] /= scales
     coefs = _coefficient_table(cfg, prep, names, intercept, coef, se, fam, res.aliased, separated)
@@ -373,6 +376,56 @@ def _coefficient_table(
     return table
 
 
+def _fit_engine(
+    cfg: GLMConfig,
+    engine: Any,
+    prep: Prepared,
+    names: list[str],
+    lower: np.ndarray | None,
+    upper: np.ndarray | None,
+) -> tuple[EngineFit, np.ndarray, np.ndarray | None]:
+    """The engine's fit on the rescaled data (:func:`_rescaled`), the scales, and the
+    information matrix at the estimate when known (the standard errors reuse it).
+
+    Aliased columns (R's ``NA`` coefficients) are found on the information matrix at the
+    estimate (one Cholesky factorisation when there are none), confirmed on the prior weights
+    (a column whose working weights vanish is separated, not aliased), and held at 0 in a
+    second fit; an engine may also report the ones it held out itself (``EngineFit.aliased``).
+    """
+    from smglm.glm.stats import aliased_columns
+
+    scaled, scales = _rescaled(prep, names)
+    lo = None if lower is None else lower * scales
+    hi = None if upper is None else upper * scales
+    res = engine.fit(cfg, scaled, lower_bounds=lo, upper_bounds=hi)
+    if res.aliased:
+        return res, scales, None
+    fam = family_of(cfg)
+    shift = int(cfg.fit_intercept)
+    eta = res.intercept + res.xb + (0.0 if prep.offset is None else prep.offset)
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore", under="ignore"):
+        mu = linkinv(cfg.resolved_link, eta)
+        W = prep.weights * mu_eta(cfg.resolved_link, eta) ** 2 / fam.variance(mu)
+    if not np.all(np.isfinite(W)):
+        return res, scales, None  # _check_finite reports it
+    info = res.information(W)
+    at_estimate = set(aliased_columns(info))
+    held: list[int] = []
+    if at_estimate:
+        prior = set(aliased_columns(res.information(np.array(prep.weights, dtype=float))))
+        held = sorted(j - shift for j in at_estimate & prior if j >= shift)
+    if not held:
+        return res, scales, info
+    p = len(names)
+    lo = np.full(p, -np.inf) if lo is None else lo.copy()
+    hi = np.full(p, np.inf) if hi is None else hi.copy()
+    lo[held] = 0.0
+    hi[held] = 0.0
+    res = engine.fit(cfg, scaled, lower_bounds=lo, upper_bounds=hi)
+    res.aliased = [names[j] for j in held]
+    return res, scales, None
+
+
 #: A numeric predictor whose root mean square is outside this range is fitted rescaled.
 _SCALE_RANGE = (1e-4, 1e6)
 
@@ -489,7 +542,7 @@ def _separated(cfg: GLMConfig, prep: Prepared, names: list[str], mu: np.ndarray)
     target completely is an error: no coefficient of the model is then estimable."""
     fam = cfg.family
     counts = fam in ("poisson", "negative_binomial", "tweedie") and cfg.resolved_link == "log"
-    if fam != "binomial" and not counts:
+    if (fam != "binomial" and not counts) or cfg.penalty.alpha > 0:  # a penalty bounds them
         return {}
     used = prep.weights > 0
     y = prep.y[used]
@@ -565,6 +618,7 @@ def _standard_errors(
     phi: float,
     intercept: bool,
     names: list[str] | None = None,
+    info: np.ndarray | None = None,
 ) -> np.ndarray:
     """R's standard errors: sqrt(diag(phi * I^-1)), with I = X' W X the expected (Fisher)
     information, W = w * (dmu/deta)^2 / V(mu) and w the prior weights (the engine computes
@@ -572,9 +626,10 @@ def _standard_errors(
     n_coef = res.coef.size + int(intercept)
     if not math.isfinite(phi):
         return np.full(n_coef, np.nan)
-    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-        W = prep.weights * mu_eta(link, eta) ** 2 / fam.variance(mu)
-    info = res.information(W)
+    if info is None:
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+            W = prep.weights * mu_eta(link, eta) ** 2 / fam.variance(mu)
+        info = res.information(W)
     terms = (["intercept"] if intercept else []) + list(names or res.feature_names)
     keep = np.array([t not in res.aliased for t in terms], dtype=bool)
     info = info[np.ix_(keep, keep)]

@@ -24,7 +24,14 @@ from smglm.glm.families import family_of
 if TYPE_CHECKING:
     from smglm.glm.data import Prepared
 
-__all__ = ["ProbitLink", "design_matrix", "fit", "glum_link", "make_estimator"]
+__all__ = [
+    "ProbitLink",
+    "alias_bounds",
+    "design_matrix",
+    "fit",
+    "glum_link",
+    "make_estimator",
+]
 
 _SQRT_2PI = np.sqrt(2.0 * np.pi)
 
@@ -117,14 +124,18 @@ def fit(
     # the design, built once: categoricals stay sparse, and glum does not convert (and box
     # into an object array) the DataFrame again for the fit, the predictions and the SEs
     design = design_matrix(prepared.X)
-    aliased, lower_bounds, upper_bounds = _alias(
-        design, prepared.weights, config.fit_intercept, lower_bounds, upper_bounds
-    )
-    est = make_estimator(config, lower_bounds=lower_bounds, upper_bounds=upper_bounds)
+    aliased: list[int] = []
     t_fit = time.perf_counter()
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        est.fit(design, prepared.y, sample_weight=prepared.weights, offset=prepared.offset)
+    try:
+        est, caught = _run(config, design, prepared, lower_bounds, upper_bounds)
+    except np.linalg.LinAlgError:
+        # a singular design (R would drop the aliased columns): hold them at 0 and fit again
+        aliased, lower_bounds, upper_bounds = alias_bounds(
+            design, prepared.weights, config.fit_intercept, lower_bounds, upper_bounds
+        )
+        if not aliased:
+            raise
+        est, caught = _run(config, design, prepared, lower_bounds, upper_bounds)
     seconds = time.perf_counter() - t_fit
     converged = int(est.n_iter_) < config.max_iter
     for w in caught:
@@ -148,7 +159,21 @@ def fit(
     )
 
 
-def _alias(
+def _run(
+    config: GLMConfig,
+    design: Any,
+    prepared: Prepared,
+    lower_bounds: np.ndarray | None,
+    upper_bounds: np.ndarray | None,
+) -> tuple[GeneralizedLinearRegressor, list[warnings.WarningMessage]]:
+    est = make_estimator(config, lower_bounds=lower_bounds, upper_bounds=upper_bounds)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        est.fit(design, prepared.y, sample_weight=prepared.weights, offset=prepared.offset)
+    return est, caught
+
+
+def alias_bounds(
     design: Any,
     weights: np.ndarray,
     intercept: bool,
