@@ -724,3 +724,16 @@ def test_memory_error_during_a_fit_becomes_a_clear_error(tmp_path) -> None:
     )
     assert done.returncode == 0, done.stdout + done.stderr
     assert "ran out of memory" in done.stdout and "group the rare levels of 'c'" in done.stdout
+
+
+def test_aliased_columns_keeps_the_first_of_dependent_columns_whatever_the_scales() -> None:
+    from smglm.glm.stats import aliased_columns
+
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=200)
+    z = rng.normal(size=200)
+    one = np.ones(200)
+    design = np.column_stack([one, x * 1e-9, z * 1e8, 3 * x - 2, np.zeros(200), x + z * 1e8])
+    info = design.T @ design
+    assert aliased_columns(info) == [3, 4, 5]  # R: the later column of a dependent set is NA
+    assert aliased_columns(info[:3, :3]) == []  # tiny and huge scales alone are not aliasing
