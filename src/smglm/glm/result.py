@@ -94,7 +94,7 @@ class FitResult:
         if cfg.exposure or cfg.offset:
             lines[0] += f"  (offset: {'log(' + cfg.exposure + ')' if cfg.exposure else cfg.offset})"
         with pd.option_context("display.width", 120, "display.max_rows", 200):
-            lines.append(self.coefficients.to_string(index=False, float_format=_fmt))
+            lines.append(self.coefficients.to_string(index=False, float_format=_fmt, na_rep="NA"))
         lines += self.notes()
         for split in ("train", "test"):
             m = self.metrics.get(split)
