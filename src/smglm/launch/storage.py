@@ -241,7 +241,12 @@ def pack_dir(folder: Path, dest: Path) -> Path:
     return dest
 
 
-def extract_tar(archive: Path | bytes, dest: Path) -> list[Path]:
-    """Extract a .tar.gz safely (see :func:`smglm.archive.safe_extract`): absolute paths,
-    ``..``, links and devices are refused with a BackendError."""
-    return safe_extract(archive, dest, error=BackendError)
+def extract_tar(archive: Path | bytes, dest: Path, *, replace: bool = False) -> list[Path]:
+    """Extract a .tar.gz safely and atomically (see :func:`smglm.archive.safe_extract`):
+    absolute paths, ``..``, links, devices, duplicate paths and more than
+    ``SMGLM_MAX_ARCHIVE_MB`` are refused with a BackendError."""
+    from smglm.config.environment import max_archive_bytes  # not in the supervisor's imports
+
+    return safe_extract(
+        archive, dest, error=BackendError, max_bytes=max_archive_bytes(), replace=replace
+    )

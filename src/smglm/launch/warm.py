@@ -135,6 +135,7 @@ def ensure_worker(
                 pass_fds=(fd,),
                 # Python's view, which requests carry: C libraries (readline) may set more
                 env=dict(os.environ),
+                umask=0o077,  # what it forks (supervisors, jobs) writes files private to the user
             )
         finally:
             os.close(log)
