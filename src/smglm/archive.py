@@ -82,7 +82,9 @@ def _open(archive: Path | bytes, label: str, error: type[SmglmError]) -> Iterato
         else:
             tar = tarfile.open(archive, "r:*")  # noqa: SIM115 (closed below)
     except _READ_ERRORS as exc:
-        why = _why(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        why = _why(exc)
+        if "could not be opened successfully" in why:  # every method was tried
+            why = "its data is neither a tar archive nor a gzip, bzip2 or xz-compressed one"
         raise error(f"{label} is not a tar archive (.tar.gz, .tar): {why}") from None
     try:
         yield tar
@@ -91,9 +93,9 @@ def _open(archive: Path | bytes, label: str, error: type[SmglmError]) -> Iterato
 
 
 def _why(exc: BaseException) -> str:
-    if isinstance(exc, EOFError) or "unexpected end" in str(exc) or "ended before" in str(exc):
+    text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    if isinstance(exc, EOFError) or "unexpected end" in text or "ended before" in text:
         return "it is truncated (the data ends early)"
-    text = str(exc) or type(exc).__name__
     return text
 
 
@@ -142,11 +144,6 @@ def _check_members(
             raise error(f"{label}: member {shown} is a folder and a file of the same name")
         else:
             dirs.setdefault(parts, name)
-        for i in range(1, len(parts)):
-            if parts[:i] in files:
-                raise error(
-                    f"{label}: member {shown} lies under {files[parts[:i]]!r}, which is a file"
-                )
         total += m.size if m.isfile() else 0
         if total > max_bytes:
             raise error(
@@ -155,12 +152,17 @@ def _check_members(
                 f"({_LIMIT_HINT})"
             )
         members.append(ArchiveMember(parts, m.isdir(), m.size if m.isfile() else 0, m))
-    # a file whose name comes before a later member that uses it as a folder
-    for d in dirs:
-        for i in range(1, len(d) + 1):
-            if d[:i] in files:
+    try:  # read to the end: a compressed stream's checksum and length are checked there
+        while tar.fileobj is not None and tar.fileobj.read(1024 * 1024):
+            pass
+    except _READ_ERRORS as exc:
+        raise error(f"{label} is truncated or corrupt: {_why(exc)}") from None
+    # a member under a path that another member makes a file, in either order
+    for path, name in [*files.items(), *dirs.items()]:
+        for i in range(1, len(path)):
+            if path[:i] in files:
                 raise error(
-                    f"{label}: member {dirs[d]!r} lies under {files[d[:i]]!r}, which is a file"
+                    f"{label}: member {name!r} lies under {files[path[:i]]!r}, which is a file"
                 )
     return members
 
