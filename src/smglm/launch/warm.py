@@ -142,7 +142,8 @@ def ensure_worker(
         worker = ProcessId.of(proc.pid)
         if worker is not None:
             tmp = folder / f".worker.pid.{os.getpid()}"
-            tmp.write_text(worker.format())
+            with os.fdopen(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w") as f:
+                f.write(worker.format())
             tmp.replace(folder / "worker.pid")
     finally:
         os.close(fd)  # the worker's copy keeps the lock
