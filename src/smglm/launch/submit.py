@@ -160,7 +160,7 @@ def train(
         "smglm.image": image,
         "smglm.backend": be.name,
         "smglm.version": _version(),
-        **jc.tags,
+        **{k: redact(v) for k, v in jc.tags.items()},  # a URI in a tag loses its user:password@
     }
     if reuse:
         found = _find_reusable(be, tags, jc, tracking)
