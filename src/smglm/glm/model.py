@@ -253,6 +253,8 @@ class PortableModel:
             text = p.read_text(encoding="utf-8")
         except OSError as exc:
             raise ModelError(f"cannot read model file {str(p)!r}: {exc.strerror or exc}") from None
+        except UnicodeDecodeError as exc:
+            raise ModelError(f"{str(p)!r} is not JSON (not UTF-8 text: {exc.reason})") from None
         try:
             data = json.loads(text)
         except json.JSONDecodeError as exc:

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from smglm.config import GLMConfig
-from smglm.launch.storage import hash_bytes, hash_path, open_storage
+from smglm.launch.storage import hash_bytes, hash_path, open_storage, split_s3
 
 __all__ = ["DataLike", "Upload", "frame_fingerprint", "upload_config", "upload_data"]
 
@@ -83,6 +83,8 @@ def upload_data(
     import pandas as pd
 
     if isinstance(data, str) and data.startswith(("s3://", "file://")):
+        if data.startswith("s3://"):
+            split_s3(data)  # a malformed URI, or one with credentials, is refused here
         return Upload(data, hashlib.sha256(data.encode()).hexdigest(), reused=True)
     if isinstance(data, pd.DataFrame):
         _check_writable(data, "test data" if name == "test" else "data")

@@ -14,6 +14,7 @@ module never imports the runtime.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import sys
@@ -25,6 +26,7 @@ from smglm.errors import BackendError, ConfigError, Issue
 from smglm.launch.backend import BaseBackend, default_home
 from smglm.launch.processes import lock_held, start_detached, take_lock
 from smglm.launch.spec import JobSpec
+from smglm.redaction import split_secrets
 
 if TYPE_CHECKING:
     from smglm.config.job import JobConfig
@@ -34,8 +36,10 @@ __all__ = [
     "STOP_FILE",
     "LocalBackend",
     "now_iso",
+    "private_dir",
     "read_json",
     "write_json_atomic",
+    "write_private",
 ]
 
 #: Written into a job's folder to ask its supervisor to stop the job.
@@ -49,9 +53,23 @@ def now_iso() -> str:
     return datetime.now(timezone.utc).isoformat()
 
 
+def write_private(path: Path, text: str) -> None:
+    """Write ``text`` to ``path``, a file readable by this user only (0600)."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        f.write(text)
+
+
+def private_dir(path: Path) -> Path:
+    """Create folder ``path`` (and missing parents) readable by this user only (0700)."""
+    path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    os.chmod(path, 0o700)
+    return path
+
+
 def write_json_atomic(path: Path, data: Any) -> None:
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(data, indent=1, default=str), encoding="utf-8")
+    write_private(tmp, json.dumps(data, indent=1, default=str))
     tmp.replace(path)
 
 
@@ -143,7 +161,10 @@ class LocalBackend(BaseBackend):
         folder = self.job_dir(spec.name)
         if folder.exists():
             raise BackendError(f"a training job named {spec.name!r} already exists ({folder})")
-        (folder / "ml").mkdir(parents=True)
+        private_dir(self.home)  # the jobs' files are this user's only: 0700 folders, 0600 files
+        private_dir(self.jobs_dir)
+        folder.mkdir(mode=0o700)
+        (folder / "ml").mkdir(mode=0o700)
         # taken before the state exists and handed to the supervisor, which holds it for life
         lock = take_lock(folder / "runner.lock")
         if lock is None:
@@ -154,7 +175,10 @@ class LocalBackend(BaseBackend):
             os.close(lock)  # the supervisor's copy keeps the lock
 
     def _launch(self, spec: JobSpec, folder: Path, lock: int) -> None:
-        write_json_atomic(folder / "spec.json", spec.to_request())
+        # no credential in the job's files: the supervisor gets them through its environment
+        public, secrets = split_secrets(spec.environment)
+        written = dataclasses.replace(spec, environment=public)
+        write_json_atomic(folder / "spec.json", written.to_request())
         created = now_iso()
         write_json_atomic(
             folder / "state.json",
@@ -183,7 +207,7 @@ class LocalBackend(BaseBackend):
                 "Tags": spec.tags,
             },
         )
-        (folder / "logs.txt").touch()
+        (folder / "logs.txt").touch(mode=0o600)
         cmd = [
             self.python,
             "-m",
@@ -204,22 +228,27 @@ class LocalBackend(BaseBackend):
         elif self.warm:
             self.prewarm()
             cmd += ["--warm", str(self.home)]
-        pid = self._start_supervisor(cmd, folder, lock)
-        (folder / "runner.pid").write_text(str(pid))
+        pid = self._start_supervisor(cmd, folder, lock, secrets)
+        write_private(folder / "runner.pid", str(pid))
 
-    def _start_supervisor(self, cmd: list[str], folder: Path, lock: int) -> int:
-        """Start the job's supervisor, detached, handing it the job's lock: forked from the
-        home's warm worker when that runs this interpreter and is ready, else in a fresh one."""
+    def _start_supervisor(
+        self, cmd: list[str], folder: Path, lock: int, secrets: dict[str, str]
+    ) -> int:
+        """Start the job's supervisor, detached, handing it the job's lock and, through its
+        environment only, the job's ``secrets``: forked from the home's warm worker when that
+        runs this interpreter and is ready, else in a fresh one."""
         log = folder / "runner.log"
+        log.touch(mode=0o600)
+        env = {**os.environ, **secrets}
         if self.warm and self.engine is None and self.python == sys.executable:
             from smglm.launch.warm import start_supervisor
 
-            pid = start_supervisor(self.home, dict(os.environ), folder, log, cmd[3:], lock)
+            pid = start_supervisor(self.home, env, folder, log, cmd[3:], lock)
             if pid is not None:
                 with log.open("a") as out:
                     out.write(f"[smglm-local] supervisor forked from the warm worker ({pid})\n")
                 return pid
-        return start_detached(cmd, folder, log, lock)
+        return start_detached(cmd, folder, log, lock, env=env)
 
     def describe(self, job_name: str) -> dict[str, Any]:
         state: dict[str, Any] = read_json(self._require(job_name) / "state.json")

@@ -39,6 +39,7 @@ from smglm.launch.processes import (
 from smglm.launch.spec import JobSpec
 from smglm.launch.storage import open_storage, pack_dir
 from smglm.launch.warm import WarmLauncher
+from smglm.redaction import RedactingStream, redact, restore_secrets, secret_values
 
 __all__ = ["Supervisor", "main"]
 
@@ -59,6 +60,9 @@ class Supervisor:
         self.folder = folder
         self.grace = grace
         self.spec = JobSpec.from_request(read_json(folder / "spec.json"))
+        # spec.json holds no credential: the backend passed them through this environment
+        self.environment = restore_secrets(self.spec.environment, os.environ)
+        self.secrets = secret_values(os.environ)
         self.ml = folder / "ml"
         self.log_path = folder / "logs.txt"
         self.stop_requested = threading.Event()
@@ -91,7 +95,7 @@ class Supervisor:
 
     def log(self, line: str) -> None:
         with self.log_path.open("a", encoding="utf-8") as f:
-            f.write(line.rstrip("\n") + "\n")
+            f.write(redact(line.rstrip("\n"), self.secrets) + "\n")
 
     # -- stages --------------------------------------------------------------------------
     def download(self) -> None:
@@ -144,7 +148,7 @@ class Supervisor:
         """The job's environment: as SageMaker sets it in the container (``job_env``), and on
         this machine (``env``: this process's, with the job's on top)."""
         spec = self.spec
-        job_env = {k: v for k, v in spec.environment.items() if k != "MLFLOW_RUN_ID"}
+        job_env = {k: v for k, v in self.environment.items() if k != "MLFLOW_RUN_ID"}
         job_env["TRAINING_JOB_NAME"] = spec.name
         job_env["TRAINING_JOB_ARN"] = f"arn:smglm:local:training-job/{spec.name}"
         job_env["PYTHONUNBUFFERED"] = "1"
@@ -284,6 +288,7 @@ class Supervisor:
         return None
 
     def finish(self, status: str, reason: str | None, *, include_model: bool) -> int:
+        reason = redact(reason, self.secrets) if reason else reason
         fields: dict[str, Any] = {}
         try:
             fields.update(self.upload(include_model=include_model))
@@ -320,8 +325,8 @@ class Supervisor:
 
     def warm_tracking(self) -> None:
         """Import mlflow and open the job's run in a thread while the job trains."""
-        run_id = self.spec.environment.get("MLFLOW_RUN_ID")
-        uri = self.spec.environment.get("MLFLOW_TRACKING_URI")
+        run_id = self.environment.get("MLFLOW_RUN_ID")
+        uri = self.environment.get("MLFLOW_TRACKING_URI")
         if not run_id or not uri:
             return
 
@@ -338,8 +343,8 @@ class Supervisor:
     def finalize_tracking(self, state: dict[str, Any]) -> None:
         """End the job's MLflow run: results from the job's folders if the runtime did not
         log them live, then FINISHED, FAILED or KILLED."""
-        run_id = self.spec.environment.get("MLFLOW_RUN_ID")
-        uri = self.spec.environment.get("MLFLOW_TRACKING_URI")
+        run_id = self.environment.get("MLFLOW_RUN_ID")
+        uri = self.environment.get("MLFLOW_TRACKING_URI")
         if not run_id or not uri:
             return
         try:
@@ -366,6 +371,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--warm", default=None, help="smglm home whose warm worker forks train")
     parser.add_argument("--engine", choices=["docker", "podman"], help="run the job's image")
     args = parser.parse_args(argv)
+    # the job's files are this user's only; what libraries print reaches runner.log redacted
+    os.umask(0o077)
+    secrets = secret_values(os.environ)
+    sys.stdout = RedactingStream(sys.stdout, secrets)
+    sys.stderr = RedactingStream(sys.stderr, secrets)
     folder = Path(args.job_dir)
     supervisor = Supervisor(folder, args.grace, warm_home=args.warm, engine=args.engine)
     try:

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from smglm.archive import safe_extract
+from smglm.config.environment import max_archive_bytes
 from smglm.errors import ConfigError, DataError, Issue, ModelError
 from smglm.runtime.paths import MLPaths
 
@@ -166,7 +167,7 @@ def model_dir_from_channel(
             f"model.tar.gz; found {listing[:10]}"
         )
     log.info("unpacking %s", archives[0].name)
-    safe_extract(archives[0], workdir)
+    safe_extract(archives[0], workdir, max_bytes=max_archive_bytes())
     found = _find_model_json(workdir)
     if found is None:
         raise ModelError(f"{archives[0].name} holds no model.json; is it an smglm model?")

@@ -5,8 +5,9 @@ and only then starts gunicorn: the listening socket opens after the model is in 
 ``/ping`` can never answer 200 without a model. When the model cannot be loaded the command
 refuses to start: it prints the reason and exits 1 (nothing listens). The model comes from
 ``<SMGLM_ML_ROOT or /opt/ml>/model`` (``--model-dir``): its ``model.json``, or the ``model.json``
-member of a ``model.tar.gz`` there, read in memory after checking that no member of the archive
-has an absolute path, a ``..`` component, or is a link or special file.
+member of a ``model.tar.gz`` there, read in memory after checking every member of the archive
+as :mod:`smglm.archive` does (no absolute path or ``..``, no link or special file, no duplicate
+path, a total size under ``SMGLM_MAX_ARCHIVE_MB``).
 
 gunicorn runs in this process (PID 1 in the container) as the master of the worker processes.
 Each worker reads whole requests on an event loop (:mod:`smglm.runtime._front`, the job nginx
@@ -37,9 +38,8 @@ import json
 import logging
 import os
 import sys
-import tarfile
 from collections.abc import Callable, Sequence
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Any
 
 from smglm.config.environment import (
@@ -101,36 +101,21 @@ def load_serving_model(path: str | Path) -> PortableModel:
 
 
 def _from_archive(path: Path) -> PortableModel:
+    """The root ``model.json`` of a model archive, read in memory after every member has been
+    checked (:func:`smglm.archive.read_member`: the same checks as the batch jobs' unpacking)."""
+    from smglm.archive import read_member
+    from smglm.config.environment import max_archive_bytes
+
+    raw = read_member(
+        path,
+        "model.json",
+        error=ModelError,
+        max_bytes=max_archive_bytes(),
+        max_member_bytes=_MAX_MODEL_JSON_BYTES,
+    )
     try:
-        with tarfile.open(path, "r:*") as tar:
-            members = tar.getmembers()
-            for m in members:
-                parts = m.name.replace("\\", "/").split("/")
-                if m.name.startswith(("/", "\\")) or ".." in parts or not (m.isfile() or m.isdir()):
-                    kind = "a link" if m.issym() or m.islnk() else "an unsafe path or special file"
-                    raise ModelError(
-                        f"{path.name}: refusing member {m.name!r} ({kind}); a model "
-                        "archive holds plain files and folders under its root"
-                    )
-            found = [
-                m for m in members if m.isfile() and PurePosixPath(m.name).parts == ("model.json",)
-            ]
-            if not found:
-                names = [m.name for m in members][:10]
-                raise ModelError(f"{path.name} has no model.json at its root; it holds {names}")
-            if found[0].size > _MAX_MODEL_JSON_BYTES:
-                raise ModelError(
-                    f"{path.name}: model.json is {found[0].size} bytes; "
-                    f"the limit is {_MAX_MODEL_JSON_BYTES}"
-                )
-            stream = tar.extractfile(found[0])
-            assert stream is not None  # a regular file always has a stream
-            text = stream.read().decode("utf-8")
-    except (tarfile.TarError, OSError, EOFError, UnicodeDecodeError) as exc:
-        raise ModelError(f"cannot read model archive {str(path)!r}: {exc}") from None
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
+        data = json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise ModelError(f"model.json in {path.name} is not JSON: {exc}") from None
     return PortableModel.from_dict(data)
 
