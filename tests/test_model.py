@@ -188,7 +188,9 @@ def test_portable_model_matches_glum_for_every_link(family, link):
     np.testing.assert_allclose(result.predict(df), expected, rtol=1e-10)
 
 
-def test_fit_singular_design_gives_nan_standard_errors_with_a_warning():
+def test_fit_collinear_column_is_aliased_even_with_a_penalty():
+    """Issue 12: a collinear column gave a warning-only fit with NaN standard errors. It is now
+    aliased as R does (estimate NA, a note), and the others keep finite standard errors."""
     rng = np.random.default_rng(8)
     df = pd.DataFrame({"x": rng.normal(size=500)})
     df["x_copy"] = df["x"] * 2.0  # collinear: the unpenalized information is singular
@@ -197,9 +199,13 @@ def test_fit_singular_design_gives_nan_standard_errors_with_a_warning():
         "target": "y",
         "predictors": ["x", "x_copy"],
         "family": "poisson",
-        "penalty": {"alpha": 0.01},  # the ridge penalty makes the fit itself well defined
+        "penalty": {"alpha": 0.01},
     }
-    with pytest.warns(UserWarning, match="singular"):
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
         result = smglm.fit(config, df)
-    assert result.coefficients["std_error"].isna().all()
-    assert np.isfinite(result.coefficients["estimate"]).all()
+    table = result.coefficients.set_index("term")
+    assert np.isnan(table.loc["x_copy", "estimate"])
+    assert table.loc["x_copy", "note"].startswith("aliased")
+    assert np.isfinite(table.loc[["intercept", "x"], "std_error"]).all()
+    assert result.metrics["fit"]["aliased"] == ["x_copy"]

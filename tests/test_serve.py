@@ -5,12 +5,9 @@ from __future__ import annotations
 import http.client
 import io
 import json
-import os
 import re
 import signal
 import socket
-import subprocess
-import sys
 import tarfile
 import threading
 import time
@@ -24,27 +21,18 @@ import pytest
 
 import smglm
 from helpers import free_port
+from serve_harness import CONFIG, SlowClients
+from serve_harness import data as _data
+from serve_harness import get as _get
+from serve_harness import request as _request
+from serve_harness import start as _start
+from serve_harness import wait_listening as _wait_listening
 from smglm.errors import ModelError
 from smglm.glm.model import PortableModel, UnseenLevelWarning
 from smglm.runtime._codec import RequestError, choose_response_type, parse_content_type
 from smglm.runtime.serve import load_serving_model
 
-CONFIG = {"target": "y", "predictors": ["age", "area"], "exposure": "expo", "family": "poisson"}
 TOL = {"rtol": 1e-12, "atol": 0}
-
-
-def _data(n: int, seed: int) -> pd.DataFrame:
-    rng = np.random.default_rng(seed)
-    df = pd.DataFrame(
-        {
-            "age": rng.uniform(18, 80, n).round(3),
-            "area": rng.choice(["A", "B", "C"], n, p=[0.5, 0.3, 0.2]),
-            "expo": rng.uniform(0.1, 1.0, n).round(4),
-        }
-    )
-    eff = df["area"].map({"A": 0.0, "B": 0.3, "C": -0.2})
-    df["y"] = rng.poisson(df["expo"] * np.exp(-1.5 + 0.01 * df["age"] + eff))
-    return df
 
 
 @pytest.fixture(scope="module")
@@ -64,27 +52,6 @@ def rows() -> pd.DataFrame:
     return _data(40, 1)[["age", "area", "expo"]]
 
 
-def _start(args: list[str], log: Path, env: dict[str, str] | None = None) -> subprocess.Popen:
-    cmd = [sys.executable, "-m", "smglm.runtime", "serve", "--host", "127.0.0.1", *args]
-    full_env = {**os.environ, **(env or {})}
-    with open(log, "wb") as f:
-        return subprocess.Popen(cmd, stdout=f, stderr=subprocess.STDOUT, env=full_env)
-
-
-def _wait_listening(proc: subprocess.Popen, log: Path, timeout: float = 30) -> int:
-    """The port from gunicorn's 'Listening at' line, once /ping answers 200."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        m = re.search(r"Listening at: http://127\.0\.0\.1:(\d+)", log.read_text(errors="replace"))
-        if m and _get(int(m.group(1)), "/ping")[0] == 200:
-            return int(m.group(1))
-        if proc.poll() is not None:
-            break
-        time.sleep(0.05)
-    proc.kill()
-    raise AssertionError(f"serve did not start:\n{log.read_text(errors='replace')}")
-
-
 @pytest.fixture(scope="module")
 def server(model_dir, tmp_path_factory):
     log = tmp_path_factory.mktemp("serve-log") / "serve.log"
@@ -94,25 +61,6 @@ def server(model_dir, tmp_path_factory):
     proc.send_signal(signal.SIGTERM)
     assert proc.wait(timeout=15) == 0
     assert "Traceback" not in log.read_text(errors="replace")
-
-
-def _request(
-    port: int, method: str, path: str, body: bytes | None = None, headers: dict | None = None
-) -> tuple[int, dict[str, str], bytes]:
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
-    try:
-        conn.request(method, path, body=body, headers=headers or {})
-        resp = conn.getresponse()
-        return resp.status, {k.lower(): v for k, v in resp.getheaders()}, resp.read()
-    finally:
-        conn.close()
-
-
-def _get(port: int, path: str) -> tuple[int, dict[str, str], bytes]:
-    try:
-        return _request(port, "GET", path)
-    except OSError:
-        return -1, {}, b""
 
 
 def _post(port: int, body: bytes | str, ctype: str, accept: str | None = None):
@@ -366,6 +314,121 @@ def test_chunked_body_under_the_limit_is_scored(server, model, rows):
     assert resp.status == 200
     np.testing.assert_allclose(_decode(resp.read(), "text/csv"), model.predict(rows), **TOL)
     conn.close()
+
+
+def test_body_of_50_mb_gets_413_not_a_connection_reset(server):
+    status, headers, out = _post(server, b"30,A,0.5\n" * (50 * 2**20 // 9), "text/csv")
+    assert status == 413 and headers["connection"] == "close"
+    assert "6291456" in json.loads(out)["error"]
+    assert _get(server, "/ping")[0] == 200
+
+
+# -- slow clients ----------------------------------------------------------------------------------
+def test_slow_clients_stall_neither_ping_nor_invocations(model_dir, model, rows, tmp_path):
+    """50 connections trickling headers (the issue's 4 took every thread of a 2 x 2 gthread
+    server); /ping and one-row /invocations still answer, and SIGTERM still ends it at once.
+    The latency figures are the benchmark's (benchmarks/serve.py --slow-clients)."""
+    log = tmp_path / "serve.log"
+    proc = _start(["--model-dir", str(model_dir), "--port", "0", "--workers", "2"], log)
+    try:
+        port = _wait_listening(proc, log)
+        one = rows.head(1).to_csv(index=False).encode()
+        with SlowClients(port, 50, every=0.2):
+            time.sleep(0.5)  # every slow connection is open and has sent part of its headers
+            for _ in range(20):
+                assert _request(port, "GET", "/ping", timeout=5)[0] == 200
+                status, _, out = _request(
+                    port, "POST", "/invocations", one, {"Content-Type": "text/csv"}, timeout=5
+                )
+                assert status == 200, out
+                np.testing.assert_allclose(float(out), model.predict(rows.head(1))[0], **TOL)
+            proc.send_signal(signal.SIGTERM)  # slow connections open: closed at once
+            assert proc.wait(timeout=15) == 0
+    finally:
+        proc.kill()
+    text = log.read_text(errors="replace")
+    assert "Using worker: AsyncFrontWorker" in text and "Traceback" not in text
+
+
+def test_sigterm_lets_a_request_in_flight_finish(model_dir, model, rows, tmp_path):
+    """Headers received, body still arriving: SIGTERM waits for it, answers, then exits 0."""
+    log = tmp_path / "serve.log"
+    proc = _start(["--model-dir", str(model_dir), "--port", "0", "--workers", "1"], log)
+    try:
+        port = _wait_listening(proc, log)
+        body = rows.to_csv(index=False).encode()
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+            s.sendall(
+                b"POST /invocations HTTP/1.1\r\nContent-Type: text/csv\r\n"
+                + f"Content-Length: {len(body)}\r\n\r\n".encode()
+                + body[:100]
+            )
+            time.sleep(0.3)
+            proc.send_signal(signal.SIGTERM)
+            time.sleep(0.5)
+            assert proc.poll() is None  # waiting for the request in flight
+            s.sendall(body[100:])
+            reply = b""
+            while chunk := s.recv(65536):
+                reply += chunk
+        head, _, out = reply.partition(b"\r\n\r\n")
+        assert head.startswith(b"HTTP/1.1 200") and b"Connection: close" in head, reply
+        np.testing.assert_allclose(_decode(out, "text/csv"), model.predict(rows), **TOL)
+        assert proc.wait(timeout=15) == 0
+    finally:
+        proc.kill()
+
+
+def test_gthread_worker_class_still_serves(model_dir, model, rows, tmp_path):
+    log = tmp_path / "serve.log"
+    args = ["--model-dir", str(model_dir), "--port", "0", "--workers", "1"]
+    proc = _start([*args, "--worker-class", "gthread"], log)
+    try:
+        port = _wait_listening(proc, log)
+        status, _, out = _post(port, _bodies(rows)["text/csv"], "text/csv")
+        assert status == 200, out
+        np.testing.assert_allclose(_decode(out, "text/csv"), model.predict(rows), **TOL)
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=15) == 0
+    finally:
+        proc.kill()
+    assert "Using worker: _Worker" in log.read_text()  # serve's gthread subclass
+
+
+def test_headers_not_complete_within_the_header_timeout_get_408(model, monkeypatch):
+    import asyncio
+    from concurrent.futures import ThreadPoolExecutor
+
+    from smglm.runtime import _front
+    from smglm.runtime._app import ServeApp
+
+    monkeypatch.setattr(_front, "HEADER_TIMEOUT", 0.3)
+    logged: list[str] = []
+
+    class Log:
+        def info(self, msg: str, *args: object) -> None:
+            logged.append(msg % args)
+
+        exception = info
+
+    async def scenario() -> bytes:
+        with ThreadPoolExecutor(1) as pool:
+            front = _front.Front(
+                ServeApp(model, workers=1), max_body=2**20, executor=pool, log=Log()
+            )
+            server = await asyncio.start_server(front.connection, "127.0.0.1", 0)
+            port = server.sockets[0].getsockname()[1]
+            reader, writer = await asyncio.open_connection("127.0.0.1", port)
+            writer.write(b"GET /ping HTTP/1.1\r\nHost: slow\r\n")  # never finished
+            reply = await asyncio.wait_for(reader.read(), 10)  # until the server closes
+            writer.close()
+            server.close()
+            return reply
+
+    reply = asyncio.run(scenario())
+    assert reply.startswith(b"HTTP/1.1 408 "), reply
+    assert b"within 0.3 s" in reply and b"Connection: close" in reply
+    assert any("408" in line for line in logged)
 
 
 # -- load ----------------------------------------------------------------------------------------

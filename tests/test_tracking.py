@@ -28,11 +28,11 @@ from smglm.launch import Job
 from smglm.launch.local import LocalBackend
 from smglm.launch.spec import JobSpec
 from smglm.launch.storage import file_path
+from smglm.redaction import redact_uri
 from smglm.tracking.runs import (
     finalize_job_run,
     find_runs,
     job_env,
-    redact_uri,
     resolve_tracking_uri,
     start_job_run,
 )

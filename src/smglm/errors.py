@@ -18,6 +18,7 @@ one per line, so the user fixes everything at once.
 from __future__ import annotations
 
 import difflib
+import reprlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -32,6 +33,7 @@ __all__ = [
     "ModelError",
     "SmglmError",
     "did_you_mean",
+    "short_repr",
 ]
 
 
@@ -141,3 +143,40 @@ def did_you_mean(value: object, choices: Iterable[str]) -> str:
         prefixed = [c for c in choices if c.lower().startswith(value.lower())]
         close = prefixed[:1] if len(prefixed) == 1 else []
     return f" Did you mean {close[0]!r}?" if close else ""
+
+
+class _BoundedRepr(reprlib.Repr):
+    """``reprlib.Repr`` with small limits: a few items of each container, a few levels deep."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.maxlevel = 3
+        self.maxdict = self.maxlist = self.maxtuple = self.maxset = self.maxfrozenset = 6
+        self.maxdeque = self.maxarray = 6
+        self.maxstring = self.maxother = self.maxlong = 60
+
+    def repr_instance(self, x: object, level: int) -> str:
+        # reprlib calls repr() on other objects, which may be unbounded: cut what it returns,
+        # and fall back to the type's name when repr() itself fails
+        try:
+            text = repr(x) if type(x).__repr__ is not object.__repr__ else f"<{type(x).__name__}>"
+        except Exception:
+            return f"<{type(x).__name__}>"
+        return text if len(text) <= self.maxother else text[: self.maxother - 3] + "..."
+
+
+_BOUNDED = _BoundedRepr()
+
+
+def short_repr(value: object, limit: int = 60) -> str:
+    """A ``repr`` of ``value`` for an error message, at most ``limit`` characters.
+
+    Bounded in time and memory whatever ``value`` is: containers show their first items and
+    nesting stops a few levels down (as :mod:`reprlib` does), so a value built from a YAML
+    alias bomb (a list holding the same list nine times, nine levels deep) is never expanded.
+    """
+    try:
+        text = _BOUNDED.repr(value)
+    except Exception:  # a broken __repr__ of a user object
+        text = f"<{type(value).__name__}>"
+    return text if len(text) <= limit else text[: limit - 3] + "..."

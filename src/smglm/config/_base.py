@@ -3,6 +3,11 @@
 pydantic gives field paths, a JSON round-trip and a JSON Schema; this module turns its
 validation errors into :class:`~smglm.errors.ConfigError` issues that name the field, the value
 received and what is allowed, with a did-you-mean for misspelt names and choices.
+
+Reading a config is bounded in time and memory: a file or text over
+:data:`MAX_CONFIG_BYTES`, a document that expands (YAML aliases included) to more than
+:data:`MAX_CONFIG_NODES` values or nests deeper than :data:`MAX_CONFIG_DEPTH`, and duplicate
+keys are refused with a :class:`~smglm.errors.ConfigError` (:func:`parse_mapping`).
 """
 
 from __future__ import annotations
@@ -14,9 +19,25 @@ from typing import Any, Literal, TypeVar, get_args, get_origin
 import yaml
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from smglm.errors import ConfigError, Issue, did_you_mean
+from smglm.errors import ConfigError, Issue, did_you_mean, short_repr
 
-__all__ = ["ConfigModel", "read_mapping"]
+__all__ = [
+    "MAX_CONFIG_BYTES",
+    "MAX_CONFIG_DEPTH",
+    "MAX_CONFIG_NODES",
+    "ConfigModel",
+    "parse_mapping",
+    "read_mapping",
+]
+
+#: The largest config file or text read (bytes of UTF-8): a GLMConfig with a thousand
+#: predictors and bounds on each is about 60 kB.
+MAX_CONFIG_BYTES = 1_000_000
+#: The most values (scalars, lists and mappings, YAML aliases counted once per use) a config
+#: document may hold.
+MAX_CONFIG_NODES = 100_000
+#: The deepest nesting of lists and mappings a config document may have.
+MAX_CONFIG_DEPTH = 32
 
 M = TypeVar("M", bound="ConfigModel")
 
@@ -66,28 +87,21 @@ class ConfigModel(BaseModel):
 
     @classmethod
     def from_file(cls: type[M], path: str | Path) -> M:
-        """Load from a YAML or JSON file."""
-        return cls.from_dict(read_mapping(path), source=str(path))
+        """Load from a YAML or JSON file (an empty YAML file is an empty mapping, as in
+        :meth:`from_yaml`)."""
+        data = read_mapping(path)
+        return cls.from_dict({} if data is None else data, source=str(path))
 
     @classmethod
     def from_yaml(cls: type[M], text: str, *, source: str | None = None) -> M:
-        """Parse YAML (or JSON, which is YAML) text."""
-        try:
-            data = yaml.safe_load(text)
-        except yaml.YAMLError as exc:
-            raise ConfigError(
-                [Issue("", f"not valid YAML: {exc}".replace("\n", " "))], source=source
-            ) from None
+        """Parse YAML (or JSON, which is YAML) text; see :func:`parse_mapping` for the limits."""
+        data = parse_mapping(text, "yaml", source=source)
         return cls.from_dict({} if data is None else data, source=source)
 
     @classmethod
     def from_json(cls: type[M], text: str) -> M:
         """Parse JSON text (what the container and S3 see)."""
-        try:
-            data = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise ConfigError([Issue("", f"not valid JSON: {exc}")]) from None
-        return cls.from_dict(data)
+        return cls.from_dict(parse_mapping(text, "json"))
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-compatible dict of every field."""
@@ -115,24 +129,208 @@ class ConfigModel(BaseModel):
 
 
 def read_mapping(path: str | Path) -> Any:
-    """Read a YAML or JSON file, with a clear error if it is missing or unparsable."""
+    """Read a YAML or JSON file (``.json``: JSON, else YAML), with a clear error if it is
+    missing, too large or unparsable; see :func:`parse_mapping` for the limits."""
     p = Path(path)
     try:
-        text = p.read_text(encoding="utf-8")
+        with p.open("rb") as f:
+            raw = f.read(MAX_CONFIG_BYTES + 1)
     except OSError as exc:
         raise ConfigError(
             [Issue("", f"cannot read config file {str(p)!r}: {exc.strerror or exc}")]
         ) from None
+    if len(raw) > MAX_CONFIG_BYTES:
+        raise ConfigError(
+            [Issue("", _too_large(f"config file {str(p)!r}", len(raw), at_least=True))]
+        )
     try:
-        return json.loads(text) if p.suffix == ".json" else yaml.safe_load(text)
-    except (json.JSONDecodeError, yaml.YAMLError) as exc:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(
+            [
+                Issue(
+                    "",
+                    f"config file {str(p)!r} is not UTF-8 text: {exc.reason} at byte {exc.start}",
+                )
+            ]
+        ) from None
+    return parse_mapping(
+        text, "json" if p.suffix.lower() == ".json" else "yaml", where=repr(str(p))
+    )
+
+
+def _too_large(what: str, size: int, *, at_least: bool = False) -> str:
+    """``at_least``: only the first ``size`` bytes were read (a file)."""
+    amount = "more than" if at_least else f"{size:,} bytes, more than"
+    return (
+        f"{what} is too large: {amount} the {MAX_CONFIG_BYTES:,} bytes a config may have; a "
+        "config names columns and settings, not data"
+    )
+
+
+def parse_mapping(
+    text: str, syntax: Literal["yaml", "json"], *, source: str | None = None, where: str = ""
+) -> Any:
+    """Parse config text (YAML or JSON), bounded in time and memory.
+
+    Refused with a :class:`~smglm.errors.ConfigError`: text over :data:`MAX_CONFIG_BYTES`;
+    syntax errors (with the line and column); a document of more than
+    :data:`MAX_CONFIG_NODES` values once YAML aliases are expanded (an alias bomb), or nested
+    deeper than :data:`MAX_CONFIG_DEPTH`; a key given twice in one mapping (YAML and JSON
+    parsers otherwise keep the last one silently); YAML tags other than the standard ones.
+    A leading byte-order mark is ignored.
+    """
+    label = where or "the config"
+    if len(text) > MAX_CONFIG_BYTES or len(text.encode("utf-8", "replace")) > MAX_CONFIG_BYTES:
+        size = len(text.encode("utf-8", "replace"))
+        raise ConfigError([Issue("", _too_large(label, size))], source=source)
+    text = text.removeprefix("\ufeff")
+    try:
+        if syntax == "json":
+            data = json.loads(text, object_pairs_hook=_json_object)
+            _check_shape(data)
+        else:
+            data = _load_yaml(text)
+    except _Refused as exc:
+        raise ConfigError([Issue("", f"cannot load {label}: {exc}")], source=source) from None
+    except (yaml.YAMLError, json.JSONDecodeError) as exc:
         msg = str(exc).replace("\n", " ")
-        raise ConfigError([Issue("", f"cannot parse {str(p)!r}: {msg}")]) from None
+        if "\t" in text and ("tab" in msg or "cannot start any token" in msg):
+            msg += " (YAML indents with spaces, not tabs)"
+        kind = "YAML" if syntax == "yaml" else "JSON"
+        raise ConfigError(
+            [Issue("", f"cannot parse {label}: not valid {kind}: {msg}")], source=source
+        ) from None
+    except RecursionError:  # json's C decoder, before _check_shape could count
+        raise ConfigError(
+            [
+                Issue(
+                    "",
+                    f"cannot load {label}: the document nests deeper than "
+                    f"{MAX_CONFIG_DEPTH} levels",
+                )
+            ],
+            source=source,
+        ) from None
+    except ValueError as exc:  # e.g. an integer of more than 4300 digits
+        msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise ConfigError([Issue("", f"cannot parse {label}: {msg}")], source=source) from None
+    return data
+
+
+class _Refused(ValueError):
+    """A config document over the value or depth limit, or with a key given twice."""
+
+
+def _json_object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in out:
+            raise _Refused(f"key {key!r} is given twice in one mapping; give it once")
+        out[key] = value
+    return out
+
+
+def _check_shape(data: Any) -> None:
+    """JSON has no aliases: count the values and the depth of the parsed document."""
+    count = 0
+    stack: list[tuple[Any, int]] = [(data, 1)]
+    while stack:
+        value, depth = stack.pop()
+        count += 1
+        if count > MAX_CONFIG_NODES:
+            raise _Refused(f"the document holds more than {MAX_CONFIG_NODES:,} values")
+        if depth > MAX_CONFIG_DEPTH:
+            raise _Refused(f"the document nests deeper than {MAX_CONFIG_DEPTH} levels")
+        if isinstance(value, dict):
+            stack.extend((v, depth + 1) for v in value.values())
+        elif isinstance(value, list):
+            stack.extend((v, depth + 1) for v in value)
+
+
+#: libyaml's parser when PyYAML has it (about 10x faster than the pure-Python one).
+_SafeLoader: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+class _BoundedLoader(_SafeLoader):
+    """PyYAML's safe loader that refuses a key given twice in one mapping."""
+
+    def construct_mapping(self, node: Any, deep: bool = False) -> Any:
+        if isinstance(node, yaml.MappingNode):
+            seen: set[Any] = set()
+            for key_node, _ in node.value:
+                if (
+                    isinstance(key_node, yaml.ScalarNode)
+                    and key_node.tag != "tag:yaml.org,2002:merge"
+                ):
+                    key = (key_node.tag, key_node.value)
+                    if key in seen:
+                        mark = key_node.start_mark
+                        raise _Refused(
+                            f"key {key_node.value!r} is given twice in one mapping (line "
+                            f"{mark.line + 1}); give it once"
+                        )
+                    seen.add(key)
+        return super().construct_mapping(node, deep=deep)
+
+
+def _load_yaml(text: str) -> Any:
+    """Measure the document from its parse events, then load it.
+
+    An alias in YAML is the anchored node itself: nine aliases nine levels deep make a few
+    hundred bytes that stand for 9**9 values when the document is walked (validated,
+    printed). The events (no recursion, no expansion) give each anchor's expanded size once,
+    so the document's expanded size and depth are known in one pass before anything is
+    built; an anchor used inside itself (a cycle) is refused too.
+    """
+    _measure(yaml.parse(text, Loader=_SafeLoader))
+    return yaml.load(text, Loader=_BoundedLoader)  # a safe loader
+
+
+def _measure(events: Any) -> None:
+    sizes: dict[str, int] = {}  # anchor -> the values it stands for
+    open_anchors: set[str] = set()
+    stack: list[list[Any]] = []  # open collections: [anchor, values so far]
+    root = [0]
+
+    def add(n: int) -> None:
+        top = stack[-1] if stack else None
+        total = (top[1] if top else root[0]) + n
+        if total > MAX_CONFIG_NODES:
+            raise _Refused(
+                f"the document expands to more than {MAX_CONFIG_NODES:,} values "
+                "(YAML aliases count once per use)"
+            )
+        if top:
+            top[1] = total
+        else:
+            root[0] = total
+
+    for event in events:
+        if isinstance(event, (yaml.SequenceStartEvent, yaml.MappingStartEvent)):
+            if len(stack) >= MAX_CONFIG_DEPTH:
+                raise _Refused(f"the document nests deeper than {MAX_CONFIG_DEPTH} levels")
+            stack.append([event.anchor, 1])
+            if event.anchor:
+                open_anchors.add(event.anchor)
+        elif isinstance(event, (yaml.SequenceEndEvent, yaml.MappingEndEvent)):
+            anchor, size = stack.pop()
+            if anchor:
+                sizes[anchor] = size
+                open_anchors.discard(anchor)
+            add(size)
+        elif isinstance(event, yaml.ScalarEvent):
+            if event.anchor:
+                sizes[event.anchor] = 1
+            add(1)
+        elif isinstance(event, yaml.AliasEvent):
+            if event.anchor in open_anchors:
+                raise _Refused(f"the alias *{event.anchor} is used inside its own anchor (a cycle)")
+            add(sizes.get(event.anchor or "", 1))  # an undefined alias: the loader says so
 
 
 def _short(value: Any, limit: int = 60) -> str:
-    text = repr(value)
-    return text if len(text) <= limit else text[: limit - 3] + "..."
+    return short_repr(value, limit)
 
 
 def _loc_str(loc: tuple[Any, ...]) -> str:

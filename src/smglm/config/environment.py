@@ -22,10 +22,12 @@ __all__ = [
     "SMGLM_CONFIG_FILE",
     "SMGLM_HOME",
     "SMGLM_LOCAL_WARM",
+    "SMGLM_MAX_ARCHIVE_MB",
     "SMGLM_ML_ROOT",
     "SMGLM_WARM_IDLE_SECONDS",
     "TRAINING_JOB_NAME",
     "EnvVar",
+    "max_archive_bytes",
 ]
 
 T = TypeVar("T", str, int)
@@ -99,3 +101,24 @@ SAGEMAKER_MODEL_SERVER_TIMEOUT = EnvVar(
 SAGEMAKER_MAX_PAYLOAD_IN_MB = EnvVar(
     "SAGEMAKER_MAX_PAYLOAD_IN_MB", int, 6, "largest batch-transform request body, in MiB"
 )
+#: The total size, in MiB, the members of a model or output archive may declare when it is
+#: unpacked or read (an archive bomb is refused from its headers; see :mod:`smglm.archive`).
+SMGLM_MAX_ARCHIVE_MB = EnvVar(
+    "SMGLM_MAX_ARCHIVE_MB", int, 256, "largest unpacked size of a model or output archive, MiB"
+)
+
+
+def max_archive_bytes() -> int:
+    """``SMGLM_MAX_ARCHIVE_MB`` in bytes; a ConfigError naming it unless it is positive."""
+    value = SMGLM_MAX_ARCHIVE_MB.get() or 0
+    if value <= 0:
+        raise ConfigError(
+            [
+                Issue(
+                    SMGLM_MAX_ARCHIVE_MB.name,
+                    f"environment variable must be a positive number of MiB; got {value!r}",
+                    value,
+                )
+            ]
+        )
+    return value * 1024 * 1024

@@ -15,6 +15,7 @@ Example (YAML)::
 from __future__ import annotations
 
 import math
+from collections import Counter
 from typing import Annotated, Any, Literal
 
 from pydantic import Field, field_validator
@@ -28,7 +29,7 @@ from smglm.config.families import (
     FamilyName,
     LinkName,
 )
-from smglm.errors import Issue, did_you_mean
+from smglm.errors import Issue, did_you_mean, short_repr
 
 __all__ = ["SCHEMA_VERSION", "Constraints", "GLMConfig", "Penalty", "TestSplit", "apply_overrides"]
 
@@ -52,7 +53,9 @@ class Constraints(ConfigModel):
     """Box constraints on coefficients: ``term -> [lower, upper]``, ``null`` for unbounded.
 
     A term is a numeric predictor's name, a categorical level ``column[level]``, or a
-    categorical column's name (which bounds every non-reference level of it).
+    categorical column's name (which bounds every non-reference level of it). An infinite
+    bound (``-.inf`` in YAML, ``-Infinity`` in JSON, ``-math.inf``) means unbounded and is
+    stored as ``null``, so the config reads the same after its JSON upload to the job.
     """
 
     bounds: dict[str, Bound] = Field(default_factory=dict)
@@ -64,8 +67,8 @@ class Constraints(ConfigModel):
             for term, pair in bounds.items():
                 if not isinstance(pair, (list, tuple)) or len(pair) != 2:
                     raise ValueError(
-                        f"{term!r}: bounds must be a pair [lower, upper] (null for unbounded); "
-                        f"got {pair!r}"
+                        f"{short_repr(term)}: bounds must be a pair [lower, upper] (null for "
+                        f"unbounded); got {short_repr(pair)}"
                     )
         return bounds
 
@@ -73,25 +76,53 @@ class Constraints(ConfigModel):
     @classmethod
     def _well_formed(cls, bounds: dict[str, Bound]) -> dict[str, Bound]:
         problems = []
+        out: dict[str, Bound] = {}
         for term, (lo, hi) in bounds.items():
-            if lo is None and hi is None:
-                problems.append(f"{term!r}: [null, null] bounds nothing; remove it")
-            elif any(v is not None and math.isnan(v) for v in (lo, hi)):
-                problems.append(f"{term!r}: bounds must be numbers or null, not NaN")
-            elif lo is not None and hi is not None and lo > hi:
-                problems.append(f"{term!r}: lower {lo} is above upper {hi}; need lower <= upper")
+            given = f"[{_bound_text(lo)}, {_bound_text(hi)}]"
+            if any(v is not None and math.isnan(v) for v in (lo, hi)):
+                problems.append(f"{term!r}: bounds must be numbers or null, not NaN; got {given}")
+            elif lo == math.inf or hi == -math.inf:
+                problems.append(
+                    f"{term!r}: {given} leaves no value (a lower bound of +inf or an upper "
+                    "bound of -inf); use finite numbers, or null for unbounded"
+                )
+            else:
+                lo = None if lo == -math.inf else lo  # unbounded: null, as JSON stores it
+                hi = None if hi == math.inf else hi
+                if lo is None and hi is None:
+                    problems.append(f"{term!r}: {given} bounds nothing; remove it")
+                elif lo is not None and hi is not None and lo > hi:
+                    problems.append(
+                        f"{term!r}: lower {lo} is above upper {hi}; need lower <= upper"
+                    )
+            out[term] = (lo, hi)
         if problems:
             raise ValueError("; ".join(problems))
-        return bounds
+        return out
+
+
+def _bound_text(value: float | None) -> str:
+    return "null" if value is None else repr(value)
 
 
 class TestSplit(ConfigModel):
-    """A random train/test split, used when no ``test`` data is given."""
+    """A random train/test split, used when no ``test`` data is given: ``fraction`` of the
+    rows (0 < fraction < 1) for testing, drawn with ``seed`` (an integer from 0 to 2**32 - 1)."""
 
     __test__ = False  # not a pytest test class
 
     fraction: Annotated[float, Field(gt=0, lt=1)] = 0.2
-    seed: int = 0
+    seed: Annotated[int, Field(ge=0, le=2**32 - 1)] = 0
+
+    @field_validator("seed", mode="before")
+    @classmethod
+    def _seed_not_bool(cls, seed: Any) -> Any:
+        if isinstance(seed, bool):  # YAML's yes/no/on/off: a bool, which int() would take
+            raise ValueError(
+                f"must be an integer from 0 to {2**32 - 1}; got {seed!r} (bool; YAML reads "
+                "yes/no/on/off as true/false)"
+            )
+        return seed
 
 
 class GLMConfig(ConfigModel):
@@ -212,10 +243,11 @@ class GLMConfig(ConfigModel):
                 issues.append(Issue(role, f"{col!r} is also a predictor; use it in one role", col))
             if col is not None and col == self.target:
                 issues.append(Issue(role, f"{col!r} is the target; use it in one role", col))
-        dupes = sorted({p for p in self.predictors if self.predictors.count(p) > 1})
+        dupes = sorted(p for p, n in Counter(self.predictors).items() if n > 1)
         if dupes:
             issues.append(Issue("predictors", f"listed more than once: {dupes}", dupes))
-        unknown_cat = [c for c in self.categorical if c not in self.predictors]
+        known = set(self.predictors)
+        unknown_cat = [c for c in self.categorical if c not in known]
         if unknown_cat:
             issues.append(
                 Issue(
@@ -225,6 +257,7 @@ class GLMConfig(ConfigModel):
                     unknown_cat,
                 )
             )
+        issues += _term_name_issues(self.predictors)
         if not self.predictors and not self.fit_intercept:
             issues.append(
                 Issue("predictors", "with fit_intercept false, give at least one predictor", [])
@@ -289,6 +322,39 @@ class GLMConfig(ConfigModel):
     def with_overrides(self, overrides: dict[str, Any]) -> GLMConfig:
         """A copy with fields replaced (validated again); dotted keys reach nested fields."""
         return GLMConfig.from_dict(apply_overrides(self.to_dict(), overrides))
+
+
+#: The coefficient name of the intercept.
+INTERCEPT = "intercept"
+
+
+def _term_name_issues(predictors: list[str]) -> list[Issue]:
+    """Predictor names that would make coefficient names ambiguous: ``intercept`` (the
+    intercept's term) and names with brackets (a categorical level's term is
+    ``column[level]``, so a column ``area[B]`` could be the level ``B`` of ``area``)."""
+    issues = []
+    for col in predictors:
+        if col.strip().lower() == INTERCEPT:
+            issues.append(
+                Issue(
+                    "predictors",
+                    f"column {col!r} has the name of the intercept's coefficient "
+                    f"({INTERCEPT!r}); rename the column (e.g. df.rename(columns={{{col!r}: "
+                    f"'{col}_col'}}))",
+                    col,
+                )
+            )
+        elif "[" in col or "]" in col:
+            issues.append(
+                Issue(
+                    "predictors",
+                    f"column {col!r} has a bracket in its name; coefficient names of "
+                    "categorical levels are column[level], so it would be ambiguous: rename "
+                    "the column without '[' and ']'",
+                    col,
+                )
+            )
+    return issues
 
 
 def apply_overrides(data: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:

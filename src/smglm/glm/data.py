@@ -117,16 +117,20 @@ def prepare(
     """
     _check_columns(config, df, what)
     cat_cols = categorical_columns(config, df)
+    _check_numbers_as_text(config, df, cat_cols)
     num_cols = [p for p in config.predictors if p not in cat_cols]
     roles = _numeric_roles(config, num_cols)
     arrays = _numeric_arrays(df, roles)
     df, arrays, n_dropped = _drop_missing(config, df, arrays, roles, cat_cols, what)
     y, w, offset, expo, issues = _target_and_weights(config, arrays)
+    issues += _magnitudes(arrays, roles)
     size = w * (expo if expo is not None else 1.0)
     X, refs, cat_issues = _predictors(config, df, arrays, num_cols, size, references, levels)
     issues += cat_issues
     if issues:
         raise DataError(issues)
+    if references is None and levels is None and what != "test data":  # the training data
+        _check_estimable(config, X, y, w)
     return Prepared(
         X=X,
         y=y,
@@ -156,8 +160,31 @@ def _check_columns(config: GLMConfig, df: pd.DataFrame, what: str) -> None:
         )
     if issues:
         raise DataError(issues)
+    seen = pd.Index(df.columns)
+    if not seen.is_unique:
+        for role, col in _roles_of_columns(config):
+            n = int((seen == col).sum())
+            if n > 1:
+                issues.append(
+                    Issue(
+                        role,
+                        f"column {col!r} appears {n} times in the {what}; column names must be "
+                        "unique: rename or drop the copies",
+                        col,
+                    )
+                )
+        if issues:
+            raise DataError(issues)
     if len(df) == 0:
         raise DataError([Issue(what, f"the {what} has no rows; need at least one", 0)])
+
+
+def _roles_of_columns(config: GLMConfig) -> list[tuple[str, str]]:
+    """(config field, column) for every column the config uses."""
+    out = [("target", config.target)]
+    out += [("predictors", p) for p in config.predictors]
+    out += [(r, c) for r in ("weights", "offset", "exposure") if (c := getattr(config, r))]
+    return out
 
 
 def _numeric_roles(config: GLMConfig, num_cols: list[str]) -> dict[str, str]:
@@ -182,13 +209,9 @@ def _numeric_arrays(df: pd.DataFrame, roles: dict[str, str]) -> dict[str, np.nda
         if not pd.api.types.is_numeric_dtype(s.dtype):
             sample = s.dropna().astype(str).unique()[:3].tolist()
             hint = " (or list it under categorical)" if role == "predictors" else ""
-            issues.append(
-                Issue(
-                    role,
-                    f"column {col!r} must be numeric; got {s.dtype} values such as {sample}{hint}",
-                    col,
-                )
-            )
+            text = _number_text_hint(col, s) if s.dtype == object or s.dtype == "string" else None
+            found = f"it {text}" if text else f"got {s.dtype} values such as {sample}"
+            issues.append(Issue(role, f"column {col!r} must be numeric; {found}{hint}", col))
             continue
         arrays[col] = s.to_numpy(dtype=float, na_value=np.nan)
     if issues:
@@ -340,3 +363,191 @@ def _cols_hint(col: str, cols: list[str]) -> str:
     shown = [str(c) for c in cols[:12]]
     more = f" and {len(cols) - 12} more" if len(cols) > 12 else ""
     return f"; its columns are {shown}{more}"
+
+
+#: Beyond this size a value overflows the fit in double precision (its square exceeds 1e200).
+_HUGE = 1e100
+#: A column whose non-zero values are all below this size underflows the fit.
+_TINY = 1e-100
+#: The share of a text column's distinct values that must read as numbers for the column to be
+#: taken for numbers stored as text.
+_NUMERIC_SHARE = 0.9
+#: The families whose mean must be positive somewhere: an all-zero target has no finite MLE.
+_POSITIVE_MEAN = ("poisson", "negative_binomial", "tweedie")
+
+
+def _as_numbers(values: pd.Series) -> tuple[pd.Series, pd.Series]:
+    """``values`` (strings) read as numbers as written, and with a decimal comma read as a
+    point (NaN where a value is not a number)."""
+    text = values.astype(str).str.strip()
+    as_written = pd.to_numeric(text, errors="coerce")
+    comma = pd.to_numeric(text.str.replace(",", ".", regex=False), errors="coerce")
+    return as_written, comma
+
+
+def _number_text_hint(col: str, values: pd.Series) -> str | None:
+    """Why a text column looks like numbers (decimal commas, or numbers stored as text), or
+    None when most of its distinct values are not numbers."""
+    distinct = pd.Series(values.dropna().unique())
+    distinct = distinct[distinct.astype(str).str.strip() != ""]
+    if distinct.empty or pd.api.types.is_bool_dtype(distinct.dtype):
+        return None
+    if distinct.map(lambda v: isinstance(v, (bool, np.bool_))).any():
+        return None
+    as_written, comma = _as_numbers(distinct)
+    if comma.notna().mean() < _NUMERIC_SHARE:
+        return None
+    with_comma = distinct[as_written.isna() & comma.notna()].astype(str).tolist()
+    not_numbers = distinct[comma.isna()].astype(str).tolist()
+    if with_comma:
+        hint = (
+            f"holds numbers written with a decimal comma (e.g. {with_comma[:3]}), read as text; "
+            f"write them with a decimal point (pd.to_numeric(df[{col!r}].str.replace(',', '.')),"
+            " or read the file with decimal=',')"
+        )
+    else:
+        shown = distinct.astype(str).tolist()[:3]
+        hint = (
+            f"holds numbers stored as text (e.g. {shown}); convert it with "
+            f"pd.to_numeric(df[{col!r}])"
+        )
+    if not_numbers:
+        hint += f"; {len(not_numbers)} value(s) are not numbers (e.g. {not_numbers[:3]})"
+    return hint
+
+
+def _check_numbers_as_text(config: GLMConfig, df: pd.DataFrame, cat_cols: list[str]) -> None:
+    """A text predictor whose values nearly all read as numbers (with a decimal point or a
+    decimal comma) is refused unless the config lists it under ``categorical``: it would
+    otherwise become a categorical with a level per distinct number (a saturated model)."""
+    issues: list[Issue] = []
+    for col in cat_cols:
+        s = df[col]
+        if col in config.categorical or isinstance(s.dtype, pd.CategoricalDtype):
+            continue
+        hint = _number_text_hint(col, s)
+        if hint is None:
+            continue
+        n_levels = int(s.nunique())
+        issues.append(
+            Issue(
+                "predictors",
+                f"column {col!r} {hint}; as text it would be a categorical with {n_levels} "
+                f"level(s). List {col!r} under categorical if its values are labels (codes)",
+                col,
+            )
+        )
+    if issues:
+        raise DataError(issues)
+
+
+def _magnitudes(arrays: dict[str, np.ndarray], roles: dict[str, str]) -> list[Issue]:
+    """Numeric columns whose values overflow (beyond 1e100 in size) or underflow (all non-zero
+    values below 1e-100) a fit in double precision."""
+    issues: list[Issue] = []
+    for col, values in arrays.items():
+        size = np.abs(values[np.isfinite(values)])
+        if size.size == 0:
+            continue
+        role = roles.get(col, "predictors")
+        huge = size > _HUGE
+        nonzero = size[size > 0]
+        if huge.any():
+            issues.append(
+                Issue(
+                    role,
+                    f"column {col!r} has {int(huge.sum())} value(s) beyond 1e100 in size (max "
+                    f"{size.max():g}); the fit overflows double precision on such values: "
+                    "rescale the column (e.g. divide it by a power of ten) or fix the values",
+                    col,
+                )
+            )
+        elif nonzero.size and nonzero.max() < _TINY:
+            issues.append(
+                Issue(
+                    role,
+                    f"column {col!r} has only values below 1e-100 in size (max {nonzero.max():g})"
+                    "; the fit underflows double precision on such values: rescale the column "
+                    "(e.g. multiply it by a power of ten)",
+                    col,
+                )
+            )
+    return issues
+
+
+def _check_estimable(config: GLMConfig, X: pd.DataFrame, y: np.ndarray, w: np.ndarray) -> None:
+    """Training data on which the model has no finite estimate: a categorical with one level,
+    a target with no information for the family (all zero for counts, all 0 or all 1 for
+    binomial, constant where the dispersion is estimated), no more rows than coefficients."""
+    issues: list[Issue] = []
+    used = w > 0
+    n_obs = int(used.sum())
+    n_params = int(config.fit_intercept)
+    for col in X.columns:
+        s = X[col]
+        if not isinstance(s.dtype, pd.CategoricalDtype):
+            n_params += 1
+            continue
+        n_levels = len(s.cat.categories)
+        n_params += max(n_levels - 1, 0)
+        if n_levels == 1:
+            issues.append(
+                Issue(
+                    "predictors",
+                    f"column {col!r} has a single level ({s.cat.categories[0]!r}), which cannot "
+                    "explain anything (R refuses it too); drop it from predictors",
+                    col,
+                )
+            )
+    fam = family_of(config)
+    yy = y[used]
+    target = config.target
+    if yy.size:
+        if fam.name in _POSITIVE_MEAN and not (yy != 0).any():
+            issues.append(
+                Issue(
+                    "target",
+                    f"column {target!r} is 0 on every row: family {fam.name!r} has no finite "
+                    "estimate (the fitted mean would be 0, the intercept -inf); check the target "
+                    "column, or fit data where it is positive somewhere",
+                    target,
+                )
+            )
+        elif fam.name == "binomial" and (not (yy != 0).any() or not (yy != 1).any()):
+            issues.append(
+                Issue(
+                    "target",
+                    f"column {target!r} is {yy[0]:g} on every row: family 'binomial' has no "
+                    "finite estimate (the fitted probability would be exactly "
+                    f"{yy[0]:g}); fit data with both outcomes",
+                    target,
+                )
+            )
+        elif fam.has_dispersion and (yy == yy[0]).all():
+            issues.append(
+                Issue(
+                    "target",
+                    f"column {target!r} is constant ({yy[0]:g} on every row): a "
+                    f"{fam.name!r} model of a constant has zero dispersion and no standard "
+                    "errors; check the target column",
+                    target,
+                )
+            )
+    if n_obs <= n_params:
+        if config.weights and n_obs < len(w):
+            where: str = "weights"
+            rows = f"{n_obs} row(s) with a positive weight in column {config.weights!r}"
+        else:
+            where, rows = "data", f"{n_obs} row(s)"
+        issues.append(
+            Issue(
+                where,
+                f"the data has {rows} for {n_params} coefficient(s) (intercept, numeric "
+                "predictors and non-reference levels); a GLM needs more rows than "
+                "coefficients to estimate them and their standard errors: add rows, drop "
+                "predictors or group levels",
+                n_obs,
+            )
+        )
+    if issues:
+        raise DataError(issues)

@@ -27,9 +27,17 @@ from smglm.glm.engines import DEFAULT_ENGINE, EngineFit, check_engine, get_engin
 from smglm.glm.families import FamilySpec, family_of
 from smglm.glm.io import read_table
 from smglm.glm.links import linkinv, mu_eta
-from smglm.glm.model import CategoricalTerm, NumericTerm, PortableModel, Term
+from smglm.glm.memory import check_fit_memory, memory_error
+from smglm.glm.model import (
+    ALIASED_NOTE,
+    CategoricalTerm,
+    NumericTerm,
+    PortableModel,
+    Term,
+    UnseenLevelWarning,
+)
 from smglm.glm.result import FitResult
-from smglm.glm.stats import null_mean, split_metrics
+from smglm.glm.stats import SplitMetrics, deviance, null_mean, split_metrics
 
 __all__ = ["feature_names", "fit", "split_train_test"]
 
@@ -80,33 +88,83 @@ def fit(
     log.info("fitting %s/%s GLM on %d rows", cfg.family, cfg.resolved_link, len(prep.y))
     names = feature_names(prep)
     lower, upper = _bounds(cfg, prep, names)
+    n_coef = len(names) + int(cfg.fit_intercept)
+    check_fit_memory(prep, n_coef)
+    _check_null_model(cfg, prep)
+    try:
+        return _fit_and_infer(
+            cfg, engine, df, prep, test_df, names, lower, upper, t_start, keep_fitted
+        )
+    except MemoryError:
+        raise memory_error(prep, n_coef) from None
 
-    res = engine.fit(cfg, prep, lower_bounds=lower, upper_bounds=upper)
+
+def _fit_and_infer(
+    cfg: GLMConfig,
+    engine: Any,
+    df: pd.DataFrame,
+    prep: Prepared,
+    test_df: pd.DataFrame | None,
+    names: list[str],
+    lower: np.ndarray | None,
+    upper: np.ndarray | None,
+    t_start: float,
+    keep_fitted: bool,
+) -> FitResult:
+    try:
+        res, scales, info = _fit_engine(cfg, engine, prep, names, lower, upper)
+    except np.linalg.LinAlgError as exc:
+        raise DataError(
+            [
+                Issue(
+                    "predictors",
+                    f"the solver met a singular system ({exc}): the predictors "
+                    f"{cfg.predictors} are (nearly) collinear or separate the target; drop or "
+                    "rescale predictors, group levels, or set penalty.alpha > 0",
+                )
+            ]
+        ) from None
     if res.feature_names != names:  # our term names must be the engine's columns
         raise RuntimeError(f"feature order mismatch: {res.feature_names} vs {names}")
-    intercept, coef = res.intercept, res.coef
-    model = _portable(cfg, prep, intercept, coef)
+    intercept, coef = res.intercept, res.coef / scales
+    model = _portable(cfg, prep, intercept, coef, res.aliased)
 
     fam = family_of(cfg)
-    n_params = coef.size + int(cfg.fit_intercept)
+    n_params = coef.size + int(cfg.fit_intercept) - len(res.aliased)
     eta = intercept + res.xb + (0.0 if prep.offset is None else prep.offset)
-    mu = linkinv(cfg.resolved_link, eta)
-    mu0, b0 = null_mean(
-        fam, cfg.resolved_link, prep.y, prep.weights, prep.offset, intercept=cfg.fit_intercept
-    )
-    train = split_metrics(fam, prep.y, mu, prep.weights, mu0, n_params, _gini(prep, mu))
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+        mu = linkinv(cfg.resolved_link, eta)
+        mu0, b0 = null_mean(
+            fam, cfg.resolved_link, prep.y, prep.weights, prep.offset, intercept=cfg.fit_intercept
+        )
+        train = split_metrics(fam, prep.y, mu, prep.weights, mu0, n_params, _gini(prep, mu))
+    _check_finite(cfg, fam, intercept, coef, mu, train)
+    separated = _separated(cfg, prep, names, mu)
     se = _standard_errors(
-        res, prep, eta, mu, fam, cfg.resolved_link, train.dispersion, cfg.fit_intercept
+        res,
+        prep,
+        eta,
+        mu,
+        fam,
+        cfg.resolved_link,
+        train.dispersion,
+        cfg.fit_intercept,
+        names,
+        info,
     )
-    coefs = _coefficient_table(cfg, prep, names, intercept, coef, se, fam)
+    se[int(cfg.fit_intercept) :] /= scales
+    coefs = _coefficient_table(cfg, prep, names, intercept, coef, se, fam, res.aliased, separated)
 
     metrics: dict[str, Any] = {"train": train.to_dict()}
     fitted = {"train": (df, prep, mu)}
     if test_df is not None:
         tprep = prepare(cfg, test_df, what="test data")
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
             mu_t = model.predict(_with_offset(tprep.X, cfg, tprep), use_offset=True)
+        for w in caught:
+            if issubclass(w.category, UnseenLevelWarning):
+                warnings.warn(f"test data: {w.message}", UnseenLevelWarning, stacklevel=3)
         off_t = np.zeros_like(tprep.y) if tprep.offset is None else tprep.offset
         mu0_t = linkinv(cfg.resolved_link, (b0 if cfg.fit_intercept else 0.0) + off_t)
         metrics["test"] = split_metrics(
@@ -120,6 +178,10 @@ def fit(
         "total_seconds": time.perf_counter() - t_start,
         "n_dropped": prep.n_dropped,
     }
+    if res.aliased:
+        metrics["fit"]["aliased"] = list(res.aliased)
+    if separated:
+        metrics["fit"]["separated"] = list(separated)
     return FitResult(
         config=cfg,
         model=model,
@@ -218,7 +280,13 @@ def _gini(prep: Prepared, mu: np.ndarray) -> float:
     return float(gini(*amounts(prep.y, mu, prep.weights, prep.exposure)))
 
 
-def _portable(cfg: GLMConfig, prep: Prepared, intercept: float, coef: np.ndarray) -> PortableModel:
+def _portable(
+    cfg: GLMConfig,
+    prep: Prepared,
+    intercept: float,
+    coef: np.ndarray,
+    aliased: list[str] | None = None,
+) -> PortableModel:
     from smglm._version import __version__
 
     terms: list[Term] = []
@@ -247,6 +315,7 @@ def _portable(cfg: GLMConfig, prep: Prepared, intercept: float, coef: np.ndarray
         tweedie_power=cfg.resolved_power,
         theta=cfg.resolved_theta,
         smglm_version=__version__,
+        aliased=list(aliased or []),
     )
 
 
@@ -258,14 +327,24 @@ def _coefficient_table(
     coef: np.ndarray,
     se: np.ndarray,
     fam: FamilySpec,
+    aliased: list[str] | None = None,
+    separated: dict[str, str] | None = None,
 ) -> pd.DataFrame:
+    """The coefficient table. An aliased term (R's ``NA``) has no estimate (NaN; its column is
+    a linear combination of earlier ones, and the model scores it as 0); its ``note`` says so.
+    The ``note`` column is there only when some term has a note."""
     from scipy import stats
 
-    estimates = np.concatenate([[intercept], coef]) if cfg.fit_intercept else coef
+    aliased = aliased or []
+    separated = separated or {}
+    estimates = np.concatenate([[intercept], coef]) if cfg.fit_intercept else coef.copy()
     terms = (["intercept"] if cfg.fit_intercept else []) + names
-    statistic = estimates / se
+    is_aliased = np.array([t in aliased for t in terms], dtype=bool)
+    estimates = np.where(is_aliased, np.nan, estimates)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        statistic = estimates / se
     n_obs = int(np.count_nonzero(prep.weights > 0))
-    df_resid = n_obs - len(estimates)
+    df_resid = n_obs - (len(estimates) - len(aliased))
     if fam.has_dispersion and df_resid > 0:  # t statistics where the dispersion is estimated
         p_value = 2 * stats.t.sf(np.abs(statistic), df_resid)
         q = stats.t.ppf(0.975, df_resid)
@@ -284,8 +363,249 @@ def _coefficient_table(
         }
     )
     if cfg.resolved_link == "log":
-        table["relativity"] = np.exp(estimates)
+        with np.errstate(over="ignore"):
+            table["relativity"] = np.exp(estimates)
+    no_se = ~is_aliased & ~np.isfinite(se)
+    if aliased or separated or no_se.any():
+        table["note"] = [
+            ALIASED_NOTE
+            if t in aliased
+            else separated.get(t, "") or (NO_SE_NOTE if missing else "")
+            for t, missing in zip(terms, no_se, strict=True)
+        ]
     return table
+
+
+def _fit_engine(
+    cfg: GLMConfig,
+    engine: Any,
+    prep: Prepared,
+    names: list[str],
+    lower: np.ndarray | None,
+    upper: np.ndarray | None,
+) -> tuple[EngineFit, np.ndarray, np.ndarray | None]:
+    """The engine's fit on the rescaled data (:func:`_rescaled`), the scales, and the
+    information matrix at the estimate when known (the standard errors reuse it).
+
+    Aliased columns (R's ``NA`` coefficients) are found on the information matrix at the
+    estimate (one Cholesky factorisation when there are none), confirmed on the prior weights
+    (a column whose working weights vanish is separated, not aliased), and held at 0 in a
+    second fit; an engine may also report the ones it held out itself (``EngineFit.aliased``).
+    """
+    from smglm.glm.stats import aliased_columns
+
+    scaled, scales = _rescaled(prep, names)
+    lo = None if lower is None else lower * scales
+    hi = None if upper is None else upper * scales
+    res = engine.fit(cfg, scaled, lower_bounds=lo, upper_bounds=hi)
+    if res.aliased:
+        return res, scales, None
+    fam = family_of(cfg)
+    shift = int(cfg.fit_intercept)
+    eta = res.intercept + res.xb + (0.0 if prep.offset is None else prep.offset)
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore", under="ignore"):
+        mu = linkinv(cfg.resolved_link, eta)
+        W = prep.weights * mu_eta(cfg.resolved_link, eta) ** 2 / fam.variance(mu)
+    if not np.all(np.isfinite(W)):
+        return res, scales, None  # _check_finite reports it
+    info = res.information(W)
+    at_estimate = set(aliased_columns(info))
+    held: list[int] = []
+    if at_estimate:
+        prior = set(aliased_columns(res.information(np.array(prep.weights, dtype=float))))
+        held = sorted(j - shift for j in at_estimate & prior if j >= shift)
+    if not held:
+        return res, scales, info
+    p = len(names)
+    lo = np.full(p, -np.inf) if lo is None else lo.copy()
+    hi = np.full(p, np.inf) if hi is None else hi.copy()
+    lo[held] = 0.0
+    hi[held] = 0.0
+    res = engine.fit(cfg, scaled, lower_bounds=lo, upper_bounds=hi)
+    res.aliased = [names[j] for j in held]
+    return res, scales, None
+
+
+#: A numeric predictor whose root mean square is outside this range is fitted rescaled.
+_SCALE_RANGE = (1e-4, 1e6)
+
+
+def _rescaled(prep: Prepared, names: list[str]) -> tuple[Prepared, np.ndarray]:
+    """The prepared data with each numeric predictor of extreme scale (root mean square
+    outside :data:`_SCALE_RANGE`) divided by a power of two near its scale, and the scale of
+    each coefficient (1 for the others). The engine's gradient tolerance would otherwise stop
+    at once on a column of tiny values; R's QR does not care about scales, and neither should
+    smglm. A power of two keeps the rescaling exact."""
+    import dataclasses
+
+    scales = np.ones(len(names))
+    X = prep.X
+    index = {n: i for i, n in enumerate(names)}
+    for col in prep.X.columns:
+        if isinstance(prep.X[col].dtype, pd.CategoricalDtype) or str(col) not in index:
+            continue
+        x = prep.X[col].to_numpy(dtype=float)
+        rms = float(np.sqrt(np.mean(np.square(x)))) if x.size else 0.0
+        if rms == 0.0 or _SCALE_RANGE[0] <= rms <= _SCALE_RANGE[1]:
+            continue
+        scale = 2.0 ** round(math.log2(rms))
+        if X is prep.X:
+            X = prep.X.copy()
+        X[col] = x / scale
+        scales[index[str(col)]] = scale
+    if X is prep.X:
+        return prep, scales
+    return dataclasses.replace(prep, X=X), scales
+
+
+#: The ``note`` of a term without a standard error although it was estimated.
+NO_SE_NOTE = (
+    "no standard error: the information matrix is singular at the estimate (fitted means at "
+    "the edge of the family's range)"
+)
+
+
+def _check_null_model(cfg: GLMConfig, prep: Prepared) -> None:
+    """Refuse, before fitting, a family (and its parameters) whose deviance or log-likelihood
+    is not finite even at the intercept-only model: the fit could only end in non-finite
+    results, after running to ``max_iter``."""
+    fam = family_of(cfg)
+    with np.errstate(all="ignore"):
+        mu0, _ = null_mean(
+            fam, cfg.resolved_link, prep.y, prep.weights, prep.offset, intercept=cfg.fit_intercept
+        )
+        dev0 = deviance(fam, prep.y, mu0, prep.weights)
+        llf0 = fam.log_likelihood(prep.y, mu0, prep.weights, dev0) if fam.name != "tweedie" else 0.0
+    if math.isfinite(dev0) and math.isfinite(llf0):
+        return
+    _check_finite(
+        cfg,
+        fam,
+        0.0,
+        np.zeros(0),
+        mu0,
+        SplitMetrics(0, dev0, dev0, math.nan, llf0, math.nan, math.nan, math.nan, 0, math.nan),
+        "at the intercept-only model, before fitting",
+    )
+
+
+def _check_finite(
+    cfg: GLMConfig,
+    fam: FamilySpec,
+    intercept: float,
+    coef: np.ndarray,
+    mu: np.ndarray,
+    train: SplitMetrics,
+    when: str = "",
+) -> None:
+    """A fit whose coefficients, fitted means, deviance or log-likelihood are not finite is a
+    failure with the reason, not a result with empty metrics."""
+    bad: list[str] = []
+    if not math.isfinite(intercept):
+        bad.append(f"the intercept is {intercept}")
+    if not np.all(np.isfinite(coef)):
+        bad.append(f"{int((~np.isfinite(coef)).sum())} coefficient(s) are not finite")
+    if not np.all(np.isfinite(mu)):
+        bad.append(f"{int((~np.isfinite(mu)).sum())} fitted mean(s) are not finite")
+    for name in ("deviance", "null_deviance"):
+        value = getattr(train, name)
+        if not math.isfinite(value):
+            bad.append(f"the {name.replace('_', ' ')} is {value}")
+    if fam.name != "tweedie" and not math.isfinite(train.log_likelihood):  # tweedie: NaN, as R
+        bad.append(f"the log-likelihood is {train.log_likelihood}")
+    if not bad:
+        return
+    params = {
+        k: v
+        for k, v in (("theta", cfg.theta), ("tweedie_power", cfg.tweedie_power))
+        if v is not None
+    }
+    where = f" and the family's parameters {params}" if params else ""
+    raise DataError(
+        [
+            Issue(
+                "fit",
+                f"the {cfg.family}/{cfg.resolved_link} fit of {cfg.target!r} gave non-finite "
+                f"results{' ' + when if when else ''} ({'; '.join(bad)}); check the target "
+                f"and predictors for extreme values{where}, or rescale them",
+            )
+        ]
+    )
+
+
+def _separated(cfg: GLMConfig, prep: Prepared, names: list[str], mu: np.ndarray) -> dict[str, str]:
+    """Terms whose estimate runs off to infinity because the data separate the target (R's
+    "fitted probabilities numerically 0 or 1 occurred"), with their note; warns once naming
+    them. Binomial: a level whose rows are all 0 or all 1, a numeric predictor that splits the
+    0s from the 1s. Poisson, negative binomial and Tweedie with the log link: a level whose
+    rows are all 0 (its mean is 0, its log -inf). A numeric predictor that separates a binomial
+    target completely is an error: no coefficient of the model is then estimable."""
+    fam = cfg.family
+    counts = fam in ("poisson", "negative_binomial", "tweedie") and cfg.resolved_link == "log"
+    if (fam != "binomial" and not counts) or cfg.penalty.alpha > 0:  # a penalty bounds them
+        return {}
+    used = prep.weights > 0
+    y = prep.y[used]
+    out: dict[str, str] = {}
+    for col in prep.X.columns:
+        s = prep.X[col]
+        if isinstance(s.dtype, pd.CategoricalDtype):
+            codes = s.cat.codes.to_numpy()[used]
+            n_levels = len(s.cat.categories)
+            rows = np.bincount(codes[codes >= 0], minlength=n_levels)
+            ones = np.bincount(codes[codes >= 0], weights=y[codes >= 0], minlength=n_levels)
+            nonzero = np.bincount(
+                codes[codes >= 0], weights=(y[codes >= 0] != 0), minlength=n_levels
+            )
+            for i, level in enumerate(s.cat.categories):
+                if rows[i] == 0 or i == 0:  # the reference level has no coefficient
+                    continue
+                term = f"{col}[{level}]"
+                if nonzero[i] == 0:
+                    out[term] = f"separated: the target is 0 on all {rows[i]} rows of this level"
+                elif (
+                    fam == "binomial"
+                    and np.isclose(ones[i], rows[i])
+                    and (y[codes == i] == 1).all()
+                ):
+                    out[term] = f"separated: the target is 1 on all {rows[i]} rows of this level"
+        elif fam == "binomial" and set(np.unique(y)) <= {0.0, 1.0}:
+            x = s.to_numpy(dtype=float)[used]
+            x0, x1 = x[y == 0], x[y == 1]
+            if x0.size and x1.size and (x0.max() < x1.min() or x1.max() < x0.min()):
+                low, high = (0, 1) if x0.max() < x1.min() else (1, 0)
+                cut = x0.max() if low == 0 else x1.max()
+                raise DataError(
+                    [
+                        Issue(
+                            "predictors",
+                            f"column {str(col)!r} separates the target {cfg.target!r} completely"
+                            f" (it is {low} wherever {col} <= {cut:g} and {high} above): the "
+                            "maximum likelihood estimate does not exist (its coefficient is "
+                            "infinite); drop the predictor (is it the target in disguise?) or "
+                            "set penalty.alpha > 0",
+                            str(col),
+                        )
+                    ]
+                )
+    if fam == "binomial" and not out:
+        m = mu[used]
+        edge = (m < 1e-10) | (m > 1 - 1e-10)
+        if edge.any():
+            warnings.warn(
+                f"fitted probabilities numerically 0 or 1 occurred on {int(edge.sum())} rows: "
+                "the predictors separate the target (quasi-complete separation); some "
+                "estimates are infinite in theory and their standard errors meaningless",
+                stacklevel=4,
+            )
+    if out:
+        warnings.warn(
+            f"the data separate the target for {sorted(out)}: their estimates run off to "
+            "infinity and their standard errors are meaningless (see the coefficient table's "
+            "note); group those levels with others, drop the predictor, or set penalty.alpha > 0",
+            stacklevel=4,
+        )
+    return out
 
 
 def _standard_errors(
@@ -297,23 +617,35 @@ def _standard_errors(
     link: str,
     phi: float,
     intercept: bool,
+    names: list[str] | None = None,
+    info: np.ndarray | None = None,
 ) -> np.ndarray:
     """R's standard errors: sqrt(diag(phi * I^-1)), with I = X' W X the expected (Fisher)
     information, W = w * (dmu/deta)^2 / V(mu) and w the prior weights (the engine computes
-    X' W X on its design)."""
+    X' W X on its design). Aliased terms (left out of the fit) have none (NaN)."""
     n_coef = res.coef.size + int(intercept)
     if not math.isfinite(phi):
         return np.full(n_coef, np.nan)
-    W = prep.weights * mu_eta(link, eta) ** 2 / fam.variance(mu)
-    info = res.information(W)
+    if info is None:
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+            W = prep.weights * mu_eta(link, eta) ** 2 / fam.variance(mu)
+        info = res.information(W)
+    terms = (["intercept"] if intercept else []) + list(names or res.feature_names)
+    keep = np.array([t not in res.aliased for t in terms], dtype=bool)
+    info = info[np.ix_(keep, keep)]
+    out = np.full(n_coef, np.nan)
     # invert the scaled (correlation-like) matrix: its condition number says whether the
     # design is singular whatever the columns' scales
     d = np.sqrt(np.diag(info))
     scaled = info / np.outer(d, d) if np.all(d > 0) else None
     if scaled is None or not np.all(np.isfinite(scaled)) or np.linalg.cond(scaled) > 1e13:
         warnings.warn(
-            "the design is singular: standard errors are not available (NaN)", stacklevel=3
+            "the information matrix is singular at the estimate (fitted means at the edge of "
+            "the family's range, or predictors that are nearly collinear once weighted): "
+            "standard errors are not available (NaN)",
+            stacklevel=3,
         )
-        return np.full(n_coef, np.nan)
+        return out
     cov = phi * np.linalg.inv(scaled) / np.outer(d, d)
-    return np.sqrt(np.clip(np.diag(cov), 0, None))
+    out[keep] = np.sqrt(np.clip(np.diag(cov), 0, None))
+    return out

@@ -32,6 +32,7 @@ from smglm.errors import ModelError, did_you_mean
 from smglm.glm.links import linkinv
 
 __all__ = [
+    "ALIASED_NOTE",
     "FORMAT_VERSION",
     "CategoricalTerm",
     "NumericTerm",
@@ -42,6 +43,11 @@ __all__ = [
 
 FORMAT = "smglm.glm"
 FORMAT_VERSION = 1
+
+
+#: The ``note`` of an aliased term in the coefficient table (R: "not defined because of
+#: singularities").
+ALIASED_NOTE = "aliased: not defined because of singularities"
 
 
 class UnseenLevelWarning(UserWarning):
@@ -80,6 +86,9 @@ class PortableModel:
     tweedie_power: float | None = None
     theta: float | None = None
     smglm_version: str = field(default="", compare=False)
+    #: The terms left out of the fit as linear combinations of earlier ones (R's ``NA``
+    #: coefficients): scored as 0, shown without an estimate. In ``model.json`` only when some.
+    aliased: list[str] = field(default_factory=list)
 
     # -- scoring -----------------------------------------------------------------------------
     @property
@@ -160,7 +169,7 @@ class PortableModel:
                         "coefficients": list(t.coefficients),
                     }
                 )
-        return {
+        out = {
             "format": FORMAT,
             "format_version": FORMAT_VERSION,
             "smglm_version": self.smglm_version,
@@ -175,6 +184,9 @@ class PortableModel:
             "intercept": self.intercept,
             "terms": terms,
         }
+        if self.aliased:
+            out["aliased"] = list(self.aliased)
+        return out
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> PortableModel:
@@ -218,6 +230,7 @@ class PortableModel:
                 tweedie_power=d.get("tweedie_power"),
                 theta=d.get("theta"),
                 smglm_version=str(d.get("smglm_version", "")),
+                aliased=[str(a) for a in d.get("aliased") or []],
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise ModelError(f"model.json is malformed: {type(exc).__name__}: {exc}") from None
@@ -240,6 +253,8 @@ class PortableModel:
             text = p.read_text(encoding="utf-8")
         except OSError as exc:
             raise ModelError(f"cannot read model file {str(p)!r}: {exc.strerror or exc}") from None
+        except UnicodeDecodeError as exc:
+            raise ModelError(f"{str(p)!r} is not JSON (not UTF-8 text: {exc.reason})") from None
         try:
             data = json.loads(text)
         except json.JSONDecodeError as exc:

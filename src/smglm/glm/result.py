@@ -14,7 +14,7 @@ import pandas as pd
 
 from smglm.config import GLMConfig
 from smglm.errors import ModelError
-from smglm.glm.model import PortableModel
+from smglm.glm.model import ALIASED_NOTE, PortableModel
 
 if TYPE_CHECKING:
     from smglm.glm.report import Report
@@ -36,7 +36,11 @@ class FitResult:
         The :class:`~smglm.glm.model.PortableModel` (what ``model.json`` holds).
     coefficients
         ``term, estimate, std_error, statistic, p_value, ci_lower, ci_upper`` (95% Wald;
-        t-based where the dispersion is estimated, as R), plus ``relativity`` for log links.
+        t-based where the dispersion is estimated, as R), plus ``relativity`` for log links,
+        and ``note`` when some term needs one: ``aliased: ...`` (R's ``NA``: the column is a
+        linear combination of earlier ones; no estimate, scored as 0), ``separated: ...`` (the
+        data separate the target: the estimate is unbounded) or ``no standard error: ...``.
+        :meth:`notes` sums them up as R's ``summary`` does.
     metrics
         ``{"train": {...}, "test": {...}, "fit": {...}}`` as in ``metrics.json``.
     convergence
@@ -61,7 +65,8 @@ class FitResult:
     @property
     def fit_seconds(self) -> float:
         """Seconds glum spent fitting (data checks and statistics excluded)."""
-        return float(self.metrics.get("fit", {}).get("seconds", math.nan))
+        seconds = (self.metrics.get("fit") or {}).get("seconds")
+        return math.nan if seconds is None else float(seconds)
 
     def predict(self, data: pd.DataFrame, *, use_offset: bool = True) -> np.ndarray:
         """Predicted means for ``data`` (see :meth:`PortableModel.predict`)."""
@@ -89,29 +94,61 @@ class FitResult:
         if cfg.exposure or cfg.offset:
             lines[0] += f"  (offset: {'log(' + cfg.exposure + ')' if cfg.exposure else cfg.offset})"
         with pd.option_context("display.width", 120, "display.max_rows", 200):
-            lines.append(self.coefficients.to_string(index=False, float_format=_fmt))
+            lines.append(self.coefficients.to_string(index=False, float_format=_fmt, na_rep="NA"))
+        lines += self.notes()
         for split in ("train", "test"):
             m = self.metrics.get(split)
             if m:
                 lines.append(
-                    f"{split}: n={m['n_obs']}  deviance={m['deviance']:.6g}  "
-                    f"explained={m['explained_deviance']:.4f}  AIC={m['aic']:.6g}  "
-                    f"gini={m['gini']:.4f}  dispersion={m['dispersion']:.4g}"
+                    f"{split}: n={_num(m.get('n_obs'), 'd')}  "
+                    f"deviance={_num(m.get('deviance'), '.6g')}  "
+                    f"explained={_num(m.get('explained_deviance'), '.4f')}  "
+                    f"AIC={_num(m.get('aic'), '.6g')}  gini={_num(m.get('gini'), '.4f')}  "
+                    f"dispersion={_num(m.get('dispersion'), '.4g')}"
                 )
         f = self.metrics.get("fit", {})
         if f:
             lines.append(
                 f"fit: {f.get('iterations')} iterations, converged={f.get('converged')}, "
-                f"{f.get('seconds', math.nan):.2f} s"
+                f"{_num(f.get('seconds'), '.2f')} s"
             )
         return "\n".join(lines)
+
+    def notes(self) -> list[str]:
+        """R's notes on the coefficients: the terms not defined because of singularities
+        (aliased: a linear combination of earlier columns; estimate NaN, scored as 0) and those
+        the data separate (their estimates run off to infinity)."""
+        table = self.coefficients
+        if "note" not in table.columns:
+            return []
+        notes = table["note"].fillna("").astype(str)
+        aliased = table.loc[notes.str.startswith("aliased"), "term"].astype(str).tolist()
+        separated = table.loc[notes.str.startswith("separated"), "term"].astype(str).tolist()
+        no_se = table.loc[notes.str.startswith("no standard error"), "term"].astype(str).tolist()
+        out = []
+        if aliased:
+            out.append(
+                f"Coefficients: ({len(aliased)} not defined because of singularities: "
+                f"{', '.join(aliased)})"
+            )
+        if separated:
+            out.append(
+                f"Separation: the data separate the target for {', '.join(separated)}; their "
+                "estimates are unbounded and their standard errors meaningless"
+            )
+        if no_se:
+            out.append(
+                f"No standard errors for {', '.join(no_se)}: the information matrix is "
+                "singular at the estimate"
+            )
+        return out
 
     def __repr__(self) -> str:
         m = self.metrics.get("train", {})
         return (
             f"FitResult({self.config.family}/{self.config.resolved_link}, "
             f"target={self.config.target!r}, terms={len(self.coefficients)}, "
-            f"n_obs={m.get('n_obs')}, deviance={m.get('deviance', math.nan):.6g})"
+            f"n_obs={m.get('n_obs')}, deviance={_num(m.get('deviance'), '.6g')})"
         )
 
     # -- persistence ---------------------------------------------------------------------
@@ -198,11 +235,30 @@ def _bare_table(model: PortableModel) -> pd.DataFrame:
             ]
         else:
             rows.append((t.name, t.coefficient))
-    return pd.DataFrame(rows, columns=["term", "estimate"])
+    table = pd.DataFrame(rows, columns=["term", "estimate"])
+    if model.aliased:
+        aliased = table["term"].isin(model.aliased)
+        table.loc[aliased, "estimate"] = math.nan
+        table["note"] = np.where(aliased, ALIASED_NOTE, "")
+    return table
 
 
 def _fmt(x: float) -> str:
     return f"{x:.6g}"
+
+
+def _num(value: Any, spec: str) -> str:
+    """``value`` formatted with ``spec``; "n/a" when it is missing (None in ``metrics.json``:
+    a NaN or infinite metric) or not a number."""
+    if value is None or isinstance(value, bool):
+        return "n/a" if value is None else str(value)
+    try:
+        return format(value, spec)
+    except (TypeError, ValueError):
+        try:
+            return format(float(value), spec) if spec != "d" else str(value)
+        except (TypeError, ValueError):
+            return "n/a"
 
 
 def json_safe(obj: Any) -> Any:

@@ -30,7 +30,9 @@ from smglm.glm.families import FamilySpec
 from smglm.glm.links import linkfun, linkinv, mu_eta
 
 __all__ = [
+    "ALIAS_TOLERANCE",
     "SplitMetrics",
+    "aliased_columns",
     "deviance",
     "dispersion",
     "null_mean",
@@ -38,6 +40,59 @@ __all__ = [
 ]
 
 Array = np.ndarray
+
+#: A column is aliased when the share of its (weighted, scaled) sum of squares left after
+#: projecting it on the earlier columns is below this: R's ``qr`` tolerance 1e-7 on the norm is
+#: 1e-14 on the sum of squares; a cross-product matrix loses about half the digits of a QR, so
+#: the threshold is 1e-10 (a column with R^2 > 1 - 1e-10 on the earlier ones).
+ALIAS_TOLERANCE = 1e-10
+
+
+def aliased_columns(info: Array, tol: float = ALIAS_TOLERANCE) -> list[int]:
+    """The columns of a design that are linear combinations of earlier columns, given its
+    weighted cross-product ``info = X' W X`` (R's rank detection: its pivoted QR keeps the
+    columns in order and sets the coefficient of each dependent column to ``NA``).
+
+    Columns are scaled to unit sum of squares first, so a column's scale does not matter; a
+    column that is zero on every weighted row is aliased. One Cholesky factorisation answers
+    when nothing is aliased; otherwise the columns are taken one at a time.
+    """
+    from scipy.linalg import solve_triangular
+
+    p = info.shape[0]
+    if p == 0:
+        return []
+    diag = np.diag(info).astype(float)
+    zero = ~(diag > 0) | ~np.isfinite(diag)
+    d = np.sqrt(np.where(zero, 1.0, diag))
+    gram = info / d[:, None] / d[None, :]
+    if not zero.any() and np.all(np.isfinite(gram)):
+        try:
+            chol = np.linalg.cholesky(gram)
+        except np.linalg.LinAlgError:
+            chol = None
+        if chol is not None and np.min(np.diag(chol)) ** 2 >= tol:
+            return []
+    factor = np.zeros((p, p))
+    kept: list[int] = []
+    aliased: list[int] = []
+    for j in range(p):
+        if zero[j] or not np.all(np.isfinite(gram[j])):
+            aliased.append(j)
+            continue
+        k = len(kept)
+        if k:
+            v = solve_triangular(factor[:k, :k], gram[kept, j], lower=True, check_finite=False)
+            rest = float(gram[j, j] - v @ v)
+        else:
+            v, rest = np.empty(0), float(gram[j, j])
+        if rest < tol:
+            aliased.append(j)
+            continue
+        factor[k, :k] = v
+        factor[k, k] = math.sqrt(rest)
+        kept.append(j)
+    return aliased
 
 
 def deviance(fam: FamilySpec, y: Array, mu: Array, w: Array) -> float:

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from smglm.config import GLMConfig
-from smglm.launch.storage import hash_bytes, hash_path, open_storage
+from smglm.launch.storage import hash_bytes, hash_path, open_storage, split_s3
 
 __all__ = ["DataLike", "Upload", "frame_fingerprint", "upload_config", "upload_data"]
 
@@ -83,8 +83,11 @@ def upload_data(
     import pandas as pd
 
     if isinstance(data, str) and data.startswith(("s3://", "file://")):
+        if data.startswith("s3://"):
+            split_s3(data)  # a malformed URI, or one with credentials, is refused here
         return Upload(data, hashlib.sha256(data.encode()).hexdigest(), reused=True)
     if isinstance(data, pd.DataFrame):
+        _check_writable(data, "test data" if name == "test" else "data")
         fingerprint = fingerprint or frame_fingerprint(data)
         known = _FRAME_DIGESTS.get(fingerprint) if fingerprint else None
         if known is not None:
@@ -104,9 +107,17 @@ def upload_data(
         storage.upload_bytes(payload, uri)
         return Upload(_join(base_uri, "inputs", digest[:20]) + "/", digest, reused=False)
     path = Path(data)
-    digest = hash_path(path)
+    if path.is_dir():
+        # the files the job will read, as the local checks read them: hidden files, other
+        # formats and notes are not uploaded (data_files logs them, or refuses a mixed folder)
+        from smglm.glm.io import data_files
+
+        files = data_files(path, what="test data" if name == "test" else "data")
+        digest = _hash_files(path, files)
+    else:
+        digest = hash_path(path)
+        files = [path]
     prefix = _join(base_uri, "inputs", digest[:20])
-    files = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file())
     storage = open_storage(prefix, s3_client=s3_client)
     reused = True
     for f in files:
@@ -118,9 +129,68 @@ def upload_data(
     return Upload(prefix + "/", digest, reused=reused)
 
 
+def _check_writable(df: Any, what: str) -> None:
+    """A DataFrame goes to the job as Parquet, whose column names are unique strings."""
+    from smglm.errors import DataError, Issue
+
+    names = list(df.columns)
+    not_str = [c for c in names if not isinstance(c, str)]
+    if not_str:
+        raise DataError(
+            [
+                Issue(
+                    what,
+                    f"column names must be strings to be sent to the job (as Parquet); got "
+                    f"{not_str[:5]!r} ({type(not_str[0]).__name__}): rename them, e.g. "
+                    "df.columns = df.columns.astype(str)",
+                    not_str[:5],
+                )
+            ]
+        )
+    dupes = sorted(set(df.columns[df.columns.duplicated()]))
+    if dupes:
+        raise DataError(
+            [
+                Issue(
+                    what,
+                    f"column(s) {dupes} appear more than once in the DataFrame; column names "
+                    "must be unique to be sent to the job: rename or drop the copies",
+                    dupes,
+                )
+            ]
+        )
+
+
+def _hash_files(folder: Path, files: list[Path]) -> str:
+    """SHA-256 of ``files`` of ``folder`` (their relative names and contents, in order), as
+    :func:`~smglm.launch.storage.hash_path` hashes a whole folder."""
+    h = hashlib.sha256()
+    for f in files:
+        h.update(str(f.relative_to(folder)).encode() + b"\0")
+        with f.open("rb") as fh:
+            for chunk in iter(lambda: fh.read(1 << 20), b""):
+                h.update(chunk)
+    return h.hexdigest()
+
+
 def upload_config(config: GLMConfig, base_uri: str, *, s3_client: Any | None = None) -> Upload:
-    """Upload the resolved GLMConfig as ``glm.json`` under ``<base>/inputs/<hash>/``."""
+    """Upload the resolved GLMConfig as ``glm.json`` under ``<base>/inputs/<hash>/``; one
+    larger than the job reads (:data:`~smglm.config._base.MAX_CONFIG_BYTES`) is refused."""
+    from smglm.config._base import MAX_CONFIG_BYTES
+    from smglm.errors import ConfigError, Issue
+
     payload = config.to_json().encode()
+    if len(payload) > MAX_CONFIG_BYTES:
+        raise ConfigError(
+            [
+                Issue(
+                    "config",
+                    f"is {len(payload):,} bytes as JSON, more than the {MAX_CONFIG_BYTES:,} "
+                    "bytes a training job reads; use fewer predictors or bounds",
+                    len(payload),
+                )
+            ]
+        )
     digest = hash_bytes(payload)
     prefix = _join(base_uri, "inputs", digest[:20])
     uri = _join(prefix, "glm.json")
@@ -135,12 +205,17 @@ def _check_local_data(
     config: GLMConfig, data: DataLike, what: str, fingerprint: str | None = None
 ) -> None:
     """Run the data checks here when the data is on this machine (before any upload); a
-    DataFrame that passed them with the same config in this process is not checked again."""
+    DataFrame that passed them with the same config in this process is not checked again.
+
+    Besides :func:`~smglm.glm.data.prepare`'s checks, the training data (``what="data"``)
+    must have every term that ``constraints.bounds`` names, as the job resolves them.
+    """
     import warnings
 
     import pandas as pd
 
     from smglm.glm.data import prepare
+    from smglm.glm.fitting import _bounds, feature_names
     from smglm.glm.io import read_table
 
     if isinstance(data, str) and data.startswith(("s3://", "file://")):
@@ -155,6 +230,8 @@ def _check_local_data(
     )
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        prepare(config, frame, what=what)
+        prepared = prepare(config, frame, what=what)
+    if what == "data" and config.constraints.bounds:
+        _bounds(config, prepared, feature_names(prepared))  # DataError on an unknown term
     if key is not None:
         _remember(_CHECKED, key, None)

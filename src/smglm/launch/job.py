@@ -25,6 +25,9 @@ if TYPE_CHECKING:
 
 __all__ = ["Job", "list_jobs"]
 
+#: Written last into an artifacts folder: the folder holds the job's whole artifacts.
+_ARTIFACTS_MARKER = ".smglm-artifacts.json"
+
 
 class Job:
     """A training job on a backend.
@@ -240,9 +243,16 @@ class Job:
 
     def artifacts(self, dest: str | Path | None = None) -> Path:
         """Download and extract model.tar.gz (to ``model/``) and output.tar.gz (to
-        ``output/``); cached: a second call downloads nothing."""
+        ``output/``); cached: a second call downloads nothing.
+
+        Each archive is unpacked safely into a temporary folder and renamed into place; the
+        file ``.smglm-artifacts.json``, written last, marks the folder complete (a failed or
+        interrupted extraction is redone on the next call, never served as complete)."""
         if self._artifacts is not None and dest is None:
             return self._artifacts
+        import json
+        import tempfile
+
         from smglm.launch.storage import extract_tar, open_storage
 
         state = self.state()
@@ -251,15 +261,28 @@ class Job:
         if not model_uri:
             status = state.status
             raise BackendError(f"job {self.name!r} has no model artifacts (status {status})")
-        if not (folder / "model" / "model.json").exists():
-            tmp = folder / ".download"
-            archive = open_storage(model_uri).download_file(model_uri, tmp / "model.tar.gz")
-            extract_tar(archive, folder / "model")
-            out_uri = state.output_uri
-            storage = open_storage(out_uri) if out_uri else None
-            if out_uri and storage is not None and storage.exists(out_uri):
-                archive = storage.download_file(out_uri, tmp / "output.tar.gz")
-                extract_tar(archive, folder / "output")
+        marker = folder / _ARTIFACTS_MARKER
+        record = {"job": self.name, "model_uri": model_uri, "output_uri": state.output_uri}
+        try:
+            complete = json.loads(marker.read_text(encoding="utf-8")) == record
+        except (OSError, ValueError):
+            complete = False
+        if not complete or not (folder / "model" / "model.json").is_file():
+            marker.unlink(missing_ok=True)
+            folder.mkdir(parents=True, exist_ok=True)
+            with tempfile.TemporaryDirectory(prefix=".download-", dir=folder) as tmp:
+                archive = open_storage(model_uri).download_file(
+                    model_uri, Path(tmp) / "model.tar.gz"
+                )
+                extract_tar(archive, folder / "model", replace=True)
+                out_uri = state.output_uri
+                storage = open_storage(out_uri) if out_uri else None
+                if out_uri and storage is not None and storage.exists(out_uri):
+                    archive = storage.download_file(out_uri, Path(tmp) / "output.tar.gz")
+                    extract_tar(archive, folder / "output", replace=True)
+            partial = marker.with_name(f"{marker.name}.tmp")
+            partial.write_text(json.dumps(record), encoding="utf-8")
+            partial.replace(marker)
         self._artifacts = folder
         return folder
 

@@ -15,6 +15,7 @@ module never imports the runtime.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import errno
 import json
 import logging
@@ -34,6 +35,7 @@ from smglm.launch.processes import (
     take_lock,
 )
 from smglm.launch.spec import JobSpec
+from smglm.redaction import split_secrets
 
 if TYPE_CHECKING:
     from smglm.config.job import JobConfig
@@ -47,8 +49,10 @@ __all__ = [
     "disk_full",
     "end_tracking_run",
     "now_iso",
+    "private_dir",
     "read_json",
     "write_json_atomic",
+    "write_private",
 ]
 
 #: Written into a job's folder to ask its supervisor to stop the job.
@@ -67,6 +71,20 @@ def now_iso() -> str:
     return datetime.now(timezone.utc).isoformat()
 
 
+def write_private(path: Path, text: str) -> None:
+    """Write ``text`` to ``path``, a file readable by this user only (0600)."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        f.write(text)
+
+
+def private_dir(path: Path) -> Path:
+    """Create folder ``path`` (and missing parents) readable by this user only (0700)."""
+    path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    os.chmod(path, 0o700)
+    return path
+
+
 def write_json_atomic(path: Path, data: Any) -> None:
     """Write ``data`` as JSON to ``path`` through a temporary file renamed into place (readers
     never see half a file). On a full disk (ENOSPC) an existing file is rewritten in place
@@ -75,14 +93,14 @@ def write_json_atomic(path: Path, data: Any) -> None:
     text = json.dumps(data, indent=1, default=str)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
-        tmp.write_text(text, encoding="utf-8")
+        write_private(tmp, text)
         tmp.replace(path)
     except OSError as exc:
         with contextlib.suppress(OSError):
             tmp.unlink()
         if exc.errno != errno.ENOSPC or not path.exists():
             raise
-        with path.open("r+", encoding="utf-8") as f:
+        with path.open("r+", encoding="utf-8") as f:  # keeps the file's mode (0600)
             f.truncate(0)
             f.write(text)
 
@@ -213,7 +231,10 @@ class LocalBackend(BaseBackend):
         folder = self.job_dir(spec.name)
         if folder.exists():
             raise BackendError(f"a training job named {spec.name!r} already exists ({folder})")
-        (folder / "ml").mkdir(parents=True)
+        private_dir(self.home)  # the jobs' files are this user's only: 0700 folders, 0600 files
+        private_dir(self.jobs_dir)
+        folder.mkdir(mode=0o700)
+        (folder / "ml").mkdir(mode=0o700)
         # taken before the state exists and handed to the supervisor, which holds it for life
         lock = take_lock(folder / "runner.lock")
         if lock is None:
@@ -224,7 +245,10 @@ class LocalBackend(BaseBackend):
             os.close(lock)  # the supervisor's copy keeps the lock
 
     def _launch(self, spec: JobSpec, folder: Path, lock: int) -> None:
-        write_json_atomic(folder / "spec.json", spec.to_request())
+        # no credential in the job's files: the supervisor gets them through its environment
+        public, secrets = split_secrets(spec.environment)
+        written = dataclasses.replace(spec, environment=public)
+        write_json_atomic(folder / "spec.json", written.to_request())
         created = now_iso()
         write_json_atomic(
             folder / "state.json",
@@ -253,7 +277,7 @@ class LocalBackend(BaseBackend):
                 "Tags": spec.tags,
             },
         )
-        (folder / "logs.txt").touch()
+        (folder / "logs.txt").touch(mode=0o600)
         cmd = [
             self.python,
             "-m",
@@ -274,23 +298,28 @@ class LocalBackend(BaseBackend):
         elif self.warm:
             self.prewarm()
             cmd += ["--warm", str(self.home)]
-        pid = self._start_supervisor(cmd, folder, lock)
+        pid = self._start_supervisor(cmd, folder, lock, secrets)
         if record_process(folder / SUPERVISOR_PID_FILE, pid) is None:
-            (folder / SUPERVISOR_PID_FILE).write_text(str(pid))  # it has ended already
+            write_private(folder / SUPERVISOR_PID_FILE, str(pid))  # it has ended already
 
-    def _start_supervisor(self, cmd: list[str], folder: Path, lock: int) -> int:
-        """Start the job's supervisor, detached, handing it the job's lock: forked from the
-        home's warm worker when that runs this interpreter and is ready, else in a fresh one."""
+    def _start_supervisor(
+        self, cmd: list[str], folder: Path, lock: int, secrets: dict[str, str]
+    ) -> int:
+        """Start the job's supervisor, detached, handing it the job's lock and, through its
+        environment only, the job's ``secrets``: forked from the home's warm worker when that
+        runs this interpreter and is ready, else in a fresh one."""
         log = folder / "runner.log"
+        log.touch(mode=0o600)
+        env = {**os.environ, **secrets}
         if self.warm and self.engine is None and self.python == sys.executable:
             from smglm.launch.warm import start_supervisor
 
-            pid = start_supervisor(self.home, dict(os.environ), folder, log, cmd[3:], lock)
+            pid = start_supervisor(self.home, env, folder, log, cmd[3:], lock)
             if pid is not None:
                 with log.open("a") as out:
                     out.write(f"[smglm-local] supervisor forked from the warm worker ({pid})\n")
                 return pid
-        return start_detached(cmd, folder, log, lock)
+        return start_detached(cmd, folder, log, lock, env=env)
 
     def describe(self, job_name: str) -> dict[str, Any]:
         folder = self._require(job_name)

@@ -29,6 +29,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Protocol, runtime_checkable
 
+from smglm.redaction import split_secrets
+
 __all__ = [
     "ChildProcess",
     "ColdLauncher",
@@ -128,7 +130,9 @@ def record_process(path: Path, pid: int) -> ProcessId | None:
     if process is not None:
         tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
         try:
-            tmp.write_text(process.format())
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)  # the owner's only
+            with os.fdopen(fd, "w") as f:
+                f.write(process.format())
             tmp.replace(path)
         except OSError:
             with contextlib.suppress(OSError):
@@ -214,10 +218,12 @@ def take_lock(path: Path) -> int | None:
     return fd
 
 
-def start_detached(argv: list[str], cwd: Path, log: Path, lock: int) -> int:
+def start_detached(
+    argv: list[str], cwd: Path, log: Path, lock: int, env: dict[str, str] | None = None
+) -> int:
     """Start ``argv`` in a session of its own (it survives the notebook's kernel), its output
-    appended to ``log``, handing it the open, locked ``lock`` (it holds the lock for life);
-    returns its pid."""
+    appended to ``log``, handing it the open, locked ``lock`` (it holds the lock for life),
+    with ``env`` (default: this process's environment); returns its pid."""
     with open(log, "ab") as out:
         proc = subprocess.Popen(
             argv,
@@ -227,7 +233,8 @@ def start_detached(argv: list[str], cwd: Path, log: Path, lock: int) -> int:
             start_new_session=True,
             cwd=str(cwd),
             pass_fds=(lock,),
-            env=dict(os.environ),  # Python's view (C libraries such as readline add more)
+            # Python's view (C libraries such as readline add more)
+            env=dict(os.environ) if env is None else env,
         )
     return proc.pid
 
@@ -346,7 +353,14 @@ class ContainerLauncher:
     def command(self, request: TrainingRequest) -> list[str]:
         """``ENGINE run`` of the job's image with ``train``, ``ml/`` mounted at ``/opt/ml`` and
         the job's environment (as SageMaker sets it, not this machine's)."""
-        flags = [f for k, v in sorted(request.job_env.items()) for f in ("-e", f"{k}={v}")]
+        # a secret is passed by name, its value through the engine's environment: never on a
+        # command line, which every user of the machine can read
+        _, secrets = split_secrets(request.job_env)
+        flags = [
+            f
+            for k, v in sorted(request.job_env.items())
+            for f in ("-e", k if k in secrets else f"{k}={v}")
+        ]
         return [
             self.engine,
             "run",
@@ -369,6 +383,7 @@ class ContainerLauncher:
             stdout=out,
             stderr=subprocess.STDOUT,
             cwd=str(request.folder),
+            env={**os.environ, **split_secrets(request.job_env)[1]},
         )
         return ContainerProcess(popen, self.engine, self.container_name(request))
 

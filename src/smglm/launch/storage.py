@@ -24,6 +24,7 @@ from urllib.parse import unquote, urlparse
 
 from smglm.archive import safe_extract
 from smglm.errors import BackendError, DataError, Issue
+from smglm.redaction import redact
 
 __all__ = [
     "FileStorage",
@@ -59,7 +60,12 @@ def split_s3(uri: str) -> tuple[str, str]:
     """``s3://bucket/key`` -> (bucket, key)."""
     parsed = urlparse(uri)
     if parsed.scheme != "s3" or not parsed.netloc:
-        raise BackendError(f"not an s3:// URI: {uri!r}")
+        raise BackendError(f"not an s3:// URI: {redact(uri)!r}")
+    if "@" in parsed.netloc:  # credentials come from the AWS session, never from a URI
+        raise BackendError(
+            f"an s3:// URI must not carry credentials (user:secret@); got {redact(uri)!r}: "
+            "configure them for boto3 (`aws configure`, a role, AWS_* environment variables)"
+        )
     return parsed.netloc, parsed.path.lstrip("/")
 
 
@@ -225,7 +231,7 @@ def open_storage(uri: str, *, s3_client: Any | None = None) -> Storage:
         return S3Storage(s3_client)
     if uri.startswith("file://"):
         return FileStorage()
-    raise BackendError(f"storage URI must be s3:// or file://; got {uri!r}")
+    raise BackendError(f"storage URI must be s3:// or file://; got {redact(uri)!r}")
 
 
 # --- content addressing -------------------------------------------------------------------
@@ -267,7 +273,12 @@ def pack_dir(folder: Path, dest: Path) -> Path:
     return dest
 
 
-def extract_tar(archive: Path | bytes, dest: Path) -> list[Path]:
-    """Extract a .tar.gz safely (see :func:`smglm.archive.safe_extract`): absolute paths,
-    ``..``, links and devices are refused with a BackendError."""
-    return safe_extract(archive, dest, error=BackendError)
+def extract_tar(archive: Path | bytes, dest: Path, *, replace: bool = False) -> list[Path]:
+    """Extract a .tar.gz safely and atomically (see :func:`smglm.archive.safe_extract`):
+    absolute paths, ``..``, links, devices, duplicate paths and more than
+    ``SMGLM_MAX_ARCHIVE_MB`` are refused with a BackendError."""
+    from smglm.config.environment import max_archive_bytes  # not in the supervisor's imports
+
+    return safe_extract(
+        archive, dest, error=BackendError, max_bytes=max_archive_bytes(), replace=replace
+    )

@@ -29,7 +29,8 @@ from smglm.launch.inputs import (
 )
 from smglm.launch.job import Job
 from smglm.launch.spec import Channel, JobSpec, make_job_name
-from smglm.tracking.runs import RUN_ID_TAG, flatten_params, redact_uri
+from smglm.redaction import redact, redact_uri
+from smglm.tracking.runs import RUN_ID_TAG, flatten_params
 
 __all__ = ["Upload", "frame_fingerprint", "train", "upload_config", "upload_data"]
 
@@ -159,7 +160,7 @@ def train(
         "smglm.image": image,
         "smglm.backend": be.name,
         "smglm.version": _version(),
-        **jc.tags,
+        **{k: redact(v) for k, v in jc.tags.items()},  # a URI in a tag loses its user:password@
     }
     if reuse:
         found = _find_reusable(be, tags, jc, tracking)
@@ -226,7 +227,7 @@ class _Tracker:
         from mlflow.tracking import MlflowClient
 
         client = MlflowClient(tracking_uri=self.uri)
-        client.set_tag(self.run_id, "smglm.failure_reason", reason[:5000])
+        client.set_tag(self.run_id, "smglm.failure_reason", redact(reason)[:5000])
         client.set_terminated(self.run_id, status="FAILED")
 
 

@@ -52,6 +52,7 @@ from smglm.launch.processes import (
 from smglm.launch.spec import JobSpec
 from smglm.launch.storage import open_storage, pack_dir
 from smglm.launch.warm import WarmLauncher
+from smglm.redaction import RedactingStream, redact, restore_secrets, secret_values
 
 __all__ = ["FolderGone", "Supervisor", "main"]
 
@@ -87,6 +88,9 @@ class Supervisor:
         self.folder = folder
         self.grace = grace
         self.spec = JobSpec.from_request(read_json(folder / "spec.json"))
+        # spec.json holds no credential: the backend passed them through this environment
+        self.environment = restore_secrets(self.spec.environment, os.environ)
+        self.secrets = secret_values(os.environ)
         self.ml = folder / "ml"
         self.log_path = folder / "logs.txt"
         self.stop_requested = threading.Event()
@@ -121,7 +125,7 @@ class Supervisor:
         """Append ``line`` to the job's log; a log that cannot be written (full disk, deleted
         folder) never stops the job from ending properly."""
         with contextlib.suppress(OSError), self.log_path.open("a", encoding="utf-8") as f:
-            f.write(line.rstrip("\n") + "\n")
+            f.write(redact(line.rstrip("\n"), self.secrets) + "\n")
 
     def folder_gone(self) -> bool:
         """Whether the job's folder (its state) was deleted."""
@@ -178,7 +182,7 @@ class Supervisor:
         """The job's environment: as SageMaker sets it in the container (``job_env``), and on
         this machine (``env``: this process's, with the job's on top)."""
         spec = self.spec
-        job_env = {k: v for k, v in spec.environment.items() if k != "MLFLOW_RUN_ID"}
+        job_env = {k: v for k, v in self.environment.items() if k != "MLFLOW_RUN_ID"}
         job_env["TRAINING_JOB_NAME"] = spec.name
         job_env["TRAINING_JOB_ARN"] = f"arn:smglm:local:training-job/{spec.name}"
         job_env["PYTHONUNBUFFERED"] = "1"
@@ -374,6 +378,7 @@ class Supervisor:
         """Record the job's end: upload what there is, end the MLflow run, write the final
         state. Each step is attempted whatever the others do (a full disk, a deleted folder):
         a job never stays InProgress and its run never stays RUNNING."""
+        reason = redact(reason, self.secrets) if reason else reason
         fields: dict[str, Any] = {}
         try:
             fields.update(self.upload(include_model=include_model))
@@ -399,7 +404,7 @@ class Supervisor:
             BillableTimeInSeconds=self.billable,
         )
         if reason:
-            fields["FailureReason"] = reason
+            fields["FailureReason"] = redact(reason, self.secrets)
         try:
             with self.lock:
                 state = read_json(self.folder / "state.json")
@@ -421,8 +426,8 @@ class Supervisor:
 
     def warm_tracking(self) -> None:
         """Import mlflow and open the job's run in a thread while the job trains."""
-        run_id = self.spec.environment.get("MLFLOW_RUN_ID")
-        uri = self.spec.environment.get("MLFLOW_TRACKING_URI")
+        run_id = self.environment.get("MLFLOW_RUN_ID")
+        uri = self.environment.get("MLFLOW_TRACKING_URI")
         if not run_id or not uri:
             return
 
@@ -439,8 +444,8 @@ class Supervisor:
     def finalize_tracking(self, state: dict[str, Any]) -> None:
         """End the job's MLflow run: results from the job's folders if the runtime did not
         log them live, then FINISHED, FAILED or KILLED."""
-        run_id = self.spec.environment.get("MLFLOW_RUN_ID")
-        uri = self.spec.environment.get("MLFLOW_TRACKING_URI")
+        run_id = self.environment.get("MLFLOW_RUN_ID")
+        uri = self.environment.get("MLFLOW_TRACKING_URI")
         if not run_id or not uri:  # the run as the job's tags name it, if any
             end_tracking_run({**state, "Tags": state.get("Tags") or self.spec.tags})
             return
@@ -482,6 +487,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--warm", default=None, help="smglm home whose warm worker forks train")
     parser.add_argument("--engine", choices=["docker", "podman"], help="run the job's image")
     args = parser.parse_args(argv)
+    # the job's files are this user's only; what libraries print reaches runner.log redacted
+    os.umask(0o077)
+    secrets = secret_values(os.environ)
+    sys.stdout = RedactingStream(sys.stdout, secrets)
+    sys.stderr = RedactingStream(sys.stderr, secrets)
     folder = Path(args.job_dir)
     supervisor = Supervisor(folder, args.grace, warm_home=args.warm, engine=args.engine)
     try:

@@ -135,13 +135,15 @@ def ensure_worker(
                 pass_fds=(fd,),
                 # Python's view, which requests carry: C libraries (readline) may set more
                 env=dict(os.environ),
+                umask=0o077,  # what it forks (supervisors, jobs) writes files private to the user
             )
         finally:
             os.close(log)
         worker = ProcessId.of(proc.pid)
         if worker is not None:
             tmp = folder / f".worker.pid.{os.getpid()}"
-            tmp.write_text(worker.format())
+            with os.fdopen(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w") as f:
+                f.write(worker.format())
             tmp.replace(folder / "worker.pid")
     finally:
         os.close(fd)  # the worker's copy keeps the lock

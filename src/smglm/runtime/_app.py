@@ -48,7 +48,9 @@ log = logging.getLogger(__name__)
 MAX_PAYLOAD_BYTES = 6 * 1024 * 1024
 #: A body over the limit is still read (and dropped) up to this size before the 413 is sent: a
 #: client that writes its whole body before reading (most do) would otherwise see the
-#: connection reset instead of the answer. Larger bodies are refused without reading.
+#: connection reset instead of the answer. Larger bodies are refused without reading. (Under
+#: ``serve``'s asyncio front the front refuses them first, lingering without a size bound; this
+#: is for other WSGI servers, as ``--worker-class gthread``.)
 DRAIN_BYTES = 32 * 1024 * 1024
 #: Response header counting rows whose categorical level was unseen: ``area=2,region=1``.
 UNSEEN_HEADER = "X-Smglm-Unseen-Levels"
@@ -99,10 +101,13 @@ class Scorer:
             if eta is not None:
                 return linkinv(self.model.link, eta), {}
         frame = self._normalize_levels(batch.frame())
+        cols = self.columns
+        self._refuse_booleans(frame, [*cols.numeric, *([cols.extra] if cols.extra else [])])
         try:
             eta, unseen = self.model.linear_predictor(frame)
         except OverflowError as exc:  # pandas, for an integer beyond float range (JSON 1e400)
             raise ModelError(f"a number is too large to convert to float: {exc}") from None
+        self._refuse_booleans(frame, cols.categorical)  # after the model's checks: they come first
         return linkinv(self.model.link, eta), unseen
 
     def _fast_eta(self, cols: dict[str, list[Any]], text: bool) -> np.ndarray | None:
@@ -127,6 +132,37 @@ class Scorer:
         except (KeyError, ValueError, TypeError, OverflowError, StopIteration):
             return None
         return eta
+
+    def _refuse_booleans(self, frame: pd.DataFrame, names: list[str]) -> None:
+        """A 400 for a JSON ``true``/``false`` (or a CSV column of them) where a number is due
+        (pandas would read it as 1/0 and score it silently), or in a categorical column whose
+        levels are not spelled as booleans (it would score as an unseen level)."""
+        for name in names:
+            if name not in frame.columns:
+                continue
+            col = frame[name]
+            if pd.api.types.is_bool_dtype(col.dtype):
+                row = 0
+            elif col.dtype == object:
+                values = col.to_numpy()
+                row = next((i for i, v in enumerate(values) if isinstance(v, (bool, np.bool_))), -1)
+                if row < 0:
+                    continue
+            else:
+                continue
+            value = bool(col.iloc[row])
+            if name in self._levels:
+                levels = self._levels[name]
+                if str(value) in levels or str(value).lower() in levels:
+                    continue
+                allowed = f"is categorical, with levels {sorted(levels)[:10]}"
+            else:
+                allowed = "must be numeric"
+            raise RequestError(
+                400,
+                f"column {name!r} {allowed}; row {row + 1} holds the boolean "
+                f"{str(value).lower()}: send a {'level' if name in self._levels else 'number'}",
+            )
 
     def _normalize_levels(self, frame: pd.DataFrame) -> pd.DataFrame:
         """Map unseen text levels that only differ in spacing or number formatting ('B ',

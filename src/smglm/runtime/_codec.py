@@ -199,19 +199,30 @@ def parse_body(text: str, media: str, params: dict[str, str], cols: ModelColumns
             obj = json.loads(text)
         except ValueError as exc:
             raise RequestError(400, f"the body is not valid JSON: {exc}") from None
+        except RecursionError:
+            raise RequestError(400, _TOO_DEEP.format(where="the body")) from None
         return _from_json(obj, cols)
     lines = [ln for ln in text.split("\n") if ln.strip()]  # not splitlines(): JSON strings
     # may hold U+2028 and other characters that splitlines() breaks on
     try:
         rows = [json.loads(line) for line in lines]
-    except ValueError:
+    except (ValueError, RecursionError):
         for i, line in enumerate(lines, 1):
             try:
                 json.loads(line)
             except ValueError as exc:
                 raise RequestError(400, f"JSON lines: line {i} is not valid JSON: {exc}") from None
+            except RecursionError:
+                where = f"JSON lines: line {i}"
+                raise RequestError(400, _TOO_DEEP.format(where=where)) from None
         raise
     return _from_rows(rows, cols, "JSON lines")
+
+
+_TOO_DEEP = (
+    "{where} nests arrays or objects too deeply to read; a row is an object of values or an "
+    "array of values (one level), inside at most a list and an 'instances' wrapper"
+)
 
 
 # -- CSV -------------------------------------------------------------------------------------

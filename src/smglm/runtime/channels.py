@@ -2,7 +2,9 @@
 
 A channel is a folder ``input/data/<name>/`` (File or FastFile mode; FastFile folders are
 read-only, so nothing is written there). Data channels hold one or many CSV (``.csv``,
-``.csv.gz``, ``.tsv``) or Parquet files, concatenated by :func:`smglm.glm.read_table`. Pipe mode
+``.csv.gz``, ``.csv.bz2``, ``.tsv``) or Parquet files, concatenated by
+:func:`smglm.glm.read_table`; which files of the folder, :func:`smglm.glm.io.data_files` says
+(the visible files of one format: the same rule as the checks before launch). Pipe mode
 (FIFOs ``<name>_<epoch>``) is not supported and says so. A model channel holds a model directory
 (``model.json`` ...) or a ``model.tar.gz``, unpacked with :func:`safe_extract`.
 """
@@ -15,6 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from smglm.archive import safe_extract
+from smglm.config.environment import max_archive_bytes
 from smglm.errors import ConfigError, DataError, Issue, ModelError
 from smglm.runtime.paths import MLPaths
 
@@ -23,8 +26,6 @@ if TYPE_CHECKING:
 
 __all__ = [
     "CONFIG_SUFFIXES",
-    "DATA_FILE_SUFFIXES",
-    "data_files",
     "find_channel",
     "model_dir_from_channel",
     "read_config_channel",
@@ -34,22 +35,9 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-#: File names :func:`smglm.glm.read_table` reads in a folder (anything else is skipped).
-DATA_FILE_SUFFIXES = (".csv", ".csv.gz", ".csv.bz2", ".tsv", ".txt", ".parquet", ".pq")
 #: File names of a GLMConfig in the ``config`` channel.
 CONFIG_SUFFIXES = (".yaml", ".yml", ".json")
 _ARCHIVE_SUFFIXES = (".tar.gz", ".tgz", ".tar")
-
-
-def data_files(folder: Path) -> list[Path]:
-    """The data files of a folder, as :func:`smglm.glm.read_table` sees them (sorted)."""
-    return sorted(
-        p
-        for p in folder.rglob("*")
-        if p.is_file()
-        and not p.name.startswith(".")
-        and p.name.lower().endswith(DATA_FILE_SUFFIXES)
-    )
 
 
 def find_channel(
@@ -110,17 +98,12 @@ def read_data_channel(
 ) -> pd.DataFrame:
     """Read every data file of channel ``name`` into one DataFrame, logging rows and files;
     with ``columns``, only those (see :func:`smglm.glm.read_table`)."""
-    from smglm.glm import read_table
-    from smglm.glm.io import SOURCE_COLUMNS
+    from smglm.glm.io import SOURCE_COLUMNS, folder_files, read_table
 
     folder = _channel_folder(paths, channels, name)
-    files = data_files(folder)
-    skipped = sorted(
-        p.name for p in folder.rglob("*") if p.is_file() and p not in files and p.name[0] != "."
-    )
-    if skipped:
-        log.info("channel %r: skipping %d non-data file(s) %s", name, len(skipped), skipped[:10])
+    files = folder_files(folder)[0]
     log.info("reading channel %r: %d file(s)", name, len(files))
+    # read_table reads the files data_files() means, and logs those it skips
     df = read_table(folder, what=f"{name} channel", columns=columns)
     total = len(df.attrs.get(SOURCE_COLUMNS, df.columns))
     log.info(
@@ -137,12 +120,13 @@ def read_data_channel(
 def read_config_channel(paths: MLPaths, channels: Mapping[str, Any], name: str = "config") -> Any:
     """The GLMConfig mapping in channel ``name``: its single YAML or JSON file, parsed."""
     from smglm.config._base import read_mapping
+    from smglm.glm.io import is_hidden
 
     folder = _channel_folder(paths, channels, name)
     found = sorted(
         p
         for p in folder.rglob("*")
-        if p.is_file() and not p.name.startswith(".") and p.suffix.lower() in CONFIG_SUFFIXES
+        if p.is_file() and not is_hidden(p, folder) and p.suffix.lower() in CONFIG_SUFFIXES
     )
     if len(found) != 1:
         others = sorted(p.name for p in folder.rglob("*") if p.is_file())[:10]
@@ -183,7 +167,7 @@ def model_dir_from_channel(
             f"model.tar.gz; found {listing[:10]}"
         )
     log.info("unpacking %s", archives[0].name)
-    safe_extract(archives[0], workdir)
+    safe_extract(archives[0], workdir, max_bytes=max_archive_bytes())
     found = _find_model_json(workdir)
     if found is None:
         raise ModelError(f"{archives[0].name} holds no model.json; is it an smglm model?")

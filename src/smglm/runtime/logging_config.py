@@ -9,8 +9,11 @@ CloudWatch and matches its metric regexes on both.
 from __future__ import annotations
 
 import logging
+import os
 import sys
 from typing import TextIO
+
+from smglm.redaction import redact, secret_values
 
 __all__ = ["QUIET_LOGGERS", "configure_logging", "set_level"]
 
@@ -47,6 +50,18 @@ class _StderrHandler(logging.StreamHandler):
         pass
 
 
+class _RedactingFormatter(logging.Formatter):
+    """Formats as usual, then drops credentials (a tracking URI's ``user:password@``, the
+    values of secret environment variables) from the line and any traceback."""
+
+    def __init__(self, fmt: str) -> None:
+        super().__init__(fmt)
+        self.secrets = secret_values(os.environ)
+
+    def format(self, record: logging.LogRecord) -> str:
+        return redact(super().format(record), self.secrets)
+
+
 def configure_logging(level: int = logging.INFO) -> None:
     """Send log records of ``level`` and above to stderr, once (calling again replaces it).
 
@@ -57,7 +72,7 @@ def configure_logging(level: int = logging.INFO) -> None:
         if isinstance(handler, _StderrHandler):
             root.removeHandler(handler)
     handler = _StderrHandler()
-    handler.setFormatter(logging.Formatter(_FORMAT))
+    handler.setFormatter(_RedactingFormatter(_FORMAT))
     root.addHandler(handler)
     root.setLevel(level)
     for name in QUIET_LOGGERS:

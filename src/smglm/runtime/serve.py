@@ -5,14 +5,21 @@ and only then starts gunicorn: the listening socket opens after the model is in 
 ``/ping`` can never answer 200 without a model. When the model cannot be loaded the command
 refuses to start: it prints the reason and exits 1 (nothing listens). The model comes from
 ``<SMGLM_ML_ROOT or /opt/ml>/model`` (``--model-dir``): its ``model.json``, or the ``model.json``
-member of a ``model.tar.gz`` there, read in memory after checking that no member of the archive
-has an absolute path, a ``..`` component, or is a link or special file.
+member of a ``model.tar.gz`` there, read in memory after checking every member of the archive
+as :mod:`smglm.archive` does (no absolute path or ``..``, no link or special file, no duplicate
+path, a total size under ``SMGLM_MAX_ARCHIVE_MB``).
 
-gunicorn runs in this process (PID 1 in the container) with ``gthread`` workers (2 threads
-each), which keep connections alive; the master turns SIGTERM into a graceful shutdown:
-in-flight requests finish (within 20 s; SageMaker kills 30 s after SIGTERM), idle kept-alive
-connections close at once, and the process exits 0. Settings, from the environment as
-SageMaker sets it, each overridable by an option:
+gunicorn runs in this process (PID 1 in the container) as the master of the worker processes.
+Each worker reads whole requests on an event loop (:mod:`smglm.runtime._front`, the job nginx
+does in SageMaker's own containers): slow clients hold a socket, never a thread, so ``/ping``
+and scoring keep answering; the headers must arrive within 10 s (else 408); a body over the
+limit gets 413, also when the client sends it all before reading. Batches over 16 KiB are
+scored on the worker's threads (2), a few rows and ``/ping`` on the event loop. The master
+turns SIGTERM into a graceful shutdown: requests in flight finish (within 20 s; SageMaker kills
+30 s after SIGTERM), idle connections and those still sending headers close at once, and the
+process exits 0. ``--worker-class gthread`` selects gunicorn's thread-per-connection worker
+instead (the server before the front, which a few slow clients stall; kept for comparison).
+Settings, from the environment as SageMaker sets it, each overridable by an option:
 
 ==================================  ================================  =====================
 variable                            meaning                           default
@@ -31,9 +38,8 @@ import json
 import logging
 import os
 import sys
-import tarfile
 from collections.abc import Callable, Sequence
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Any
 
 from smglm.config.environment import (
@@ -57,8 +63,10 @@ log = logging.getLogger(__name__)
 GRACEFUL_TIMEOUT = 20
 #: Seconds an idle kept-alive connection stays open.
 KEEPALIVE = 60
-#: Threads per gthread worker: the work is CPU-bound, so a few suffice to overlap slow uploads.
+#: Threads per worker: the work is CPU-bound, so a few suffice.
 THREADS = 2
+#: Worker classes: ``asyncio`` (the front of :mod:`smglm.runtime._front`) or gunicorn's ``gthread``.
+WORKER_CLASSES = ("asyncio", "gthread")
 _MAX_MODEL_JSON_BYTES = 64 * 1024 * 1024
 
 
@@ -93,36 +101,21 @@ def load_serving_model(path: str | Path) -> PortableModel:
 
 
 def _from_archive(path: Path) -> PortableModel:
+    """The root ``model.json`` of a model archive, read in memory after every member has been
+    checked (:func:`smglm.archive.read_member`: the same checks as the batch jobs' unpacking)."""
+    from smglm.archive import read_member
+    from smglm.config.environment import max_archive_bytes
+
+    raw = read_member(
+        path,
+        "model.json",
+        error=ModelError,
+        max_bytes=max_archive_bytes(),
+        max_member_bytes=_MAX_MODEL_JSON_BYTES,
+    )
     try:
-        with tarfile.open(path, "r:*") as tar:
-            members = tar.getmembers()
-            for m in members:
-                parts = m.name.replace("\\", "/").split("/")
-                if m.name.startswith(("/", "\\")) or ".." in parts or not (m.isfile() or m.isdir()):
-                    kind = "a link" if m.issym() or m.islnk() else "an unsafe path or special file"
-                    raise ModelError(
-                        f"{path.name}: refusing member {m.name!r} ({kind}); a model "
-                        "archive holds plain files and folders under its root"
-                    )
-            found = [
-                m for m in members if m.isfile() and PurePosixPath(m.name).parts == ("model.json",)
-            ]
-            if not found:
-                names = [m.name for m in members][:10]
-                raise ModelError(f"{path.name} has no model.json at its root; it holds {names}")
-            if found[0].size > _MAX_MODEL_JSON_BYTES:
-                raise ModelError(
-                    f"{path.name}: model.json is {found[0].size} bytes; "
-                    f"the limit is {_MAX_MODEL_JSON_BYTES}"
-                )
-            stream = tar.extractfile(found[0])
-            assert stream is not None  # a regular file always has a stream
-            text = stream.read().decode("utf-8")
-    except (tarfile.TarError, OSError, EOFError, UnicodeDecodeError) as exc:
-        raise ModelError(f"cannot read model archive {str(path)!r}: {exc}") from None
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
+        data = json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise ModelError(f"model.json in {path.name} is not JSON: {exc}") from None
     return PortableModel.from_dict(data)
 
@@ -141,6 +134,14 @@ def _parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--threads", type=int, default=THREADS, help=f"threads per worker (default {THREADS})"
+    )
+    p.add_argument(
+        "--worker-class",
+        choices=WORKER_CLASSES,
+        default="asyncio",
+        help="asyncio (default): requests are read on an event loop, slow clients cost no "
+        "thread; gthread: gunicorn's thread-per-connection worker (slow clients stall it; "
+        "for comparison)",
     )
     p.add_argument(
         "--timeout",
@@ -181,13 +182,14 @@ def _first(*values: int | None) -> int:
     return next(v for v in values if v is not None)
 
 
-def _gunicorn_server(app: ServeApp, options: dict[str, Any]) -> Any:
+def _gunicorn_server(app: ServeApp, options: dict[str, Any], worker_class: str = "asyncio") -> Any:
     """A gunicorn application (``BaseApplication``) that serves ``app`` with ``options``."""
     try:
         from gunicorn.app.base import BaseApplication
         from gunicorn.workers.gthread import ThreadWorker
     except ImportError:
         raise MissingDependency("gunicorn", "serve", "serve") from None
+    from smglm.runtime._front import worker_class as front_worker
 
     class _Worker(ThreadWorker):
         """gthread, but on SIGTERM idle kept-alive connections close at once. gunicorn 26
@@ -207,7 +209,8 @@ def _gunicorn_server(app: ServeApp, options: dict[str, Any]) -> Any:
 
     class _Server(BaseApplication):
         def load_config(self) -> None:
-            for key, value in {**options, "worker_class": _Worker}.items():
+            worker = _Worker if worker_class == "gthread" else front_worker(app.max_payload_bytes)
+            for key, value in {**options, "worker_class": worker}.items():
                 if key in self.cfg.settings:  # settings of newer gunicorns are skipped
                     self.cfg.set(key, value)
 
@@ -265,9 +268,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
 
         def ready(server: Any) -> None:
-            server.log.info("smglm serve: %s loaded; %d workers", summary, settings["workers"])
+            server.log.info(
+                "smglm serve: %s loaded; %d %s workers",
+                summary,
+                settings["workers"],
+                args.worker_class,
+            )
 
-        server = _gunicorn_server(app, _gunicorn_options(args.host, settings, ready))
+        options = _gunicorn_options(args.host, settings, ready)
+        server = _gunicorn_server(app, options, args.worker_class)
     except SmglmError as exc:
         print(f"serve: cannot start: {exc}", file=sys.stderr, flush=True)
         return EXIT_USER_ERROR

@@ -19,9 +19,9 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 from smglm.errors import MissingDependency, SmglmError
+from smglm.redaction import redact, redact_uri
 
 __all__ = [
     "DEFAULT_EXPERIMENT",
@@ -34,7 +34,6 @@ __all__ = [
     "log_results",
     "mlflow_available",
     "prepare_store",
-    "redact_uri",
     "resolve_tracking_uri",
     "start_job_run",
 ]
@@ -88,15 +87,6 @@ def resolve_tracking_uri(explicit: str | None = None) -> str:
 def is_local_store(uri: str) -> bool:
     """Whether the store lives on this machine's disk (unreachable from a remote job)."""
     return uri.startswith(("sqlite:", "file:", "/")) or "://" not in uri
-
-
-def redact_uri(uri: str) -> str:
-    """The URI without any ``user:password@`` part."""
-    parts = urlsplit(uri)
-    if "@" in parts.netloc:  # keep the host as written (``[::1]``, a port that is not a number)
-        host = parts.netloc.rpartition("@")[2]
-        return urlunsplit((parts.scheme, host, parts.path, parts.query, parts.fragment))
-    return uri
 
 
 def flatten_params(data: dict[str, Any], prefix: str = "") -> dict[str, str]:
@@ -348,7 +338,7 @@ def log_from_runtime(model_dir: Path, output_dir: Path | None) -> bool:
         client.set_tag(run_id, LOGGED_BY, "runtime")
         return True
     except Exception as exc:  # tracking must never fail a finished fit
-        log.warning("could not log to MLflow at %s: %s", redact_uri(uri), exc)
+        log.warning("could not log to MLflow at %s: %s", redact_uri(uri), redact(str(exc)))
         return False
 
 
@@ -373,7 +363,8 @@ def finalize_job_run(
             log_results(client, run_id, found[0], found[1])
             client.set_tag(run_id, LOGGED_BY, "launcher")
     if state.get("FailureReason"):
-        client.set_tag(run_id, "smglm.failure_reason", str(state["FailureReason"])[:5000])
+        reason = redact(str(state["FailureReason"]))
+        client.set_tag(run_id, "smglm.failure_reason", reason[:5000])
     if state.get("BillableTimeInSeconds") is not None:
         client.set_tag(run_id, "smglm.billable_seconds", str(state["BillableTimeInSeconds"]))
     client.set_terminated(run_id, status=_STATUS[str(status)])

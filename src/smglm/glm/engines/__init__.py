@@ -74,6 +74,10 @@ class EngineFit:
         The objective per iteration (``iteration, objective, convergence``), or None.
     native
         The engine's own fitted object (glum's estimator), kept as ``FitResult.estimator``.
+    aliased
+        The coefficients left out of the fit because their column is a linear combination of
+        earlier ones (:func:`smglm.glm.stats.aliased_columns`, R's ``NA`` coefficients); their
+        ``coef`` is 0.
     """
 
     intercept: float
@@ -86,6 +90,7 @@ class EngineFit:
     seconds: float
     convergence: pd.DataFrame | None = None
     native: Any = field(default=None, repr=False)
+    aliased: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True)

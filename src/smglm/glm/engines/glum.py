@@ -24,7 +24,14 @@ from smglm.glm.families import family_of
 if TYPE_CHECKING:
     from smglm.glm.data import Prepared
 
-__all__ = ["ProbitLink", "design_matrix", "fit", "glum_link", "make_estimator"]
+__all__ = [
+    "ProbitLink",
+    "alias_bounds",
+    "design_matrix",
+    "fit",
+    "glum_link",
+    "make_estimator",
+]
 
 _SQRT_2PI = np.sqrt(2.0 * np.pi)
 
@@ -114,14 +121,21 @@ def fit(
 ) -> EngineFit:
     """Fit with glum (see :class:`smglm.glm.engines.Engine`). glum's warnings other than
     non-convergence are passed on; non-convergence sets ``converged`` to False."""
-    est = make_estimator(config, lower_bounds=lower_bounds, upper_bounds=upper_bounds)
     # the design, built once: categoricals stay sparse, and glum does not convert (and box
     # into an object array) the DataFrame again for the fit, the predictions and the SEs
     design = design_matrix(prepared.X)
+    aliased: list[int] = []
     t_fit = time.perf_counter()
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        est.fit(design, prepared.y, sample_weight=prepared.weights, offset=prepared.offset)
+    try:
+        est, caught = _run(config, design, prepared, lower_bounds, upper_bounds)
+    except np.linalg.LinAlgError:
+        # a singular design (R would drop the aliased columns): hold them at 0 and fit again
+        aliased, lower_bounds, upper_bounds = alias_bounds(
+            design, prepared.weights, config.fit_intercept, lower_bounds, upper_bounds
+        )
+        if not aliased:
+            raise
+        est, caught = _run(config, design, prepared, lower_bounds, upper_bounds)
     seconds = time.perf_counter() - t_fit
     converged = int(est.n_iter_) < config.max_iter
     for w in caught:
@@ -141,7 +155,47 @@ def fit(
         seconds=seconds,
         convergence=_convergence(est),
         native=est,
+        aliased=[str(design.column_names[i]) for i in aliased],
     )
+
+
+def _run(
+    config: GLMConfig,
+    design: Any,
+    prepared: Prepared,
+    lower_bounds: np.ndarray | None,
+    upper_bounds: np.ndarray | None,
+) -> tuple[GeneralizedLinearRegressor, list[warnings.WarningMessage]]:
+    est = make_estimator(config, lower_bounds=lower_bounds, upper_bounds=upper_bounds)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        est.fit(design, prepared.y, sample_weight=prepared.weights, offset=prepared.offset)
+    return est, caught
+
+
+def alias_bounds(
+    design: Any,
+    weights: np.ndarray,
+    intercept: bool,
+    lower: np.ndarray | None,
+    upper: np.ndarray | None,
+) -> tuple[list[int], np.ndarray | None, np.ndarray | None]:
+    """The design's aliased columns (:func:`smglm.glm.stats.aliased_columns` on ``X' W X``
+    with the prior weights), held at 0 by bounds (R drops them from the fit; glum's
+    unconstrained solver fails on a singular design), and the bounds to fit with."""
+    from smglm.glm.stats import aliased_columns
+
+    info = _information(design, np.array(weights, dtype=float), intercept)  # a writable copy
+    shift = int(intercept)
+    aliased = [j - shift for j in aliased_columns(info) if j >= shift]
+    if not aliased:
+        return [], lower, upper
+    p = info.shape[0] - shift
+    lower = np.full(p, -np.inf) if lower is None else np.array(lower, dtype=float)
+    upper = np.full(p, np.inf) if upper is None else np.array(upper, dtype=float)
+    lower[aliased] = 0.0
+    upper[aliased] = 0.0
+    return aliased, lower, upper
 
 
 def _design_dot(est: Any, design: Any) -> np.ndarray:

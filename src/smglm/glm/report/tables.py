@@ -89,8 +89,10 @@ def coefficient_frame(result: FitResult) -> pd.DataFrame:
     """The coefficient table in model order, with each categorical's base level as a row.
 
     Columns: ``term``, ``column``, ``level``, ``base`` (True for a reference level: estimate 0,
-    relativity 1), ``estimate``, ``std_error``, ``p_value``, ``ci_lower``, ``ci_upper`` and, for
-    log links, ``relativity``, ``relativity_lower``, ``relativity_upper`` (exp of the 95% CI).
+    relativity 1), ``estimate``, ``std_error``, ``p_value``, ``ci_lower``, ``ci_upper``,
+    ``note`` (why a term has no estimate or no meaningful one: aliased, as R's ``NA``, or
+    separated; else empty) and, for log links, ``relativity``, ``relativity_lower``,
+    ``relativity_upper`` (exp of the 95% CI).
     """
     import pandas as pd
 
@@ -115,6 +117,7 @@ def coefficient_frame(result: FitResult) -> pd.DataFrame:
                 "p_value": row.get("p_value", math.nan),
                 "ci_lower": row.get("ci_lower", math.nan),
                 "ci_upper": row.get("ci_upper", math.nan),
+                "note": _note(row.get("note")),
             }
         )
 
@@ -142,6 +145,12 @@ def coefficient_frame(result: FitResult) -> pd.DataFrame:
     return frame
 
 
+def _note(value: Any) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return ""
+    return str(value)
+
+
 def _coef_rows(frame: pd.DataFrame, log_link: bool) -> tuple[list[str], list[list[Any]]]:
     headers = ["term", "estimate", "std error", "p-value", ""]
     headers += (
@@ -150,7 +159,15 @@ def _coef_rows(frame: pd.DataFrame, log_link: bool) -> tuple[list[str], list[lis
     rows = []
     for r in frame.to_dict("records"):
         term = f"{r['term']} (base)" if r["base"] else r["term"]
-        row = [term, r["estimate"], r["std_error"], r["p_value"], stars(r["p_value"])]
+        note = r.get("note") or ""
+        if note.startswith("aliased"):
+            term = f"{term} (aliased)"
+        elif note.startswith("separated"):
+            term = f"{term} (separated)"
+        elif note:
+            term = f"{term} (no SE)"
+        estimate = "NA" if note.startswith("aliased") else r["estimate"]
+        row = [term, estimate, r["std_error"], r["p_value"], stars(r["p_value"])]
         if log_link:
             row += [r["relativity"], r["relativity_lower"], r["relativity_upper"]]
         else:
@@ -176,7 +193,9 @@ def coefficients_html(result: FitResult) -> str:
         + (" (relativity 1)" if log_link else "")
         + "; the 95% CI is "
         + ("exp of the coefficient's CI" if log_link else "the coefficient's")
-        + f". {esc(_fit_line(result))}</p>"
+        + f". {esc(_fit_line(result))}"
+        + "".join(f"<br>{esc(n)}" for n in result.notes())
+        + "</p>"
     )
     return html_table(headers, rows, row_style=style) + note
 
@@ -184,8 +203,8 @@ def coefficients_html(result: FitResult) -> str:
 def coefficients_text(result: FitResult) -> str:
     frame = coefficient_frame(result)
     headers, rows = _coef_rows(frame, "relativity" in frame.columns)
-    line = _fit_line(result)
-    return text_table(headers, rows) + ("\n" + line if line else "")
+    lines = [_fit_line(result), *result.notes()]
+    return text_table(headers, rows) + "".join("\n" + line for line in lines if line)
 
 
 def job_rows(state: Mapping[str, Any], backend: str | None) -> list[list[Any]]:
