@@ -9,7 +9,9 @@ reliability section) adds them up.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import signal
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -53,3 +55,20 @@ def ids(cases: list[Case]) -> list[str]:
 
 #: A DataFrame (or other value) built on demand, so a module's table stays cheap to import.
 Factory = Callable[[], Any]
+
+
+@contextmanager
+def time_limit(seconds: int) -> Iterator[None]:
+    """Fail a case that runs longer than ``seconds`` (a hang, not a slow machine): SIGALRM
+    raises TimeoutError in the main thread."""
+
+    def _expired(signum: int, frame: Any) -> None:
+        raise TimeoutError(f"the case ran longer than {seconds} s")
+
+    previous = signal.signal(signal.SIGALRM, _expired)
+    signal.alarm(seconds)
+    try:
+        yield
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, previous)

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import math
-import signal
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -25,7 +24,7 @@ import pandas as pd
 import pytest
 
 import smglm
-from bad_inputs import Case, ids
+from bad_inputs import Case, ids, time_limit
 from smglm.config import GLMConfig, JobConfig
 from smglm.config._base import MAX_CONFIG_BYTES
 from smglm.errors import ConfigError, DataError
@@ -322,20 +321,11 @@ CASES: list[Case] = [
 ]
 
 
-@pytest.fixture
-def time_limit() -> Iterator[None]:
+@pytest.fixture(name="time_limit")
+def _time_limit() -> Iterator[None]:
     """Fail a case that runs longer than TIME_LIMIT seconds (a hang, not a slow machine)."""
-
-    def _expired(signum: int, frame: Any) -> None:
-        raise TimeoutError(f"the case ran longer than {TIME_LIMIT} s")
-
-    previous = signal.signal(signal.SIGALRM, _expired)
-    signal.alarm(TIME_LIMIT)
-    try:
+    with time_limit(TIME_LIMIT):
         yield
-    finally:
-        signal.alarm(0)
-        signal.signal(signal.SIGALRM, previous)
 
 
 def _frame(n: int = 60) -> pd.DataFrame:
