@@ -463,3 +463,16 @@ def test_infinite_bounds_read_the_same_in_the_job() -> None:
     sent = json.loads(config.to_json())
     assert sent["constraints"]["bounds"] == {"x": [None, 0.0]}
     assert GLMConfig.from_dict(sent) == config
+
+
+def test_user_settings_file_is_read_by_the_bounded_parser(tmp_path, monkeypatch, time_limit):
+    """``%sm_config``'s user file goes through the same limits as a config: an alias bomb is
+    refused with a clear error naming the file, not expanded."""
+    from smglm.notebook.settings import load_settings
+
+    path = tmp_path / "user.yaml"
+    path.write_text(_alias_bomb(), encoding="utf-8")
+    monkeypatch.setenv("SMGLM_CONFIG_FILE", str(path))
+    with pytest.raises(ConfigError, match="expands to more than") as err:
+        load_settings(tmp_path)
+    assert str(path) in str(err.value)

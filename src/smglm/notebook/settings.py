@@ -99,15 +99,13 @@ class Settings:
 
 
 def _read_yaml(path: Path) -> dict[str, Any]:
-    import yaml
+    """The user settings file as a mapping ({} when there is none), read by the same bounded
+    parser as configs (size, alias expansion and nesting limits; a clear error otherwise)."""
+    from smglm.config._base import read_mapping
 
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except OSError:
+    if not path.is_file():
         return {}
-    except yaml.YAMLError as exc:
-        msg = str(exc).replace("\n", " ")
-        raise ConfigError([Issue(str(path), f"is not valid YAML: {msg}")]) from None
+    data = read_mapping(path)
     if data is None:
         return {}
     if not isinstance(data, dict):
