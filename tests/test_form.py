@@ -261,7 +261,7 @@ def test_form_widgets_have_their_own_layouts():
     """Hiding one field (e.g. the offset column) must not hide the others sharing a layout."""
     import pandas as pd
 
-    from smglm.notebook.form import GLMForm
+    from smglm.notebook.glm_form import GLMForm
 
     form = GLMForm(pd.DataFrame({"y": [1.0, 2.0], "x": [0.1, 0.2]}))
     widgets = [form._target, form._weights, form._offset_column, form._link, form._job_name]
@@ -292,3 +292,15 @@ def test_opening_the_form_starts_the_warm_worker_for_local_jobs(shell, tmp_path,
         assert warm.shutdown_worker(home)
     monkeypatch.setenv("SMGLM_LOCAL_WARM", "yes")  # a bad setting: the form still opens
     assert make_form("df", user_ns=shell.user_ns) is not None
+
+
+def test_notebook_form_stays_the_function_after_its_module_is_imported():
+    """``smglm.notebook.form`` is the function: importing the form's implementation (as the
+    function and ``%sm_form`` do) must not rebind the package's name to a module."""
+    import importlib
+
+    import smglm.notebook
+
+    importlib.import_module("smglm.notebook.glm_form")
+    assert callable(smglm.notebook.form)
+    assert smglm.notebook.form.__module__ == "smglm.notebook"

@@ -23,6 +23,6 @@ def form(data: Any = None, **options: Any) -> Any:
 
     Requires ipywidgets (``pip install 'smglm[notebook]'``).
     """
-    from smglm.notebook.form import form as _form
+    from smglm.notebook.glm_form import form as _form
 
     return _form(data, **options)

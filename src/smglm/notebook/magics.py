@@ -203,7 +203,7 @@ class SmglmMagics(Magics):
     @argument("data", nargs="?", default="", help="a DataFrame's name or a data path")
     def sm_form(self, line: str) -> Any:
         """Show the widget form that builds and launches a training job."""
-        from smglm.notebook.form import form
+        from smglm.notebook.glm_form import form
 
         args = parse_argstring(self.sm_form, line)
         return form(args.data or None, user_ns=self._ns)
