@@ -379,6 +379,28 @@ def test_sigterm_lets_a_request_in_flight_finish(model_dir, model, rows, tmp_pat
         proc.kill()
 
 
+@pytest.mark.parametrize("worker_class", ["asyncio", "gthread"])
+def test_sigterm_while_workers_boot_ends_serve_at_once(model_dir, tmp_path, worker_class):
+    """A SIGTERM that reaches a worker between its fork and its own signal handlers is kept
+    pending, not lost: before, the master waited its 20 s graceful timeout for that worker
+    (a CI failure: a module fixture's teardown timed out right after the first /ping)."""
+    args = ["--model-dir", str(model_dir), "--port", "0", "--workers", "4"]
+    for attempt in range(4):
+        log = tmp_path / f"serve-{attempt}.log"
+        proc = _start([*args, "--worker-class", worker_class], log)
+        try:
+            deadline = time.monotonic() + 30
+            while "Booting worker" not in log.read_text(errors="replace"):
+                assert proc.poll() is None and time.monotonic() < deadline, log.read_text()
+                time.sleep(0.005)
+            proc.send_signal(signal.SIGTERM)  # the other workers are still being forked
+            started = time.monotonic()
+            assert proc.wait(timeout=15) == 0
+            assert time.monotonic() - started < 8, log.read_text()  # not 20 s
+        finally:
+            proc.kill()
+
+
 def test_gthread_worker_class_still_serves(model_dir, model, rows, tmp_path):
     log = tmp_path / "serve.log"
     args = ["--model-dir", str(model_dir), "--port", "0", "--workers", "1"]

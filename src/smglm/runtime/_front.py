@@ -497,6 +497,31 @@ def _status_line(status: int) -> str:
         return f"{status} Unknown"
 
 
+#: Signals a booting worker must not lose: gunicorn's master blocks them across ``fork`` (see
+#: :func:`spawn_with_signals_blocked`) and the worker unblocks them once its own handlers are in.
+STOP_SIGNALS = frozenset({signal.SIGTERM, signal.SIGINT, signal.SIGQUIT})
+
+
+def spawn_with_signals_blocked(spawn: Callable[[], Any]) -> Any:
+    """Run the master's ``spawn_worker`` with :data:`STOP_SIGNALS` blocked.
+
+    Between ``fork`` and the worker's own ``init_signals`` the child still has the master's
+    handlers, which only queue the signal in the child's copy of the master: a SIGTERM sent
+    to a worker still booting was lost, and the master waited ``graceful_timeout`` (20 s)
+    before killing it. Blocked, the signal stays pending until :func:`unblock_stop_signals`.
+    """
+    old = signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
+    try:
+        return spawn()
+    finally:  # in the master at once; in the child only as it exits
+        signal.pthread_sigmask(signal.SIG_SETMASK, old)
+
+
+def unblock_stop_signals() -> None:
+    """In a worker, once its handlers are installed: deliver what arrived while it booted."""
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)
+
+
 def worker_class(max_body: int) -> type:
     """A gunicorn worker class serving with :class:`Front` (gunicorn imported here)."""
     from gunicorn.workers.base import Worker
@@ -519,6 +544,7 @@ def worker_class(max_body: int) -> type:
             self.loop.add_signal_handler(signal.SIGQUIT, self._stop, True)
             self.loop.add_signal_handler(signal.SIGUSR1, self.log.reopen_files)
             self.loop.add_signal_handler(signal.SIGWINCH, lambda: None)
+            unblock_stop_signals()
 
         def _stop(self, quick: bool) -> None:
             self.alive = False

@@ -189,12 +189,23 @@ def _gunicorn_server(app: ServeApp, options: dict[str, Any], worker_class: str =
         from gunicorn.workers.gthread import ThreadWorker
     except ImportError:
         raise MissingDependency("gunicorn", "serve", "serve") from None
+    from gunicorn.arbiter import Arbiter
+
+    from smglm.runtime._front import spawn_with_signals_blocked, unblock_stop_signals
     from smglm.runtime._front import worker_class as front_worker
+
+    class _Arbiter(Arbiter):
+        def spawn_worker(self) -> Any:
+            return spawn_with_signals_blocked(super().spawn_worker)
 
     class _Worker(ThreadWorker):
         """gthread, but on SIGTERM idle kept-alive connections close at once. gunicorn 26
         waits for them to time out (``keepalive``), up to ``graceful_timeout``; 27 lingers
         2 s. Uses gthread internals where they exist; otherwise gthread's own behaviour."""
+
+        def init_signals(self) -> None:
+            super().init_signals()
+            unblock_stop_signals()
 
         def handle_exit(self, sig: int, frame: Any) -> None:
             super().handle_exit(sig, frame)
@@ -216,6 +227,13 @@ def _gunicorn_server(app: ServeApp, options: dict[str, Any], worker_class: str =
 
         def load(self) -> ServeApp:
             return app
+
+        def run(self) -> None:
+            try:
+                _Arbiter(self).run()
+            except RuntimeError as exc:  # as BaseApplication.run
+                print(f"\nError: {exc}\n", file=sys.stderr)
+                sys.exit(1)
 
     return _Server()
 
