@@ -8,16 +8,21 @@ from typing import Any
 from smglm.config.families import FAMILIES, FAMILY_LINKS, LINKS
 from smglm.config.job import JobConfig
 from smglm.config.model import SCHEMA_VERSION, Constraints, GLMConfig, Penalty, TestSplit
+from smglm.config.terms import CVSpec, PenaltySearch, Spline, TermSpec
 
 __all__ = [
     "FAMILIES",
     "FAMILY_LINKS",
     "LINKS",
     "SCHEMA_VERSION",
+    "CVSpec",
     "Constraints",
     "GLMConfig",
     "JobConfig",
     "Penalty",
+    "PenaltySearch",
+    "Spline",
+    "TermSpec",
     "TestSplit",
     "as_glm_config",
 ]

@@ -29,9 +29,21 @@ from smglm.config.families import (
     FamilyName,
     LinkName,
 )
+from smglm.config.terms import CVSpec, PenaltySearch, Spline, TermSpec
 from smglm.errors import Issue, did_you_mean, short_repr
 
-__all__ = ["SCHEMA_VERSION", "Constraints", "GLMConfig", "Penalty", "TestSplit", "apply_overrides"]
+__all__ = [
+    "SCHEMA_VERSION",
+    "CVSpec",
+    "Constraints",
+    "GLMConfig",
+    "Penalty",
+    "PenaltySearch",
+    "Spline",
+    "TermSpec",
+    "TestSplit",
+    "apply_overrides",
+]
 
 SCHEMA_VERSION = 1
 
@@ -42,11 +54,27 @@ class Penalty(ConfigModel):
     """Elastic-net penalty: ``alpha * (l1_ratio * |b|_1 + (1 - l1_ratio) / 2 * |b|_2^2)``.
 
     The objective is glum's: the mean deviance / 2 plus this penalty; the intercept is never
-    penalized. ``alpha = 0`` (the default) is an ordinary, unpenalized GLM.
+    penalized. ``alpha = 0`` (the default) is an ordinary, unpenalized GLM. ``search``
+    chooses alpha and l1_ratio by cross-validation instead (:class:`PenaltySearch`).
     """
 
     alpha: Annotated[float, Field(ge=0, allow_inf_nan=False)] = 0.0
     l1_ratio: Annotated[float, Field(ge=0, le=1)] = 0.0
+    search: PenaltySearch | None = None
+
+    def _cross_field_issues(self) -> list[Issue]:
+        if self.search is None:
+            return []
+        return [
+            Issue(
+                name,
+                f"is chosen by penalty.search; remove {name} (got {getattr(self, name)}) or "
+                "remove search",
+                getattr(self, name),
+            )
+            for name in ("alpha", "l1_ratio")
+            if name in self.model_fields_set and getattr(self, name) != 0
+        ]
 
 
 class Constraints(ConfigModel):
@@ -106,13 +134,51 @@ def _bound_text(value: float | None) -> str:
 
 
 class TestSplit(ConfigModel):
-    """A random train/test split, used when no ``test`` data is given: ``fraction`` of the
-    rows (0 < fraction < 1) for testing, drawn with ``seed`` (an integer from 0 to 2**32 - 1)."""
+    """The test split, used when no ``test`` data is given.
+
+    Random: ``fraction`` of the rows (0 < fraction < 1) for testing, drawn with ``seed`` (an
+    integer from 0 to 2**32 - 1). By time (or any column): ``by`` names the column and
+    ``holdout`` the values whose rows are the test data, e.g. ``{by: accident_year,
+    holdout: [2025]}``; every other row trains.
+    """
 
     __test__ = False  # not a pytest test class
 
     fraction: Annotated[float, Field(gt=0, lt=1)] = 0.2
     seed: Annotated[int, Field(ge=0, le=2**32 - 1)] = 0
+    by: str | None = None
+    holdout: list[str | int | float] | None = None
+
+    def _cross_field_issues(self) -> list[Issue]:
+        issues = []
+        if (self.by is None) != (self.holdout is None):
+            given = "by" if self.by is not None else "holdout"
+            issues.append(
+                Issue(
+                    given,
+                    "a split by column needs both by (the column) and holdout (its values for "
+                    f"testing); got only {given}",
+                    getattr(self, given),
+                )
+            )
+        if self.holdout is not None and not self.holdout:
+            issues.append(Issue("holdout", "give at least one value to hold out", []))
+        changed = {"fraction": self.fraction != 0.2, "seed": self.seed != 0}
+        if self.by is not None and any(changed.values()):  # defaults: a JSON round trip has them
+            issues.append(
+                Issue(
+                    "fraction",
+                    "a split by column takes no fraction or seed (its holdout values choose the "
+                    "test rows); remove them",
+                    sorted(k for k, v in changed.items() if v),
+                )
+            )
+        return issues
+
+    @property
+    def is_random(self) -> bool:
+        """Whether this is a random split (not one by a column's values)."""
+        return self.by is None
 
     @field_validator("seed", mode="before")
     @classmethod
@@ -149,9 +215,23 @@ class GLMConfig(ConfigModel):
         The Tweedie variance power, 1 < p < 2 (default 1.5); only for ``family: tweedie``.
     theta
         The negative binomial's theta (variance ``mu + mu^2 / theta``), fixed (default 1).
+    terms
+        How predictors enter the model, by column: ``spline``, ``bands``, ``groups``,
+        ``base``, ``missing: level`` (:class:`~smglm.config.terms.TermSpec`). A predictor
+        without an entry enters as it is (numeric: linear; text: a level each).
+    interactions
+        Pairs of predictors whose effects combine: categorical x categorical (a relativity
+        per pair of levels), numeric or spline x categorical (a slope or curve per level),
+        numeric x numeric (the product). Main effects stay in the model.
+    fixed
+        Predictors whose effect is given, not fitted (from a previous or a market model):
+        a number is a numeric predictor's coefficient; a mapping ``level: relativity`` gives
+        a categorical's (or bands') relativities, every level of the data listed (log link).
+        They enter as an offset and are reported as fixed, without a standard error.
     penalty, constraints
-        Elastic-net penalty and coefficient bounds. With either active, standard errors
-        are those of the unpenalized likelihood at the estimate: indicative, not exact.
+        Elastic-net penalty (or a cross-validated search for it) and coefficient bounds.
+        With either active, standard errors are those of the unpenalized likelihood at the
+        estimate: indicative, not exact.
     fit_intercept
         Whether to fit an intercept (term ``intercept``).
     test
@@ -174,6 +254,9 @@ class GLMConfig(ConfigModel):
     link: LinkName | None = None
     tweedie_power: float | None = None
     theta: Annotated[float, Field(gt=0, allow_inf_nan=False)] | None = None
+    terms: dict[str, TermSpec] = Field(default_factory=dict)
+    interactions: list[tuple[str, str]] = Field(default_factory=list)
+    fixed: dict[str, float | dict[str, float]] = Field(default_factory=dict)
     penalty: Penalty = Field(default_factory=Penalty)
     constraints: Constraints = Field(default_factory=Constraints)
     fit_intercept: bool = True
@@ -258,6 +341,7 @@ class GLMConfig(ConfigModel):
                 )
             )
         issues += _term_name_issues(self.predictors)
+        issues += self._model_language_issues()
         if not self.predictors and not self.fit_intercept:
             issues.append(
                 Issue("predictors", "with fit_intercept false, give at least one predictor", [])
@@ -281,6 +365,133 @@ class GLMConfig(ConfigModel):
                 )
             )
         return issues
+
+    def _model_language_issues(self) -> list[Issue]:
+        """terms, interactions, fixed, penalty.search and test.by against the predictors and
+        each other (the data's checks come when it is prepared)."""
+        issues: list[Issue] = []
+        known = set(self.predictors)
+
+        def unknown(field: str, col: str) -> Issue:
+            return Issue(
+                field,
+                f"{col!r} is not a predictor; name one of {self.predictors}."
+                f"{did_you_mean(col, self.predictors)}",
+                col,
+            )
+
+        for col, spec in self.terms.items():
+            if col not in known:
+                issues.append(unknown(f"terms.{col}", col))
+            elif spec.kind in ("spline", "bands") and col in self.categorical:
+                issues.append(
+                    Issue(
+                        f"terms.{col}.{spec.kind}",
+                        f"{col!r} is listed under categorical; a {spec.kind} needs a numeric "
+                        "predictor",
+                        col,
+                    )
+                )
+        seen_pairs: set[frozenset[str]] = set()
+        for i, pair in enumerate(self.interactions):
+            a, b = pair
+            for col in (a, b):
+                if col not in known:
+                    issues.append(unknown(f"interactions[{i}]", col))
+            if a == b:
+                issues.append(
+                    Issue(
+                        f"interactions[{i}]",
+                        f"a predictor cannot interact with itself; got [{a}, {b}] (a spline "
+                        "gives a curve)",
+                        list(pair),
+                    )
+                )
+            key = frozenset(pair)
+            if key in seen_pairs and a != b:
+                issues.append(
+                    Issue(f"interactions[{i}]", f"[{a}, {b}] is listed twice", list(pair))
+                )
+            seen_pairs.add(key)
+        in_interactions = {c for pair in self.interactions for c in pair}
+        for col, value in self.fixed.items():
+            field = f"fixed.{col}"
+            if col not in known:
+                issues.append(unknown(field, col))
+                continue
+            spec = self.terms.get(col)
+            if spec is not None and spec.kind == "spline":
+                issues.append(
+                    Issue(field, "a spline cannot be fixed; fix a numeric or a banded one", col)
+                )
+            if col in in_interactions:
+                issues.append(
+                    Issue(field, f"{col!r} is in an interaction; a fixed term cannot be", col)
+                )
+            if col in self.constraints.bounds:
+                issues.append(
+                    Issue(field, f"{col!r} is fixed, so its bounds mean nothing: remove them", col)
+                )
+            if isinstance(value, dict):
+                if self.resolved_link != "log":
+                    issues.append(
+                        Issue(
+                            field,
+                            "relativities (level: value) need the log link; got link "
+                            f"{self.resolved_link!r} (give coefficients through an offset)",
+                            value,
+                        )
+                    )
+                bad = {k: v for k, v in value.items() if not (math.isfinite(v) and v > 0)}
+                if bad:
+                    issues.append(
+                        Issue(field, f"relativities must be finite and > 0; got {bad}", bad)
+                    )
+                if not value:
+                    issues.append(Issue(field, "give the relativity of every level", value))
+            elif not math.isfinite(value):
+                issues.append(Issue(field, f"a coefficient must be finite; got {value}", value))
+        if set(self.fixed) >= known and known and not self.fit_intercept:
+            issues.append(
+                Issue(
+                    "fixed",
+                    "every predictor is fixed and there is no intercept: nothing to fit",
+                    sorted(self.fixed),
+                )
+            )
+        search = self.penalty.search
+        if search is not None:
+            for name in ("group", "by"):
+                col = getattr(search.cv, name)
+                if col is not None and col in (
+                    self.target,
+                    self.weights,
+                    self.offset,
+                    self.exposure,
+                ):
+                    issues.append(
+                        Issue(
+                            f"penalty.search.cv.{name}",
+                            f"{col!r} is the model's {self._role_of(col)}; folds need another "
+                            "column (e.g. a policy id or a year)",
+                            col,
+                        )
+                    )
+        if self.test is not None and self.test.by is not None and self.test.by == self.target:
+            issues.append(
+                Issue(
+                    "test.by",
+                    f"{self.test.by!r} is the target; split by another column",
+                    self.test.by,
+                )
+            )
+        return issues
+
+    def _role_of(self, col: str) -> str:
+        for role in ("target", "weights", "offset", "exposure"):
+            if getattr(self, role) == col:
+                return role
+        return "predictor"
 
     # -- derived ---------------------------------------------------------------------------
     @property
@@ -314,10 +525,27 @@ class GLMConfig(ConfigModel):
 
     @property
     def columns(self) -> list[str]:
-        """Every column the config uses, target first."""
+        """Every column the config uses, target first (with the columns that only split the
+        data: ``test.by``, ``penalty.search.cv.group`` or ``.by``)."""
         cols = [self.target, *self.predictors]
         cols += [c for c in (self.weights, self.offset, self.exposure) if c]
+        cols += [c for c in self.split_columns if c not in cols]
         return cols
+
+    @property
+    def split_columns(self) -> list[str]:
+        """Columns used only to split the data (test holdout, CV folds), not as predictors."""
+        out: list[str] = []
+        if self.test is not None and self.test.by is not None:
+            out.append(self.test.by)
+        search = self.penalty.search
+        if search is not None:
+            out += [c for c in (search.cv.group, search.cv.by) if c is not None]
+        return list(dict.fromkeys(out))
+
+    def term(self, column: str) -> TermSpec:
+        """How ``column`` enters the model (an empty :class:`TermSpec` when not said)."""
+        return self.terms.get(column) or TermSpec()
 
     def with_overrides(self, overrides: dict[str, Any]) -> GLMConfig:
         """A copy with fields replaced (validated again); dotted keys reach nested fields."""
