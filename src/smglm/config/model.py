@@ -18,7 +18,7 @@ import math
 from collections import Counter
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
 from smglm.config._base import ConfigModel
 from smglm.config.families import (
@@ -241,6 +241,13 @@ class GLMConfig(ConfigModel):
         ``drop``: such rows are dropped and counted in a warning.
     max_iter, tol
         Solver limits: iterations and the gradient tolerance (1e-8 matches R to about 1e-7).
+    formula
+        Another spelling of the model's columns, e.g. ``claim_count ~ ns(driver_age, 5) +
+        area * region + offset(log(exposure))``: parsed into ``target``, ``predictors``,
+        ``categorical``, ``terms``, ``interactions``, ``fixed``, ``exposure``/``offset`` and
+        ``fit_intercept`` (which are then not given), and not kept: the config holds the
+        fields. The language is in :mod:`smglm.config.formula`; :meth:`formula_text` writes
+        a config back as a formula.
     """
 
     schema_version: Literal[1] = 1
@@ -264,6 +271,17 @@ class GLMConfig(ConfigModel):
     missing: Literal["error", "drop"] = "error"
     max_iter: Annotated[int, Field(gt=0)] = 100
     tol: Annotated[float, Field(gt=0, allow_inf_nan=False)] = 1e-8
+
+    @model_validator(mode="before")
+    @classmethod
+    def _formula(cls, data: Any) -> Any:
+        # ``formula`` is another spelling of target, predictors, terms, ...: the config holds
+        # the fields it spells, not the formula (smglm.config.formula)
+        if isinstance(data, dict) and "formula" in data:
+            from smglm.config.formula import expand_formula
+
+            return expand_formula(data)
+        return data
 
     def _cross_field_issues(self) -> list[Issue]:
         issues: list[Issue] = []
@@ -419,8 +437,8 @@ class GLMConfig(ConfigModel):
             if col not in known:
                 issues.append(unknown(field, col))
                 continue
-            spec = self.terms.get(col)
-            if spec is not None and spec.kind == "spline":
+            fixed_spec = self.terms.get(col)
+            if fixed_spec is not None and fixed_spec.kind == "spline":
                 issues.append(
                     Issue(field, "a spline cannot be fixed; fix a numeric or a banded one", col)
                 )
@@ -546,6 +564,15 @@ class GLMConfig(ConfigModel):
     def term(self, column: str) -> TermSpec:
         """How ``column`` enters the model (an empty :class:`TermSpec` when not said)."""
         return self.terms.get(column) or TermSpec()
+
+    def formula_text(self) -> str:
+        """The model as a formula (R / Wilkinson style), for display: target, predictors with
+        their terms, interactions, fixed terms, offset or exposure, ``- 1`` without an
+        intercept (see :mod:`smglm.config.formula` for the language). The config's other
+        fields (family, penalty, ...) are not part of a formula."""
+        from smglm.config.formula import formula_text
+
+        return formula_text(self)
 
     def with_overrides(self, overrides: dict[str, Any]) -> GLMConfig:
         """A copy with fields replaced (validated again); dotted keys reach nested fields."""
