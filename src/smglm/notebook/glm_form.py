@@ -1,4 +1,6 @@
-"""The widget form: pick data and columns, family and link, penalty and bounds, then launch.
+"""The widget form: pick data and columns, family and link, how each predictor enters (spline,
+bands, groups, base, missing level, fixed), interactions, penalty (or a penalty search) and
+bounds, then launch.
 
 :class:`GLMForm` is a VBox whose children are private; it exposes ``value`` (the GLMConfig
 dict), ``reset()``, ``on_submit(callback)``, ``job`` and ``wait()``. The logic lives in
@@ -24,7 +26,13 @@ from smglm.notebook.cmd.common import current_shell, current_user_ns, dataframe_
 try:
     import ipywidgets as w
 
-    from smglm.notebook.form_parts import BoundsEditor, PredictorPicker
+    from smglm.notebook.form_parts import (
+        BoundsEditor,
+        InteractionPicker,
+        PredictorPicker,
+        SearchPanel,
+        TermEditor,
+    )
 except ImportError:  # pragma: no cover - the notebook extra is missing
     w = None
 
@@ -65,6 +73,7 @@ class GLMForm(w.VBox if w is not None else object):  # type: ignore[misc]
         self._muted = False
         self._test_seed = 0
         self._extra: dict[str, Any] = {}
+        self._search_rest: dict[str, Any] = {}
         self.job: Any = None
         self._monitor: threading.Thread | None = None
         from smglm.launch.backend import DEFAULT_BACKEND
@@ -167,6 +176,9 @@ class GLMForm(w.VBox if w is not None else object):  # type: ignore[misc]
             value=0.0, min=0.0, max=1.0, step=0.05, description="l1_ratio", style=desc
         )
         self._bounds = BoundsEditor(self._refresh)
+        self._terms = TermEditor(self._refresh, self._level_choices)
+        self._interactions = InteractionPicker(self._refresh)
+        self._search = SearchPanel(self._refresh)
         from smglm.launch.backend import backend_names
 
         self._backend = w.Dropdown(
@@ -197,7 +209,8 @@ class GLMForm(w.VBox if w is not None else object):  # type: ignore[misc]
             w.HTML("<b>smglm: new training job</b>"),
             self._data_name, self._data_path, self._target, self._picker,
             self._weights, self._offset_kind, self._offset_column, self._family, self._link,
-            self._power, self._alpha, self._l1, self._bounds, self._test, self._backend,
+            self._power, self._terms, self._interactions, self._search, self._alpha, self._l1,
+            self._bounds, self._test, self._backend,
             self._instance, self._job_name, self._problems_html,
             w.HBox([self._launch, self._insert]), self._cell, self._run,
         ]  # fmt: skip
@@ -229,6 +242,15 @@ class GLMForm(w.VBox if w is not None else object):  # type: ignore[misc]
             test_fraction=float(self._test.value),
             test_seed=self._test_seed,
             bounds=tuple((t, lo, hi) for t, (lo, hi) in self._bounds.bounds.items()),
+            terms=tuple(self._terms.options.items()),
+            interactions=tuple(self._interactions.pairs),
+            search=bool(self._search.on.value),
+            search_l1_ratio=self._search.l1_ratio.value,
+            search_n_alphas=int(self._search.n_alphas.value),
+            search_folds=int(self._search.folds.value),
+            search_fold_kind=self._search.fold_kind.value,
+            search_fold_column=self._search.fold_column.value or "",
+            search_rest=self._search_rest,
             backend=self._backend.value,
             instance_type=self._instance.value or "",
             job_name=self._job_name.value.strip(),
@@ -252,6 +274,9 @@ class GLMForm(w.VBox if w is not None else object):  # type: ignore[misc]
             self._instance.value = state.instance_type
             self._job_name.value = state.job_name
             self._bounds.bounds = {t: (lo, hi) for t, lo, hi in state.bounds}
+            self._terms.options = dict(state.terms)
+            self._interactions.pairs = list(state.interactions)
+            self._search_rest = dict(state.search_rest)
             self._extra = dict(state.extra)
             self._columns(state)
         self._refresh()
@@ -275,12 +300,30 @@ class GLMForm(w.VBox if w is not None else object):  # type: ignore[misc]
         self._offset_column.value = state.offset_column
         columns = [c for c in choices["all"] if c != state.target] or list(state.predictors)
         self._picker.set(columns, list(state.predictors))
+        search = self._search
+        with search.quiet():
+            search.on.value = state.search
+            search.l1_ratio.value = state.search_l1_ratio
+            search.n_alphas.value = state.search_n_alphas
+            search.folds.value = state.search_folds
+            search.fold_kind.value = state.search_fold_kind
+            fold_columns = list(choices["all"])
+            if state.search_fold_column and state.search_fold_column not in fold_columns:
+                fold_columns.append(state.search_fold_column)
+            search.fold_column.options = _pairs(fold_columns, "(choose)")
+            search.fold_column.value = state.search_fold_column
 
     def _refresh(self) -> None:
         """Visibility, bound choices, and the problems of the current state."""
         self._power.layout.display = "" if self._family.value == "tweedie" else "none"
         self._offset_column.layout.display = "none" if self._offset_kind.value == "none" else ""
         self._bounds.show(self._picker.selected)
+        self._terms.show(self._picker.selected)
+        self._interactions.show(self._picker.selected)
+        self._search.show()
+        searching = bool(self._search.on.value)
+        self._alpha.layout.display = "none" if searching else ""
+        self._l1.layout.display = "none" if searching else ""
         problems = self.problems()
         self._problems_html.value = (
             "<ul style='color:#cf222e'>" + "".join(f"<li>{esc(p)}</li>" for p in problems) + "</ul>"
@@ -308,6 +351,9 @@ class GLMForm(w.VBox if w is not None else object):  # type: ignore[misc]
             with self._quiet():
                 self._columns(state)
         self._refresh()
+
+    def _level_choices(self, column: str, options: logic.TermOptions) -> list[str]:
+        return logic.level_choices(self._frame, column, options)
 
     # -- data -------------------------------------------------------------------------------
     def _adopt(self, data: Any) -> str:
