@@ -213,6 +213,12 @@ def test_form_term_editor_writes_the_terms_the_table_lists(form):
     table = form._terms.table.value
     assert "spline, df 5" in table and "bands 60, 80, 100" in table and "fixed 0.09" in table
     assert form.problems() == [] and not form._launch.disabled
+    assert (
+        "<code>claim_count ~ ns(driver_age, 5) + bands(bonus_malus, 60, 80, 100) + "
+        "fixed(density_log, 0.09) + area + levels(region, base = &quot;R05&quot;, groups = "
+        "list(north = c(&quot;R01&quot;, &quot;R02&quot;)), missing = level) + "
+        "offset(log(exposure))</code>"
+    ) in form._formula_html.value
     # the boxes show the chosen predictor's options; a spline hides the level options
     form._terms.column.value = "driver_age"
     assert form._terms.df.value == 5 and form._terms.levels_row.layout.display == "none"

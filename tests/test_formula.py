@@ -342,12 +342,12 @@ ROUND_TRIP = [
     },
     {
         "target": "y",
-        "predictors": ["x", "density_log", "area", "my col", "`odd`"],
+        "predictors": ["x", "density_log", "area", "my col", "`odd`", "TRUE", "Inf", "."],
         "offset": "o",
         "family": "gamma",
         "terms": {"x": {"spline": {"knots": [1e-3, 2.5, 1e6], "boundary": [-1, 2e6]}}},
         "fixed": {"density_log": 0.09, "area": {"A": 1.2, "B": 1.35, "1": 1.0}},
-        "interactions": [["x", "my col"], ["my col", "`odd`"]],
+        "interactions": [["x", "my col"], ["my col", "`odd`"], ["TRUE", "."]],
     },
     {
         "target": "y",

@@ -126,7 +126,7 @@ def _excerpt(text: str, limit: int = 160) -> str:
 # -- tokens ------------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class _Tok:
-    kind: str  # name | number | string | op | end
+    kind: str  # name | quoted (`a name`) | number | string | op | end
     value: str
     pos: int
     end: int
@@ -154,7 +154,7 @@ def _tokens(text: str) -> list[_Tok]:
             j = text.find(ch, i + 1)
             if j < 0:
                 raise _Error(f"an unclosed {ch}", i, n)
-            out.append(_Tok("name" if ch == "`" else "string", text[i + 1 : j], i, j + 1))
+            out.append(_Tok("quoted" if ch == "`" else "string", text[i + 1 : j], i, j + 1))
             i = j + 1
         elif ch in _OPS:
             out.append(_Tok("op", ch, i, i + 1))
@@ -236,7 +236,7 @@ class _Parser:
         tok = self.tok
         if tok.kind == "op" and tok.value == "~":
             raise _Error("the target (left of '~') is missing", tok.pos, tok.end)
-        if tok.kind != "name":
+        if tok.kind not in ("name", "quoted"):
             raise _Error("expected the target column before '~'", tok.pos, tok.end)
         self.take()
         if self.at("("):
@@ -318,6 +318,9 @@ class _Parser:
             raise _Error(
                 f"a number ({tok.value}) is not a term (0 or 1 is the intercept)", tok.pos, tok.end
             )
+        if tok.kind == "quoted":  # `a column`: a name, never a call or a word
+            self.take()
+            return [(_Factor("column", tok.value, pos=tok.pos, end=tok.end),)]
         if tok.kind == "name":
             self.take()
             if tok.value == ".":
@@ -346,7 +349,7 @@ class _Parser:
         args: list[tuple[str | None, _Val]] = []
         while not self.at(")"):
             key: str | None = None
-            if self.tok.kind in ("name", "string", "number") and self._next_is("="):
+            if self.tok.kind in ("name", "quoted", "string", "number") and self._next_is("="):
                 key = self.take().value
                 self.take()
             args.append((key, self.value()))
@@ -377,6 +380,9 @@ class _Parser:
         if tok.kind == "string":
             self.take()
             return _Val("string", tok.value, tok.pos, tok.end)
+        if tok.kind == "quoted":
+            self.take()
+            return _Val("name", tok.value, tok.pos, tok.end)
         if tok.kind == "name":
             self.take()
             if self.at("("):

@@ -191,6 +191,7 @@ class GLMForm(w.VBox if w is not None else object):  # type: ignore[misc]
             description="job name", placeholder="(generated)", style=desc, layout=lay()
         )
         self._problems_html = w.HTML()
+        self._formula_html = w.HTML()
         self._launch = w.Button(description="Launch", button_style="primary", icon="play")
         self._insert = w.Button(description="Insert cell", icon="plus")
         self._cell = w.Textarea(layout=w.Layout(width="640px", height="160px", display="none"))
@@ -211,7 +212,7 @@ class GLMForm(w.VBox if w is not None else object):  # type: ignore[misc]
             self._weights, self._offset_kind, self._offset_column, self._family, self._link,
             self._power, self._terms, self._interactions, self._search, self._alpha, self._l1,
             self._bounds, self._test, self._backend,
-            self._instance, self._job_name, self._problems_html,
+            self._instance, self._job_name, self._formula_html, self._problems_html,
             w.HBox([self._launch, self._insert]), self._cell, self._run,
         ]  # fmt: skip
 
@@ -331,6 +332,19 @@ class GLMForm(w.VBox if w is not None else object):  # type: ignore[misc]
             else "<span style='color:#1a7f37'>&#10003; ready to launch</span>"
         )
         self._launch.disabled = bool(problems)
+        self._formula_html.value = self._formula_line()
+
+    def _formula_line(self) -> str:
+        """The model as a formula (R style), shown for reading; empty while it is invalid."""
+        from smglm.config import GLMConfig
+
+        try:
+            text = GLMConfig.from_dict(self.value).formula_text()
+        except (SmglmError, ValueError):
+            return ""
+        return (
+            f"<div style='margin-left:118px;color:#57606a'>formula: <code>{esc(text)}</code></div>"
+        )
 
     # -- observers --------------------------------------------------------------------------
     def _changed(self, change: dict[str, Any]) -> None:
