@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from smglm.config import GLMConfig
-from smglm.config.formula import ALLOWED, FORMULA_FIELDS
+from smglm.config.formula import ALLOWED, FORMULA_FIELDS, parse_formula
 from smglm.errors import ConfigError
 
 EXAMPLE = (
@@ -287,6 +287,21 @@ def test_formula_not_a_string_and_too_long():
         GLMConfig.from_dict({"formula": ["y", "a"]})
     with pytest.raises(ConfigError, match="more than the 100,000 allowed"):
         GLMConfig.from_dict({"formula": "y ~ " + " + ".join(f"x{i}" for i in range(20_000))})
+
+
+def test_a_formula_too_large_is_refused_quickly():
+    """Limits keep parsing bounded: at most 10,000 terms, also after a product's expansion,
+    and parentheses at most 40 deep (a recursive parser)."""
+    many = "y ~ " + " + ".join(f"x{i}" for i in range(10_001))
+    with pytest.raises(ConfigError, match=r"'x10000' at position .*: the formula has more than"):
+        parse_formula(many)
+    assert len(parse_formula(many.rsplit(" + ", 1)[0])["predictors"]) == 10_000
+    a = " + ".join(f"a{i}" for i in range(100))
+    b = " + ".join(f"b{i}" for i in range(100))
+    with pytest.raises(ConfigError, match="the product expands to 10,200 terms, more than the"):
+        parse_formula(f"y ~ ({a}) * ({b})")
+    b = " + ".join(f"b{i}" for i in range(50))
+    assert len(parse_formula(f"y ~ ({a}) : ({b})")["interactions"]) == 5000
 
 
 @pytest.mark.parametrize(

@@ -84,6 +84,8 @@ ALLOWED = (
 MAX_DEPTH = 40
 #: The longest formula read (characters).
 MAX_LENGTH = 100_000
+#: The most terms a formula may expand to (``(a + b) * (c + d)`` is 8).
+MAX_TERMS = 10_000
 
 _NAME = re.compile(r"[A-Za-z_.][A-Za-z0-9_.]*")
 _NUMBER = re.compile(r"(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?")
@@ -256,7 +258,7 @@ class _Parser:
         return target, terms, intercept
 
     def sum(self) -> tuple[list[_Term], bool | None]:
-        terms: list[_Term] = []
+        terms: dict[tuple[int, ...], _Term] = {}
         intercept: bool | None = None
         sign = "+"
         if self.at("+") or self.at("-"):
@@ -276,11 +278,18 @@ class _Parser:
                     self.toks[self.i - 1].end,
                 )
             else:
-                terms += [t for t in part if t not in terms]
+                for t in part:
+                    terms.setdefault(_identity(t), t)
+                if len(terms) > MAX_TERMS:
+                    raise _Error(
+                        f"the formula has more than {MAX_TERMS:,} terms",
+                        start.pos,
+                        self.toks[self.i - 1].end,
+                    )
             if self.at("+") or self.at("-"):
                 sign = self.take().value
                 continue
-            return terms, intercept
+            return list(terms.values()), intercept
 
     def product(self) -> list[_Term]:
         left = self.colon()
@@ -288,6 +297,7 @@ class _Parser:
             op = self.take()
             right = self.colon()
             _no_specials(left + right, op)
+            _not_too_many(left, right, op)
             crossed = [a + b for a in left for b in right]
             left = _unique(left + right + crossed)
         return left
@@ -298,6 +308,7 @@ class _Parser:
             op = self.take()
             right = self.atom()
             _no_specials(left + right, op)
+            _not_too_many(left, right, op)
             left = _unique([a + b for a in left for b in right])
         return left
 
@@ -433,12 +444,24 @@ def _no_specials(terms: list[_Term], op: _Tok) -> None:
                 raise _Error(f"{what} cannot be in a product ({op.value!r})", f.pos, f.end)
 
 
+def _identity(term: _Term) -> tuple[int, ...]:
+    """A term's identity: the positions of its pieces in the formula."""
+    return tuple(f.pos for f in term)
+
+
 def _unique(terms: list[_Term]) -> list[_Term]:
-    out: list[_Term] = []
-    for t in terms:
-        if t not in out:
-            out.append(t)
-    return out
+    """``terms`` without repeats (the same source pieces)."""
+    return list({_identity(t): t for t in terms}.values())
+
+
+def _not_too_many(left: list[_Term], right: list[_Term], op: _Tok) -> None:
+    n = len(left) * len(right) + len(left) + len(right)
+    if n > MAX_TERMS:
+        raise _Error(
+            f"the product expands to {n:,} terms, more than the {MAX_TERMS:,} allowed",
+            op.pos,
+            op.end,
+        )
 
 
 # -- interpreting calls ------------------------------------------------------------------------
@@ -814,6 +837,7 @@ def _structure(text: str) -> dict[str, Any]:
     target, terms, intercept = _Parser(text).formula()
     columns: dict[str, _Column] = {}
     interactions: list[list[str]] = []
+    seen_pairs: set[frozenset[str]] = set()
     exposure: _Factor | None = None
     offset: _Factor | None = None
 
@@ -862,9 +886,9 @@ def _structure(text: str) -> dict[str, Any]:
             )
         use(a)
         use(b)
-        pair = [a.name, b.name]
-        if pair not in interactions and pair[::-1] not in interactions:
-            interactions.append(pair)
+        if frozenset((a.name, b.name)) not in seen_pairs:
+            seen_pairs.add(frozenset((a.name, b.name)))
+            interactions.append([a.name, b.name])
 
     out: dict[str, Any] = {"target": target, "predictors": list(columns)}
     categorical = [c.name for c in columns.values() if c.categorical]
