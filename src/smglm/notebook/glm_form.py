@@ -74,6 +74,7 @@ class GLMForm(w.VBox if w is not None else object):  # type: ignore[misc]
         self._test_seed = 0
         self._extra: dict[str, Any] = {}
         self._search_rest: dict[str, Any] = {}
+        self._levels_cache: dict[tuple[Any, ...], list[str]] = {}
         self.job: Any = None
         self._monitor: threading.Thread | None = None
         from smglm.launch.backend import DEFAULT_BACKEND
@@ -367,7 +368,12 @@ class GLMForm(w.VBox if w is not None else object):  # type: ignore[misc]
         self._refresh()
 
     def _level_choices(self, column: str, options: logic.TermOptions) -> list[str]:
-        return logic.level_choices(self._frame, column, options)
+        """The base level's choices, computed once per column and options (the data's
+        distinct values are read only when they may have changed)."""
+        key = (column, options.kind, options.bands, options.groups, options.missing_level)
+        if key not in self._levels_cache:
+            self._levels_cache[key] = logic.level_choices(self._frame, column, options)
+        return self._levels_cache[key]
 
     # -- data -------------------------------------------------------------------------------
     def _adopt(self, data: Any) -> str:
@@ -384,6 +390,7 @@ class GLMForm(w.VBox if w is not None else object):  # type: ignore[misc]
     def _set_data(self, ref: str) -> None:
         names = dataframe_names(self._ns)
         self._frame, self._data_error = local_frame(ref, self._ns)
+        self._levels_cache.clear()
         with self._quiet():
             self._data_name.options = _pairs(names, "(path below)")
             in_ns = ref in names
