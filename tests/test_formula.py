@@ -194,6 +194,7 @@ def test_a_formula_in_yaml_and_in_an_sm_train_body():
                 "fixed": {"bm": {"[-Inf,60)": 1.0, "[60,Inf)": 0.8}},
             },
         ),
+        ("y ~ âge + x² + x.1 + .a", {"predictors": ["âge", "x²", "x.1", ".a"]}),
         (
             "`claim count` ~ `driver age` + Q('vehicle-group')",
             {"target": "claim count", "predictors": ["driver age", "vehicle-group"]},
@@ -262,6 +263,8 @@ BAD = [
     ("y ~ ns(x, knots = -a)", "-a", 19, "a sign goes before a number"),
     ("y ~ " + "(" * 60 + "a" + ")" * 60, "(", 45, "parentheses nest deeper than 40 levels"),
     ("y ~ a ~ b", "~", 7, "unexpected '~'"),
+    ("y ~ ١٢", "١٢", 5, "'١٢' is not allowed"),
+    ("y ~ 1e", "e", 6, "unexpected 'e'"),
     ("y ~ a b", "b", 7, "unexpected 'b'"),
 ]
 

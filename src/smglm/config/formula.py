@@ -10,41 +10,41 @@ config holds and the model records (``to_dict`` has no formula). Example (YAML):
       + driver_age:area + C(vehicle_group) + offset(log(exposure))
     family: poisson
 
-What a formula may hold (anything else is a ConfigError naming ``formula``, the piece and
-its position):
+What a formula may hold (anything else is a ConfigError naming ``formula``, the piece, its
+position and what is allowed):
 
-=====================================  =======================================================
-``y ~ a + b``                           target ``y``, predictors ``a`` and ``b``
-``a * b``                               ``a + b + a:b``
-``a:b``                                 the interaction of a pair (main effects are always in
-                                        the model: ``a`` and ``b`` become predictors too)
-``(a + b) * c``                         ``a + b + c + a:c + b:c``; a three-way product is an
-                                        error (smglm fits two-way interactions)
-``- 1``, ``+ 0``, ``0 +``               no intercept (``+ 1`` keeps it)
-``C(x)``, ``factor(x)``                 ``x`` is categorical (listed under ``categorical``)
-``C(x, base = "R05")``                  ... with its reference level; also ``Treatment("R05")``
-                                        or ``Treatment(reference = "R05")`` as in patsy
-``levels(x, base=, groups=, missing=)`` level options without listing ``x`` as categorical
-                                        (a text column is categorical anyway);
-                                        ``relevel(x, "R05")`` sets the base as in R
-``groups = list(north = c(R01, R02))``  merged levels (also ``{north: [R01, R02]}``), in
-                                        ``C``, ``factor``, ``levels`` and ``bands``
-``missing = level``                     missing values as their own level ``(missing)``
-``ns(x, 5)``, ``ns(x, df = 5)``         natural cubic spline with ``df`` basis columns
-``ns(x, knots = c(25, 35))``            ... with these interior knots (``[25, 35]`` too);
-                                        ``boundary = c(18, 90)`` (or R's ``Boundary.knots``)
-``ms(x, 4, increasing)``                monotone spline, ``increasing`` or ``decreasing``
-                                        (also ``ns(x, df = 4, monotone = decreasing)``)
-``bands(x, 60, 80, 100)``               bands with these interior cut points (``[lower,
-                                        upper)``); ``bands(x, c(60, 80))`` too
-``cut(x, c(-Inf, 60, 80, Inf))``        the same (R's ``cut``; ``-Inf``/``Inf`` at the ends
-                                        are dropped; ``right = FALSE`` allowed, ``TRUE`` not)
-``fixed(x, 0.09)``                      a coefficient fixed, not fitted
-``fixed(area, A = 1.2, B = 1.35)``      fixed relativities (also ``c(A = 1.2, ...)``); the
-                                        term may be a call: ``fixed(bands(x, 60), ...)``
-``offset(log(e))``                      exposure ``e``
-``offset(o)``                           offset column ``o``
-=====================================  =======================================================
+- ``y ~ a + b``: target ``y``, predictors ``a`` and ``b``; ``y ~ 1``: no predictors.
+- ``a * b`` is ``a + b + a:b``; ``a:b`` is the interaction of a pair. Main effects are always
+  in the model, so ``a`` and ``b`` of ``a:b`` become predictors too. ``(a + b) * c`` is
+  ``a + b + c + a:c + b:c``. A three-way interaction is an error: smglm fits pairs.
+- ``- 1``, ``+ 0`` or ``0 +``: no intercept (``+ 1`` keeps it). Only ``1`` may be
+  subtracted: to leave a predictor out, do not list it.
+- ``C(x)``, ``factor(x)``, ``as.factor(x)``: ``x`` is categorical (listed under
+  ``categorical``). Level options as arguments: ``base = "R05"`` (the reference level;
+  patsy's ``Treatment("R05")`` or ``Treatment(reference = "R05")`` too), ``groups =
+  list(north = c(R01, R02), south = c(R04))`` (or ``{north: [R01, R02]}``), ``missing =
+  level`` (missing values as the level ``(missing)``).
+- ``levels(x, base = ..., groups = ..., missing = level)``: the same options without listing
+  ``x`` under ``categorical`` (a text column is categorical anyway); R's ``relevel(x, "R05")``
+  sets the base.
+- ``ns(x, 5)`` or ``ns(x, df = 5)``: a natural cubic spline with 5 basis columns;
+  ``ns(x, knots = c(25, 35))`` (or ``[25, 35]``) with these interior knots; ``boundary =
+  c(18, 90)`` (R's ``Boundary.knots`` too).
+- ``ms(x, 4, increasing)`` or ``ms(x, decreasing, knots = c(...))``: a monotone spline (the
+  direction is required); ``ns(x, df = 4, monotone = decreasing)`` is the same.
+- ``bands(x, 60, 80, 100)`` (or ``bands(x, c(60, 80, 100))``): bands with these interior cut
+  points, ``[lower, upper)``, with the level options above. R's ``cut(x, c(-Inf, 60, 80,
+  Inf), right = FALSE)`` is the same: ``-Inf``/``Inf`` at the ends are dropped, and
+  ``right = TRUE`` is refused (smglm's bands are closed on the left).
+- ``fixed(x, 0.09)``: a coefficient fixed, not fitted; ``fixed(area, A = 1.2, B = 1.35)`` (or
+  ``c(A = 1.2, ...)``, ``{A: 1.2, ...}``): fixed relativities. The term may be a call:
+  ``fixed(bands(x, 60), "[-Inf,60)" = 1, "[60,Inf)" = 0.9)``.
+- ``offset(log(e))``: exposure ``e``; ``offset(o)``: offset column ``o``.
+
+A column may appear several times (``ns(x, 5) + x:area``); it enters one way (``ns(x, 5) +
+bands(x, 60)`` is an error). Values that are names (levels, ``increasing``) may be written
+bare or quoted. A formula is at most 100,000 characters, 10,000 terms after expanding
+products, and 40 parentheses deep.
 
 Column names that are not plain names go in backquotes (`` `my col` ``) or ``Q("my col")``.
 :func:`formula_text` writes a config's model back as a formula.
@@ -54,7 +54,7 @@ from __future__ import annotations
 
 import math
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from smglm.errors import ConfigError, Issue
@@ -87,9 +87,10 @@ MAX_LENGTH = 100_000
 #: The most terms a formula may expand to (``(a + b) * (c + d)`` is 8).
 MAX_TERMS = 10_000
 
-_NAME = re.compile(r"[A-Za-z_.][A-Za-z0-9_.]*")
-_NUMBER = re.compile(r"(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?")
-_PLAIN = re.compile(r"[A-Za-z_][A-Za-z0-9_.]*\Z")
+_NAME = re.compile(r"[^\W\d][\w.]*|\.(?![0-9])[\w.]*")
+_NUMBER = re.compile(r"(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
+_PLAIN = re.compile(r"[^\W\d][\w.]*\Z")
+_DIGITS = frozenset("0123456789")
 _OPS = set("~+-*:(),=[]{}")
 _WORDS = {"TRUE": True, "True": True, "FALSE": False, "False": False}
 
@@ -142,16 +143,14 @@ def _tokens(text: str) -> list[_Tok]:
         if ch.isspace():
             i += 1
             continue
-        if ch.isdigit() or (ch == "." and i + 1 < n and text[i + 1].isdigit()):
-            m = _NUMBER.match(text, i)
-            assert m is not None
-            out.append(_Tok("number", m.group(), i, m.end()))
-            i = m.end()
-        elif ch.isalpha() or ch in "_.":
-            m = _NAME.match(text, i)
-            assert m is not None
-            out.append(_Tok("name", m.group(), i, m.end()))
-            i = m.end()
+        number = _NUMBER.match(text, i) if ch in _DIGITS or ch == "." else None
+        name = _NAME.match(text, i) if number is None else None
+        if number is not None:
+            out.append(_Tok("number", number.group(), i, number.end()))
+            i = number.end()
+        elif name is not None:
+            out.append(_Tok("name", name.group(), i, name.end()))
+            i = name.end()
         elif ch in "`'\"":
             j = text.find(ch, i + 1)
             if j < 0:
@@ -794,7 +793,6 @@ class _Column:
     categorical: bool = False
     fixed: Any = None
     has_fixed: bool = False
-    extra: list[str] = field(default_factory=list)
 
 
 def parse_formula(text: str) -> dict[str, Any]:
