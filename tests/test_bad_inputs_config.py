@@ -752,6 +752,7 @@ CASES: list[Case] = [
         "remove ['predictors'] (the formula sets them)",
         "formula",
     ),
+    _c("formula-typo", {"Formula": "y ~ x"}, "Did you mean 'formula'?", "Formula"),
     _c("formula-not-text", _formula(["y", "x"]), "must be a string such as 'y ~ a + b'", "formula"),
     _c(
         "formula-fixed-relativity-zero",

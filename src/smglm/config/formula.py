@@ -47,7 +47,8 @@ bare or quoted. A formula is at most 100,000 characters, 10,000 terms after expa
 products, and 40 parentheses deep.
 
 In YAML, quote the formula (or use ``>-`` as above) when it holds ``: `` or `` #``, which YAML
-reads as a mapping or a comment. Column names that are not plain names go in backquotes (`` `my col` ``) or ``Q("my col")``.
+reads as a mapping or a comment. Column names that are not plain names go in backquotes
+(`` `my col` ``) or ``Q("my col")``.
 :func:`formula_text` writes a config's model back as a formula.
 """
 

@@ -307,6 +307,21 @@ class GLMConfig(ConfigModel):
             from smglm.config.formula import expand_formula
 
             return expand_formula(data)
+        if isinstance(data, dict):  # 'formula' is not a field: say it to a misspelt one
+            typos = [k for k in data if isinstance(k, str) and k not in cls.model_fields]
+            close = [k for k in typos if did_you_mean(k, ["formula"])]
+            if close:
+                raise ConfigError(
+                    [
+                        Issue(
+                            k,
+                            f"unknown field {k!r}; allowed fields are {list(cls.model_fields)} "
+                            "and formula. Did you mean 'formula'?",
+                            k,
+                        )
+                        for k in close
+                    ]
+                )
         return data
 
     def _cross_field_issues(self) -> list[Issue]:
