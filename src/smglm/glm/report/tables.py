@@ -96,7 +96,7 @@ def coefficient_frame(result: FitResult) -> pd.DataFrame:
     """
     import pandas as pd
 
-    from smglm.glm.model import CategoricalTerm
+    from smglm.glm.terms import CategoricalTerm
 
     table = result.coefficients
     by_term = {str(r["term"]): r for r in table.to_dict("records")}
