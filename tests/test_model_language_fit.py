@@ -439,3 +439,86 @@ def test_fixed_terms_match_statsmodels_with_the_same_offset(data):
     _assert_same_fit(result, ref, 1e-8)
     est = result.coefficients.set_index("term")
     assert est.loc["driver_age", "std_error"] == pytest.approx(ref.bse["driver_age"], rel=1e-6)
+
+
+# -- serving and the MLflow model ---------------------------------------------------------------
+RICH = {
+    "predictors": ["driver_age", "vehicle_age", "bonus_malus", "region", "area", "vehicle_brand"],
+    "terms": {
+        "driver_age": {"spline": {"df": 4}},
+        "vehicle_age": {"spline": {"df": 4, "monotone": "decreasing"}},
+        "bonus_malus": {"bands": [80, 100]},
+        "region": {"groups": {"north": ["R01", "R02", "R03"]}, "base": "R05"},
+        "vehicle_brand": {"missing": "level"},
+    },
+    "interactions": [["bonus_malus", "area"], ["driver_age", "area"]],
+}
+
+
+@pytest.fixture(scope="module")
+def rich(data, tmp_path_factory):
+    result = _fit(RICH, data.iloc[:5000])
+    folder = tmp_path_factory.mktemp("rich") / "model"
+    result.save(folder)
+    _, prep, _ = result.fitted["train"]
+    glum_mu = result.estimator.predict(design_matrix(prep), offset=prep.offset)
+    return result, folder, glum_mu, data.iloc[:5000].loc[prep.X.index]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("media", ["text/csv", "application/json"])
+def test_serve_scores_a_rich_model_as_glum_predicts(rich, media):
+    from smglm.runtime._app import Scorer
+    from smglm.runtime._codec import parse_body
+
+    result, folder, glum_mu, rows = rich
+    scorer = Scorer(PortableModel.load(folder))
+    cols = [*result.model.input_columns, "exposure"]
+    frame = rows[cols].head(300)
+    if media == "text/csv":
+        text = frame.to_csv(index=False)
+        params = {"header": "present"}
+    else:
+        text = json.dumps(frame.astype(object).to_dict(orient="records"))
+        params = {}
+    mu, unseen = scorer.score(parse_body(text, media, params, scorer.columns))
+    np.testing.assert_allclose(mu, glum_mu[:300], rtol=1e-10)
+    assert unseen == {}
+
+
+@pytest.mark.slow
+def test_pyfunc_and_load_model_score_a_rich_model_as_glum_predicts(rich):
+    from smglm.tracking.pyfunc import _load_pyfunc, save_pyfunc_model
+
+    _, folder, glum_mu, rows = rich
+    pyfunc = save_pyfunc_model(folder / "mlflow_model", folder / "model.json")
+    model = _load_pyfunc(str(pyfunc / "model.json"))
+    np.testing.assert_allclose(np.asarray(model.predict(rows)), glum_mu, rtol=1e-10)
+    loaded = smglm.load_model(folder)
+    np.testing.assert_allclose(loaded.predict(rows), glum_mu, rtol=1e-10)
+    # views' API: a main term's effect on raw values, the covariance of its coefficients
+    grid = np.linspace(18, 90, 7)
+    curve = loaded.model.term_effect("driver_age", grid)
+    basis = loaded.model.term("driver_age").basis(grid)
+    np.testing.assert_allclose(curve, basis @ loaded.model.term("driver_age").coefficients)
+    names = loaded.model.term("driver_age").columns
+    var = np.einsum("ij,jk,ik->i", basis, loaded.covariance.loc[names, names].to_numpy(), basis)
+    assert (var >= 0).all()
+
+
+def test_a_test_split_is_scored_with_the_training_terms(data):
+    cfg = {
+        "predictors": ["bonus_malus", "driver_age", "region"],
+        "terms": {
+            "bonus_malus": {"bands": [80, 100]},
+            "driver_age": {"spline": {"df": 3}},
+            "region": {"groups": {"north": ["R01", "R02"]}},
+        },
+        "test": {"fraction": 0.25, "seed": 3},
+    }
+    result = _fit(cfg, data)
+    test_df, tprep, mu = result.fitted["test"]
+    assert tprep.terms == [result.model.term(c).with_coefficients(
+        np.zeros(len(result.model.term(c).columns))) for c in cfg["predictors"]]  # fmt: skip
+    np.testing.assert_allclose(mu, result.model.predict(test_df.loc[tprep.X.index]), rtol=1e-12)
+    assert np.isfinite(result.metrics["test"]["deviance"])

@@ -436,7 +436,7 @@ def _predictors(
                     refs[col] = level.reference
         elif spec.kind == "bands":
             level, s, found = _level_term(
-                config, col, spec, None, arrays[col], size, references, levels
+                config, col, spec, df[col], arrays[col], size, references, levels
             )
             term = level
             if level is not None:
@@ -529,7 +529,7 @@ def _level_term(
     references: dict[str, str] | None,
     levels: dict[str, Sequence[str]] | None,
 ) -> tuple[CategoricalTerm | BandsTerm | None, pd.Series | None, list[Issue]]:
-    """A categorical's term (``raw`` given) or bands' (``x`` given), its column as a
+    """A categorical's term (``x`` None) or bands' (``x`` the numbers), its column as a
     categorical with the reference first, and the problems found: groups naming unknown
     levels, an unknown base, an empty band, fixed relativities that do not match the levels."""
     from smglm.config.terms import band_labels
@@ -543,7 +543,7 @@ def _level_term(
         labels: list[str | None] = list(band_labels(cuts))
         codes = np.searchsorted(np.asarray(cuts), x, side="right")
         codes = np.where(np.isnan(x), -1, codes)
-        index = pd.RangeIndex(len(x)) if raw is None else raw.index
+        index = raw.index if raw is not None else pd.RangeIndex(len(x))
     else:
         assert raw is not None
         try:

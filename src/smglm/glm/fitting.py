@@ -448,6 +448,8 @@ def _fit_engine(
     """
     from smglm.glm.stats import aliased_columns
 
+    if not names:  # every predictor fixed: the intercept alone is estimated
+        return _intercept_only(cfg, prep), np.ones(0), None
     scaled, scales = _rescaled(prep, names)
     lo = None if lower is None else lower * scales
     hi = None if upper is None else upper * scales
@@ -478,6 +480,26 @@ def _fit_engine(
     res = engine.fit(cfg, scaled, lower_bounds=lo, upper_bounds=hi)
     res.aliased = [names[j] for j in held]
     return res, scales, None
+
+
+def _intercept_only(cfg: GLMConfig, prep: Prepared) -> EngineFit:
+    """The fit of a model with no estimated coefficient but the intercept (every predictor
+    fixed, in the offset): the null model's intercept (R's ``glm(y ~ 1, offset = ...)``)."""
+    fam = family_of(cfg)
+    t0 = time.perf_counter()
+    _, b0 = null_mean(
+        fam, cfg.resolved_link, prep.y, prep.weights, prep.offset, intercept=cfg.fit_intercept
+    )
+    return EngineFit(
+        intercept=b0 if cfg.fit_intercept else 0.0,
+        coef=np.zeros(0),
+        feature_names=[],
+        xb=np.zeros_like(prep.y, dtype=float),
+        information=lambda w: np.array([[float(np.sum(w))]]),
+        n_iter=1,
+        converged=True,
+        seconds=time.perf_counter() - t0,
+    )
 
 
 #: A numeric predictor whose root mean square is outside this range is fitted rescaled.

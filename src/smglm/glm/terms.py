@@ -451,6 +451,10 @@ class SplineTerm:
     fixed: bool = False
     type: ClassVar[str] = "spline"
 
+    def __post_init__(self) -> None:
+        if not self.coefficients:  # not fitted yet
+            object.__setattr__(self, "coefficients", [0.0] * self.n_columns)
+
     @property
     def kind(self) -> str:
         return "natural" if self.monotone is None else "monotone"
@@ -613,18 +617,14 @@ def term_from_dict(d: dict[str, Any], main: dict[str, MainTerm]) -> Term:
         monotone = d.get("monotone")
         if monotone not in (None, "increasing", "decreasing"):
             raise ModelError(f"term {name!r}: monotone must be increasing, decreasing or null")
-        term = SplineTerm(
-            name,
-            [float(k) for k in d["knots"]],
-            (lo, hi),
-            monotone,
-            [float(c) for c in d["coefficients"]],
-        )
-        if len(term.coefficients) != term.n_columns:
+        knots = [float(k) for k in d["knots"]]
+        coefs = [float(c) for c in d["coefficients"]]
+        n_columns = len(knots) + (1 if monotone is None else 3)
+        if len(coefs) != n_columns:
             raise ModelError(
-                f"term {name!r}: {len(term.coefficients)} coefficients for "
-                f"{term.n_columns} basis columns"
+                f"term {name!r}: {len(coefs)} coefficients for {n_columns} basis columns"
             )
+        term = SplineTerm(name, knots, (lo, hi), monotone, coefs)
         return term
     if kind == "interaction":
         a, b = (str(n) for n in d["terms"])

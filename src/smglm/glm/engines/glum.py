@@ -113,14 +113,20 @@ def design_matrix(prepared: Prepared) -> Any:
     import tabmat
 
     X = prepared.X
-    frame = pd.DataFrame(index=X.index)
-    for term in prepared.estimated_terms:
-        if isinstance(term, SplineTerm):
-            basis = term.basis(X[term.name].to_numpy(dtype=float))
-            for j, name in enumerate(term.columns):
-                frame[name] = basis[:, j]
-        else:
-            frame[term.name] = X[term.name]
+    terms = prepared.estimated_terms
+    if [t.name for t in terms] == list(X.columns) and not any(
+        isinstance(t, SplineTerm) for t in terms
+    ):
+        frame = X  # main effects of raw columns: no copy
+    else:
+        frame = pd.DataFrame(index=X.index)
+        for term in terms:
+            if isinstance(term, SplineTerm):
+                basis = term.basis(X[term.name].to_numpy(dtype=float))
+                for j, name in enumerate(term.columns):
+                    frame[name] = basis[:, j]
+            else:
+                frame[term.name] = X[term.name]
     parts = []
     if len(frame.columns):
         parts.append(
