@@ -50,6 +50,11 @@ class FitResult:
     fitted
         With ``fit(..., keep_fitted=True)``: per split (``"train"``, ``"test"``), the data,
         its :class:`~smglm.glm.data.Prepared` form and the fitted means; else None.
+    covariance
+        The estimated coefficients' covariance matrix (R's ``vcov``: the dispersion times the
+        inverse expected information), index and columns the estimated terms (``intercept``
+        first); NaN rows and columns for aliased terms. Fixed terms are not in it.
+        ``covariance.csv`` in the model directory; None when unknown.
     """
 
     config: GLMConfig
@@ -60,6 +65,7 @@ class FitResult:
     estimator: Any = field(default=None, repr=False)
     path: Path | None = None
     fitted: dict[str, tuple[Any, Any, Any]] | None = field(default=None, repr=False, compare=False)
+    covariance: pd.DataFrame | None = field(default=None, repr=False, compare=False)
 
     # -- convenience ---------------------------------------------------------------------
     @property
@@ -154,7 +160,8 @@ class FitResult:
     # -- persistence ---------------------------------------------------------------------
     def save(self, path: str | Path) -> Path:
         """Write the model directory: ``model.json``, ``coefficients.csv``, ``metrics.json``,
-        ``config.yaml`` (and ``convergence.csv`` when known). Returns the folder."""
+        ``config.yaml`` (and ``convergence.csv`` and ``covariance.csv`` when known). Returns
+        the folder."""
         out = Path(path)
         out.mkdir(parents=True, exist_ok=True)
         self.model.save(out / "model.json")
@@ -165,6 +172,8 @@ class FitResult:
         self.config.save(out / "config.yaml")
         if self.convergence is not None:
             self.convergence.to_csv(out / "convergence.csv", index=False, float_format="%.17g")
+        if self.covariance is not None:
+            self.covariance.to_csv(out / "covariance.csv", index_label="term", float_format="%.17g")
         return out
 
 
@@ -203,8 +212,22 @@ def load_model(path: str | Path) -> FitResult:
         else {}
     )
     conv = pd.read_csv(p / "convergence.csv") if (p / "convergence.csv").exists() else None
+    cov = (
+        pd.read_csv(p / "covariance.csv", index_col="term")
+        if (p / "covariance.csv").exists()
+        else None
+    )
+    if cov is not None:
+        cov.index = cov.index.astype(str)
+        cov.columns = cov.columns.astype(str)
     return FitResult(
-        config=config, model=model, coefficients=coefs, metrics=metrics, convergence=conv, path=p
+        config=config,
+        model=model,
+        coefficients=coefs,
+        metrics=metrics,
+        convergence=conv,
+        path=p,
+        covariance=cov,
     )
 
 
@@ -223,23 +246,20 @@ def _config_from_model(model: PortableModel) -> GLMConfig:
 
 
 def _bare_table(model: PortableModel) -> pd.DataFrame:
-    from smglm.glm.model import CategoricalTerm
-
-    rows = [("intercept", model.intercept)]
+    rows: list[tuple[str, float]] = [("intercept", model.intercept)]
+    fixed: list[str] = []
     for t in model.terms:
-        if isinstance(t, CategoricalTerm):
-            rows += [
-                (f"{t.name}[{lv}]", c)
-                for lv, c in zip(t.levels, t.coefficients, strict=True)
-                if lv != t.reference
-            ]
-        else:
-            rows.append((t.name, t.coefficient))
+        names = t.columns
+        rows += list(zip(names, t.coefficient_vector().tolist(), strict=True))
+        if getattr(t, "fixed", False):
+            fixed += names
     table = pd.DataFrame(rows, columns=["term", "estimate"])
-    if model.aliased:
+    if model.aliased or fixed:
         aliased = table["term"].isin(model.aliased)
         table.loc[aliased, "estimate"] = math.nan
-        table["note"] = np.where(aliased, ALIASED_NOTE, "")
+        table["note"] = np.where(
+            aliased, ALIASED_NOTE, np.where(table["term"].isin(fixed), "fixed", "")
+        )
     return table
 
 

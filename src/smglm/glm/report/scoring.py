@@ -72,12 +72,12 @@ def score(config: GLMConfig, model: PortableModel, df: pd.DataFrame, name: str) 
     from smglm.glm.links import linkinv
 
     data = df.reset_index(drop=True)
-    prep = prepare(config, data, what=f"{name} data")
+    prep = prepare(config, data, terms=model.main_terms, what=f"{name} data")
     frame = prep.X.copy()
     if config.exposure and prep.exposure is not None:
         frame[config.exposure] = prep.exposure
-    elif config.offset and prep.offset is not None:
-        frame[config.offset] = prep.offset
+    elif config.offset and prep.data_offset is not None:
+        frame[config.offset] = prep.data_offset  # the model adds its fixed terms itself
     eta, unseen = model.linear_predictor(frame, use_offset=True)
     for column, count in unseen.items():
         log.warning(
