@@ -101,14 +101,18 @@ def make_estimator(
     )
 
 
-def design_matrix(X: Any) -> Any:
-    """The tabmat design of the predictors: numeric columns dense, categoricals as sparse
-    CategoricalMatrix with the first level (the reference) dropped, columns named as smglm's
-    terms (``column[level]``)."""
+def design_matrix(prepared: Prepared) -> Any:
+    """The tabmat design of the prepared data's estimated columns, in coefficient-name order:
+    numeric columns dense, categoricals as sparse CategoricalMatrix with the first level (the
+    reference) dropped, columns named as smglm's terms (``column[level]``). The fit and the
+    penalty search (:func:`search`) use the same design."""
     import tabmat
 
     return tabmat.from_df(
-        X, drop_first=True, categorical_format="{name}[{category}]", cat_missing_method="fail"
+        prepared.X,
+        drop_first=True,
+        categorical_format="{name}[{category}]",
+        cat_missing_method="fail",
     )
 
 
@@ -123,7 +127,7 @@ def fit(
     non-convergence are passed on; non-convergence sets ``converged`` to False."""
     # the design, built once: categoricals stay sparse, and glum does not convert (and box
     # into an object array) the DataFrame again for the fit, the predictions and the SEs
-    design = design_matrix(prepared.X)
+    design = design_matrix(prepared)
     aliased: list[int] = []
     t_fit = time.perf_counter()
     try:
