@@ -24,6 +24,15 @@ __all__ = ["FitResult", "json_safe", "load_model"]
 MODEL_FILES = ("model.json", "coefficients.csv", "metrics.json", "config.yaml")
 #: The penalty search's path table, next to ``coefficients.csv`` (:attr:`FitResult.search`).
 SEARCH_FILE = "search.csv"
+_SEARCH_DTYPES = {
+    "l1_ratio": float,
+    "alpha_index": int,
+    "alpha": float,
+    "cv_deviance": float,
+    "cv_deviance_se": float,
+    "train_deviance": float,
+    "chosen": bool,
+}
 
 
 @dataclass
@@ -214,7 +223,9 @@ def load_model(path: str | Path) -> FitResult:
         else {}
     )
     conv = pd.read_csv(p / "convergence.csv") if (p / "convergence.csv").exists() else None
-    search = pd.read_csv(p / SEARCH_FILE) if (p / SEARCH_FILE).exists() else None
+    search = (
+        pd.read_csv(p / SEARCH_FILE, dtype=_SEARCH_DTYPES) if (p / SEARCH_FILE).exists() else None
+    )
     return FitResult(
         config=config,
         model=model,
