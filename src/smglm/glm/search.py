@@ -52,6 +52,7 @@ __all__ = [
     "CVPath",
     "Fold",
     "SearchOutcome",
+    "check_folds",
     "choose",
     "forward_folds",
     "grouped_folds",
@@ -363,6 +364,29 @@ def fold_column(df: pd.DataFrame, prepared: Prepared, column: str) -> pd.Series:
     return s.loc[prepared.X.index]
 
 
+def check_folds(config: GLMConfig, df: pd.DataFrame, prepared: Prepared) -> None:
+    """Build the folds of ``config.penalty.search`` on the training data, for the checks
+    before a job is launched (too few groups or periods, missing fold values, a fold
+    without weight): a :class:`~smglm.errors.DataError` as the job would raise."""
+    spec = config.penalty.search
+    if spec is None:
+        return
+    col = spec.cv.by or spec.cv.group
+    if col is not None and len(df) != len(prepared.y) and not df.index.is_unique:
+        return  # rows dropped and labels repeated: the job resets the labels, then checks
+    values = fold_column(df, prepared, col) if col is not None else None
+    folds = make_folds(spec.cv, len(prepared.y), values)
+    _check_fold_weights(folds, prepared.weights, _fold_kind(spec.cv))
+
+
+def _fold_kind(cv: CVSpec) -> str:
+    if cv.by:
+        return f"forward folds on {cv.by!r}"
+    if cv.group:
+        return f"grouped by {cv.group!r}"
+    return f"random, seed {cv.seed}"
+
+
 def run_search(
     config: GLMConfig,
     df: pd.DataFrame,
@@ -385,13 +409,7 @@ def run_search(
     col = spec.cv.by or spec.cv.group
     values = fold_column(df, prepared, col) if col is not None else None
     folds = make_folds(spec.cv, len(prepared.y), values)
-    what = (
-        f"forward folds on {spec.cv.by!r}"
-        if spec.cv.by
-        else f"grouped by {spec.cv.group!r}"
-        if spec.cv.group
-        else f"random, seed {spec.cv.seed}"
-    )
+    what = _fold_kind(spec.cv)
     _check_fold_weights(folds, prepared.weights, what)
     log.info(
         "penalty search: %d folds (%s; validation rows %s), l1_ratio %s, %s alphas",
