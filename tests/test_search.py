@@ -266,6 +266,7 @@ def test_search_outputs_follow_the_contract(searched: smglm.FitResult) -> None:
     assert summary["folds"] == 3 and summary["n_fits"] == 3 * 2 * 6 and summary["rule"] == "min"
     assert (table["cv_deviance_se"] > 0).all()
     assert searched.config.penalty.search is not None  # the config as given
+    assert f"penalty search: alpha={summary['alpha']:.6g}" in searched.summary()
 
 
 @slow

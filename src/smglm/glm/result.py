@@ -123,6 +123,15 @@ class FitResult:
                     f"AIC={_num(m.get('aic'), '.6g')}  gini={_num(m.get('gini'), '.4f')}  "
                     f"dispersion={_num(m.get('dispersion'), '.4g')}"
                 )
+        search = self.metrics.get("search")
+        if search:
+            lines.append(
+                f"penalty search: alpha={_num(search.get('alpha'), '.6g')} "
+                f"l1_ratio={_num(search.get('l1_ratio'), 'g')} (rule {search.get('rule')}, "
+                f"{search.get('folds')} folds, CV deviance "
+                f"{_num(search.get('cv_deviance'), '.6g')} +/- "
+                f"{_num(search.get('cv_deviance_se'), '.3g')})"
+            )
         f = self.metrics.get("fit", {})
         if f:
             lines.append(
