@@ -343,6 +343,15 @@ CASES: list[Case] = [
         "penalty.search.cv.folds",
     ),
     _train(
+        "train-search-bounds-excluding-zero",
+        _with(
+            penalty={"search": {"l1_ratio": [0, 1]}},
+            constraints={"bounds": {"x": [None, -0.5]}},
+        ),
+        "bounds [null, -0.5] exclude 0",
+        "constraints.bounds.x",
+    ),
+    _train(
         "train-holdout-value-absent",
         _with(test={"by": "cat", "holdout": ["a", "z"]}),
         "value 'z' is not in column 'cat'; its values are ['a', 'b', 'c']",

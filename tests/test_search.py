@@ -312,6 +312,43 @@ def test_grouped_and_forward_searches_run_on_their_columns(data: pd.DataFrame) -
 
 
 @slow
+def test_search_with_bounds_keeps_them_on_every_fold_and_in_the_refit(data: pd.DataFrame) -> None:
+    config = {
+        **_search(l1_ratio=[0.0, 0.5], n_alphas=4),
+        "constraints": {"bounds": {"driver_age": [0, None], "area": [None, 0]}},
+    }
+    result = smglm.fit(config, data)
+    chosen = result.metrics["search"]
+    table = result.search
+    assert table is not None and np.isfinite(table["cv_deviance"]).all()
+    coefs = result.coefficients.set_index("term")["estimate"]
+    assert coefs["driver_age"] >= 0 and (coefs[coefs.index.str.startswith("area[")] <= 0).all()
+    plain = smglm.fit(
+        {
+            **BASE,
+            "constraints": config["constraints"],
+            "penalty": {"alpha": chosen["alpha"], "l1_ratio": chosen["l1_ratio"]},
+        },
+        data,
+    )
+    pd.testing.assert_frame_equal(result.coefficients, plain.coefficients)
+
+
+def test_search_with_bounds_excluding_zero_is_refused_before_reading_data() -> None:
+    """glum's penalized fit cannot hold a coefficient in bounds that exclude 0 (it stops at
+    max_iter outside them): with a search, such bounds are a ConfigError naming them."""
+    config = {
+        **_search(),
+        "constraints": {"bounds": {"bonus_malus": [0.02, 0.05], "driver_age": [0, None]}},
+    }
+    with pytest.raises(ConfigError) as info:
+        smglm.fit(config, "/nonexistent/data.csv")
+    assert info.value.fields == ["constraints.bounds.bonus_malus"]
+    message = str(info.value)
+    assert "[0.02, 0.05] exclude 0" in message and "penalty.search" in message
+
+
+@slow
 def test_search_after_dropping_rows_finds_the_fold_column_rows(data: pd.DataFrame) -> None:
     df = data.copy()
     df.index = np.repeat(np.arange(len(df) // 2 + 1), 2)[: len(df)]  # repeated row labels
