@@ -204,11 +204,11 @@ class Capabilities:
                     out.append(
                         Issue(
                             f"constraints.bounds.{term}",
-                            f"bounds [{_bound(lo)}, {_bound(hi)}] exclude 0, which engine {engine!r} cannot "
-                            "hold in the penalized fits of penalty.search (its solver starts "
-                            "at 0 and stops outside such bounds); with a search, give bounds "
-                            "that allow 0 (e.g. [0, null] for a positive effect), or remove "
-                            "penalty.search",
+                            f"bounds [{_bound(lo)}, {_bound(hi)}] exclude 0, which engine "
+                            f"{engine!r} cannot hold in the penalized fits of penalty.search "
+                            "(its solver starts at 0 and stops outside such bounds); with a "
+                            "search, give bounds that allow 0 (e.g. [0, null] for a positive "
+                            "effect), or remove penalty.search",
                             [lo, hi],
                         )
                     )
