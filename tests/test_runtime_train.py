@@ -143,7 +143,7 @@ def test_train_success_applies_hyperparameters_and_reads_every_file(success, fra
     root, _ = success
     config = yaml.safe_load((root / "model" / "config.yaml").read_text())
     assert config["family"] == "poisson"  # '"poisson"' (JSON-encoded) overrode the YAML's
-    assert config["penalty"] == {"alpha": 0.001, "l1_ratio": 0.0}
+    assert config["penalty"] == {"alpha": 0.001, "l1_ratio": 0.0, "search": None}
     metrics = json.loads((root / "model" / "metrics.json").read_text())
     assert metrics["train"]["n_obs"] == 1100  # both train files, concatenated
     assert metrics["test"]["n_obs"] == 400  # both test files

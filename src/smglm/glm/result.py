@@ -22,6 +22,17 @@ if TYPE_CHECKING:
 __all__ = ["FitResult", "json_safe", "load_model"]
 
 MODEL_FILES = ("model.json", "coefficients.csv", "metrics.json", "config.yaml")
+#: The penalty search's path table, next to ``coefficients.csv`` (:attr:`FitResult.search`).
+SEARCH_FILE = "search.csv"
+_SEARCH_DTYPES = {
+    "l1_ratio": float,
+    "alpha_index": int,
+    "alpha": float,
+    "cv_deviance": float,
+    "cv_deviance_se": float,
+    "train_deviance": float,
+    "chosen": bool,
+}
 
 
 @dataclass
@@ -55,6 +66,11 @@ class FitResult:
         inverse expected information), index and columns the estimated terms (``intercept``
         first); NaN rows and columns for aliased terms. Fixed terms are not in it.
         ``covariance.csv`` in the model directory; None when unknown.
+    search
+        With ``penalty.search``: the cross-validation path, one row per (l1_ratio, alpha):
+        ``l1_ratio, alpha_index, alpha, cv_deviance, cv_deviance_se, train_deviance,
+        chosen`` (``search.csv``; see :mod:`smglm.glm.search`). The chosen row's alpha and
+        l1_ratio are those of the fitted model (``metrics["search"]``); None without a search.
     """
 
     config: GLMConfig
@@ -66,6 +82,7 @@ class FitResult:
     path: Path | None = None
     fitted: dict[str, tuple[Any, Any, Any]] | None = field(default=None, repr=False, compare=False)
     covariance: pd.DataFrame | None = field(default=None, repr=False, compare=False)
+    search: pd.DataFrame | None = field(default=None, repr=False, compare=False)
 
     # -- convenience ---------------------------------------------------------------------
     @property
@@ -112,6 +129,15 @@ class FitResult:
                     f"AIC={_num(m.get('aic'), '.6g')}  gini={_num(m.get('gini'), '.4f')}  "
                     f"dispersion={_num(m.get('dispersion'), '.4g')}"
                 )
+        search = self.metrics.get("search")
+        if search:
+            lines.append(
+                f"penalty search: alpha={_num(search.get('alpha'), '.6g')} "
+                f"l1_ratio={_num(search.get('l1_ratio'), 'g')} (rule {search.get('rule')}, "
+                f"{search.get('folds')} folds, CV deviance "
+                f"{_num(search.get('cv_deviance'), '.6g')} +/- "
+                f"{_num(search.get('cv_deviance_se'), '.3g')})"
+            )
         f = self.metrics.get("fit", {})
         if f:
             lines.append(
@@ -160,8 +186,8 @@ class FitResult:
     # -- persistence ---------------------------------------------------------------------
     def save(self, path: str | Path) -> Path:
         """Write the model directory: ``model.json``, ``coefficients.csv``, ``metrics.json``,
-        ``config.yaml`` (and ``convergence.csv`` and ``covariance.csv`` when known). Returns
-        the folder."""
+        ``config.yaml`` (and ``convergence.csv`` and ``covariance.csv`` when known,
+        ``search.csv`` after a penalty search). Returns the folder."""
         out = Path(path)
         out.mkdir(parents=True, exist_ok=True)
         self.model.save(out / "model.json")
@@ -174,6 +200,8 @@ class FitResult:
             self.convergence.to_csv(out / "convergence.csv", index=False, float_format="%.17g")
         if self.covariance is not None:
             self.covariance.to_csv(out / "covariance.csv", index_label="term", float_format="%.17g")
+        if self.search is not None:
+            self.search.to_csv(out / SEARCH_FILE, index=False, float_format="%.17g")
         return out
 
 
@@ -220,6 +248,9 @@ def load_model(path: str | Path) -> FitResult:
     if cov is not None:
         cov.index = cov.index.astype(str)
         cov.columns = cov.columns.astype(str)
+    search = (
+        pd.read_csv(p / SEARCH_FILE, dtype=_SEARCH_DTYPES) if (p / SEARCH_FILE).exists() else None
+    )
     return FitResult(
         config=config,
         model=model,
@@ -228,6 +259,7 @@ def load_model(path: str | Path) -> FitResult:
         convergence=conv,
         path=p,
         covariance=cov,
+        search=search,
     )
 
 

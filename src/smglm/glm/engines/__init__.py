@@ -109,6 +109,13 @@ class Capabilities:
     terms
         The kinds of terms it fits: ``"numeric"``, ``"categorical"``, ``"bands"``,
         ``"spline"``, ``"monotone"`` (a monotone spline), ``"interaction"``, ``"fixed"``.
+    search
+        Whether it runs a penalty search (``penalty.search``).
+    penalized_bounds_away_from_zero
+        Whether its penalized fits keep a coefficient within bounds that exclude 0 (e.g.
+        ``[0.02, 0.05]``). glum's do not reliably: the solver starts at 0, its line search
+        fails and it stops at ``max_iter`` outside the bound; a penalty search (whose fits
+        are all penalized) with such a bound is refused.
     """
 
     links: Mapping[str, tuple[str, ...]]
@@ -117,6 +124,8 @@ class Capabilities:
     terms: frozenset[str] = frozenset(
         {"numeric", "categorical", "bands", "spline", "monotone", "interaction", "fixed"}
     )
+    search: bool = True
+    penalized_bounds_away_from_zero: bool = False
 
     @property
     def families(self) -> tuple[str, ...]:
@@ -167,6 +176,7 @@ class Capabilities:
                     dict(config.constraints.bounds),
                 )
             )
+        out += self._search_issues(config, engine)
         if config.categorical and "categorical" not in self.terms:
             out.append(
                 Issue(
@@ -198,6 +208,39 @@ class Capabilities:
                     )
                 )
         return out
+
+    def _search_issues(self, config: GLMConfig, engine: str) -> list[Issue]:
+        search = config.penalty.search
+        if search is None:
+            return []
+        if not self.search:
+            return [
+                Issue(
+                    "penalty.search",
+                    f"engine {engine!r} has no penalty search; give penalty.alpha and "
+                    "penalty.l1_ratio instead",
+                )
+            ]
+        out = []
+        if not self.penalized_bounds_away_from_zero:
+            for term, (lo, hi) in config.constraints.bounds.items():
+                if (lo is not None and lo > 0) or (hi is not None and hi < 0):
+                    out.append(
+                        Issue(
+                            f"constraints.bounds.{term}",
+                            f"bounds [{_bound(lo)}, {_bound(hi)}] exclude 0, which engine "
+                            f"{engine!r} cannot hold in the penalized fits of penalty.search "
+                            "(its solver starts at 0 and stops outside such bounds); with a "
+                            "search, give bounds that allow 0 (e.g. [0, null] for a positive "
+                            "effect), or remove penalty.search",
+                            [lo, hi],
+                        )
+                    )
+        return out
+
+
+def _bound(value: float | None) -> str:
+    return "null" if value is None else f"{value:g}"
 
 
 class Engine(Protocol):

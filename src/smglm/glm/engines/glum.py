@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import time
 import warnings
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -24,6 +25,7 @@ from smglm.glm.terms import BandsTerm, CategoricalTerm, InteractionTerm, SplineT
 
 if TYPE_CHECKING:
     from smglm.glm.data import Prepared
+    from smglm.glm.search import CVPath
 
 __all__ = [
     "ProbitLink",
@@ -32,6 +34,7 @@ __all__ = [
     "fit",
     "glum_link",
     "make_estimator",
+    "search",
 ]
 
 _SQRT_2PI = np.sqrt(2.0 * np.pi)
@@ -318,3 +321,70 @@ def _convergence(est: Any) -> pd.DataFrame | None:
             }
         )
     return pd.DataFrame(rows)
+
+
+def search(
+    config: GLMConfig,
+    prepared: Prepared,
+    folds: Sequence[tuple[np.ndarray, np.ndarray]],
+    *,
+    lower_bounds: np.ndarray | None = None,
+    upper_bounds: np.ndarray | None = None,
+    n_jobs: int = 1,
+) -> CVPath:
+    """The penalty search's paths (:mod:`smglm.glm.search`): one glum
+    ``GeneralizedLinearRegressorCV`` fit on the same design, weights and offset as
+    :func:`fit`, with ``cv=folds`` (row positions), the l1_ratios and alphas of
+    ``config.penalty.search``, and the plain fit's family, link, tolerance, iterations and
+    bounds. glum fits each l1_ratio's whole alpha path on each fold (warm-started along the
+    path), and once more on all the rows for its best l1_ratio."""
+    from glum import GeneralizedLinearRegressorCV
+
+    from smglm.glm.search import CVPath
+
+    spec = config.penalty.search
+    assert spec is not None
+    design = design_matrix(prepared)
+    est = GeneralizedLinearRegressorCV(
+        family=family_of(config).glum(),
+        link=glum_link(config),
+        l1_ratio=list(spec.l1_ratio),
+        n_alphas=spec.n_alphas,
+        alphas=None if spec.alphas is None else np.asarray(spec.alphas, dtype=float),
+        min_alpha_ratio=spec.min_alpha_ratio,
+        fit_intercept=config.fit_intercept,
+        drop_first=True,
+        gradient_tol=config.tol,
+        max_iter=config.max_iter,
+        lower_bounds=lower_bounds,
+        upper_bounds=upper_bounds,
+        cv=[(np.asarray(tr), np.asarray(te)) for tr, te in folds],
+        n_jobs=n_jobs,
+        robust=False,
+        expected_information=True,
+        categorical_format="{name}[{category}]",
+    )
+    t0 = time.perf_counter()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        est.fit(design, prepared.y, sample_weight=prepared.weights, offset=prepared.offset)
+    seconds = time.perf_counter() - t0
+    not_converged = 0
+    for w in caught:
+        if "converge" in str(w.message).lower():
+            not_converged += 1
+        elif not issubclass(w.category, RuntimeWarning):  # overflow along extreme alphas
+            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+    n_l1 = len(spec.l1_ratio)
+    alphas = np.asarray(est.alphas_, dtype=float).reshape(n_l1, -1)
+    return CVPath(
+        l1_ratios=np.asarray(spec.l1_ratio, dtype=float),
+        alphas=alphas,
+        deviance=np.asarray(est.deviance_path_, dtype=float),
+        train_deviance=np.asarray(est.train_deviance_path_, dtype=float),
+        seconds=seconds,
+        n_not_converged=not_converged,
+        engine_alpha=float(est.alpha_),
+        engine_l1_ratio=float(est.l1_ratio_),
+        native=est,
+    )
