@@ -253,10 +253,10 @@ def split_by_column(
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """A split by a column's values (``test: {by: ..., holdout: [...]}``): the rows whose
     ``by`` value is in ``holdout`` are the test data, every other row trains. Values compare
-    as the data's level strings (:func:`smglm.glm.model.level_strings`), so ``holdout:
+    as the data's level strings (:func:`smglm.glm.terms.level_strings`), so ``holdout:
     [2025]`` matches a year stored as integers, floats or text. A holdout value absent from
     the column, or a split leaving no training row, is a :class:`~smglm.errors.DataError`."""
-    from smglm.glm.model import level_strings
+    from smglm.glm.terms import level_strings
 
     if by not in df.columns:
         raise DataError(
@@ -328,7 +328,7 @@ def split_test(df: pd.DataFrame, test: TestSplit) -> tuple[pd.DataFrame, pd.Data
 
 
 def _level_text(value: Any) -> str:
-    """A holdout value as :func:`~smglm.glm.model.level_strings` writes the data's values
+    """A holdout value as :func:`~smglm.glm.terms.level_strings` writes the data's values
     (integer-valued numbers without '.0')."""
     if isinstance(value, float) and value.is_integer():
         return str(int(value))
