@@ -279,7 +279,9 @@ def test_refit_equals_a_plain_fit_with_the_chosen_penalty(
     )
     pd.testing.assert_frame_equal(searched.coefficients, plain.coefficients)
     assert searched.metrics["train"] == plain.metrics["train"]
-    np.testing.assert_array_equal(searched.predict(data), plain.predict(data))
+    # equal to the last few ulps: the two fits run the same solver from the same start, but
+    # the search's design is built once more for the refit
+    np.testing.assert_allclose(searched.predict(data), plain.predict(data), rtol=1e-12)
 
 
 @slow
