@@ -179,9 +179,14 @@ def plot_exploration(
     ax.plot(x, rate, color=ACTUAL, marker="o", label=f"observed {rate_name}")
     if rare.any():
         ax.plot(
-            x[rare], rate[rare], linestyle="none", marker="o", markerfacecolor="white",
-            color=ACTUAL, label="rare level",
-        )  # fmt: skip
+            x[rare],
+            rate[rare],
+            linestyle="none",
+            marker="o",
+            markerfacecolor="white",
+            color=ACTUAL,
+            label="rare level",
+        )
     if np.isfinite(overall):
         ax.axhline(overall, color="grey", linestyle="--", linewidth=1.0, label="overall")
     _finish(ax, f"{column}: observed {rate_name}", column, f"observed {rate_name}")
