@@ -318,6 +318,42 @@ CASES: list[Case] = [
     _file("accept-file-bom-json", "c.json", b'\xef\xbb\xbf{"target": "y"}', None),
     _file("accept-file-yaml", "c.yaml", b"target: y\npredictors: [x]\nfamily: gamma\n", None),
     _job("accept-job-defaults", {}, None),
+    # -- penalty search and the split by a column (the cv helper's cases) -------------------
+    _c(
+        "search-alphas-and-min-alpha-ratio",
+        _with(penalty={"search": {"alphas": [1.0, 0.1], "min_alpha_ratio": 0.001}}),
+        "remove min_alpha_ratio",
+        "penalty.search.min_alpha_ratio",
+    ),
+    _c(
+        "accept-search-alphas",
+        _with(penalty={"search": {"alphas": [1.0, 0.1], "l1_ratio": 0.5, "rule": "1se"}}),
+        None,
+    ),
+    _train(
+        "train-forward-folds-too-few-periods",
+        _with(penalty={"search": {"cv": {"folds": 3, "by": "cat"}}}),
+        "need at least 4 distinct values",
+        "penalty.search.cv.folds",
+    ),
+    _train(
+        "train-grouped-folds-too-few-groups",
+        _with(penalty={"search": {"cv": {"folds": 4, "group": "cat"}}}),
+        "4 folds need at least 4 groups",
+        "penalty.search.cv.folds",
+    ),
+    _train(
+        "train-holdout-value-absent",
+        _with(test={"by": "cat", "holdout": ["a", "z"]}),
+        "value 'z' is not in column 'cat'; its values are ['a', 'b', 'c']",
+        "test.holdout",
+    ),
+    _train(
+        "train-holdout-every-row",
+        _with(test={"by": "cat", "holdout": ["a", "b", "c"]}),
+        "holds out every row",
+        "test.holdout",
+    ),
 ]
 
 

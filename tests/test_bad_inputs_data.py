@@ -56,9 +56,19 @@ def _file(case: str, name: str, content: int | str | bytes, expect: str | None) 
 
 
 def _fit(
-    case: str, make: Callable[[], pd.DataFrame], expect: str | None, field: str | None = None
+    case: str,
+    make: Callable[[], pd.DataFrame],
+    expect: str | None,
+    field: str | None = None,
+    config: dict[str, Any] | None = None,
 ) -> Case:
-    return Case(case, "fit", make, expect, {"field": field})
+    return Case(case, "fit", make, expect, {"field": field, "config": config or {}})
+
+
+def _periods(frame: pd.DataFrame) -> pd.DataFrame:
+    """``frame`` with a ``period`` column (4 periods) and weights ``w`` (the last period's 0)."""
+    period = np.arange(len(frame)) % 4 + 2020
+    return frame.assign(period=period, w=np.where(period == 2023, 0.0, 1.0))
 
 
 def _train(case: str, make: Callable[[], pd.DataFrame], expect: str) -> Case:
@@ -150,6 +160,35 @@ CASES: list[Case] = [
         lambda: _frame().assign(**{"7": 1.0}).rename(columns={"7": 7}),
         "column names must be strings",
     ),
+    # -- penalty search folds and the split by a column (the cv helper's cases) -------------
+    _fit(
+        "df-search-group-missing",
+        lambda: _frame().assign(g=[None] + [f"p{i % 9}" for i in range(39)]),
+        "column 'g' has 1 missing value(s); every row needs a group",
+        "penalty.search.cv.group",
+        {"penalty": {"search": {"cv": {"folds": 3, "group": "g"}}}},
+    ),
+    _fit(
+        "df-search-period-without-weight",
+        lambda: _periods(_frame()),
+        "fold 2 of 2 (forward folds on 'period') has no validation rows with a positive weight",
+        "penalty.search.cv",
+        {"weights": "w", "penalty": {"search": {"cv": {"folds": 2, "by": "period"}}}},
+    ),
+    _fit(
+        "df-search-period-missing",
+        lambda: _periods(_frame()).assign(period=lambda d: d.period.where(d.index != 5)),
+        "column 'period' has 1 missing value(s); forward folds need a value",
+        "penalty.search.cv.by",
+        {"penalty": {"search": {"cv": {"folds": 2, "by": "period"}}}},
+    ),
+    _fit(
+        "df-holdout-float-year-absent",
+        lambda: _periods(_frame()).assign(period=lambda d: d.period.astype(float)),
+        "value 2030 is not in column 'period'; its values are ['2020', '2021', '2022', '2023']",
+        "test.holdout",
+        {"test": {"by": "period", "holdout": [2030]}},
+    ),
 ]
 
 
@@ -220,7 +259,7 @@ def _folder_reads(folder: Path, tmp_path: Path) -> dict[str, Any]:
 
 @pytest.mark.parametrize("case", CASES, ids=ids(CASES))
 def test_bad_data(case: Case, tmp_path: Path, time_limit: None) -> None:
-    config = dict(CONFIG)
+    config = {**CONFIG, **case.extra.get("config", {})}
     if case.entry == "data folder":
         reads = _folder_reads(_write(tmp_path / "data", case.given), tmp_path)
         errors = {k: reads[k] for k in ("fit", "check", "upload", "channel")}

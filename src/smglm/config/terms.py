@@ -275,6 +275,20 @@ class PenaltySearch(ConfigModel):
     cv: CVSpec = Field(default_factory=CVSpec)
     rule: Literal["min", "1se"] = "min"
 
+    def _cross_field_issues(self) -> list[Any]:
+        from smglm.errors import Issue
+
+        if self.alphas is not None and self.min_alpha_ratio is not None:
+            return [
+                Issue(
+                    "min_alpha_ratio",
+                    "applies to the path of n_alphas alphas smglm chooses; with the alphas "
+                    "given, remove min_alpha_ratio (or remove alphas)",
+                    self.min_alpha_ratio,
+                )
+            ]
+        return []
+
     @field_validator("l1_ratio", mode="before")
     @classmethod
     def _one_ratio(cls, value: Any) -> Any:

@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from smglm.config import GLMConfig, as_glm_config
+from smglm.config import GLMConfig, TestSplit, as_glm_config
 from smglm.errors import ConfigError, DataError, Issue, did_you_mean
 from smglm.glm.data import Prepared, prepare
 from smglm.glm.engines import DEFAULT_ENGINE, EngineFit, check_engine, get_engine
@@ -39,7 +39,7 @@ from smglm.glm.model import (
 from smglm.glm.result import FitResult
 from smglm.glm.stats import SplitMetrics, deviance, null_mean, split_metrics
 
-__all__ = ["feature_names", "fit", "split_train_test"]
+__all__ = ["feature_names", "fit", "split_by_column", "split_test", "split_train_test"]
 
 log = logging.getLogger(__name__)
 
@@ -83,7 +83,9 @@ def fit(
         else None
     )
     if test_df is None and cfg.test is not None:
-        df, test_df = split_train_test(df, cfg.test.fraction, cfg.test.seed)
+        df, test_df = split_test(df, cfg.test)
+    if cfg.penalty.search is not None and not df.index.is_unique:
+        df = df.reset_index(drop=True)  # the search finds its fold column's rows by label
     prep = prepare(cfg, df)
     log.info("fitting %s/%s GLM on %d rows", cfg.family, cfg.resolved_link, len(prep.y))
     names = feature_names(prep)
@@ -92,11 +94,51 @@ def fit(
     check_fit_memory(prep, n_coef)
     _check_null_model(cfg, prep)
     try:
-        return _fit_and_infer(
-            cfg, engine, df, prep, test_df, names, lower, upper, t_start, keep_fitted
+        search = _search(cfg, df, prep, names, lower, upper)
+        result = _fit_and_infer(
+            cfg if search is None else search.config,
+            engine,
+            df,
+            prep,
+            test_df,
+            names,
+            lower,
+            upper,
+            t_start,
+            keep_fitted,
         )
     except MemoryError:
         raise memory_error(prep, n_coef) from None
+    if search is not None:  # the refit with the chosen penalty; the config as given
+        result.config = cfg
+        result.search = search.table
+        result.metrics["search"] = search.summary
+    return result
+
+
+def _search(
+    cfg: GLMConfig,
+    df: pd.DataFrame,
+    prep: Prepared,
+    names: list[str],
+    lower: np.ndarray | None,
+    upper: np.ndarray | None,
+) -> Any:
+    """``penalty.search``: the folds, the CV paths and the choice
+    (:func:`smglm.glm.search.run_search`, on the design the engine fits); None without one."""
+    if cfg.penalty.search is None:
+        return None
+    from smglm.glm.search import run_search
+
+    scaled, scales = _rescaled(prep, names)
+    return run_search(
+        cfg,
+        df,
+        prep,
+        scaled,
+        lower_bounds=None if lower is None else lower * scales,
+        upper_bounds=None if upper is None else upper * scales,
+    )
 
 
 def _fit_and_infer(
@@ -205,6 +247,100 @@ def split_train_test(
     is_test = np.zeros(n, dtype=bool)
     is_test[rng.choice(n, size=n_test, replace=False)] = True
     return df.loc[~is_test], df.loc[is_test]
+
+
+def split_by_column(
+    df: pd.DataFrame, by: str, holdout: list[Any]
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """A split by a column's values (``test: {by: ..., holdout: [...]}``): the rows whose
+    ``by`` value is in ``holdout`` are the test data, every other row trains. Values compare
+    as the data's level strings (:func:`smglm.glm.model.level_strings`), so ``holdout:
+    [2025]`` matches a year stored as integers, floats or text. A holdout value absent from
+    the column, or a split leaving no training row, is a :class:`~smglm.errors.DataError`."""
+    from smglm.glm.model import level_strings
+
+    if by not in df.columns:
+        raise DataError(
+            [
+                Issue(
+                    "test.by",
+                    f"column {by!r} is not in the data."
+                    f"{did_you_mean(by, [str(c) for c in df.columns])}",
+                    by,
+                )
+            ]
+        )
+    values = level_strings(df[by])
+    wanted = [_level_text(v) for v in holdout]
+    present = pd.unique(values[pd.notna(values)])
+    absent = [h for h, w in zip(holdout, wanted, strict=True) if w not in set(present)]
+    if absent:
+        shown = sorted(present, key=_natural_key)
+        more = f" (and {len(shown) - 20} more)" if len(shown) > 20 else ""
+        raise DataError(
+            [
+                Issue(
+                    "test.holdout",
+                    f"value {a!r} is not in column {by!r}; its values are {shown[:20]}{more}",
+                    a,
+                )
+                for a in absent
+            ]
+        )
+    is_test = np.isin(values, np.array(wanted, dtype=object))
+    n_test = int(is_test.sum())
+    if n_test == len(df):
+        raise DataError(
+            [
+                Issue(
+                    "test.holdout",
+                    f"holds out every row ({n_test}): no row of column {by!r} is left to "
+                    f"train on; hold out fewer values than {sorted(set(wanted))}",
+                    holdout,
+                )
+            ]
+        )
+    return df.loc[~is_test], df.loc[is_test]
+
+
+def split_test(df: pd.DataFrame, test: TestSplit) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The train and test data of ``config.test``: by a column's values
+    (:func:`split_by_column`) or at random (:func:`split_train_test`). Logs the sizes."""
+    if test.by is not None:
+        assert test.holdout is not None
+        train, held = split_by_column(df, test.by, test.holdout)
+        log.info(
+            "test split by %s in %s: %d rows train, %d rows test",
+            test.by,
+            test.holdout,
+            len(train),
+            len(held),
+        )
+        return train, held
+    train, held = split_train_test(df, test.fraction, test.seed)
+    log.info(
+        "random test split (fraction %g, seed %d): %d rows train, %d rows test",
+        test.fraction,
+        test.seed,
+        len(train),
+        len(held),
+    )
+    return train, held
+
+
+def _level_text(value: Any) -> str:
+    """A holdout value as :func:`~smglm.glm.model.level_strings` writes the data's values
+    (integer-valued numbers without '.0')."""
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
+
+
+def _natural_key(text: str) -> tuple[int, float, str]:
+    try:
+        return (0, float(text), text)
+    except ValueError:
+        return (1, 0.0, text)
 
 
 def feature_names(prep: Prepared) -> list[str]:

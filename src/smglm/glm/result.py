@@ -22,6 +22,17 @@ if TYPE_CHECKING:
 __all__ = ["FitResult", "json_safe", "load_model"]
 
 MODEL_FILES = ("model.json", "coefficients.csv", "metrics.json", "config.yaml")
+#: The penalty search's path table, next to ``coefficients.csv`` (:attr:`FitResult.search`).
+SEARCH_FILE = "search.csv"
+_SEARCH_DTYPES = {
+    "l1_ratio": float,
+    "alpha_index": int,
+    "alpha": float,
+    "cv_deviance": float,
+    "cv_deviance_se": float,
+    "train_deviance": float,
+    "chosen": bool,
+}
 
 
 @dataclass
@@ -50,6 +61,11 @@ class FitResult:
     fitted
         With ``fit(..., keep_fitted=True)``: per split (``"train"``, ``"test"``), the data,
         its :class:`~smglm.glm.data.Prepared` form and the fitted means; else None.
+    search
+        With ``penalty.search``: the cross-validation path, one row per (l1_ratio, alpha):
+        ``l1_ratio, alpha_index, alpha, cv_deviance, cv_deviance_se, train_deviance,
+        chosen`` (``search.csv``; see :mod:`smglm.glm.search`). The chosen row's alpha and
+        l1_ratio are those of the fitted model (``metrics["search"]``); None without a search.
     """
 
     config: GLMConfig
@@ -60,6 +76,7 @@ class FitResult:
     estimator: Any = field(default=None, repr=False)
     path: Path | None = None
     fitted: dict[str, tuple[Any, Any, Any]] | None = field(default=None, repr=False, compare=False)
+    search: pd.DataFrame | None = field(default=None, repr=False, compare=False)
 
     # -- convenience ---------------------------------------------------------------------
     @property
@@ -154,7 +171,8 @@ class FitResult:
     # -- persistence ---------------------------------------------------------------------
     def save(self, path: str | Path) -> Path:
         """Write the model directory: ``model.json``, ``coefficients.csv``, ``metrics.json``,
-        ``config.yaml`` (and ``convergence.csv`` when known). Returns the folder."""
+        ``config.yaml`` (and ``convergence.csv`` when known, ``search.csv`` after a penalty
+        search). Returns the folder."""
         out = Path(path)
         out.mkdir(parents=True, exist_ok=True)
         self.model.save(out / "model.json")
@@ -165,6 +183,8 @@ class FitResult:
         self.config.save(out / "config.yaml")
         if self.convergence is not None:
             self.convergence.to_csv(out / "convergence.csv", index=False, float_format="%.17g")
+        if self.search is not None:
+            self.search.to_csv(out / SEARCH_FILE, index=False, float_format="%.17g")
         return out
 
 
@@ -203,8 +223,17 @@ def load_model(path: str | Path) -> FitResult:
         else {}
     )
     conv = pd.read_csv(p / "convergence.csv") if (p / "convergence.csv").exists() else None
+    search = (
+        pd.read_csv(p / SEARCH_FILE, dtype=_SEARCH_DTYPES) if (p / SEARCH_FILE).exists() else None
+    )
     return FitResult(
-        config=config, model=model, coefficients=coefs, metrics=metrics, convergence=conv, path=p
+        config=config,
+        model=model,
+        coefficients=coefs,
+        metrics=metrics,
+        convergence=conv,
+        path=p,
+        search=search,
     )
 
 

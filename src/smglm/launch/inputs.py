@@ -202,13 +202,20 @@ def upload_config(config: GLMConfig, base_uri: str, *, s3_client: Any | None = N
 
 
 def _check_local_data(
-    config: GLMConfig, data: DataLike, what: str, fingerprint: str | None = None
+    config: GLMConfig,
+    data: DataLike,
+    what: str,
+    fingerprint: str | None = None,
+    *,
+    split: bool = False,
 ) -> None:
     """Run the data checks here when the data is on this machine (before any upload); a
     DataFrame that passed them with the same config in this process is not checked again.
 
     Besides :func:`~smglm.glm.data.prepare`'s checks, the training data (``what="data"``)
-    must have every term that ``constraints.bounds`` names, as the job resolves them.
+    must have every term that ``constraints.bounds`` names, as the job resolves them; with
+    ``split`` (no test data given) its ``test: {by, holdout}`` values must be present; and
+    the folds of a penalty search must be possible (enough groups or periods).
     """
     import warnings
 
@@ -220,7 +227,7 @@ def _check_local_data(
 
     if isinstance(data, str) and data.startswith(("s3://", "file://")):
         return
-    key = (fingerprint, hash_bytes(config.to_json().encode())) if fingerprint else None
+    key = (fingerprint, hash_bytes(config.to_json().encode()), split) if fingerprint else None
     if key is not None and key in _CHECKED:
         return
     frame = (
@@ -228,10 +235,18 @@ def _check_local_data(
         if isinstance(data, pd.DataFrame)
         else read_table(data, what=what, columns=config.columns)
     )
+    if what == "data" and split and config.test is not None and config.test.by is not None:
+        from smglm.glm.fitting import split_test
+
+        frame, _ = split_test(frame, config.test)  # DataError on an absent holdout value
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         prepared = prepare(config, frame, what=what)
     if what == "data" and config.constraints.bounds:
         _bounds(config, prepared, feature_names(prepared))  # DataError on an unknown term
+    if what == "data" and config.penalty.search is not None:
+        from smglm.glm.search import check_folds
+
+        check_folds(config, frame, prepared)  # DataError on too few groups or periods
     if key is not None:
         _remember(_CHECKED, key, None)

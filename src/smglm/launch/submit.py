@@ -135,7 +135,7 @@ def train(
         for role, frame in (("train", data), ("test", test_data))
         if isinstance(frame, pd.DataFrame)
     }
-    _check_local_data(cfg, data, "data", fingerprints.get("train"))
+    _check_local_data(cfg, data, "data", fingerprints.get("train"), split=test_data is None)
     if test_data is not None:
         _check_local_data(cfg, test_data, "test data", fingerprints.get("test"))
 

@@ -11,9 +11,9 @@ What SageMaker runs as ``docker run IMAGE train`` (``python -m smglm.runtime tra
 5. ``output/data/``: ``metrics.json``, and per split (``train/``, ``test/``) the report tables
    and PNG plots (:mod:`~smglm.runtime.report_files`).
 6. ``model/``: ``model.json``, ``coefficients.csv``, ``metrics.json``, ``config.yaml``,
-   ``convergence.csv`` and the MLflow pyfunc folder ``mlflow_model/``. They are written to a
-   staging folder and moved in last (``model.json`` the very last), so a failed or stopped job
-   leaves no model behind.
+   ``convergence.csv``, ``search.csv`` (with ``penalty.search``: the CV path) and the MLflow
+   pyfunc folder ``mlflow_model/``. They are written to a staging folder and moved in last
+   (``model.json`` the very last), so a failed or stopped job leaves no model behind.
 
 Failures end as :mod:`~smglm.runtime.failure` says (exit 1 user error, 2 internal, 143 SIGTERM).
 """
@@ -77,14 +77,19 @@ def train(paths: MLPaths) -> None:
     if find_channel(paths, channels, ["test"], required=False):
         test_df = read_data_channel(paths, channels, "test", config.columns)
     elif config.test is not None:
-        from smglm.glm.fitting import split_train_test
+        from smglm.glm.fitting import split_test
 
-        train_df, test_df = split_train_test(train_df, config.test.fraction, config.test.seed)
+        train_df, test_df = split_test(train_df, config.test)
+        how = (
+            f"{config.test.by} in {config.test.holdout}"
+            if config.test.by is not None
+            else f"fraction {config.test.fraction:g}, seed {config.test.seed}"
+        )
         log.info(
-            "no test channel: %d rows of train held out for testing (fraction %g, seed %d)",
+            "no test channel: %d rows of train held out for testing (%s), %d rows train",
             len(test_df),
-            config.test.fraction,
-            config.test.seed,
+            how,
+            len(train_df),
         )
 
     from smglm.glm import fit
@@ -101,6 +106,19 @@ def train(paths: MLPaths) -> None:
     )
     if not fit_info.get("converged", True):
         log.warning("the solver did not converge in %d iterations (max_iter)", config.max_iter)
+    search = result.metrics.get("search")
+    if search:
+        log.info(
+            "penalty search: chose alpha %.6g, l1_ratio %g (rule %s, %d folds, CV deviance "
+            "%.6g +/- %.3g, %d fits); the path is in search.csv",
+            search["alpha"],
+            search["l1_ratio"],
+            search["rule"],
+            search["folds"],
+            search["cv_deviance"],
+            search["cv_deviance_se"],
+            search["n_fits"],
+        )
     print_convergence(result.convergence)
     print_metrics(result.metrics)
 

@@ -35,6 +35,7 @@ __all__ = [
     "mlflow_available",
     "prepare_store",
     "resolve_tracking_uri",
+    "search_results",
     "start_job_run",
 ]
 
@@ -292,7 +293,7 @@ def log_results(client: Any, run_id: str, model_dir: Path, output_dir: Path | No
     mpath = model_dir / "metrics.json"
     if mpath.exists():
         data = json.loads(mpath.read_text(encoding="utf-8"))
-        for split in ("train", "test", "fit"):
+        for split in ("train", "test", "fit", "search"):
             for name, value in (data.get(split) or {}).items():
                 if isinstance(value, bool):
                     value = float(value)
@@ -307,14 +308,21 @@ def log_results(client: Any, run_id: str, model_dir: Path, output_dir: Path | No
                 value = float(row.get("objective", "nan"))
                 if math.isfinite(value):
                     metrics.append(Metric("objective", value, now, int(float(row["iteration"]))))
+    points, search_params = search_results(model_dir)
+    metrics += [Metric(key, value, now, step) for key, value, step in points]
     for i in range(0, len(metrics), 1000):
         client.log_batch(run_id, metrics=metrics[i : i + 1000])
+    if search_params:
+        from mlflow.entities import Param
+
+        client.log_batch(run_id, params=[Param(k, v) for k, v in search_params.items()])
     for name in (
         "model.json",
         "coefficients.csv",
         "metrics.json",
         "config.yaml",
         "convergence.csv",
+        "search.csv",
     ):
         if (model_dir / name).exists():
             client.log_artifact(run_id, str(model_dir / name))
@@ -322,6 +330,39 @@ def log_results(client: Any, run_id: str, model_dir: Path, output_dir: Path | No
         client.log_artifacts(run_id, str(model_dir / "mlflow_model"), "model")
     if output_dir is not None and output_dir.is_dir():
         client.log_artifacts(run_id, str(output_dir), "report")
+
+
+def search_results(model_dir: Path) -> tuple[list[tuple[str, float, int]], dict[str, str]]:
+    """The penalty search's path as metric points ``(key, value, step)`` and its choice as
+    params, from ``search.csv`` and ``metrics.json`` (nothing without a search).
+
+    Per l1_ratio ``r``, the series ``cv_deviance/l1_ratio_<r>``,
+    ``cv_deviance_se/l1_ratio_<r>`` and ``alpha/l1_ratio_<r>`` with step = the alpha's
+    index on the path (largest alpha first); params ``search.alpha`` and
+    ``search.l1_ratio`` (the chosen ones; the run's ``penalty.*`` params are the config as
+    given). The choice is also in the metrics ``search_alpha``, ``search_l1_ratio``,
+    ``search_cv_deviance``, ... logged from ``metrics.json``.
+    """
+    import csv
+    import math
+
+    points: list[tuple[str, float, int]] = []
+    path = model_dir / "search.csv"
+    if path.exists():
+        with path.open(encoding="utf-8") as f:
+            for row in csv.DictReader(f):
+                ratio = f"l1_ratio_{float(row['l1_ratio']):g}"
+                step = int(float(row["alpha_index"]))
+                for name in ("cv_deviance", "cv_deviance_se", "alpha"):
+                    value = float(row.get(name) or "nan")
+                    if math.isfinite(value):
+                        points.append((f"{name}/{ratio}", value, step))
+    params: dict[str, str] = {}
+    mpath = model_dir / "metrics.json"
+    if mpath.exists():
+        chosen = json.loads(mpath.read_text(encoding="utf-8")).get("search") or {}
+        params = {f"search.{k}": repr(chosen[k]) for k in ("alpha", "l1_ratio") if k in chosen}
+    return points, params
 
 
 def log_from_runtime(model_dir: Path, output_dir: Path | None) -> bool:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import time
 import warnings
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -23,6 +24,7 @@ from smglm.glm.families import family_of
 
 if TYPE_CHECKING:
     from smglm.glm.data import Prepared
+    from smglm.glm.search import CVPath
 
 __all__ = [
     "ProbitLink",
@@ -31,6 +33,7 @@ __all__ = [
     "fit",
     "glum_link",
     "make_estimator",
+    "search",
 ]
 
 _SQRT_2PI = np.sqrt(2.0 * np.pi)
@@ -101,14 +104,18 @@ def make_estimator(
     )
 
 
-def design_matrix(X: Any) -> Any:
-    """The tabmat design of the predictors: numeric columns dense, categoricals as sparse
-    CategoricalMatrix with the first level (the reference) dropped, columns named as smglm's
-    terms (``column[level]``)."""
+def design_matrix(prepared: Prepared) -> Any:
+    """The tabmat design of the prepared data's estimated columns, in coefficient-name order:
+    numeric columns dense, categoricals as sparse CategoricalMatrix with the first level (the
+    reference) dropped, columns named as smglm's terms (``column[level]``). The fit and the
+    penalty search (:func:`search`) use the same design."""
     import tabmat
 
     return tabmat.from_df(
-        X, drop_first=True, categorical_format="{name}[{category}]", cat_missing_method="fail"
+        prepared.X,
+        drop_first=True,
+        categorical_format="{name}[{category}]",
+        cat_missing_method="fail",
     )
 
 
@@ -123,7 +130,7 @@ def fit(
     non-convergence are passed on; non-convergence sets ``converged`` to False."""
     # the design, built once: categoricals stay sparse, and glum does not convert (and box
     # into an object array) the DataFrame again for the fit, the predictions and the SEs
-    design = design_matrix(prepared.X)
+    design = design_matrix(prepared)
     aliased: list[int] = []
     t_fit = time.perf_counter()
     try:
@@ -232,3 +239,70 @@ def _convergence(est: Any) -> pd.DataFrame | None:
             }
         )
     return pd.DataFrame(rows)
+
+
+def search(
+    config: GLMConfig,
+    prepared: Prepared,
+    folds: Sequence[tuple[np.ndarray, np.ndarray]],
+    *,
+    lower_bounds: np.ndarray | None = None,
+    upper_bounds: np.ndarray | None = None,
+    n_jobs: int = 1,
+) -> CVPath:
+    """The penalty search's paths (:mod:`smglm.glm.search`): one glum
+    ``GeneralizedLinearRegressorCV`` fit on the same design, weights and offset as
+    :func:`fit`, with ``cv=folds`` (row positions), the l1_ratios and alphas of
+    ``config.penalty.search``, and the plain fit's family, link, tolerance, iterations and
+    bounds. glum fits each l1_ratio's whole alpha path on each fold (warm-started along the
+    path), and once more on all the rows for its best l1_ratio."""
+    from glum import GeneralizedLinearRegressorCV
+
+    from smglm.glm.search import CVPath
+
+    spec = config.penalty.search
+    assert spec is not None
+    design = design_matrix(prepared)
+    est = GeneralizedLinearRegressorCV(
+        family=family_of(config).glum(),
+        link=glum_link(config),
+        l1_ratio=list(spec.l1_ratio),
+        n_alphas=spec.n_alphas,
+        alphas=None if spec.alphas is None else np.asarray(spec.alphas, dtype=float),
+        min_alpha_ratio=spec.min_alpha_ratio,
+        fit_intercept=config.fit_intercept,
+        drop_first=True,
+        gradient_tol=config.tol,
+        max_iter=config.max_iter,
+        lower_bounds=lower_bounds,
+        upper_bounds=upper_bounds,
+        cv=[(np.asarray(tr), np.asarray(te)) for tr, te in folds],
+        n_jobs=n_jobs,
+        robust=False,
+        expected_information=True,
+        categorical_format="{name}[{category}]",
+    )
+    t0 = time.perf_counter()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        est.fit(design, prepared.y, sample_weight=prepared.weights, offset=prepared.offset)
+    seconds = time.perf_counter() - t0
+    not_converged = 0
+    for w in caught:
+        if "converge" in str(w.message).lower():
+            not_converged += 1
+        elif not issubclass(w.category, RuntimeWarning):  # overflow along extreme alphas
+            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+    n_l1 = len(spec.l1_ratio)
+    alphas = np.asarray(est.alphas_, dtype=float).reshape(n_l1, -1)
+    return CVPath(
+        l1_ratios=np.asarray(spec.l1_ratio, dtype=float),
+        alphas=alphas,
+        deviance=np.asarray(est.deviance_path_, dtype=float),
+        train_deviance=np.asarray(est.train_deviance_path_, dtype=float),
+        seconds=seconds,
+        n_not_converged=not_converged,
+        engine_alpha=float(est.alpha_),
+        engine_l1_ratio=float(est.l1_ratio_),
+        native=est,
+    )

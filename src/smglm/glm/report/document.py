@@ -243,7 +243,7 @@ def _build_splits(
 ) -> dict[str, SplitReport]:
     """Score the data with the model and build each split's tables in memory (and, with
     ``out``, save them and their PNGs as a training job does)."""
-    from smglm.glm.fitting import split_train_test
+    from smglm.glm.fitting import split_test
     from smglm.glm.io import read_table
     from smglm.glm.report.figures import figure_files, save_figures
     from smglm.glm.report.scoring import build_split, score
@@ -252,7 +252,7 @@ def _build_splits(
     train = read_table(data, what="data")
     test = read_table(test_data, what="test data") if test_data is not None else None
     if test is None and cfg.test is not None:
-        train, test = split_train_test(train, cfg.test.fraction, cfg.test.seed)
+        train, test = split_test(train, cfg.test)
     splits = {}
     for name, df in (("train", train), ("test", test)):
         if df is None:

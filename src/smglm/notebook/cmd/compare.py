@@ -114,7 +114,7 @@ def compare(jobs: list[Job]) -> Comparison:
 
 def comparison_data(job: Job) -> tuple[pd.DataFrame, str]:
     """The rows to compare on: the job's test data, else its training data, and a label."""
-    from smglm.glm.fitting import split_train_test
+    from smglm.glm.fitting import split_test
     from smglm.glm.io import read_table
 
     config = job.model.config
@@ -126,7 +126,7 @@ def comparison_data(job: Job) -> tuple[pd.DataFrame, str]:
         raise ConfigError([Issue("data", f"job {job.name} has no train channel to read")])
     df = read_table(train, what="data")
     if config.test is not None:
-        _, test_df = split_train_test(df, config.test.fraction, config.test.seed)
+        _, test_df = split_test(df, config.test)
         return test_df, f"the test split of {job.name}"
     return df, f"the training data of {job.name}"
 
