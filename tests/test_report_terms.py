@@ -391,3 +391,40 @@ def test_a_search_table_on_the_result_becomes_the_train_figure(fitted):
         assert "search" in rep.figures()
     finally:
         result.search = None
+
+
+@pytest.mark.slow
+def test_penalty_search_and_time_split_views_from_a_fit_and_a_job_folder(tmp_path):
+    df = motor(2000, seed=5)
+    df["year"] = 2019 + (df["policy_id"] % 4)
+    config = {
+        "target": "claim_count",
+        "predictors": ["driver_age", "area"],
+        "exposure": "exposure",
+        "family": "poisson",
+        "penalty": {"search": {"l1_ratio": [0.0], "n_alphas": 4, "cv": {"folds": 2}}},
+        "test": {"by": "year", "holdout": [2022]},
+    }
+    result = smglm.fit(config, df, keep_fitted=True)
+    rep = result.report(df, out=tmp_path / "output")
+    keys = [s.key for s in rep.sections]
+    assert {"levels", "consistency", "search"} <= set(keys)
+    train = rep.splits["train"].data
+    pd.testing.assert_frame_equal(train.search, search_table(result.search))
+    assert rep.splits["test"].data.search is None
+    # consistency: one line per year of the split, observed = fit * A/E(level, year) / A/E(year)
+    table = train.consistency["area"]
+    assert sorted(set(table["by"])) == ["2019", "2020", "2021"]
+    assert sorted(set(rep.splits["test"].data.consistency["area"]["by"])) == ["2022"]
+    np.testing.assert_allclose(table["observed"], table["fit"] * table["ae"] / table["ae_by"])
+    written = {p.name for p in (tmp_path / "output" / "train").iterdir()}
+    assert {"search.png", "search.csv", "consistency_area.png", "levels_area.png"} <= written
+    # a job's folder gives the same views back
+    result.save(tmp_path / "model")
+    loaded = smglm.glm.report.load(tmp_path)
+    again = loaded.splits["train"].data
+    pd.testing.assert_frame_equal(again.search, train.search, check_dtype=False)
+    pd.testing.assert_frame_equal(
+        again.consistency["area"], train.consistency["area"], check_dtype=False
+    )
+    assert [s.key for s in loaded.sections] == keys

@@ -388,7 +388,7 @@ def _heat(
     image = ax.imshow(shown, cmap="RdBu_r", norm=norm, aspect="auto")
     bar = ax.figure.colorbar(image, ax=ax, fraction=0.046, pad=0.04)
     steps = np.linspace(-spread, spread, 5)
-    bar.set_ticks(center * np.exp(steps) if log else center + steps)
+    bar.set_ticks(list(center * np.exp(steps) if log else center + steps))
     bar.ax.yaxis.set_major_formatter(FormatStrFormatter("%.2f"))
     bar.ax.yaxis.set_minor_formatter(NullFormatter())
     ax.set_xticks(
