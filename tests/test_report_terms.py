@@ -428,3 +428,86 @@ def test_penalty_search_and_time_split_views_from_a_fit_and_a_job_folder(tmp_pat
         again.consistency["area"], train.consistency["area"], check_dtype=False
     )
     assert [s.key for s in loaded.sections] == keys
+
+
+# -- the model language's terms, fitted (needs smglm.glm.terms) ------------------------------
+@pytest.fixture(scope="module")
+def language_fit():
+    pytest.importorskip("smglm.glm.terms")
+    df = motor(2000, seed=9)
+    config = {
+        "target": "claim_count",
+        "predictors": ["driver_age", "bonus_malus", "area"],
+        "exposure": "exposure",
+        "family": "poisson",
+        "terms": {
+            "driver_age": {"spline": {"df": 4}},
+            "bonus_malus": {"bands": [70, 100]},
+        },
+        "interactions": [["area", "bonus_malus"], ["driver_age", "area"]],
+    }
+    result = smglm.fit(config, df)
+    return result, df, result.report(df)
+
+
+@pytest.mark.slow
+def test_spline_view_band_from_the_covariance_of_the_fitted_basis(language_fit):
+    from smglm.glm.terms import natural_basis
+
+    result, df, rep = language_fit
+    table = rep.splits["train"].data.splines["driver_age"]
+    curve = table[table["part"] == "curve"]
+    term = next(t for t in result.model.to_dict()["terms"] if t["name"] == "driver_age")
+    grid = curve["x"].to_numpy()
+    basis = natural_basis(grid, term["knots"], tuple(term["boundary"]))
+    names = [f"driver_age[s{k + 1}]" for k in range(basis.shape[1])]
+    cov = result.covariance.loc[names, names].to_numpy()
+    effect = result.model.term_effect("driver_age", grid)
+    np.testing.assert_allclose(curve["effect"], effect, rtol=1e-10, atol=1e-12)
+    se = np.sqrt(np.einsum("ij,jk,ik->i", basis, cov, basis))
+    np.testing.assert_allclose(curve["se"], se, rtol=1e-8, atol=1e-12)
+    np.testing.assert_allclose(curve["upper"], np.exp(effect + Z95 * se), rtol=1e-8)
+    bins = table[table["part"] == "bins"]
+    assert bins["exposure"].sum() == pytest.approx(df["exposure"].sum())
+    assert "splines" in [s.key for s in rep.sections]
+
+
+@pytest.mark.slow
+def test_bands_and_interaction_views_equal_pandas_sums(language_fit):
+    result, df, rep = language_fit
+    data = rep.splits["train"].data
+    mu = result.predict(df)
+    band = pd.cut(df["bonus_malus"], [-np.inf, 70, 100, np.inf], right=False)
+    band = band.cat.rename_categories(["[-Inf,70)", "[70,100)", "[100,Inf)"]).astype(str)
+    frame = df.assign(band=band, mu=mu, area=df["area"].astype(str))
+    levels = data.levels["bonus_malus"].set_index("level")
+    assert list(levels.index) == ["[-Inf,70)", "[70,100)", "[100,Inf)"]
+    sums = frame.groupby("band")[["exposure", "claim_count", "mu"]].sum()
+    for label, row in sums.iterrows():
+        assert levels.loc[label, "exposure"] == pytest.approx(row["exposure"], rel=1e-12)
+        ae = row["claim_count"] / row["mu"]
+        assert levels.loc[label, "ae"] == pytest.approx(ae, rel=1e-9)
+    coefs = result.coefficients.set_index("term")["estimate"]
+    base = levels.index[levels["base"]][0]
+    for label in levels.index.drop(base):
+        expected = np.exp(coefs[f"bonus_malus[{label}]"])
+        assert levels.loc[label, "fit"] == pytest.approx(expected, rel=1e-12)
+    # the A/E heat map of area x bonus_malus: every cell equals the direct sums
+    cells = data.interactions["area:bonus_malus"].set_index(["a", "b"])
+    direct = frame.groupby(["area", "band"])[["claim_count", "mu", "exposure"]].sum()
+    for (a, b), row in direct.iterrows():
+        assert cells.loc[(a, b), "exposure"] == pytest.approx(row["exposure"], rel=1e-12)
+        assert cells.loc[(a, b), "ae"] == pytest.approx(row["claim_count"] / row["mu"], rel=1e-9)
+    # the interaction's relativity of a cell is exp of its coefficient (0 at a reference)
+    for (a, b), row in cells.iterrows():
+        name = f"area[{a}]:bonus_malus[{b}]"
+        value = np.exp(coefs[name]) if name in coefs.index else 1.0
+        assert row["fit"] == pytest.approx(value, rel=1e-9), name
+    # a numeric x categorical interaction: the numeric part in quantile bins
+    mixed = data.interactions["driver_age:area"]
+    assert mixed["exposure"].sum() == pytest.approx(df["exposure"].sum())
+    assert mixed["a"].str.startswith("[").all()
+    keys = [s.key for s in rep.sections]
+    assert {"levels", "splines", "interactions"} <= set(keys)
+    figures = rep.figures()
+    assert {"train/spline_driver_age", "train/interaction_area_bonus_malus"} <= set(figures)

@@ -306,9 +306,18 @@ def plot_spline(table: pd.DataFrame, column: str, link: str | None = "log") -> F
         label="observed",
     )
     ax.axhline(_base_line(link), color="grey", linewidth=0.8)
-    # the y range: the curve and its band, and the observed points of bins with some exposure
+    # the y range: the curve, its band where the data are (1% to 99% of the exposure), and
+    # the observed points of bins with some exposure; the band may run off beyond them
     share = exposure / exposure.sum() if exposure.sum() > 0 else np.ones_like(exposure)
-    shown = np.concatenate((fit, lower, upper, observed[share >= 0.005]))
+    cum = np.cumsum(share)
+    x_bins = bins["x"].to_numpy(dtype=float)
+    if len(x_bins):
+        inside = (x >= x_bins[np.searchsorted(cum, 0.01)]) & (
+            x <= x_bins[min(len(x_bins) - 1, int(np.searchsorted(cum, 0.99)))]
+        )
+    else:
+        inside = np.ones(len(x), dtype=bool)
+    shown = np.concatenate((fit, lower[inside], upper[inside], observed[share >= 0.005]))
     shown = shown[np.isfinite(shown)]
     if shown.size:
         lo, hi = float(shown.min()), float(shown.max())
@@ -375,8 +384,12 @@ def _heat(
     from matplotlib.colors import LogNorm, Normalize
 
     finite = matrix[np.isfinite(matrix) & ((matrix > 0) if log else True)]
-    spread = float(np.max(np.abs(np.log(finite) if log else finite - center))) if finite.size else 1
-    spread = max(spread, 0.05) if math.isfinite(spread) else 1.0  # small differences look small
+    distance = np.abs(np.log(finite / center) if log else finite - center)
+    # the colour scale spans 90% of the cells, at most a factor 4 (or 4 units) either way:
+    # a separated cell's huge value saturates instead of washing out the others; small
+    # differences look small
+    spread = float(np.quantile(distance, 0.9)) if finite.size else 1.0
+    spread = min(max(spread, 0.05), math.log(4.0) if log else 4.0) if math.isfinite(spread) else 1.0
     norm = (
         LogNorm(center * math.exp(-spread), center * math.exp(spread))
         if log
@@ -386,10 +399,13 @@ def _heat(
 
     shown = np.where(np.isfinite(matrix) & ((matrix > 0) if log else True), matrix, np.nan)
     image = ax.imshow(shown, cmap="RdBu_r", norm=norm, aspect="auto")
-    bar = ax.figure.colorbar(image, ax=ax, fraction=0.046, pad=0.04)
+    over = bool((distance > spread * (1 + 1e-9)).any())
+    bar = ax.figure.colorbar(
+        image, ax=ax, fraction=0.046, pad=0.04, extend="both" if over else "neither"
+    )
     steps = np.linspace(-spread, spread, 5)
     bar.set_ticks(list(center * np.exp(steps) if log else center + steps))
-    bar.ax.yaxis.set_major_formatter(FormatStrFormatter("%.2f"))
+    bar.ax.yaxis.set_major_formatter(FormatStrFormatter("%.3g"))
     bar.ax.yaxis.set_minor_formatter(NullFormatter())
     ax.set_xticks(
         np.arange(len(cols)),
@@ -399,7 +415,7 @@ def _heat(
     )
     ax.set_yticks(np.arange(len(rows)), rows)
     ax.set_title(title)
-    if matrix.size <= 225:
+    if len(cols) <= 12 and len(rows) <= 25:  # cells wide enough for their number
         for (i, j), value in np.ndenumerate(shown):
             if math.isfinite(value):
                 strong = abs(norm(value) - 0.5) > 0.3  # a dark cell: white text
@@ -422,11 +438,14 @@ def plot_interaction(table: pd.DataFrame, name: str, link: str | None = "log") -
     ae = table.pivot(index="a", columns="b", values="ae").reindex(index=rows, columns=cols)
     fit = table.pivot(index="a", columns="b", values="fit").reindex(index=rows, columns=cols)
     longest = max((len(c) for c in cols), default=1)
-    width = min(16.0, max(9.0, 2.0 + 0.9 * len(cols) * 2))
-    height = min(12.0, max(4.0, 1.5 + 0.35 * len(rows) + 0.07 * longest))
+    stacked = len(cols) > 8  # many columns: the two maps one above the other
+    panel_w = min(14.0, max(4.0, 0.7 * len(cols) + 1.5))
+    panel_h = min(8.0, max(2.5, 0.35 * len(rows) + 0.8 + 0.07 * longest))
     left = min(3.0, 0.4 + 0.08 * max((len(r) for r in rows), default=1))
+    width = left + panel_w + 1.0 if stacked else left + 2 * panel_w + 2.5
+    height = 2 * panel_h + 1.5 if stacked else panel_h + 1.2
     fig = _figure(width, height, left=left, right=0.7, bottom=0.5 + 0.07 * longest, top=0.75)
-    axes = fig.subplots(1, 2)
+    axes = fig.subplots(2, 1) if stacked else fig.subplots(1, 2)
     part_a, _, part_b = name.partition(":")
     _heat(axes[0], ae.to_numpy(dtype=float), rows, cols, "actual / expected", 1.0, True)
     log = link == "log"
@@ -443,7 +462,7 @@ def plot_interaction(table: pd.DataFrame, name: str, link: str | None = "log") -
         ax.set_xlabel(part_b)
         ax.set_ylabel(part_a)
     fig.suptitle(f"{name}: actual vs expected")
-    fig.subplots_adjust(wspace=0.45)
+    fig.subplots_adjust(wspace=0.45, hspace=0.25 + 0.1 * longest / max(panel_h, 1.0))
     return fig
 
 

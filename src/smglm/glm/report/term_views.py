@@ -17,7 +17,7 @@ import copy
 import logging
 from collections.abc import Callable, Sequence
 from functools import partial
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 import pandas as pd
@@ -440,10 +440,22 @@ def _coefficient_rows(result: Any) -> dict[str, dict[str, Any]]:
     return {str(r["term"]): r for r in table.to_dict("records")}
 
 
+def _level_strings() -> Callable[[pd.Series], np.ndarray]:
+    """smglm's raw value -> level string conversion (the fitted terms' module holds it)."""
+    import importlib
+
+    for module in ("smglm.glm.terms", "smglm.glm.model"):
+        try:
+            found = getattr(importlib.import_module(module), "level_strings", None)
+        except ImportError:
+            continue
+        if found is not None:
+            return cast("Callable[[pd.Series], np.ndarray]", found)
+    raise ImportError("smglm.glm.terms.level_strings is missing")  # pragma: no cover
+
+
 def _level_labels(term: dict[str, Any], scored: Scored) -> np.ndarray:
     """The level of each row of ``scored`` in a levels term (categorical or bands)."""
-    from smglm.glm.model import level_strings
-
     name = term["name"]
     column = scored.prep.X[name] if name in scored.prep.X.columns else scored.data[name]
     if isinstance(column.dtype, pd.CategoricalDtype):
@@ -457,7 +469,7 @@ def _level_labels(term: dict[str, Any], scored: Scored) -> np.ndarray:
         x = column.to_numpy(dtype=np.float64, na_value=np.nan)
         out = names[np.searchsorted(np.asarray(cuts), np.nan_to_num(x), side="right")]
         return np.where(np.isnan(x), MISSING_LABEL, out).astype(str)
-    values = level_strings(column)
+    values = _level_strings()(column)
     groups = term.get("groups") or {}
     if groups:
         mapping = {str(m): str(g) for g, members in groups.items() for m in members}
@@ -596,7 +608,8 @@ def _part_basis(
         codes = pd.Index(levels).get_indexer(pd.Index(labels))
         ref = levels.index(str(term["reference"])) if term.get("reference") in levels else 0
         codes = np.where(codes < 0, ref, codes)  # unseen levels score as the reference
-        return codes, np.empty((len(labels), 0)), labels, levels
+        shown = [levels[i] for i in display_order(term)]
+        return codes, np.empty((len(labels), 0)), labels, shown
     x = _kept(scored, _raw_numbers(scored, term["name"]))
     basis = x[:, None] if kind == "numeric" else _spline_basis(model, term, x)
     bin_codes, bin_labels = _numeric_codes(x, amounts_e, INTERACTION_BINS)
