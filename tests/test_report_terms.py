@@ -23,6 +23,7 @@ from smglm.glm.report.sections import model_sections
 from smglm.glm.report.term_views import (
     SEARCH_COLUMNS,
     Z95,
+    basis_of_unit_effects,
     consistency_table,
     interaction_table,
     level_table,
@@ -467,6 +468,9 @@ def test_spline_view_band_from_the_covariance_of_the_fitted_basis(language_fit):
     se = np.sqrt(np.einsum("ij,jk,ik->i", basis, cov, basis))
     np.testing.assert_allclose(curve["se"], se, rtol=1e-8, atol=1e-12)
     np.testing.assert_allclose(curve["upper"], np.exp(effect + Z95 * se), rtol=1e-8)
+    # the basis from term_effect alone (the contract's API) is the same
+    unit = basis_of_unit_effects(result.model, term, grid)
+    np.testing.assert_allclose(unit, basis, rtol=1e-10, atol=1e-12)
     bins = table[table["part"] == "bins"]
     assert bins["exposure"].sum() == pytest.approx(df["exposure"].sum())
     assert "splines" in [s.key for s in rep.sections]

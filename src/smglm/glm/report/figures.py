@@ -367,7 +367,8 @@ def plot_levels(table: pd.DataFrame, column: str, link: str | None = "log") -> F
         label="observed",
     )
     ax.axhline(base, color="grey", linewidth=0.8)
-    _finish(ax, f"{column}: {_scale_label(link)} by level", column, _scale_label(link))
+    title = f"{column}: {_scale_label(link)} by level" + (" (fixed)" if fixed else "")
+    _finish(ax, title, column, _scale_label(link))
     _one_way_legend(ax, bars)
     return fig
 

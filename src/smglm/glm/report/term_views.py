@@ -483,8 +483,19 @@ def _spline_names(term: dict[str, Any]) -> list[str]:
 
 
 def _spline_basis(model: Any, term: dict[str, Any], values: np.ndarray) -> np.ndarray:
-    """The basis of spline ``term`` at ``values``, (n, K): the term's effect with each
-    coefficient set to 1 in turn (``PortableModel.term_effect``, linear in the coefficients)."""
+    """The basis of spline ``term`` at ``values``, (n, K): the fitted term's own ``basis``,
+    else the term's effect with each coefficient set to 1 in turn
+    (``PortableModel.term_effect`` is linear in the coefficients)."""
+    getter = getattr(model, "term", None)
+    fitted = getter(term["name"]) if callable(getter) else None
+    if fitted is not None and callable(getattr(fitted, "basis", None)):
+        return np.asarray(fitted.basis(np.asarray(values, dtype=np.float64)), dtype=np.float64)
+    return basis_of_unit_effects(model, term, values)
+
+
+def basis_of_unit_effects(model: Any, term: dict[str, Any], values: np.ndarray) -> np.ndarray:
+    """The basis of spline ``term`` at ``values`` from ``model.term_effect`` alone: the
+    effect with each coefficient set to 1 in turn (the effect is linear in them)."""
     base = model.to_dict()
     position = next(i for i, t in enumerate(base["terms"]) if t["name"] == term["name"])
     k = len(term["coefficients"])
