@@ -74,6 +74,37 @@ def _ratio(num: np.ndarray, den: np.ndarray) -> np.ndarray:
         return np.where(den > 0, num / np.where(den > 0, den, 1.0), np.nan)
 
 
+def _from_codes(codes: Any, categories: Sequence[str]) -> pd.Categorical:
+    """A Categorical of text from codes (-1: missing) and its categories."""
+    index = pd.Index(list(categories), dtype=object)
+    made: Any = pd.Categorical.from_codes(np.asarray(codes, dtype=np.intp), categories=index)
+    return cast("pd.Categorical", made)
+
+
+def _categorical(labels: Any) -> pd.Categorical:
+    """Row labels as a Categorical of text (missing values stay missing: code -1)."""
+    if isinstance(labels, pd.Categorical):
+        if all(isinstance(c, str) for c in labels.categories):
+            return labels
+        return _from_codes(labels.codes, [str(c) for c in labels.categories])
+    values = pd.Series(np.asarray(labels, dtype=object))
+    made: Any = pd.Categorical(values.where(values.isna(), values.astype(str)))
+    return cast("pd.Categorical", made)
+
+
+def _codes(labels: pd.Categorical, levels: Sequence[str]) -> np.ndarray:
+    """The position of each row's label in ``levels`` (-1 for other labels and missing)."""
+    lookup = pd.Index(list(levels)).get_indexer(pd.Index(labels.categories))
+    return np.append(lookup, -1)[np.asarray(labels.codes, dtype=np.intp)]
+
+
+def _present(labels: pd.Categorical) -> list[str]:
+    """The labels that some row has, in category order."""
+    codes = np.asarray(labels.codes)
+    used = np.bincount(codes[codes >= 0], minlength=len(labels.categories)) > 0
+    return [str(c) for c, u in zip(labels.categories, used, strict=True) if u]
+
+
 def _observed(
     fit: np.ndarray, actual: np.ndarray, expected: np.ndarray, exposure: np.ndarray, link: str
 ) -> np.ndarray:
@@ -213,7 +244,7 @@ def level_table(
     estimates: Sequence[float],
     ci_lower: Sequence[float],
     ci_upper: Sequence[float],
-    labels: np.ndarray,
+    labels: np.ndarray | pd.Categorical,
     actual: np.ndarray,
     expected: np.ndarray,
     exposure: np.ndarray,
@@ -243,9 +274,7 @@ def level_table(
         ``actual``, ``expected``, ``ae``, ``observed`` (``fit`` adjusted by A/E), ``n_rows``.
     """
     levels = [str(v) for v in levels]
-    index = {level: i for i, level in enumerate(levels)}
-    codes = pd.Series(labels, dtype=object).map(index).to_numpy(dtype=np.float64, na_value=-1)
-    codes = np.where(np.isnan(codes), -1, codes).astype(np.intp)
+    codes = _codes(_categorical(labels), levels)
     ok = codes >= 0
     k = len(levels)
 
@@ -276,8 +305,8 @@ def level_table(
 
 # -- interactions ----------------------------------------------------------------------------
 def interaction_table(
-    labels_a: np.ndarray,
-    labels_b: np.ndarray,
+    labels_a: np.ndarray | pd.Categorical,
+    labels_b: np.ndarray | pd.Categorical,
     actual: np.ndarray,
     expected: np.ndarray,
     exposure: np.ndarray,
@@ -309,19 +338,19 @@ def interaction_table(
         ``fit`` (the exposure-weighted mean over the cell's rows of the interaction's
         relativity ``exp(effect)`` for a log link, else of the effect), ``n_rows``.
     """
-    la = pd.Series(labels_a, dtype=object).astype(str).to_numpy()
-    lb = pd.Series(labels_b, dtype=object).astype(str).to_numpy()
-    levels_a = list(order_a) if order_a is not None else sorted(set(la))
-    levels_b = list(order_b) if order_b is not None else sorted(set(lb))
-    levels_a += sorted(set(la) - set(levels_a))
-    levels_b += sorted(set(lb) - set(levels_b))
-    ia = pd.Index(levels_a).get_indexer(pd.Index(la))
-    ib = pd.Index(levels_b).get_indexer(pd.Index(lb))
+    la, lb = _categorical(labels_a), _categorical(labels_b)
+    present_a, present_b = _present(la), _present(lb)
+    levels_a = [str(v) for v in order_a] if order_a is not None else sorted(present_a)
+    levels_b = [str(v) for v in order_b] if order_b is not None else sorted(present_b)
+    levels_a += sorted(set(present_a) - set(levels_a))
+    levels_b += sorted(set(present_b) - set(levels_b))
+    ia, ib = _codes(la, levels_a), _codes(lb, levels_b)
+    ok = (ia >= 0) & (ib >= 0)  # rows with a missing label are in no cell
     ka, kb = len(levels_a), len(levels_b)
-    cell = ia * kb + ib
+    cell = ia[ok] * kb + ib[ok]
 
     def total(w: np.ndarray | None) -> np.ndarray:
-        return np.bincount(cell, weights=w, minlength=ka * kb)
+        return np.bincount(cell, weights=None if w is None else w[ok], minlength=ka * kb)
 
     count = total(None)
     e, a, p = total(exposure), total(actual), total(expected)
@@ -361,7 +390,7 @@ def search_table(search: pd.DataFrame) -> pd.DataFrame:
 def consistency_table(
     levels: Sequence[str],
     fit: Sequence[float] | np.ndarray,
-    labels: np.ndarray,
+    labels: np.ndarray | pd.Categorical,
     by: np.ndarray,
     actual: np.ndarray,
     expected: np.ndarray,
@@ -385,8 +414,7 @@ def consistency_table(
     """
     levels = [str(v) for v in levels]
     fit_values = np.asarray(fit, dtype=np.float64)
-    lab = pd.Series(labels, dtype=object).astype(str).to_numpy()
-    il = pd.Index(levels).get_indexer(pd.Index(lab))
+    il = _codes(_categorical(labels), levels)
     by_codes, by_values = pd.factorize(pd.Series(by), sort=True)
     ok = (il >= 0) & (by_codes >= 0)
     kl, kb = len(levels), len(by_values)
@@ -454,27 +482,45 @@ def _level_strings() -> Callable[[pd.Series], np.ndarray]:
     raise ImportError("smglm.glm.terms.level_strings is missing")  # pragma: no cover
 
 
-def _level_labels(term: dict[str, Any], scored: Scored) -> np.ndarray:
-    """The level of each row of ``scored`` in a levels term (categorical or bands)."""
+def _with_missing(labels: pd.Categorical) -> pd.Categorical:
+    """``labels`` with missing values as the level ``(missing)``."""
+    labels = _categorical(labels)
+    codes = np.asarray(labels.codes)
+    if not (codes < 0).any():
+        return labels
+    categories = [str(c) for c in labels.categories]
+    if MISSING_LABEL not in categories:
+        categories.append(MISSING_LABEL)
+    codes = np.where(codes < 0, categories.index(MISSING_LABEL), codes)
+    return _from_codes(codes, categories)
+
+
+def _level_labels(term: dict[str, Any], scored: Scored) -> pd.Categorical:
+    """The level of each row of ``scored`` in a levels term (categorical or bands), as a
+    Categorical of text (missing values as ``(missing)``)."""
     name = term["name"]
     column = scored.prep.X[name] if name in scored.prep.X.columns else scored.data[name]
     if isinstance(column.dtype, pd.CategoricalDtype):
-        labels = column.astype(object).to_numpy()
-        return np.where(pd.isna(labels), MISSING_LABEL, labels).astype(str)
+        return _with_missing(column.array)
     if term.get("type") == "bands" and pd.api.types.is_numeric_dtype(column.dtype):
         from smglm.config.terms import band_labels
 
         cuts = [float(c) for c in term["cuts"]]
-        names = np.asarray(band_labels(cuts), dtype=object)
         x = column.to_numpy(dtype=np.float64, na_value=np.nan)
-        out = names[np.searchsorted(np.asarray(cuts), np.nan_to_num(x), side="right")]
-        return np.where(np.isnan(x), MISSING_LABEL, out).astype(str)
+        codes = np.searchsorted(np.asarray(cuts), np.nan_to_num(x), side="right")
+        codes = np.where(np.isnan(x), -1, codes)
+        return _with_missing(_from_codes(codes, band_labels(cuts)))
     values = _level_strings()(column)
     groups = term.get("groups") or {}
+    labels = pd.Categorical(values)
     if groups:
         mapping = {str(m): str(g) for g, members in groups.items() for m in members}
-        values = np.asarray([mapping.get(str(v), v) for v in values], dtype=object)
-    return np.where(pd.isna(values), MISSING_LABEL, values).astype(str)
+        grouped = [mapping.get(str(c), str(c)) for c in labels.categories]
+        merged = list(dict.fromkeys(grouped))
+        lookup = np.append(pd.Index(merged).get_indexer(pd.Index(grouped)), -1)
+        codes = lookup[np.asarray(labels.codes, dtype=np.intp)]
+        labels = _from_codes(codes, merged)
+    return _with_missing(labels)
 
 
 def _spline_names(term: dict[str, Any]) -> list[str]:
@@ -515,7 +561,7 @@ def _covariance_block(result: Any, names: list[str]) -> np.ndarray | None:
     return cov.loc[names, names].to_numpy(dtype=np.float64)
 
 
-def _kept(scored: Scored, values: np.ndarray) -> np.ndarray:
+def _kept(scored: Scored, values: Any) -> Any:
     keep = scored.keep
     return values if keep.all() else values[keep]
 
@@ -607,7 +653,7 @@ def _spline_view(
 
 def _part_basis(
     model: Any, term: dict[str, Any], scored: Scored, amounts_e: np.ndarray
-) -> tuple[np.ndarray | None, np.ndarray, np.ndarray, list[str]]:
+) -> tuple[np.ndarray | None, np.ndarray, pd.Categorical, list[str]]:
     """One part of an interaction: (level codes or None, numeric basis (n, dim) or the codes'
     dimension, labels per row, label order)."""
     from smglm.glm.report.one_way import _numeric_codes
@@ -616,7 +662,7 @@ def _part_basis(
     if kind in ("categorical", "bands"):
         levels = [str(v) for v in term["levels"]]
         labels = _kept(scored, _level_labels(term, scored))
-        codes = pd.Index(levels).get_indexer(pd.Index(labels))
+        codes = _codes(labels, levels)
         ref = levels.index(str(term["reference"])) if term.get("reference") in levels else 0
         codes = np.where(codes < 0, ref, codes)  # unseen levels score as the reference
         shown = [levels[i] for i in display_order(term)]
@@ -624,8 +670,7 @@ def _part_basis(
     x = _kept(scored, _raw_numbers(scored, term["name"]))
     basis = x[:, None] if kind == "numeric" else _spline_basis(model, term, x)
     bin_codes, bin_labels = _numeric_codes(x, amounts_e, INTERACTION_BINS)
-    names = np.asarray([*bin_labels, MISSING_LABEL], dtype=object)
-    labels = names[np.where(bin_codes < 0, len(bin_labels), bin_codes)].astype(str)
+    labels = _with_missing(_from_codes(bin_codes, list(bin_labels)))
     return None, basis, labels, list(bin_labels)
 
 
