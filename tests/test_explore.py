@@ -207,6 +207,18 @@ def test_sm_explore_magic(shell):
     assert x.table("area")["exposure"].sum() == pytest.approx(df["exposure"].sum())
 
 
+def test_sm_explore_takes_a_config_variable(shell):
+    shell.user_ns["cfg"] = {
+        "target": "claim_count",
+        "exposure": "exposure",
+        "predictors": ["region"],
+        "family": "poisson",
+    }
+    result = shell.run_cell("%sm_explore df config=cfg", store_history=False)
+    assert result.error_in_exec is None, result.error_in_exec
+    assert result.result.predictors == ["region"]
+
+
 def test_sm_explore_errors_are_usage_errors(shell):
     result = shell.run_cell("%sm_explore df exposure=exposure", store_history=False)
     assert isinstance(result.error_in_exec, UsageError)
@@ -222,3 +234,21 @@ def test_import_smglm_does_not_import_the_explorer():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.split() == ["False", "False"]
+
+
+def test_a_config_gives_target_exposure_and_predictors(data):
+    config = {
+        "target": "claim_count",
+        "exposure": "exposure",
+        "predictors": ["area", "driver_age"],
+        "family": "poisson",
+    }
+    x = explore(data, config=config)
+    assert (x.target, x.exposure, x.predictors) == (
+        "claim_count",
+        "exposure",
+        ["area", "driver_age"],
+    )
+    assert explore(data, config=config, predictors=["region"]).predictors == ["region"]
+    with pytest.raises(ConfigError, match="give the target column"):
+        explore(data)

@@ -3,6 +3,8 @@ figures drawn from them, their storage and their place in the registry."""
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -378,6 +380,24 @@ def test_a_fitted_model_gets_level_views_with_its_coefficients(fitted):
     assert list(data.levels["region"]["level"]) == sorted(data.levels["region"]["level"])
     keys = [s.key for s in rep.sections]
     assert "levels" in keys and "splines" not in keys
+
+
+def test_a_job_writes_the_term_views(fitted, tmp_path):
+    from smglm.glm.report.scoring import scored_from_fit
+    from smglm.runtime.report_files import write_reports
+
+    result, _ = fitted
+    scored = scored_from_fit(result, "train")
+    files = write_reports(result.config, [(scored, tmp_path, None)], result=result)
+    names = {p.name for p in files["train"]}
+    assert {"levels_area.png", "levels_area.csv", "levels_region.png"} <= names
+    assert json.loads((tmp_path / "report.json").read_text())["levels"] == {
+        "area": "levels_area.csv",
+        "region": "levels_region.csv",
+    }
+    # without the FitResult (as before): no term views
+    other = write_reports(result.config, [(scored, tmp_path / "plain", None)])
+    assert not any(p.name.startswith("levels_") for p in other["train"])
 
 
 def test_a_search_table_on_the_result_becomes_the_train_figure(fitted):

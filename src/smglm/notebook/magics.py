@@ -215,8 +215,8 @@ class SmglmMagics(Magics):
     @argument(
         "options",
         nargs="*",
-        help="key=value: target= (required), exposure=, weights=, predictors=a,b, bins=, "
-        "rare=, max_levels=",
+        help="key=value: target= (required unless config= gives it), exposure=, weights=, "
+        "predictors=a,b, config=, bins=, rare=, max_levels=",
     )
     def sm_explore(self, line: str) -> Any:
         """Look at the data before fitting: exposure and observed rate by level or bin of

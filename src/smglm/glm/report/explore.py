@@ -237,11 +237,12 @@ def _merge_levels(series: pd.Series, e: np.ndarray, max_levels: int) -> tuple[pd
 
 def explore(
     data: Any,
-    target: str,
+    target: str | None = None,
     exposure: str | None = None,
     weights: str | None = None,
     predictors: Sequence[str] | None = None,
     *,
+    config: Any = None,
     bins: int = 10,
     rare: float = 0.01,
     max_levels: int = 50,
@@ -265,6 +266,9 @@ def explore(
         Columns of exposure and of weights.
     predictors : list of str, optional
         The columns to look at (default: every column but target, exposure and weights).
+    config : GLMConfig, dict or path, optional
+        A model's config: its target, exposure, weights and predictors are used where the
+        arguments above are not given (e.g. ``explore(df, config=cfg)`` before fitting it).
     bins : int
         Quantile bins of a numeric column (each value its own bin when it has no more).
     rare : float
@@ -284,6 +288,18 @@ def explore(
     """
     from smglm.glm.io import read_table
 
+    if config is not None:
+        from smglm.config import as_glm_config
+
+        cfg = as_glm_config(config)
+        target = target or cfg.target
+        exposure = exposure or cfg.exposure
+        weights = weights or cfg.weights
+        if predictors is None and cfg.predictors:
+            predictors = list(cfg.predictors)
+    if not target:
+        msg = "give the target column (or a config holding it), e.g. target='claim_count'"
+        raise ConfigError([Issue("target", msg)])
     check_bins("bins", bins)
     check_bins("max_levels", max_levels, minimum=2)
     if isinstance(rare, bool) or not isinstance(rare, (int, float)) or not 0 <= rare < 1:

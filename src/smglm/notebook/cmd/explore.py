@@ -18,7 +18,9 @@ __all__ = ["OPTIONS", "parse_options", "run"]
 
 #: The ``key=value`` options of ``%sm_explore`` and what each takes.
 OPTIONS = {
-    "target": "the column whose rate is observed (required)",
+    "target": "the column whose rate is observed (required, unless config= gives it)",
+    "config": "a GLMConfig or dict variable, or a config file: its target, exposure, weights "
+    "and predictors",
     "exposure": "the exposure column",
     "weights": "the weights column",
     "predictors": "comma-separated columns (default: all others)",
@@ -60,7 +62,7 @@ def parse_options(assignments: Sequence[str]) -> dict[str, Any]:
                 raise ConfigError([Issue(key, msg, value)]) from None
         else:
             options[key] = value or None
-    if not options.get("target"):
+    if not options.get("target") and not options.get("config"):
         msg = "give the target column, e.g. %sm_explore df target=claim_count exposure=exposure"
         raise ConfigError([Issue("target", msg)])
     return options
@@ -83,6 +85,9 @@ def run(data: str, assignments: Sequence[str], user_ns: dict[str, Any]) -> Explo
             ]
         )
     options = parse_options(assignments)
+    ref = options.get("config")
+    if ref is not None and ref.isidentifier() and ref in user_ns:
+        options["config"] = user_ns[ref]  # a GLMConfig or dict variable; else a file path
     frame = resolve_data(data, user_ns, option="data")
     if isinstance(frame, str) and frame.startswith("s3://"):
         msg = f"%sm_explore reads local data; download {frame!r} or read it into a DataFrame"
