@@ -166,6 +166,17 @@ def test_html_text_and_figures(explored):
         explored.table("areas")
 
 
+def test_widget_switches_predictor(explored):
+    pytest.importorskip("ipywidgets")
+    box = explored.widget()
+    summary, choose, detail = box.children
+    assert "spread" in summary.value
+    assert list(choose.options) == explored.predictors
+    first = detail.value
+    choose.value = "region"
+    assert detail.value != first and "R01" in detail.value
+
+
 def test_explore_reads_a_file(data, tmp_path):
     path = tmp_path / "d.parquet"
     data.to_parquet(path)

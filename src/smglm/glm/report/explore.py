@@ -145,17 +145,47 @@ class Exploration(RichView):
         parts += [f"<p><i>{esc(n)}</i></p>" for n in self.notes]
         parts.append(f"<p style='font-size:smaller;color:#555'>{esc(self._caption())}</p>")
         for i, column in enumerate(self.predictors):
-            table = self.tables[column]
-            cols = ["bin", "exposure", "actual", "rate", "relative", "n_rows"]
-            body = html_table(cols, table[cols].itertuples(index=False))  # type: ignore[arg-type]
             parts.append(
                 f"<details{' open' if i == 0 else ''}><summary><b>{esc(column)}</b></summary>"
-                f"{img_tag(self.png(column), column)}{body}</details>"
+                f"{self._detail_html(column)}</details>"
             )
         return "".join(parts) + "</div>"
 
     def _repr_html_(self) -> str:
         return self.to_html()
+
+    def widget(self) -> Any:
+        """The exploration as ipywidgets: the summary, then a dropdown of the predictors that
+        shows the chosen one's figure and table (needs ipywidgets)."""
+        import ipywidgets as w
+
+        headers, rows = self._summary_rows()
+        summary = w.HTML(html_table(headers, rows))
+        detail = w.HTML(self._detail_html(self.predictors[0]) if self.predictors else "")
+        choose = w.Dropdown(options=self.predictors, description="predictor")
+
+        def show(change: dict[str, Any]) -> None:
+            detail.value = self._detail_html(change["new"])
+
+        choose.observe(show, names="value")
+        return w.VBox([summary, choose, detail])
+
+    def show(self) -> Any:
+        """Display :meth:`widget` (or the HTML without ipywidgets); return what was shown."""
+        from IPython.display import display
+
+        try:
+            shown = self.widget()
+        except ImportError:
+            shown = self
+        display(shown)
+        return shown
+
+    def _detail_html(self, column: str) -> str:
+        table = self.tables[column]
+        cols = ["bin", "exposure", "actual", "rate", "relative", "n_rows"]
+        body = html_table(cols, list(table[cols].itertuples(index=False)))
+        return img_tag(self.png(column), column) + body
 
     def to_text(self) -> str:
         headers, rows = self._summary_rows()
