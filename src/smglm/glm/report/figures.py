@@ -637,7 +637,9 @@ FIGURES: list[FigureSpec] = [
         "base at 0) with its 95% confidence interval; blue dots the observed relativity (the "
         "fitted one times the level's actual / expected: where they sit off the bar, the data "
         "disagree with the fit); grey bars exposure. A fixed term shows its fixed values, "
-        "without an interval.",
+        "without an interval. On the training data of a model with a canonical link (Poisson "
+        "with log, ...), an estimated level's actual / expected is 1 by construction: the test "
+        "split is the one to read.",
         _term_items("levels", plot_levels),
     ),
     FigureSpec(
@@ -658,7 +660,9 @@ FIGURES: list[FigureSpec] = [
         "quantile bins; red: more claims than the model expects, blue: fewer; blank: no "
         "expected amount); right, the interaction's own fitted relativity in each cell (main "
         "effects excluded; exposure-weighted mean over the cell's rows). A/E near 1 everywhere "
-        "means the interaction captures the joint effect.",
+        "means the interaction captures the joint effect (on the training data of a "
+        "categorical x categorical interaction with a canonical link it is 1 by construction: "
+        "read the test split).",
         _term_items("interactions", plot_interaction),
     ),
     FigureSpec(
