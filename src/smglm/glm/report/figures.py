@@ -594,12 +594,22 @@ def _term_items(kind: str, draw: Callable[..., Figure]) -> Callable[[ReportData]
         out = []
         for name, table in tables.items():
             extra = (d.split_by, d.link) if kind == "consistency" else (d.link,)
+            shown = _thin_curve(table) if kind == "splines" else table
             out.append(
-                FigureItem(stems[name], str(name), table, partial(draw, table, name, *extra))
+                FigureItem(stems[name], str(name), shown, partial(draw, table, name, *extra))
             )
         return out
 
     return items
+
+
+def _thin_curve(table: pd.DataFrame, points: int = 11) -> pd.DataFrame:
+    """A spline view's table for reading as text: the curve at ``points`` grid points (its
+    figure draws them all) and the bins."""
+    curve = table[table["part"] == "curve"]
+    step = max(1, (len(curve) - 1) // max(1, points - 1))
+    keep = curve.iloc[::step]
+    return pd.concat([keep, table[table["part"] != "curve"]], ignore_index=True)
 
 
 def _search_items(d: ReportData) -> list[FigureItem]:
