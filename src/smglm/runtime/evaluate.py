@@ -73,4 +73,4 @@ def evaluate(paths: MLPaths) -> None:
     out.mkdir(parents=True, exist_ok=True)
     (out / "metrics.json").write_text(json.dumps(json_safe(metrics), indent=1), encoding="utf-8")
     log.info("metrics written to %s", out / "metrics.json")
-    write_report(config, scored, out / name, workers=plot_workers())
+    write_report(config, scored, out / name, workers=plot_workers(), result=result)

@@ -192,7 +192,7 @@ def _write_outputs(paths: MLPaths, result: Any, splits: Mapping[str, Any]) -> No
             log.exception("%s: cannot score the data for the report", name)
             continue
         reports.append((scored, out / name, result.convergence if name == "train" else None))
-    write_reports(result.config, reports, workers=plot_workers())
+    write_reports(result.config, reports, workers=plot_workers(), result=result)
 
 
 def _write_model(paths: MLPaths, result: Any) -> None:
