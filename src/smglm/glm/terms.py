@@ -241,8 +241,18 @@ def quantile_knots(x: np.ndarray, n_interior: int) -> list[float]:
     knots at evenly spaced quantiles."""
     if n_interior <= 0:
         return []
-    probs = np.linspace(0.0, 1.0, n_interior + 2)[1:-1]
-    return [float(q) for q in np.quantile(np.asarray(x, dtype=float), probs, method="linear")]
+    x = np.asarray(x, dtype=float)
+    probs = np.arange(n_interior + 2)[1:-1] * (1.0 / (n_interior + 1))  # R's seq.int(0, 1, ...)
+    # R's quantile.default, type 7, as written there (1-based index, (1 - h) a + h b)
+    index = 1 + (x.size - 1) * probs
+    lo = np.floor(index).astype(np.int64)
+    hi = np.ceil(index).astype(np.int64)
+    xs = np.partition(x, np.unique(np.concatenate([lo, hi])) - 1)
+    qs = xs[lo - 1]
+    h = index - lo
+    between = (index > lo) & (xs[hi - 1] != qs)
+    qs = np.where(between, (1 - h) * qs + h * xs[hi - 1], qs)
+    return [float(q) for q in qs]
 
 
 # -- the terms ----------------------------------------------------------------------------------
