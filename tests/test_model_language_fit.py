@@ -242,11 +242,11 @@ def _issues(config: dict, df: pd.DataFrame) -> list:
         ),
         (
             {
-                "predictors": ["vehicle_age"],
-                "terms": {"vehicle_age": {"spline": {"df": 3, "monotone": "increasing"}}},
+                "predictors": ["driver_age"],
+                "terms": {"driver_age": {"spline": {"df": 4, "boundary": [0, 10]}}},
             },
-            "terms.vehicle_age.spline.df",
-            ["monotone", "df >= 4"],
+            "terms.driver_age.spline.df",
+            ["3 interior knots", "too few distinct values"],
         ),
         (
             {
@@ -522,3 +522,17 @@ def test_a_test_split_is_scored_with_the_training_terms(data):
         np.zeros(len(result.model.term(c).columns))) for c in cfg["predictors"]]  # fmt: skip
     np.testing.assert_allclose(mu, result.model.predict(test_df.loc[tprep.X.index]), rtol=1e-12)
     assert np.isfinite(result.metrics["test"]["deviance"])
+
+
+def test_tied_values_put_the_knots_at_quantiles_of_the_distinct_values():
+    rng = np.random.default_rng(0)
+    x = np.where(rng.random(2000) < 0.6, 50.0, rng.integers(50, 150, 2000).astype(float))
+    df = pd.DataFrame({"x": x, "y": rng.poisson(0.1, 2000), "e": np.ones(2000)})
+    cfg = smglm.GLMConfig.from_dict(
+        {"target": "y", "exposure": "e", "family": "poisson", "predictors": ["x"],
+         "terms": {"x": {"spline": {"df": 3}}}}
+    ).resolved()  # fmt: skip
+    [term] = prepare(cfg, df).terms
+    assert isinstance(term, SplineTerm)
+    np.testing.assert_allclose(term.knots, np.quantile(np.unique(x), [1 / 3, 2 / 3]))
+    assert 50 < term.knots[0] < term.knots[1] < x.max()

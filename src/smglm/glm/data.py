@@ -720,9 +720,10 @@ def _fixed_levels(
 
 
 def _spline_term(col: str, spec: TermSpec, x: np.ndarray) -> tuple[MainTerm | None, list[Issue]]:
-    """A spline's fitted state: its knots (given, or at quantiles of ``x`` for ``df``) and its
+    """A spline's fitted state: its knots (given, or for ``df`` at quantiles of ``x`` as R's
+    ``ns``; where ties make quantiles coincide, at quantiles of its distinct values) and its
     boundary (given, or the data's range), and the problems: too few distinct values for the
-    df, knots repeated by ties, knots outside the data."""
+    df, knots outside the data."""
     s = spec.spline
     assert s is not None
     field_ = f"terms.{col}.spline"
@@ -753,14 +754,24 @@ def _spline_term(col: str, spec: TermSpec, x: np.ndarray) -> tuple[MainTerm | No
                 )
             ]
         inside = x[(x >= lo) & (x <= hi)]
-        knots = quantile_knots(inside, df - 1 if monotone is None else df - 3)
-        edges = [lo, *knots, hi]
-        if any(b <= a for a, b in itertools.pairwise(edges)):
+        n_interior = df - 1 if monotone is None else df - 3
+        knots = quantile_knots(inside, n_interior) if inside.size else [lo] * n_interior
+        if inside.size and any(b <= a for a, b in itertools.pairwise([lo, *knots, hi])):
+            # ties make quantiles coincide (R's ns would repeat the knots and give a degenerate
+            # basis): the quantiles of the distinct values instead
+            knots = quantile_knots(np.unique(inside), n_interior)
+            log.info(
+                "%s: tied values give repeated quantile knots; knots at quantiles of the "
+                "distinct values instead: %s",
+                col,
+                knots,
+            )
+        if any(b <= a for a, b in itertools.pairwise([lo, *knots, hi])):
             return None, [
                 Issue(
                     f"{field_}.df",
-                    f"the quantiles of {col!r} give repeated knots {[round(q, 6) for q in knots]}"
-                    f" within [{lo:g}, {hi:g}] (many tied values): choose a smaller df, or give "
+                    f"df {df} needs {n_interior} interior knots strictly inside [{lo:g}, {hi:g}];"
+                    f" {col!r} has too few distinct values there: choose a smaller df, or give "
                     "knots",
                     df,
                 )

@@ -91,6 +91,14 @@ class FitResult:
         seconds = (self.metrics.get("fit") or {}).get("seconds")
         return math.nan if seconds is None else float(seconds)
 
+    @property
+    def n_coefficients(self) -> int:
+        """The coefficient table's rows that were estimated (fixed terms excluded)."""
+        table = self.coefficients
+        if "note" not in table.columns:
+            return len(table)
+        return int((table["note"].fillna("").astype(str) != "fixed").sum())
+
     def predict(self, data: pd.DataFrame, *, use_offset: bool = True) -> np.ndarray:
         """Predicted means for ``data`` (see :meth:`PortableModel.predict`)."""
         return self.model.predict(data, use_offset=use_offset)

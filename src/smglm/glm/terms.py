@@ -150,16 +150,25 @@ def bspline_basis(x: np.ndarray, t: np.ndarray, degree: int = 3, deriv: int = 0)
         right[:, d] = t[i + d] - x
         saved = np.zeros(m)
         for r in range(d):
-            denom = right[:, r + 1] + left[:, d - r]
+            denom = t[i + r + 1] - t[i + 1 - d + r]  # right[r + 1] + left[d - r]
             with np.errstate(divide="ignore", invalid="ignore"):
-                temp = np.where(denom != 0, values[:, r] / denom, 0.0)
+                temp = values[:, r] / denom
+            if not (denom > 0).all():
+                temp[denom <= 0] = 0.0
             values[:, r] = saved + right[:, r + 1] * temp
             saved = left[:, d - r] * temp
         values[:, d] = saved
     out = np.zeros((m, n))
+    first = i - degree  # the column of each row's first non-zero function
+    if m and first.min() >= 0 and first.max() + degree < n:  # boundary knots repeated: always
+        flat = out.reshape(-1)
+        start = np.arange(m) * n + first
+        for r in range(degree + 1):
+            flat[start + r] = values[:, r]
+        return out
     rows = np.arange(m)
     for r in range(degree + 1):
-        cols = i - degree + r
+        cols = first + r
         ok = (cols >= 0) & (cols < n)
         out[rows[ok], cols[ok]] = values[ok, r]
     return out
@@ -232,8 +241,18 @@ def quantile_knots(x: np.ndarray, n_interior: int) -> list[float]:
     knots at evenly spaced quantiles."""
     if n_interior <= 0:
         return []
-    probs = np.linspace(0.0, 1.0, n_interior + 2)[1:-1]
-    return [float(q) for q in np.quantile(np.asarray(x, dtype=float), probs, method="linear")]
+    x = np.asarray(x, dtype=float)
+    probs = np.arange(n_interior + 2)[1:-1] * (1.0 / (n_interior + 1))  # R's seq.int(0, 1, ...)
+    # R's quantile.default, type 7, as written there (1-based index, (1 - h) a + h b)
+    index = 1 + (x.size - 1) * probs
+    lo = np.floor(index).astype(np.int64)
+    hi = np.ceil(index).astype(np.int64)
+    xs = np.partition(x, np.unique(np.concatenate([lo, hi])) - 1)
+    qs = xs[lo - 1]
+    h = index - lo
+    between = (index > lo) & (xs[hi - 1] != qs)
+    qs = np.where(between, (1 - h) * qs + h * xs[hi - 1], qs)
+    return [float(q) for q in qs]
 
 
 # -- the terms ----------------------------------------------------------------------------------

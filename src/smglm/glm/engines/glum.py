@@ -117,19 +117,21 @@ def design_matrix(prepared: Prepared) -> Any:
 
     X = prepared.X
     terms = prepared.estimated_terms
-    if [t.name for t in terms] == list(X.columns) and not any(
-        isinstance(t, SplineTerm) for t in terms
-    ):
+    bases = {  # each spline's basis, computed once (interactions reuse it)
+        t.name: t.basis(X[t.name].to_numpy(dtype=float))
+        for t in terms
+        if isinstance(t, SplineTerm)
+    }
+    if [t.name for t in terms] == list(X.columns) and not bases:
         frame = X  # main effects of raw columns: no copy
     else:
-        frame = pd.DataFrame(index=X.index)
+        columns: dict[str, Any] = {}
         for term in terms:
-            if isinstance(term, SplineTerm):
-                basis = term.basis(X[term.name].to_numpy(dtype=float))
-                for j, name in enumerate(term.columns):
-                    frame[name] = basis[:, j]
+            if term.name in bases:
+                columns.update(zip(term.columns, bases[term.name].T, strict=True))
             else:
-                frame[term.name] = X[term.name]
+                columns[term.name] = X[term.name]
+        frame = pd.DataFrame(columns, index=X.index)
     parts = []
     if len(frame.columns):
         parts.append(
@@ -140,13 +142,15 @@ def design_matrix(prepared: Prepared) -> Any:
                 cat_missing_method="fail",
             )
         )
-    parts += [_interaction_matrix(inter, X) for inter in prepared.interactions]
+    parts += [_interaction_matrix(inter, X, bases) for inter in prepared.interactions]
     if not parts:
         return tabmat.DenseMatrix(np.zeros((len(X), 0)))
     return parts[0] if len(parts) == 1 else tabmat.SplitMatrix(parts)
 
 
-def _interaction_matrix(inter: InteractionTerm, X: pd.DataFrame) -> Any:
+def _interaction_matrix(
+    inter: InteractionTerm, X: pd.DataFrame, bases: dict[str, np.ndarray]
+) -> Any:
     """An interaction's columns as a tabmat matrix (see :func:`design_matrix`)."""
     import scipy.sparse as sps
     import tabmat
@@ -161,6 +165,8 @@ def _interaction_matrix(inter: InteractionTerm, X: pd.DataFrame) -> Any:
         return np.asarray(X[term.name].cat.codes.to_numpy(), dtype=np.int64)
 
     def dense(term: Any) -> np.ndarray:
+        if term.name in bases:
+            return bases[term.name]
         x = X[term.name].to_numpy(dtype=float)
         return term.basis(x) if isinstance(term, SplineTerm) else x[:, None]
 
