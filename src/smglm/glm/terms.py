@@ -18,7 +18,8 @@ Term types (``type`` in ``model.json``):
   coefficients of one sign give a monotone curve (values beyond the boundary are clamped).
   Both are 0 at the lower boundary knot.
 - ``interaction``: the products of two main terms' columns (a level term enters as the
-  indicators of its levels, the reference's being 0).
+  indicators of its levels, the reference's being 0). A monotone spline's interaction columns
+  are not sign-constrained: the main curve is monotone, the curve of each level need not be.
 """
 
 from __future__ import annotations

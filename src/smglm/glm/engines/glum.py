@@ -118,9 +118,7 @@ def design_matrix(prepared: Prepared) -> Any:
     X = prepared.X
     terms = prepared.estimated_terms
     bases = {  # each spline's basis, computed once (interactions reuse it)
-        t.name: t.basis(X[t.name].to_numpy(dtype=float))
-        for t in terms
-        if isinstance(t, SplineTerm)
+        t.name: t.basis(X[t.name].to_numpy(dtype=float)) for t in terms if isinstance(t, SplineTerm)
     }
     if [t.name for t in terms] == list(X.columns) and not bases:
         frame = X  # main effects of raw columns: no copy
