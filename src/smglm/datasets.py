@@ -303,7 +303,7 @@ HISTORY_YEARS = (2021, 2022, 2023, 2024, 2025)
 #: The yearly claim-frequency trend of :func:`motor_history` (log scale, per year).
 HISTORY_TREND = 0.03
 #: Extra log-frequency of area E in region R20..R25 (the interaction of :func:`motor_history`).
-HISTORY_AREA_REGION = 0.25
+HISTORY_AREA_REGION = 0.35
 
 
 def _history_age_effect(age: np.ndarray) -> np.ndarray:
