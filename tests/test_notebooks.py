@@ -33,6 +33,7 @@ NOTEBOOKS = (
     "03_local_to_sagemaker.ipynb",
     "04_pricing_workflow.ipynb",
     "05_serving_and_batch.ipynb",
+    "06_exploratory_frequency.ipynb",
 )
 #: Seconds one cell may take (the longest cells wait for a local training job).
 CELL_TIMEOUT = 180

@@ -586,3 +586,27 @@ def test_jobs_are_listed_from_their_runs(tmp_path, monkeypatch):
     assert metrics["train:deviance"] == pytest.approx(job.metrics["train"]["deviance"])
     table = jobs_from_mlflow()
     assert job.name in table.to_text() and "local" in table.to_text()
+
+
+def test_params_keyed_by_levels_or_bands_are_logged_as_json(tmp_path):
+    """MLflow refuses '[' in a parameter's name: a mapping keyed by band labels or levels
+    (fixed relativities, bounds on levels) is one parameter holding its JSON, and a real
+    store takes the batch."""
+    from mlflow.entities import Param
+
+    from smglm.tracking.runs import flatten_params
+
+    config = {
+        "fixed": {"bonus_malus": {"[-Inf,60)": 1.0, "[60,Inf)": 1.2}, "density_log": 0.09},
+        "constraints": {"bounds": {"area[B]": [0, None]}},
+        "penalty": {"alpha": 0.0},
+    }
+    params = flatten_params(config)
+    assert json.loads(params["fixed.bonus_malus"]) == {"[-Inf,60)": 1.0, "[60,Inf)": 1.2}
+    assert params["fixed.density_log"] == "0.09"
+    assert json.loads(params["constraints.bounds"]) == {"area[B]": [0, None]}
+    assert params["penalty.alpha"] == "0.0"
+    client = client_for(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    run = client.create_run(client.create_experiment("params"))
+    client.log_batch(run.info.run_id, params=[Param(k, v) for k, v in params.items()])
+    assert client.get_run(run.info.run_id).data.params == params

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -90,12 +91,20 @@ def is_local_store(uri: str) -> bool:
     return uri.startswith(("sqlite:", "file:", "/")) or "://" not in uri
 
 
+#: What MLflow allows in a parameter's name.
+_PARAM_NAME = re.compile(r"^[A-Za-z0-9_\-. :/]+$")
+
+
 def flatten_params(data: dict[str, Any], prefix: str = "") -> dict[str, str]:
-    """``{"penalty": {"alpha": 0}}`` -> ``{"penalty.alpha": "0"}``; lists as JSON."""
+    """``{"penalty": {"alpha": 0}}`` -> ``{"penalty.alpha": "0"}``; lists as JSON.
+
+    A mapping keyed by data values that MLflow does not take in a parameter's name (band
+    labels such as ``[60,80)`` in ``fixed``, levels such as ``area[B]`` in bounds) stays one
+    parameter whose value is its JSON."""
     out: dict[str, str] = {}
     for key, value in data.items():
         name = f"{prefix}{key}"
-        if isinstance(value, dict) and value:
+        if isinstance(value, dict) and value and all(_PARAM_NAME.match(str(k)) for k in value):
             out.update(flatten_params(value, f"{name}."))
         elif isinstance(value, (list, dict)):
             out[name] = json.dumps(value)
