@@ -135,8 +135,12 @@ def test_forward_folds_need_more_values_than_folds() -> None:
 def test_make_folds_reads_the_spec() -> None:
     spec = GLMConfig.from_dict(_search(cv={"folds": 2, "by": "year"})).penalty.search
     assert spec is not None
-    folds = make_folds(spec.cv, 4, pd.Series([1, 2, 3, 3]))
-    assert [t.tolist() for _, t in folds] == [[1], [2, 3]]
+    folds = make_folds(pd.DataFrame({"year": [1, 2, 3, 3]}), spec.cv)
+    assert [f.test.tolist() for f in folds] == [[1], [2, 3]]
+    assert [f.train.tolist() for f in folds] == [[0], [0, 1]]
+    with pytest.raises(DataError, match="column 'year' is not in the data") as info:
+        make_folds(pd.DataFrame({"yr": [1, 2, 3]}), spec.cv)
+    assert "penalty.search.cv.by" in info.value.fields
 
 
 # -- the path table and the choice ----------------------------------------------------------
@@ -201,7 +205,7 @@ def _glum_cv_on_the_same_folds(result: smglm.FitResult, data: pd.DataFrame) -> A
     spec = cfg.penalty.search
     assert spec is not None
     prep = prepare(cfg, data)
-    folds = make_folds(spec.cv, len(prep.y), None)
+    folds = make_folds(data, spec.cv)
     est = GeneralizedLinearRegressorCV(
         family="poisson",
         l1_ratio=spec.l1_ratio,
@@ -264,6 +268,7 @@ def test_search_outputs_follow_the_contract(searched: smglm.FitResult) -> None:
     assert (summary["alpha"], summary["l1_ratio"]) == (row["alpha"], row["l1_ratio"])
     assert summary["cv_deviance"] == row["cv_deviance"] == table["cv_deviance"].min()
     assert summary["folds"] == 3 and summary["n_fits"] == 3 * 2 * 6 and summary["rule"] == "min"
+    assert searched.metrics["fit"]["search_seconds"] == summary["seconds"] > 0
     assert (table["cv_deviance_se"] > 0).all()
     assert searched.config.penalty.search is not None  # the config as given
     assert f"penalty search: alpha={summary['alpha']:.6g}" in searched.summary()

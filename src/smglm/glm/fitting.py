@@ -113,6 +113,8 @@ def fit(
         result.config = cfg
         result.search = search.table
         result.metrics["search"] = search.summary
+        result.metrics["fit"]["search_seconds"] = search.path.seconds
+        result.metrics["fit"]["total_seconds"] = time.perf_counter() - t_start
     return result
 
 

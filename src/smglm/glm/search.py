@@ -35,7 +35,7 @@ import logging
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -54,6 +54,7 @@ __all__ = [
     "SearchOutcome",
     "check_folds",
     "choose",
+    "fold_frame",
     "forward_folds",
     "grouped_folds",
     "make_folds",
@@ -65,8 +66,14 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-#: One fold: the row positions to fit on and the row positions to validate on.
-Fold = tuple[np.ndarray, np.ndarray]
+
+class Fold(NamedTuple):
+    """One fold: the row positions to fit on and the row positions to validate on (a pair,
+    as glum's and scikit-learn's ``cv=[(train, test), ...]`` take)."""
+
+    train: np.ndarray
+    test: np.ndarray
+
 
 #: The columns of the path table (``FitResult.search``, ``search.csv``).
 SEARCH_COLUMNS = (
@@ -226,22 +233,23 @@ def forward_folds(values: pd.Series | np.ndarray, folds: int, *, column: str = "
         )
     out = []
     for v in range(n_values - folds, n_values):
-        out.append((np.flatnonzero(codes < v), np.flatnonzero(codes == v)))
+        out.append(Fold(np.flatnonzero(codes < v), np.flatnonzero(codes == v)))
     return out
 
 
-def make_folds(spec: CVSpec, n: int, column: pd.Series | np.ndarray | None) -> list[Fold]:
-    """The folds ``spec`` asks for on ``n`` rows; ``column`` holds the values of
-    ``spec.group`` or ``spec.by`` on those rows (None for random folds)."""
+def make_folds(df: pd.DataFrame, spec: CVSpec) -> list[Fold]:
+    """The folds ``spec`` (``penalty.search.cv``) asks for on the rows of ``df``, which needs
+    only the column of ``spec.group`` or ``spec.by`` (none for random folds)."""
+    col = spec.by or spec.group
+    if col is not None and col not in df.columns:
+        field_ = "penalty.search.cv.by" if spec.by else "penalty.search.cv.group"
+        raise DataError([Issue(field_, f"column {col!r} is not in the data", col)])
     if spec.by is not None:
-        assert column is not None
-        return forward_folds(column, spec.folds, column=spec.by)
+        return forward_folds(df[spec.by], spec.folds, column=spec.by)
     if spec.group is not None:
-        assert column is not None
-        return grouped_folds(
-            np.asarray(column, dtype=object), spec.folds, spec.seed, column=spec.group
-        )
-    return random_folds(n, spec.folds, spec.seed)
+        groups = df[spec.group].to_numpy(dtype=object)
+        return grouped_folds(groups, spec.folds, spec.seed, column=spec.group)
+    return random_folds(len(df), spec.folds, spec.seed)
 
 
 def _from_test_sets(n: int, tests: Sequence[np.ndarray]) -> list[Fold]:
@@ -249,7 +257,7 @@ def _from_test_sets(n: int, tests: Sequence[np.ndarray]) -> list[Fold]:
     for test in tests:
         is_test = np.zeros(n, dtype=bool)
         is_test[test] = True
-        out.append((np.flatnonzero(~is_test), np.asarray(test, dtype=np.int64)))
+        out.append(Fold(np.flatnonzero(~is_test), np.asarray(test, dtype=np.int64)))
     return out
 
 
@@ -354,14 +362,15 @@ def search_summary(
 # -- the search in a fit -------------------------------------------------------------------
 
 
-def fold_column(df: pd.DataFrame, prepared: Prepared, column: str) -> pd.Series:
-    """``df[column]`` on the rows ``prepared`` kept (``missing: drop`` may have dropped some;
-    the prepared predictors keep the data's row labels, which :func:`smglm.fit` makes unique
-    for a search)."""
-    s = df[column]
-    if len(s) == len(prepared.y):
-        return s
-    return s.loc[prepared.X.index]
+def fold_frame(df: pd.DataFrame, prepared: Prepared, spec: CVSpec) -> pd.DataFrame:
+    """The fold column of ``spec`` (none for random folds) on the rows ``prepared`` kept
+    (``missing: drop`` may have dropped some; the prepared predictors keep the data's row
+    labels, which :func:`smglm.fit` makes unique for a search)."""
+    col = spec.by or spec.group
+    frame = df[[col]] if col is not None else pd.DataFrame(index=df.index)
+    if len(frame) == len(prepared.y):
+        return frame
+    return frame.loc[prepared.X.index]
 
 
 def check_folds(config: GLMConfig, df: pd.DataFrame, prepared: Prepared) -> None:
@@ -371,11 +380,9 @@ def check_folds(config: GLMConfig, df: pd.DataFrame, prepared: Prepared) -> None
     spec = config.penalty.search
     if spec is None:
         return
-    col = spec.cv.by or spec.cv.group
-    if col is not None and len(df) != len(prepared.y) and not df.index.is_unique:
+    if len(df) != len(prepared.y) and not df.index.is_unique:
         return  # rows dropped and labels repeated: the job resets the labels, then checks
-    values = fold_column(df, prepared, col) if col is not None else None
-    folds = make_folds(spec.cv, len(prepared.y), values)
+    folds = make_folds(fold_frame(df, prepared, spec.cv), spec.cv)
     _check_fold_weights(folds, prepared.weights, _fold_kind(spec.cv))
 
 
@@ -406,9 +413,7 @@ def run_search(
 
     spec = config.penalty.search
     assert spec is not None
-    col = spec.cv.by or spec.cv.group
-    values = fold_column(df, prepared, col) if col is not None else None
-    folds = make_folds(spec.cv, len(prepared.y), values)
+    folds = make_folds(fold_frame(df, prepared, spec.cv), spec.cv)
     what = _fold_kind(spec.cv)
     _check_fold_weights(folds, prepared.weights, what)
     log.info(
