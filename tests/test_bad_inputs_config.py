@@ -78,6 +78,50 @@ def _train(case: str, config: dict[str, Any], expect: str, field: str) -> Case:
     return Case(case, "train", config, expect, {"field": field})
 
 
+def _ml(**changes: Any) -> dict[str, Any]:
+    """BASE with a third predictor, for the model language's cases."""
+    return {**BASE, "predictors": ["x", "cat", "z"], **changes}
+
+
+def _spline(**spline: Any) -> dict[str, Any]:
+    """``x`` as a spline with these options (base, groups: options of the term)."""
+    term = {k: spline.pop(k) for k in ("base", "groups") if k in spline}
+    return _ml(terms={"x": {"spline": spline, **term}})
+
+
+def _bands(cuts: list[Any], fixed: Any = None, **options: Any) -> dict[str, Any]:
+    """``x`` in bands with these cut points and options (and ``fixed``, if given)."""
+    more = {"fixed": fixed} if fixed is not None else {}
+    return _ml(terms={"x": {"bands": cuts, **options}}, **more)
+
+
+def _search(**search: Any) -> dict[str, Any]:
+    return _ml(penalty={"search": search})
+
+
+def _formula(formula: Any, **changes: Any) -> dict[str, Any]:
+    return {"formula": formula, "family": "poisson", **changes}
+
+
+#: The issue's model, every part of the language at once (valid).
+MODEL_LANGUAGE: dict[str, Any] = {
+    "predictors": ["x", "cat", "z", "age", "bm", "region", "brand", "density"],
+    "exposure": "e",
+    "terms": {
+        "x": {"spline": {"df": 5}},
+        "age": {"spline": {"knots": [25, 35, 50, 65], "boundary": [18, 90]}},
+        "z": {"spline": {"df": 4, "monotone": "decreasing"}},
+        "bm": {"bands": [60, 80, 100, 125], "base": "[80,100)", "missing": "level"},
+        "region": {"groups": {"north": ["R01", "R02", 3]}, "base": "R05"},
+        "brand": {"missing": "level"},
+    },
+    "interactions": [["cat", "region"], ["x", "cat"], ["bm", "x"]],
+    "fixed": {"density": 0.09, "brand": {"A": 1.2, "B": 1.35}},
+    "penalty": {"search": {"l1_ratio": [0, 0.5, 1], "n_alphas": 20, "cv": {"group": "policy"}}},
+    "test": {"by": "year", "holdout": [2025]},
+}
+
+
 CASES: list[Case] = [
     # -- wrong types ---------------------------------------------------------------------
     _c("target-not-string", _with(target=5), "must be a string; got 5", "target"),
@@ -318,6 +362,429 @@ CASES: list[Case] = [
     _file("accept-file-bom-json", "c.json", b'\xef\xbb\xbf{"target": "y"}', None),
     _file("accept-file-yaml", "c.yaml", b"target: y\npredictors: [x]\nfamily: gamma\n", None),
     _job("accept-job-defaults", {}, None),
+    # -- the model language: terms, interactions, fixed, penalty search, split by column ----
+    _c(
+        "term-unknown-column", _ml(terms={"q": {"bands": [1]}}), "'q' is not a predictor", "terms.q"
+    ),
+    _c(
+        "interaction-unknown-column",
+        _ml(interactions=[["x", "q"]]),
+        "'q' is not a predictor",
+        "interactions[0]",
+    ),
+    _c("fixed-unknown-column", _ml(fixed={"q": 0.1}), "'q' is not a predictor", "fixed.q"),
+    _c(
+        "spline-df-and-knots",
+        _spline(df=3, knots=[1, 2]),
+        "not both; got df=3 and knots=[1.0, 2.0]",
+        "terms.x.spline.df",
+    ),
+    _c("spline-neither", _spline(), "not neither; got neither", "terms.x.spline.df"),
+    _c(
+        "spline-knots-not-increasing",
+        _spline(knots=[2, 1]),
+        "knots must be strictly increasing; got [2.0, 1.0]",
+        "terms.x.spline.knots",
+    ),
+    _c(
+        "spline-knots-repeated",
+        _spline(knots=[1, 1]),
+        "strictly increasing; got [1.0, 1.0]",
+        "terms.x.spline.knots",
+    ),
+    _c(
+        "spline-knots-outside-boundary",
+        _spline(knots=[1, 5], boundary=[0, 4]),
+        "interior knots [1.0, 5.0] must lie strictly inside the boundary [0, 4]",
+        "terms.x.spline.knots",
+    ),
+    _c(
+        "spline-knot-on-boundary",
+        _spline(knots=[0, 2], boundary=[0, 4]),
+        "interior knots [0.0, 2.0] must lie strictly inside",
+        "terms.x.spline.knots",
+    ),
+    _c(
+        "spline-knots-nan",
+        _spline(knots=[1, math.nan]),
+        "knots must be finite numbers; got [1.0, nan]",
+        "terms.x.spline.knots",
+    ),
+    _c("spline-knots-empty", _spline(knots=[]), "interior knot", "terms.x.spline.knots"),
+    _c(
+        "spline-boundary-reversed",
+        _spline(df=3, boundary=[4, 0]),
+        "low < high; got (4.0, 0.0)",
+        "terms.x.spline.boundary",
+    ),
+    _c("spline-df-zero", _spline(df=0), "must be >= 1; got 0", "terms.x.spline.df"),
+    _c("spline-df-too-large", _spline(df=99), "must be <= 30; got 99", "terms.x.spline.df"),
+    _c("spline-df-fraction", _spline(df=2.5), "must be an integer; got 2.5", "terms.x.spline.df"),
+    _c(
+        "spline-monotone-df-small",
+        _spline(df=3, monotone="increasing"),
+        "a monotone spline has df >= 4 (a cubic B-spline: df - 3 interior knots); got df=3",
+        "terms.x.spline.df",
+    ),
+    _c(
+        "spline-monotone-typo",
+        _spline(df=4, monotone="up"),
+        "'up' is not allowed; choose one of ['increasing', 'decreasing']",
+        "terms.x.spline.monotone",
+    ),
+    _c(
+        "spline-kind-typo",
+        _spline(df=4, kind="bs"),
+        "'bs' is not allowed; choose one of ['natural']",
+        "terms.x.spline.kind",
+    ),
+    _c(
+        "spline-on-categorical",
+        _ml(categorical=["x"], terms={"x": {"spline": {"df": 3}}}),
+        "'x' is listed under categorical; a spline needs a numeric predictor",
+        "terms.x.spline",
+    ),
+    _c(
+        "spline-and-bands",
+        _ml(terms={"x": {"spline": {"df": 3}, "bands": [1]}}),
+        "a spline or bands, not both; got spline Spline(df=3) and bands [1.0]",
+        "terms.x.spline",
+    ),
+    _c(
+        "term-option-typo", _ml(terms={"x": {"band": [1]}}), "Did you mean 'bands'?", "terms.x.band"
+    ),
+    _c(
+        "bands-not-increasing",
+        _bands([80, 60]),
+        "cut points must be strictly increasing; got [80.0, 60.0]",
+        "terms.x.bands",
+    ),
+    _c("bands-empty", _bands([]), "give at least one cut point", "terms.x.bands"),
+    _c(
+        "bands-nan",
+        _bands([60, math.nan]),
+        "cut points must be finite numbers; got [60.0, nan]",
+        "terms.x.bands",
+    ),
+    _c(
+        "bands-infinite",
+        _bands([60, math.inf]),
+        "cut points must be finite numbers; got [60.0, inf]",
+        "terms.x.bands",
+    ),
+    _c("bands-word", _bands([60, "high"]), "must be a number; got 'high'", "terms.x.bands[1]"),
+    _c(
+        "bands-base-not-a-band",
+        _bands([60, 80], base="60"),
+        "'60' is not a band (or group) of cut points [60.0, 80.0]; choose one of "
+        "['[-Inf,60)', '[60,80)', '[80,Inf)']",
+        "terms.x.base",
+    ),
+    _c(
+        "bands-group-not-a-band",
+        _bands([60, 80], groups={"young": ["[0,60)"]}),
+        "['[0,60)'] are not bands of cut points [60.0, 80.0]",
+        "terms.x.groups.young",
+    ),
+    _c(
+        "group-level-in-two-groups",
+        _ml(terms={"cat": {"groups": {"g1": ["a", "b"], "g2": ["b", "c"]}}}),
+        "level 'b' is in two groups ('g1' and 'g2')",
+        "terms.cat.groups.g2",
+    ),
+    _c(
+        "group-empty",
+        _ml(terms={"cat": {"groups": {"g1": []}}}),
+        "group 'g1' is empty (got [])",
+        "terms.cat.groups.g1",
+    ),
+    _c(
+        "group-not-a-list",
+        _ml(terms={"cat": {"groups": {"g1": "a"}}}),
+        "must be a list; got 'a'",
+        "terms.cat.groups.g1",
+    ),
+    _c(
+        "base-on-spline",
+        _spline(df=3, base="a"),
+        "base applies to levels (categoricals and bands), not to a spline; got base='a'",
+        "terms.x.base",
+    ),
+    _c(
+        "groups-on-spline",
+        _spline(df=3, groups={"g": ["1"]}),
+        "groups applies to levels",
+        "terms.x.groups",
+    ),
+    _c(
+        "missing-level-typo",
+        _ml(terms={"cat": {"missing": "drop"}}),
+        "'drop' is not allowed; choose one of ['level']",
+        "terms.cat.missing",
+    ),
+    _c(
+        "interaction-self",
+        _ml(interactions=[["x", "x"]]),
+        "cannot interact with itself; got [x, x]",
+        "interactions[0]",
+    ),
+    _c(
+        "interaction-duplicate",
+        _ml(interactions=[["x", "cat"], ["cat", "x"]]),
+        "[cat, x] is listed twice",
+        "interactions[1]",
+    ),
+    _c(
+        "interaction-triple",
+        _ml(interactions=[["x", "cat"], ["x", "cat", "z"]]),
+        "a pair of predictors [a, b]; got ['x', 'cat', 'z'] (3 columns) (smglm fits two-way",
+        "interactions[1]",
+    ),
+    _c(
+        "interaction-single",
+        _ml(interactions=[["x"]]),
+        "a pair of predictors [a, b]; got ['x'] (1 column)",
+        "interactions[0]",
+    ),
+    _c("interaction-not-a-list", _ml(interactions="x:cat"), "must be a list", "interactions"),
+    _c(
+        "fixed-relativity-zero",
+        _ml(fixed={"cat": {"a": 1.0, "b": 0.0}}),
+        "relativities must be finite and > 0; got {'b': 0.0}",
+        "fixed.cat",
+    ),
+    _c(
+        "fixed-relativity-negative",
+        _ml(fixed={"cat": {"a": -1.2}}),
+        "relativities must be finite and > 0; got {'a': -1.2}",
+        "fixed.cat",
+    ),
+    _c(
+        "fixed-relativities-empty",
+        _ml(fixed={"cat": {}}),
+        "give the relativity of every level; got {}",
+        "fixed.cat",
+    ),
+    _c(
+        "fixed-coefficient-nan",
+        _ml(fixed={"x": math.nan}),
+        "a coefficient must be finite; got nan",
+        "fixed.x",
+    ),
+    _c("fixed-word", _ml(fixed={"x": "high"}), "got 'high'", "fixed.x"),
+    _c(
+        "fixed-relativities-identity-link",
+        _ml(family="gaussian", fixed={"cat": {"a": 1.0, "b": 1.2}}),
+        "relativities (level: value) need the log link; got link 'identity'",
+        "fixed.cat",
+    ),
+    _c(
+        "fixed-in-interaction",
+        _ml(fixed={"x": 0.1}, interactions=[["x", "cat"]]),
+        "'x' is in an interaction; a fixed term cannot be",
+        "fixed.x",
+    ),
+    _c(
+        "fixed-with-bounds",
+        _ml(fixed={"x": 0.1}, constraints={"bounds": {"x": [0, 1]}}),
+        "'x' is fixed, so its bounds mean nothing: remove them (constraints.bounds ['x'])",
+        "fixed.x",
+    ),
+    _c(
+        "fixed-with-level-bounds",
+        _ml(fixed={"cat": {"a": 1.0, "b": 1.1}}, constraints={"bounds": {"cat[b]": [0, 1]}}),
+        "(constraints.bounds ['cat[b]'])",
+        "fixed.cat",
+    ),
+    _c(
+        "fixed-spline",
+        _ml(fixed={"x": 0.1}, terms={"x": {"spline": {"df": 3}}}),
+        "'x' has a spline (terms.x.spline), and a spline cannot be fixed",
+        "fixed.x",
+    ),
+    _c(
+        "fixed-bands-unknown-band",
+        _bands([60], fixed={"x": {"[-Inf,60)": 1.0, "[60,80)": 1.2}}),
+        "['[60,80)'] are not bands of 'x' (cut points [60.0])",
+        "fixed.x",
+    ),
+    _c(
+        "fixed-everything-no-intercept",
+        _ml(predictors=["x"], fit_intercept=False, fixed={"x": 0.1}),
+        "every predictor is fixed and there is no intercept: nothing to fit",
+        "fixed",
+    ),
+    _c(
+        "search-with-alpha",
+        _ml(penalty={"alpha": 0.1, "search": {}}),
+        "is chosen by penalty.search; remove alpha (got 0.1)",
+        "penalty.alpha",
+    ),
+    _c(
+        "search-with-l1-ratio",
+        _ml(penalty={"l1_ratio": 0.5, "search": {"l1_ratio": [0, 1]}}),
+        "remove l1_ratio (got 0.5)",
+        "penalty.l1_ratio",
+    ),
+    _c(
+        "search-cv-group-and-by",
+        _search(cv={"group": "policy", "by": "year"}),
+        "not both; got group='policy' and by='year'",
+        "penalty.search.cv",
+    ),
+    _c(
+        "search-cv-group-is-target",
+        _search(cv={"group": "y"}),
+        "'y' is the model's target; folds need another column",
+        "penalty.search.cv.group",
+    ),
+    _c(
+        "search-folds-one",
+        _search(cv={"folds": 1}),
+        "must be >= 2; got 1",
+        "penalty.search.cv.folds",
+    ),
+    _c(
+        "search-n-alphas-one", _search(n_alphas=1), "must be >= 2; got 1", "penalty.search.n_alphas"
+    ),
+    _c(
+        "search-l1-ratio-empty",
+        _search(l1_ratio=[]),
+        "give at least one l1_ratio",
+        "penalty.search.l1_ratio",
+    ),
+    _c(
+        "search-l1-ratio-repeated",
+        _search(l1_ratio=[0.5, 0.5]),
+        "l1_ratio values must differ; got [0.5, 0.5]",
+        "penalty.search.l1_ratio",
+    ),
+    _c(
+        "search-l1-ratio-above-one",
+        _search(l1_ratio=[0, 1.5]),
+        "must be <= 1.0; got 1.5",
+        "penalty.search.l1_ratio[1]",
+    ),
+    _c(
+        "search-alphas-zero",
+        _search(alphas=[0.1, 0]),
+        "must be > 0.0; got 0",
+        "penalty.search.alphas[1]",
+    ),
+    _c(
+        "search-rule-typo",
+        _search(rule="1-se"),
+        "'1-se' is not allowed; choose one of ['min', '1se']",
+        "penalty.search.rule",
+    ),
+    _c(
+        "search-option-typo",
+        _search(n_alpha=10),
+        "Did you mean 'n_alphas'?",
+        "penalty.search.n_alpha",
+    ),
+    _c(
+        "test-by-without-holdout",
+        _ml(test={"by": "year"}),
+        "needs both by (the column) and holdout (its values for testing); got only by='year'",
+        "test.by",
+    ),
+    _c(
+        "test-holdout-without-by",
+        _ml(test={"holdout": [2025]}),
+        "got only holdout=[2025]",
+        "test.holdout",
+    ),
+    _c(
+        "test-holdout-empty",
+        _ml(test={"by": "year", "holdout": []}),
+        "give at least one value to hold out; got []",
+        "test.holdout",
+    ),
+    _c(
+        "test-fraction-with-by",
+        _ml(test={"by": "year", "holdout": [2025], "fraction": 0.3}),
+        "takes no fraction or seed (its holdout values choose the test rows); remove them "
+        "(got fraction=0.3, seed=0)",
+        "test.fraction",
+    ),
+    _c(
+        "test-by-target",
+        _ml(test={"by": "y", "holdout": [1]}),
+        "'y' is the target; split by another column",
+        "test.by",
+    ),
+    _c(
+        "formula-bad-operator",
+        _formula("y ~ x ^ 2"),
+        "'^' at position 7 of 'y ~ x ^ 2': '^' is not allowed. Allowed:",
+        "formula",
+    ),
+    _c(
+        "formula-triple-interaction",
+        _formula("y ~ x:cat:z"),
+        "'x:cat:z' at position 5 of 'y ~ x:cat:z': 'x:cat:z' is a 3-way interaction",
+        "formula",
+    ),
+    _c(
+        "formula-unknown-function",
+        _formula("y ~ poly(x, 2)"),
+        "'poly(x, 2)' at position 5 of 'y ~ poly(x, 2)': poly(...) is not a term smglm knows",
+        "formula",
+    ),
+    _c("formula-no-target", _formula("~ x"), "the target (left of '~') is missing", "formula"),
+    _c("formula-unfinished", _formula("y ~ x +"), "at the end of 'y ~ x +': a term", "formula"),
+    _c(
+        "formula-two-ways",
+        _formula("y ~ ns(x, 3) + cut(x, c(1, 2))"),
+        "'x' enters two ways ('ns(x, 3)' and this)",
+        "formula",
+    ),
+    _c(
+        "formula-subtract-a-predictor",
+        _formula("y ~ x + cat - cat"),
+        "'cat' at position 15 of 'y ~ x + cat - cat': only '- 1' may be subtracted",
+        "formula",
+    ),
+    _c(
+        "formula-and-predictors",
+        _formula("y ~ x", predictors=["x"]),
+        "remove ['predictors'] (the formula sets them)",
+        "formula",
+    ),
+    _c("formula-typo", {"Formula": "y ~ x"}, "Did you mean 'formula'?", "Formula"),
+    _c("formula-not-text", _formula(["y", "x"]), "must be a string such as 'y ~ a + b'", "formula"),
+    _c(
+        "formula-fixed-relativity-zero",
+        _formula("y ~ fixed(cat, a = 0) + x"),
+        "relativities must be finite and > 0; got {'a': 0.0}",
+        "fixed.cat",
+    ),
+    _yaml(
+        "formula-yaml-bad-knots",
+        "target: y\nformula: y ~ ns(x, knots = c(30, 20))\n",
+        "remove ['target']",
+        "formula",
+    ),
+    _yaml(
+        "formula-yaml-knots-not-increasing",
+        "formula: y ~ ns(x, knots = c(30, 20))\nfamily: poisson\n",
+        "knots must be strictly increasing; got [30.0, 20.0]",
+        "terms.x.spline.knots",
+    ),
+    _c("accept-model-language", _ml(**MODEL_LANGUAGE), None),
+    _c("accept-monotone-df-4", _spline(df=4, monotone="decreasing"), None),
+    _c(
+        "accept-bands-base-and-group",
+        _bands([60, 80], base="lo", groups={"lo": ["[-Inf,60)"]}),
+        None,
+    ),
+    _c("accept-fixed-bands", _bands([60], fixed={"x": {"[-Inf,60)": 1.0, "[60,Inf)": 1.2}}), None),
+    _yaml(
+        "accept-formula",
+        "formula: y ~ ns(x, 4) * C(cat) + bands(z, 1, 2) + offset(log(e))\nfamily: poisson\n",
+        None,
+    ),
     # -- penalty search and the split by a column (the cv helper's cases) -------------------
     _c(
         "search-alphas-and-min-alpha-ratio",

@@ -431,7 +431,10 @@ def issues_from_validation(exc: ValidationError, model: type[BaseModel]) -> list
         elif kind == "value_error" and isinstance(ctx.get("error"), ConfigError):
             # a nested ConfigModel validated itself: keep its issues, under this field's path
             for inner in ctx["error"].issues:
-                path = ".".join(p for p in (field, inner.field) if p)
+                if inner.field.startswith("["):  # an item of this field: interactions[0]
+                    path = field + inner.field
+                else:
+                    path = ".".join(p for p in (field, inner.field) if p)
                 issues.append(Issue(path or "config", inner.message, inner.value))
             continue
         elif kind == "value_error":

@@ -18,7 +18,7 @@ import math
 from collections import Counter
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
 from smglm.config._base import ConfigModel
 from smglm.config.families import (
@@ -30,7 +30,7 @@ from smglm.config.families import (
     LinkName,
 )
 from smglm.config.terms import CVSpec, PenaltySearch, Spline, TermSpec
-from smglm.errors import Issue, did_you_mean, short_repr
+from smglm.errors import ConfigError, Issue, did_you_mean, short_repr
 
 __all__ = [
     "SCHEMA_VERSION",
@@ -157,19 +157,19 @@ class TestSplit(ConfigModel):
                 Issue(
                     given,
                     "a split by column needs both by (the column) and holdout (its values for "
-                    f"testing); got only {given}",
+                    f"testing); got only {given}={getattr(self, given)!r}",
                     getattr(self, given),
                 )
             )
         if self.holdout is not None and not self.holdout:
-            issues.append(Issue("holdout", "give at least one value to hold out", []))
+            issues.append(Issue("holdout", "give at least one value to hold out; got []", []))
         changed = {"fraction": self.fraction != 0.2, "seed": self.seed != 0}
         if self.by is not None and any(changed.values()):  # defaults: a JSON round trip has them
             issues.append(
                 Issue(
                     "fraction",
                     "a split by column takes no fraction or seed (its holdout values choose the "
-                    "test rows); remove them",
+                    f"test rows); remove them (got fraction={self.fraction}, seed={self.seed})",
                     sorted(k for k, v in changed.items() if v),
                 )
             )
@@ -241,6 +241,13 @@ class GLMConfig(ConfigModel):
         ``drop``: such rows are dropped and counted in a warning.
     max_iter, tol
         Solver limits: iterations and the gradient tolerance (1e-8 matches R to about 1e-7).
+    formula
+        Another spelling of the model's columns, e.g. ``claim_count ~ ns(driver_age, 5) +
+        area * region + offset(log(exposure))``: parsed into ``target``, ``predictors``,
+        ``categorical``, ``terms``, ``interactions``, ``fixed``, ``exposure``/``offset`` and
+        ``fit_intercept`` (which are then not given), and not kept: the config holds the
+        fields. The language is in :mod:`smglm.config.formula`; :meth:`formula_text` writes
+        a config back as a formula.
     """
 
     schema_version: Literal[1] = 1
@@ -264,6 +271,58 @@ class GLMConfig(ConfigModel):
     missing: Literal["error", "drop"] = "error"
     max_iter: Annotated[int, Field(gt=0)] = 100
     tol: Annotated[float, Field(gt=0, allow_inf_nan=False)] = 1e-8
+
+    @field_validator("interactions", mode="before")
+    @classmethod
+    def _pairs_of_columns(cls, value: Any) -> Any:
+        if not isinstance(value, list):
+            return value
+        bad = [
+            (i, pair)
+            for i, pair in enumerate(value)
+            if isinstance(pair, (list, tuple)) and len(pair) != 2
+        ]
+        if bad:
+            raise ConfigError(
+                [
+                    Issue(
+                        f"[{i}]",
+                        "an interaction is a pair of predictors [a, b]; got "
+                        f"{short_repr(list(pair))} ({len(pair)} column"
+                        f"{'s' if len(pair) != 1 else ''})"
+                        f"{' (smglm fits two-way interactions)' if len(pair) > 2 else ''}",
+                        list(pair),
+                    )
+                    for i, pair in bad
+                ]
+            )
+        return value
+
+    @model_validator(mode="before")
+    @classmethod
+    def _formula(cls, data: Any) -> Any:
+        # ``formula`` is another spelling of target, predictors, terms, ...: the config holds
+        # the fields it spells, not the formula (smglm.config.formula)
+        if isinstance(data, dict) and "formula" in data:
+            from smglm.config.formula import expand_formula
+
+            return expand_formula(data)
+        if isinstance(data, dict):  # 'formula' is not a field: say it to a misspelt one
+            typos = [k for k in data if isinstance(k, str) and k not in cls.model_fields]
+            close = [k for k in typos if did_you_mean(k, ["formula"])]
+            if close:
+                raise ConfigError(
+                    [
+                        Issue(
+                            k,
+                            f"unknown field {k!r}; allowed fields are {list(cls.model_fields)} "
+                            "and formula. Did you mean 'formula'?",
+                            k,
+                        )
+                        for k in close
+                    ]
+                )
+        return data
 
     def _cross_field_issues(self) -> list[Issue]:
         issues: list[Issue] = []
@@ -419,19 +478,44 @@ class GLMConfig(ConfigModel):
             if col not in known:
                 issues.append(unknown(field, col))
                 continue
-            spec = self.terms.get(col)
-            if spec is not None and spec.kind == "spline":
+            fixed_spec = self.terms.get(col)
+            if fixed_spec is not None and fixed_spec.kind == "spline":
                 issues.append(
-                    Issue(field, "a spline cannot be fixed; fix a numeric or a banded one", col)
+                    Issue(
+                        field,
+                        f"{col!r} has a spline (terms.{col}.spline), and a spline cannot be "
+                        "fixed; fix a numeric or a banded one",
+                        col,
+                    )
                 )
             if col in in_interactions:
                 issues.append(
                     Issue(field, f"{col!r} is in an interaction; a fixed term cannot be", col)
                 )
-            if col in self.constraints.bounds:
+            bounded = [t for t in self.constraints.bounds if t == col or t.startswith(f"{col}[")]
+            if bounded:
                 issues.append(
-                    Issue(field, f"{col!r} is fixed, so its bounds mean nothing: remove them", col)
+                    Issue(
+                        field,
+                        f"{col!r} is fixed, so its bounds mean nothing: remove them "
+                        f"(constraints.bounds {bounded})",
+                        col,
+                    )
                 )
+            if fixed_spec is not None and fixed_spec.bands is not None and isinstance(value, dict):
+                from smglm.config.terms import band_labels
+
+                labels = band_labels(fixed_spec.bands) + list(fixed_spec.groups or {})
+                odd = [k for k in value if k not in labels]
+                if odd:
+                    issues.append(
+                        Issue(
+                            field,
+                            f"{odd} are not bands of {col!r} (cut points {fixed_spec.bands}); "
+                            f"give relativities of {labels}",
+                            odd,
+                        )
+                    )
             if isinstance(value, dict):
                 if self.resolved_link != "log":
                     issues.append(
@@ -448,7 +532,7 @@ class GLMConfig(ConfigModel):
                         Issue(field, f"relativities must be finite and > 0; got {bad}", bad)
                     )
                 if not value:
-                    issues.append(Issue(field, "give the relativity of every level", value))
+                    issues.append(Issue(field, "give the relativity of every level; got {}", value))
             elif not math.isfinite(value):
                 issues.append(Issue(field, f"a coefficient must be finite; got {value}", value))
         if set(self.fixed) >= known and known and not self.fit_intercept:
@@ -546,6 +630,15 @@ class GLMConfig(ConfigModel):
     def term(self, column: str) -> TermSpec:
         """How ``column`` enters the model (an empty :class:`TermSpec` when not said)."""
         return self.terms.get(column) or TermSpec()
+
+    def formula_text(self) -> str:
+        """The model as a formula (R / Wilkinson style), for display: target, predictors with
+        their terms, interactions, fixed terms, offset or exposure, ``- 1`` without an
+        intercept (see :mod:`smglm.config.formula` for the language). The config's other
+        fields (family, penalty, ...) are not part of a formula."""
+        from smglm.config.formula import formula_text
+
+        return formula_text(self)
 
     def with_overrides(self, overrides: dict[str, Any]) -> GLMConfig:
         """A copy with fields replaced (validated again); dotted keys reach nested fields."""

@@ -70,7 +70,7 @@ class Spline(ConfigModel):
         if knots is None:
             return None
         if not knots:
-            raise ValueError("give at least one interior knot, or df instead of knots")
+            raise ValueError("give at least one interior knot, or df instead of knots; got []")
         if len(knots) > MAX_SPLINE_DF - 1:
             raise ValueError(f"at most {MAX_SPLINE_DF - 1} interior knots; got {len(knots)}")
         if not all(math.isfinite(k) for k in knots):
@@ -93,12 +93,24 @@ class Spline(ConfigModel):
 
         issues = []
         if (self.df is None) == (self.knots is None):
+            got = (
+                f"got df={self.df} and knots={self.knots}" if self.df is not None else "got neither"
+            )
             issues.append(
                 Issue(
                     "df",
                     "give either df (the number of basis columns) or knots (the interior "
-                    f"knots), not {'both' if self.df is not None else 'neither'}",
+                    f"knots), not {'both' if self.df is not None else 'neither'}; {got}",
                     {"df": self.df, "knots": self.knots},
+                )
+            )
+        if self.monotone is not None and self.df is not None and self.df < 4:
+            issues.append(
+                Issue(
+                    "df",
+                    f"a monotone spline has df >= 4 (a cubic B-spline: df - 3 interior knots); "
+                    f"got df={self.df}",
+                    self.df,
                 )
             )
         if self.knots is not None and self.boundary is not None:
@@ -106,7 +118,7 @@ class Spline(ConfigModel):
             if not (lo < self.knots[0] and self.knots[-1] < hi):
                 issues.append(
                     Issue(
-                        "spline.knots",
+                        "knots",
                         f"interior knots {self.knots} must lie strictly inside the boundary "
                         f"[{lo:g}, {hi:g}]",
                         self.knots,
@@ -147,7 +159,7 @@ class TermSpec(ConfigModel):
         if bands is None:
             return None
         if not bands:
-            raise ValueError("give at least one cut point, e.g. [60, 80, 100]")
+            raise ValueError("give at least one cut point, e.g. [60, 80, 100]; got []")
         if not all(math.isfinite(b) for b in bands):
             raise ValueError(f"cut points must be finite numbers; got {short_repr(bands)}")
         if any(b <= a for a, b in itertools.pairwise(bands)):
@@ -175,7 +187,12 @@ class TermSpec(ConfigModel):
         issues = []
         if self.spline is not None and self.bands is not None:
             issues.append(
-                Issue("spline", "a predictor takes a spline or bands, not both", "spline+bands")
+                Issue(
+                    "spline",
+                    f"a predictor takes a spline or bands, not both; got spline {self.spline!r} "
+                    f"and bands {self.bands}",
+                    "spline+bands",
+                )
             )
         if self.spline is not None:
             for name in ("groups", "base", "missing"):
@@ -183,7 +200,8 @@ class TermSpec(ConfigModel):
                     issues.append(
                         Issue(
                             name,
-                            f"{name} applies to levels (categoricals and bands), not to a spline",
+                            f"{name} applies to levels (categoricals and bands), not to a "
+                            f"spline; got {name}={getattr(self, name)!r}",
                             getattr(self, name),
                         )
                     )
@@ -191,7 +209,13 @@ class TermSpec(ConfigModel):
             seen: dict[str, str] = {}
             for group, members in self.groups.items():
                 if not members:
-                    issues.append(Issue(f"groups.{group}", "an empty group; list its levels", []))
+                    issues.append(
+                        Issue(
+                            f"groups.{group}",
+                            f"group {group!r} is empty (got []); list its levels",
+                            [],
+                        )
+                    )
                 for m in members:
                     if m in seen and seen[m] != group:
                         issues.append(
@@ -203,6 +227,39 @@ class TermSpec(ConfigModel):
                             )
                         )
                     seen.setdefault(m, group)
+        if self.bands is not None:
+            issues += self._band_level_issues(band_labels(self.bands))
+        return issues
+
+    def _band_level_issues(self, labels: list[str]) -> list[Any]:
+        """Groups and base of bands name the bands' labels (and the groups' names)."""
+        from smglm.errors import Issue
+
+        issues = []
+        for group, members in (self.groups or {}).items():
+            bad = [m for m in members if m not in labels]
+            if bad:
+                issues.append(
+                    Issue(
+                        f"groups.{group}",
+                        f"{bad} are not bands of cut points {self.bands}; the bands are {labels}",
+                        bad,
+                    )
+                )
+        if self.base is not None:
+            grouped = {m for members in (self.groups or {}).values() for m in members}
+            allowed = [lb for lb in labels if lb not in grouped] + list(self.groups or {})
+            if self.missing == "level":
+                allowed.append(MISSING_LEVEL)
+            if self.base not in allowed:
+                issues.append(
+                    Issue(
+                        "base",
+                        f"{self.base!r} is not a band (or group) of cut points {self.bands}; "
+                        f"choose one of {allowed}",
+                        self.base,
+                    )
+                )
         return issues
 
     @property
@@ -253,8 +310,9 @@ class CVSpec(ConfigModel):
         if self.group is not None and self.by is not None:
             return [
                 Issue(
-                    "cv",
-                    "give group (grouped random folds) or by (forward time folds), not both",
+                    "",
+                    "give group (grouped random folds) or by (forward time folds), not both; "
+                    f"got group={self.group!r} and by={self.by!r}",
                     {"group": self.group, "by": self.by},
                 )
             ]

@@ -1,4 +1,6 @@
-"""The widget form: pick data and columns, family and link, penalty and bounds, then launch.
+"""The widget form: pick data and columns, family and link, how each predictor enters (spline,
+bands, groups, base, missing level, fixed), interactions, penalty (or a penalty search) and
+bounds, then launch.
 
 :class:`GLMForm` is a VBox whose children are private; it exposes ``value`` (the GLMConfig
 dict), ``reset()``, ``on_submit(callback)``, ``job`` and ``wait()``. The logic lives in
@@ -24,7 +26,13 @@ from smglm.notebook.cmd.common import current_shell, current_user_ns, dataframe_
 try:
     import ipywidgets as w
 
-    from smglm.notebook.form_parts import BoundsEditor, PredictorPicker
+    from smglm.notebook.form_parts import (
+        BoundsEditor,
+        InteractionPicker,
+        PredictorPicker,
+        SearchPanel,
+        TermEditor,
+    )
 except ImportError:  # pragma: no cover - the notebook extra is missing
     w = None
 
@@ -65,6 +73,8 @@ class GLMForm(w.VBox if w is not None else object):  # type: ignore[misc]
         self._muted = False
         self._test_seed = 0
         self._extra: dict[str, Any] = {}
+        self._search_rest: dict[str, Any] = {}
+        self._levels_cache: dict[tuple[Any, ...], list[str]] = {}
         self.job: Any = None
         self._monitor: threading.Thread | None = None
         from smglm.launch.backend import DEFAULT_BACKEND
@@ -167,6 +177,9 @@ class GLMForm(w.VBox if w is not None else object):  # type: ignore[misc]
             value=0.0, min=0.0, max=1.0, step=0.05, description="l1_ratio", style=desc
         )
         self._bounds = BoundsEditor(self._refresh)
+        self._terms = TermEditor(self._refresh, self._level_choices)
+        self._interactions = InteractionPicker(self._refresh)
+        self._search = SearchPanel(self._refresh)
         from smglm.launch.backend import backend_names
 
         self._backend = w.Dropdown(
@@ -179,6 +192,7 @@ class GLMForm(w.VBox if w is not None else object):  # type: ignore[misc]
             description="job name", placeholder="(generated)", style=desc, layout=lay()
         )
         self._problems_html = w.HTML()
+        self._formula_html = w.HTML()
         self._launch = w.Button(description="Launch", button_style="primary", icon="play")
         self._insert = w.Button(description="Insert cell", icon="plus")
         self._cell = w.Textarea(layout=w.Layout(width="640px", height="160px", display="none"))
@@ -197,8 +211,9 @@ class GLMForm(w.VBox if w is not None else object):  # type: ignore[misc]
             w.HTML("<b>smglm: new training job</b>"),
             self._data_name, self._data_path, self._target, self._picker,
             self._weights, self._offset_kind, self._offset_column, self._family, self._link,
-            self._power, self._alpha, self._l1, self._bounds, self._test, self._backend,
-            self._instance, self._job_name, self._problems_html,
+            self._power, self._terms, self._interactions, self._search, self._alpha, self._l1,
+            self._bounds, self._test, self._backend,
+            self._instance, self._job_name, self._formula_html, self._problems_html,
             w.HBox([self._launch, self._insert]), self._cell, self._run,
         ]  # fmt: skip
 
@@ -229,6 +244,15 @@ class GLMForm(w.VBox if w is not None else object):  # type: ignore[misc]
             test_fraction=float(self._test.value),
             test_seed=self._test_seed,
             bounds=tuple((t, lo, hi) for t, (lo, hi) in self._bounds.bounds.items()),
+            terms=tuple(self._terms.options.items()),
+            interactions=tuple(self._interactions.pairs),
+            search=bool(self._search.on.value),
+            search_l1_ratio=self._search.l1_ratio.value,
+            search_n_alphas=int(self._search.n_alphas.value),
+            search_folds=int(self._search.folds.value),
+            search_fold_kind=self._search.fold_kind.value,
+            search_fold_column=self._search.fold_column.value or "",
+            search_rest=self._search_rest,
             backend=self._backend.value,
             instance_type=self._instance.value or "",
             job_name=self._job_name.value.strip(),
@@ -252,6 +276,9 @@ class GLMForm(w.VBox if w is not None else object):  # type: ignore[misc]
             self._instance.value = state.instance_type
             self._job_name.value = state.job_name
             self._bounds.bounds = {t: (lo, hi) for t, lo, hi in state.bounds}
+            self._terms.options = dict(state.terms)
+            self._interactions.pairs = list(state.interactions)
+            self._search_rest = dict(state.search_rest)
             self._extra = dict(state.extra)
             self._columns(state)
         self._refresh()
@@ -275,12 +302,30 @@ class GLMForm(w.VBox if w is not None else object):  # type: ignore[misc]
         self._offset_column.value = state.offset_column
         columns = [c for c in choices["all"] if c != state.target] or list(state.predictors)
         self._picker.set(columns, list(state.predictors))
+        search = self._search
+        with search.quiet():
+            search.on.value = state.search
+            search.l1_ratio.value = state.search_l1_ratio
+            search.n_alphas.value = state.search_n_alphas
+            search.folds.value = state.search_folds
+            search.fold_kind.value = state.search_fold_kind
+            fold_columns = list(choices["all"])
+            if state.search_fold_column and state.search_fold_column not in fold_columns:
+                fold_columns.append(state.search_fold_column)
+            search.fold_column.options = _pairs(fold_columns, "(choose)")
+            search.fold_column.value = state.search_fold_column
 
     def _refresh(self) -> None:
         """Visibility, bound choices, and the problems of the current state."""
         self._power.layout.display = "" if self._family.value == "tweedie" else "none"
         self._offset_column.layout.display = "none" if self._offset_kind.value == "none" else ""
         self._bounds.show(self._picker.selected)
+        self._terms.show(self._picker.selected)
+        self._interactions.show(self._picker.selected)
+        self._search.show()
+        searching = bool(self._search.on.value)
+        self._alpha.layout.display = "none" if searching else ""
+        self._l1.layout.display = "none" if searching else ""
         problems = self.problems()
         self._problems_html.value = (
             "<ul style='color:#cf222e'>" + "".join(f"<li>{esc(p)}</li>" for p in problems) + "</ul>"
@@ -288,6 +333,19 @@ class GLMForm(w.VBox if w is not None else object):  # type: ignore[misc]
             else "<span style='color:#1a7f37'>&#10003; ready to launch</span>"
         )
         self._launch.disabled = bool(problems)
+        self._formula_html.value = self._formula_line()
+
+    def _formula_line(self) -> str:
+        """The model as a formula (R style), shown for reading; empty while it is invalid."""
+        from smglm.config import GLMConfig
+
+        try:
+            text = GLMConfig.from_dict(self.value).formula_text()
+        except (SmglmError, ValueError):
+            return ""
+        return (
+            f"<div style='margin-left:118px;color:#57606a'>formula: <code>{esc(text)}</code></div>"
+        )
 
     # -- observers --------------------------------------------------------------------------
     def _changed(self, change: dict[str, Any]) -> None:
@@ -309,6 +367,14 @@ class GLMForm(w.VBox if w is not None else object):  # type: ignore[misc]
                 self._columns(state)
         self._refresh()
 
+    def _level_choices(self, column: str, options: logic.TermOptions) -> list[str]:
+        """The base level's choices, computed once per column and options (the data's
+        distinct values are read only when they may have changed)."""
+        key = (column, options.kind, options.bands, options.groups, options.missing_level)
+        if key not in self._levels_cache:
+            self._levels_cache[key] = logic.level_choices(self._frame, column, options)
+        return self._levels_cache[key]
+
     # -- data -------------------------------------------------------------------------------
     def _adopt(self, data: Any) -> str:
         """A reference (namespace name or path) for ``data``; a DataFrame not in the namespace
@@ -324,6 +390,7 @@ class GLMForm(w.VBox if w is not None else object):  # type: ignore[misc]
     def _set_data(self, ref: str) -> None:
         names = dataframe_names(self._ns)
         self._frame, self._data_error = local_frame(ref, self._ns)
+        self._levels_cache.clear()
         with self._quiet():
             self._data_name.options = _pairs(names, "(path below)")
             in_ns = ref in names
