@@ -105,7 +105,7 @@ class CVPath:
     seconds
         The seconds the engine took (all folds, all paths).
     n_not_converged
-        How many of the path's fits stopped at ``max_iter``.
+        How many times the engine warned that a fit stopped at ``max_iter``.
     engine_alpha, engine_l1_ratio
         The engine's own choice (lowest mean CV deviance), for checks.
     native
@@ -424,15 +424,28 @@ def run_search(
         spec.l1_ratio,
         len(spec.alphas) if spec.alphas else spec.n_alphas,
     )
-    path = engine_search(
-        config, scaled, folds, lower_bounds=lower_bounds, upper_bounds=upper_bounds
-    )
+    try:
+        path = engine_search(
+            config, scaled, folds, lower_bounds=lower_bounds, upper_bounds=upper_bounds
+        )
+    except np.linalg.LinAlgError as exc:
+        raise DataError(
+            [
+                Issue(
+                    "penalty.search",
+                    f"the solver met a singular system on a fold ({exc}): the predictors "
+                    f"{config.predictors} are (nearly) collinear on some fold's rows; drop or "
+                    "group predictors, use fewer folds, or give larger penalty.search.alphas",
+                )
+            ]
+        ) from None
     if path.n_not_converged:
         import warnings
 
         warnings.warn(
-            f"penalty search: {path.n_not_converged} of the path's fits stopped at max_iter "
-            f"({config.max_iter}) before converging; their CV deviances are approximate",
+            f"penalty search: glum warned {path.n_not_converged} time(s) that a fit of the "
+            f"path stopped at max_iter ({config.max_iter}) before converging; those CV "
+            "deviances are approximate",
             stacklevel=3,
         )
     table = path_table(path)
