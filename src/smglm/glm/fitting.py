@@ -94,7 +94,7 @@ def fit(
     check_fit_memory(prep, n_coef)
     _check_null_model(cfg, prep)
     try:
-        search = _search(cfg, df, prep, names, lower, upper)
+        search = _search(cfg, engine, df, prep, names, lower, upper)
         result = _fit_and_infer(
             cfg if search is None else search.config,
             engine,
@@ -120,6 +120,7 @@ def fit(
 
 def _search(
     cfg: GLMConfig,
+    engine: Any,
     df: pd.DataFrame,
     prep: Prepared,
     names: list[str],
@@ -140,6 +141,7 @@ def _search(
         scaled,
         lower_bounds=None if lower is None else lower * scales,
         upper_bounds=None if upper is None else upper * scales,
+        engine=engine,
     )
 
 

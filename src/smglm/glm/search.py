@@ -26,7 +26,8 @@ lowest mean CV deviance (glum's ``alpha_``); ``rule: 1se`` takes, for the l1_rat
 minimum, the largest alpha whose mean CV deviance is within one standard error of it (R
 glmnet's ``lambda.1se``): a simpler model that predicts about as well.
 
-numpy and pandas only: the engine's part is :func:`smglm.glm.engines.glum.search`.
+numpy and pandas only: the engine's part is its ``search``
+(:meth:`smglm.glm.engines.Engine.search`; glum's is :func:`smglm.glm.engines.glum.search`).
 """
 
 from __future__ import annotations
@@ -46,6 +47,7 @@ if TYPE_CHECKING:
     from smglm.config import GLMConfig
     from smglm.config.terms import CVSpec, PenaltySearch
     from smglm.glm.data import Prepared
+    from smglm.glm.engines import Engine
 
 __all__ = [
     "SEARCH_COLUMNS",
@@ -402,15 +404,18 @@ def run_search(
     *,
     lower_bounds: np.ndarray | None = None,
     upper_bounds: np.ndarray | None = None,
+    engine: Engine | None = None,
 ) -> SearchOutcome:
     """Search the penalty of ``config`` (which has ``penalty.search``) on the training data.
 
     ``df`` is the training data as read (its fold column), ``prepared`` its checked form and
     ``scaled`` the form the engine fits (:func:`smglm.glm.fitting._rescaled`; the bounds are
-    on its scale), so that the alphas mean what they mean in the refit.
+    on its scale), so that the alphas mean what they mean in the refit. ``engine`` (default:
+    the default engine) fits the paths (:meth:`smglm.glm.engines.Engine.search`).
     """
-    from smglm.glm.engines.glum import search as engine_search
+    from smglm.glm.engines import get_engine
 
+    engine_search = (engine or get_engine()).search
     spec = config.penalty.search
     assert spec is not None
     folds = make_folds(fold_frame(df, prepared, spec.cv), spec.cv)
