@@ -123,6 +123,13 @@ def test_forward_folds_are_in_time_order_and_train_only_on_the_past() -> None:
     assert validated == [2021, 2022, 2023]  # the last three years, in order
 
 
+def test_forward_folds_order_numbers_written_as_text_as_numbers() -> None:
+    periods = np.array(["9", "10", "11", "9", "10", "11"], dtype=object)
+    folds = forward_folds(periods, 2, column="period")
+    assert [sorted(set(periods[f.test])) for f in folds] == [["10"], ["11"]]
+    assert sorted(set(periods[folds[0].train])) == ["9"]
+
+
 def test_forward_folds_need_more_values_than_folds() -> None:
     with pytest.raises(DataError) as info:
         forward_folds(np.array([2020, 2021, 2022, 2020]), 3, column="accident_year")

@@ -200,7 +200,8 @@ def grouped_folds(groups: np.ndarray, folds: int, seed: int, *, column: str = ""
 
 def forward_folds(values: pd.Series | np.ndarray, folds: int, *, column: str = "") -> list[Fold]:
     """Forward (time) folds: for each of the last ``folds`` distinct values in sorted order,
-    train on the rows with smaller values and validate on the rows of that value."""
+    train on the rows with smaller values and validate on the rows of that value. Numbers,
+    dates and text sort as such; text that is all numbers (``"9"``, ``"10"``) as numbers."""
     s = pd.Series(values)
     missing = s.isna().to_numpy()
     if missing.any():
@@ -214,6 +215,10 @@ def forward_folds(values: pd.Series | np.ndarray, folds: int, *, column: str = "
                 )
             ]
         )
+    if s.dtype == object or pd.api.types.is_string_dtype(s):  # "9", "10": as numbers
+        as_numbers = pd.to_numeric(s, errors="coerce")
+        if as_numbers.notna().all():
+            s = as_numbers
     try:
         codes, uniques = pd.factorize(s, sort=True)
     except TypeError:  # values of mixed types: order them as text
