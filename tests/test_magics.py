@@ -35,7 +35,16 @@ family: poisson
 test: {fraction: 0.2, seed: 0}
 """
 CONFIG_B = CONFIG_A.replace("driver_age, vehicle_power, area", "driver_age, area")
-LINE_MAGICS = ["sm_jobs", "sm_logs", "sm_stop", "sm_show", "sm_compare", "sm_config", "sm_form"]
+LINE_MAGICS = [
+    "sm_jobs",
+    "sm_logs",
+    "sm_stop",
+    "sm_show",
+    "sm_compare",
+    "sm_config",
+    "sm_form",
+    "sm_explore",
+]
 
 
 def run(shell: InteractiveShell, code: str) -> Any:

@@ -99,6 +99,7 @@ def test_model_directory_round_trip(tmp_path, motor_fit):
         "coefficients.csv",
         "config.yaml",
         "convergence.csv",
+        "covariance.csv",
         "metrics.json",
         "model.json",
     ]
@@ -139,15 +140,16 @@ def test_model_json_is_small_and_needs_no_pickle(tmp_path, motor_fit):
     result, _ = motor_fit
     path = result.model.save(tmp_path)
     assert path.stat().st_size < 10_000
-    assert json.loads(path.read_text())["format_version"] == 1
+    assert json.loads(path.read_text())["format_version"] == 2
 
 
 @pytest.mark.parametrize(
     ("change", "message"),
     [
-        ({"format_version": 2}, "format_version 2 is not supported"),
+        ({"format_version": 3}, "format_version 3 is not supported"),
         ({"format": "sklearn"}, "not an smglm model"),
-        ({"terms": [{"name": "x", "type": "spline"}]}, "unknown type 'spline'"),
+        ({"terms": [{"name": "x", "type": "wavelet"}]}, "unknown type 'wavelet'"),
+        ({"terms": [{"name": "x", "type": "spline"}]}, "malformed"),
         ({"intercept": "abc"}, "malformed"),
     ],
 )

@@ -128,6 +128,7 @@ def test_train_success_writes_model_directory_and_pyfunc(success):
     assert not (root / "output" / "failure").exists()
     model = root / "model"
     expected = {"model.json", "coefficients.csv", "metrics.json", "config.yaml", "convergence.csv"}
+    expected.add("covariance.csv")
     assert expected | {"mlflow_model"} == {p.name for p in model.iterdir()}  # no staging left
     pyfunc = model / "mlflow_model"
     assert {"MLmodel", "model.json", "requirements.txt", "python_env.yaml"} <= {

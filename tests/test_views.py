@@ -57,6 +57,7 @@ def test_report_fit_has_every_section(rep):
         "summary",
         "coefficients",
         "one_way",
+        "levels",
         "lift",
         "lorenz",
         "balance",

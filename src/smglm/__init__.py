@@ -16,6 +16,7 @@ __all__ = [
     "Job",
     "JobConfig",
     "__version__",
+    "explore",
     "fit",
     "form",
     "load_ipython_extension",
@@ -27,6 +28,7 @@ _LAZY = {
     "GLMConfig": ("smglm.config", "GLMConfig"),
     "JobConfig": ("smglm.config", "JobConfig"),
     "fit": ("smglm.glm", "fit"),
+    "explore": ("smglm.glm.report.explore", "explore"),
     "FitResult": ("smglm.glm", "FitResult"),
     "load_model": ("smglm.glm", "load_model"),
     "train": ("smglm.launch", "train"),
@@ -37,6 +39,7 @@ _LAZY = {
 if TYPE_CHECKING:
     from smglm.config import GLMConfig, JobConfig
     from smglm.glm import FitResult, fit, load_model
+    from smglm.glm.report.explore import explore
     from smglm.launch import Job, train
     from smglm.notebook import form
 

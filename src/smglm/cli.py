@@ -76,7 +76,7 @@ def _fit_and_report(config: object, data: Path, model_dir: Path, report_dir: Pat
         if scored is not None:
             trace = result.convergence if name == "train" else None
             splits.append((scored, report_dir / name, trace))
-    files = write_reports(result.config, splits, workers=plot_workers())
+    files = write_reports(result.config, splits, workers=plot_workers(), result=result)
     count = sum(len(f) for f in files.values())
     print(f"[smglm] report: {count} files in {report_dir} ({', '.join(files)})")
     return 0

@@ -1,17 +1,21 @@
 """Checking data against a GLMConfig (reading data files is :mod:`smglm.glm.io`).
 
-:func:`prepare` returns the arrays the engine needs and collects *every* problem it finds into
-one :class:`~smglm.errors.DataError`: missing columns (with a did-you-mean), a target the family
+:func:`prepare` returns the arrays the engine needs and the fitted terms
+(:mod:`smglm.glm.terms`), and collects *every* problem it finds into one
+:class:`~smglm.errors.DataError`: missing columns (with a did-you-mean), a target the family
 cannot take, negative weights, non-positive exposure, NaN or infinite values, no rows, bounds on
-terms that do not exist.
+terms that do not exist, and the model language's rules that need the data: a spline's df
+against the distinct values, bands that leave a band empty, groups and base levels naming
+levels the data does not have, fixed relativities that do not match the levels.
 """
 
 from __future__ import annotations
 
+import itertools
 import logging
 import warnings
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -20,10 +24,21 @@ from smglm.config import GLMConfig
 from smglm.errors import DataError, Issue, did_you_mean
 from smglm.glm.families import family_of
 from smglm.glm.io import source_columns
-from smglm.glm.model import level_strings
+from smglm.glm.terms import (
+    MISSING_LEVEL,
+    BandsTerm,
+    CategoricalTerm,
+    InteractionTerm,
+    MainTerm,
+    NumericTerm,
+    SplineTerm,
+    quantile_knots,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
+
+    from smglm.config.terms import TermSpec
 
 __all__ = ["Prepared", "categorical_columns", "prepare"]
 
@@ -52,8 +67,13 @@ def categorical_columns(config: GLMConfig, df: pd.DataFrame) -> list[str]:
 class Prepared:
     """Checked data, ready for the engine.
 
-    ``X`` holds the predictors (categoricals as pandas categoricals with string levels, the
-    reference level first); ``references`` maps each categorical to its reference level.
+    ``X`` holds the predictors: numeric columns (and splines' raw columns) as floats,
+    categoricals and bands as pandas categoricals with string levels after grouping, the
+    reference level first. ``references`` maps each level term (categorical or bands) to its
+    reference level. ``terms`` are the fitted main terms (:mod:`smglm.glm.terms`, one per
+    predictor, in predictor order; coefficients 0 until fitted, fixed terms with their fixed
+    values), ``interactions`` the fitted interaction terms. ``fixed_offset`` is the fixed
+    terms' contribution to the linear predictor, already added into ``offset``.
     """
 
     X: pd.DataFrame
@@ -64,31 +84,26 @@ class Prepared:
     categorical: list[str]
     references: dict[str, str] = field(default_factory=dict)
     n_dropped: int = 0
+    terms: list[MainTerm] = field(default_factory=list)
+    interactions: list[InteractionTerm] = field(default_factory=list)
+    fixed_offset: np.ndarray | None = None
+    base_offset: np.ndarray | None = field(default=None, repr=False)
 
+    @property
+    def data_offset(self) -> np.ndarray | None:
+        """The offset from the data alone (the offset column, or log(exposure)), without the
+        fixed terms'."""
+        return self.offset if self.fixed_offset is None else self.base_offset
 
-def _as_string_categorical(s: pd.Series) -> pd.Series:
-    if isinstance(s.dtype, pd.CategoricalDtype):
-        cats = [str(c) for c in s.cat.categories]
-        if len(set(cats)) != len(cats):
-            raise ValueError("levels collide once written as strings")
-        return s.cat.rename_categories(cats)
-    return pd.Series(pd.Categorical(level_strings(s)), index=s.index, name=s.name)
+    @property
+    def estimated_terms(self) -> list[MainTerm]:
+        """The main terms whose coefficients the fit estimates (not fixed)."""
+        return [t for t in self.terms if not t.fixed]
 
-
-def _drop_unused_levels(s: pd.Series) -> pd.Series:
-    """``remove_unused_categories`` without its sort of the codes (a count instead)."""
-    codes = s.cat.codes.to_numpy()
-    counts = np.bincount(codes[codes >= 0], minlength=len(s.cat.categories))
-    if counts.all():
-        return s
-    return s.cat.remove_unused_categories()
-
-
-def _reference_level(s: pd.Series, weight: np.ndarray) -> str:
-    codes = s.cat.codes.to_numpy()
-    ok = codes >= 0
-    totals = np.bincount(codes[ok], weights=weight[ok], minlength=len(s.cat.categories))
-    return str(s.cat.categories[int(np.argmax(totals))])
+    @property
+    def level_columns(self) -> list[str]:
+        """The predictors entering as levels: categoricals and bands."""
+        return [t.name for t in self.terms if isinstance(t, (CategoricalTerm, BandsTerm))]
 
 
 def _bad_rows(values: np.ndarray) -> np.ndarray:
@@ -101,36 +116,63 @@ def prepare(
     *,
     references: dict[str, str] | None = None,
     levels: dict[str, Sequence[str]] | None = None,
+    terms: Sequence[Any] | None = None,
     what: str = "data",
 ) -> Prepared:
-    """Check ``df`` against ``config`` and return the engine's inputs.
+    """Check ``df`` against ``config`` and return the engine's inputs and the fitted terms.
 
-    ``references`` (and ``levels``) fix the reference level (and level order) of each
-    categorical, e.g. for test data scored with the training's encoding; by default the
-    reference is the level with the most exposure (else weight, else rows).
+    ``terms`` (the fitted main terms of a model: ``Prepared.terms`` of the training data, or
+    ``PortableModel.main_terms``) are reused as they are, e.g. for test data scored with the
+    training's encoding: levels, references, band cuts, spline knots. Without them the terms
+    are fitted on ``df`` (knots at its quantiles, the reference level the one with the most
+    exposure, else weight, else rows, unless ``base`` names it); ``references`` (and
+    ``levels``) may still fix the reference level (and level order) of categoricals.
 
     The checks run in stages, each raising a :class:`~smglm.errors.DataError` with all the
     problems it found before the next one starts: the columns exist and there are rows; the
     numeric columns are numeric; missing or infinite values (an error, or dropped rows with
-    ``missing: drop``); then the target's domain, the weights and the exposure, and the
-    categoricals' levels, reported together.
+    ``missing: drop``; a level of its own under a term's ``missing: level``); then the target's
+    domain, the weights and the exposure, and the terms (levels, groups, bases, bands, splines,
+    fixed terms), reported together. The terms' data rules are checked on training data (no
+    ``terms``, ``references`` or ``levels`` given, ``what`` other than ``"test data"``).
     """
     _check_columns(config, df, what)
+    fitted = {t.name: t for t in terms} if terms is not None else None
     cat_cols = categorical_columns(config, df)
+    if fitted is not None:
+        cat_cols = [
+            p
+            for p in config.predictors
+            if isinstance(fitted.get(p), CategoricalTerm) or (p not in fitted and p in cat_cols)
+        ]
     _check_numbers_as_text(config, df, cat_cols)
     num_cols = [p for p in config.predictors if p not in cat_cols]
+    as_level = _missing_as_level(config, fitted)
     roles = _numeric_roles(config, num_cols)
     arrays = _numeric_arrays(df, roles)
-    df, arrays, n_dropped = _drop_missing(config, df, arrays, roles, cat_cols, what)
+    df, arrays, n_dropped = _drop_missing(config, df, arrays, roles, cat_cols, what, as_level)
     y, w, offset, expo, issues = _target_and_weights(config, arrays)
     issues += _magnitudes(arrays, roles)
     size = w * (expo if expo is not None else 1.0)
-    X, refs, cat_issues = _predictors(config, df, arrays, num_cols, size, references, levels)
-    issues += cat_issues
+    training = fitted is None and references is None and levels is None and what != "test data"
+    X, main, refs, term_issues = _predictors(
+        config, df, arrays, cat_cols, size, references, levels, fitted, training
+    )
+    issues += term_issues
     if issues:
         raise DataError(issues)
-    if references is None and levels is None and what != "test data":  # the training data
-        _check_estimable(config, X, y, w)
+    by_name = {t.name: t for t in main}
+    interactions = [
+        InteractionTerm(by_name[a], by_name[b])
+        for a, b in config.interactions
+        if a in by_name and b in by_name
+    ]
+    fixed_offset = _fixed_offset(X, main)
+    base_offset = offset
+    if fixed_offset is not None:
+        offset = fixed_offset if offset is None else offset + fixed_offset
+    if training:
+        _check_estimable(config, X, main, interactions, y, w)
     return Prepared(
         X=X,
         y=y,
@@ -140,7 +182,28 @@ def prepare(
         categorical=cat_cols,
         references=refs,
         n_dropped=n_dropped,
+        terms=main,
+        interactions=interactions,
+        fixed_offset=fixed_offset,
+        base_offset=base_offset,
     )
+
+
+def _missing_as_level(config: GLMConfig, fitted: dict[str, Any] | None) -> set[str]:
+    """The predictors whose missing values are a level (``missing: level``)."""
+    if fitted is not None:
+        return {n for n, t in fitted.items() if getattr(t, "missing", None) == "level"}
+    return {c for c in config.predictors if config.term(c).missing == "level"}
+
+
+def _fixed_offset(X: pd.DataFrame, main: list[MainTerm]) -> np.ndarray | None:
+    """The fixed terms' contribution to the linear predictor (None without fixed terms)."""
+    out: np.ndarray | None = None
+    for t in main:
+        if t.fixed:
+            contrib = np.asarray(t.effect(t.encode(X[t.name])), dtype=float)
+            out = contrib if out is None else out + contrib
+    return out
 
 
 def _check_columns(config: GLMConfig, df: pd.DataFrame, what: str) -> None:
@@ -226,17 +289,25 @@ def _drop_missing(
     roles: dict[str, str],
     cat_cols: list[str],
     what: str,
+    as_level: set[str] | frozenset[str] = frozenset(),
 ) -> tuple[pd.DataFrame, dict[str, np.ndarray], int]:
     """Rows with a missing or infinite value in a used column: an error (``missing: error``),
-    or dropped with a warning (``missing: drop``). Returns the rows kept and how many went."""
+    or dropped with a warning (``missing: drop``). Returns the rows kept and how many went.
+    Missing values of a predictor with ``missing: level`` (``as_level``) are a level, kept."""
     bad = np.zeros(len(df), dtype=bool)
     bad_by_col: dict[str, np.ndarray] = {}
     for col, values in arrays.items():
-        b = _bad_rows(values)
+        b = (
+            np.isinf(values)
+            if col in as_level and roles.get(col) == "predictors"
+            else _bad_rows(values)
+        )
         if b.any():
             bad_by_col[col] = b
             bad |= b
     for col in cat_cols:
+        if col in as_level:
+            continue
         b = df[col].isna().to_numpy()
         if b.any():
             bad_by_col[col] = b
@@ -316,44 +387,418 @@ def _predictors(
     config: GLMConfig,
     df: pd.DataFrame,
     arrays: dict[str, np.ndarray],
-    num_cols: list[str],
+    cat_cols: list[str],
     size: np.ndarray,
     references: dict[str, str] | None,
     levels: dict[str, Sequence[str]] | None,
-) -> tuple[pd.DataFrame, dict[str, str], list[Issue]]:
-    """The predictors' frame: numeric columns as arrays, categoricals with string levels and
-    the reference first (given, else the level with the largest ``size``); the references;
-    and the problems found."""
+    fitted: dict[str, Any] | None,
+    training: bool,
+) -> tuple[pd.DataFrame, list[MainTerm], dict[str, str], list[Issue]]:
+    """The predictors' frame (numeric columns as arrays, level terms as categoricals with
+    string levels, the reference first), the fitted main terms, the references, and the
+    problems found (the terms' data rules only count on training data)."""
     issues: list[Issue] = []
     X = pd.DataFrame(index=df.index)
     refs: dict[str, str] = {}
+    main: list[MainTerm] = []
     for col in config.predictors:
-        if col in num_cols:
+        spec = config.term(col)
+        given: Any = fitted.get(col) if fitted is not None else None
+        found: list[Issue] = []
+        term: MainTerm | None
+        if given is not None:
+            term = given
+            if isinstance(given, (CategoricalTerm, BandsTerm)):
+                X[col] = _given_levels(given, df[col], arrays.get(col))
+                refs[col] = given.reference
+            else:
+                X[col] = arrays[col]
+        elif col in cat_cols:
+            if spec.kind in ("spline", "bands"):
+                found.append(
+                    Issue(
+                        f"terms.{col}.{spec.kind}",
+                        f"{'bands need' if spec.kind == 'bands' else 'a spline needs'} a "
+                        f"numeric column; {col!r} holds "
+                        f"{_held(df[col])}"
+                        f" (convert it with pd.to_numeric(df[{col!r}]), or drop the {spec.kind})",
+                        col,
+                    )
+                )
+                term = None
+            else:
+                level, s, found = _level_term(
+                    config, col, spec, df[col], None, size, references, levels
+                )
+                term = level
+                if level is not None:
+                    X[col] = s
+                    refs[col] = level.reference
+        elif spec.kind == "bands":
+            level, s, found = _level_term(
+                config, col, spec, df[col], arrays[col], size, references, levels
+            )
+            term = level
+            if level is not None:
+                X[col] = s
+                refs[col] = level.reference
+        else:
             X[col] = arrays[col]
-            continue
+            if spec.kind == "spline":
+                term, found = _spline_term(col, spec, arrays[col])
+            else:
+                term, found = _numeric_term(config, col, spec)
+        if training:
+            issues += found
+        if term is not None:
+            main.append(term)
+        elif not training and col not in X:
+            X[col] = arrays[col] if col in arrays else df[col]
+    return X, main, refs, issues
+
+
+def _held(col: pd.Series) -> str:
+    return "categories" if isinstance(col.dtype, pd.CategoricalDtype) else "text"
+
+
+def _given_levels(term: Any, col: pd.Series, x: np.ndarray | None) -> pd.Series:
+    """A level term's column of new data as a categorical of the fitted term's levels (in its
+    order) followed by the levels it has not seen."""
+    if isinstance(term, BandsTerm) and x is not None:
+        codes = term.bands_of(x)
+        labels: list[str | None] = list(term.band_labels)
+    else:
+        from smglm.glm.terms import _factorized_strings
+
+        codes, labels = _factorized_strings(col)
+    mapped = [term.level_of(lb) for lb in labels] + [term.level_of(None)]
+    known = list(term.levels)
+    extra = sorted({m for m in mapped if m is not None and m not in known})
+    cats = known + extra
+    lookup = {lv: i for i, lv in enumerate(cats)}
+    mapping = np.array([lookup.get(m, -1) if m is not None else -1 for m in mapped], dtype=np.int64)
+    full = mapping[np.where(codes < 0, len(labels), codes)]
+    return pd.Series(pd.Categorical.from_codes(full, categories=pd.Index(cats)), index=col.index)
+
+
+def _numeric_term(
+    config: GLMConfig, col: str, spec: TermSpec
+) -> tuple[MainTerm | None, list[Issue]]:
+    """A numeric predictor's term (fixed when ``fixed`` gives its coefficient)."""
+    issues: list[Issue] = []
+    for name in ("groups", "base", "missing"):
+        if getattr(spec, name) is not None:
+            issues.append(
+                Issue(
+                    f"terms.{col}.{name}",
+                    f"{name} applies to levels (categoricals and bands); {col!r} is numeric: "
+                    f"give it bands, or list it under categorical",
+                    getattr(spec, name),
+                )
+            )
+    value = config.fixed.get(col)
+    if isinstance(value, dict):
+        issues.append(
+            Issue(
+                f"fixed.{col}",
+                f"{col!r} is numeric, so its fixed term is a coefficient (a number, e.g. "
+                f"{col}: 0.1), not relativities by level {_short(value)}; give it bands (or list "
+                "it under categorical) to fix relativities",
+                value,
+            )
+        )
+        return None, issues
+    if value is not None:
+        return NumericTerm(col, float(value), fixed=True), issues
+    return NumericTerm(col), issues
+
+
+def _short(value: Any) -> str:
+    from smglm.errors import short_repr
+
+    return short_repr(value)
+
+
+def _level_term(
+    config: GLMConfig,
+    col: str,
+    spec: TermSpec,
+    raw: pd.Series | None,
+    x: np.ndarray | None,
+    size: np.ndarray,
+    references: dict[str, str] | None,
+    levels: dict[str, Sequence[str]] | None,
+) -> tuple[CategoricalTerm | BandsTerm | None, pd.Series | None, list[Issue]]:
+    """A categorical's term (``x`` None) or bands' (``x`` the numbers), its column as a
+    categorical with the reference first, and the problems found: groups naming unknown
+    levels, an unknown base, an empty band, fixed relativities that do not match the levels."""
+    from smglm.config.terms import band_labels
+    from smglm.glm.terms import _factorized_strings
+
+    issues: list[Issue] = []
+    field_ = f"terms.{col}"
+    if x is not None:  # bands
+        assert spec.bands is not None
+        cuts = list(spec.bands)
+        labels: list[str | None] = list(band_labels(cuts))
+        codes = np.searchsorted(np.asarray(cuts), x, side="right")
+        codes = np.where(np.isnan(x), -1, codes)
+        index = raw.index if raw is not None else pd.RangeIndex(len(x))
+    else:
+        assert raw is not None
         try:
-            s = _as_string_categorical(df[col])
+            codes, labels = _factorized_strings(raw)
         except ValueError:
-            issues.append(Issue("categorical", f"column {col!r}: levels collide as strings", col))
-            continue
-        if levels and col in levels:
-            known = list(levels[col])
-            s = s.cat.set_categories(known)
-        else:
-            s = _drop_unused_levels(s)
-        if references and col in references:
-            ref = references[col]
-        else:
-            if len(s.cat.categories) == 0:
-                issues.append(Issue("predictors", f"column {col!r} has no levels", col))
-                continue
-            ref = _reference_level(s, size)
-        cats = list(s.cat.categories)
-        if ref in cats:
-            s = s.cat.reorder_categories([ref] + [c for c in cats if c != ref])
-        refs[col] = ref
-        X[col] = s
-    return X, refs, issues
+            return (
+                None,
+                None,
+                [Issue("categorical", f"column {col!r}: levels collide as strings", col)],
+            )
+        cuts = []
+        index = raw.index
+    n_labels = len(labels)
+    counts = np.bincount(codes[codes >= 0], minlength=n_labels)
+    has_missing = bool((codes < 0).any())
+    present = [lb for lb, k in zip(labels, counts, strict=True) if k > 0 and lb is not None]
+    if x is not None and len(present) < n_labels:
+        empty = [lb for lb, k in zip(labels, counts, strict=True) if k == 0]
+        lo, hi = (float(np.nanmin(x)), float(np.nanmax(x))) if np.isfinite(x).any() else (0, 0)
+        issues.append(
+            Issue(
+                f"{field_}.bands",
+                f"the band(s) {empty} of {col!r} have no rows (the data runs from {lo:g} to "
+                f"{hi:g}); choose cut points inside the data so that every band has rows",
+                list(cuts),
+            )
+        )
+    # groups: every member a level of the data; a group's name not another level
+    groups = {g: list(m) for g, m in (spec.groups or {}).items()}
+    known = set(present) if x is None else {str(lb) for lb in labels}
+    for group, members in groups.items():
+        for m in members:
+            if m not in known:
+                shown = sorted(known, key=str)[:20]
+                issues.append(
+                    Issue(
+                        f"{field_}.groups.{group}",
+                        f"{m!r} is not a level of {col!r}; its levels are {shown}."
+                        f"{did_you_mean(m, [str(k) for k in known])}",
+                        m,
+                    )
+                )
+        if group in known and group not in members:
+            issues.append(
+                Issue(
+                    f"{field_}.groups.{group}",
+                    f"the group's name {group!r} is also a level of {col!r} outside the group; "
+                    "name the group differently, or list the level in it",
+                    group,
+                )
+            )
+    member_of = {m: g for g, ms in groups.items() for m in ms}
+    missing_level = spec.missing == "level"
+
+    def level_of(label: str | None) -> str | None:
+        if label is None:
+            return MISSING_LEVEL if missing_level else None
+        return member_of.get(label, label)
+
+    mapped = [level_of(lb) for lb in labels]
+    # the term's levels: the data's (sorted; bands in their order), grouped, (missing) last
+    if x is not None:
+        order = list(dict.fromkeys(m for m in mapped if m is not None))
+    else:
+        order = sorted({m for m, k in zip(mapped, counts, strict=True) if k > 0 and m is not None})
+    if missing_level and has_missing:
+        order.append(MISSING_LEVEL)
+    if levels and col in levels:
+        order = [str(lv) for lv in levels[col]]
+    if not order:
+        return None, None, [*issues, Issue("predictors", f"column {col!r} has no levels", col)]
+    lookup = {lv: i for i, lv in enumerate(order)}
+    mapping = np.array(
+        [lookup.get(m, -1) if m is not None else -1 for m in mapped]
+        + [lookup.get(MISSING_LEVEL, -1) if missing_level else -1],
+        dtype=np.int64,
+    )
+    codes = mapping[np.where(codes < 0, n_labels, codes)]
+    # the reference: given, the base, else the level with the largest size
+    if references and col in references:
+        ref = references[col]
+    elif spec.base is not None:
+        ref = spec.base
+        if ref not in lookup:
+            issues.append(
+                Issue(
+                    f"{field_}.base",
+                    f"{ref!r} is not a level of {col!r}"
+                    f"{' after grouping' if groups else ''}; its levels are {order[:20]}."
+                    f"{did_you_mean(ref, order)}",
+                    ref,
+                )
+            )
+            ref = order[0]
+    else:
+        ok = codes >= 0
+        totals = np.bincount(codes[ok], weights=size[ok], minlength=len(order))
+        ref = order[int(np.argmax(totals))]
+    cats = [ref] + [c for c in order if c != ref] if ref in lookup else order
+    reorder = np.array([cats.index(c) for c in order] + [-1], dtype=np.int64)
+    codes = reorder[np.where(codes < 0, len(order), codes)]
+    s = pd.Series(
+        pd.Categorical.from_codes(codes, categories=pd.Index(cats)), index=index, name=col
+    )
+    coefs = [0.0] * len(cats)
+    fixed = False
+    value = config.fixed.get(col)
+    if value is not None:
+        f_issues, coefs = _fixed_levels(col, value, cats, x is not None)
+        issues += f_issues
+        fixed = True
+    ref_out = cats[0]
+    if x is not None:
+        bands = BandsTerm(
+            col,
+            cats,
+            ref_out,
+            coefs,
+            cuts=cuts,
+            groups=groups or None,
+            missing=spec.missing,
+            fixed=fixed,
+        )
+        return bands, s, issues
+    cat = CategoricalTerm(
+        col, cats, ref_out, coefs, groups=groups or None, missing=spec.missing, fixed=fixed
+    )
+    return cat, s, issues
+
+
+def _fixed_levels(
+    col: str, value: float | dict[str, float], levels: list[str], bands: bool
+) -> tuple[list[Issue], list[float]]:
+    """A fixed level term's coefficients (log relativities, aligned with ``levels``) and the
+    problems: a number instead of relativities, unknown levels, levels without a relativity."""
+    field_ = f"fixed.{col}"
+    kind = "bands" if bands else "a categorical"
+    zeros = [0.0] * len(levels)
+    if not isinstance(value, dict):
+        return [
+            Issue(
+                field_,
+                f"{col!r} is {kind}, so its fixed term is a relativity per level (e.g. "
+                f"{{{levels[0]}: 1.0{', ' + levels[1] + ': 1.2' if len(levels) > 1 else ''}}}), "
+                f"not a coefficient ({value}); its levels are {levels[:20]}",
+                value,
+            )
+        ], zeros
+    issues: list[Issue] = []
+    rel = {str(k): float(v) for k, v in value.items()}
+    unknown = [k for k in rel if k not in levels]
+    for k in unknown:
+        issues.append(
+            Issue(
+                f"{field_}.{k}",
+                f"{k!r} is not a level of {col!r}; its levels are {levels[:20]}."
+                f"{did_you_mean(k, levels)}",
+                k,
+            )
+        )
+    absent = [lv for lv in levels if lv not in rel]
+    if absent:
+        issues.append(
+            Issue(
+                field_,
+                f"no relativity for the level(s) {absent[:20]} of {col!r} in the data; give "
+                "every level's relativity (1.0 for the base)",
+                absent,
+            )
+        )
+    if issues:
+        return issues, zeros
+    return [], [float(np.log(rel[lv])) for lv in levels]
+
+
+def _spline_term(col: str, spec: TermSpec, x: np.ndarray) -> tuple[MainTerm | None, list[Issue]]:
+    """A spline's fitted state: its knots (given, or for ``df`` at quantiles of ``x`` as R's
+    ``ns``; where ties make quantiles coincide, at quantiles of its distinct values) and its
+    boundary (given, or the data's range), and the problems: too few distinct values for the
+    df, knots outside the data."""
+    s = spec.spline
+    assert s is not None
+    field_ = f"terms.{col}.spline"
+    distinct = np.unique(x)
+    k = distinct.size
+    lo, hi = s.boundary if s.boundary is not None else (float(distinct[0]), float(distinct[-1]))
+    monotone = s.monotone
+    if s.df is not None:
+        df = s.df
+        if monotone is not None and df < 4:
+            return None, [
+                Issue(
+                    f"{field_}.df",
+                    f"a monotone spline needs df >= 4 (3 basis columns and at least one "
+                    f"interior knot); got df {df}",
+                    df,
+                )
+            ]
+        if k < df + 1:
+            return None, [
+                Issue(
+                    f"{field_}.df",
+                    f"df {df} needs at least {df + 1} distinct values of {col!r}; it has {k}: "
+                    f"choose df <= {max(k - 1, 1)}"
+                    + (" (and >= 4 for a monotone spline)" if monotone else "")
+                    + " or model it with bands or as categorical",
+                    df,
+                )
+            ]
+        inside = x[(x >= lo) & (x <= hi)]
+        n_interior = df - 1 if monotone is None else df - 3
+        knots = quantile_knots(inside, n_interior) if inside.size else [lo] * n_interior
+        if inside.size and any(b <= a for a, b in itertools.pairwise([lo, *knots, hi])):
+            # ties make quantiles coincide (R's ns would repeat the knots and give a degenerate
+            # basis): the quantiles of the distinct values instead
+            knots = quantile_knots(np.unique(inside), n_interior)
+            log.info(
+                "%s: tied values give repeated quantile knots; knots at quantiles of the "
+                "distinct values instead: %s",
+                col,
+                knots,
+            )
+        if any(b <= a for a, b in itertools.pairwise([lo, *knots, hi])):
+            return None, [
+                Issue(
+                    f"{field_}.df",
+                    f"df {df} needs {n_interior} interior knots strictly inside [{lo:g}, {hi:g}];"
+                    f" {col!r} has too few distinct values there: choose a smaller df, or give "
+                    "knots",
+                    df,
+                )
+            ]
+    else:
+        assert s.knots is not None
+        knots = list(s.knots)
+        if not (lo < knots[0] and knots[-1] < hi):
+            return None, [
+                Issue(
+                    f"{field_}.knots",
+                    f"interior knots must lie strictly inside the data's range of {col!r} "
+                    f"([{lo:g}, {hi:g}]) or the boundary; got {knots}",
+                    knots,
+                )
+            ]
+        n_cols = len(knots) + (1 if monotone is None else 3)
+        if k < n_cols + 1:
+            return None, [
+                Issue(
+                    f"{field_}.knots",
+                    f"{len(knots)} knots make {n_cols} basis columns, which need at least "
+                    f"{n_cols + 1} distinct values of {col!r}; it has {k}: give fewer knots",
+                    knots,
+                )
+            ]
+    return SplineTerm(col, knots, (float(lo), float(hi)), monotone), []
 
 
 def _cols_hint(col: str, cols: list[str]) -> str:
@@ -475,26 +920,38 @@ def _magnitudes(arrays: dict[str, np.ndarray], roles: dict[str, str]) -> list[Is
     return issues
 
 
-def _check_estimable(config: GLMConfig, X: pd.DataFrame, y: np.ndarray, w: np.ndarray) -> None:
+def _check_estimable(
+    config: GLMConfig,
+    X: pd.DataFrame,
+    main: list[MainTerm],
+    interactions: list[InteractionTerm],
+    y: np.ndarray,
+    w: np.ndarray,
+) -> None:
     """Training data on which the model has no finite estimate: a categorical with one level,
     a target with no information for the family (all zero for counts, all 0 or all 1 for
-    binomial, constant where the dispersion is estimated), no more rows than coefficients."""
+    binomial, constant where the dispersion is estimated), no more rows than coefficients
+    (counted per term: a numeric 1, levels all but the reference, a spline its basis columns,
+    an interaction the products of its parts'; fixed terms none)."""
     issues: list[Issue] = []
     used = w > 0
     n_obs = int(used.sum())
     n_params = int(config.fit_intercept)
-    for col in X.columns:
-        s = X[col]
-        if not isinstance(s.dtype, pd.CategoricalDtype):
-            n_params += 1
+    n_params += sum(len(t.columns) for t in interactions)
+    for term in main:
+        if term.fixed:
             continue
-        n_levels = len(s.cat.categories)
+        col = term.name
+        if not isinstance(term, (CategoricalTerm, BandsTerm)):
+            n_params += len(term.columns)
+            continue
+        n_levels = len(term.levels)
         n_params += max(n_levels - 1, 0)
         if n_levels == 1:
             issues.append(
                 Issue(
                     "predictors",
-                    f"column {col!r} has a single level ({s.cat.categories[0]!r}), which cannot "
+                    f"column {col!r} has a single level ({term.levels[0]!r}), which cannot "
                     "explain anything (R refuses it too); drop it from predictors",
                     col,
                 )
@@ -543,7 +1000,8 @@ def _check_estimable(config: GLMConfig, X: pd.DataFrame, y: np.ndarray, w: np.nd
             Issue(
                 where,
                 f"the data has {rows} for {n_params} coefficient(s) (intercept, numeric "
-                "predictors and non-reference levels); a GLM needs more rows than "
+                "predictors, non-reference levels, spline and interaction columns); a GLM "
+                "needs more rows than "
                 "coefficients to estimate them and their standard errors: add rows, drop "
                 "predictors or group levels",
                 n_obs,

@@ -28,16 +28,10 @@ from smglm.glm.families import FamilySpec, family_of
 from smglm.glm.io import read_table
 from smglm.glm.links import linkinv, mu_eta
 from smglm.glm.memory import check_fit_memory, memory_error
-from smglm.glm.model import (
-    ALIASED_NOTE,
-    CategoricalTerm,
-    NumericTerm,
-    PortableModel,
-    Term,
-    UnseenLevelWarning,
-)
+from smglm.glm.model import ALIASED_NOTE, PortableModel, UnseenLevelWarning
 from smglm.glm.result import FitResult
 from smglm.glm.stats import SplitMetrics, deviance, null_mean, split_metrics
+from smglm.glm.terms import BandsTerm, CategoricalTerm, NumericTerm, SplineTerm, Term
 
 __all__ = ["feature_names", "fit", "split_by_column", "split_test", "split_train_test"]
 
@@ -186,7 +180,7 @@ def _fit_and_infer(
         train = split_metrics(fam, prep.y, mu, prep.weights, mu0, n_params, _gini(prep, mu))
     _check_finite(cfg, fam, intercept, coef, mu, train)
     separated = _separated(cfg, prep, names, mu)
-    se = _standard_errors(
+    se, cov = _standard_errors(
         res,
         prep,
         eta,
@@ -198,13 +192,17 @@ def _fit_and_infer(
         names,
         info,
     )
-    se[int(cfg.fit_intercept) :] /= scales
+    all_scales = np.concatenate([np.ones(int(cfg.fit_intercept)), scales])
+    se /= all_scales
+    cov /= np.outer(all_scales, all_scales)
+    labels = (["intercept"] if cfg.fit_intercept else []) + names
+    covariance = pd.DataFrame(cov, index=labels, columns=labels)
     coefs = _coefficient_table(cfg, prep, names, intercept, coef, se, fam, res.aliased, separated)
 
     metrics: dict[str, Any] = {"train": train.to_dict()}
     fitted = {"train": (df, prep, mu)}
     if test_df is not None:
-        tprep = prepare(cfg, test_df, what="test data")
+        tprep = prepare(cfg, test_df, terms=prep.terms, what="test data")
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             mu_t = model.predict(_with_offset(tprep.X, cfg, tprep), use_offset=True)
@@ -236,6 +234,7 @@ def _fit_and_infer(
         convergence=res.convergence,
         estimator=res.native,
         fitted=fitted if keep_fitted else None,
+        covariance=covariance,
     )
 
 
@@ -258,10 +257,10 @@ def split_by_column(
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """A split by a column's values (``test: {by: ..., holdout: [...]}``): the rows whose
     ``by`` value is in ``holdout`` are the test data, every other row trains. Values compare
-    as the data's level strings (:func:`smglm.glm.model.level_strings`), so ``holdout:
+    as the data's level strings (:func:`smglm.glm.terms.level_strings`), so ``holdout:
     [2025]`` matches a year stored as integers, floats or text. A holdout value absent from
     the column, or a split leaving no training row, is a :class:`~smglm.errors.DataError`."""
-    from smglm.glm.model import level_strings
+    from smglm.glm.terms import level_strings
 
     if by not in df.columns:
         raise DataError(
@@ -333,7 +332,7 @@ def split_test(df: pd.DataFrame, test: TestSplit) -> tuple[pd.DataFrame, pd.Data
 
 
 def _level_text(value: Any) -> str:
-    """A holdout value as :func:`~smglm.glm.model.level_strings` writes the data's values
+    """A holdout value as :func:`~smglm.glm.terms.level_strings` writes the data's values
     (integer-valued numbers without '.0')."""
     if isinstance(value, float) and value.is_integer():
         return str(int(value))
@@ -348,34 +347,48 @@ def _natural_key(text: str) -> tuple[int, float, str]:
 
 
 def feature_names(prep: Prepared) -> list[str]:
-    """The coefficient names in glum's column order: numeric columns by name, categorical
-    levels as ``column[level]`` without the reference (which is the first level)."""
+    """The estimated coefficients' names in the design's column order: the main terms in
+    predictor order (numeric columns by name, levels and bands as ``column[level]`` without the
+    reference, splines as ``column[s1]``...), then the interactions' (``a[x]:b[y]``...); fixed
+    terms have none."""
     names: list[str] = []
-    for col in prep.X.columns:
-        s = prep.X[col]
-        if isinstance(s.dtype, pd.CategoricalDtype):
-            names += [f"{col}[{lv}]" for lv in list(s.cat.categories)[1:]]
-        else:
-            names.append(str(col))
+    for term in prep.estimated_terms:
+        names += term.columns
+    for inter in prep.interactions:
+        names += inter.columns
     return names
 
 
 def _bounds(
     cfg: GLMConfig, prep: Prepared, names: list[str]
 ) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """Per-coefficient bounds from ``constraints.bounds`` and the monotone splines' signs.
+
+    A bound names a coefficient (``x``, ``area[B]``, ``age[s2]``, ``area[B]:region[north]``),
+    a level term or spline column (all its coefficients), or an interaction ``a:b`` (all its
+    columns). A monotone spline's coefficients are >= 0 (increasing) or <= 0 (decreasing),
+    within the user's bounds."""
     bounds = cfg.constraints.bounds
-    if not bounds:
+    monotone = [t for t in prep.estimated_terms if isinstance(t, SplineTerm) and t.monotone]
+    if not bounds and not monotone:
         return None, None
     lower = np.full(len(names), -np.inf)
     upper = np.full(len(names), np.inf)
     index = {n: i for i, n in enumerate(names)}
+    groups: dict[str, list[str]] = {t.name: t.columns for t in prep.estimated_terms}
+    groups.update({t.name: t.columns for t in prep.interactions})
+    references = {
+        f"{t.name}[{t.reference}]"
+        for t in prep.terms
+        if isinstance(t, (CategoricalTerm, BandsTerm)) and not t.fixed
+    }
     issues = []
     for term, (lo, hi) in bounds.items():
         if term in index:
             targets = [index[term]]
-        elif term in prep.categorical:
-            targets = [i for n, i in index.items() if n.startswith(f"{term}[")]
-        elif term in {f"{c}[{r}]" for c, r in prep.references.items()}:
+        elif term in groups:
+            targets = [index[n] for n in groups[term] if n in index]
+        elif term in references:
             issues.append(
                 Issue(
                     f"constraints.bounds.{term}",
@@ -391,7 +404,7 @@ def _bounds(
                     f"constraints.bounds.{term}",
                     f"{term!r} is not a term of this model; terms are numeric predictors, "
                     f"categorical columns and levels such as {names[:6]}."
-                    f"{did_you_mean(term, names + prep.categorical)}",
+                    f"{did_you_mean(term, names + list(groups))}",
                     term,
                 )
             )
@@ -401,6 +414,25 @@ def _bounds(
             upper[i] = np.inf if hi is None else hi
     if issues:
         raise DataError(issues)
+    for t in monotone:
+        for n in t.columns:
+            i = index[n]
+            if t.monotone == "increasing":
+                lower[i] = max(lower[i], 0.0)
+            else:
+                upper[i] = min(upper[i], 0.0)
+            if lower[i] > upper[i]:
+                raise DataError(
+                    [
+                        Issue(
+                            f"constraints.bounds.{n}",
+                            f"the bounds [{lower[i]:g}, {upper[i]:g}] contradict the "
+                            f"{t.monotone} spline {t.name!r}, whose coefficients are "
+                            f"{'>= 0' if t.monotone == 'increasing' else '<= 0'}",
+                            n,
+                        )
+                    ]
+                )
     return lower, upper
 
 
@@ -408,8 +440,8 @@ def _with_offset(X: pd.DataFrame, cfg: GLMConfig, prep: Prepared) -> pd.DataFram
     out = X.copy()
     if cfg.exposure and prep.exposure is not None:
         out[cfg.exposure] = prep.exposure
-    elif cfg.offset and prep.offset is not None:
-        out[cfg.offset] = prep.offset
+    elif cfg.offset and prep.data_offset is not None:
+        out[cfg.offset] = prep.data_offset  # the model adds its fixed terms itself
     return out
 
 
@@ -431,18 +463,19 @@ def _portable(
 
     terms: list[Term] = []
     i = 0
-    for col in prep.X.columns:
-        s = prep.X[col]
-        if isinstance(s.dtype, pd.CategoricalDtype):
-            levels = [str(lv) for lv in s.cat.categories]
-            k = len(levels) - 1
-            terms.append(
-                CategoricalTerm(str(col), levels, levels[0], [0.0, *coef[i : i + k].tolist()])
-            )
+    fitted: dict[str, Any] = {}
+    for main in prep.terms:
+        if not main.fixed:
+            k = len(main.columns)
+            main = main.with_coefficients(coef[i : i + k])
             i += k
-        else:
-            terms.append(NumericTerm(str(col), float(coef[i])))
-            i += 1
+        fitted[main.name] = main
+        terms.append(main)
+    for inter in prep.interactions:
+        k = len(inter.columns)
+        part = type(inter)(fitted[inter.a.name], fitted[inter.b.name])
+        terms.append(part.with_coefficients(coef[i : i + k]))
+        i += k
     return PortableModel(
         family=cfg.family,
         link=cfg.resolved_link,
@@ -506,14 +539,35 @@ def _coefficient_table(
         with np.errstate(over="ignore"):
             table["relativity"] = np.exp(estimates)
     no_se = ~is_aliased & ~np.isfinite(se)
-    if aliased or separated or no_se.any():
+    fixed = _fixed_rows(prep)
+    if aliased or separated or no_se.any() or fixed:
         table["note"] = [
             ALIASED_NOTE
             if t in aliased
             else separated.get(t, "") or (NO_SE_NOTE if missing else "")
             for t, missing in zip(terms, no_se, strict=True)
         ]
+    if fixed:
+        rows = pd.DataFrame({"term": [n for n, _ in fixed], "estimate": [v for _, v in fixed]})
+        if "relativity" in table.columns:
+            rows["relativity"] = np.exp(rows["estimate"])
+        rows["note"] = FIXED_NOTE
+        table = pd.concat([table, rows], ignore_index=True)[table.columns]
     return table
+
+
+#: The ``note`` of a fixed term (not estimated: it entered the fit as an offset).
+FIXED_NOTE = "fixed"
+
+
+def _fixed_rows(prep: Prepared) -> list[tuple[str, float]]:
+    """(coefficient name, fixed value) of the fixed terms: a numeric's coefficient, every
+    level's log relativity."""
+    out: list[tuple[str, float]] = []
+    for t in prep.terms:
+        if t.fixed:
+            out += list(zip(t.columns, t.coefficient_vector().tolist(), strict=True))
+    return out
 
 
 def _fit_engine(
@@ -534,6 +588,8 @@ def _fit_engine(
     """
     from smglm.glm.stats import aliased_columns
 
+    if not names:  # every predictor fixed: the intercept alone is estimated
+        return _intercept_only(cfg, prep), np.ones(0), None
     scaled, scales = _rescaled(prep, names)
     lo = None if lower is None else lower * scales
     hi = None if upper is None else upper * scales
@@ -566,6 +622,26 @@ def _fit_engine(
     return res, scales, None
 
 
+def _intercept_only(cfg: GLMConfig, prep: Prepared) -> EngineFit:
+    """The fit of a model with no estimated coefficient but the intercept (every predictor
+    fixed, in the offset): the null model's intercept (R's ``glm(y ~ 1, offset = ...)``)."""
+    fam = family_of(cfg)
+    t0 = time.perf_counter()
+    _, b0 = null_mean(
+        fam, cfg.resolved_link, prep.y, prep.weights, prep.offset, intercept=cfg.fit_intercept
+    )
+    return EngineFit(
+        intercept=b0 if cfg.fit_intercept else 0.0,
+        coef=np.zeros(0),
+        feature_names=[],
+        xb=np.zeros_like(prep.y, dtype=float),
+        information=lambda w: np.array([[float(np.sum(w))]]),
+        n_iter=1,
+        converged=True,
+        seconds=time.perf_counter() - t0,
+    )
+
+
 #: A numeric predictor whose root mean square is outside this range is fitted rescaled.
 _SCALE_RANGE = (1e-4, 1e6)
 
@@ -581,8 +657,10 @@ def _rescaled(prep: Prepared, names: list[str]) -> tuple[Prepared, np.ndarray]:
     scales = np.ones(len(names))
     X = prep.X
     index = {n: i for i, n in enumerate(names)}
-    for col in prep.X.columns:
-        if isinstance(prep.X[col].dtype, pd.CategoricalDtype) or str(col) not in index:
+    by_column: dict[str, float] = {}
+    for term in prep.estimated_terms:
+        col = term.name
+        if not isinstance(term, NumericTerm) or col not in index:
             continue
         x = prep.X[col].to_numpy(dtype=float)
         rms = float(np.sqrt(np.mean(np.square(x)))) if x.size else 0.0
@@ -592,9 +670,14 @@ def _rescaled(prep: Prepared, names: list[str]) -> tuple[Prepared, np.ndarray]:
         if X is prep.X:
             X = prep.X.copy()
         X[col] = x / scale
-        scales[index[str(col)]] = scale
+        scales[index[col]] = scale
+        by_column[col] = scale
     if X is prep.X:
         return prep, scales
+    for inter in prep.interactions:  # a product's column scales with its parts'
+        scale = by_column.get(inter.a.name, 1.0) * by_column.get(inter.b.name, 1.0)
+        for n in inter.columns:
+            scales[index[n]] = scale
     return dataclasses.replace(prep, X=X), scales
 
 
@@ -687,7 +770,10 @@ def _separated(cfg: GLMConfig, prep: Prepared, names: list[str], mu: np.ndarray)
     used = prep.weights > 0
     y = prep.y[used]
     out: dict[str, str] = {}
-    for col in prep.X.columns:
+    for main in prep.estimated_terms:
+        if isinstance(main, SplineTerm):
+            continue
+        col = main.name
         s = prep.X[col]
         if isinstance(s.dtype, pd.CategoricalDtype):
             codes = s.cat.codes.to_numpy()[used]
@@ -759,13 +845,15 @@ def _standard_errors(
     intercept: bool,
     names: list[str] | None = None,
     info: np.ndarray | None = None,
-) -> np.ndarray:
+) -> tuple[np.ndarray, np.ndarray]:
     """R's standard errors: sqrt(diag(phi * I^-1)), with I = X' W X the expected (Fisher)
     information, W = w * (dmu/deta)^2 / V(mu) and w the prior weights (the engine computes
-    X' W X on its design). Aliased terms (left out of the fit) have none (NaN)."""
+    X' W X on its design), and the covariance matrix ``phi * I^-1`` (R's ``vcov``). Aliased
+    terms (left out of the fit) have none (NaN)."""
     n_coef = res.coef.size + int(intercept)
+    nan_cov = np.full((n_coef, n_coef), np.nan)
     if not math.isfinite(phi):
-        return np.full(n_coef, np.nan)
+        return np.full(n_coef, np.nan), nan_cov
     if info is None:
         with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
             W = prep.weights * mu_eta(link, eta) ** 2 / fam.variance(mu)
@@ -785,7 +873,9 @@ def _standard_errors(
             "standard errors are not available (NaN)",
             stacklevel=3,
         )
-        return out
+        return out, nan_cov
     cov = phi * np.linalg.inv(scaled) / np.outer(d, d)
     out[keep] = np.sqrt(np.clip(np.diag(cov), 0, None))
-    return out
+    full = nan_cov.copy()
+    full[np.ix_(keep, keep)] = cov
+    return out, full

@@ -109,10 +109,23 @@ def _advice(prep: Prepared) -> str:
 
 
 def _need(prep: Prepared, n_coef: int) -> int:
-    import pandas as pd
+    """The fit's memory: dense columns (numerics, spline bases, products of numerics and
+    splines; a product with levels counted as dense too, an upper bound) and categoricals
+    (level terms and products of two of them)."""
+    from smglm.glm.terms import BandsTerm, CategoricalTerm
 
-    n_cat = sum(isinstance(prep.X[c].dtype, pd.CategoricalDtype) for c in prep.X.columns)
-    return fit_bytes(len(prep.y), len(prep.X.columns) - n_cat, n_cat, n_coef)
+    def is_levels(t: object) -> bool:
+        return isinstance(t, (CategoricalTerm, BandsTerm))
+
+    terms = prep.estimated_terms
+    n_cat = sum(is_levels(t) for t in terms)
+    n_dense = sum(len(t.columns) for t in terms if not is_levels(t))
+    for inter in prep.interactions:
+        if is_levels(inter.a) and is_levels(inter.b):
+            n_cat += 1
+        else:
+            n_dense += len(inter.columns)
+    return fit_bytes(len(prep.y), n_dense, n_cat, n_coef)
 
 
 def check_fit_memory(prep: Prepared, n_coef: int) -> None:

@@ -1,20 +1,33 @@
 """The portable model: ``model.json``, scored with numpy alone (no glum, no pickle).
 
-Format (``format_version`` 1)::
+Format (``format_version`` 2; version-1 files, which only have numeric and categorical terms,
+still load)::
 
-    {"format": "smglm.glm", "format_version": 1, "smglm_version": "0.1.0",
+    {"format": "smglm.glm", "format_version": 2, "smglm_version": "0.1.0",
      "family": "poisson", "link": "log", "tweedie_power": null, "theta": null,
      "target": "claim_count", "weights": null, "offset": null, "exposure": "exposure",
      "intercept": -2.3,
-     "terms": [{"name": "driver_age", "type": "numeric", "coefficient": -0.011},
+     "terms": [{"name": "density_log", "type": "numeric", "coefficient": 0.09, "fixed": true},
                {"name": "area", "type": "categorical", "levels": ["C", "A", "B"],
-                "reference": "C", "coefficients": [0.0, 0.12, -0.05]}]}
+                "reference": "C", "coefficients": [0.0, 0.12, -0.05]},
+               {"name": "bonus_malus", "type": "bands", "cuts": [80, 100],
+                "levels": ["[-Inf,80)", "[80,100)", "[100,Inf)"], "reference": "[-Inf,80)",
+                "coefficients": [0.0, 0.2, 0.5]},
+               {"name": "driver_age", "type": "spline", "kind": "natural",
+                "knots": [30, 45], "boundary": [18, 90], "monotone": null,
+                "coefficients": [-0.2, -0.4, -0.1]},
+               {"name": "driver_age:area", "type": "interaction",
+                "terms": ["driver_age", "area"], "coefficients": [[0, 0.1, 0], ...]}]}
 
-A categorical's ``coefficients`` align with its ``levels``; the reference level's is 0.
-Scoring: ``eta = intercept + sum(terms) + offset`` (offset = log(exposure) when the model was
-fitted with an exposure), ``mu = linkinv(eta)``. A level not seen in training scores as the
-reference level and is counted in a warning; a missing predictor column is an error. When the
-offset or exposure column is absent, the prediction is per unit exposure (offset 0).
+Each term type and its scoring is in :mod:`smglm.glm.terms`. A level term's ``coefficients``
+align with its ``levels``; the reference level's is 0 (a ``fixed`` term's are the fixed log
+relativities). Scoring: ``eta = intercept + sum(terms) + offset`` (offset = log(exposure) when
+the model was fitted with an exposure), ``mu = linkinv(eta)``. A level not seen in training
+scores as the reference level and is counted in a warning; a missing value of a term with
+``missing: level`` scores as the level ``(missing)``; a natural spline extrapolates linearly
+beyond its boundary knots, a monotone one is held at its boundary values; a missing predictor
+column is an error. When the offset or exposure column is absent, the prediction is per unit
+exposure (offset 0).
 """
 
 from __future__ import annotations
@@ -30,19 +43,26 @@ import pandas as pd
 
 from smglm.errors import ModelError, did_you_mean
 from smglm.glm.links import linkinv
+from smglm.glm.terms import (
+    InteractionTerm,
+    MainTerm,
+    NumericTerm,
+    Term,
+    numeric_values,
+    term_from_dict,
+)
 
 __all__ = [
     "ALIASED_NOTE",
     "FORMAT_VERSION",
-    "CategoricalTerm",
-    "NumericTerm",
     "PortableModel",
     "UnseenLevelWarning",
-    "level_strings",
 ]
 
 FORMAT = "smglm.glm"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+#: The format versions this smglm reads.
+READABLE_VERSIONS = (1, 2)
 
 
 #: The ``note`` of an aliased term in the coefficient table (R: "not defined because of
@@ -55,25 +75,9 @@ class UnseenLevelWarning(UserWarning):
 
 
 @dataclass(frozen=True)
-class NumericTerm:
-    name: str
-    coefficient: float
-
-
-@dataclass(frozen=True)
-class CategoricalTerm:
-    name: str
-    levels: list[str]
-    reference: str
-    coefficients: list[float]
-
-
-Term = NumericTerm | CategoricalTerm
-
-
-@dataclass(frozen=True)
 class PortableModel:
-    """A fitted GLM as plain numbers: family, link, intercept and terms."""
+    """A fitted GLM as plain numbers: family, link, intercept and terms
+    (:mod:`smglm.glm.terms`: main terms, one per predictor column, then interactions)."""
 
     family: str
     link: str
@@ -92,9 +96,34 @@ class PortableModel:
 
     # -- scoring -----------------------------------------------------------------------------
     @property
+    def main_terms(self) -> list[MainTerm]:
+        """The terms of one predictor column each (interactions excluded)."""
+        return [t for t in self.terms if not isinstance(t, InteractionTerm)]
+
+    @property
     def input_columns(self) -> list[str]:
         """The predictor columns scoring needs (offset/exposure are optional)."""
-        return [t.name for t in self.terms]
+        return [t.name for t in self.main_terms]
+
+    def term(self, name: str) -> Term:
+        """The term called ``name`` (a predictor column, or ``a:b`` for an interaction)."""
+        for t in self.terms:
+            if t.name == name:
+                return t
+        names = [t.name for t in self.terms]
+        raise ModelError(
+            f"no term {name!r}; the model's terms are {names}.{did_you_mean(name, names)}"
+        )
+
+    def term_effect(self, name: str, values: Any) -> np.ndarray:
+        """The contribution of main term ``name`` (a predictor column) to the linear predictor
+        at the raw ``values`` (numbers or levels), e.g. a spline's curve on a grid; unseen
+        levels give the reference's. Interactions are excluded."""
+        term = self.term(name)
+        if isinstance(term, InteractionTerm):
+            raise ModelError(f"{name!r} is an interaction; term_effect takes a main term")
+        col = values if isinstance(values, pd.Series) else pd.Series(list(np.ravel(values)))
+        return np.asarray(term.effect(term.encode(col)), dtype=float)
 
     def linear_predictor(
         self, data: pd.DataFrame, *, use_offset: bool = True
@@ -111,17 +140,18 @@ class PortableModel:
         n = len(data)
         eta = np.full(n, self.intercept, dtype=float)
         unseen: dict[str, int] = {}
+        encoded: dict[str, np.ndarray] = {}
         for term in self.terms:
-            col = data[term.name]
-            if isinstance(term, NumericTerm):
-                eta += term.coefficient * _numeric(col, term.name)
+            if isinstance(term, InteractionTerm):
+                eta += term.effect(encoded[term.a.name], encoded[term.b.name])
                 continue
-            codes = _level_codes(col, term.levels)
-            bad = codes < 0
-            if bad.any():
-                unseen[term.name] = int(bad.sum())
-            coefs = np.asarray(term.coefficients, dtype=float)
-            eta += np.where(bad, 0.0, coefs[np.where(bad, 0, codes)])
+            enc = term.encode(data[term.name])
+            encoded[term.name] = enc
+            if not isinstance(term, (NumericTerm,)) and enc.ndim == 1:
+                bad = int((enc < 0).sum())
+                if bad:
+                    unseen[term.name] = bad
+            eta += term.effect(enc)
         if use_offset:
             if self.offset and self.offset in data.columns:
                 eta += _numeric(data[self.offset], self.offset)
@@ -155,20 +185,6 @@ class PortableModel:
 
     # -- (de)serialisation -------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
-        terms: list[dict[str, Any]] = []
-        for t in self.terms:
-            if isinstance(t, NumericTerm):
-                terms.append({"name": t.name, "type": "numeric", "coefficient": t.coefficient})
-            else:
-                terms.append(
-                    {
-                        "name": t.name,
-                        "type": "categorical",
-                        "levels": list(t.levels),
-                        "reference": t.reference,
-                        "coefficients": list(t.coefficients),
-                    }
-                )
         out = {
             "format": FORMAT,
             "format_version": FORMAT_VERSION,
@@ -182,7 +198,7 @@ class PortableModel:
             "offset": self.offset,
             "exposure": self.exposure,
             "intercept": self.intercept,
-            "terms": terms,
+            "terms": [t.to_dict() for t in self.terms],
         }
         if self.aliased:
             out["aliased"] = list(self.aliased)
@@ -196,27 +212,22 @@ class PortableModel:
                 f", expected {FORMAT!r}"
             )
         version = d.get("format_version")
-        if version != FORMAT_VERSION:
+        if version not in READABLE_VERSIONS or isinstance(version, bool):
             raise ModelError(
                 f"model format_version {version!r} is not supported by smglm "
-                f"{_version()}, which reads format_version {FORMAT_VERSION}; "
+                f"{_version()}, which reads format_version {list(READABLE_VERSIONS)}; "
                 "upgrade smglm to read newer models"
             )
         try:
             terms: list[Term] = []
+            main: dict[str, MainTerm] = {}
             for t in d["terms"]:
-                if t["type"] == "numeric":
-                    terms.append(NumericTerm(str(t["name"]), float(t["coefficient"])))
-                elif t["type"] == "categorical":
-                    levels = [str(v) for v in t["levels"]]
-                    coefs = [float(c) for c in t["coefficients"]]
-                    if len(levels) != len(coefs) or str(t["reference"]) not in levels:
-                        raise ModelError(f"term {t['name']!r}: levels and coefficients disagree")
-                    terms.append(
-                        CategoricalTerm(str(t["name"]), levels, str(t["reference"]), coefs)
-                    )
-                else:
-                    raise ModelError(f"term {t.get('name')!r} has unknown type {t['type']!r}")
+                if version == 1 and t.get("type") not in ("numeric", "categorical"):
+                    raise ModelError(f"term {t.get('name')!r} has unknown type {t.get('type')!r}")
+                term = term_from_dict(t, main)
+                if not isinstance(term, InteractionTerm):
+                    main[term.name] = term
+                terms.append(term)
             intercept = d["intercept"]
             return cls(
                 family=str(d["family"]),
@@ -232,7 +243,7 @@ class PortableModel:
                 smglm_version=str(d.get("smglm_version", "")),
                 aliased=[str(a) for a in d.get("aliased") or []],
             )
-        except (KeyError, TypeError, ValueError) as exc:
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise ModelError(f"model.json is malformed: {type(exc).__name__}: {exc}") from None
 
     def save(self, path: str | Path) -> Path:
@@ -269,56 +280,4 @@ def _version() -> str:
 
 
 def _numeric(col: pd.Series, name: str) -> np.ndarray:
-    if pd.api.types.is_bool_dtype(col.dtype):
-        return col.to_numpy(dtype=float)
-    if not pd.api.types.is_numeric_dtype(col.dtype):
-        converted = pd.to_numeric(col, errors="coerce")
-        bad = converted.isna() & col.notna()
-        if bad.any():
-            example = col[bad].iloc[0]
-            raise ModelError(f"column {name!r} must be numeric; got values such as {example!r}")
-        col = converted
-    try:
-        values = col.to_numpy(dtype=float, na_value=np.nan)
-    except (OverflowError, TypeError, ValueError):  # e.g. an integer beyond float range
-        raise ModelError(
-            f"column {name!r} must hold finite numbers; got values out of range"
-        ) from None
-    if not np.isfinite(values).all():
-        k = int((~np.isfinite(values)).sum())
-        raise ModelError(f"column {name!r} has {k} missing or infinite value(s); need numbers")
-    return values
-
-
-def level_strings(col: pd.Series) -> np.ndarray:
-    """The values of a column as level strings (None where missing), the same way for
-    training and scoring: integer-valued floats print as integers ('3', not '3.0')."""
-    values = col.to_numpy()
-    if values.dtype.kind in "iub":
-        return values.astype(str).astype(object)
-    if values.dtype.kind == "f":
-        out = np.empty(values.size, dtype=object)
-        finite = np.isfinite(values)
-        ints = finite & (values == np.round(values))
-        out[ints] = values[ints].astype(np.int64).astype(str)
-        other = finite & ~ints
-        out[other] = values[other].astype(str)
-        out[~finite] = None
-        return out
-    missing = pd.isna(values)
-    out = np.array(
-        [None if m else str(v) for v, m in zip(values, missing, strict=True)], dtype=object
-    )
-    return out
-
-
-def _level_codes(col: pd.Series, levels: list[str]) -> np.ndarray:
-    """Position of each value in ``levels`` (as strings), -1 when unseen or missing."""
-    if isinstance(col.dtype, pd.CategoricalDtype):
-        cats = [str(c) for c in col.cat.categories]
-        lookup = {lv: i for i, lv in enumerate(levels)}
-        mapping = np.array([lookup.get(c, -1) for c in cats] + [-1], dtype=np.int64)
-        return mapping[col.cat.codes.to_numpy()]  # code -1 (NaN) takes the last entry
-    strings = level_strings(col)
-    codes = pd.Index(levels).get_indexer(pd.Index(strings, dtype=object))
-    return np.asarray(codes, dtype=np.int64)
+    return numeric_values(col, name)

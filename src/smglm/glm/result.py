@@ -61,6 +61,11 @@ class FitResult:
     fitted
         With ``fit(..., keep_fitted=True)``: per split (``"train"``, ``"test"``), the data,
         its :class:`~smglm.glm.data.Prepared` form and the fitted means; else None.
+    covariance
+        The estimated coefficients' covariance matrix (R's ``vcov``: the dispersion times the
+        inverse expected information), index and columns the estimated terms (``intercept``
+        first); NaN rows and columns for aliased terms. Fixed terms are not in it.
+        ``covariance.csv`` in the model directory; None when unknown.
     search
         With ``penalty.search``: the cross-validation path, one row per (l1_ratio, alpha):
         ``l1_ratio, alpha_index, alpha, cv_deviance, cv_deviance_se, train_deviance,
@@ -76,6 +81,7 @@ class FitResult:
     estimator: Any = field(default=None, repr=False)
     path: Path | None = None
     fitted: dict[str, tuple[Any, Any, Any]] | None = field(default=None, repr=False, compare=False)
+    covariance: pd.DataFrame | None = field(default=None, repr=False, compare=False)
     search: pd.DataFrame | None = field(default=None, repr=False, compare=False)
 
     # -- convenience ---------------------------------------------------------------------
@@ -84,6 +90,14 @@ class FitResult:
         """Seconds glum spent fitting (data checks and statistics excluded)."""
         seconds = (self.metrics.get("fit") or {}).get("seconds")
         return math.nan if seconds is None else float(seconds)
+
+    @property
+    def n_coefficients(self) -> int:
+        """The coefficient table's rows that were estimated (fixed terms excluded)."""
+        table = self.coefficients
+        if "note" not in table.columns:
+            return len(table)
+        return int((table["note"].fillna("").astype(str) != "fixed").sum())
 
     def predict(self, data: pd.DataFrame, *, use_offset: bool = True) -> np.ndarray:
         """Predicted means for ``data`` (see :meth:`PortableModel.predict`)."""
@@ -180,8 +194,8 @@ class FitResult:
     # -- persistence ---------------------------------------------------------------------
     def save(self, path: str | Path) -> Path:
         """Write the model directory: ``model.json``, ``coefficients.csv``, ``metrics.json``,
-        ``config.yaml`` (and ``convergence.csv`` when known, ``search.csv`` after a penalty
-        search). Returns the folder."""
+        ``config.yaml`` (and ``convergence.csv`` and ``covariance.csv`` when known,
+        ``search.csv`` after a penalty search). Returns the folder."""
         out = Path(path)
         out.mkdir(parents=True, exist_ok=True)
         self.model.save(out / "model.json")
@@ -192,6 +206,8 @@ class FitResult:
         self.config.save(out / "config.yaml")
         if self.convergence is not None:
             self.convergence.to_csv(out / "convergence.csv", index=False, float_format="%.17g")
+        if self.covariance is not None:
+            self.covariance.to_csv(out / "covariance.csv", index_label="term", float_format="%.17g")
         if self.search is not None:
             self.search.to_csv(out / SEARCH_FILE, index=False, float_format="%.17g")
         return out
@@ -232,6 +248,14 @@ def load_model(path: str | Path) -> FitResult:
         else {}
     )
     conv = pd.read_csv(p / "convergence.csv") if (p / "convergence.csv").exists() else None
+    cov = (
+        pd.read_csv(p / "covariance.csv", index_col="term")
+        if (p / "covariance.csv").exists()
+        else None
+    )
+    if cov is not None:
+        cov.index = cov.index.astype(str)
+        cov.columns = cov.columns.astype(str)
     search = (
         pd.read_csv(p / SEARCH_FILE, dtype=_SEARCH_DTYPES) if (p / SEARCH_FILE).exists() else None
     )
@@ -242,6 +266,7 @@ def load_model(path: str | Path) -> FitResult:
         metrics=metrics,
         convergence=conv,
         path=p,
+        covariance=cov,
         search=search,
     )
 
@@ -261,23 +286,20 @@ def _config_from_model(model: PortableModel) -> GLMConfig:
 
 
 def _bare_table(model: PortableModel) -> pd.DataFrame:
-    from smglm.glm.model import CategoricalTerm
-
-    rows = [("intercept", model.intercept)]
+    rows: list[tuple[str, float]] = [("intercept", model.intercept)]
+    fixed: list[str] = []
     for t in model.terms:
-        if isinstance(t, CategoricalTerm):
-            rows += [
-                (f"{t.name}[{lv}]", c)
-                for lv, c in zip(t.levels, t.coefficients, strict=True)
-                if lv != t.reference
-            ]
-        else:
-            rows.append((t.name, t.coefficient))
+        names = t.columns
+        rows += list(zip(names, t.coefficient_vector().tolist(), strict=True))
+        if getattr(t, "fixed", False):
+            fixed += names
     table = pd.DataFrame(rows, columns=["term", "estimate"])
-    if model.aliased:
+    if model.aliased or fixed:
         aliased = table["term"].isin(model.aliased)
         table.loc[aliased, "estimate"] = math.nan
-        table["note"] = np.where(aliased, ALIASED_NOTE, "")
+        table["note"] = np.where(
+            aliased, ALIASED_NOTE, np.where(table["term"].isin(fixed), "fixed", "")
+        )
     return table
 
 

@@ -436,7 +436,7 @@ def level_choices(frame: Any, column: str, options: TermOptions, limit: int = 20
         if cuts and not bad and all(b > a for a, b in itertools.pairwise(cuts)):
             levels = band_labels(cuts)
     elif options.kind == "as is" and frame is not None and column in frame.columns:
-        from smglm.glm.model import level_strings
+        from smglm.glm.terms import level_strings
 
         values = frame[column].drop_duplicates().head(limit + 1)
         if len(values) <= limit:

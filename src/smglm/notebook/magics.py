@@ -66,7 +66,7 @@ def _job_arguments(func: Any) -> Any:
 @magics_class
 class SmglmMagics(Magics):
     """``%%sm_train``, ``%sm_jobs``, ``%sm_logs``, ``%sm_stop``, ``%sm_show``,
-    ``%sm_compare``, ``%sm_config`` and ``%sm_form``."""
+    ``%sm_compare``, ``%sm_config``, ``%sm_form`` and ``%sm_explore``."""
 
     @property
     def _ns(self) -> dict[str, Any]:
@@ -207,6 +207,24 @@ class SmglmMagics(Magics):
 
         args = parse_argstring(self.sm_form, line)
         return form(args.data or None, user_ns=self._ns)
+
+    @line_magic
+    @_usage_errors
+    @magic_arguments()
+    @argument("data", help="a DataFrame's name or a local data path")
+    @argument(
+        "options",
+        nargs="*",
+        help="key=value: target= (required unless config= gives it), exposure=, weights=, "
+        "predictors=a,b, config=, bins=, rare=, max_levels=",
+    )
+    def sm_explore(self, line: str) -> Any:
+        """Look at the data before fitting: exposure and observed rate by level or bin of
+        each candidate predictor (``%sm_explore df target=claim_count exposure=exposure``)."""
+        from smglm.notebook.cmd import explore
+
+        args = parse_argstring(self.sm_explore, line)
+        return explore.run(args.data, args.options, self._ns)
 
 
 def load_ipython_extension(ipython: Any) -> None:

@@ -28,7 +28,8 @@ import pandas as pd
 
 from smglm.errors import ModelError
 from smglm.glm.links import linkinv
-from smglm.glm.model import CategoricalTerm, NumericTerm, PortableModel
+from smglm.glm.model import PortableModel
+from smglm.glm.terms import CategoricalTerm, NumericTerm
 from smglm.runtime._codec import (
     Batch,
     ModelColumns,
@@ -77,12 +78,16 @@ class Scorer:
                 self._terms.append((t.name, t.coefficient, None))
             elif isinstance(t, CategoricalTerm):
                 lookup = dict(zip(t.levels, map(float, t.coefficients), strict=True))
+                for group, members in (t.groups or {}).items():  # raw levels of a group
+                    lookup.update({m: lookup[group] for m in members if group in lookup})
                 self._terms.append((t.name, 0.0, lookup))
                 self._levels[t.name] = lookup
+        # the fast path scores numeric and categorical terms; bands, splines and interactions
+        # take the reference path (PortableModel.linear_predictor)
         self._fast_ok = len(self._terms) == len(model.terms)
         self.columns = ModelColumns(
             predictors=model.input_columns,
-            numeric=[t.name for t in model.terms if isinstance(t, NumericTerm)],
+            numeric=[t.name for t in model.main_terms if not isinstance(t, CategoricalTerm)],
             categorical=list(self._levels),
             extra=model.offset or model.exposure,
         )

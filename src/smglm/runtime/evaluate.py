@@ -63,14 +63,14 @@ def evaluate(paths: MLPaths) -> None:
         config.family,
         config.resolved_link,
         config.target,
-        len(result.coefficients),
+        result.n_coefficients,
     )
     df = read_data_channel(paths, channels, name)
     scored = score(config, result.model, df, name)
-    metrics = {name: split_metrics_of(config, scored, len(result.coefficients))}
+    metrics = {name: split_metrics_of(config, scored, result.n_coefficients)}
     print_metrics(metrics)
     out = paths.output_data_dir
     out.mkdir(parents=True, exist_ok=True)
     (out / "metrics.json").write_text(json.dumps(json_safe(metrics), indent=1), encoding="utf-8")
     log.info("metrics written to %s", out / "metrics.json")
-    write_report(config, scored, out / name, workers=plot_workers())
+    write_report(config, scored, out / name, workers=plot_workers(), result=result)

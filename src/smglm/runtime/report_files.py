@@ -14,7 +14,7 @@ import os
 import signal
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -45,13 +45,16 @@ def write_report(
     *,
     convergence: pd.DataFrame | None = None,
     workers: int = 1,
+    result: Any = None,
 ) -> list[Path]:
     """Write the report tables and PNG plots of one split into ``outdir``; return the files.
 
     A failure here is logged with its traceback and does not fail the job: the model is the
-    job's result, the report is an extra. ``workers``: as in :func:`write_reports`.
+    job's result, the report is an extra. ``workers`` and ``result``: as in
+    :func:`write_reports`.
     """
-    return write_reports(config, [(scored, outdir, convergence)], workers=workers)[scored.name]
+    splits = [(scored, outdir, convergence)]
+    return write_reports(config, splits, workers=workers, result=result)[scored.name]
 
 
 def write_reports(
@@ -59,6 +62,7 @@ def write_reports(
     splits: Sequence[tuple[Scored, Path, pd.DataFrame | None]],
     *,
     workers: int = 1,
+    result: Any = None,
 ) -> dict[str, list[Path]]:
     """Write the report of each ``(scored, outdir, convergence)`` split; return the files of
     each split, by name.
@@ -66,7 +70,9 @@ def write_reports(
     The tables of every split are built and written first; then all the splits' plots are
     drawn in one pass, by ``workers`` processes (forked: for the training runtime, not a
     notebook kernel; see :func:`render_plots`). A split whose report fails is
-    logged with its traceback and gets no files; it does not fail the job.
+    logged with its traceback and gets no files; it does not fail the job. With ``result``
+    (the FitResult), the term views' tables and figures too (splines, level relativities,
+    interactions, consistency, the penalty search).
     """
     from smglm.glm.report.figures import figure_files
     from smglm.glm.report.scoring import build_split
@@ -75,7 +81,7 @@ def write_reports(
     jobs = []
     for scored, outdir, convergence in splits:
         try:
-            report = build_split(config, scored, convergence)
+            report = build_split(config, scored, convergence, result=result)
             files[scored.name] = list(report.to_dir(outdir))
             split_jobs = figure_files(report, outdir, scored.name)
         except Exception:

@@ -11,9 +11,10 @@ What SageMaker runs as ``docker run IMAGE train`` (``python -m smglm.runtime tra
 5. ``output/data/``: ``metrics.json``, and per split (``train/``, ``test/``) the report tables
    and PNG plots (:mod:`~smglm.runtime.report_files`).
 6. ``model/``: ``model.json``, ``coefficients.csv``, ``metrics.json``, ``config.yaml``,
-   ``convergence.csv``, ``search.csv`` (with ``penalty.search``: the CV path) and the MLflow
-   pyfunc folder ``mlflow_model/``. They are written to a staging folder and moved in last
-   (``model.json`` the very last), so a failed or stopped job leaves no model behind.
+   ``convergence.csv``, ``covariance.csv``, ``search.csv`` (with ``penalty.search``: the CV
+   path) and the MLflow pyfunc folder ``mlflow_model/``. They are written to a staging folder
+   and moved in last (``model.json`` the very last), so a failed or stopped job leaves no model
+   behind.
 
 Failures end as :mod:`~smglm.runtime.failure` says (exit 1 user error, 2 internal, 143 SIGTERM).
 """
@@ -192,7 +193,7 @@ def _write_outputs(paths: MLPaths, result: Any, splits: Mapping[str, Any]) -> No
             log.exception("%s: cannot score the data for the report", name)
             continue
         reports.append((scored, out / name, result.convergence if name == "train" else None))
-    write_reports(result.config, reports, workers=plot_workers())
+    write_reports(result.config, reports, workers=plot_workers(), result=result)
 
 
 def _write_model(paths: MLPaths, result: Any) -> None:

@@ -323,6 +323,7 @@ def log_results(client: Any, run_id: str, model_dir: Path, output_dir: Path | No
         "config.yaml",
         "convergence.csv",
         "search.csv",
+        "covariance.csv",
     ):
         if (model_dir / name).exists():
             client.log_artifact(run_id, str(model_dir / name))

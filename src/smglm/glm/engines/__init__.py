@@ -108,7 +108,8 @@ class Capabilities:
     bounds
         Whether it takes box constraints on coefficients (``constraints.bounds``).
     terms
-        The kinds of terms it fits: ``"numeric"``, ``"categorical"``.
+        The kinds of terms it fits: ``"numeric"``, ``"categorical"``, ``"bands"``,
+        ``"spline"``, ``"monotone"`` (a monotone spline), ``"interaction"``, ``"fixed"``.
     search
         Whether it runs a penalty search (``penalty.search``).
     penalized_bounds_away_from_zero
@@ -121,7 +122,9 @@ class Capabilities:
     links: Mapping[str, tuple[str, ...]]
     penalties: frozenset[str] = frozenset({"l1", "l2"})
     bounds: bool = True
-    terms: frozenset[str] = frozenset({"numeric", "categorical"})
+    terms: frozenset[str] = frozenset(
+        {"numeric", "categorical", "bands", "spline", "monotone", "interaction", "fixed"}
+    )
     search: bool = True
     penalized_bounds_away_from_zero: bool = False
 
@@ -184,6 +187,27 @@ class Capabilities:
                     list(config.categorical),
                 )
             )
+        kinds: dict[str, tuple[str, Any]] = {}
+        for col, spec in config.terms.items():
+            if spec.spline is not None:
+                kind = "spline" if spec.spline.monotone is None else "monotone"
+                kinds.setdefault(kind, (f"terms.{col}.spline", col))
+            elif spec.bands is not None:
+                kinds.setdefault("bands", (f"terms.{col}.bands", col))
+        if config.interactions:
+            kinds["interaction"] = ("interactions", [list(p) for p in config.interactions])
+        if config.fixed:
+            kinds["fixed"] = ("fixed", sorted(config.fixed))
+        for kind, (field_, value) in kinds.items():
+            if kind not in self.terms:
+                out.append(
+                    Issue(
+                        field_,
+                        f"engine {engine!r} fits no {kind} terms; it fits "
+                        f"{sorted(self.terms)} terms",
+                        value,
+                    )
+                )
         return out
 
     def _search_issues(self, config: GLMConfig, engine: str) -> list[Issue]:

@@ -21,6 +21,7 @@ from scipy.special import ndtr, ndtri
 from smglm.config import GLMConfig
 from smglm.glm.engines import EngineFit
 from smglm.glm.families import family_of
+from smglm.glm.terms import BandsTerm, CategoricalTerm, InteractionTerm, SplineTerm
 
 if TYPE_CHECKING:
     from smglm.glm.data import Prepared
@@ -105,17 +106,102 @@ def make_estimator(
 
 
 def design_matrix(prepared: Prepared) -> Any:
-    """The tabmat design of the prepared data's estimated columns, in coefficient-name order:
-    numeric columns dense, categoricals as sparse CategoricalMatrix with the first level (the
-    reference) dropped, columns named as smglm's terms (``column[level]``). The fit and the
-    penalty search (:func:`search`) use the same design."""
+    """The tabmat design of every estimated coefficient, columns named and ordered as
+    :func:`smglm.glm.fitting.feature_names`: numeric columns and spline bases dense, levels
+    and bands as sparse CategoricalMatrix with the first level (the reference) dropped; then
+    the interactions: categorical x categorical as one CategoricalMatrix (its dropped first
+    level is "either part at its reference"), numeric or spline x categorical as a sparse
+    matrix, numeric or spline x numeric or spline dense. Fixed terms are not in it (they are
+    in the offset)."""
     import tabmat
 
-    return tabmat.from_df(
-        prepared.X,
-        drop_first=True,
-        categorical_format="{name}[{category}]",
-        cat_missing_method="fail",
+    X = prepared.X
+    terms = prepared.estimated_terms
+    bases = {  # each spline's basis, computed once (interactions reuse it)
+        t.name: t.basis(X[t.name].to_numpy(dtype=float)) for t in terms if isinstance(t, SplineTerm)
+    }
+    if [t.name for t in terms] == list(X.columns) and not bases:
+        frame = X  # main effects of raw columns: no copy
+    else:
+        columns: dict[str, Any] = {}
+        for term in terms:
+            if term.name in bases:
+                columns.update(zip(term.columns, bases[term.name].T, strict=True))
+            else:
+                columns[term.name] = X[term.name]
+        frame = pd.DataFrame(columns, index=X.index)
+    parts = []
+    if len(frame.columns):
+        parts.append(
+            tabmat.from_df(
+                frame,
+                drop_first=True,
+                categorical_format="{name}[{category}]",
+                cat_missing_method="fail",
+            )
+        )
+    parts += [_interaction_matrix(inter, X, bases) for inter in prepared.interactions]
+    if not parts:
+        return tabmat.DenseMatrix(np.zeros((len(X), 0)))
+    return parts[0] if len(parts) == 1 else tabmat.SplitMatrix(parts)
+
+
+def _interaction_matrix(
+    inter: InteractionTerm, X: pd.DataFrame, bases: dict[str, np.ndarray]
+) -> Any:
+    """An interaction's columns as a tabmat matrix (see :func:`design_matrix`)."""
+    import scipy.sparse as sps
+    import tabmat
+
+    a: Any = inter.a
+    b: Any = inter.b
+    names = inter.columns
+    a_levels = isinstance(a, (CategoricalTerm, BandsTerm))
+    b_levels = isinstance(b, (CategoricalTerm, BandsTerm))
+
+    def codes(term: Any) -> np.ndarray:
+        return np.asarray(X[term.name].cat.codes.to_numpy(), dtype=np.int64)
+
+    def dense(term: Any) -> np.ndarray:
+        if term.name in bases:
+            return bases[term.name]
+        x = X[term.name].to_numpy(dtype=float)
+        return term.basis(x) if isinstance(term, SplineTerm) else x[:, None]
+
+    if a_levels and b_levels:
+        ca, cb = codes(a), codes(b)
+        nb = len(b.levels) - 1
+        combined = np.where((ca > 0) & (cb > 0), 1 + (ca - 1) * nb + (cb - 1), 0)
+        return tabmat.CategoricalMatrix(
+            combined.astype(np.int32),
+            categories=np.array(["(reference)", *names], dtype=object),
+            drop_first=True,
+            column_name=inter.name,
+            column_name_format="{category}",
+        )
+    if a_levels or b_levels:
+        lev, num = (a, b) if a_levels else (b, a)
+        c = codes(lev)
+        d = dense(num)
+        n_lev, n_num = len(lev.levels) - 1, d.shape[1]
+        rows = np.flatnonzero(c > 0)
+        data, row_idx, col_idx = [], [], []
+        for j in range(n_num):
+            lev_col = c[rows] - 1
+            # columns: a's slots outermost
+            col = lev_col * n_num + j if a_levels else j * n_lev + lev_col
+            data.append(d[rows, j])
+            row_idx.append(rows)
+            col_idx.append(col)
+        mat = sps.csc_matrix(
+            (np.concatenate(data), (np.concatenate(row_idx), np.concatenate(col_idx))),
+            shape=(len(X), n_lev * n_num),
+        )
+        return tabmat.SparseMatrix(mat, column_names=names, term_names=[inter.name] * len(names))
+    da, db = dense(a), dense(b)
+    prod = (da[:, :, None] * db[:, None, :]).reshape(len(X), -1)
+    return tabmat.DenseMatrix(
+        np.asfortranarray(prod), column_names=names, term_names=[inter.name] * len(names)
     )
 
 

@@ -32,7 +32,14 @@ logger = logging.getLogger(__name__)
 REPORT_FORMAT = 1
 _PANDAS_2 = int(pd.__version__.split(".")[0]) < 3
 
-_TABLES = ("lift", "lorenz", "residuals", "convergence")
+_TABLES = ("lift", "lorenz", "residuals", "convergence", "search")
+#: The term views' tables (one per term, by name) and the prefix of their file stems.
+_TERM_TABLES = {
+    "splines": "spline",
+    "levels": "levels",
+    "interactions": "interaction",
+    "consistency": "consistency",
+}
 #: From this many rows, the one-way tables are built in a thread beside the ranked tables.
 _THREADED_ROWS = 200_000
 
@@ -54,26 +61,32 @@ class ReportData:
     balance: dict[str, float] | None = None
     residuals: pd.DataFrame | None = None
     convergence: pd.DataFrame | None = None
+    splines: dict[str, pd.DataFrame] = field(default_factory=dict)
+    levels: dict[str, pd.DataFrame] = field(default_factory=dict)
+    interactions: dict[str, pd.DataFrame] = field(default_factory=dict)
+    consistency: dict[str, pd.DataFrame] = field(default_factory=dict)
+    search: pd.DataFrame | None = None
+    link: str | None = None
+    split_by: str | None = None
 
     def __repr__(self) -> str:
         parts = [f"one_ways={list(self.one_ways)!r}"]
         if self.gini is not None:
             parts.append(f"gini={self.gini:.4g}")
         tables = [name for name in _TABLES if getattr(self, name) is not None]
+        for name in _TERM_TABLES:
+            if getattr(self, name):
+                parts.append(f"{name}={list(getattr(self, name))!r}")
         return f"ReportData({', '.join(parts)}, tables={tables!r})"
 
     def one_way_files(self) -> dict[str, str]:
         """Return the file stem of each one-way: ``one_way_<column>``, safe and unique as a name."""
-        stems: dict[str, str] = {}
-        seen: set[str] = set()
-        for column in self.one_ways:
-            safe = re.sub(r"[^A-Za-z0-9_.-]+", "_", str(column)).strip("._") or "column"
-            stem, i = f"one_way_{safe}", 2
-            while stem.lower() in seen:  # also unique on case-insensitive file systems
-                stem, i = f"one_way_{safe}_{i}", i + 1
-            seen.add(stem.lower())
-            stems[column] = stem
-        return stems
+        return _stems("one_way", self.one_ways)
+
+    def term_files(self, kind: str) -> dict[str, str]:
+        """The file stem of each table of a term view ``kind`` (``splines``, ``levels``,
+        ``interactions``, ``consistency``): ``<prefix>_<term>``, safe and unique as a name."""
+        return _stems(_TERM_TABLES[kind], getattr(self, kind))
 
     def to_dir(self, path: str | Path) -> list[Path]:
         """Write each table as ``<name>.csv`` and ``report.json`` into ``path``; return the files.
@@ -86,6 +99,9 @@ class ReportData:
         stems = self.one_way_files()
         tables = {f"{stems[c]}.csv": t for c, t in self.one_ways.items()}
         tables |= {f"{n}.csv": getattr(self, n) for n in _TABLES if getattr(self, n) is not None}
+        term_files = {kind: self.term_files(kind) for kind in _TERM_TABLES}
+        for kind, files in term_files.items():
+            tables |= {f"{files[name]}.csv": t for name, t in getattr(self, kind).items()}
         for name, table in tables.items():
             table.to_csv(out / name, index=False)
         meta: dict[str, Any] = {"format": REPORT_FORMAT}
@@ -94,6 +110,13 @@ class ReportData:
         if self.balance is not None:
             meta["balance"] = {k: _to_json(v) for k, v in self.balance.items()}
         meta["one_ways"] = {str(c): f"{s}.csv" for c, s in stems.items()}
+        for kind, files in term_files.items():
+            if files:
+                meta[kind] = {str(c): f"{s}.csv" for c, s in files.items()}
+        if self.link is not None:
+            meta["link"] = self.link
+        if self.split_by is not None:
+            meta["split_by"] = self.split_by
         meta["files"] = list(tables)
         (out / "report.json").write_text(json.dumps(meta, indent=2) + "\n")
         return [out / name for name in tables] + [out / "report.json"]
@@ -108,14 +131,52 @@ class ReportData:
             raise data_error(str(src / "report.json"), msg, meta.get("format"))
         files = set(meta.get("files", []))
         tables = {n: _read_csv(src / f"{n}.csv") if f"{n}.csv" in files else None for n in _TABLES}
+        terms = {
+            kind: {c: _read_term_csv(src / f) for c, f in meta.get(kind, {}).items()}
+            for kind in _TERM_TABLES
+        }
         return cls(
             one_ways={c: _read_csv(src / f, text_bin=True) for c, f in meta["one_ways"].items()},
             gini=_from_json(meta["gini"]) if "gini" in meta else None,
             balance={k: _from_json(v) for k, v in meta["balance"].items()}
             if "balance" in meta
             else None,
-            **tables,
+            lift=tables["lift"],
+            lorenz=tables["lorenz"],
+            residuals=tables["residuals"],
+            convergence=tables["convergence"],
+            search=tables["search"],
+            splines=terms["splines"],
+            levels=terms["levels"],
+            interactions=terms["interactions"],
+            consistency=terms["consistency"],
+            link=meta.get("link"),
+            split_by=meta.get("split_by"),
         )
+
+
+def _stems(prefix: str, names: Mapping[str, Any]) -> dict[str, str]:
+    """``<prefix>_<name>`` for each name: safe as a file name, unique (also ignoring case)."""
+    stems: dict[str, str] = {}
+    seen: set[str] = set()
+    for name in names:
+        safe = re.sub(r"[^A-Za-z0-9_.-]+", "_", str(name)).strip("._") or "column"
+        stem, i = f"{prefix}_{safe}", 2
+        while stem.lower() in seen:  # also unique on case-insensitive file systems
+            stem, i = f"{prefix}_{safe}_{i}", i + 1
+        seen.add(stem.lower())
+        stems[name] = stem
+    return stems
+
+
+def _read_term_csv(path: Path) -> pd.DataFrame:
+    """A term view's table: level and bin labels stay text (``NA`` is a level, not missing)."""
+    labels = [c for c in ("level", "a", "b", "by", "part") if c in pd.read_csv(path, nrows=0)]
+    options: dict[str, Any] = {"float_precision": "round_trip"} if _PANDAS_2 else {}
+    numbers = [c for c in pd.read_csv(path, nrows=0).columns if c not in labels]
+    options |= {"dtype": dict.fromkeys(labels, str), "keep_default_na": False}
+    options["na_values"] = {c: ["", "NaN", "nan"] for c in numbers}
+    return pd.read_csv(path, **options)
 
 
 def _to_json(v: float) -> float | None:

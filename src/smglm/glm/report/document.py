@@ -117,22 +117,19 @@ class Report(RichView):
         """The report's matplotlib Figures, drawn from its tables (those of
         :data:`~smglm.glm.report.figures.FIGURES`): ``"<split>/<stem>"`` keys, or ``"<stem>"``
         for a figure of the model rather than of a split (the convergence)."""
-        splits = {name: split.data for name, split in self.splits.items()}
-        conv = self.result.convergence if self.result is not None else None
+        from smglm.glm.report.sections import with_model_tables
+
+        splits = self.splits
+        if self.result is not None:
+            splits = with_model_tables(splits, self.result)
         figs: dict[str, Any] = {}
         for spec in FIGURES:
-            for name, data in splits.items():
+            for name, split in splits.items():
                 if name not in spec.splits:
                     continue
-                if spec.key == "convergence" and conv is not None and data.convergence is None:
-                    data = _with_convergence(data, conv)
-                for item in spec.items(data):
+                for item in spec.items(split.data):
                     key = item.stem if len(spec.splits) == 1 else f"{name}/{item.stem}"
                     figs[key] = item.make()
-        if "convergence" not in figs and conv is not None and len(conv.columns) > 1:
-            from smglm.glm.report.figures import plot_convergence
-
-            figs["convergence"] = plot_convergence(conv)
         return figs
 
     def save(self, path: str | Path) -> Path:
@@ -144,12 +141,6 @@ class Report(RichView):
         (out / "report.html").write_text(page, encoding="utf-8")
         (out / "report.txt").write_text(self.to_text() + "\n", encoding="utf-8")
         return out
-
-
-def _with_convergence(data: Any, conv: pd.DataFrame) -> Any:
-    from dataclasses import replace
-
-    return replace(data, convergence=conv)
 
 
 # -- building ------------------------------------------------------------------------------
@@ -270,7 +261,7 @@ def _build_splits(
             warnings.simplefilter("ignore")
             scored = score(cfg, result.model, df, name)
         conv = result.convergence if name == "train" else None
-        table = build_split(cfg, scored, conv)
+        table = build_split(cfg, scored, conv, result=result)
         folder = None
         if out is not None:
             folder = out / name

@@ -31,13 +31,18 @@ __all__ = [
     "FigureItem",
     "FigureSpec",
     "figure_files",
+    "plot_consistency",
     "plot_convergence",
     "plot_double_lift",
+    "plot_interaction",
+    "plot_levels",
     "plot_lift",
     "plot_lorenz",
     "plot_one_way",
     "plot_one_way_overlay",
     "plot_residuals",
+    "plot_search",
+    "plot_spline",
     "register_figure",
     "save_figures",
 ]
@@ -257,6 +262,268 @@ def plot_convergence(table: pd.DataFrame) -> Figure:
     return fig
 
 
+# -- term views ------------------------------------------------------------------------------
+def _scale_label(link: str | None) -> str:
+    return "relativity" if link == "log" else "effect (linear predictor)"
+
+
+def _base_line(link: str | None) -> float:
+    return 1.0 if link == "log" else 0.0
+
+
+def plot_spline(table: pd.DataFrame, column: str, link: str | None = "log") -> Figure:
+    """Plot a spline's view (:func:`~smglm.glm.report.term_views.term_tables`): the fitted
+    curve with its 95% band, the observed relativity per bin (dots) and the exposure per bin
+    (grey bars, right axis)."""
+    curve = table[table["part"] == "curve"]
+    bins = table[table["part"] == "bins"]
+    fig = _figure(right=0.95)
+    ax = fig.add_subplot()
+    bars = ax.twinx()
+    exposure = bins["exposure"].to_numpy(dtype=float)
+    widths = (bins["x_hi"] - bins["x_lo"]).to_numpy(dtype=float)
+    centers = ((bins["x_hi"] + bins["x_lo"]) / 2).to_numpy(dtype=float)
+    bars.bar(centers, exposure, width=0.9 * widths, color=BARS, label="exposure")
+    top = float(exposure.max()) if len(exposure) else 0.0
+    bars.set_ylim(0.0, 3.0 * top if top > 0 and math.isfinite(top) else 1.0)
+    bars.set_ylabel("exposure")
+    ax.set_zorder(bars.get_zorder() + 1)
+    ax.patch.set_visible(False)
+    x = curve["x"].to_numpy(dtype=float)
+    lower, upper = curve["lower"].to_numpy(dtype=float), curve["upper"].to_numpy(dtype=float)
+    if np.isfinite(lower).any():
+        ax.fill_between(x, lower, upper, color=PREDICTED, alpha=0.2, label="95% CI")
+    fit = curve["fit"].to_numpy(dtype=float)
+    ax.plot(x, fit, color=PREDICTED, label="fitted")
+    observed = bins["observed"].to_numpy(dtype=float)
+    ax.plot(
+        bins["x"].to_numpy(dtype=float),
+        observed,
+        linestyle="none",
+        marker="o",
+        color=ACTUAL,
+        markersize=4,
+        label="observed",
+    )
+    ax.axhline(_base_line(link), color="grey", linewidth=0.8)
+    # the y range: the curve, its band where the data are (1% to 99% of the exposure), and
+    # the observed points of bins with some exposure; the band may run off beyond them
+    share = exposure / exposure.sum() if exposure.sum() > 0 else np.ones_like(exposure)
+    cum = np.cumsum(share)
+    x_bins = bins["x"].to_numpy(dtype=float)
+    if len(x_bins):
+        inside = (x >= x_bins[np.searchsorted(cum, 0.01)]) & (
+            x <= x_bins[min(len(x_bins) - 1, int(np.searchsorted(cum, 0.99)))]
+        )
+    else:
+        inside = np.ones(len(x), dtype=bool)
+    shown = np.concatenate((fit, lower[inside], upper[inside], observed[share >= 0.005]))
+    shown = shown[np.isfinite(shown)]
+    if shown.size:
+        lo, hi = float(shown.min()), float(shown.max())
+        pad = 0.05 * (hi - lo or abs(hi) or 1.0)
+        ax.set_ylim(lo - pad, hi + pad)
+    _finish(ax, f"{column}: fitted curve", column, _scale_label(link))
+    _one_way_legend(ax, bars)
+    return fig
+
+
+def plot_levels(table: pd.DataFrame, column: str, link: str | None = "log") -> Figure:
+    """Plot a level view: each level's fitted relativity (bars from 1, or from 0 for the
+    effect of other links) with its 95% CI, the observed relativity (dots) and the exposure
+    (grey bars, right axis)."""
+    names = [
+        f"{level} (base)" if base else str(level)
+        for level, base in zip(table["level"], table["base"].astype(bool), strict=True)
+    ]
+    frame = table.assign(bin=names)
+    fig, ax, bars, x = _one_way_frame(frame)
+    base = _base_line(link)
+    fit = table["fit"].to_numpy(dtype=float)
+    lower = table["lower"].to_numpy(dtype=float)
+    upper = table["upper"].to_numpy(dtype=float)
+    fixed = bool(table["fixed"].any()) if "fixed" in table else False
+    ax.bar(
+        x,
+        fit - base,
+        bottom=base,
+        width=0.35,
+        color=PREDICTED,
+        alpha=0.8,
+        label="fixed" if fixed else "fitted",
+    )
+    has_ci = np.isfinite(lower) & np.isfinite(upper) & ~table["base"].to_numpy(dtype=bool)
+    if has_ci.any():
+        err = np.vstack((fit - lower, upper - fit))[:, has_ci]
+        ax.errorbar(
+            x[has_ci], fit[has_ci], yerr=err, fmt="none", ecolor="black", capsize=3, label="95% CI"
+        )
+    ax.plot(
+        x,
+        table["observed"].to_numpy(dtype=float),
+        linestyle="none",
+        marker="o",
+        color=ACTUAL,
+        label="observed",
+    )
+    ax.axhline(base, color="grey", linewidth=0.8)
+    title = f"{column}: {_scale_label(link)} by level" + (" (fixed)" if fixed else "")
+    _finish(ax, title, column, _scale_label(link))
+    _one_way_legend(ax, bars)
+    return fig
+
+
+def _heat(
+    ax: Axes,
+    matrix: np.ndarray,
+    rows: list[str],
+    cols: list[str],
+    title: str,
+    center: float,
+    log: bool,
+) -> None:
+    from matplotlib.colors import LogNorm, Normalize
+
+    finite = matrix[np.isfinite(matrix) & ((matrix > 0) if log else True)]
+    distance = np.abs(np.log(finite / center) if log else finite - center)
+    # the colour scale spans 90% of the cells, at most a factor 4 (or 4 units) either way:
+    # a separated cell's huge value saturates instead of washing out the others; small
+    # differences look small
+    spread = float(np.quantile(distance, 0.9)) if finite.size else 1.0
+    spread = min(max(spread, 0.05), math.log(4.0) if log else 4.0) if math.isfinite(spread) else 1.0
+    norm = (
+        LogNorm(center * math.exp(-spread), center * math.exp(spread))
+        if log
+        else Normalize(center - spread, center + spread)
+    )
+    from matplotlib.ticker import FormatStrFormatter, NullFormatter
+
+    shown = np.where(np.isfinite(matrix) & ((matrix > 0) if log else True), matrix, np.nan)
+    image = ax.imshow(shown, cmap="RdBu_r", norm=norm, aspect="auto")
+    over = bool((distance > spread * (1 + 1e-9)).any())
+    bar = ax.figure.colorbar(
+        image, ax=ax, fraction=0.046, pad=0.04, extend="both" if over else "neither"
+    )
+    steps = np.linspace(-spread, spread, 5)
+    bar.set_ticks(list(center * np.exp(steps) if log else center + steps))
+    bar.ax.yaxis.set_major_formatter(FormatStrFormatter("%.3g"))
+    bar.ax.yaxis.set_minor_formatter(NullFormatter())
+    ax.set_xticks(
+        np.arange(len(cols)),
+        cols,
+        rotation=45 if len(cols) > 4 else 0,
+        ha="right" if len(cols) > 4 else "center",
+    )
+    ax.set_yticks(np.arange(len(rows)), rows)
+    ax.set_title(title)
+    if len(cols) <= 12 and len(rows) <= 25:  # cells wide enough for their number
+        for (i, j), value in np.ndenumerate(shown):
+            if math.isfinite(value):
+                strong = abs(norm(value) - 0.5) > 0.3  # a dark cell: white text
+                ax.text(
+                    j,
+                    i,
+                    f"{value:.2f}",
+                    ha="center",
+                    va="center",
+                    fontsize="small",
+                    color="white" if strong else "black",
+                )
+
+
+def plot_interaction(table: pd.DataFrame, name: str, link: str | None = "log") -> Figure:
+    """Plot an interaction's view: actual / expected by pair of levels (left; blank where
+    there is no expected amount) and the interaction's fitted relativity (right)."""
+    rows = list(dict.fromkeys(table["a"].astype(str)))
+    cols = list(dict.fromkeys(table["b"].astype(str)))
+    ae = table.pivot(index="a", columns="b", values="ae").reindex(index=rows, columns=cols)
+    fit = table.pivot(index="a", columns="b", values="fit").reindex(index=rows, columns=cols)
+    longest = max((len(c) for c in cols), default=1)
+    stacked = len(cols) > 8  # many columns: the two maps one above the other
+    panel_w = min(14.0, max(4.0, 0.7 * len(cols) + 1.5))
+    panel_h = min(8.0, max(2.5, 0.35 * len(rows) + 0.8 + 0.07 * longest))
+    left = min(3.0, 0.4 + 0.08 * max((len(r) for r in rows), default=1))
+    width = left + panel_w + 1.0 if stacked else left + 2 * panel_w + 2.5
+    height = 2 * panel_h + 1.5 if stacked else panel_h + 1.2
+    fig = _figure(width, height, left=left, right=0.7, bottom=0.5 + 0.07 * longest, top=0.75)
+    axes = fig.subplots(2, 1) if stacked else fig.subplots(1, 2)
+    part_a, _, part_b = name.partition(":")
+    _heat(axes[0], ae.to_numpy(dtype=float), rows, cols, "actual / expected", 1.0, True)
+    log = link == "log"
+    _heat(
+        axes[1],
+        fit.to_numpy(dtype=float),
+        rows,
+        cols,
+        f"interaction {_scale_label(link)}",
+        _base_line(link),
+        log,
+    )
+    for ax in axes:
+        ax.set_xlabel(part_b)
+        ax.set_ylabel(part_a)
+    fig.suptitle(f"{name}: actual vs expected")
+    fig.subplots_adjust(wspace=0.45, hspace=0.25 + 0.1 * longest / max(panel_h, 1.0))
+    return fig
+
+
+def plot_search(table: pd.DataFrame) -> Figure:
+    """Plot a penalty search's path: mean CV deviance against log10(alpha), one line per
+    l1_ratio, its ±1 SE band shaded, the chosen alpha marked."""
+    fig = _figure()
+    ax = fig.add_subplot()
+    colors = [ACTUAL, PREDICTED, OTHER, "#7570b3", "#e7298a", "#66a61e"]
+    for i, (ratio, group) in enumerate(table.groupby("l1_ratio", sort=True)):
+        group = group.sort_values("alpha")
+        x = np.log10(group["alpha"].to_numpy(dtype=float))
+        y = group["cv_deviance"].to_numpy(dtype=float)
+        se = group["cv_deviance_se"].to_numpy(dtype=float)
+        color = colors[i % len(colors)]
+        ax.fill_between(x, y - se, y + se, color=color, alpha=0.15)
+        ax.plot(x, y, marker=".", color=color, label=f"l1_ratio {ratio:g}")
+        chosen = group["chosen"].to_numpy(dtype=bool)
+        if chosen.any():
+            ax.plot(
+                x[chosen],
+                y[chosen],
+                marker="*",
+                markersize=14,
+                color=color,
+                markeredgecolor="black",
+                linestyle="none",
+                label="chosen",
+            )
+            ax.axvline(float(x[chosen][0]), color="grey", linestyle="--", linewidth=0.8)
+    _finish(ax, "Penalty search: CV deviance", "log10(alpha)", "mean CV deviance")
+    ax.legend(loc="best", fontsize="small")
+    return fig
+
+
+def plot_consistency(
+    table: pd.DataFrame, column: str, by: str | None = None, link: str | None = "log"
+) -> Figure:
+    """Plot a consistency view: per level, the fitted relativity (black) and the relativity
+    each value of the split column (e.g. each year) observes (one line each)."""
+    levels = list(dict.fromkeys(table["level"].astype(str)))
+    frame = (
+        table.groupby("level", sort=False)["exposure"].sum().reindex(levels).reset_index()
+    ).rename(columns={"level": "bin"})
+    fig, ax, bars, x = _one_way_frame(frame)
+    position = {level: i for i, level in enumerate(levels)}
+    fits = table.drop_duplicates("level").set_index("level")["fit"].reindex(levels)
+    ax.plot(x, fits.to_numpy(dtype=float), color="black", linewidth=2.5, marker="s", label="fitted")
+    for value, group in table.groupby("by", sort=True):
+        xs = np.asarray([position[str(v)] for v in group["level"]])
+        ax.plot(
+            xs, group["observed"].to_numpy(dtype=float), marker="o", linewidth=1.0, label=str(value)
+        )
+    ax.axhline(_base_line(link), color="grey", linewidth=0.8)
+    what = by or "split value"
+    _finish(ax, f"{column}: {_scale_label(link)} by {what}", column, _scale_label(link))
+    _one_way_legend(ax, bars)
+    return fig
+
+
 # -- the registry ----------------------------------------------------------------------------
 @dataclass(frozen=True)
 class FigureItem:
@@ -317,6 +584,40 @@ def _single(
     return items
 
 
+def _term_items(kind: str, draw: Callable[..., Figure]) -> Callable[[ReportData], list[FigureItem]]:
+    """Items of a term view: one figure per term of ``kind`` that the split has (none when
+    the model has no such term)."""
+
+    def items(d: ReportData) -> list[FigureItem]:
+        tables: dict[str, pd.DataFrame] = getattr(d, kind)
+        stems = d.term_files(kind)
+        out = []
+        for name, table in tables.items():
+            extra = (d.split_by, d.link) if kind == "consistency" else (d.link,)
+            shown = _thin_curve(table) if kind == "splines" else table
+            out.append(
+                FigureItem(stems[name], str(name), shown, partial(draw, table, name, *extra))
+            )
+        return out
+
+    return items
+
+
+def _thin_curve(table: pd.DataFrame, points: int = 11) -> pd.DataFrame:
+    """A spline view's table for reading as text: the curve at ``points`` grid points (its
+    figure draws them all) and the bins."""
+    curve = table[table["part"] == "curve"]
+    step = max(1, (len(curve) - 1) // max(1, points - 1))
+    keep = curve.iloc[::step]
+    return pd.concat([keep, table[table["part"] != "curve"]], ignore_index=True)
+
+
+def _search_items(d: ReportData) -> list[FigureItem]:
+    if d.search is None or d.search.empty:
+        return []
+    return [FigureItem("search", "", d.search, partial(plot_search, d.search))]
+
+
 def _gini(d: ReportData) -> float:
     return float("nan") if d.gini is None else float(d.gini)
 
@@ -337,6 +638,52 @@ FIGURES: list[FigureSpec] = [
         "Actual (blue) and predicted (orange) rate per level or band of each predictor; grey "
         "bars are exposure. Lines apart where the bars are tall point to a missing effect.",
         _one_way_items,
+    ),
+    FigureSpec(
+        "levels",
+        "Relativities by level",
+        "For each categorical, banded or grouped predictor: orange bars are the fitted "
+        "relativity of each level (the base level at 1; for a non-log link, the coefficient, "
+        "base at 0) with its 95% confidence interval; blue dots the observed relativity (the "
+        "fitted one times the level's actual / expected: where they sit off the bar, the data "
+        "disagree with the fit); grey bars exposure. A fixed term shows its fixed values, "
+        "without an interval. On the training data of a model with a canonical link (Poisson "
+        "with log, ...), an estimated level's actual / expected is 1 by construction: the test "
+        "split is the one to read.",
+        _term_items("levels", plot_levels),
+    ),
+    FigureSpec(
+        "splines",
+        "Spline curves",
+        "The fitted curve of each spline (relativity to the value where the basis is 0, the "
+        "lower boundary; effect for a non-log link) with its pointwise 95% confidence band "
+        "(from the coefficients' covariance, the intercept's uncertainty excluded); blue dots "
+        "the observed relativity per bin (the curve's mean relativity in the bin times the "
+        "bin's actual / expected); grey bars the exposure per bin. Dots that leave the band "
+        "where the bars are tall point to a misfit curve (more df, other knots).",
+        _term_items("splines", plot_spline),
+    ),
+    FigureSpec(
+        "interactions",
+        "Interactions",
+        "For each interaction: left, actual / expected by pair of levels (numeric parts in "
+        "quantile bins; red: more claims than the model expects, blue: fewer; blank: no "
+        "expected amount); right, the interaction's own fitted relativity in each cell (main "
+        "effects excluded; exposure-weighted mean over the cell's rows). A/E near 1 everywhere "
+        "means the interaction captures the joint effect (on the training data of a "
+        "categorical x categorical interaction with a canonical link it is 1 by construction: "
+        "read the test split).",
+        _term_items("interactions", plot_interaction),
+    ),
+    FigureSpec(
+        "consistency",
+        "Consistency over time",
+        "For each level predictor and each value of the time split column: the relativity "
+        "that value's rows observe (the fitted relativity times the level's actual / expected "
+        "in that year, divided by the year's overall actual / expected); black: the fitted "
+        "relativity. Lines that follow the black one are a stable effect; lines that cross "
+        "it, an effect that changes over time.",
+        _term_items("consistency", plot_consistency),
     ),
     FigureSpec(
         "lift",
@@ -365,6 +712,15 @@ FIGURES: list[FigureSpec] = [
         "The solver's objective per iteration (and its convergence measure): it should fall and "
         "level off.",
         _convergence_items,
+        splits=("train",),
+    ),
+    FigureSpec(
+        "search",
+        "Penalty search",
+        "Mean cross-validated deviance against log10(alpha), one line per l1_ratio, shaded "
+        "±1 standard error across the folds; the star marks the chosen alpha (the lowest mean, "
+        "or with rule 1se the largest alpha within 1 SE of it), refitted on all training data.",
+        _search_items,
         splits=("train",),
     ),
 ]

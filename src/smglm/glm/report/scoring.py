@@ -72,12 +72,12 @@ def score(config: GLMConfig, model: PortableModel, df: pd.DataFrame, name: str) 
     from smglm.glm.links import linkinv
 
     data = df.reset_index(drop=True)
-    prep = prepare(config, data, what=f"{name} data")
+    prep = prepare(config, data, terms=model.main_terms, what=f"{name} data")
     frame = prep.X.copy()
     if config.exposure and prep.exposure is not None:
         frame[config.exposure] = prep.exposure
-    elif config.offset and prep.offset is not None:
-        frame[config.offset] = prep.offset
+    elif config.offset and prep.data_offset is not None:
+        frame[config.offset] = prep.data_offset  # the model adds its fixed terms itself
     eta, unseen = model.linear_predictor(frame, use_offset=True)
     for column, count in unseen.items():
         log.warning(
@@ -132,10 +132,18 @@ def split_metrics_of(
 
 
 def build_split(
-    config: GLMConfig, scored: Scored, convergence: pd.DataFrame | None = None
+    config: GLMConfig,
+    scored: Scored,
+    convergence: pd.DataFrame | None = None,
+    *,
+    result: Any = None,
 ) -> ReportData:
     """Every report table of one scored split: one-ways of the predictors, lift, Lorenz and
-    Gini, balance, deviance residuals by fitted value, and ``convergence`` (the solver's trace)."""
+    Gini, balance, deviance residuals by fitted value, and ``convergence`` (the solver's trace).
+
+    With ``result`` (the :class:`~smglm.glm.FitResult`), also the term views' tables
+    (:func:`~smglm.glm.report.term_views.term_tables`): splines, level relativities,
+    interactions, consistency over a time split, and the penalty search's path (train)."""
     from smglm.glm.families import family_of
     from smglm.glm.report.data import build_report
     from smglm.glm.report.residuals import deviance_residuals
@@ -146,7 +154,7 @@ def build_split(
     residuals = deviance_residuals(y, mu, w, family_of(config).unit_deviance(y, mu))
     data = scored.data[list(config.predictors)]
     data = (data if k.all() else data.loc[k]).reset_index(drop=True)
-    return build_report(
+    report = build_report(
         data,
         predictors=list(config.predictors),
         actual=actual,
@@ -157,3 +165,15 @@ def build_split(
         convergence=convergence,
         categorical=[c for c in prep.categorical if c in config.predictors],
     )
+    if result is not None:
+        from smglm.glm.report.term_views import term_tables
+
+        views = term_tables(config, scored, result)
+        report.splines = views["splines"]
+        report.levels = views["levels"]
+        report.interactions = views["interactions"]
+        report.consistency = views["consistency"]
+        report.search = views["search"]
+        report.link = views["link"]
+        report.split_by = views.get("by")
+    return report

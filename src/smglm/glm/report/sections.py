@@ -84,20 +84,45 @@ def model_sections(
             "coefficients", "Coefficients", coefficients_html(result), coefficients_text(result)
         )
     )
-    figure_splits = dict(splits)
-    if "train" not in figure_splits and result.convergence is not None:
-        from smglm.glm.report.data import ReportData
-
-        figure_splits["train"] = SplitReport("train", ReportData(convergence=result.convergence))
-    elif "train" in figure_splits and figure_splits["train"].data.convergence is None:
-        split = figure_splits["train"]
-        data = replace(split.data, convergence=result.convergence)
-        figure_splits["train"] = SplitReport("train", data, split.folder)
+    figure_splits = with_model_tables(splits, result)
     for spec in FIGURES:
         sections += _figure_section(spec, figure_splits)
         if spec.key == "lorenz":
             sections += _balance_section(splits)
     return sections
+
+
+def model_tables(result: FitResult) -> dict[str, Any]:
+    """The tables of the model rather than of a data split, shown with the train split: the
+    solver's trace (``convergence``) and the penalty search's path (``search``)."""
+    from smglm.glm.report.term_views import search_table
+
+    tables: dict[str, Any] = {"convergence": result.convergence}
+    search = getattr(result, "search", None)
+    if search is not None:
+        try:
+            tables["search"] = search_table(search)
+        except ValueError:  # a search table from another version: shown as a table only
+            tables["search"] = None
+    return {k: v for k, v in tables.items() if v is not None}
+
+
+def with_model_tables(splits: dict[str, SplitReport], result: FitResult) -> dict[str, SplitReport]:
+    """``splits`` with the model's tables (:func:`model_tables`) added to the train split
+    where it lacks them (a train split made of them alone when there is none)."""
+    from smglm.glm.report.data import ReportData
+
+    tables = model_tables(result)
+    out = dict(splits)
+    if "train" not in out:
+        if tables:
+            out["train"] = SplitReport("train", ReportData(**tables))
+        return out
+    split = out["train"]
+    missing = {k: v for k, v in tables.items() if getattr(split.data, k) is None}
+    if missing:
+        out["train"] = SplitReport("train", replace(split.data, **missing), split.folder)
+    return out
 
 
 def _figure_grid(items: list[tuple[str, bytes | Path]]) -> str:

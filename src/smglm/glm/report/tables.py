@@ -96,7 +96,7 @@ def coefficient_frame(result: FitResult) -> pd.DataFrame:
     """
     import pandas as pd
 
-    from smglm.glm.model import CategoricalTerm
+    from smglm.glm.terms import BandsTerm, CategoricalTerm
 
     table = result.coefficients
     by_term = {str(r["term"]): r for r in table.to_dict("records")}
@@ -124,13 +124,15 @@ def coefficient_frame(result: FitResult) -> pd.DataFrame:
     if "intercept" in by_term:
         add("intercept", "intercept", None)
     for t in result.model.terms:
-        if isinstance(t, CategoricalTerm):
-            add(f"{t.name}[{t.reference}]", t.name, t.reference, base=True)
+        if isinstance(t, (CategoricalTerm, BandsTerm)):
+            if not t.fixed:  # a fixed term's every level has its (fixed) estimate
+                add(f"{t.name}[{t.reference}]", t.name, t.reference, base=True)
             for level in t.levels:
-                if level != t.reference:
+                if t.fixed or level != t.reference:
                     add(f"{t.name}[{level}]", t.name, level)
-        else:
-            add(t.name, t.name, None)
+        else:  # numeric, spline basis columns, interaction columns
+            for column in t.columns:
+                add(column, t.name, None)
     for term in by_term:
         if term not in used:
             add(term, term, None)
