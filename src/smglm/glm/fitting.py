@@ -88,7 +88,7 @@ def fit(
     check_fit_memory(prep, n_coef)
     _check_null_model(cfg, prep)
     try:
-        search = _search(cfg, df, prep, names, lower, upper)
+        search = _search(cfg, engine, df, prep, names, lower, upper)
         result = _fit_and_infer(
             cfg if search is None else search.config,
             engine,
@@ -107,11 +107,14 @@ def fit(
         result.config = cfg
         result.search = search.table
         result.metrics["search"] = search.summary
+        result.metrics["fit"]["search_seconds"] = search.path.seconds
+        result.metrics["fit"]["total_seconds"] = time.perf_counter() - t_start
     return result
 
 
 def _search(
     cfg: GLMConfig,
+    engine: Any,
     df: pd.DataFrame,
     prep: Prepared,
     names: list[str],
@@ -132,6 +135,7 @@ def _search(
         scaled,
         lower_bounds=None if lower is None else lower * scales,
         upper_bounds=None if upper is None else upper * scales,
+        engine=engine,
     )
 
 

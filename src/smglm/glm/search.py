@@ -26,7 +26,8 @@ lowest mean CV deviance (glum's ``alpha_``); ``rule: 1se`` takes, for the l1_rat
 minimum, the largest alpha whose mean CV deviance is within one standard error of it (R
 glmnet's ``lambda.1se``): a simpler model that predicts about as well.
 
-numpy and pandas only: the engine's part is :func:`smglm.glm.engines.glum.search`.
+numpy and pandas only: the engine's part is its ``search``
+(:meth:`smglm.glm.engines.Engine.search`; glum's is :func:`smglm.glm.engines.glum.search`).
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ import logging
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -46,6 +47,7 @@ if TYPE_CHECKING:
     from smglm.config import GLMConfig
     from smglm.config.terms import CVSpec, PenaltySearch
     from smglm.glm.data import Prepared
+    from smglm.glm.engines import Engine
 
 __all__ = [
     "SEARCH_COLUMNS",
@@ -54,6 +56,7 @@ __all__ = [
     "SearchOutcome",
     "check_folds",
     "choose",
+    "fold_frame",
     "forward_folds",
     "grouped_folds",
     "make_folds",
@@ -65,8 +68,14 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-#: One fold: the row positions to fit on and the row positions to validate on.
-Fold = tuple[np.ndarray, np.ndarray]
+
+class Fold(NamedTuple):
+    """One fold: the row positions to fit on and the row positions to validate on (a pair,
+    as glum's and scikit-learn's ``cv=[(train, test), ...]`` take)."""
+
+    train: np.ndarray
+    test: np.ndarray
+
 
 #: The columns of the path table (``FitResult.search``, ``search.csv``).
 SEARCH_COLUMNS = (
@@ -98,7 +107,7 @@ class CVPath:
     seconds
         The seconds the engine took (all folds, all paths).
     n_not_converged
-        How many of the path's fits stopped at ``max_iter``.
+        How many times the engine warned that a fit stopped at ``max_iter``.
     engine_alpha, engine_l1_ratio
         The engine's own choice (lowest mean CV deviance), for checks.
     native
@@ -191,7 +200,8 @@ def grouped_folds(groups: np.ndarray, folds: int, seed: int, *, column: str = ""
 
 def forward_folds(values: pd.Series | np.ndarray, folds: int, *, column: str = "") -> list[Fold]:
     """Forward (time) folds: for each of the last ``folds`` distinct values in sorted order,
-    train on the rows with smaller values and validate on the rows of that value."""
+    train on the rows with smaller values and validate on the rows of that value. Numbers,
+    dates and text sort as such; text that is all numbers (``"9"``, ``"10"``) as numbers."""
     s = pd.Series(values)
     missing = s.isna().to_numpy()
     if missing.any():
@@ -205,6 +215,10 @@ def forward_folds(values: pd.Series | np.ndarray, folds: int, *, column: str = "
                 )
             ]
         )
+    if s.dtype == object or pd.api.types.is_string_dtype(s):  # "9", "10": as numbers
+        as_numbers = pd.to_numeric(s, errors="coerce")
+        if as_numbers.notna().all():
+            s = as_numbers
     try:
         codes, uniques = pd.factorize(s, sort=True)
     except TypeError:  # values of mixed types: order them as text
@@ -226,22 +240,23 @@ def forward_folds(values: pd.Series | np.ndarray, folds: int, *, column: str = "
         )
     out = []
     for v in range(n_values - folds, n_values):
-        out.append((np.flatnonzero(codes < v), np.flatnonzero(codes == v)))
+        out.append(Fold(np.flatnonzero(codes < v), np.flatnonzero(codes == v)))
     return out
 
 
-def make_folds(spec: CVSpec, n: int, column: pd.Series | np.ndarray | None) -> list[Fold]:
-    """The folds ``spec`` asks for on ``n`` rows; ``column`` holds the values of
-    ``spec.group`` or ``spec.by`` on those rows (None for random folds)."""
+def make_folds(df: pd.DataFrame, spec: CVSpec) -> list[Fold]:
+    """The folds ``spec`` (``penalty.search.cv``) asks for on the rows of ``df``, which needs
+    only the column of ``spec.group`` or ``spec.by`` (none for random folds)."""
+    col = spec.by or spec.group
+    if col is not None and col not in df.columns:
+        field_ = "penalty.search.cv.by" if spec.by else "penalty.search.cv.group"
+        raise DataError([Issue(field_, f"column {col!r} is not in the data", col)])
     if spec.by is not None:
-        assert column is not None
-        return forward_folds(column, spec.folds, column=spec.by)
+        return forward_folds(df[spec.by], spec.folds, column=spec.by)
     if spec.group is not None:
-        assert column is not None
-        return grouped_folds(
-            np.asarray(column, dtype=object), spec.folds, spec.seed, column=spec.group
-        )
-    return random_folds(n, spec.folds, spec.seed)
+        groups = df[spec.group].to_numpy(dtype=object)
+        return grouped_folds(groups, spec.folds, spec.seed, column=spec.group)
+    return random_folds(len(df), spec.folds, spec.seed)
 
 
 def _from_test_sets(n: int, tests: Sequence[np.ndarray]) -> list[Fold]:
@@ -249,7 +264,7 @@ def _from_test_sets(n: int, tests: Sequence[np.ndarray]) -> list[Fold]:
     for test in tests:
         is_test = np.zeros(n, dtype=bool)
         is_test[test] = True
-        out.append((np.flatnonzero(~is_test), np.asarray(test, dtype=np.int64)))
+        out.append(Fold(np.flatnonzero(~is_test), np.asarray(test, dtype=np.int64)))
     return out
 
 
@@ -354,14 +369,15 @@ def search_summary(
 # -- the search in a fit -------------------------------------------------------------------
 
 
-def fold_column(df: pd.DataFrame, prepared: Prepared, column: str) -> pd.Series:
-    """``df[column]`` on the rows ``prepared`` kept (``missing: drop`` may have dropped some;
-    the prepared predictors keep the data's row labels, which :func:`smglm.fit` makes unique
-    for a search)."""
-    s = df[column]
-    if len(s) == len(prepared.y):
-        return s
-    return s.loc[prepared.X.index]
+def fold_frame(df: pd.DataFrame, prepared: Prepared, spec: CVSpec) -> pd.DataFrame:
+    """The fold column of ``spec`` (none for random folds) on the rows ``prepared`` kept
+    (``missing: drop`` may have dropped some; the prepared predictors keep the data's row
+    labels, which :func:`smglm.fit` makes unique for a search)."""
+    col = spec.by or spec.group
+    frame = df[[col]] if col is not None else pd.DataFrame(index=df.index)
+    if len(frame) == len(prepared.y):
+        return frame
+    return frame.loc[prepared.X.index]
 
 
 def check_folds(config: GLMConfig, df: pd.DataFrame, prepared: Prepared) -> None:
@@ -371,11 +387,9 @@ def check_folds(config: GLMConfig, df: pd.DataFrame, prepared: Prepared) -> None
     spec = config.penalty.search
     if spec is None:
         return
-    col = spec.cv.by or spec.cv.group
-    if col is not None and len(df) != len(prepared.y) and not df.index.is_unique:
+    if len(df) != len(prepared.y) and not df.index.is_unique:
         return  # rows dropped and labels repeated: the job resets the labels, then checks
-    values = fold_column(df, prepared, col) if col is not None else None
-    folds = make_folds(spec.cv, len(prepared.y), values)
+    folds = make_folds(fold_frame(df, prepared, spec.cv), spec.cv)
     _check_fold_weights(folds, prepared.weights, _fold_kind(spec.cv))
 
 
@@ -395,20 +409,21 @@ def run_search(
     *,
     lower_bounds: np.ndarray | None = None,
     upper_bounds: np.ndarray | None = None,
+    engine: Engine | None = None,
 ) -> SearchOutcome:
     """Search the penalty of ``config`` (which has ``penalty.search``) on the training data.
 
     ``df`` is the training data as read (its fold column), ``prepared`` its checked form and
     ``scaled`` the form the engine fits (:func:`smglm.glm.fitting._rescaled`; the bounds are
-    on its scale), so that the alphas mean what they mean in the refit.
+    on its scale), so that the alphas mean what they mean in the refit. ``engine`` (default:
+    the default engine) fits the paths (:meth:`smglm.glm.engines.Engine.search`).
     """
-    from smglm.glm.engines.glum import search as engine_search
+    from smglm.glm.engines import get_engine
 
+    engine_search = (engine or get_engine()).search
     spec = config.penalty.search
     assert spec is not None
-    col = spec.cv.by or spec.cv.group
-    values = fold_column(df, prepared, col) if col is not None else None
-    folds = make_folds(spec.cv, len(prepared.y), values)
+    folds = make_folds(fold_frame(df, prepared, spec.cv), spec.cv)
     what = _fold_kind(spec.cv)
     _check_fold_weights(folds, prepared.weights, what)
     log.info(
@@ -419,15 +434,28 @@ def run_search(
         spec.l1_ratio,
         len(spec.alphas) if spec.alphas else spec.n_alphas,
     )
-    path = engine_search(
-        config, scaled, folds, lower_bounds=lower_bounds, upper_bounds=upper_bounds
-    )
+    try:
+        path = engine_search(
+            config, scaled, folds, lower_bounds=lower_bounds, upper_bounds=upper_bounds
+        )
+    except np.linalg.LinAlgError as exc:
+        raise DataError(
+            [
+                Issue(
+                    "penalty.search",
+                    f"the solver met a singular system on a fold ({exc}): the predictors "
+                    f"{config.predictors} are (nearly) collinear on some fold's rows; drop or "
+                    "group predictors, use fewer folds, or give larger penalty.search.alphas",
+                )
+            ]
+        ) from None
     if path.n_not_converged:
         import warnings
 
         warnings.warn(
-            f"penalty search: {path.n_not_converged} of the path's fits stopped at max_iter "
-            f"({config.max_iter}) before converging; their CV deviances are approximate",
+            f"penalty search: glum warned {path.n_not_converged} time(s) that a fit of the "
+            f"path stopped at max_iter ({config.max_iter}) before converging; those CV "
+            "deviances are approximate",
             stacklevel=3,
         )
     table = path_table(path)

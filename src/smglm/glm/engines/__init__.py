@@ -19,7 +19,7 @@ engine (``FamilySpec.glum()``, ``FamilySpec.spark_params(link)``).
 from __future__ import annotations
 
 import importlib
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -32,6 +32,7 @@ if TYPE_CHECKING:
 
     from smglm.config import GLMConfig
     from smglm.glm.data import Prepared
+    from smglm.glm.search import CVPath
 
 __all__ = [
     "DEFAULT_ENGINE",
@@ -273,6 +274,20 @@ class Engine(Protocol):
         when given, are per coefficient in :func:`~smglm.glm.fitting.feature_names` order."""
         ...
 
+    def search(
+        self,
+        config: GLMConfig,
+        prepared: Prepared,
+        folds: Sequence[tuple[np.ndarray, np.ndarray]],
+        *,
+        lower_bounds: np.ndarray | None = None,
+        upper_bounds: np.ndarray | None = None,
+    ) -> CVPath:
+        """The penalty search's paths (``config.penalty.search``) on ``folds`` (row positions
+        to fit on, to validate on): :class:`~smglm.glm.search.CVPath`. Called only when
+        ``capabilities.search``; :mod:`smglm.glm.search` builds the folds and chooses."""
+        ...
+
 
 @dataclass(frozen=True)
 class ModuleEngine:
@@ -301,6 +316,22 @@ class ModuleEngine:
             config, prepared, lower_bounds=lower_bounds, upper_bounds=upper_bounds
         )
         return result
+
+    def search(
+        self,
+        config: GLMConfig,
+        prepared: Prepared,
+        folds: Sequence[tuple[np.ndarray, np.ndarray]],
+        *,
+        lower_bounds: np.ndarray | None = None,
+        upper_bounds: np.ndarray | None = None,
+    ) -> CVPath:
+        """Import ``module`` and run its ``search``."""
+        search: Any = importlib.import_module(self.module).search
+        path: CVPath = search(
+            config, prepared, folds, lower_bounds=lower_bounds, upper_bounds=upper_bounds
+        )
+        return path
 
 
 #: The engines by name.
