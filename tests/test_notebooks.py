@@ -298,3 +298,21 @@ if __name__ == "__main__":
     if not args.write:
         parser.error("--write is required (the tests run through pytest)")
     sys.exit(run_in_place(args.notebooks))
+
+
+@pytest.mark.slow
+@pytest.mark.notebook
+def test_notebook_06_exploratory_frequency(run):
+    nb = run("06_exploratory_frequency.ipynb")
+    explore = text(cell(nb, "explore"))
+    assert "driver_age" in explore and "spread" in explore
+    assert "Completed" in text(cell(nb, "m1")) and "Completed" in text(cell(nb, "m2"))
+    terms = plain(cell(nb, "terms"))
+    assert "bonus_malus[[60,80)]" in terms and "area[E]:region[east]" in terms
+    assert "Double lift" in text(cell(nb, "compare"))
+    assert "Completed" in text(cell(nb, "search"))
+    choice = plain(cell(nb, "search-choice"))
+    assert "'alpha'" in choice and "'rule': '1se'" in choice
+    fixed = plain(cell(nb, "fixed"))
+    assert fixed.count("fixed") >= 5 and "1.15" in fixed
+    assert "MLflow tracking failed" not in text(cell(nb, "fixed"))
