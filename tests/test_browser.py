@@ -301,7 +301,8 @@ def drive_notebook_02(lab: Lab, page: Any, shots: Path) -> None:
     expect(cell_text).to_have_value(
         "%%sm_train --data df --backend local --instance-type ml.m5.xlarge\n"
         "target: claim_count\n"
-        f"predictors: [{', '.join(PREDICTORS)}]\n"
+        # in the order chosen: density_log (picked alone first), then the others in data order
+        "predictors: [density_log, driver_age, area]\n"
         "exposure: exposure\n"
         "family: poisson\n"
         "test: {fraction: 0.2, seed: 0}\n"
