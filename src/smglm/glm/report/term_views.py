@@ -23,13 +23,13 @@ import numpy as np
 import pandas as pd
 
 from smglm.glm.report.one_way import MISSING_LABEL
+from smglm.glm.search import SEARCH_COLUMNS
 
 if TYPE_CHECKING:
     from smglm.config import GLMConfig
     from smglm.glm.report.scoring import Scored
 
 __all__ = [
-    "SEARCH_COLUMNS",
     "consistency_table",
     "interaction_table",
     "level_table",
@@ -43,16 +43,6 @@ log = logging.getLogger(__name__)
 
 #: The two-sided 95% normal quantile (R's ``qnorm(0.975)``).
 Z95 = 1.959963984540054
-#: The columns of a penalty search's path (``FitResult.search``).
-SEARCH_COLUMNS = (
-    "l1_ratio",
-    "alpha_index",
-    "alpha",
-    "cv_deviance",
-    "cv_deviance_se",
-    "train_deviance",
-    "chosen",
-)
 #: Actual amounts, expected amounts and exposure of a split's rows.
 Amounts = tuple[np.ndarray, np.ndarray, np.ndarray]
 #: Points of a spline's curve grid, and bins of its exposure histogram.
