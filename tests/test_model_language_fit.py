@@ -536,3 +536,35 @@ def test_tied_values_put_the_knots_at_quantiles_of_the_distinct_values():
     assert isinstance(term, SplineTerm)
     np.testing.assert_allclose(term.knots, np.quantile(np.unique(x), [1 / 3, 2 / 3]))
     assert 50 < term.knots[0] < term.knots[1] < x.max()
+
+
+def test_an_interaction_cell_with_no_claims_is_noted_as_separated():
+    """A cell of a categorical x categorical interaction whose rows all have 0 claims has no
+    finite estimate, as a main-effect level would not: noted in the table and warned about."""
+    rng = np.random.default_rng(0)
+    n = 3000
+    df = pd.DataFrame(
+        {
+            "a": rng.choice(list("XYZ"), n, p=[0.5, 0.3, 0.2]),
+            "b": rng.choice(list("PQR"), n, p=[0.5, 0.3, 0.2]),
+            "e": rng.uniform(0.5, 1.0, n),
+        }
+    )
+    df["y"] = rng.poisson(0.3 * df["e"])
+    empty = (df["a"] == "Z") & (df["b"] == "R")
+    df.loc[empty, "y"] = 0
+    config = {
+        "target": "y",
+        "predictors": ["a", "b"],
+        "exposure": "e",
+        "family": "poisson",
+        "interactions": [["a", "b"]],
+    }
+    with pytest.warns(UserWarning, match=r"separate the target for \['a\[Z\]:b\[R\]'\]"):
+        result = smglm.fit(config, df)
+    notes = result.coefficients.set_index("term")["note"]
+    assert (
+        notes["a[Z]:b[R]"]
+        == f"separated: the target is 0 on all {int(empty.sum())} rows of this cell"
+    )
+    assert (notes.drop("a[Z]:b[R]") == "").all()

@@ -814,6 +814,7 @@ def _separated(cfg: GLMConfig, prep: Prepared, names: list[str], mu: np.ndarray)
                         )
                     ]
                 )
+    out.update(_separated_cells(fam, prep, used, y))
     if fam == "binomial" and not out:
         m = mu[used]
         edge = (m < 1e-10) | (m > 1 - 1e-10)
@@ -831,6 +832,36 @@ def _separated(cfg: GLMConfig, prep: Prepared, names: list[str], mu: np.ndarray)
             "note); group those levels with others, drop the predictor, or set penalty.alpha > 0",
             stacklevel=4,
         )
+    return out
+
+
+def _separated_cells(fam: str, prep: Prepared, used: np.ndarray, y: np.ndarray) -> dict[str, str]:
+    """The cells of categorical x categorical interactions (both parts levels or bands) whose
+    rows all have the target 0 (or, binomial, all 1): as a main-effect level would, their
+    coefficient runs off to infinity."""
+    out: dict[str, str] = {}
+    for inter in prep.interactions:
+        a, b = inter.a, inter.b
+        if not (
+            isinstance(a, (CategoricalTerm, BandsTerm))
+            and isinstance(b, (CategoricalTerm, BandsTerm))
+        ):
+            continue
+        ca = prep.X[a.name].cat.codes.to_numpy()[used].astype(np.int64)
+        cb = prep.X[b.name].cat.codes.to_numpy()[used].astype(np.int64)
+        nb = len(b.levels) - 1
+        ok = (ca > 0) & (cb > 0)
+        cell = (ca[ok] - 1) * nb + (cb[ok] - 1)
+        size = len(inter.columns)
+        rows = np.bincount(cell, minlength=size)
+        nonzero = np.bincount(cell, weights=(y[ok] != 0), minlength=size)
+        ones = np.bincount(cell, weights=(y[ok] == 1), minlength=size)
+        for k in np.flatnonzero(rows):
+            term = inter.columns[k]
+            if nonzero[k] == 0:
+                out[term] = f"separated: the target is 0 on all {rows[k]} rows of this cell"
+            elif fam == "binomial" and ones[k] == rows[k]:
+                out[term] = f"separated: the target is 1 on all {rows[k]} rows of this cell"
     return out
 
 
