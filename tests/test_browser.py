@@ -18,6 +18,7 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -78,7 +79,15 @@ class Lab:
         opens JupyterLab's "Select Kernel" dialog instead of running)."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            kernels = self.api("/api/kernels")
+            try:
+                kernels = self.api("/api/kernels")
+            except urllib.error.HTTPError as exc:
+                # jupyter_server answers 500 while a kernel it lists is still starting (its
+                # last_activity is None: a TraitError in the listing); ask again
+                if exc.code < 500:
+                    raise
+                time.sleep(0.3)
+                continue
             if any(k["execution_state"] == "idle" and k["connections"] > 0 for k in kernels):
                 return
             time.sleep(0.3)
