@@ -59,7 +59,7 @@ def server(model_dir, tmp_path_factory):
     port = _wait_listening(proc, log)
     yield port
     proc.send_signal(signal.SIGTERM)
-    assert proc.wait(timeout=15) == 0
+    assert proc.wait(timeout=30) == 0  # exits in seconds; the margin is for a loaded machine
     assert "Traceback" not in log.read_text(errors="replace")
 
 
@@ -394,9 +394,9 @@ def test_sigterm_while_workers_boot_ends_serve_at_once(model_dir, tmp_path, work
                 assert proc.poll() is None and time.monotonic() < deadline, log.read_text()
                 time.sleep(0.005)
             proc.send_signal(signal.SIGTERM)  # the other workers are still being forked
-            started = time.monotonic()
-            assert proc.wait(timeout=15) == 0
-            assert time.monotonic() - started < 8, log.read_text()  # not 20 s
+            # a lost SIGTERM made the master wait its graceful timeout (20 s), then kill the
+            # worker; delivered, every worker exits at once (seconds, on a loaded machine)
+            assert proc.wait(timeout=17) == 0, log.read_text()
         finally:
             proc.kill()
 
