@@ -25,12 +25,21 @@ class JobConfig(ConfigModel):
     when the job is launched or the setting is made, because backends register there, above
     this layer. ``role``, ``bucket`` and ``region`` are resolved as SageMaker Studio users
     expect when left empty (see :mod:`smglm.launch`).
+
+    ``engine`` is the fitting engine: ``glum`` (the default, one machine) or ``spark`` (Spark
+    MLlib's GLR: in a local Spark session on the local backend, a SageMaker Processing job on
+    AWS's Spark image on ``sagemaker``, where ``instance_count`` > 1 makes a cluster).
+    ``aggregate`` says whether to fit on model points (rows summed to rating cells, out of
+    core): ``auto`` when the terms allow it and the data is large, ``cells`` always (an error
+    when the terms do not allow it), ``rows`` never.
     """
 
     schema_version: Literal[1] = 1
     backend: Annotated[str, Field(min_length=1)] = "local"
+    engine: Literal["glum", "spark"] = "glum"
+    aggregate: Literal["auto", "cells", "rows"] = "auto"
     instance_type: str = "ml.m5.xlarge"
-    instance_count: Annotated[int, Field(ge=1, le=1)] = 1
+    instance_count: Annotated[int, Field(ge=1, le=100)] = 1
     volume_size_gb: Annotated[int, Field(ge=1, le=16384)] = 30
     max_runtime_seconds: Annotated[int, Field(ge=1, le=28 * 24 * 3600)] = 3600
     image_uri: str | None = None
@@ -67,6 +76,15 @@ class JobConfig(ConfigModel):
 
     def _cross_field_issues(self) -> list[Issue]:
         issues = []
+        if self.instance_count > 1 and self.engine != "spark":
+            issues.append(
+                Issue(
+                    "instance_count",
+                    f"a {self.engine} training job runs on one instance; got "
+                    f"{self.instance_count} (more instances need engine: spark)",
+                    self.instance_count,
+                )
+            )
         if self.output_path and not self.output_path.startswith(("s3://", "file://")):
             issues.append(
                 Issue(

@@ -44,6 +44,8 @@ def fit(
     *,
     test_data: pd.DataFrame | str | Path | None = None,
     keep_fitted: bool = False,
+    engine: str = DEFAULT_ENGINE,
+    aggregate: str = "auto",
 ) -> FitResult:
     """Fit a GLM in this process and return its coefficients, metrics and portable model.
 
@@ -59,6 +61,16 @@ def fit(
         Keep, per split, the data, its checked form and the fitted means in
         :attr:`FitResult.fitted` (the training runtime's report reuses them instead of scoring
         the data again). Off by default: they hold a copy of the data's predictors.
+    engine
+        The fitting engine: ``"glum"`` (the default) or ``"spark"`` (Spark MLlib's
+        ``GeneralizedLinearRegression`` in a local Spark session; ``pip install
+        'smglm[spark]'``). The same config gives the same coefficients, statistics and
+        portable model with either, within the engines' tolerances.
+    aggregate
+        Model points: ``"cells"`` aggregates the rows to rating cells before fitting (every
+        predictor categorical or banded; exact, with row-level statistics), ``"rows"`` never
+        does, ``"auto"`` (the default) does when the terms allow it and the data is large
+        (:mod:`smglm.glm.points`).
 
     Returns
     -------
@@ -66,10 +78,21 @@ def fit(
     """
     t_start = time.perf_counter()
     cfg = as_glm_config(config).resolved()
-    engine = get_engine(DEFAULT_ENGINE)
     issues = check_engine(cfg, engine)
     if issues:
         raise ConfigError(issues)
+    if engine == "spark":
+        from smglm.glm.engines.spark import fit_spark
+
+        return fit_spark(cfg, data, test_data=test_data)
+    from smglm.glm.points import fit_points
+
+    points = fit_points(
+        cfg, data, test_data=test_data, aggregate=aggregate, keep_fitted=keep_fitted
+    )
+    if points is not None:
+        return points
+    engine_ = get_engine(engine)
     df = read_table(data, what="data", columns=cfg.columns)
     test_df = (
         read_table(test_data, what="test data", columns=cfg.columns)
@@ -88,10 +111,10 @@ def fit(
     check_fit_memory(prep, n_coef)
     _check_null_model(cfg, prep)
     try:
-        search = _search(cfg, engine, df, prep, names, lower, upper)
+        search = _search(cfg, engine_, df, prep, names, lower, upper)
         result = _fit_and_infer(
             cfg if search is None else search.config,
-            engine,
+            engine_,
             df,
             prep,
             test_df,
