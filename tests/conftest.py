@@ -65,3 +65,13 @@ def fresh_notebook_settings() -> Iterator[None]:
     reset_session()
     yield
     reset_session()
+
+
+@pytest.fixture(scope="session")
+def spark():
+    """The test process's one Spark session (local[2]), started on first use and shared by
+    every Spark test in the process. Spark tests carry ``pytest.mark.spark`` and
+    ``pytest.mark.xdist_group("spark")`` so that one xdist worker runs them all (one JVM)."""
+    from smglm.glm.engines.spark import spark_session
+
+    return spark_session("local[2]")
