@@ -119,11 +119,11 @@ def train(
         store in the working folder.
     """
     cfg = as_glm_config(config).resolved()
-    jc = _job_config(job, job_fields)
     from smglm.glm.engines import check_engine  # the engine can fit it (no glum import)
 
-    if issues := check_engine(cfg, jc.engine):
+    if issues := check_engine(cfg):
         raise ConfigError(issues)
+    jc = _job_config(job, job_fields)
     if backend is None or isinstance(backend, str):
         be = backend_from_config(backend or jc.backend, jc.to_dict())
     else:
@@ -159,7 +159,6 @@ def train(
         "smglm.test_data_hash": test_up.sha256[:20] if test_up else "",
         "smglm.image": image,
         "smglm.backend": be.name,
-        "smglm.engine": jc.engine,
         "smglm.version": _version(),
         **{k: redact(v) for k, v in jc.tags.items()},  # a URI in a tag loses its user:password@
     }
@@ -201,7 +200,6 @@ def train(
         instance_count=jc.instance_count,
         volume_size_gb=jc.volume_size_gb,
         max_runtime_seconds=jc.max_runtime_seconds,
-        hyperparameters={"engine": jc.engine} if jc.engine != "glum" else {},
         environment=environment,
         metric_definitions=tuple(METRIC_DEFINITIONS) if be.uses_metric_definitions else (),
         tags=tags,
@@ -260,7 +258,6 @@ def _start_tracking(
             "job.backend": backend.name,
             "job.instance_type": jc.instance_type,
             "job.instance_count": str(jc.instance_count),
-            "job.engine": jc.engine,
             "job.max_runtime_seconds": str(jc.max_runtime_seconds),
             "job.image": image,
         }
