@@ -28,6 +28,7 @@ from aws_harness import (
     scripted_container,
     spark_driver_container,
 )
+from smglm.config import GLMConfig
 from smglm.errors import BackendError, ConfigError, JobFailed
 from smglm.launch import processing
 from smglm.launch.aws import AwsError, resolve_bucket
@@ -250,8 +251,10 @@ def test_launch_uploads_code_and_job_document_and_sends_the_processing_request(
         == (code_dir / "spark_driver.py").read_text()
     )
     document = json.loads(s3_text(boto_session, f"{job}/input/config/job.json"))
+    resolved = json.loads(GLMConfig.from_dict(CONFIG).resolved().to_json())
+    assert resolved["link"] == "log"  # the driver reads every resolved value
     assert document == {
-        "config": CONFIG,
+        "config": resolved,
         "train": spec.channel("train").uri,
         "test": spec.channel("test").uri,
     }
@@ -509,75 +512,36 @@ def test_cost_line_and_max_cost_count_every_instance(aws, boto_session, tmp_path
 
 
 def _spark_parts_missing() -> str | None:
+    from smglm.glm.engines import ENGINES
+
     engines = Path(importlib.util.find_spec("smglm.glm.engines").origin).parent
     if not (engines / processing.DRIVER).is_file():
         return f"the Spark driver ({processing.DRIVER}) is not in this tree yet"
     if importlib.util.find_spec("smglm.runtime.spark_finish") is None:
         return "the runtime's spark-finish entry point is not in this tree yet"
+    if "spark" not in ENGINES:
+        return "engine 'spark' is not registered in this tree yet"
     return None
 
 
-SPARK_JOB = [
-    pytest.mark.spark,
-    pytest.mark.xdist_group("spark"),
-    pytest.mark.slow,
-    pytest.mark.usefixtures("spark"),
-    pytest.mark.skipif(_spark_parts_missing() is not None, reason=str(_spark_parts_missing())),
-]
-
-
-def _spark_job(test: Any) -> Any:
-    for mark in reversed(SPARK_JOB):
-        test = mark(test)
-    return test
-
-
-@_spark_job
-def test_a_spark_job_ends_with_a_training_jobs_artifacts(aws, boto_session, tmp_path):
-    import smglm
-
-    sim = simulator(boto_session, tmp_path, spark_driver_container, mode="sync")
-    backend = SageMakerBackend(session=boto_session)
-    spec = spark_spec(boto_session, tmp_path, "smglm-spark-e2e", instance_count=1, test=True)
-    backend.launch(spec)
-    assert moto_processing_job(spec.name).processing_job_status == "Completed"
-    job = Job(spec.name, backend)
-    job.wait(out=io.StringIO())
-    state = job.state()
-    assert state.status == "Completed" and state.model_uri == spec.model_artifacts_uri
-    assert state.output_uri == spec.output_artifacts_uri
-    archive = S3Storage(boto_session.client("s3")).download_file(
-        spec.model_artifacts_uri, tmp_path / "model-check.tar.gz"
-    )
-    with tarfile.open(archive) as tar:
-        assert {"model.json", "coefficients.csv", "metrics.json"} <= set(tar.getnames())
-    # job.model and job.report() as for a training job, the fit as glum's
-    model = job.model
-    reference = smglm.fit(CONFIG, make_frame())
-    got = model.coefficients.set_index("term")["coef"]
-    want = reference.coefficients.set_index("term")["coef"]
-    assert list(got.index) == list(want.index)
-    np.testing.assert_allclose(got.to_numpy(), want.to_numpy(), rtol=0, atol=1e-8)
-    assert "smglm-spark-e2e" in job.report().to_text()
-    assert sim.requests[0]["AppSpecification"]["ContainerEntrypoint"][-1].endswith(
-        "spark_driver.py"
-    )
-
-
-@_spark_job
-def test_train_with_engine_spark_runs_a_tracked_processing_job(aws, boto_session, tmp_path):
-    import smglm
-    from smglm.glm.engines import ENGINES
-
-    if "spark" not in ENGINES:
-        pytest.skip("engine 'spark' is not registered in this tree yet")
+@pytest.mark.spark
+@pytest.mark.xdist_group("spark")
+@pytest.mark.slow
+@pytest.mark.usefixtures("spark")
+@pytest.mark.skipif(_spark_parts_missing() is not None, reason=str(_spark_parts_missing()))
+def test_train_with_engine_spark_ends_with_a_training_jobs_artifacts(aws, boto_session, tmp_path):
+    """One real Spark job (the driver on the test session's Spark), launched by smglm.train,
+    finished by spark-finish, read back as a training job's artifacts and MLflow run."""
     from mlflow.tracking import MlflowClient
+
+    import smglm
 
     sim = simulator(boto_session, tmp_path, spark_driver_container, mode="sync")
     backend = SageMakerBackend(session=boto_session)
     job = smglm.train(
         CONFIG,
         make_frame(),
+        test_data=make_frame(150, seed=9),
         backend=backend,
         engine="spark",
         role=ROLE,
@@ -590,10 +554,31 @@ def test_train_with_engine_spark_runs_a_tracked_processing_job(aws, boto_session
     (request,) = sim.requests
     assert request["ProcessingResources"]["ClusterConfig"]["InstanceCount"] == 2
     assert request["AppSpecification"]["ImageUri"] == SPARK_IMAGE
-    assert job.status == "Completed"
-    assert job.model.metrics["fit"]["engine"] == "spark"
+    assert request["AppSpecification"]["ContainerEntrypoint"][-1].endswith("spark_driver.py")
+    state = job.state()
+    assert state.status == "Completed", "\n".join(backend.log_lines(job.name)[0][-30:])
+    spec = job.spec()
+    assert state.model_uri == spec.model_artifacts_uri
+    assert state.output_uri == spec.output_artifacts_uri
+    archive = S3Storage(boto_session.client("s3")).download_file(
+        spec.model_artifacts_uri, tmp_path / "model-check.tar.gz"
+    )
+    with tarfile.open(archive) as tar:
+        assert {"model.json", "coefficients.csv", "metrics.json"} <= set(tar.getnames())
+    # job.model and job.report() as for a training job, the fit as glum's
+    model = job.model
+    assert model.metrics["fit"]["engine"] == "spark"
+    reference = smglm.fit(CONFIG, make_frame())
+    got = model.coefficients.set_index("term")["estimate"]
+    want = reference.coefficients.set_index("term")["estimate"]
+    assert list(got.index) == list(want.index)
+    np.testing.assert_allclose(got.to_numpy(), want.to_numpy(), rtol=0, atol=1e-6)
+    assert job.name in job.report().to_text()
+    # one MLflow run, ended by the launcher with the results, the engine as a tag
     run = MlflowClient().get_run(job.run_id)
     assert run.info.status == "FINISHED"
     assert run.data.tags["smglm.engine"] == "spark"
-    assert "train_deviance" in run.data.metrics
+    assert run.data.metrics["train_deviance"] == pytest.approx(
+        model.metrics["train"]["deviance"], rel=1e-12
+    )
     assert ACCOUNT in request["RoleArn"] and backend.region == REGION

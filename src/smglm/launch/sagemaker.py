@@ -247,7 +247,11 @@ class SageMakerBackend(BaseBackend):
         uri = config.uri if config.uri.endswith(".json") else f"{config.uri.rstrip('/')}/glm.json"
         bucket, key = split_s3(uri)
         with aws_call(f"S3 GetObject {uri}"):
-            glm = json.loads(s3.get_object(Bucket=bucket, Key=key)["Body"].read())
+            text = s3.get_object(Bucket=bucket, Key=key)["Body"].read().decode("utf-8")
+        from smglm.config import GLMConfig
+
+        # the driver reads a resolved config (every default and derived value written out)
+        glm = json.loads(GLMConfig.from_json(text).resolved().to_json())
         document = processing.job_document(spec, glm)
         layout = processing.ProcessingLayout(spec.output_path, spec.name)
         storage = S3Storage(s3)
