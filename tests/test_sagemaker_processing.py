@@ -238,6 +238,8 @@ def test_launch_uploads_code_and_job_document_and_sends_the_processing_request(
         ],
     }
     assert request == backend.request(spec)
+    fresh = SageMakerBackend(session=boto_session, spark_code=code_dir)
+    assert Job(spec.name, fresh).request() == request
     # the inputs: the driver's code, and the job document with the config and the data's URIs
     listed = boto_session.client("s3").list_objects_v2(
         Bucket=split_s3(job)[0], Prefix=split_s3(job)[1] + "/input/code/"
@@ -582,3 +584,19 @@ def test_train_with_engine_spark_ends_with_a_training_jobs_artifacts(aws, boto_s
         model.metrics["train"]["deviance"], rel=1e-12
     )
     assert ACCOUNT in request["RoleArn"] and backend.region == REGION
+
+
+def test_a_spark_job_has_no_sdk_estimator():
+    from smglm.launch.sdk import to_estimator
+
+    spec = JobSpec(
+        name="smglm-spark-sdk",
+        image_uri=SPARK_IMAGE,
+        output_path="s3://b/jobs",
+        channels=(Channel("train", "s3://b/d/"),),
+        role_arn=ROLE,
+        hyperparameters={"engine": "spark"},
+    )
+    with pytest.raises(ConfigError) as info:
+        to_estimator(spec)
+    assert info.value.fields == ["engine"] and "job.request()" in str(info.value)

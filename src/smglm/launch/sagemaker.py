@@ -173,7 +173,10 @@ class SageMakerBackend(BaseBackend):
         job CreateProcessingJob's (:func:`~smglm.launch.processing.processing_request`)."""
         if not processing.is_spark(spec):
             return spec.to_request()
-        names = [p.name for p in processing.driver_files(self.spark_code)]
+        try:
+            names: list[str] | None = [p.name for p in processing.driver_files(self.spark_code)]
+        except BackendError:  # no driver here (launch would say so): the usual files
+            names = None
         return processing.processing_request(spec, image_uri=spec.image_uri, code=names)
 
     # -- jobs --------------------------------------------------------------------------------

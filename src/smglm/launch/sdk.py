@@ -79,8 +79,22 @@ def to_estimator(spec: JobSpec, *, session: Any | None = None) -> Any:
     MissingDependency
         When no SageMaker SDK is installed (``pip install 'smglm[sdk]'``).
     ConfigError
-        Naming ``role`` when the spec has no ``role_arn``.
+        Naming ``role`` when the spec has no ``role_arn``; naming ``engine`` for a Spark job
+        (a SageMaker Processing job, not a training job: :meth:`smglm.launch.Job.request`
+        gives its CreateProcessingJob request).
     """
+    if spec.hyperparameters.get("engine") == "spark":
+        raise ConfigError(
+            [
+                Issue(
+                    "engine",
+                    "a job with engine 'spark' is a SageMaker Processing job on AWS's Spark "
+                    "image, not a training job: it has no SDK Estimator or ModelTrainer; "
+                    "job.request() gives the CreateProcessingJob request it was launched with",
+                    "spark",
+                )
+            ]
+        )
     major = _require_sdk()
     if not spec.role_arn:
         raise ConfigError(
