@@ -575,7 +575,13 @@ def test_train_with_engine_spark_ends_with_a_training_jobs_artifacts(aws, boto_s
     want = reference.coefficients.set_index("term")["estimate"]
     assert list(got.index) == list(want.index)
     np.testing.assert_allclose(got.to_numpy(), want.to_numpy(), rtol=0, atol=1e-6)
-    assert job.name in job.report().to_text()
+    # the output data as a training job's: the report tables and plots per split, from Spark
+    output = job.artifacts() / "output"
+    for split in ("train", "test"):
+        for name in ("one_way_cat.csv", "one_way_band.png", "lift.csv", "lorenz.csv"):
+            assert (output / split / name).is_file(), f"{split}/{name}"
+    text = job.report().to_text()
+    assert job.name in text and "ml.m5.xlarge x 2" in text and "Completed" in text
     # one MLflow run, ended by the launcher with the results, the engine as a tag
     run = MlflowClient().get_run(job.run_id)
     assert run.info.status == "FINISHED"
