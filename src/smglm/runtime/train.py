@@ -46,6 +46,13 @@ log = logging.getLogger(__name__)
 
 STAGING_NAME = ".smglm-staging"
 
+#: The ``train`` entry point's own hyperparameters and their values (JobConfig's ``engine`` and
+#: ``aggregate``; the launcher sets them only when they are not the first value).
+OPTIONS: dict[str, tuple[str, ...] | None] = {
+    "engine": ("glum", "spark"),
+    "aggregate": ("auto", "cells", "rows"),
+}
+
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run ``train`` on the ``/opt/ml`` tree at ``$SMGLM_ML_ROOT``; return the exit code."""
@@ -55,7 +62,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 def train(paths: MLPaths) -> None:
     """Fit the job's GLM and write the model and the report (raises on failure)."""
     raw = paths.read_hyperparameters()
-    hp = parse_hyperparameters(raw)
+    hp = parse_hyperparameters(raw, options=OPTIONS)
     set_level(hp.log_level)
     channels = paths.read_input_data_config()
     resources = paths.read_resource_config()
@@ -97,7 +104,13 @@ def train(paths: MLPaths) -> None:
     from smglm.runtime.metrics import print_convergence, print_metrics
 
     log.info("fitting a %s/%s GLM on %d rows", config.family, config.resolved_link, len(train_df))
-    result = fit(config, train_df, test_data=test_df, keep_fitted=True)
+    result = fit(
+        config,
+        train_df,
+        test_data=test_df,
+        keep_fitted=True,
+        aggregate=hp.options.get("aggregate", "auto"),
+    )
     fit_info = result.metrics.get("fit", {})
     log.info(
         "fit done: %s iterations, converged %s, %.3f s",
