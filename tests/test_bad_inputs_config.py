@@ -304,7 +304,7 @@ CASES: list[Case] = [
         {"instance_count": 101, "engine": "spark"},
         "must be <= 100",
         "instance_count",
-    ),  # fmt: skip
+    ),
     _job("job-engine", {"engine": "sprak"}, "Did you mean 'spark'?", "engine"),
     _job("job-aggregate", {"aggregate": "cell"}, "Did you mean 'cells'?", "aggregate"),
     _job("job-unknown-field", {"instanc_type": "ml.m5.large"}, "Did you mean 'instance_type'?"),
