@@ -613,72 +613,84 @@ def aggregate_cells(config: GLMConfig, source: _Source, *, split: bool) -> Cells
     bad_names = list(bad)
     for j, col in enumerate(bad_names):
         select.append(f"{bad[col]} AS __bad{j}")
-    ok = " AND ".join(f"NOT __bad{j}" for j in range(len(bad_names))) or "true"
-    pos = f"({ok}) AND __w > 0"
-    t = _t_sql(config, "__y")
-    aggs: dict[str, str] = {
-        "n_rows": f"count(*) FILTER (WHERE {ok})",
-        "n_obs": f"count(*) FILTER (WHERE {pos})",
-        "sw": f"sum(__w) FILTER (WHERE {ok})",
-        "swy": f"sum(__w * __y) FILTER (WHERE {pos})",
-        "swyy": f"sum(__w * __y * __y) FILTER (WHERE {pos})",
-        "ymean": f"avg(__y) FILTER (WHERE {ok})",
-        "st": f"sum(__w * {t}) FILTER (WHERE {pos})",
-    }
-    if fold:
-        aggs["swe"] = f"sum(__w * __e) FILTER (WHERE {ok})"
-        aggs["swylo"] = (
-            f"sum(CASE WHEN __y > 0 THEN __w * __y * __lo ELSE 0 END) FILTER (WHERE {pos})"
-        )
-    for name, expr in _llf_sums(config, "__y", "__w").items():
-        aggs[name] = f"sum({expr}) FILTER (WHERE {pos})"
-    for col, x in reps.items():
-        aggs[f"rep:{col}"] = f"min({x}) FILTER (WHERE {ok})"
-    # the checks: rows with bad values per column, the target's domain, weights, exposure
-    for j, col in enumerate(bad_names):
-        aggs[f"bad:{col}"] = f"count(*) FILTER (WHERE __bad{j})"
-    aggs["n_all"] = "count(*)"
-    aggs["y_min"] = f"min(__y) FILTER (WHERE {pos})"
-    aggs["y_max"] = f"max(__y) FILTER (WHERE {pos})"
-    aggs["y_neg"] = f"count(*) FILTER (WHERE {pos} AND __y < 0)"
-    aggs["y_nonpos"] = f"count(*) FILTER (WHERE {pos} AND __y <= 0)"
-    aggs["y_frac"] = f"count(*) FILTER (WHERE {pos} AND __y <> 0 AND __y <> 1)"
-    aggs["y_frac_ex"] = f"min(__y) FILTER (WHERE {pos} AND __y <> 0 AND __y <> 1)"
-    aggs["y_nonzero"] = f"count(*) FILTER (WHERE {pos} AND __y <> 0)"
-    aggs["y_nonone"] = f"count(*) FILTER (WHERE {pos} AND __y <> 1)"
-    aggs["w_neg"] = f"count(*) FILTER (WHERE ({ok}) AND __w < 0)"
-    aggs["w_min"] = f"min(__w) FILTER (WHERE {ok})"
     if config.exposure:
         select.append(f"CAST({_q(config.exposure)} AS DOUBLE) AS __ex")
-        aggs["e_nonpos"] = f"count(*) FILTER (WHERE ({ok}) AND __ex <= 0)"
-        aggs["e_min"] = f"min(__ex) FILTER (WHERE {ok})"
-    names = list(aggs)
+    ok = " AND ".join(f"NOT __bad{j}" for j in range(len(bad_names))) or "true"
+    rows = f"WITH r AS (SELECT {', '.join(select)} FROM {source.relation}) "
+    # the checks, over all rows (one pass, no grouping): rows with bad values per column, the
+    # target's domain, weights, exposure
+    pos = f"({ok}) AND __w > 0"
+    checks: dict[str, str] = {
+        f"bad:{col}": f"count(*) FILTER (WHERE __bad{j})" for j, col in enumerate(bad_names)
+    }
+    checks.update(
+        {
+            "n_all": "count(*)",
+            "n_obs": f"count(*) FILTER (WHERE {pos})",
+            "y_min": f"min(__y) FILTER (WHERE {pos})",
+            "y_max": f"max(__y) FILTER (WHERE {pos})",
+            "y_neg": f"count(*) FILTER (WHERE {pos} AND __y < 0)",
+            "y_nonpos": f"count(*) FILTER (WHERE {pos} AND __y <= 0)",
+            "y_frac": f"count(*) FILTER (WHERE {pos} AND __y <> 0 AND __y <> 1)",
+            "y_frac_ex": f"min(__y) FILTER (WHERE {pos} AND __y <> 0 AND __y <> 1)",
+            "w_neg": f"count(*) FILTER (WHERE ({ok}) AND __w < 0)",
+            "w_min": f"min(__w) FILTER (WHERE {ok})",
+        }
+    )
+    if config.exposure:
+        checks["e_nonpos"] = f"count(*) FILTER (WHERE ({ok}) AND __ex <= 0)"
+        checks["e_min"] = f"min(__ex) FILTER (WHERE {ok})"
+    totals = _query(
+        source,
+        rows + "SELECT " + ", ".join(f"{e} AS {_q(n)}" for n, e in checks.items()) + " FROM r",
+    )
+    _check(config, totals, bad_names, source.what)
+    n_all = int(totals["n_all"].iloc[0])
+    n_dropped = (
+        n_all - int(_query(source, rows + f"SELECT count(*) AS n FROM r WHERE {ok}")["n"].iloc[0])
+        if any(int(totals[f"bad:{c}"].iloc[0]) for c in bad_names)
+        else 0
+    )
+    if n_dropped:
+        by_col = sorted(c for c in bad_names if int(totals[f"bad:{c}"].iloc[0]) > 0)
+        warnings.warn(
+            f"dropped {n_dropped} of {n_all} rows with missing or infinite values "
+            f"in {by_col} (missing: drop)",
+            stacklevel=4,
+        )
+    # the cells: the usable rows summed by key (terms whose value is not finite, such as
+    # log(0) of a row with weight 0, are NULL and skipped by sum)
+    t = _t_sql(config, "__y")
+    aggs: dict[str, str] = {
+        "n_rows": "count(*)",
+        "n_obs": "count(*) FILTER (WHERE __w > 0)",
+        "sw": "sum(__w)",
+        "swy": "sum(__w * __y)",
+        "ymean": "min(__y)",
+        "st": f"sum(CASE WHEN __w > 0 THEN __w * {t} END)",
+    }
+    if family_has_dispersion(config):
+        aggs["swyy"] = "sum(__w * __y * __y)"
+    if fold:
+        aggs["swe"] = "sum(__w * __e)"
+        aggs["swylo"] = "sum(CASE WHEN __y > 0 AND __w > 0 THEN __w * __y * __lo ELSE 0 END)"
+    for name, expr in _llf_sums(config, "__y", "__w").items():
+        aggs[name] = f"sum(CASE WHEN __w > 0 THEN {expr} END)"
+    for col, x in reps.items():
+        aggs[f"rep:{col}"] = f"min({x})"
     key_list = ", ".join(keys)
     sql = (
-        f"WITH r AS (SELECT {', '.join(select)} FROM {source.relation}) "
-        f"SELECT {key_list + ', ' if keys else ''}"
+        rows
+        + f"SELECT {key_list + ', ' if keys else ''}"
         + ", ".join(f"{expr} AS {_q(name)}" for name, expr in aggs.items())
-        + " FROM r"
+        + f" FROM r WHERE {ok}"
         + (
             f" GROUP BY {key_list} ORDER BY {', '.join(k + ' NULLS LAST' for k in keys)}"
             if keys
             else ""
         )
     )
-    try:
-        out = source.con.execute(sql).df()
-    except Exception as exc:
-        raise _read_error(exc, source.what, source.relation) from None
-    _check(config, out, bad_names, source.what)
-    n_dropped = int((out["n_all"] - out["n_rows"]).sum())
-    if n_dropped:
-        by_col = sorted(c for c in bad_names if out[f"bad:{c}"].sum() > 0)
-        total = int(out["n_all"].sum())
-        warnings.warn(
-            f"dropped {n_dropped} of {total} rows with missing or infinite values "
-            f"in {by_col} (missing: drop)",
-            stacklevel=4,
-        )
+    out = _query(source, sql)
     out = out.loc[out["n_rows"] > 0].reset_index(drop=True)
     if out.empty:
         raise DataError(
@@ -686,6 +698,7 @@ def aggregate_cells(config: GLMConfig, source: _Source, *, split: bool) -> Cells
             if n_dropped
             else [Issue(source.what, f"the {source.what} has no rows; need at least one", 0)]
         )
+    names = list(aggs)
     frame = pd.DataFrame(index=out.index)
     for i, col in enumerate(config.predictors):
         frame[col] = out[f"rep:{col}"] if col in reps else out[f"__k{i}"]
@@ -694,12 +707,26 @@ def aggregate_cells(config: GLMConfig, source: _Source, *, split: bool) -> Cells
     if split:
         frame["__test"] = out["__test"].astype(bool)
     for name in names:
-        if name.startswith(("bad:", "rep:")) or name in ("n_all",):
+        if name.startswith("rep:"):
             continue
         frame[name] = out[name]
     for name in ("n_rows", "n_obs"):
         frame[name] = frame[name].astype(np.int64)
     return Cells(config, frame, fold, int(frame["n_rows"].sum()), n_dropped)
+
+
+def _query(source: _Source, sql: str) -> pd.DataFrame:
+    try:
+        return source.con.execute(sql).df()
+    except Exception as exc:
+        raise _read_error(exc, source.what, source.relation) from None
+
+
+def family_has_dispersion(config: GLMConfig) -> bool:
+    """Whether the family's dispersion is estimated (the cells then carry ``sum(w y^2)``)."""
+    from smglm.glm.families import family_of
+
+    return family_of(config).has_dispersion
 
 
 def _check(config: GLMConfig, out: pd.DataFrame, bad_names: list[str], what: str) -> None:
