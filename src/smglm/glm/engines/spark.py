@@ -185,6 +185,8 @@ def _unscaled_summary(doc: dict[str, Any]) -> dict[str, float]:
     the AIC shifts by the log-density's Jacobian)."""
     s = float(doc.get("target_scale") or 1.0)
     stats = {k: (math.nan if v is None else float(v)) for k, v in doc["summary"].items()}
+    for key in ("deviance", "null_deviance", "dispersion", "aic"):
+        stats.setdefault(key, math.nan)
     if s == 1.0:
         return stats
     cfg = doc["config"]
@@ -212,6 +214,11 @@ def _summary_metrics(doc: dict[str, Any], has_dispersion: bool) -> dict[str, Any
     aic = stats["aic"]
     llf = k - aic / 2.0 if math.isfinite(aic) else math.nan
     dev, null = stats["deviance"], stats["null_deviance"]
+    exact = doc.get("statistics")
+    if exact:  # the driver's own aggregation: smglm's unit deviances on the target's scale
+        dev, null = float(exact["deviance"]), float(exact["null_deviance"])
+        df_resid = n_obs - n_params
+        stats["dispersion"] = float(exact["pearson"]) / df_resid if df_resid > 0 else math.nan
     return {
         "n_obs": n_obs,
         "deviance": dev,

@@ -169,21 +169,34 @@ def run(
         train = train.drop(split_col)
         test = test.drop(split_col) if test is not None else None
 
+    phases: dict[str, float] = {}
+    mark = [time.perf_counter()]
+
+    def phase(name: str) -> None:
+        now = time.perf_counter()
+        phases[name] = now - mark[0]
+        mark[0] = now
+
     model = _Model(cfg, train.schema)
     train, n_dropped = model.handle_missing(train, "data")
     if test is not None:
         test, _ = model.handle_missing(test, "test data")
     model.check_values(train)
+    phase("checks")
     model.fit_terms(train)
+    phase("terms")
     design = model.design(train)
-
+    phase("design")
     fitted = model.fit(design)
+    phase("fit")
     out = model.output(fitted, spark_version=spark.version)
     out["n_dropped"] = n_dropped
     os.makedirs(out_dir, exist_ok=True)
 
     splits: dict[str, Any] = {}
     scored = {"train": model.scored(train, fitted)}
+    out["statistics"] = model.statistics(scored["train"])
+    phase("statistics")
     if test is not None:
         scored["test"] = model.scored(test, fitted)
     report = _report_module()
@@ -202,6 +215,8 @@ def run(
         else:
             entry = {"rows": int(sdf.agg(F.count(F.lit(1))).first()[0])}
         splits[name] = entry
+    phase("report")
+    out["phases"] = phases
     out["splits"] = splits
     out["report_module"] = report is not None
     out["total_seconds"] = time.perf_counter() - t_start
@@ -780,9 +795,7 @@ class _Model:
             null_b = None
             has_offset = bool(self.cfg.get("exposure") or self.cfg.get("offset"))
             if self.intercept and (has_offset or self.fixed_offset_used()):
-                ones = data.select("__y", "__w", "__off", _ones_vector().alias("__one"))
-                null = self._glr("__one", False).fit(ones)
-                null_b = float(null.coefficients[0])
+                null_b = self._null_intercept(data, design["ybar"] / self.scale)
         finally:
             data.unpersist()
         intercept = float(model.intercept) if self.intercept and kept else 0.0
@@ -816,6 +829,36 @@ class _Model:
             "model": model,
             "columns": cols,
         }
+
+    def _null_intercept(self, data: Any, ybar: float) -> float:
+        """The intercept of the null model (intercept only, with the offset) by a
+        one-parameter IRLS on Spark aggregates, as R's glm (and smglm) find it."""
+        from pyspark.sql import functions as F
+
+        link = self.link
+        power = float(self.params.get("variancePower") or 0.0)
+        y, w, off = F.col("__y"), F.col("__w"), F.col("__off")
+        if link == "log" and self.family in ("poisson", "gamma"):  # closed forms
+            ratio = F.sum(w * y) / F.sum(w * F.exp(off)) if self.family == "poisson" else (
+                F.sum(w * y * F.exp(-off)) / F.sum(w)
+            )
+            value = float(data.agg(ratio).first()[0])
+            if value > 0:
+                return math.log(value)
+        mean_off = float(data.agg(F.sum(w * off) / F.sum(w)).first()[0])
+        b = _linkfun(link, ybar) - mean_off
+        for _ in range(int(self.cfg.get("max_iter") or 100)):
+            eta = F.lit(b) + off
+            mu = _linkinv(link, eta)
+            d = _mu_eta(link, eta, mu)
+            ww = w * d * d / _variance(self.family, power, mu)
+            z = F.lit(b) + (y - mu) / d
+            row = data.agg(F.sum(ww * z).alias("num"), F.sum(ww).alias("den")).first()
+            b_new = float(row["num"]) / float(row["den"])
+            if abs(b_new - b) <= 1e-12 * (1 + abs(b)):
+                return b_new
+            b = b_new
+        return b
 
     def fixed_offset_used(self) -> bool:
         return any(t.get("fixed") for t in self.terms)
@@ -890,6 +933,23 @@ class _Model:
         data_cols = [c for c in df.columns]
         return base.select(*data_cols, mu.alias("__mu"), mu0.alias("__mu0"))
 
+    def statistics(self, scored: Any) -> dict[str, float]:
+        """The training rows' deviance, null deviance and Pearson statistic on the target's
+        own scale, with smglm's exact unit deviances (Spark's summary works on the rescaled
+        target and its Tweedie deviance bounds y away from 0): one aggregation."""
+        from pyspark.sql import functions as F
+
+        y = F.col(self.cfg["target"]).cast("double")
+        w = self.weight()
+        mu, mu0 = F.col("__mu"), F.col("__mu0")
+        power = float(self.params.get("variancePower") or 0.0)
+        row = scored.agg(
+            F.sum(w * _unit_deviance(self.family, power, y, mu)).alias("deviance"),
+            F.sum(w * _unit_deviance(self.family, power, y, mu0)).alias("null_deviance"),
+            F.sum(w * (y - mu) * (y - mu) / _variance(self.family, power, mu)).alias("pearson"),
+        ).first()
+        return {k: float(row[k]) for k in ("deviance", "null_deviance", "pearson")}
+
     def report_spec(self, fitted: dict[str, Any]) -> dict[str, Any]:
         """The split's roles for the report module (plain JSON types)."""
         cfg = self.cfg
@@ -920,6 +980,54 @@ class _Model:
         }
 
 
+def _xlogy(x: Any, y: Any) -> Any:
+    """``x * log(y)``, 0 where x is 0 (scipy's xlogy)."""
+    from pyspark.sql import functions as F
+
+    return F.when(x == 0, F.lit(0.0)).otherwise(x * F.log(y))
+
+
+def _unit_deviance(family: str, power: float, y: Any, mu: Any) -> Any:
+    """The family's unit deviance ``d(y, mu)`` as a Spark expression (smglm's formulas)."""
+    from pyspark.sql import functions as F
+
+    one = F.lit(1.0)
+    if family == "gaussian":
+        return (y - mu) * (y - mu)
+    if family == "poisson":
+        return F.lit(2.0) * (_xlogy(y, y) - _xlogy(y, mu) - (y - mu))
+    if family == "binomial":
+        return F.lit(2.0) * (
+            _xlogy(y, y) - _xlogy(y, mu) + _xlogy(one - y, one - y) - _xlogy(one - y, one - mu)
+        )
+    if family == "gamma":
+        return F.lit(2.0) * (-F.log(y / mu) + (y - mu) / mu)
+    if family == "inverse_gaussian":
+        return (y - mu) * (y - mu) / (y * mu * mu)
+    p = power
+    return F.lit(2.0) * (
+        F.pow(y, 2 - p) / ((1 - p) * (2 - p))
+        - y * F.pow(mu, 1 - p) / (1 - p)
+        + F.pow(mu, 2 - p) / (2 - p)
+    )
+
+
+def _variance(family: str, power: float, mu: Any) -> Any:
+    from pyspark.sql import functions as F
+
+    if family == "gaussian":
+        return F.lit(1.0)
+    if family == "poisson":
+        return mu
+    if family == "binomial":
+        return mu * (F.lit(1.0) - mu)
+    if family == "gamma":
+        return mu * mu
+    if family == "inverse_gaussian":
+        return mu * mu * mu
+    return F.pow(mu, power)
+
+
 def _ones_vector() -> Any:
     from pyspark.ml.functions import array_to_vector
     from pyspark.sql import functions as F
@@ -929,10 +1037,9 @@ def _ones_vector() -> Any:
 
 def _summary_stats(summary: Any) -> dict[str, Any]:
     out: dict[str, Any] = {}
+    # deviance, null deviance and dispersion come from the driver's own aggregation (exact
+    # unit deviances on the target's scale); Spark's null deviance would refit a model
     for key, attr in (
-        ("deviance", "deviance"),
-        ("null_deviance", "nullDeviance"),
-        ("dispersion", "dispersion"),
         ("aic", "aic"),
         ("df_resid", "residualDegreeOfFreedom"),
         ("df_null", "residualDegreeOfFreedomNull"),
@@ -995,6 +1102,27 @@ def _linkinv(link: str, eta: Any) -> Any:
         return F.lit(1.0) - F.exp(-F.exp(eta))
     if link == "probit":
         return _probit_udf()(eta)
+    raise DriverError([("link", f"unknown link {link!r}")])
+
+
+def _mu_eta(link: str, eta: Any, mu: Any) -> Any:
+    """d mu / d eta as a Spark expression."""
+    from pyspark.sql import functions as F
+
+    if link == "identity":
+        return F.lit(1.0)
+    if link == "log":
+        return mu
+    if link == "inverse":
+        return F.lit(-1.0) / (eta * eta)
+    if link == "sqrt":
+        return F.lit(2.0) * eta
+    if link == "logit":
+        return mu * (F.lit(1.0) - mu)
+    if link == "cloglog":
+        return F.exp(eta - F.exp(eta))
+    if link == "probit":
+        return F.exp(-eta * eta / 2.0) / math.sqrt(2.0 * math.pi)
     raise DriverError([("link", f"unknown link {link!r}")])
 
 
