@@ -70,9 +70,10 @@ CASES = {
         None,
     ),
     "binomial": (_base(family="binomial", target="has_claim"), None),
-    "gaussian": (_base(family="gaussian", target="density_log", predictors=["area", "region",
-                                                                            "driver_age"]),
-                 None),
+    "gaussian": (
+        _base(family="gaussian", target="density_log", predictors=["area", "region", "driver_age"]),
+        None,
+    ),
 }
 
 
@@ -171,8 +172,18 @@ def test_driver_output_and_spark_finish(spark: Any, data: pd.DataFrame, tmp_path
     assert doc["names"] == list(glum.coefficients["term"][1:])
     model_dir, output = tmp_path / "model", tmp_path / "output"
     proc = subprocess.run(
-        [sys.executable, "-m", "smglm.runtime", "spark-finish", "--driver-out", str(out),
-         "--model-dir", str(model_dir), "--output-data-dir", str(output)],
+        [
+            sys.executable,
+            "-m",
+            "smglm.runtime",
+            "spark-finish",
+            "--driver-out",
+            str(out),
+            "--model-dir",
+            str(model_dir),
+            "--output-data-dir",
+            str(output),
+        ],
         capture_output=True,
         text=True,
         check=False,
@@ -182,13 +193,23 @@ def test_driver_output_and_spark_finish(spark: Any, data: pd.DataFrame, tmp_path
     metrics = json.loads((output / "metrics.json").read_text())
     assert metrics["fit"]["engine"] == "spark"
     loaded = smglm.load_model(model_dir)
-    np.testing.assert_allclose(loaded.predict(data.head(200)), glum.predict(data.head(200)),
-                               rtol=1e-8)
+    np.testing.assert_allclose(
+        loaded.predict(data.head(200)), glum.predict(data.head(200)), rtol=1e-8
+    )
     # a missing driver output is a user error naming the folder
     proc = subprocess.run(
-        [sys.executable, "-m", "smglm.runtime", "spark-finish", "--driver-out",
-         str(tmp_path / "nothing"), "--model-dir", str(model_dir), "--output-data-dir",
-         str(output)],
+        [
+            sys.executable,
+            "-m",
+            "smglm.runtime",
+            "spark-finish",
+            "--driver-out",
+            str(tmp_path / "nothing"),
+            "--model-dir",
+            str(model_dir),
+            "--output-data-dir",
+            str(output),
+        ],
         capture_output=True,
         text=True,
         check=False,
@@ -203,12 +224,11 @@ def test_data_problems_are_data_errors(spark: Any, data: pd.DataFrame) -> None:
     cfg = _base(family="poisson", target="claim_count", exposure="exposure")
     with pytest.raises(DataError, match="'bonus_malus' has 3 missing"):
         smglm.fit(cfg, df, engine="spark")
-    many = pd.DataFrame(
-        {"y": np.arange(5000) % 3, "code": [f"c{i}" for i in range(5000)]}
-    )
+    many = pd.DataFrame({"y": np.arange(5000) % 3, "code": [f"c{i}" for i in range(5000)]})
     with pytest.raises(DataError, match="at most 4096"):
-        smglm.fit({"family": "poisson", "target": "y", "predictors": ["code"]}, many,
-                  engine="spark")
+        smglm.fit(
+            {"family": "poisson", "target": "y", "predictors": ["code"]}, many, engine="spark"
+        )
 
 
 # -- no Spark needed ---------------------------------------------------------------------------
@@ -224,11 +244,17 @@ def test_capability_refusals_one_line_per_problem() -> None:
     }
     issues = check_engine(smglm.GLMConfig.from_dict(cfg), "spark")
     fields = [i.field for i in issues]
-    assert fields == ["link", "penalty.l1_ratio", "penalty.l1_ratio", "constraints.bounds",
-                      "terms.x.spline"], fields
+    assert fields == [
+        "link",
+        "penalty.l1_ratio",
+        "penalty.l1_ratio",
+        "constraints.bounds",
+        "terms.x.spline",
+    ], fields
     with pytest.raises(ConfigError) as err:
-        smglm.fit(cfg, pd.DataFrame({"y": [0, 1], "a": ["u", "v"], "x": [1.0, 2.0]}),
-                  engine="spark")
+        smglm.fit(
+            cfg, pd.DataFrame({"y": [0, 1], "a": ["u", "v"], "x": [1.0, 2.0]}), engine="spark"
+        )
     text = str(err.value)
     assert "engine 'spark' cannot fit family 'binomial' with link 'log'" in text
     assert "engine 'spark' has no l1 penalty" in text and "fits no spline terms" in text

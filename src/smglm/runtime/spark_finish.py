@@ -84,13 +84,12 @@ def finish(driver_out: Path, model_dir: Path, output_data_dir: Path) -> Any:
     result = result_from_driver(doc["config"], driver_out)
     output_data_dir.mkdir(parents=True, exist_ok=True)
     (output_data_dir / "metrics.json").write_text(json.dumps(json_safe(result.metrics), indent=1))
-    for split in ("train", "test"):
-        tables = driver_out / "report" / split
-        if not tables.is_dir():
-            continue
-        target = output_data_dir / split
-        shutil.copytree(tables, target, dirs_exist_ok=True)
-        _draw(result, target, split)
+    splits = [
+        (split, driver_out / "report" / split, output_data_dir / split)
+        for split in ("train", "test")
+        if (driver_out / "report" / split).is_dir()
+    ]
+    _write_reports(result, splits)
     write_model_dir(model_dir, result)
     from smglm.tracking.runs import log_from_runtime
 
@@ -100,16 +99,23 @@ def finish(driver_out: Path, model_dir: Path, output_data_dir: Path) -> Any:
     return result
 
 
-def _draw(result: Any, split_dir: Path, split: str) -> None:
-    """The PNG plots of a split from its written tables, when the report code offers it
-    (``smglm.runtime.report_files.figures_from_tables``)."""
+def _write_reports(result: Any, splits: list[tuple[str, Path, Path]]) -> None:
+    """Each split's report folder from the tables Spark computed: the runtime's
+    ``write_spark_reports`` (report tables, term views and PNGs, as a row-level job's) when
+    this version has it, else the driver's tables copied as they are."""
     from smglm.runtime import report_files
 
-    draw = getattr(report_files, "figures_from_tables", None)
-    if draw is None:
-        log.info("%s: report tables copied; no plots drawn from tables in this version", split)
+    write = getattr(report_files, "write_spark_reports", None)
+    if write is not None:
+        from smglm.runtime.report_files import plot_workers
+
+        write(
+            result.config,
+            [(name, tables, out, None) for name, tables, out in splits],
+            workers=plot_workers(),
+            result=result,
+        )
         return
-    try:
-        draw(result, split_dir, split)
-    except Exception:  # the tables are there; a plot is not worth failing the job
-        log.exception("%s: could not draw the plots from %s", split, split_dir)
+    for name, tables, out in splits:
+        shutil.copytree(tables, out, dirs_exist_ok=True)
+        log.info("%s: report tables copied; no plots drawn from tables in this version", name)

@@ -11,10 +11,11 @@ kinds of terms); :func:`check_engine` turns a config the engine cannot fit into
 
 Two engines: glum (the default, in memory) and Spark (``"spark"``: Spark MLlib's
 ``GeneralizedLinearRegression``, :mod:`smglm.glm.engines.spark`, which fits from the data
-itself rather than from prepared rows). Adding one is a module with a ``fit`` function of :class:`Engine`'s signature (returning an :class:`EngineFit`,
-its heavy libraries imported inside ``fit``), plus its entry in :data:`ENGINES` declaring its
-capabilities. The family objects (:mod:`smglm.glm.families`) say how each family maps to an
-engine (``FamilySpec.glum()``, ``FamilySpec.spark_params(link)``).
+itself rather than from prepared rows). Adding one is a module with a ``fit`` function of
+:class:`Engine`'s signature (returning an :class:`EngineFit`, its heavy libraries imported
+inside ``fit``), plus its entry in :data:`ENGINES` declaring its capabilities. The family
+objects (:mod:`smglm.glm.families`) say how each family maps to an engine
+(``FamilySpec.glum()``, ``FamilySpec.spark_params(link)``).
 """
 
 from __future__ import annotations

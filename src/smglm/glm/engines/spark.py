@@ -129,8 +129,10 @@ def _to_spark(spark: Any, df: pd.DataFrame, columns: list[str]) -> Any:
     frame = df.loc[:, cols].reset_index(drop=True)
     for col in cols:
         dt = frame[col].dtype
-        if isinstance(dt, pd.CategoricalDtype) or pd.api.types.is_object_dtype(dt) or (
-            pd.api.types.is_string_dtype(dt)
+        if (
+            isinstance(dt, pd.CategoricalDtype)
+            or pd.api.types.is_object_dtype(dt)
+            or (pd.api.types.is_string_dtype(dt))
         ):
             frame[col] = pd.Series(level_strings(frame[col]), dtype=object)
     spark.conf.set("spark.sql.execution.arrow.pyspark.enabled", "true")
@@ -260,8 +262,9 @@ def result_from_driver(cfg: GLMConfig | dict[str, Any], out_dir: str | Path) -> 
     except FileNotFoundError:
         failure = Path(out_dir) / "failure"
         why = failure.read_text(encoding="utf-8").strip() if failure.exists() else "no output"
-        raise DataError([Issue("engine", f"the Spark driver wrote no {FIT_FILE} in {out_dir}: "
-                                         f"{why}")]) from None
+        raise DataError(
+            [Issue("engine", f"the Spark driver wrote no {FIT_FILE} in {out_dir}: {why}")]
+        ) from None
     main: dict[str, MainTerm] = {}
     terms: list[Term] = []
     for d in doc["terms"]:

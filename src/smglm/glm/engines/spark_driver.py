@@ -41,6 +41,7 @@ Errors are raised as :class:`DriverError`, one line per problem (``field: messag
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import math
 import os
@@ -127,8 +128,10 @@ def read_data(spark: Any, uri: str, columns: list[str], what: str) -> Any:
     if absent:
         raise DriverError(
             [
-                (_role_field(c, {}), f"column {c!r} is not in the {what}; its columns are "
-                 f"{df.columns[:20]}")
+                (
+                    _role_field(c, {}),
+                    f"column {c!r} is not in the {what}; its columns are {df.columns[:20]}",
+                )
                 for c in absent
             ]
         )
@@ -145,7 +148,7 @@ def run(
 ) -> dict[str, Any]:
     """Fit the job's config and write ``out_dir/spark_fit.json`` (and the report tables);
     returns what it wrote. ``train``/``test`` (Spark DataFrames) replace the job's URIs."""
-    from pyspark.sql import functions as F
+    from pyspark.sql import functions as sf
 
     t_start = time.perf_counter()
     cfg = job["config"]
@@ -165,9 +168,6 @@ def run(
         test = test.select(*columns)
     if test is None and cfg.get("test"):
         train, test = _split(train, cfg["test"])
-    if split_col and split_col not in columns:
-        train = train.drop(split_col)
-        test = test.drop(split_col) if test is not None else None
 
     phases: dict[str, float] = {}
     mark = [time.perf_counter()]
@@ -200,11 +200,15 @@ def run(
     if test is not None:
         scored["test"] = model.scored(test, fitted)
     report = _report_module()
-    spec = model.report_spec(fitted)
     for name, sdf in scored.items():
         entry: dict[str, Any] = {}
         if report is not None:
             t0 = time.perf_counter()
+            spec = report.spec_from_config(
+                cfg, n_params=out["n_params"], terms=out["terms"], link=cfg["link"]
+            )
+            if spec.get("by") and spec["by"] not in sdf.columns:
+                spec["by"] = None  # a test file without the split column
             result = report.report_split(sdf, spec)
             report.write_split(os.path.join(out_dir, "report", name), result)
             entry = {
@@ -213,7 +217,7 @@ def run(
                 "seconds": time.perf_counter() - t0,
             }
         else:
-            entry = {"rows": int(sdf.agg(F.count(F.lit(1))).first()[0])}
+            entry = {"rows": int(sdf.agg(sf.count(sf.lit(1))).first()[0])}
         splits[name] = entry
     phase("report")
     out["phases"] = phases
@@ -226,15 +230,17 @@ def run(
 
 
 def _report_module() -> Any:
-    """S2's ``spark_report`` (a sibling module), or None while it is not there."""
-    try:
-        from . import spark_report  # type: ignore[attr-defined]
-    except ImportError:
+    """The report module ``spark_report`` (this module's sibling: in the package, or beside
+    the script on the Spark image), or None where it is not there."""
+    import importlib
+
+    names = [f"{__package__}.spark_report"] if __package__ else []
+    for name in [*names, "spark_report"]:
         try:
-            import spark_report  # type: ignore[import-not-found,no-redef]
+            return importlib.import_module(name)
         except ImportError:
-            return None
-    return spark_report
+            continue
+    return None
 
 
 def _json_safe(value: Any) -> Any:
@@ -298,34 +304,45 @@ def _check_columns(df: Any, columns: list[str], what: str) -> None:
     absent = [c for c in columns if c not in df.columns]
     if absent:
         raise DriverError(
-            [("predictors", f"column {c!r} is not in the {what}; its columns are {df.columns[:20]}")
-             for c in absent]
+            [
+                (
+                    "predictors",
+                    f"column {c!r} is not in the {what}; its columns are {df.columns[:20]}",
+                )
+                for c in absent
+            ]
         )
 
 
 def _split(df: Any, test: dict[str, Any]) -> tuple[Any, Any]:
     """``config.test``: by a column's values (as level strings), else a seeded random
     fraction (Spark's ``rand``: deterministic for the same data and partitioning)."""
-    from pyspark.sql import functions as F
+    from pyspark.sql import functions as sf
 
     if test.get("by"):
         by = test["by"]
         wanted = [_level_text(v) for v in test.get("holdout") or []]
-        text = _level_string(F.col(by), dict(df.dtypes)[by])
+        text = _level_string(sf.col(by), dict(df.dtypes)[by])
         is_test = text.isin(wanted)
         present = {r[0] for r in df.select(text.alias("v")).distinct().collect()}
         absent = [v for v in wanted if v not in present]
         if absent:
             raise DriverError(
-                [("test.holdout", f"value {a!r} is not in column {by!r}; its values are "
-                  f"{sorted(str(p) for p in present)[:20]}") for a in absent]
+                [
+                    (
+                        "test.holdout",
+                        f"value {a!r} is not in column {by!r}; its values are "
+                        f"{sorted(str(p) for p in present)[:20]}",
+                    )
+                    for a in absent
+                ]
             )
         return df.where(~is_test | text.isNull()), df.where(is_test)
     fraction = float(test.get("fraction") or 0.2)
-    marked = df.withColumn("__test", F.rand(int(test.get("seed") or 0)) < fraction)
+    marked = df.withColumn("__test", sf.rand(int(test.get("seed") or 0)) < fraction)
     return (
-        marked.where(~F.col("__test")).drop("__test"),
-        marked.where(F.col("__test")).drop("__test"),
+        marked.where(~sf.col("__test")).drop("__test"),
+        marked.where(sf.col("__test")).drop("__test"),
     )
 
 
@@ -338,18 +355,18 @@ def _level_text(value: Any) -> str:
 def _level_string(col: Any, dtype: str) -> Any:
     """A column's values as smglm's level strings (integer-valued numbers without '.0',
     booleans as True/False; null where missing)."""
-    from pyspark.sql import functions as F
+    from pyspark.sql import functions as sf
 
     if dtype == "string":
         return col
     if dtype == "boolean":
-        return F.when(col.isNull(), F.lit(None)).when(col, "True").otherwise("False")
+        return sf.when(col.isNull(), sf.lit(None)).when(col, "True").otherwise("False")
     if dtype in ("double", "float") or dtype.startswith("decimal"):
         x = col.cast("double")
-        finite = x.isNotNull() & ~F.isnan(x) & (F.abs(x) != float("inf"))
+        finite = x.isNotNull() & ~sf.isnan(x) & (sf.abs(x) != float("inf"))
         return (
-            F.when(~finite, F.lit(None).cast("string"))
-            .when(x == F.floor(x), x.cast("long").cast("string"))
+            sf.when(~finite, sf.lit(None).cast("string"))
+            .when(x == sf.floor(x), x.cast("long").cast("string"))
             .otherwise(x.cast("string"))
         )
     return col.cast("string")
@@ -358,7 +375,7 @@ def _level_string(col: Any, dtype: str) -> Any:
 def band_labels(cuts: list[float]) -> list[str]:
     """Band level names ``[-Inf,c1)``, ..., ``[ck,Inf)`` (numbers as ``%g``), as smglm's."""
     edges = ["-Inf", *(f"{c:g}" for c in cuts), "Inf"]
-    return [f"[{a},{b})" for a, b in zip(edges[:-1], edges[1:])]
+    return [f"[{a},{b})" for a, b in itertools.pairwise(edges)]
 
 
 # -- the model ---------------------------------------------------------------------------------
@@ -399,39 +416,40 @@ class _Model:
 
     def _level_expr(self, name: str) -> Any:
         """The raw level string of a categorical (None where missing), or a band's label."""
-        from pyspark.sql import functions as F
+        from pyspark.sql import functions as sf
 
         if self.kinds[name] == "bands":
             cuts = [float(c) for c in self.specs[name]["bands"]]
             labels = band_labels(cuts)
-            x = F.col(name).cast("double")
-            idx = sum((F.when(x >= c, 1).otherwise(0) for c in cuts), F.lit(0))
-            expr = F.lit(None).cast("string")
+            x = sf.col(name).cast("double")
+            idx = sum((sf.when(x >= c, 1).otherwise(0) for c in cuts), sf.lit(0))
+            expr = sf.lit(None).cast("string")
             for i, lb in enumerate(labels):
-                expr = F.when(idx == i, lb).otherwise(expr) if i else F.when(idx == i, lb)
-            return F.when(x.isNull() | F.isnan(x), F.lit(None).cast("string")).otherwise(expr)
-        return _level_string(F.col(name), self.dtypes.get(name, "string"))
+                expr = sf.when(idx == i, lb).otherwise(expr) if i else sf.when(idx == i, lb)
+            return sf.when(x.isNull() | sf.isnan(x), sf.lit(None).cast("string")).otherwise(expr)
+        return _level_string(sf.col(name), self.dtypes.get(name, "string"))
 
     def handle_missing(self, df: Any, what: str) -> tuple[Any, int]:
         """Rows with missing or infinite values in a used column: an error (``missing:
         error``) or dropped (``missing: drop``); a ``missing: level`` predictor keeps them."""
-        from pyspark.sql import functions as F
+        from pyspark.sql import functions as sf
 
         bad: dict[str, Any] = {}
         for col, role in self._numeric_columns().items():
-            x = F.col(col).cast("double")
+            x = sf.col(col).cast("double")
             as_level = role == "predictors" and self.specs[col].get("missing") == "level"
-            inf = F.abs(x) == float("inf")
-            bad[col] = F.coalesce(inf, F.lit(False)) if as_level else (
-                x.isNull() | F.isnan(x) | inf
+            inf = sf.abs(x) == float("inf")
+            bad[col] = (
+                sf.coalesce(inf, sf.lit(False)) if as_level else (x.isNull() | sf.isnan(x) | inf)
             )
         for p, kind in self.kinds.items():
             if kind == "categorical" and self.specs[p].get("missing") != "level":
                 bad[p] = self._level_expr(p).isNull()
         if not bad:
             return df, 0
-        counts = df.agg(*[F.sum(F.when(e, 1).otherwise(0)).alias(f"c{i}")
-                          for i, e in enumerate(bad.values())]).first()
+        counts = df.agg(
+            *[sf.sum(sf.when(e, 1).otherwise(0)).alias(f"c{i}") for i, e in enumerate(bad.values())]
+        ).first()
         found = {c: int(counts[i] or 0) for i, c in enumerate(bad)}
         found = {c: k for c, k in found.items() if k}
         if not found:
@@ -439,13 +457,18 @@ class _Model:
         if self.cfg.get("missing", "error") == "error":
             roles = self._numeric_columns()
             raise DriverError(
-                [(roles.get(c, "predictors"), f"column {c!r} has {k} missing or infinite "
-                  f"value(s) in the {what}; fix the data or set missing: drop")
-                 for c, k in found.items()]
+                [
+                    (
+                        roles.get(c, "predictors"),
+                        f"column {c!r} has {k} missing or infinite "
+                        f"value(s) in the {what}; fix the data or set missing: drop",
+                    )
+                    for c, k in found.items()
+                ]
             )
-        any_bad = F.lit(False)
+        any_bad = sf.lit(False)
         for e in bad.values():
-            any_bad = any_bad | F.coalesce(e, F.lit(True))
+            any_bad = any_bad | sf.coalesce(e, sf.lit(True))
         total = df.count()
         kept = df.where(~any_bad)
         n_kept = kept.count()
@@ -455,60 +478,73 @@ class _Model:
 
     def check_values(self, df: Any) -> None:
         """Weights >= 0 and not all 0, exposure > 0, rows to fit."""
-        from pyspark.sql import functions as F
+        from pyspark.sql import functions as sf
 
         cfg = self.cfg
-        aggs = [F.count(F.lit(1)).alias("n")]
+        aggs = [sf.count(sf.lit(1)).alias("n")]
         if cfg.get("weights"):
-            w = F.col(cfg["weights"])
-            aggs += [F.sum(F.when(w < 0, 1).otherwise(0)).alias("neg"),
-                     F.sum(F.when(w > 0, 1).otherwise(0)).alias("pos")]
+            w = sf.col(cfg["weights"])
+            aggs += [
+                sf.sum(sf.when(w < 0, 1).otherwise(0)).alias("neg"),
+                sf.sum(sf.when(w > 0, 1).otherwise(0)).alias("pos"),
+            ]
         if cfg.get("exposure"):
-            aggs.append(F.sum(F.when(F.col(cfg["exposure"]) <= 0, 1).otherwise(0)).alias("expo"))
+            aggs.append(sf.sum(sf.when(sf.col(cfg["exposure"]) <= 0, 1).otherwise(0)).alias("expo"))
         r = df.agg(*aggs).first().asDict()
         issues = []
         if r["n"] == 0:
             issues.append(("data", "the data has no rows; need at least one"))
         if r.get("neg"):
-            issues.append(("weights", f"column {cfg['weights']!r} has {r['neg']} negative "
-                           "value(s); weights must be >= 0"))
+            issues.append(
+                (
+                    "weights",
+                    f"column {cfg['weights']!r} has {r['neg']} negative "
+                    "value(s); weights must be >= 0",
+                )
+            )
         elif cfg.get("weights") and not r.get("pos"):
-            issues.append(("weights", f"column {cfg['weights']!r} is all zero; need a "
-                           "positive weight"))
+            issues.append(
+                ("weights", f"column {cfg['weights']!r} is all zero; need a positive weight")
+            )
         if r.get("expo"):
-            issues.append(("exposure", f"column {cfg['exposure']!r} has {r['expo']} value(s) "
-                           "<= 0; exposure must be > 0"))
+            issues.append(
+                (
+                    "exposure",
+                    f"column {cfg['exposure']!r} has {r['expo']} value(s) "
+                    "<= 0; exposure must be > 0",
+                )
+            )
         if issues:
             raise DriverError(issues)
 
     def weight(self) -> Any:
-        from pyspark.sql import functions as F
+        from pyspark.sql import functions as sf
 
         w = self.cfg.get("weights")
-        return F.col(w).cast("double") if w else F.lit(1.0)
+        return sf.col(w).cast("double") if w else sf.lit(1.0)
 
     def data_offset(self) -> Any:
         """The offset from the data: log(exposure), the offset column, or 0."""
-        from pyspark.sql import functions as F
+        from pyspark.sql import functions as sf
 
         cfg = self.cfg
         if cfg.get("exposure"):
-            return F.log(F.col(cfg["exposure"]).cast("double"))
+            return sf.log(sf.col(cfg["exposure"]).cast("double"))
         if cfg.get("offset"):
-            return F.col(cfg["offset"]).cast("double")
-        return F.lit(0.0)
+            return sf.col(cfg["offset"]).cast("double")
+        return sf.lit(0.0)
 
     # -- terms ---------------------------------------------------------------------------
     def fit_terms(self, df: Any) -> None:
         """The main terms' state on the training rows: levels (sorted; bands in order;
         grouped; ``(missing)`` last), the reference (base, else the most exposure), fixed
         terms' coefficients."""
-        from pyspark.sql import functions as F
+        from pyspark.sql import functions as sf
 
         cfg = self.cfg
         size = self.weight()
         if cfg.get("exposure"):
-            size = size * F.col(cfg["exposure"]).cast("double")
+            size = size * sf.col(cfg["exposure"]).cast("double")
         issues: list[tuple[str, str]] = []
         fixed = cfg.get("fixed") or {}
         for p in cfg["predictors"]:
@@ -517,13 +553,23 @@ class _Model:
             if kind == "numeric":
                 for key in ("groups", "base", "missing"):
                     if spec.get(key) is not None:
-                        issues.append((f"terms.{p}.{key}", f"{key} applies to levels "
-                                       f"(categoricals and bands); {p!r} is numeric"))
+                        issues.append(
+                            (
+                                f"terms.{p}.{key}",
+                                f"{key} applies to levels "
+                                f"(categoricals and bands); {p!r} is numeric",
+                            )
+                        )
                 term: dict[str, Any] = {"name": p, "type": "numeric", "coefficient": 0.0}
                 if p in fixed:
                     if isinstance(fixed[p], dict):
-                        issues.append((f"fixed.{p}", f"{p!r} is numeric, so its fixed term is "
-                                       "a coefficient, not relativities by level"))
+                        issues.append(
+                            (
+                                f"fixed.{p}",
+                                f"{p!r} is numeric, so its fixed term is "
+                                "a coefficient, not relativities by level",
+                            )
+                        )
                     else:
                         term.update(coefficient=float(fixed[p]), fixed=True)
                 self._add(term)
@@ -531,7 +577,7 @@ class _Model:
             raw = self._level_expr(p)
             rows = (
                 df.groupBy(raw.alias("label"))
-                .agg(F.count(F.lit(1)).alias("n"), F.sum(size).alias("size"))
+                .agg(sf.count(sf.lit(1)).alias("n"), sf.sum(size).alias("size"))
                 .collect()
             )
             counts = {r["label"]: (int(r["n"]), float(r["size"] or 0.0)) for r in rows}
@@ -543,9 +589,14 @@ class _Model:
                 labels = band_labels(cuts)
                 empty = [lb for lb in labels if lb not in counts]
                 if empty:
-                    issues.append((f"terms.{p}.bands", f"the band(s) {empty} of {p!r} have no "
-                                   "rows; choose cut points inside the data so that every band "
-                                   "has rows"))
+                    issues.append(
+                        (
+                            f"terms.{p}.bands",
+                            f"the band(s) {empty} of {p!r} have no "
+                            "rows; choose cut points inside the data so that every band "
+                            "has rows",
+                        )
+                    )
                 known = set(labels)
                 order = list(dict.fromkeys(member_of.get(lb, lb) for lb in labels))
             else:
@@ -554,17 +605,29 @@ class _Model:
             for g, ms in groups.items():
                 for m in ms:
                     if m not in known:
-                        issues.append((f"terms.{p}.groups.{g}", f"{m!r} is not a level of "
-                                       f"{p!r}; its levels are {sorted(known)[:20]}"))
+                        issues.append(
+                            (
+                                f"terms.{p}.groups.{g}",
+                                f"{m!r} is not a level of "
+                                f"{p!r}; its levels are {sorted(known)[:20]}",
+                            )
+                        )
                 if g in known and g not in ms:
-                    issues.append((f"terms.{p}.groups.{g}", f"the group's name {g!r} is also "
-                                   f"a level of {p!r} outside the group"))
+                    issues.append(
+                        (
+                            f"terms.{p}.groups.{g}",
+                            f"the group's name {g!r} is also a level of {p!r} outside the group",
+                        )
+                    )
             if missing_level and None in counts:
                 order.append(MISSING_LEVEL)
             totals = dict.fromkeys(order, 0.0)
             for lb, (_, s) in counts.items():
-                lv = (MISSING_LEVEL if missing_level else None) if lb is None else (
-                    member_of.get(lb, lb))
+                lv = (
+                    (MISSING_LEVEL if missing_level else None)
+                    if lb is None
+                    else (member_of.get(lb, lb))
+                )
                 if lv in totals:
                     totals[lv] += s
             if not order:
@@ -573,18 +636,32 @@ class _Model:
             if spec.get("base") is not None:
                 ref = str(spec["base"])
                 if ref not in totals:
-                    issues.append((f"terms.{p}.base", f"{ref!r} is not a level of {p!r}; its "
-                                   f"levels are {order[:20]}"))
+                    issues.append(
+                        (
+                            f"terms.{p}.base",
+                            f"{ref!r} is not a level of {p!r}; its levels are {order[:20]}",
+                        )
+                    )
                     ref = order[0]
             else:
                 best = max(totals.values())
                 ref = next(lv for lv in order if totals[lv] == best)
             levels = [ref] + [lv for lv in order if lv != ref]
             if len(levels) == 1 and p not in fixed:
-                issues.append(("predictors", f"column {p!r} has a single level "
-                               f"({levels[0]!r}), which cannot explain anything; drop it"))
-            term = {"name": p, "type": kind, "levels": levels, "reference": ref,
-                    "coefficients": [0.0] * len(levels)}
+                issues.append(
+                    (
+                        "predictors",
+                        f"column {p!r} has a single level "
+                        f"({levels[0]!r}), which cannot explain anything; drop it",
+                    )
+                )
+            term = {
+                "name": p,
+                "type": kind,
+                "levels": levels,
+                "reference": ref,
+                "coefficients": [0.0] * len(levels),
+            }
             if kind == "bands":
                 term["cuts"] = [float(c) for c in spec["bands"]]
             if groups:
@@ -594,16 +671,26 @@ class _Model:
             if p in fixed:
                 value = fixed[p]
                 if not isinstance(value, dict):
-                    issues.append((f"fixed.{p}", f"{p!r} has levels, so its fixed term is a "
-                                   f"relativity per level, not a coefficient ({value})"))
+                    issues.append(
+                        (
+                            f"fixed.{p}",
+                            f"{p!r} has levels, so its fixed term is a "
+                            f"relativity per level, not a coefficient ({value})",
+                        )
+                    )
                 else:
                     rel = {str(k): float(v) for k, v in value.items()}
                     absent = [lv for lv in levels if lv not in rel]
                     unknown = [k for k in rel if k not in levels]
                     if absent or unknown:
-                        issues.append((f"fixed.{p}", f"relativities must name exactly the "
-                                       f"levels {levels[:20]}; missing {absent}, unknown "
-                                       f"{unknown}"))
+                        issues.append(
+                            (
+                                f"fixed.{p}",
+                                f"relativities must name exactly the "
+                                f"levels {levels[:20]}; missing {absent}, unknown "
+                                f"{unknown}",
+                            )
+                        )
                     else:
                         term["coefficients"] = [math.log(rel[lv]) for lv in levels]
                         term["fixed"] = True
@@ -618,18 +705,18 @@ class _Model:
     def level_index(self, name: str) -> Any:
         """The level of a level term per row (a string; null when unseen or missing without
         a missing level)."""
-        from pyspark.sql import functions as F
+        from pyspark.sql import functions as sf
 
         term = self.by_name[name]
         raw = self._level_expr(name)
         member_of = {m: g for g, ms in (term.get("groups") or {}).items() for m in ms}
         lev = raw
         if member_of:
-            mapping = F.create_map(*[F.lit(x) for kv in member_of.items() for x in kv])
-            lev = F.coalesce(mapping[raw], raw)
+            mapping = sf.create_map(*[sf.lit(x) for kv in member_of.items() for x in kv])
+            lev = sf.coalesce(mapping[raw], raw)
         if term.get("missing") == "level":
-            lev = F.when(raw.isNull(), F.lit(MISSING_LEVEL)).otherwise(lev)
-        return F.when(lev.isin(term["levels"]), lev)
+            lev = sf.when(raw.isNull(), sf.lit(MISSING_LEVEL)).otherwise(lev)
+        return sf.when(lev.isin(term["levels"]), lev)
 
     @staticmethod
     def slots(term: dict[str, Any]) -> list[str]:
@@ -645,15 +732,18 @@ class _Model:
 
     def columns(self) -> list[tuple[str, Any]]:
         """Every estimated coefficient's (name, column expression), in smglm's order."""
-        from pyspark.sql import functions as F
+        from pyspark.sql import functions as sf
 
-        lev = {t["name"]: F.col(f"__lev_{i}") for i, t in enumerate(self.terms)
-               if t["type"] != "numeric"}
+        lev = {
+            t["name"]: sf.col(f"__lev_{i}")
+            for i, t in enumerate(self.terms)
+            if t["type"] != "numeric"
+        }
 
         def slot_expr(term: dict[str, Any], i: int) -> Any:
             if term["type"] == "numeric":
-                return F.col(term["name"]).cast("double")
-            return F.when(lev[term["name"]] == term["levels"][i], 1.0).otherwise(0.0)
+                return sf.col(term["name"]).cast("double")
+            return sf.when(lev[term["name"]] == term["levels"][i], 1.0).otherwise(0.0)
 
         out: list[tuple[str, Any]] = []
         for term in self.terms:
@@ -672,70 +762,102 @@ class _Model:
 
     def fixed_offset(self) -> Any:
         """The fixed terms' contribution to the linear predictor."""
-        from pyspark.sql import functions as F
+        from pyspark.sql import functions as sf
 
-        total = F.lit(0.0)
+        total = sf.lit(0.0)
         for i, t in enumerate(self.terms):
             if not t.get("fixed"):
                 continue
             if t["type"] == "numeric":
-                total = total + F.lit(float(t["coefficient"])) * F.col(t["name"]).cast("double")
+                total = total + sf.lit(float(t["coefficient"])) * sf.col(t["name"]).cast("double")
             else:
-                mapping = F.create_map(
-                    *[F.lit(x) for kv in zip(t["levels"], t["coefficients"]) for x in kv]
+                mapping = sf.create_map(
+                    *[
+                        sf.lit(x)
+                        for kv in zip(t["levels"], t["coefficients"], strict=True)
+                        for x in kv
+                    ]
                 )
-                total = total + F.coalesce(mapping[F.col(f"__lev_{i}")], F.lit(0.0))
+                total = total + sf.coalesce(mapping[sf.col(f"__lev_{i}")], sf.lit(0.0))
         return total
 
     def with_levels(self, df: Any) -> Any:
         return df.select(
             "*",
-            *[self.level_index(t["name"]).alias(f"__lev_{i}") for i, t in enumerate(self.terms)
-              if t["type"] != "numeric"],
+            *[
+                self.level_index(t["name"]).alias(f"__lev_{i}")
+                for i, t in enumerate(self.terms)
+                if t["type"] != "numeric"
+            ],
         )
 
     def design(self, df: Any) -> dict[str, Any]:
         """The design on the training rows: the columns (names and expressions), those
         without a row of positive weight (aliased), the target's scale."""
-        from pyspark.sql import functions as F
+        from pyspark.sql import functions as sf
 
         cfg = self.cfg
         cols = self.columns()
         if len(cols) > MAX_FEATURES:
-            raise DriverError([("predictors", f"the design has {len(cols)} columns; Spark's "
-                                f"GeneralizedLinearRegression fits at most {MAX_FEATURES}: group "
-                                "levels or drop interactions")])
+            raise DriverError(
+                [
+                    (
+                        "predictors",
+                        f"the design has {len(cols)} columns; Spark's "
+                        f"GeneralizedLinearRegression fits at most {MAX_FEATURES}: group "
+                        "levels or drop interactions",
+                    )
+                ]
+            )
         base = self.with_levels(df)
         w = self.weight()
         pos = base.where(w > 0)
-        y = F.col(cfg["target"]).cast("double")
-        aggs = [F.count(F.lit(1)).alias("__n"), F.sum(w * y).alias("__wy"),
-                F.sum(w).alias("__w")]
-        aggs += [F.sum(F.when(e != 0, 1).otherwise(0)).alias(f"__c{k}")
-                 for k, (_, e) in enumerate(cols)]
+        y = sf.col(cfg["target"]).cast("double")
+        aggs = [
+            sf.count(sf.lit(1)).alias("__n"),
+            sf.sum(w * y).alias("__wy"),
+            sf.sum(w).alias("__w"),
+        ]
+        aggs += [
+            sf.sum(sf.when(e != 0, 1).otherwise(0)).alias(f"__c{k}")
+            for k, (_, e) in enumerate(cols)
+        ]
         stats = pos.agg(*aggs).first()
         nonzero = [int(stats[f"__c{k}"] or 0) for k in range(len(cols))]
-        aliased = [n for (n, _), c in zip(cols, nonzero) if c == 0]
+        aliased = [n for (n, _), c in zip(cols, nonzero, strict=True) if c == 0]
         n_obs = int(stats["__n"])
         ybar = float(stats["__wy"]) / float(stats["__w"])
         rescale = self.link == "log" and self.family in _HAS_DISPERSION and ybar > 0
         self.scale = ybar if rescale else 1.0
         n_params = len(cols) - len(aliased) + int(self.intercept)
         if n_obs <= n_params:
-            raise DriverError([("data", f"the data has {n_obs} row(s) with a positive weight for "
-                                f"{n_params} coefficient(s); a GLM needs more rows than "
-                                "coefficients")])
-        return {"columns": cols, "aliased": aliased, "n_obs": n_obs, "ybar": ybar,
-                "weight_sum": float(stats["__w"]), "base": base}
+            raise DriverError(
+                [
+                    (
+                        "data",
+                        f"the data has {n_obs} row(s) with a positive weight for "
+                        f"{n_params} coefficient(s); a GLM needs more rows than "
+                        "coefficients",
+                    )
+                ]
+            )
+        return {
+            "columns": cols,
+            "aliased": aliased,
+            "n_obs": n_obs,
+            "ybar": ybar,
+            "weight_sum": float(stats["__w"]),
+            "base": base,
+        }
 
     def _frame(self, base: Any, cols: list[tuple[str, Any]], kept: list[int]) -> Any:
         """label, weight, offset (scaled) and the kept design columns as ``__f{k}``."""
-        from pyspark.sql import functions as F
+        from pyspark.sql import functions as sf
 
         cfg = self.cfg
-        off = self.data_offset() + self.fixed_offset() - F.lit(math.log(self.scale))
+        off = self.data_offset() + self.fixed_offset() - sf.lit(math.log(self.scale))
         return base.select(
-            (F.col(cfg["target"]).cast("double") / F.lit(self.scale)).alias("__y"),
+            (sf.col(cfg["target"]).cast("double") / sf.lit(self.scale)).alias("__y"),
             self.weight().alias("__w"),
             off.alias("__off"),
             *[cols[k][1].alias(f"__f{k}") for k in kept],
@@ -765,16 +887,14 @@ class _Model:
     def fit(self, design: dict[str, Any]) -> dict[str, Any]:
         """Spark's fit of the model and of the null model (intercept only, with the offset)."""
         from pyspark.ml.feature import VectorAssembler
-        from pyspark.sql import functions as F
+        from pyspark.sql import functions as sf
 
         cols = design["columns"]
         aliased = set(design["aliased"])
         kept = [k for k, (n, _) in enumerate(cols) if n not in aliased]
-        frame = self._frame(design["base"], cols, kept).where(F.col("__w") > 0)
+        frame = self._frame(design["base"], cols, kept).where(sf.col("__w") > 0)
         if kept:
-            assembler = VectorAssembler(
-                inputCols=[f"__f{k}" for k in kept], outputCol="__features"
-            )
+            assembler = VectorAssembler(inputCols=[f"__f{k}" for k in kept], outputCol="__features")
             data = assembler.transform(frame).select("__y", "__w", "__off", "__features")
         else:
             data = frame.select("__y", "__w", "__off", _ones_vector().alias("__features"))
@@ -788,9 +908,16 @@ class _Model:
             try:
                 se = list(summary.coefficientStandardErrors)
             except Exception as exc:  # py4j: no SEs (singular design, not the normal solver)
-                raise DriverError([("predictors", f"Spark found no standard errors ({exc}): "
-                                    "the design is singular (predictors collinear once "
-                                    "weighted); group levels or drop predictors")]) from None
+                raise DriverError(
+                    [
+                        (
+                            "predictors",
+                            f"Spark found no standard errors ({exc}): "
+                            "the design is singular (predictors collinear once "
+                            "weighted); group levels or drop predictors",
+                        )
+                    ]
+                ) from None
             stats = _summary_stats(summary)
             null_b = None
             has_offset = bool(self.cfg.get("exposure") or self.cfg.get("offset"))
@@ -833,27 +960,29 @@ class _Model:
     def _null_intercept(self, data: Any, ybar: float) -> float:
         """The intercept of the null model (intercept only, with the offset) by a
         one-parameter IRLS on Spark aggregates, as R's glm (and smglm) find it."""
-        from pyspark.sql import functions as F
+        from pyspark.sql import functions as sf
 
         link = self.link
         power = float(self.params.get("variancePower") or 0.0)
-        y, w, off = F.col("__y"), F.col("__w"), F.col("__off")
+        y, w, off = sf.col("__y"), sf.col("__w"), sf.col("__off")
         if link == "log" and self.family in ("poisson", "gamma"):  # closed forms
-            ratio = F.sum(w * y) / F.sum(w * F.exp(off)) if self.family == "poisson" else (
-                F.sum(w * y * F.exp(-off)) / F.sum(w)
+            ratio = (
+                sf.sum(w * y) / sf.sum(w * sf.exp(off))
+                if self.family == "poisson"
+                else (sf.sum(w * y * sf.exp(-off)) / sf.sum(w))
             )
             value = float(data.agg(ratio).first()[0])
             if value > 0:
                 return math.log(value)
-        mean_off = float(data.agg(F.sum(w * off) / F.sum(w)).first()[0])
+        mean_off = float(data.agg(sf.sum(w * off) / sf.sum(w)).first()[0])
         b = _linkfun(link, ybar) - mean_off
         for _ in range(int(self.cfg.get("max_iter") or 100)):
-            eta = F.lit(b) + off
+            eta = sf.lit(b) + off
             mu = _linkinv(link, eta)
             d = _mu_eta(link, eta, mu)
             ww = w * d * d / _variance(self.family, power, mu)
-            z = F.lit(b) + (y - mu) / d
-            row = data.agg(F.sum(ww * z).alias("num"), F.sum(ww).alias("den")).first()
+            z = sf.lit(b) + (y - mu) / d
+            row = data.agg(sf.sum(ww * z).alias("num"), sf.sum(ww).alias("den")).first()
             b_new = float(row["num"]) / float(row["den"])
             if abs(b_new - b) <= 1e-12 * (1 + abs(b)):
                 return b_new
@@ -875,8 +1004,10 @@ class _Model:
                     t["coefficient"] = beta[t["name"]]
                 else:
                     slots = self.slots(t)
-                    t["coefficients"] = [0.0 if lv == t["reference"] else beta[slots[i]]
-                                         for i, lv in enumerate(t["levels"])]
+                    t["coefficients"] = [
+                        0.0 if lv == t["reference"] else beta[slots[i]]
+                        for i, lv in enumerate(t["levels"])
+                    ]
             terms.append(t)
             by_name[t["name"]] = t
         for a_name, b_name in self.cfg.get("interactions") or []:
@@ -886,8 +1017,14 @@ class _Model:
             for i in self.estimated_slots(a):
                 for j in self.estimated_slots(b):
                     grid[i][j] = beta[f"{sa[i]}:{sb[j]}"]
-            terms.append({"name": f"{a_name}:{b_name}", "type": "interaction",
-                          "terms": [a_name, b_name], "coefficients": grid})
+            terms.append(
+                {
+                    "name": f"{a_name}:{b_name}",
+                    "type": "interaction",
+                    "terms": [a_name, b_name],
+                    "coefficients": grid,
+                }
+            )
         stats = dict(fitted["summary"])
         return {
             "format": "smglm-spark-fit",
@@ -917,19 +1054,19 @@ class _Model:
     def scored(self, df: Any, fitted: dict[str, Any]) -> Any:
         """``df``'s data columns with ``__mu`` (the fitted mean, with the offset) and
         ``__mu0`` (the null model's, with the offset)."""
-        from pyspark.sql import functions as F
+        from pyspark.sql import functions as sf
 
         base = self.with_levels(df)
-        eta = F.lit(float(fitted["intercept"]))
+        eta = sf.lit(float(fitted["intercept"]))
         beta = fitted["beta"]
         for name, expr in fitted["columns"]:
             b = beta[name]
             if b != 0.0:
-                eta = eta + F.lit(b) * expr
+                eta = eta + sf.lit(b) * expr
         off = self.data_offset() + self.fixed_offset()
         mu = _linkinv(self.link, eta + off)
         b0 = fitted["null_intercept"]
-        mu0 = _linkinv(self.link, (F.lit(float(b0)) if b0 is not None else F.lit(0.0)) + off)
+        mu0 = _linkinv(self.link, (sf.lit(float(b0)) if b0 is not None else sf.lit(0.0)) + off)
         data_cols = [c for c in df.columns]
         return base.select(*data_cols, mu.alias("__mu"), mu0.alias("__mu0"))
 
@@ -937,102 +1074,73 @@ class _Model:
         """The training rows' deviance, null deviance and Pearson statistic on the target's
         own scale, with smglm's exact unit deviances (Spark's summary works on the rescaled
         target and its Tweedie deviance bounds y away from 0): one aggregation."""
-        from pyspark.sql import functions as F
+        from pyspark.sql import functions as sf
 
-        y = F.col(self.cfg["target"]).cast("double")
+        y = sf.col(self.cfg["target"]).cast("double")
         w = self.weight()
-        mu, mu0 = F.col("__mu"), F.col("__mu0")
+        mu, mu0 = sf.col("__mu"), sf.col("__mu0")
         power = float(self.params.get("variancePower") or 0.0)
         row = scored.agg(
-            F.sum(w * _unit_deviance(self.family, power, y, mu)).alias("deviance"),
-            F.sum(w * _unit_deviance(self.family, power, y, mu0)).alias("null_deviance"),
-            F.sum(w * (y - mu) * (y - mu) / _variance(self.family, power, mu)).alias("pearson"),
+            sf.sum(w * _unit_deviance(self.family, power, y, mu)).alias("deviance"),
+            sf.sum(w * _unit_deviance(self.family, power, y, mu0)).alias("null_deviance"),
+            sf.sum(w * (y - mu) * (y - mu) / _variance(self.family, power, mu)).alias("pearson"),
         ).first()
         return {k: float(row[k]) for k in ("deviance", "null_deviance", "pearson")}
-
-    def report_spec(self, fitted: dict[str, Any]) -> dict[str, Any]:
-        """The split's roles for the report module (plain JSON types)."""
-        cfg = self.cfg
-        return {
-            "target": cfg["target"],
-            "weights": cfg.get("weights"),
-            "exposure": cfg.get("exposure"),
-            "offset": cfg.get("offset"),
-            "family": self.family,
-            "link": self.link,
-            "tweedie_power": cfg.get("tweedie_power"),
-            "theta": cfg.get("theta"),
-            "predictors": [
-                {
-                    "name": t["name"],
-                    "kind": t["type"],
-                    "levels": t.get("levels"),
-                    "reference": t.get("reference"),
-                    "cuts": t.get("cuts"),
-                    "groups": t.get("groups"),
-                    "missing": t.get("missing"),
-                    "dtype": self.dtypes.get(t["name"]),
-                }
-                for t in self.terms
-            ],
-            "terms": self.terms,
-            "n_params": len(fitted["kept"]) + int(self.intercept),
-        }
 
 
 def _xlogy(x: Any, y: Any) -> Any:
     """``x * log(y)``, 0 where x is 0 (scipy's xlogy)."""
-    from pyspark.sql import functions as F
+    from pyspark.sql import functions as sf
 
-    return F.when(x == 0, F.lit(0.0)).otherwise(x * F.log(y))
+    return sf.when(x == 0, sf.lit(0.0)).otherwise(x * sf.log(y))
 
 
 def _unit_deviance(family: str, power: float, y: Any, mu: Any) -> Any:
     """The family's unit deviance ``d(y, mu)`` as a Spark expression (smglm's formulas)."""
-    from pyspark.sql import functions as F
+    from pyspark.sql import functions as sf
 
-    one = F.lit(1.0)
+    one = sf.lit(1.0)
     if family == "gaussian":
         return (y - mu) * (y - mu)
     if family == "poisson":
-        return F.lit(2.0) * (_xlogy(y, y) - _xlogy(y, mu) - (y - mu))
+        return sf.lit(2.0) * (_xlogy(y, y) - _xlogy(y, mu) - (y - mu))
     if family == "binomial":
-        return F.lit(2.0) * (
+        return sf.lit(2.0) * (
             _xlogy(y, y) - _xlogy(y, mu) + _xlogy(one - y, one - y) - _xlogy(one - y, one - mu)
         )
     if family == "gamma":
-        return F.lit(2.0) * (-F.log(y / mu) + (y - mu) / mu)
+        return sf.lit(2.0) * (-sf.log(y / mu) + (y - mu) / mu)
     if family == "inverse_gaussian":
         return (y - mu) * (y - mu) / (y * mu * mu)
     p = power
-    return F.lit(2.0) * (
-        F.pow(y, 2 - p) / ((1 - p) * (2 - p))
-        - y * F.pow(mu, 1 - p) / (1 - p)
-        + F.pow(mu, 2 - p) / (2 - p)
+    return sf.lit(2.0) * (
+        sf.pow(y, 2 - p) / ((1 - p) * (2 - p))
+        - y * sf.pow(mu, 1 - p) / (1 - p)
+        + sf.pow(mu, 2 - p) / (2 - p)
     )
 
 
 def _variance(family: str, power: float, mu: Any) -> Any:
-    from pyspark.sql import functions as F
+    from pyspark.sql import functions as sf
 
     if family == "gaussian":
-        return F.lit(1.0)
+        return sf.lit(1.0)
     if family == "poisson":
         return mu
     if family == "binomial":
-        return mu * (F.lit(1.0) - mu)
+        return mu * (sf.lit(1.0) - mu)
     if family == "gamma":
         return mu * mu
     if family == "inverse_gaussian":
         return mu * mu * mu
-    return F.pow(mu, power)
+    return sf.pow(mu, power)
 
 
 def _ones_vector() -> Any:
     from pyspark.ml.functions import array_to_vector
-    from pyspark.sql import functions as F
+    from pyspark.sql import functions as sf
 
-    return array_to_vector(F.array(F.lit(1.0)))
+    return array_to_vector(sf.array(sf.lit(1.0)))
 
 
 def _summary_stats(summary: Any) -> dict[str, Any]:
@@ -1086,20 +1194,20 @@ def _norm_ppf(p: float) -> float:
 
 def _linkinv(link: str, eta: Any) -> Any:
     """The inverse link as a Spark column expression."""
-    from pyspark.sql import functions as F
+    from pyspark.sql import functions as sf
 
     if link == "identity":
         return eta
     if link == "log":
-        return F.exp(eta)
+        return sf.exp(eta)
     if link == "inverse":
-        return F.lit(1.0) / eta
+        return sf.lit(1.0) / eta
     if link == "sqrt":
         return eta * eta
     if link == "logit":
-        return F.lit(1.0) / (F.lit(1.0) + F.exp(-eta))
+        return sf.lit(1.0) / (sf.lit(1.0) + sf.exp(-eta))
     if link == "cloglog":
-        return F.lit(1.0) - F.exp(-F.exp(eta))
+        return sf.lit(1.0) - sf.exp(-sf.exp(eta))
     if link == "probit":
         return _probit_udf()(eta)
     raise DriverError([("link", f"unknown link {link!r}")])
@@ -1107,22 +1215,22 @@ def _linkinv(link: str, eta: Any) -> Any:
 
 def _mu_eta(link: str, eta: Any, mu: Any) -> Any:
     """d mu / d eta as a Spark expression."""
-    from pyspark.sql import functions as F
+    from pyspark.sql import functions as sf
 
     if link == "identity":
-        return F.lit(1.0)
+        return sf.lit(1.0)
     if link == "log":
         return mu
     if link == "inverse":
-        return F.lit(-1.0) / (eta * eta)
+        return sf.lit(-1.0) / (eta * eta)
     if link == "sqrt":
-        return F.lit(2.0) * eta
+        return sf.lit(2.0) * eta
     if link == "logit":
-        return mu * (F.lit(1.0) - mu)
+        return mu * (sf.lit(1.0) - mu)
     if link == "cloglog":
-        return F.exp(eta - F.exp(eta))
+        return sf.exp(eta - sf.exp(eta))
     if link == "probit":
-        return F.exp(-eta * eta / 2.0) / math.sqrt(2.0 * math.pi)
+        return sf.exp(-eta * eta / 2.0) / math.sqrt(2.0 * math.pi)
     raise DriverError([("link", f"unknown link {link!r}")])
 
 
@@ -1130,7 +1238,7 @@ def _probit_udf() -> Any:
     import pandas as pd
     from pyspark.sql.functions import pandas_udf
 
-    @pandas_udf("double")  # type: ignore[call-overload,misc]
+    @pandas_udf("double")  # type: ignore[call-overload]
     def phi(eta: pd.Series) -> pd.Series:
         return eta.map(lambda v: 0.5 * math.erfc(-v / math.sqrt(2.0)))
 
