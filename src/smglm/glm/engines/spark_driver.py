@@ -901,6 +901,9 @@ class _Model:
         data = data.persist()
         try:
             t0 = time.perf_counter()
+            data.count()  # one pass: read, build the design and cache it
+            materialize = time.perf_counter() - t0
+            t0 = time.perf_counter()
             model = self._glr("__features", self.intercept and bool(kept)).fit(data)
             seconds = time.perf_counter() - t0
             summary = model.summary
@@ -953,6 +956,7 @@ class _Model:
             "summary": stats,
             "iterations": int(summary.numIterations),
             "seconds": seconds,
+            "materialize_seconds": materialize,
             "model": model,
             "columns": cols,
         }
@@ -1048,6 +1052,7 @@ class _Model:
             "iterations": fitted["iterations"],
             "converged": fitted["iterations"] < int(self.cfg.get("max_iter") or 100),
             "seconds": fitted["seconds"],
+            "materialize_seconds": fitted["materialize_seconds"],
         }
 
     # -- scoring -------------------------------------------------------------------------
