@@ -40,7 +40,7 @@ from smglm.runtime.hyperparameters import Hyperparameters, parse_hyperparameters
 from smglm.runtime.logging_config import set_level
 from smglm.runtime.paths import MLPaths
 
-__all__ = ["main", "resolve_config", "train"]
+__all__ = ["main", "resolve_config", "train", "write_model_dir"]
 
 log = logging.getLogger(__name__)
 
@@ -211,9 +211,14 @@ def _write_outputs(paths: MLPaths, result: Any, splits: Mapping[str, Any]) -> No
 
 def _write_model(paths: MLPaths, result: Any) -> None:
     """Write the model directory through a staging folder; ``model.json`` is moved in last."""
+    write_model_dir(paths.model_dir, result)
+
+
+def write_model_dir(model_dir: Path, result: Any) -> None:
+    """Write ``result``'s model directory (with the pyfunc folder) at ``model_dir`` through a
+    staging folder; ``model.json`` is moved in last, so a failure leaves no model behind."""
     from smglm.tracking.pyfunc import save_pyfunc_model
 
-    model_dir = paths.model_dir
     model_dir.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=STAGING_NAME, dir=model_dir))
     try:
