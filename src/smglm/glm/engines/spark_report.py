@@ -71,6 +71,7 @@ The residual table's quantiles are exact order statistics, interpolated as numpy
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 import re
@@ -81,7 +82,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-__all__ = ["MU", "MU0", "report_split", "spec_from_config", "write_split"]
+__all__ = ["MU", "MU0", "report_split", "spec_from_config", "split_metrics", "write_split"]
 
 #: The columns of the fitted mean and of the null model's mean that ``report_split`` reads.
 MU = "__mu"
@@ -103,12 +104,31 @@ _HAS_DISPERSION = {"gaussian", "gamma", "inverse_gaussian", "tweedie"}
 
 
 # -- the spec --------------------------------------------------------------------------------
+#: smglm's default link per family (``config/families.py``: the first of FAMILY_LINKS).
+DEFAULT_LINK = {
+    "gaussian": "identity",
+    "binomial": "logit",
+    "poisson": "log",
+    "gamma": "log",
+    "inverse_gaussian": "log",
+    "tweedie": "log",
+    "negative_binomial": "log",
+}
+
+
 def spec_from_config(
-    config: Mapping[str, Any], *, n_params: int, terms: Sequence[Mapping[str, Any]] | None = None
+    config: Mapping[str, Any],
+    *,
+    n_params: int,
+    terms: Sequence[Mapping[str, Any]] | None = None,
+    link: str | None = None,
 ) -> dict[str, Any]:
-    """The spec of :func:`report_split` from a resolved GLMConfig as a JSON dict, the number of
-    coefficients (intercept included) and, for the term views, the model's terms."""
+    """The spec of :func:`report_split` from a resolved GLMConfig as a JSON dict
+    (``GLMConfig.to_dict()``), the number of coefficients (intercept included, aliased ones
+    not) and, for the term views, the model's terms (``model.json``'s ``terms``). ``link``:
+    the resolved link (default: the config's, else the family's default)."""
     family = str(config.get("family", "gaussian"))
+    link = link or config.get("link") or DEFAULT_LINK.get(family)
     test = config.get("test") or {}
     spec: dict[str, Any] = {
         "target": config["target"],
@@ -116,7 +136,7 @@ def spec_from_config(
         "exposure": config.get("exposure"),
         "offset": config.get("offset"),
         "family": family,
-        "link": config.get("link"),
+        "link": link,
         "tweedie_power": config.get("tweedie_power"),
         "theta": config.get("theta"),
         "n_params": int(n_params),
@@ -169,61 +189,61 @@ def _check_spec(spec: Mapping[str, Any], columns: Sequence[str]) -> dict[str, An
 
 # -- Spark helpers ---------------------------------------------------------------------------
 def _col(name: str) -> Any:
-    from pyspark.sql import functions as F
+    from pyspark.sql import functions as sf
 
-    return F.col("`" + name.replace("`", "``") + "`")
+    return sf.col("`" + name.replace("`", "``") + "`")
 
 
 def _finite(c: Any) -> Any:
-    from pyspark.sql import functions as F
+    from pyspark.sql import functions as sf
 
-    return c.isNotNull() & ~F.isnan(c) & (F.abs(c) < F.lit(float("inf")))
+    return c.isNotNull() & ~sf.isnan(c) & (sf.abs(c) < sf.lit(float("inf")))
 
 
 def _xlogy(x: Any, y: Any) -> Any:
     """``x * log(y)``, 0 where x is 0 (scipy's xlogy)."""
-    from pyspark.sql import functions as F
+    from pyspark.sql import functions as sf
 
-    return F.when(x == 0, F.lit(0.0)).otherwise(x * F.log(y))
+    return sf.when(x == 0, sf.lit(0.0)).otherwise(x * sf.log(y))
 
 
 def _stirling(z: Any) -> Any:
-    from pyspark.sql import functions as F
+    from pyspark.sql import functions as sf
 
-    r = F.lit(1.0) / z
+    r = sf.lit(1.0) / z
     r2 = r * r
     series = r * (
-        F.lit(1 / 12)
+        sf.lit(1 / 12)
         + r2
         * (
-            F.lit(-1 / 360)
+            sf.lit(-1 / 360)
             + r2
             * (
-                F.lit(1 / 1260)
+                sf.lit(1 / 1260)
                 + r2
                 * (
-                    F.lit(-1 / 1680)
-                    + r2 * (F.lit(1 / 1188) + r2 * (F.lit(-691 / 360360) + r2 * F.lit(1 / 156)))
+                    sf.lit(-1 / 1680)
+                    + r2 * (sf.lit(1 / 1188) + r2 * (sf.lit(-691 / 360360) + r2 * sf.lit(1 / 156)))
                 )
             )
         )
     )
-    return (z - 0.5) * F.log(z) - z + F.lit(0.5 * math.log(2 * math.pi)) + series
+    return (z - 0.5) * sf.log(z) - z + sf.lit(0.5 * math.log(2 * math.pi)) + series
 
 
 def _lgamma(x: Any) -> Any:
     """``log(Gamma(x))`` for x > 0 as a Spark expression (Spark SQL has none): Stirling's
     series from 8 on, the recurrence below (about 1e-15 absolute)."""
-    from pyspark.sql import functions as F
+    from pyspark.sql import functions as sf
 
     shifted = _stirling(x + 8.0)
     for k in range(8):
-        shifted = shifted - F.log(x + float(k))
-    return F.when(x >= 8.0, _stirling(x)).otherwise(shifted)
+        shifted = shifted - sf.log(x + float(k))
+    return sf.when(x >= 8.0, _stirling(x)).otherwise(shifted)
 
 
 def _unit_deviance(family: str, power: float, theta: float, y: Any, mu: Any) -> Any:
-    from pyspark.sql import functions as F
+    from pyspark.sql import functions as sf
 
     if family == "gaussian":
         return (y - mu) * (y - mu)
@@ -234,25 +254,25 @@ def _unit_deviance(family: str, power: float, theta: float, y: Any, mu: Any) -> 
     if family == "poisson":
         return 2.0 * (_xlogy(y, y) - _xlogy(y, mu) - (y - mu))
     if family == "gamma":
-        return 2.0 * (-F.log(y / mu) + (y - mu) / mu)
+        return 2.0 * (-sf.log(y / mu) + (y - mu) / mu)
     if family == "inverse_gaussian":
         return (y - mu) * (y - mu) / (y * mu * mu)
     if family == "tweedie":
         p = power
         return 2.0 * (
-            F.pow(y, 2 - p) / ((1 - p) * (2 - p))
-            - y * F.pow(mu, 1 - p) / (1 - p)
-            + F.pow(mu, 2 - p) / (2 - p)
+            sf.pow(y, 2 - p) / ((1 - p) * (2 - p))
+            - y * sf.pow(mu, 1 - p) / (1 - p)
+            + sf.pow(mu, 2 - p) / (2 - p)
         )
     th = theta  # negative binomial
-    return 2.0 * (_xlogy(y, y) - _xlogy(y, mu) - (y + th) * F.log((y + th) / (mu + th)))
+    return 2.0 * (_xlogy(y, y) - _xlogy(y, mu) - (y + th) * sf.log((y + th) / (mu + th)))
 
 
 def _variance(family: str, power: float, theta: float, mu: Any) -> Any:
-    from pyspark.sql import functions as F
+    from pyspark.sql import functions as sf
 
     if family == "gaussian":
-        return F.lit(1.0)
+        return sf.lit(1.0)
     if family == "binomial":
         return mu * (1.0 - mu)
     if family == "poisson":
@@ -262,17 +282,17 @@ def _variance(family: str, power: float, theta: float, mu: Any) -> Any:
     if family == "inverse_gaussian":
         return mu * mu * mu
     if family == "tweedie":
-        return F.pow(mu, float(power))
+        return sf.pow(mu, float(power))
     return mu + mu * mu / theta
 
 
 def _rate_key(rate: Any) -> Any:
     """smglm's ``ranking._rate_key``: rates rounded to 12 significant digits (ties pooled)."""
-    from pyspark.sql import functions as F
+    from pyspark.sql import functions as sf
 
-    scale = F.pow(F.lit(10.0), F.lit(11.0) - F.floor(F.log10(F.abs(rate))).cast("double"))
-    rounded = F.rint(rate * scale) / scale
-    return F.when((rate != 0) & _finite(rounded), rounded).otherwise(rate)
+    scale = sf.pow(sf.lit(10.0), sf.lit(11.0) - sf.floor(sf.log10(sf.abs(rate))).cast("double"))
+    rounded = sf.rint(rate * scale) / scale
+    return sf.when((rate != 0) & _finite(rounded), rounded).otherwise(rate)
 
 
 def _cumulate(df: Any, key: str, cols: Sequence[str]) -> Any:
@@ -281,13 +301,13 @@ def _cumulate(df: Any, key: str, cols: Sequence[str]) -> Any:
     in each, and the partitions' offsets: only one total per partition is collected)."""
     from pyspark import StorageLevel
     from pyspark.sql import Window
-    from pyspark.sql import functions as F
+    from pyspark.sql import functions as sf
 
     spark = df.sparkSession
     parts = max(1, int(spark.conf.get("spark.sql.shuffle.partitions", "8")))
-    ranged = df.repartitionByRange(parts, _col(key)).withColumn("__pid", F.spark_partition_id())
+    ranged = df.repartitionByRange(parts, _col(key)).withColumn("__pid", sf.spark_partition_id())
     ranged = ranged.persist(StorageLevel.MEMORY_AND_DISK)
-    totals = ranged.groupBy("__pid").agg(*[F.sum(_col(c)).alias(c) for c in cols]).collect()
+    totals = ranged.groupBy("__pid").agg(*[sf.sum(_col(c)).alias(c) for c in cols]).collect()
     rows, running = [], [0.0] * len(cols)
     for row in sorted(totals, key=lambda r: r["__pid"]):
         rows.append((int(row["__pid"]), *running))
@@ -299,10 +319,10 @@ def _cumulate(df: Any, key: str, cols: Sequence[str]) -> Any:
         .orderBy(_col(key))
         .rowsBetween(Window.unboundedPreceding, Window.currentRow)
     )
-    out = ranged.join(F.broadcast(offsets), "__pid").select(
+    out = ranged.join(sf.broadcast(offsets), "__pid").select(
         "*",
         *[
-            (F.sum(_col(c)).over(window) + F.col(f"__off{i}")).alias(f"cum_{c}")
+            (sf.sum(_col(c)).over(window) + sf.col(f"__off{i}")).alias(f"cum_{c}")
             for i, c in enumerate(cols)
         ],
     )
@@ -344,7 +364,7 @@ def _level_string(v: Any) -> str | None:
 def band_labels(cuts: Sequence[float]) -> list[str]:
     """smglm's band level names: ``[-Inf,c1)``, ``[c1,c2)``, ..., ``[ck,Inf)`` (``%g``)."""
     edges = ["-Inf", *(f"{c:g}" for c in cuts), "Inf"]
-    return [f"[{a},{b})" for a, b in zip(edges[:-1], edges[1:], strict=True)]
+    return [f"[{a},{b})" for a, b in itertools.pairwise(edges)]
 
 
 def _stems(prefix: str, names: Iterable[str]) -> dict[str, str]:
@@ -366,32 +386,11 @@ def report_split(sdf: Any, spec: Mapping[str, Any]) -> dict[str, Any]:
     """The metrics and report tables of one split (see the module's doc for ``spec`` and
     the result)."""
     from pyspark import StorageLevel
-    from pyspark.sql import functions as F
-    from pyspark.sql import types as T
+    from pyspark.sql import functions as sf
+    from pyspark.sql import types as st
 
     s = _check_spec(spec, sdf.columns)
-    fam, power, theta = s["family"], s["tweedie_power"], s["theta"]
-    y = _col(s["target"]).cast("double")
-    w = _col(s["weights"]).cast("double") if s.get("weights") else F.lit(1.0)
-    expo = _col(s["exposure"]).cast("double") if s.get("exposure") else F.lit(1.0)
-    keep_cols = dict.fromkeys(
-        [*s["predictors"], *_term_columns(s["terms"]), *([s["by"]] if s.get("by") else [])]
-    )
-    base = sdf.select(
-        *[_col(c) for c in keep_cols],
-        y.alias("__y"),
-        w.alias("__w"),
-        expo.alias("__x"),
-        _col(MU).cast("double").alias("__m"),
-        _col(MU0).cast("double").alias("__m0"),
-    ).filter(F.col("__w") > 0)
-    base = base.select(
-        "*",
-        (F.col("__y") * F.col("__w")).alias("__a"),
-        (F.col("__m") * F.col("__w")).alias("__p"),
-        (F.col("__w") * F.col("__x")).alias("__e"),
-        _unit_deviance(fam, power, theta, F.col("__y"), F.col("__m")).alias("__d"),
-    ).persist(StorageLevel.MEMORY_AND_DISK)
+    base = _base(sdf, s).persist(StorageLevel.MEMORY_AND_DISK)
     try:
         types = {f.name: f.dataType for f in sdf.schema.fields}
         metrics, totals = _metrics(base, s)
@@ -399,7 +398,7 @@ def report_split(sdf: Any, spec: Mapping[str, Any]) -> dict[str, Any]:
         metrics["gini"] = ranked["gini"]
         one_ways = {}
         for c in s["predictors"]:
-            levels = isinstance(types[c], (T.StringType, T.BooleanType)) or c in s["categorical"]
+            levels = isinstance(types[c], (st.StringType, st.BooleanType)) or c in s["categorical"]
             one_ways[c] = _one_way(base, c, levels, s["bins"], (s.get("levels") or {}).get(c))
         residuals = _residual_table(base, s)
         terms = _term_aggregates(base, s)
@@ -417,35 +416,81 @@ def report_split(sdf: Any, spec: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
-def _metrics(base: Any, s: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, float]]:
-    """smglm's SplitMetrics of the split (R's conventions; see ``glm/stats.py``)."""
-    from pyspark.sql import functions as F
+def split_metrics(sdf: Any, spec: Mapping[str, Any]) -> dict[str, Any]:
+    """Only the split's metrics of :func:`report_split` (smglm's ``SplitMetrics`` keys, the
+    Gini included), without the report tables."""
+    from pyspark import StorageLevel
+
+    s = _check_spec(spec, sdf.columns)
+    base = _base(sdf, s).persist(StorageLevel.MEMORY_AND_DISK)
+    try:
+        metrics, _ = _metrics(base, s)
+        metrics["gini"] = _ranked(base, s)["gini"]
+    finally:
+        base.unpersist()
+    return metrics
+
+
+def _base(sdf: Any, s: Mapping[str, Any]) -> Any:
+    """The rows with weight > 0, the columns the report reads, and per row: ``__y``, ``__w``,
+    ``__x`` (exposure), ``__m``, ``__m0`` (means), ``__a``, ``__p``, ``__e`` (amounts) and
+    ``__d`` (unit deviance)."""
+    from pyspark.sql import functions as sf
 
     fam, power, theta = s["family"], s["tweedie_power"], s["theta"]
-    yc, wc, mc = F.col("__y"), F.col("__w"), F.col("__m")
-    d0 = _unit_deviance(fam, power, theta, yc, F.col("__m0"))
+    y = _col(s["target"]).cast("double")
+    w = _col(s["weights"]).cast("double") if s.get("weights") else sf.lit(1.0)
+    expo = _col(s["exposure"]).cast("double") if s.get("exposure") else sf.lit(1.0)
+    keep_cols = dict.fromkeys(
+        [*s["predictors"], *_term_columns(s["terms"]), *([s["by"]] if s.get("by") else [])]
+    )
+    base = sdf.select(
+        *[_col(c) for c in keep_cols],
+        y.alias("__y"),
+        w.alias("__w"),
+        expo.alias("__x"),
+        _col(MU).cast("double").alias("__m"),
+        _col(MU0).cast("double").alias("__m0"),
+    ).filter(sf.col("__w") > 0)
+    base = base.select(
+        "*",
+        (sf.col("__y") * sf.col("__w")).alias("__a"),
+        (sf.col("__m") * sf.col("__w")).alias("__p"),
+        (sf.col("__w") * sf.col("__x")).alias("__e"),
+        _unit_deviance(fam, power, theta, sf.col("__y"), sf.col("__m")).alias("__d"),
+    )
+    return base
+
+
+def _metrics(base: Any, s: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, float]]:
+    """smglm's SplitMetrics of the split (R's conventions; see ``glm/stats.py``)."""
+    from pyspark.sql import functions as sf
+
+    fam, power, theta = s["family"], s["tweedie_power"], s["theta"]
+    yc, wc, mc = sf.col("__y"), sf.col("__w"), sf.col("__m")
+    d0 = _unit_deviance(fam, power, theta, yc, sf.col("__m0"))
     pearson = wc * (yc - mc) * (yc - mc) / _variance(fam, power, theta, mc)
     aggs = [
-        F.count(F.lit(1)).alias("n"),
-        F.sum(wc * F.col("__d")).alias("dev"),
-        F.sum(wc * d0).alias("null_dev"),
-        F.sum(wc).alias("sw"),
-        F.sum(pearson).alias("pearson"),
-        F.sum("__a").alias("sa"),
-        F.sum("__p").alias("sp"),
+        sf.count(sf.lit(1)).alias("n"),
+        sf.sum(wc * sf.col("__d")).alias("dev"),
+        sf.sum(wc * d0).alias("null_dev"),
+        sf.sum(wc).alias("sw"),
+        sf.sum(pearson).alias("pearson"),
+        sf.sum("__a").alias("sa"),
+        sf.sum("__p").alias("sp"),
     ]
     if fam == "gaussian":
-        aggs.append(F.sum(F.log(wc)).alias("ll"))
+        aggs.append(sf.sum(sf.log(wc)).alias("ll"))
     elif fam in ("gamma", "inverse_gaussian"):
-        aggs += [F.sum(wc * F.log(yc)).alias("wlogy"), F.sum(wc * yc / mc).alias("wy_mu")]
-        aggs.append(F.sum(wc * F.log(mc)).alias("wlogmu"))
+        aggs += [sf.sum(wc * sf.log(yc)).alias("wlogy"), sf.sum(wc * yc / mc).alias("wy_mu")]
+        aggs.append(sf.sum(wc * sf.log(mc)).alias("wlogmu"))
     elif fam == "poisson":
-        aggs.append(F.sum(wc * (_xlogy(yc, mc) - mc - _lgamma(yc + 1.0))).alias("ll"))
+        aggs.append(sf.sum(wc * (_xlogy(yc, mc) - mc - _lgamma(yc + 1.0))).alias("ll"))
     elif fam == "binomial":
-        trials = F.rint(wc)
-        k = F.rint(wc * yc)
+        trials = sf.rint(wc)
+        k = sf.rint(wc * yc)
         logc = _lgamma(trials + 1.0) - _lgamma(k + 1.0) - _lgamma(trials - k + 1.0)
-        aggs.append(F.sum(logc + _xlogy(k, mc) + _xlogy(trials - k, 1.0 - mc)).alias("ll"))
+        aggs.append(sf.sum(logc + _xlogy(k, mc) + _xlogy(trials - k, 1.0 - mc)).alias("ll"))
     elif fam == "negative_binomial":
         th = theta
         logf = (
@@ -454,9 +499,9 @@ def _metrics(base: Any, s: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str,
             - _lgamma(yc + 1.0)
             + th * math.log(th)
             + _xlogy(yc, mc)
-            - (yc + th) * F.log(mc + th)
+            - (yc + th) * sf.log(mc + th)
         )
-        aggs.append(F.sum(wc * logf).alias("ll"))
+        aggs.append(sf.sum(wc * logf).alias("ll"))
     row = base.agg(*aggs).collect()[0]
     n = int(row["n"])
     dev = float(row["dev"] or 0.0)
@@ -514,24 +559,24 @@ def _log_likelihood(fam: str, row: Any, n: int, dev: float, sw: float) -> float:
 def _ranked(base: Any, s: Mapping[str, Any]) -> dict[str, Any]:
     """The Lorenz curve (thinned), the Gini and the lift table, from the rows grouped by
     predicted rate (smglm's ``ranking.lift_and_curve``)."""
-    from pyspark.sql import functions as F
+    from pyspark.sql import functions as sf
 
     grouped = (
-        base.filter(F.col("__e") > 0)
-        .groupBy(_rate_key(F.col("__p") / F.col("__e")).alias("__k"))
+        base.filter(sf.col("__e") > 0)
+        .groupBy(_rate_key(sf.col("__p") / sf.col("__e")).alias("__k"))
         .agg(
-            F.sum("__e").alias("e"),
-            F.sum("__a").alias("a"),
-            F.sum("__p").alias("p"),
-            F.sum(F.abs(F.col("__a"))).alias("b"),
-            F.count(F.lit(1)).alias("one"),
+            sf.sum("__e").alias("e"),
+            sf.sum("__a").alias("a"),
+            sf.sum("__p").alias("p"),
+            sf.sum(sf.abs(sf.col("__a"))).alias("b"),
+            sf.count(sf.lit(1)).alias("one"),
         )
     )
     cum, ranged = _cumulate(grouped, "__k", ["e", "a", "p", "b", "one"])
     try:
         last = cum.agg(
-            F.max("cum_one").alias("k"),
-            F.max(F.struct("cum_one", "cum_e", "cum_a", "cum_p", "cum_b")).alias("last"),
+            sf.max("cum_one").alias("k"),
+            sf.max(sf.struct("cum_one", "cum_e", "cum_a", "cum_p", "cum_b")).alias("last"),
         ).collect()[0]
         if last["k"] is None:
             raise ValueError("exposure: the split has no row with positive exposure")
@@ -539,7 +584,7 @@ def _ranked(base: Any, s: Mapping[str, Any]) -> dict[str, Any]:
         total_a = float(last["last"]["cum_a"])
         total_b = float(last["last"]["cum_b"])
         # Gini = 1 - sum_k dx_k (y_k + y_{k-1}), y = cum actual / total actual
-        trap = cum.agg(F.sum(F.col("e") * (2.0 * F.col("cum_a") - F.col("a")))).collect()[0][0]
+        trap = cum.agg(sf.sum(sf.col("e") * (2.0 * sf.col("cum_a") - sf.col("a")))).collect()[0][0]
         gini = 1.0 - float(trap) / (total_e * total_a) if total_a != 0 else math.nan
         if not math.isfinite(total_a) or total_a == 0:
             gini = math.nan
@@ -552,13 +597,13 @@ def _ranked(base: Any, s: Mapping[str, Any]) -> dict[str, Any]:
 
 def _lift(cum: Any, total_e: float, n_bins: int) -> pd.DataFrame:
     """smglm's ``ranking._lift_table``: ``n_bins`` equal-exposure slices, ties shared."""
-    from pyspark.sql import functions as F
+    from pyspark.sql import functions as sf
 
     edges = np.linspace(0.0, total_e, n_bins + 1)
-    prev = F.col("cum_e") - F.col("e")
-    hit = F.lit(False)
+    prev = sf.col("cum_e") - sf.col("e")
+    hit = sf.lit(False)
     for t in edges[1:]:
-        hit = hit | ((prev < float(t)) & (F.col("cum_e") >= float(t)))
+        hit = hit | ((prev < float(t)) & (sf.col("cum_e") >= float(t)))
     rows = cum.filter(hit).select("cum_e", "e", "cum_a", "a", "cum_p", "p").collect()
     rows = sorted(rows, key=lambda r: r["cum_e"])
     values = {}
@@ -588,7 +633,7 @@ def _lorenz(
 ) -> pd.DataFrame:
     """smglm's ``ranking.thin`` of the Lorenz curve: at most ``max_points`` vertices, evenly
     spread along the curve's length."""
-    from pyspark.sql import functions as F
+    from pyspark.sql import functions as sf
 
     def frame(rows: list[Any]) -> pd.DataFrame:
         rows = sorted(rows, key=lambda r: r["cum_one"])
@@ -602,13 +647,13 @@ def _lorenz(
         return frame(cum.select(*fields).collect())
     # the vertex path length t = x + sum |dy| (x rises with exposure); targets evenly spread
     y_scale = abs(total_a) if total_a != 0 and math.isfinite(total_a) else math.inf
-    t = F.col("cum_e") / total_e + F.col("cum_b") / y_scale
-    t_prev = (F.col("cum_e") - F.col("e")) / total_e + (F.col("cum_b") - F.col("b")) / y_scale
+    t = sf.col("cum_e") / total_e + sf.col("cum_b") / y_scale
+    t_prev = (sf.col("cum_e") - sf.col("e")) / total_e + (sf.col("cum_b") - sf.col("b")) / y_scale
     t_end = 1.0 + (total_b / y_scale if math.isfinite(y_scale) else 0.0)
     step = t_end / (max_points - 1)
     # keep a vertex when a target falls in (t_prev, t] (with slack; exact choice below)
     slack = 1e-9
-    pick = (F.floor(t / step + slack) > F.floor(t_prev / step - slack)) | (F.col("cum_one") == k)
+    pick = (sf.floor(t / step + slack) > sf.floor(t_prev / step - slack)) | (sf.col("cum_one") == k)
     rows = cum.filter(pick).select(*fields).collect()
     rows = sorted(rows, key=lambda r: r["cum_one"])
     ts = np.array([0.0] + [float(r["cum_e"]) / total_e + float(r["cum_b"]) / y_scale for r in rows])
@@ -622,15 +667,15 @@ def _lorenz(
 
 # -- one-ways --------------------------------------------------------------------------------
 def _sums(df: Any, key: Any) -> list[Any]:
-    from pyspark.sql import functions as F
+    from pyspark.sql import functions as sf
 
     return (
         df.groupBy(key.alias("__g"))
         .agg(
-            F.sum("__e").alias("e"),
-            F.sum("__a").alias("a"),
-            F.sum("__p").alias("p"),
-            F.count(F.lit(1)).alias("n"),
+            sf.sum("__e").alias("e"),
+            sf.sum("__a").alias("a"),
+            sf.sum("__p").alias("p"),
+            sf.count(sf.lit(1)).alias("n"),
         )
         .collect()
     )
@@ -703,19 +748,19 @@ def _numeric_bins(base: Any, column: str, bins: int) -> tuple[Any, list[str]]:
     """smglm's ``one_way._numeric_codes``: the bin code of each row (a Spark expression;
     ``len(labels)`` where missing) and the bins' labels. At most ``bins`` bins cut where the
     cumulative exposure over the sorted distinct values reaches i / bins."""
-    from pyspark.sql import functions as F
+    from pyspark.sql import functions as sf
 
     x = _col(column).cast("double")
-    valid = x.isNotNull() & ~F.isnan(x)
+    valid = x.isNotNull() & ~sf.isnan(x)
     distinct = (
         base.filter(valid)
         .groupBy(x.alias("__v"))
-        .agg(F.sum("__e").alias("e"), F.count(F.lit(1)).alias("n"))
-        .withColumn("one", F.lit(1.0))
+        .agg(sf.sum("__e").alias("e"), sf.count(sf.lit(1)).alias("n"))
+        .withColumn("one", sf.lit(1.0))
     )
     k = distinct.count()
     if k == 0:
-        return F.lit(0), []
+        return sf.lit(0), []
     if k <= bins:
         uniq = sorted(float(r["__v"]) for r in distinct.select("__v").collect())
         starts = uniq
@@ -723,14 +768,14 @@ def _numeric_bins(base: Any, column: str, bins: int) -> tuple[Any, list[str]]:
     else:
         cum, ranged = _cumulate(distinct, "__v", ["e", "n", "one"])
         try:
-            total = cum.agg(F.max(F.struct("cum_one", "cum_e", "cum_n"))).collect()[0][0]
+            total = cum.agg(sf.max(sf.struct("cum_one", "cum_e", "cum_n"))).collect()[0][0]
             weight = "e" if float(total["cum_e"]) > 0 else "n"
             cum_total = float(total[f"cum_{weight}"])
             targets = (np.arange(1, bins) / bins - 1e-10) * cum_total
-            prev = F.col(f"cum_{weight}") - F.col(weight)
-            hit = F.lit(False)
+            prev = sf.col(f"cum_{weight}") - sf.col(weight)
+            hit = sf.lit(False)
             for t in targets:
-                hit = hit | ((prev < float(t)) & (F.col(f"cum_{weight}") >= float(t)))
+                hit = hit | ((prev < float(t)) & (sf.col(f"cum_{weight}") >= float(t)))
             ends = [int(r["cum_one"]) - 1 for r in cum.filter(hit).select("cum_one").collect()]
             # a target at or below the first value's cumulative ends at index 0
             index = sorted({0, *(e + 1 for e in ends)} | set())
@@ -738,7 +783,7 @@ def _numeric_bins(base: Any, column: str, bins: int) -> tuple[Any, list[str]]:
             wanted = sorted({*index, k - 1})
             got = {
                 int(r["cum_one"]) - 1: float(r["__v"])
-                for r in cum.filter(F.col("cum_one").isin([i + 1 for i in wanted]))
+                for r in cum.filter(sf.col("cum_one").isin([i + 1 for i in wanted]))
                 .select("cum_one", "__v")
                 .collect()
             }
@@ -748,10 +793,10 @@ def _numeric_bins(base: Any, column: str, bins: int) -> tuple[Any, list[str]]:
         bounds = _distinct_labels([got[i] for i in [*index, k - 1]])
         labels = [f"[{bounds[i]}, {bounds[i + 1]})" for i in range(len(index) - 1)]
         labels.append(f"[{bounds[-2]}, {bounds[-1]}]")
-    code = F.lit(-1)
+    code = sf.lit(-1)
     for v in starts:
-        code = code + F.when(x >= float(v), 1).otherwise(0)
-    return F.when(valid, code).otherwise(F.lit(len(labels))), labels
+        code = code + sf.when(x >= float(v), 1).otherwise(0)
+    return sf.when(valid, code).otherwise(sf.lit(len(labels))), labels
 
 
 # -- residuals by fitted value ----------------------------------------------------------------
@@ -777,24 +822,24 @@ def _residual_table(base: Any, s: Mapping[str, Any]) -> pd.DataFrame:
     """smglm's ``residuals.residual_bins`` of the deviance residuals against the fitted
     mean: bins cut at the exact quantiles of the fitted values (interpolated as numpy)."""
     from pyspark.sql import Window
-    from pyspark.sql import functions as F
+    from pyspark.sql import functions as sf
 
     n_bins = int(s["residual_bins"])
-    f = F.col("__m")
-    resid = F.signum(F.col("__y") - f) * F.sqrt(
-        F.col("__w") * F.greatest(F.col("__d"), F.lit(0.0))
+    f = sf.col("__m")
+    resid = sf.signum(sf.col("__y") - f) * sf.sqrt(
+        sf.col("__w") * sf.greatest(sf.col("__d"), sf.lit(0.0))
     )
-    distinct = base.groupBy(f.alias("__v")).agg(F.count(F.lit(1)).alias("n"))
+    distinct = base.groupBy(f.alias("__v")).agg(sf.count(sf.lit(1)).alias("n"))
     cum, ranged = _cumulate(distinct, "__v", ["n"])
     try:
-        n = int(cum.agg(F.max("cum_n")).collect()[0][0])
+        n = int(cum.agg(sf.max("cum_n")).collect()[0][0])
         probs = np.linspace(0.0, 1.0, n_bins + 1)[1:-1]
         pos = n * probs + (1 + probs * -1) - 1  # numpy's virtual index (method linear)
         lo = np.clip(np.floor(pos).astype(np.int64), 0, n - 1)
         ranks = sorted({int(i) for i in lo} | {int(min(i + 1, n - 1)) for i in lo})
-        hit = F.lit(False)
+        hit = sf.lit(False)
         for r in ranks:
-            hit = hit | ((F.col("cum_n") - F.col("n") <= r) & (F.col("cum_n") > r))
+            hit = hit | ((sf.col("cum_n") - sf.col("n") <= r) & (sf.col("cum_n") > r))
         rows = sorted(cum.filter(hit).select("__v", "n", "cum_n").collect(), key=lambda r: r["__v"])
     finally:
         ranged.unpersist()
@@ -804,39 +849,41 @@ def _residual_table(base: Any, s: Mapping[str, Any]) -> pd.DataFrame:
         for a, p in zip(lo, pos, strict=True)
     ]
     cuts = np.unique(np.asarray(quantiles, dtype=np.float64))
-    raw = F.lit(0)
+    raw = sf.lit(0)
     for c in cuts:
-        raw = raw + F.when(f >= float(c), 1).otherwise(0)
+        raw = raw + sf.when(f >= float(c), 1).otherwise(0)
     binned = base.select(raw.alias("__raw"), f.alias("__f"), resid.alias("__r"))
     per_raw = binned.groupBy("__raw").agg(
-        F.count(F.lit(1)).alias("n"), F.sum("__f").alias("sf"), F.sum("__r").alias("sr")
+        sf.count(sf.lit(1)).alias("n"), sf.sum("__f").alias("sf"), sf.sum("__r").alias("sr")
     )
     per = {int(r["__raw"]): r for r in per_raw.collect()}
     occupied = sorted(per)
-    number = {raw_code: i for i, raw_code in enumerate(occupied)}
     counts = np.array([int(per[c]["n"]) for c in occupied], dtype=np.int64)
     # residual quantiles per bin: exact order statistics of the bin's residuals
+    # (positions counted over all rows sorted by bin, as numpy's residual_bins computes them)
     needed: dict[int, list[tuple[int, int, float]]] = {}
+    start = 0
     for c in occupied:
         m = int(per[c]["n"])
         for q in (10, 50, 90):
-            p = q / 100 * (m - 1)
-            a = int(math.floor(p))
-            needed.setdefault(c, []).append((a, min(a + 1, m - 1), p - a))
-    dist = binned.groupBy("__raw", F.col("__r").alias("__v")).agg(F.count(F.lit(1)).alias("n"))
+            p = start + q / 100 * (m - 1)
+            a = math.floor(p)
+            needed.setdefault(c, []).append((a - start, min(a + 1, start + m - 1) - start, p - a))
+        start += m
+    dist = binned.groupBy("__raw", sf.col("__r").alias("__v")).agg(sf.count(sf.lit(1)).alias("n"))
     window = (
         Window.partitionBy("__raw")
         .orderBy("__v")
         .rowsBetween(Window.unboundedPreceding, Window.currentRow)
     )
-    dist = dist.withColumn("cum_n", F.sum("n").over(window))
-    hit = F.lit(False)
+    dist = dist.withColumn("cum_n", sf.sum("n").over(window))
+    hit = sf.lit(False)
     for c, triples in needed.items():
         ranks_c = sorted({r for a, b, _ in triples for r in (a, b)})
-        in_c = F.lit(False)
+        in_c = sf.lit(False)
         for r in ranks_c:
-            in_c = in_c | ((F.col("cum_n") - F.col("n") <= r) & (F.col("cum_n") > r))
-        hit = hit | ((F.col("__raw") == c) & in_c)
+            in_c = in_c | ((sf.col("cum_n") - sf.col("n") <= r) & (sf.col("cum_n") > r))
+        hit = hit | ((sf.col("__raw") == c) & in_c)
     picked: dict[int, list[Any]] = {}
     for r in dist.filter(hit).collect():
         picked.setdefault(int(r["__raw"]), []).append(r)
@@ -854,7 +901,6 @@ def _residual_table(base: Any, s: Mapping[str, Any]) -> pd.DataFrame:
             st = _order_stats(rows_c, (a, b))
             values.append(st[a] + t * (st[b] - st[a]))
         table[f"residual_q{q}"] = np.asarray(values, dtype=np.float64)
-    del number
     return pd.DataFrame(table)
 
 
@@ -877,16 +923,16 @@ def _level_of(term: Mapping[str, Any], label: str | None) -> str | None:
 def _level_key(term: Mapping[str, Any]) -> tuple[Any, Any]:
     """A Spark expression to group a level term's rows by, and the function from a group's
     key to the row's level label as smglm's report labels it (None: no label)."""
-    from pyspark.sql import functions as F
+    from pyspark.sql import functions as sf
 
     name = str(term["name"])
     if term.get("type") == "bands":
         cuts = [float(c) for c in term["cuts"]]
         x = _col(name).cast("double")
-        code = F.lit(0)
+        code = sf.lit(0)
         for c in cuts:
-            code = code + F.when(x >= c, 1).otherwise(0)
-        key = F.when(x.isNull() | F.isnan(x), F.lit(-1)).otherwise(code)
+            code = code + sf.when(x >= c, 1).otherwise(0)
+        key = sf.when(x.isNull() | sf.isnan(x), sf.lit(-1)).otherwise(code)
         labels = band_labels(cuts)
 
         def band(k: Any) -> str | None:
@@ -906,7 +952,7 @@ def _term_aggregates(base: Any, s: Mapping[str, Any]) -> dict[str, dict[str, pd.
     """The sums the term views need (exposure, actual, expected, rows) by level of each
     level term, by pair of an interaction's levels or bins, and by level and ``by`` value;
     the smglm side adds the fitted model's estimates (``glm/report/spark_tables.py``)."""
-    from pyspark.sql import functions as F
+    from pyspark.sql import functions as sf
 
     out: dict[str, dict[str, pd.DataFrame]] = {"levels": {}, "interactions": {}, "consistency": {}}
     terms = {str(t["name"]): t for t in s["terms"]}
@@ -931,10 +977,10 @@ def _term_aggregates(base: Any, s: Mapping[str, Any]) -> dict[str, dict[str, pd.
                 rows = (
                     base.groupBy(key.alias("__g"), _col(by).alias("__by"))
                     .agg(
-                        F.sum("__e").alias("e"),
-                        F.sum("__a").alias("a"),
-                        F.sum("__p").alias("p"),
-                        F.count(F.lit(1)).alias("n"),
+                        sf.sum("__e").alias("e"),
+                        sf.sum("__a").alias("a"),
+                        sf.sum("__p").alias("p"),
+                        sf.count(sf.lit(1)).alias("n"),
                     )
                     .collect()
                 )
@@ -948,18 +994,32 @@ def _term_aggregates(base: Any, s: Mapping[str, Any]) -> dict[str, dict[str, pd.
                         acc[i] += r[c]
                     acc[3] += int(r["n"])
                 keys = sorted(cells, key=lambda k: (k[0], k[1]))
+                rank = {v: i for i, v in enumerate(sorted({k[1] for k in keys}))}
                 out["consistency"][name] = _agg_frame(
-                    {"level": [k[0] for k in keys], "by": [k[1] for k in keys]},
+                    {
+                        "level": [k[0] for k in keys],
+                        "by": [_by_text(k[1]) for k in keys],
+                        "by_rank": [rank[k[1]] for k in keys],
+                    },
                     [cells[k] for k in keys],
                 )
         elif kind == "interaction":
-            table = _interaction_aggregate(base, term, terms)
+            table = _interaction_aggregate(base, term, terms, s.get("link"))
             if table is not None:
                 out["interactions"][name] = table
     return out
 
 
-def _agg_frame(keys: Mapping[str, list[Any]], sums: Sequence[Sequence[float] | None]) -> pd.DataFrame:
+def _by_text(value: Any) -> str:
+    """smglm's ``term_views._by_text``: a value of the split column as text (2024.0 as 2024)."""
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
+
+
+def _agg_frame(
+    keys: Mapping[str, list[Any]], sums: Sequence[Sequence[float] | None]
+) -> pd.DataFrame:
     filled = [list(v) if v is not None else [0.0, 0.0, 0.0, 0] for v in sums]
     frame = pd.DataFrame(dict(keys))
     frame["exposure"] = np.array([v[0] for v in filled], dtype=np.float64)
@@ -970,54 +1030,119 @@ def _agg_frame(keys: Mapping[str, list[Any]], sums: Sequence[Sequence[float] | N
 
 
 def _interaction_aggregate(
-    base: Any, term: Mapping[str, Any], terms: Mapping[str, Mapping[str, Any]]
+    base: Any,
+    term: Mapping[str, Any],
+    terms: Mapping[str, Mapping[str, Any]],
+    link: str | None,
 ) -> pd.DataFrame | None:
-    """Sums by pair of levels (or bins of a numeric part) of an interaction; with the
-    coefficients, also ``fit_sum``: the sum over the cell's rows of exposure x the
-    interaction's relativity (log link) or effect (``fit_weight``: the exposure summed)."""
-    from pyspark.sql import functions as F
+    """Sums by pair of levels (or bins of a numeric part) of an interaction: ``a``, ``b``,
+    ``a_bin``/``b_bin`` (a numeric part's bin number, -1 for a level part), exposure,
+    actual, expected, n_rows; with the coefficients and a numeric part, also ``fit_sum``: the
+    sum over the cell's rows of exposure x the interaction's relativity (log link) or effect."""
+    from pyspark.sql import functions as sf
 
     parts = [terms.get(str(n)) for n in term.get("terms") or []]
     if len(parts) != 2 or any(p is None for p in parts):
         return None
-    keys, labels, orders = [], [], []
+    keys, labels, numeric = [], [], []
     for part in parts:
         assert part is not None
         if part.get("type") in ("categorical", "bands"):
             key, label = _level_key(part)
-            orders.append([str(v) for v in part.get("levels") or []])
+            numeric.append(False)
         elif part.get("type") == "numeric":
-            key, label, bin_labels = _numeric_part(base, str(part["name"]))
-            orders.append(bin_labels)
+            key, label, _ = _numeric_part(base, str(part["name"]))
+            numeric.append(True)
         else:
             return None  # splines: not built by the Spark engine
         keys.append(key)
         labels.append(label)
-    rows = (
-        base.groupBy(keys[0].alias("__ka"), keys[1].alias("__kb"))
-        .agg(
-            F.sum("__e").alias("e"),
-            F.sum("__a").alias("a"),
-            F.sum("__p").alias("p"),
-            F.count(F.lit(1)).alias("n"),
-        )
-        .collect()
-    )
+    aggs = [
+        sf.sum("__e").alias("e"),
+        sf.sum("__a").alias("a"),
+        sf.sum("__p").alias("p"),
+        sf.count(sf.lit(1)).alias("n"),
+    ]
+    coefs = term.get("coefficients")
+    with_fit = any(numeric) and coefs is not None
+    if with_fit:
+        effect = _interaction_effect(base, parts, keys, labels, np.asarray(coefs, dtype=float))
+        scaled = sf.exp(effect) if link == "log" else effect
+        aggs.append(sf.sum(sf.col("__e") * scaled).alias("f"))
+    rows = base.groupBy(keys[0].alias("__ka"), keys[1].alias("__kb")).agg(*aggs).collect()
     cells: dict[tuple[str, str], list[float]] = {}
+    bin_of: dict[tuple[int, str], int] = {}
     for r in rows:
-        la = labels[0](r["__ka"])
-        lb = labels[1](r["__kb"])
-        la = MISSING_LABEL if la is None else la
-        lb = MISSING_LABEL if lb is None else lb
-        acc = cells.setdefault((la, lb), [0.0, 0.0, 0.0, 0])
+        pair = []
+        for i, k in enumerate(("__ka", "__kb")):
+            lab = labels[i](r[k])
+            lab = MISSING_LABEL if lab is None else lab
+            pair.append(lab)
+            bin_of[(i, lab)] = int(r[k]) if numeric[i] else -1
+        acc = cells.setdefault((pair[0], pair[1]), [0.0, 0.0, 0.0, 0, 0.0])
         for i, c in enumerate(("e", "a", "p")):
             acc[i] += r[c]
         acc[3] += int(r["n"])
-    keys_sorted = sorted(cells)
-    return _agg_frame(
-        {"a": [k[0] for k in keys_sorted], "b": [k[1] for k in keys_sorted]},
-        [cells[k] for k in keys_sorted],
+        acc[4] += float(r["f"]) if with_fit else math.nan
+    order = sorted(cells)
+    frame = _agg_frame(
+        {
+            "a": [k[0] for k in order],
+            "b": [k[1] for k in order],
+            "a_bin": [bin_of[(0, k[0])] for k in order],
+            "b_bin": [bin_of[(1, k[1])] for k in order],
+        },
+        [cells[k] for k in order],
     )
+    if with_fit:
+        frame["fit_sum"] = np.array([cells[k][4] for k in order], dtype=np.float64)
+    return frame
+
+
+def _interaction_effect(
+    base: Any, parts: Sequence[Any], keys: Sequence[Any], labels: Sequence[Any], c: np.ndarray
+) -> Any:
+    """The interaction's contribution to each row's linear predictor (smglm's
+    ``InteractionTerm.effect``; a missing number contributes 0, as the report's
+    ``nan_to_num``), for interactions with a numeric part."""
+    from pyspark.sql import functions as sf
+
+    def factor(i: int) -> tuple[Any, Any]:
+        """(the row's slot index of a level part or None, the numeric value or None)."""
+        part = parts[i]
+        if part.get("type") == "numeric":
+            x = _col(str(part["name"])).cast("double")
+            return None, sf.when(x.isNull() | sf.isnan(x), sf.lit(0.0)).otherwise(x)
+        levels = [str(v) for v in part.get("levels") or []]
+        index = {lv: j for j, lv in enumerate(levels)}
+        seen = [r["__g"] for r in base.select(keys[i].alias("__g")).distinct().collect()]
+        return (seen, index, i), None
+
+    fa, xa = factor(0)
+    fb, xb = factor(1)
+
+    def by_level(level_part: Any, values: Any) -> Any:
+        """sum over the level part's slots: the row's slot row (or column) of c times values."""
+        seen, index, i = level_part
+        expr = sf.lit(0.0)
+        key = keys[i]
+        for raw in seen:
+            lab = labels[i](raw)
+            slot = index.get(lab, -1) if lab is not None else -1
+            if slot < 0:
+                continue  # unseen levels contribute nothing (as the reference)
+            coef = float(values(slot))
+            if coef == 0.0:
+                continue
+            match = key.isNull() if raw is None else key == sf.lit(raw)
+            expr = sf.when(match, sf.lit(coef)).otherwise(expr)
+        return expr
+
+    if fa is not None and xb is not None:
+        return by_level(fa, lambda j: c[j, 0]) * xb
+    if fb is not None and xa is not None:
+        return by_level(fb, lambda j: c[0, j]) * xa
+    return xa * float(c[0, 0]) * xb
 
 
 # -- writing ---------------------------------------------------------------------------------
