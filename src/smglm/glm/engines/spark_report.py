@@ -386,7 +386,6 @@ def report_split(sdf: Any, spec: Mapping[str, Any]) -> dict[str, Any]:
     """The metrics and report tables of one split (see the module's doc for ``spec`` and
     the result)."""
     from pyspark import StorageLevel
-    from pyspark.sql import functions as sf
     from pyspark.sql import types as st
 
     s = _check_spec(spec, sdf.columns)
