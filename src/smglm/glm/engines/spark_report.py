@@ -55,6 +55,10 @@ of levels or bins; with ``coefficients``, also the interaction's fitted relativi
 and, with ``by``, the consistency view (per level and value of ``by``).
 ``by`` (optional str): the time split column (``config.test.by``).
 ``bins`` (10), ``lorenz_points`` (1000), ``residual_bins`` (20): as smglm's report.
+``collect_limit`` (50000): up to this many groups (distinct predicted rates, distinct values
+of a numeric column, distinct fitted values or residuals), a table of running sums is
+collected and summed with numpy on the driver; beyond, the running sums stay in Spark and only
+the rows the tables need (at most a few per bin or Lorenz point) are collected.
 
 Conventions (smglm's ``glm/report/scoring.py``): over the rows with weight w > 0, a row's
 actual amount is ``y * w``, its predicted ``mu * w`` and its exposure ``w * exposure`` (``w``
@@ -100,6 +104,11 @@ FAMILIES = (
 )
 #: Quantile bins of a numeric part of an interaction (smglm's term_views.INTERACTION_BINS).
 INTERACTION_BINS = 5
+#: Up to this many groups (distinct predicted rates, distinct values of a numeric column,
+#: distinct fitted values), a table of running sums is collected and summed with numpy;
+#: beyond, the running sums stay in Spark (range partitions), and only the few rows the
+#: tables need are collected.
+COLLECT_LIMIT = 50_000
 _HAS_DISPERSION = {"gaussian", "gamma", "inverse_gaussian", "tweedie"}
 
 
@@ -161,9 +170,11 @@ def _check_spec(spec: Mapping[str, Any], columns: Sequence[str]) -> dict[str, An
     n_params = s.get("n_params")
     if isinstance(n_params, bool) or not isinstance(n_params, int) or n_params < 0:
         problems.append(f"spec.n_params: must be an integer >= 0; got {n_params!r}")
-    for key, default in (("bins", 10), ("lorenz_points", 1000), ("residual_bins", 20)):
+    defaults = {"bins": 10, "lorenz_points": 1000, "residual_bins": 20}
+    defaults["collect_limit"] = COLLECT_LIMIT
+    for key, default in defaults.items():
         value = s.get(key, default)
-        low = 2 if key == "lorenz_points" else 1
+        low = {"lorenz_points": 2, "collect_limit": 0}.get(key, 1)
         if isinstance(value, bool) or not isinstance(value, int) or value < low:
             problems.append(f"spec.{key}: must be an integer >= {low}; got {value!r}")
         s[key] = value
@@ -295,7 +306,7 @@ def _rate_key(rate: Any) -> Any:
     return sf.when((rate != 0) & _finite(rounded), rounded).otherwise(rate)
 
 
-def _cumulate(df: Any, key: str, cols: Sequence[str]) -> Any:
+def _cumulate(df: Any, key: str, cols: Sequence[str]) -> tuple[Any, Any]:
     """``df`` (one row per distinct ``key``) with ``cum_<c>``: the sums of each of ``cols``
     over the rows with key <= this row's, computed in Spark (range partitions, a running sum
     in each, and the partitions' offsets: only one total per partition is collected)."""
@@ -320,13 +331,90 @@ def _cumulate(df: Any, key: str, cols: Sequence[str]) -> Any:
         .rowsBetween(Window.unboundedPreceding, Window.currentRow)
     )
     out = ranged.join(sf.broadcast(offsets), "__pid").select(
-        "*",
+        *[_col(c) for c in df.columns],
         *[
             (sf.sum(_col(c)).over(window) + sf.col(f"__off{i}")).alias(f"cum_{c}")
             for i, c in enumerate(cols)
         ],
     )
-    return out, ranged
+    return out.persist(StorageLevel.MEMORY_AND_DISK), ranged
+
+
+class _Cum:
+    """A table of one row per distinct ``key`` with the running sums ``cum_<c>`` of ``cols``
+    (and ``cum_one``: the row's 1-based position) in key order.
+
+    Up to ``limit`` rows (a bounded aggregate) it is collected and summed with numpy, as
+    smglm's pandas report does; beyond, it stays in Spark (:func:`_cumulate`). Either way
+    the callers select rows with expressions built from :meth:`col` (a Spark Column or a
+    pandas Series) and collect only those."""
+
+    def __init__(self, df: Any, key: str, cols: Sequence[str], limit: int) -> None:
+        from pyspark.sql import functions as sf
+
+        self.key = key
+        df = df.withColumn("one", sf.lit(1.0))
+        cols = [*cols, "one"]
+        rows = df.limit(limit + 1).collect() if limit > 0 else None
+        self.spark: Any = None
+        self._ranged: Any = None
+        if rows is not None and len(rows) <= limit:
+            frame = pd.DataFrame.from_records(
+                [tuple(r) for r in rows], columns=list(df.columns)
+            ).sort_values(key, kind="stable", ignore_index=True)
+            for c in cols:
+                frame[f"cum_{c}"] = np.cumsum(frame[c].to_numpy(np.float64))
+            self.local: pd.DataFrame | None = frame
+        else:
+            self.local = None
+            self.spark, self._ranged = _cumulate(df, key, cols)
+
+    def col(self, name: str) -> Any:
+        from pyspark.sql import functions as sf
+
+        return sf.col(name) if self.local is None else self.local[name]
+
+    def floor(self, x: Any) -> Any:
+        from pyspark.sql import functions as sf
+
+        return sf.floor(x) if self.local is None else np.floor(x)
+
+    def rows(self, cond: Any = None) -> list[dict[str, Any]]:
+        """The rows where ``cond`` (built from :meth:`col`) holds, in key order, as dicts."""
+        if self.local is not None:
+            frame = self.local if cond is None else self.local[np.asarray(cond, dtype=bool)]
+            return frame.to_dict("records")
+        df = self.spark if cond is None else self.spark.filter(cond)
+        return sorted((r.asDict() for r in df.collect()), key=lambda r: r["cum_one"])
+
+    def total(self, expr: Any) -> float:
+        from pyspark.sql import functions as sf
+
+        if self.local is not None:
+            return float(np.sum(np.asarray(expr, dtype=np.float64)))
+        return float(self.spark.agg(sf.sum(expr)).collect()[0][0] or 0.0)
+
+    def last(self) -> dict[str, Any] | None:
+        """The last row (its running sums are the totals); None without rows."""
+        from pyspark.sql import functions as sf
+
+        if self.local is not None:
+            return None if self.local.empty else self.local.iloc[-1].to_dict()
+        top = self.spark.orderBy(sf.desc("cum_one")).limit(1).collect()
+        return top[0].asDict() if top else None
+
+    def release(self) -> None:
+        for df in (self.spark, self._ranged):
+            if df is not None:
+                df.unpersist()
+
+
+def _any(conditions: Sequence[Any]) -> Any:
+    """``c1 | c2 | ...`` of Spark Columns or pandas Series (False for none)."""
+    out = conditions[0]
+    for c in conditions[1:]:
+        out = out | c
+    return out
 
 
 # -- labels (as smglm's one_way and terms write them) -----------------------------------------
@@ -398,7 +486,8 @@ def report_split(sdf: Any, spec: Mapping[str, Any]) -> dict[str, Any]:
         one_ways = {}
         for c in s["predictors"]:
             levels = isinstance(types[c], (st.StringType, st.BooleanType)) or c in s["categorical"]
-            one_ways[c] = _one_way(base, c, levels, s["bins"], (s.get("levels") or {}).get(c))
+            order = (s.get("levels") or {}).get(c)
+            one_ways[c] = _one_way(base, c, levels, s["bins"], order, s["collect_limit"])
         residuals = _residual_table(base, s)
         terms = _term_aggregates(base, s)
     finally:
@@ -568,52 +657,44 @@ def _ranked(base: Any, s: Mapping[str, Any]) -> dict[str, Any]:
             sf.sum("__a").alias("a"),
             sf.sum("__p").alias("p"),
             sf.sum(sf.abs(sf.col("__a"))).alias("b"),
-            sf.count(sf.lit(1)).alias("one"),
         )
     )
-    cum, ranged = _cumulate(grouped, "__k", ["e", "a", "p", "b", "one"])
+    cum = _Cum(grouped, "__k", ["e", "a", "p", "b"], int(s["collect_limit"]))
     try:
-        last = cum.agg(
-            sf.max("cum_one").alias("k"),
-            sf.max(sf.struct("cum_one", "cum_e", "cum_a", "cum_p", "cum_b")).alias("last"),
-        ).collect()[0]
-        if last["k"] is None:
+        last = cum.last()
+        if last is None:
             raise ValueError("exposure: the split has no row with positive exposure")
-        total_e = float(last["last"]["cum_e"])
-        total_a = float(last["last"]["cum_a"])
-        total_b = float(last["last"]["cum_b"])
+        total_e, total_a, total_b = (float(last[f"cum_{c}"]) for c in ("e", "a", "b"))
         # Gini = 1 - sum_k dx_k (y_k + y_{k-1}), y = cum actual / total actual
-        trap = cum.agg(sf.sum(sf.col("e") * (2.0 * sf.col("cum_a") - sf.col("a")))).collect()[0][0]
-        gini = 1.0 - float(trap) / (total_e * total_a) if total_a != 0 else math.nan
+        c = cum.col
+        trap = cum.total(c("e") * (2.0 * c("cum_a") - c("a")))
         if not math.isfinite(total_a) or total_a == 0:
             gini = math.nan
+        else:
+            gini = 1.0 - trap / (total_e * total_a)
         lift = _lift(cum, total_e, int(s["bins"]))
-        lorenz = _lorenz(cum, total_e, total_a, total_b, int(last["k"]), int(s["lorenz_points"]))
+        k = int(last["cum_one"])
+        lorenz = _lorenz(cum, total_e, total_a, total_b, k, int(s["lorenz_points"]))
     finally:
-        ranged.unpersist()
+        cum.release()
     return {"gini": gini, "lift": lift, "lorenz": lorenz}
 
 
-def _lift(cum: Any, total_e: float, n_bins: int) -> pd.DataFrame:
+def _lift(cum: _Cum, total_e: float, n_bins: int) -> pd.DataFrame:
     """smglm's ``ranking._lift_table``: ``n_bins`` equal-exposure slices, ties shared."""
-    from pyspark.sql import functions as sf
-
     edges = np.linspace(0.0, total_e, n_bins + 1)
-    prev = sf.col("cum_e") - sf.col("e")
-    hit = sf.lit(False)
-    for t in edges[1:]:
-        hit = hit | ((prev < float(t)) & (sf.col("cum_e") >= float(t)))
-    rows = cum.filter(hit).select("cum_e", "e", "cum_a", "a", "cum_p", "p").collect()
-    rows = sorted(rows, key=lambda r: r["cum_e"])
+    c = cum.col
+    prev = c("cum_e") - c("e")
+    rows = cum.rows(_any([(prev < float(t)) & (c("cum_e") >= float(t)) for t in edges[1:]]))
     values = {}
-    for c in ("a", "p"):
+    for name in ("a", "p"):
         out = [0.0]
         for t in edges[1:]:
             r = next((r for r in rows if r["cum_e"] - r["e"] < t <= r["cum_e"]), rows[-1])
             x0, x1 = float(r["cum_e"] - r["e"]), float(r["cum_e"])
-            f0, f1 = float(r[f"cum_{c}"] - r[c]), float(r[f"cum_{c}"])
+            f0, f1 = float(r[f"cum_{name}"] - r[name]), float(r[f"cum_{name}"])
             out.append(f1 if t >= x1 else f0 + (f1 - f0) / (x1 - x0) * (t - x0))
-        values[c] = np.diff(np.asarray(out))
+        values[name] = np.diff(np.asarray(out))
     ex = np.diff(edges)
     return pd.DataFrame(
         {
@@ -628,40 +709,47 @@ def _lift(cum: Any, total_e: float, n_bins: int) -> pd.DataFrame:
 
 
 def _lorenz(
-    cum: Any, total_e: float, total_a: float, total_b: float, k: int, max_points: int
+    cum: _Cum, total_e: float, total_a: float, total_b: float, k: int, max_points: int
 ) -> pd.DataFrame:
     """smglm's ``ranking.thin`` of the Lorenz curve: at most ``max_points`` vertices, evenly
-    spread along the curve's length."""
-    from pyspark.sql import functions as sf
+    spread along the curve's length (``k``: the curve's vertices after (0, 0))."""
 
-    def frame(rows: list[Any]) -> pd.DataFrame:
-        rows = sorted(rows, key=lambda r: r["cum_one"])
+    def frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
         x = np.array([0.0] + [float(r["cum_e"]) for r in rows]) / total_e
         with np.errstate(invalid="ignore", divide="ignore"):
             y = np.array([0.0] + [float(r["cum_a"]) for r in rows]) / total_a
         return pd.DataFrame({"cum_exposure": x, "cum_actual": y})
 
-    fields = ("cum_one", "cum_e", "cum_a", "e", "a", "b", "cum_b")
     if k + 1 <= max_points:
-        return frame(cum.select(*fields).collect())
+        return frame(cum.rows())
+    if cum.local is not None:  # smglm's own thinning, on the same vertices
+        x = np.concatenate(([0.0], cum.local["cum_e"].to_numpy(np.float64))) / total_e
+        with np.errstate(invalid="ignore", divide="ignore"):
+            y = np.concatenate(([0.0], cum.local["cum_a"].to_numpy(np.float64))) / total_a
+        step = np.abs(np.diff(x)) + np.abs(np.nan_to_num(np.diff(y)))
+        t = np.concatenate(([0.0], np.cumsum(step)))
+        idx = np.searchsorted(t, np.linspace(0.0, t[-1], max_points)).clip(0, len(t) - 1)
+        idx = np.unique(np.concatenate(([0, len(t) - 1], idx)))
+        return pd.DataFrame({"cum_exposure": x[idx], "cum_actual": y[idx]})
     # the vertex path length t = x + sum |dy| (x rises with exposure); targets evenly spread
+    c = cum.col
     y_scale = abs(total_a) if total_a != 0 and math.isfinite(total_a) else math.inf
-    t = sf.col("cum_e") / total_e + sf.col("cum_b") / y_scale
-    t_prev = (sf.col("cum_e") - sf.col("e")) / total_e + (sf.col("cum_b") - sf.col("b")) / y_scale
+    t = c("cum_e") / total_e + c("cum_b") / y_scale
+    t_prev = (c("cum_e") - c("e")) / total_e + (c("cum_b") - c("b")) / y_scale
     t_end = 1.0 + (total_b / y_scale if math.isfinite(y_scale) else 0.0)
     step = t_end / (max_points - 1)
-    # keep a vertex when a target falls in (t_prev, t] (with slack; exact choice below)
+    # keep a vertex when a target falls in (t_prev, t] (with slack; the exact choice below)
     slack = 1e-9
-    pick = (sf.floor(t / step + slack) > sf.floor(t_prev / step - slack)) | (sf.col("cum_one") == k)
-    rows = cum.filter(pick).select(*fields).collect()
-    rows = sorted(rows, key=lambda r: r["cum_one"])
+    pick = (cum.floor(t / step + slack) > cum.floor(t_prev / step - slack)) | (
+        c("cum_one") == float(k)
+    )
+    rows = cum.rows(pick)
     ts = np.array([0.0] + [float(r["cum_e"]) / total_e + float(r["cum_b"]) / y_scale for r in rows])
     ts[-1] = t_end
     targets = np.linspace(0.0, t_end, max_points)
     idx = np.searchsorted(ts, targets).clip(0, len(ts) - 1)
     idx = np.unique(np.concatenate(([0, len(ts) - 1], idx)))
-    full = frame(rows)
-    return full.iloc[idx].reset_index(drop=True)
+    return frame(rows).iloc[idx].reset_index(drop=True)
 
 
 # -- one-ways --------------------------------------------------------------------------------
@@ -701,13 +789,13 @@ def _table(labels: list[str], sums: Mapping[int, tuple[float, float, float, int]
 
 
 def _one_way(
-    base: Any, column: str, levels: bool, bins: int, order: Sequence[str] | None
+    base: Any, column: str, levels: bool, bins: int, order: Sequence[str] | None, limit: int
 ) -> pd.DataFrame:
     """smglm's ``one_way_of_arrays``: per level (sorted, or ``order``) or per exposure
     quantile bin of a numeric column; missing values last, as ``(missing)``."""
     if levels:
         return _level_one_way(base, column, order)
-    codes, labels = _numeric_bins(base, column, bins)
+    codes, labels = _numeric_bins(base, column, bins, limit)
     got = {int(r["__g"]): (r["e"], r["a"], r["p"], int(r["n"])) for r in _sums(base, codes)}
     return _table([*labels, MISSING_LABEL], got)
 
@@ -743,7 +831,7 @@ def _level_one_way(base: Any, column: str, order: Sequence[str] | None) -> pd.Da
     return _table([*labels, MISSING_LABEL], {k: tuple(v) for k, v in sums.items()})  # type: ignore[misc]
 
 
-def _numeric_bins(base: Any, column: str, bins: int) -> tuple[Any, list[str]]:
+def _numeric_bins(base: Any, column: str, bins: int, limit: int) -> tuple[Any, list[str]]:
     """smglm's ``one_way._numeric_codes``: the bin code of each row (a Spark expression;
     ``len(labels)`` where missing) and the bins' labels. At most ``bins`` bins cut where the
     cumulative exposure over the sorted distinct values reaches i / bins."""
@@ -754,44 +842,36 @@ def _numeric_bins(base: Any, column: str, bins: int) -> tuple[Any, list[str]]:
     distinct = (
         base.filter(valid)
         .groupBy(x.alias("__v"))
-        .agg(sf.sum("__e").alias("e"), sf.count(sf.lit(1)).alias("n"))
-        .withColumn("one", sf.lit(1.0))
+        .agg(sf.sum("__e").alias("e"), sf.count(sf.lit(1)).cast("double").alias("n"))
     )
-    k = distinct.count()
-    if k == 0:
-        return sf.lit(0), []
-    if k <= bins:
-        uniq = sorted(float(r["__v"]) for r in distinct.select("__v").collect())
-        starts = uniq
-        labels = _distinct_labels(uniq)
-    else:
-        cum, ranged = _cumulate(distinct, "__v", ["e", "n", "one"])
-        try:
-            total = cum.agg(sf.max(sf.struct("cum_one", "cum_e", "cum_n"))).collect()[0][0]
-            weight = "e" if float(total["cum_e"]) > 0 else "n"
-            cum_total = float(total[f"cum_{weight}"])
-            targets = (np.arange(1, bins) / bins - 1e-10) * cum_total
-            prev = sf.col(f"cum_{weight}") - sf.col(weight)
-            hit = sf.lit(False)
-            for t in targets:
-                hit = hit | ((prev < float(t)) & (sf.col(f"cum_{weight}") >= float(t)))
-            ends = [int(r["cum_one"]) - 1 for r in cum.filter(hit).select("cum_one").collect()]
-            # a target at or below the first value's cumulative ends at index 0
-            index = sorted({0, *(e + 1 for e in ends)} | set())
-            index = [i for i in index if i < k]
+    cum = _Cum(distinct, "__v", ["e", "n"], limit)
+    try:
+        last = cum.last()
+        if last is None:
+            return sf.lit(0), []
+        k = int(last["cum_one"])
+        c = cum.col
+        if k <= bins:
+            uniq = [float(r["__v"]) for r in cum.rows()]
+            starts = uniq
+            labels = _distinct_labels(uniq)
+        else:
+            weight = "e" if float(last["cum_e"]) > 0 else "n"
+            running = c(f"cum_{weight}")
+            targets = (np.arange(1, bins) / bins - 1e-10) * float(last[f"cum_{weight}"])
+            prev = running - c(weight)
+            hits = cum.rows(_any([(prev < float(t)) & (running >= float(t)) for t in targets]))
+            ends = [int(r["cum_one"]) - 1 for r in hits]
+            index = [i for i in sorted({0, *(e + 1 for e in ends)}) if i < k]
             wanted = sorted({*index, k - 1})
-            got = {
-                int(r["cum_one"]) - 1: float(r["__v"])
-                for r in cum.filter(sf.col("cum_one").isin([i + 1 for i in wanted]))
-                .select("cum_one", "__v")
-                .collect()
-            }
-        finally:
-            ranged.unpersist()
-        starts = [got[i] for i in index]
-        bounds = _distinct_labels([got[i] for i in [*index, k - 1]])
-        labels = [f"[{bounds[i]}, {bounds[i + 1]})" for i in range(len(index) - 1)]
-        labels.append(f"[{bounds[-2]}, {bounds[-1]}]")
+            picked = cum.rows(_any([c("cum_one") == float(i + 1) for i in wanted]))
+            got = {int(r["cum_one"]) - 1: float(r["__v"]) for r in picked}
+            starts = [got[i] for i in index]
+            bounds = _distinct_labels([got[i] for i in [*index, k - 1]])
+            labels = [f"[{bounds[i]}, {bounds[i + 1]})" for i in range(len(index) - 1)]
+            labels.append(f"[{bounds[-2]}, {bounds[-1]}]")
+    finally:
+        cum.release()
     code = sf.lit(-1)
     for v in starts:
         code = code + sf.when(x >= float(v), 1).otherwise(0)
@@ -805,7 +885,7 @@ def _lerp(a: float, b: float, t: float) -> float:
     return b - diff * (1 - t) if t >= 0.5 else a + diff * t
 
 
-def _order_stats(cum_rows: Sequence[Any], ranks: Iterable[int]) -> dict[int, float]:
+def _order_stats(cum_rows: Sequence[Mapping[str, Any]], ranks: Iterable[int]) -> dict[int, float]:
     """The value at each 0-based rank, from rows (value ``__v``, count ``n``, cumulative
     ``cum_n``) sorted by value."""
     out = {}
@@ -819,29 +899,30 @@ def _order_stats(cum_rows: Sequence[Any], ranks: Iterable[int]) -> dict[int, flo
 
 def _residual_table(base: Any, s: Mapping[str, Any]) -> pd.DataFrame:
     """smglm's ``residuals.residual_bins`` of the deviance residuals against the fitted
-    mean: bins cut at the exact quantiles of the fitted values (interpolated as numpy)."""
-    from pyspark.sql import Window
+    mean: bins cut at the exact quantiles of the fitted values (interpolated as numpy), and
+    the exact quantiles of each bin's residuals."""
     from pyspark.sql import functions as sf
 
-    n_bins = int(s["residual_bins"])
+    n_bins, limit = int(s["residual_bins"]), int(s["collect_limit"])
     f = sf.col("__m")
     resid = sf.signum(sf.col("__y") - f) * sf.sqrt(
         sf.col("__w") * sf.greatest(sf.col("__d"), sf.lit(0.0))
     )
-    distinct = base.groupBy(f.alias("__v")).agg(sf.count(sf.lit(1)).alias("n"))
-    cum, ranged = _cumulate(distinct, "__v", ["n"])
+    distinct = base.groupBy(f.alias("__v")).agg(sf.count(sf.lit(1)).cast("double").alias("n"))
+    cum = _Cum(distinct, "__v", ["n"], limit)
     try:
-        n = int(cum.agg(sf.max("cum_n")).collect()[0][0])
+        last = cum.last()
+        n = int(last["cum_n"]) if last is not None else 0
+        if n == 0:
+            raise ValueError("fitted: the split has no rows; at least one row is needed")
         probs = np.linspace(0.0, 1.0, n_bins + 1)[1:-1]
         pos = n * probs + (1 + probs * -1) - 1  # numpy's virtual index (method linear)
         lo = np.clip(np.floor(pos).astype(np.int64), 0, n - 1)
         ranks = sorted({int(i) for i in lo} | {int(min(i + 1, n - 1)) for i in lo})
-        hit = sf.lit(False)
-        for r in ranks:
-            hit = hit | ((sf.col("cum_n") - sf.col("n") <= r) & (sf.col("cum_n") > r))
-        rows = sorted(cum.filter(hit).select("__v", "n", "cum_n").collect(), key=lambda r: r["__v"])
+        c = cum.col
+        rows = cum.rows(_any([(c("cum_n") - c("n") <= r) & (c("cum_n") > r) for r in ranks]))
     finally:
-        ranged.unpersist()
+        cum.release()
     stats = _order_stats(rows, ranks)
     quantiles = [
         _lerp(stats[int(a)], stats[int(min(a + 1, n - 1))], float(p - a))
@@ -849,58 +930,77 @@ def _residual_table(base: Any, s: Mapping[str, Any]) -> pd.DataFrame:
     ]
     cuts = np.unique(np.asarray(quantiles, dtype=np.float64))
     raw = sf.lit(0)
-    for c in cuts:
-        raw = raw + sf.when(f >= float(c), 1).otherwise(0)
+    for cut in cuts:
+        raw = raw + sf.when(f >= float(cut), 1).otherwise(0)
     binned = base.select(raw.alias("__raw"), f.alias("__f"), resid.alias("__r"))
     per_raw = binned.groupBy("__raw").agg(
         sf.count(sf.lit(1)).alias("n"), sf.sum("__f").alias("sf"), sf.sum("__r").alias("sr")
     )
     per = {int(r["__raw"]): r for r in per_raw.collect()}
     occupied = sorted(per)
-    counts = np.array([int(per[c]["n"]) for c in occupied], dtype=np.int64)
-    # residual quantiles per bin: exact order statistics of the bin's residuals
+    counts = np.array([int(per[b]["n"]) for b in occupied], dtype=np.int64)
     # (positions counted over all rows sorted by bin, as numpy's residual_bins computes them)
     needed: dict[int, list[tuple[int, int, float]]] = {}
     start = 0
-    for c in occupied:
-        m = int(per[c]["n"])
+    for b in occupied:
+        m = int(per[b]["n"])
         for q in (10, 50, 90):
             p = start + q / 100 * (m - 1)
             a = math.floor(p)
-            needed.setdefault(c, []).append((a - start, min(a + 1, start + m - 1) - start, p - a))
+            needed.setdefault(b, []).append((a - start, min(a + 1, start + m - 1) - start, p - a))
         start += m
     dist = binned.groupBy("__raw", sf.col("__r").alias("__v")).agg(sf.count(sf.lit(1)).alias("n"))
+    picked = _bin_order_rows(dist, needed, limit)
+    table: dict[str, Any] = {
+        "bin": np.arange(1, len(occupied) + 1, dtype=np.int64),
+        "n_rows": counts,
+        "fitted_mean": np.array([per[b]["sf"] for b in occupied], dtype=np.float64) / counts,
+        "residual_mean": np.array([per[b]["sr"] for b in occupied], dtype=np.float64) / counts,
+    }
+    for j, q in enumerate((10, 50, 90)):
+        values = []
+        for b in occupied:
+            a, hi, t = needed[b][j]
+            st_ = _order_stats(picked.get(b, []), (a, hi))
+            values.append(st_[a] + t * (st_[hi] - st_[a]))
+        table[f"residual_q{q}"] = np.asarray(values, dtype=np.float64)
+    return pd.DataFrame(table)
+
+
+def _bin_order_rows(
+    dist: Any, needed: Mapping[int, Sequence[tuple[int, int, float]]], limit: int
+) -> dict[int, list[dict[str, Any]]]:
+    """Per bin, the rows (``__v``, ``n``, ``cum_n``: running count in the bin, by value)
+    that hold the ranks ``needed``: collected and summed with numpy up to ``limit`` distinct
+    (bin, residual) pairs, else a running count per bin in Spark."""
+    from pyspark.sql import Window
+    from pyspark.sql import functions as sf
+
+    rows = dist.limit(limit + 1).collect() if limit > 0 else None
+    out: dict[int, list[dict[str, Any]]] = {}
+    if rows is not None and len(rows) <= limit:
+        frame = pd.DataFrame.from_records([tuple(r) for r in rows], columns=["__raw", "__v", "n"])
+        frame = frame.sort_values(["__raw", "__v"], kind="stable", ignore_index=True)
+        frame["cum_n"] = frame.groupby("__raw")["n"].cumsum()
+        for b, group in frame.groupby("__raw"):
+            out[int(b)] = group.to_dict("records")
+        return out
     window = (
         Window.partitionBy("__raw")
         .orderBy("__v")
         .rowsBetween(Window.unboundedPreceding, Window.currentRow)
     )
-    dist = dist.withColumn("cum_n", sf.sum("n").over(window))
-    hit = sf.lit(False)
-    for c, triples in needed.items():
-        ranks_c = sorted({r for a, b, _ in triples for r in (a, b)})
-        in_c = sf.lit(False)
-        for r in ranks_c:
-            in_c = in_c | ((sf.col("cum_n") - sf.col("n") <= r) & (sf.col("cum_n") > r))
-        hit = hit | ((sf.col("__raw") == c) & in_c)
-    picked: dict[int, list[Any]] = {}
-    for r in dist.filter(hit).collect():
-        picked.setdefault(int(r["__raw"]), []).append(r)
-    table: dict[str, Any] = {
-        "bin": np.arange(1, len(occupied) + 1, dtype=np.int64),
-        "n_rows": counts,
-        "fitted_mean": np.array([per[c]["sf"] for c in occupied], dtype=np.float64) / counts,
-        "residual_mean": np.array([per[c]["sr"] for c in occupied], dtype=np.float64) / counts,
-    }
-    for j, q in enumerate((10, 50, 90)):
-        values = []
-        for c in occupied:
-            rows_c = sorted(picked.get(c, []), key=lambda r: r["__v"])
-            a, b, t = needed[c][j]
-            st = _order_stats(rows_c, (a, b))
-            values.append(st[a] + t * (st[b] - st[a]))
-        table[f"residual_q{q}"] = np.asarray(values, dtype=np.float64)
-    return pd.DataFrame(table)
+    ranked = dist.withColumn("cum_n", sf.sum("n").over(window))
+    hit = []
+    for b, triples in needed.items():
+        ranks_b = sorted({r for a, hi, _ in triples for r in (a, hi)})
+        in_b = _any([(sf.col("cum_n") - sf.col("n") <= r) & (sf.col("cum_n") > r) for r in ranks_b])
+        hit.append((sf.col("__raw") == b) & in_b)
+    for r in ranked.filter(_any(hit)).collect():
+        out.setdefault(int(r["__raw"]), []).append(r.asDict())
+    for b in out:
+        out[b].sort(key=lambda r: r["__v"])
+    return out
 
 
 # -- term views' aggregates ------------------------------------------------------------------
@@ -941,8 +1041,8 @@ def _level_key(term: Mapping[str, Any]) -> tuple[Any, Any]:
     return _col(name), lambda v: _level_of(term, _level_string(v))
 
 
-def _numeric_part(base: Any, name: str) -> tuple[Any, Any, list[str]]:
-    codes, labels = _numeric_bins(base, name, INTERACTION_BINS)
+def _numeric_part(base: Any, name: str, limit: int) -> tuple[Any, Any, list[str]]:
+    codes, labels = _numeric_bins(base, name, INTERACTION_BINS, limit)
     shown = [*labels, MISSING_LABEL]
     return codes, lambda k: shown[int(k)], labels
 
@@ -1003,7 +1103,7 @@ def _term_aggregates(base: Any, s: Mapping[str, Any]) -> dict[str, dict[str, pd.
                     [cells[k] for k in keys],
                 )
         elif kind == "interaction":
-            table = _interaction_aggregate(base, term, terms, s.get("link"))
+            table = _interaction_aggregate(base, term, terms, s.get("link"), s["collect_limit"])
             if table is not None:
                 out["interactions"][name] = table
     return out
@@ -1033,6 +1133,7 @@ def _interaction_aggregate(
     term: Mapping[str, Any],
     terms: Mapping[str, Mapping[str, Any]],
     link: str | None,
+    limit: int,
 ) -> pd.DataFrame | None:
     """Sums by pair of levels (or bins of a numeric part) of an interaction: ``a``, ``b``,
     ``a_bin``/``b_bin`` (a numeric part's bin number, -1 for a level part), exposure,
@@ -1050,7 +1151,7 @@ def _interaction_aggregate(
             key, label = _level_key(part)
             numeric.append(False)
         elif part.get("type") == "numeric":
-            key, label, _ = _numeric_part(base, str(part["name"]))
+            key, label, _ = _numeric_part(base, str(part["name"]), limit)
             numeric.append(True)
         else:
             return None  # splines: not built by the Spark engine
