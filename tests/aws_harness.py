@@ -493,3 +493,334 @@ def _final_metrics(definitions: list[dict[str, str]], lines: list[str]) -> list[
         if value is not None:
             out.append({"MetricName": d["Name"], "Value": value, "Timestamp": _now()})
     return out
+
+
+# -- SageMaker Processing (engine: spark) ---------------------------------------------------
+#
+# moto 5.2.5 implements CreateProcessingJob, DescribeProcessingJob, StopProcessingJob and
+# ListProcessingJobs, but: a new job is Completed at once (ProcessingEndTime = its creation,
+# no ProcessingStartTime) and runs nothing; ProcessingResources and Environment are dropped
+# (Describe does not echo them); StopProcessingJob marks any job Stopped, even a completed one,
+# with no ValidationException; ListProcessingJobs ignores SortBy/SortOrder. The
+# ProcessingSimulator fills these in, as SageMakerSimulator does for training jobs.
+
+PROCESSING_LOG_GROUP = "/aws/sagemaker/ProcessingJobs"
+PROCESSING_ROOT = "/opt/ml/processing"
+
+
+def moto_processing_job(name: str, region: str = REGION, account: str = ACCOUNT) -> Any:
+    """moto's stored processing job (edit its attributes to change what Describe returns)."""
+    from moto.backends import get_backend
+
+    return get_backend("sagemaker")[account][region].processing_jobs[name]
+
+
+@dataclass
+class ContainerRun:
+    """What a simulated processing container gets: the request, a temporary folder standing for
+    ``/opt/ml`` (``root``), the job's environment, a way to write log lines (to CloudWatch),
+    and an event set when StopProcessingJob arrives."""
+
+    request: dict[str, Any]
+    root: Path
+    env: dict[str, str]
+    log: Any  # Callable[[str], None]
+    stopping: threading.Event
+    region: str = REGION
+
+    def local(self, path: str) -> Path:
+        """The temporary folder's counterpart of a container path under ``/opt/ml``."""
+        assert path.startswith("/opt/ml/"), path
+        return self.root / path[len("/opt/ml/") :]
+
+    def s3(self) -> Any:
+        import boto3
+
+        return boto3.Session(region_name=self.region).client("s3")
+
+
+def scripted_container(
+    lines: tuple[str, ...] = ("smspark-submit: running the driver",),
+    *,
+    exit_code: int = 0,
+    files: dict[str, str] | None = None,
+    message: str | None = None,
+    wait_for_stop: bool = False,
+) -> Any:
+    """A container that writes ``lines`` to its log and ``files`` (paths under
+    ``/opt/ml/processing/``) and exits with ``exit_code``; ``message`` goes to
+    ``/opt/ml/output/message`` (SageMaker's ExitMessage); with ``wait_for_stop`` it runs until
+    StopProcessingJob (then exits 143, as on SIGTERM)."""
+
+    def run(job: ContainerRun) -> int:
+        for line in lines:
+            job.log(line)
+        for rel, text in (files or {}).items():
+            path = job.local(f"{PROCESSING_ROOT}/{rel}")
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(text)
+        if message is not None:
+            path = job.local("/opt/ml/output/message")
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(message)
+        if wait_for_stop:
+            job.stopping.wait(60)
+            return 143
+        return exit_code
+
+    return run
+
+
+def spark_driver_container(job: ContainerRun) -> int:
+    """Run the uploaded driver as ``smspark-submit`` would, in this process on the test's one
+    Spark session (the ``spark`` fixture must have started it). EMRFS reads ``s3://`` in the
+    real container; here the job document's data URIs are fetched from moto's S3 first."""
+    import contextlib as _contextlib
+    import importlib.util
+    import io
+
+    from smglm.launch.storage import S3Storage
+
+    entry = job.request["AppSpecification"]["ContainerEntrypoint"]
+    args = job.request["AppSpecification"]["ContainerArguments"]
+    app = job.local(entry[-1])
+    document_path = job.local(args[args.index("--job") + 1])
+    out = job.local(args[args.index("--out") + 1])
+    document = json.loads(document_path.read_text())
+    storage = S3Storage(job.s3())
+    for key in ("train", "test"):
+        uri = document.get(key)
+        if uri:
+            local = job.root / "emrfs" / key
+            storage.download_prefix(uri, local)
+            document[key] = str(local)
+    local_document = document_path.with_name("job.local.json")
+    local_document.write_text(json.dumps(document))
+    out.mkdir(parents=True, exist_ok=True)
+    spec = importlib.util.spec_from_file_location("smglm_sim_spark_driver", app)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.path.insert(0, str(app.parent))  # --py-files: spark_report next to the driver
+    buffer = io.StringIO()
+    try:
+        spec.loader.exec_module(module)
+        job.log(f"spark-submit --master yarn --deploy-mode client {entry[-1]} {' '.join(args)}")
+        with _contextlib.redirect_stdout(buffer):
+            code = module.main(["--job", str(local_document), "--out", str(out)])
+    finally:
+        sys.path.remove(str(app.parent))
+        for line in buffer.getvalue().splitlines():
+            job.log(line)
+    return int(code or 0)
+
+
+class ProcessingSimulator:
+    """Runs moto's processing jobs as SageMaker Processing would (see the comment above).
+
+    Hooked on a boto3 Session: it captures each CreateProcessingJob request, lays out a
+    temporary ``/opt/ml/processing``, downloads the S3 inputs to their ``LocalPath``, runs
+    ``container`` (a callable taking a :class:`ContainerRun`, returning the exit code), writes
+    its lines to CloudWatch Logs ``/aws/sagemaker/ProcessingJobs`` stream
+    ``<job>/algo-1-<epoch>``, uploads the outputs at the end of a successful job, and sets the
+    job's status (``Completed``; ``Failed`` with SageMaker's FailureReason and the container's
+    ExitMessage; ``Stopped``). ``mode`` as for :class:`SageMakerSimulator`.
+    """
+
+    def __init__(
+        self, workdir: Path, container: Any, *, mode: str = "sync", timeout: float = 120
+    ) -> None:
+        self.workdir = workdir
+        self.container = container
+        self.mode = mode
+        self.timeout = timeout
+        self.requests: list[dict[str, Any]] = []
+        self.stop_requests: list[str] = []
+        self.threads: dict[str, threading.Thread] = {}
+        self.stopping: dict[str, threading.Event] = {}
+
+    def attach(self, session: Any) -> ProcessingSimulator:
+        events = session.events
+        events.register("provide-client-params.sagemaker.CreateProcessingJob", self._capture)
+        events.register("after-call.sagemaker.CreateProcessingJob", self._after_create)
+        events.register("before-call.sagemaker.StopProcessingJob", self._stop)
+        events.register("before-call.sagemaker.ListProcessingJobs", self._list)
+        return self
+
+    def close(self) -> None:
+        for event in self.stopping.values():
+            event.set()
+        for thread in self.threads.values():
+            thread.join(timeout=60)
+
+    def wait(self, name: str, timeout: float = 120) -> None:
+        thread = self.threads.get(name)
+        if thread is not None:
+            thread.join(timeout)
+            assert not thread.is_alive(), f"job {name} still running after {timeout} s"
+
+    # -- handlers ----------------------------------------------------------------------------
+    def _capture(self, params: dict[str, Any], context: dict[str, Any], **_: Any) -> None:
+        request = copy.deepcopy(params)
+        context["smglm_request"] = request
+        self.requests.append(request)
+
+    def _after_create(self, http_response: Any, context: dict[str, Any], **_: Any) -> None:
+        if http_response.status_code >= 300 or "smglm_request" not in context:
+            return
+        request = context["smglm_request"]
+        region = context.get("client_region") or REGION
+        name = request["ProcessingJobName"]
+        job = moto_processing_job(name, region)
+        # moto drops these: echo them as SageMaker does
+        job.processing_resources = copy.deepcopy(request["ProcessingResources"])
+        job.environment = dict(request.get("Environment") or {})
+        job.processing_job_status = "InProgress"
+        job.processing_end_time = None
+        job.processing_start_time = None
+        job.failure_reason = None
+        job.exit_message = None
+        self.stopping[name] = threading.Event()
+        if self.mode == "sync":
+            self.run(request, region)
+        elif self.mode == "background":
+            thread = threading.Thread(target=self.run, args=(request, region), daemon=True)
+            self.threads[name] = thread
+            thread.start()
+
+    def _stop(self, params: dict[str, Any], context: dict[str, Any], **_: Any) -> Any:
+        name = json.loads(params["body"])["ProcessingJobName"]
+        self.stop_requests.append(name)
+        region = context.get("client_region") or REGION
+        try:
+            job = moto_processing_job(name, region)
+        except KeyError:
+            return error_response(
+                "ValidationException",
+                f"Could not find processing job 'arn:aws:sagemaker:{region}:{ACCOUNT}:"
+                f"processing-job/{name}'.",
+            )
+        if job.processing_job_status != "InProgress":
+            return error_response(
+                "ValidationException",
+                f"The request was rejected because the processing job is in status "
+                f"{job.processing_job_status}.",
+            )
+        self.stopping.setdefault(name, threading.Event()).set()
+        thread = self.threads.get(name)
+        if thread is not None and thread.is_alive():
+            job.processing_job_status = "Stopping"
+        else:
+            self._end(job, "Stopped", None, None)
+        job.last_modified_time = _now()
+        return _Response(200), {"ResponseMetadata": {"HTTPStatusCode": 200}}
+
+    def _list(self, params: dict[str, Any], context: dict[str, Any], **_: Any) -> Any:
+        """ListProcessingJobs with SortBy/SortOrder and StatusEquals honoured."""
+        from moto.backends import get_backend
+
+        args = json.loads(params["body"] or b"{}")
+        region = context.get("client_region") or REGION
+        jobs = list(get_backend("sagemaker")[ACCOUNT][region].processing_jobs.values())
+        if args.get("StatusEquals"):
+            jobs = [j for j in jobs if j.processing_job_status == args["StatusEquals"]]
+        key = {"Name": "processing_job_name", "Status": "processing_job_status"}.get(
+            args.get("SortBy", ""), "creation_time"
+        )
+        jobs.sort(key=lambda j: getattr(j, key), reverse=args.get("SortOrder") == "Descending")
+        start = int(args.get("NextToken") or 0)
+        end = start + int(args.get("MaxResults") or 10)
+        summaries = []
+        for j in jobs[start:end]:
+            summary = {
+                "ProcessingJobName": j.processing_job_name,
+                "ProcessingJobArn": j.arn,
+                "CreationTime": j.creation_time,
+                "LastModifiedTime": j.last_modified_time,
+                "ProcessingJobStatus": j.processing_job_status,
+            }
+            for attr, field_ in (
+                ("processing_end_time", "ProcessingEndTime"),
+                ("failure_reason", "FailureReason"),
+                ("exit_message", "ExitMessage"),
+            ):
+                if getattr(j, attr, None):
+                    summary[field_] = getattr(j, attr)
+            summaries.append(summary)
+        parsed: dict[str, Any] = {"ProcessingJobSummaries": summaries}
+        if end < len(jobs):
+            parsed["NextToken"] = str(end)
+        return _Response(200), parsed
+
+    # -- the job -----------------------------------------------------------------------------
+    def run(self, request: dict[str, Any], region: str) -> None:
+        """Run one processing job as SageMaker would and record its outcome in moto."""
+        import traceback
+
+        import boto3
+
+        from smglm.launch.storage import S3Storage
+
+        name = request["ProcessingJobName"]
+        job = moto_processing_job(name, region)
+        session = boto3.Session(region_name=region)  # a plain session: no handlers
+        storage = S3Storage(session.client("s3"))
+        root = self.workdir / name / "opt-ml"
+        stopping = self.stopping.setdefault(name, threading.Event())
+        run = ContainerRun(request, root, {}, None, stopping, region)
+        job.processing_start_time = _now()
+        job.last_modified_time = _now()
+        try:
+            for item in request.get("ProcessingInputs", []):
+                s3_input = item["S3Input"]
+                storage.download_prefix(s3_input["S3Uri"], run.local(s3_input["LocalPath"]))
+        except Exception as exc:
+            self._end(job, "Failed", f"ClientError: Failed to download data. {exc}", None)
+            return
+        for output in request["ProcessingOutputConfig"]["Outputs"]:
+            run.local(output["S3Output"]["LocalPath"]).mkdir(parents=True, exist_ok=True)
+        if stopping.is_set():
+            self._end(job, "Stopped", None, None)
+            return
+        logs = session.client("logs")
+        stream = f"{name}/algo-1-{int(time.time())}"
+        with contextlib.suppress(logs.exceptions.ResourceAlreadyExistsException):
+            logs.create_log_group(logGroupName=PROCESSING_LOG_GROUP)
+        logs.create_log_stream(logGroupName=PROCESSING_LOG_GROUP, logStreamName=stream)
+
+        def write(line: str) -> None:
+            event = {"timestamp": int(time.time() * 1000), "message": line}
+            logs.put_log_events(
+                logGroupName=PROCESSING_LOG_GROUP, logStreamName=stream, logEvents=[event]
+            )
+
+        run.log = write
+        run.env = {**(request.get("Environment") or {})}
+        try:
+            returncode = int(self.container(run))
+        except Exception:
+            for line in traceback.format_exc().splitlines():
+                write(line)
+            returncode = 1
+        if stopping.is_set():
+            self._end(job, "Stopped", None, None)
+            return
+        if returncode != 0:
+            message = run.local("/opt/ml/output/message")
+            text = message.read_text().strip() if message.is_file() else None
+            reason = "AlgorithmError: See job logs for more information"
+            self._end(job, "Failed", reason, text)
+            return
+        for output in request["ProcessingOutputConfig"]["Outputs"]:
+            s3_output = output["S3Output"]
+            folder = run.local(s3_output["LocalPath"])
+            for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+                rel = path.relative_to(folder).as_posix()
+                storage.upload_file(path, s3_output["S3Uri"].rstrip("/") + "/" + rel)
+        self._end(job, "Completed", None, None)
+
+    def _end(self, job: Any, status: str, reason: str | None, message: str | None) -> None:
+        job.processing_job_status = status
+        job.failure_reason = reason
+        job.exit_message = message
+        job.processing_end_time = _now()
+        job.last_modified_time = _now()

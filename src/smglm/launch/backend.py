@@ -243,6 +243,11 @@ class Backend(Protocol):
     def spec(self, job_name: str) -> JobSpec:
         """The JobSpec the job was launched with."""
 
+    def request(self, spec: JobSpec) -> dict[str, Any]:
+        """The request the backend's service receives (or, for an emulating backend, would
+        receive on SageMaker) for ``spec``: CreateTrainingJob's keyword arguments, or
+        CreateProcessingJob's for a Spark job. Nothing is sent."""
+
     # hooks of smglm.train, in the order it calls them
     def prepare_image(self, job: JobConfig) -> str:
         """The image the job runs, checked (e.g. that it is in ECR); raises ConfigError
@@ -332,6 +337,10 @@ class BaseBackend:
     def spec(self, job_name: str) -> JobSpec:
         """The spec rebuilt from :meth:`describe` (DescribeTrainingJob repeats the request)."""
         return JobSpec.from_request(self.describe(job_name))
+
+    def request(self, spec: JobSpec) -> dict[str, Any]:
+        """:meth:`JobSpec.to_request`: the CreateTrainingJob request of ``spec``."""
+        return spec.to_request()
 
     # -- hooks of smglm.train ----------------------------------------------------------------
     def prepare_image(self, job: JobConfig) -> str:

@@ -297,6 +297,12 @@ class Job:
         """The job's :class:`~smglm.launch.spec.JobSpec` (its CreateTrainingJob request)."""
         return self.backend.spec(self.name)
 
+    def request(self) -> dict[str, Any]:
+        """The request the job's service received, e.g. to print it: CreateTrainingJob's
+        keyword arguments, or CreateProcessingJob's for a Spark job (on the local backend,
+        the one SageMaker would receive, with this machine's ``file://`` URIs)."""
+        return self.backend.request(self.backend.spec(self.name))
+
     def estimator(self, *, session: Any | None = None) -> Any:
         """The same job as a SageMaker SDK object (v2 ``Estimator`` or v3 ``ModelTrainer``,
         whichever SDK is installed), for Pipelines, tuning and deployment."""

@@ -456,6 +456,22 @@ class LocalBackend(BaseBackend):
             raise ConfigError([Issue("image_uri", msg)])
         return super().prepare_image(job)
 
+    def request(self, spec: JobSpec, *, region: str | None = None) -> dict[str, Any]:
+        """The request SageMaker would receive for ``spec`` (nothing is sent): CreateTrainingJob's
+        (:meth:`JobSpec.to_request`), or for a Spark job (``engine`` hyperparameter ``spark``)
+        CreateProcessingJob's on AWS's Spark image of ``region`` (default
+        ``AWS_DEFAULT_REGION``, ``AWS_REGION``, else us-east-1), as the sagemaker backend sends
+        it (:func:`smglm.launch.processing.processing_request`). The URIs are this job's
+        (``file://``); on SageMaker they are ``s3://``."""
+        from smglm.launch import processing
+
+        if not processing.is_spark(spec):
+            return spec.to_request()
+        region = (
+            region or os.environ.get("AWS_DEFAULT_REGION") or os.environ.get("AWS_REGION")
+        ) or "us-east-1"
+        return processing.processing_request(spec, image_uri=processing.spark_image_uri(region))
+
     # -- helpers -------------------------------------------------------------------------
     def spec(self, job_name: str) -> JobSpec:
         """The spec as launched (the job's ``spec.json``)."""
