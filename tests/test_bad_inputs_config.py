@@ -293,7 +293,20 @@ CASES: list[Case] = [
     _file("file-yaml-list", "c.yml", b"- a\n", "must be a mapping"),
     # -- JobConfig -----------------------------------------------------------------------
     _job("job-instance-type", {"instance_type": "m5.large"}, "ml.<family>.<size>", "instance_type"),
-    _job("job-instance-count", {"instance_count": 2}, "must be <= 1", "instance_count"),
+    _job(
+        "job-instance-count",
+        {"instance_count": 2},
+        "a glum training job runs on one instance; got 2 (more instances need engine: spark)",
+        "instance_count",
+    ),
+    _job(
+        "job-instance-count-max",
+        {"instance_count": 101, "engine": "spark"},
+        "must be <= 100",
+        "instance_count",
+    ),
+    _job("job-engine", {"engine": "sprak"}, "Did you mean 'spark'?", "engine"),
+    _job("job-aggregate", {"aggregate": "cell"}, "Did you mean 'cells'?", "aggregate"),
     _job("job-unknown-field", {"instanc_type": "ml.m5.large"}, "Did you mean 'instance_type'?"),
     _job("job-name", {"job_name": "bad_name"}, "not a valid training job name", "job_name"),
     _job("job-output-path", {"output_path": "/tmp/x"}, "s3:// or file:// URI", "output_path"),

@@ -139,15 +139,36 @@ def test_cli_warm_reports_and_stops_the_warm_worker(tmp_path):
     assert warm.worker_pid(home) is None
 
 
-def test_cli_train_engine_needs_the_local_backend_and_an_image(tmp_path):
+def test_cli_train_runner_needs_the_local_backend_and_an_image(tmp_path):
     data = tmp_path / "motor.csv"
     assert _smglm("data", str(data), "--rows", "300", cwd=tmp_path).returncode == 0
     config = tmp_path / "glm.yaml"
     config.write_text("target: claim_count\npredictors: [driver_age]\nfamily: poisson\n")
     home = tmp_path / "home"
-    args = ("train", str(config), str(data), "--engine", "podman")
+    args = ("train", str(config), str(data), "--runner", "podman")
     other = _smglm(*args, "--backend", "sagemaker", cwd=tmp_path, home=home)
-    assert other.returncode == 2 and "--engine: runs the image locally" in other.stderr
+    assert other.returncode == 2 and "--runner: runs the image locally" in other.stderr
     no_image = _smglm(*args, cwd=tmp_path, home=home)
     assert no_image.returncode == 2
-    assert "image_uri: the local backend with engine='podman' runs an image" in no_image.stderr
+    assert "image_uri: the local backend with runner='podman' runs an image" in no_image.stderr
+    # the old spelling still works, and says what to write instead
+    old = _smglm("train", str(config), str(data), "--engine", "podman", cwd=tmp_path, home=home)
+    assert old.returncode == 2
+    assert "--engine podman is deprecated: use --runner podman" in old.stderr
+    assert "image_uri: the local backend with runner='podman' runs an image" in old.stderr
+    both = _smglm(*args, "--engine", "docker", cwd=tmp_path, home=home)
+    assert both.returncode == 2
+    assert "--engine: says 'docker' but --runner says 'podman'" in both.stderr
+
+
+def test_cli_train_instance_count_needs_the_spark_engine(tmp_path):
+    data = tmp_path / "motor.csv"
+    assert _smglm("data", str(data), "--rows", "300", cwd=tmp_path).returncode == 0
+    config = tmp_path / "glm.yaml"
+    config.write_text("target: claim_count\npredictors: [driver_age]\nfamily: poisson\n")
+    proc = _smglm(
+        "train", str(config), str(data), "--instance-count", "4", cwd=tmp_path,
+        home=tmp_path / "home",
+    )  # fmt: skip
+    assert proc.returncode == 2
+    assert "instance_count: a glum training job runs on one instance; got 4" in proc.stderr

@@ -353,7 +353,7 @@ def test_serve_in_image_answers_ping_and_csv_invocations_and_stops_on_sigterm(
 @pytest.mark.container
 @pytest.mark.slow
 def test_local_backend_with_podman_runs_the_image_end_to_end(image, podman_env, tmp_path):
-    """``LocalBackend(engine="podman")``: the same job as the default local backend, but in the
+    """``LocalBackend(runner="podman")``: the same job as the default local backend, but in the
     image, as SageMaker runs it; then a failing job keeps the reason the image wrote."""
     import io
 
@@ -367,7 +367,7 @@ def test_local_backend_with_podman_runs_the_image_end_to_end(image, podman_env, 
         for key, value in podman_env.items():  # the supervisor runs podman with this environment
             if os.environ.get(key) != value:
                 mp.setenv(key, value)
-        backend = LocalBackend(tmp_path / "home", engine="podman")
+        backend = LocalBackend(tmp_path / "home", runner="podman")
         job = smglm.train(config, data, backend=backend, image_uri=image, tracking=False)
         job.wait(out=io.StringIO(), timeout=300)
         assert job.status == "Completed", job.failure_reason

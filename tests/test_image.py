@@ -41,14 +41,14 @@ def test_image_help_lists_build_and_push():
     assert "build" in proc.stdout and "push" in proc.stdout
     assert "container/build_and_push.sh" in proc.stdout.replace("\n", " ")
     push = _smglm("push", "--help")
-    for option in ("--dry-run", "--engine", "--tag", "--repository", "--region", "--account"):
+    for option in ("--dry-run", "--builder", "--tag", "--repository", "--region", "--account"):
         assert option in push.stdout
     build = _smglm("build", "--help")
     assert "--dry-run" in build.stdout and "--region" not in build.stdout
 
 
 def test_image_build_dry_run_prints_the_build_command_only():
-    proc = _smglm("build", "--dry-run", "--engine", "buildah", "--tag", "dev")
+    proc = _smglm("build", "--dry-run", "--builder", "buildah", "--tag", "dev")
     assert proc.returncode == 0, proc.stderr
     lines = proc.stdout.splitlines()
     assert lines[-1] == "localhost/smglm:dev"
@@ -60,7 +60,7 @@ def test_image_build_dry_run_prints_the_build_command_only():
 
 def test_image_push_dry_run_prints_build_login_tag_and_push():
     aws = ["--account", ACCOUNT, "--region", REGION, "--repository", "glms"]
-    proc = _smglm("push", "--dry-run", "--engine", "docker", *aws)
+    proc = _smglm("push", "--dry-run", "--builder", "docker", *aws)
     assert proc.returncode == 0, proc.stderr
     uri = f"{REGISTRY}/glms:{__version__}"
     lines = proc.stdout.splitlines()
@@ -77,10 +77,10 @@ def test_image_push_dry_run_prints_build_login_tag_and_push():
     assert f"+ docker push {uri}" in lines
 
 
-def test_image_build_without_an_engine_says_which_to_install(tmp_path):
+def test_image_build_without_a_builder_says_which_to_install(tmp_path):
     proc = _smglm("build", path=str(tmp_path))  # an empty PATH: no docker, buildah, podman
     assert proc.returncode == 2
-    assert "--engine: no container engine found on PATH" in proc.stderr
+    assert "--builder: no container tool found on PATH" in proc.stderr
     assert "docker, buildah, podman" in proc.stderr
     assert proc.stdout == ""
 
@@ -98,9 +98,16 @@ def test_image_dry_run_without_an_engine_shows_dockers_commands(tmp_path):
 
 
 def test_image_outside_a_source_tree_names_source(tmp_path):
-    proc = _smglm("build", "--dry-run", "--engine", "podman", "--source", str(tmp_path))
+    proc = _smglm("build", "--dry-run", "--builder", "podman", "--source", str(tmp_path))
     assert proc.returncode == 2
     assert "--source: no container/build_and_push.sh in" in proc.stderr
+
+
+def test_image_engine_is_the_old_spelling_of_builder():
+    proc = _smglm("build", "--dry-run", "--engine", "buildah", "--tag", "dev")
+    assert proc.returncode == 0, proc.stderr
+    assert "image --engine is deprecated: use --builder buildah" in proc.stderr
+    assert any(line.startswith("+ buildah bud ") for line in proc.stdout.splitlines())
 
 
 def _hint(message: str) -> list[str]:

@@ -305,15 +305,17 @@ def test_job_spec_of_a_local_job_is_its_request(completed):
     assert spec.model_artifacts_uri == job.model_uri
 
 
-def test_local_engine_is_checked_and_needs_an_image(tmp_path, data, monkeypatch):
-    with pytest.raises(BackendError, match=r"engine must be 'docker', 'podman' or None; got 'lxc'"):
-        LocalBackend(tmp_path, engine="lxc")
-    backend = LocalBackend(tmp_path, engine="podman")
+def test_local_runner_is_checked_and_needs_an_image(tmp_path, data, monkeypatch):
+    with pytest.raises(BackendError, match=r"runner must be 'docker', 'podman' or None; got 'lxc'"):
+        LocalBackend(tmp_path, runner="lxc")
+    with pytest.warns(DeprecationWarning, match=r"LocalBackend\(engine='podman'\) is now"):
+        assert LocalBackend(tmp_path, engine="podman").runner == "podman"
+    backend = LocalBackend(tmp_path, runner="podman")
     config = {"target": "claim_count", "predictors": ["driver_age"], "family": "poisson"}
-    with pytest.raises(ConfigError, match=r"image_uri: the local backend with engine='podman'"):
+    with pytest.raises(ConfigError, match=r"image_uri: the local backend with runner='podman'"):
         smglm.train(config, data.head(200), backend=backend, tracking=False)
-    monkeypatch.setenv("PATH", str(tmp_path))  # no engine on PATH
-    with pytest.raises(BackendError, match=r"engine 'podman' is not on PATH"):
+    monkeypatch.setenv("PATH", str(tmp_path))  # no runner on PATH
+    with pytest.raises(BackendError, match=r"runner 'podman' is not on PATH"):
         smglm.train(config, data.head(200), backend=backend, image_uri="smglm:test",
                     tracking=False)  # fmt: skip
 
@@ -332,7 +334,7 @@ def test_container_command_runs_the_image_as_sagemaker_would(tmp_path):
         environment={"MLFLOW_RUN_ID": "r1", "MLFLOW_TRACKING_URI": "http://127.0.0.1:5000"},
     )
     (folder / "spec.json").write_text(json.dumps(spec.to_request()))
-    request = Supervisor(folder, 5.0, engine="podman").training_request()
+    request = Supervisor(folder, 5.0, runner="podman").training_request()
     cmd = ContainerLauncher("podman").command(request)
     assert cmd[:7] == ["podman", "run", "--rm", "--name", "smglm-smglm-engine-1", "-v",
                        f"{folder / 'ml'}:/opt/ml"]  # fmt: skip

@@ -123,7 +123,9 @@ BAD_CELLS = {
     "--data df\ntarget: claim_count\nfamily: gamma\n": (
         r"target: column 'claim_count' has \d+ value\(s\) <= 0"
     ),
-    "--data df --instance-count 2\ntarget: claim_count\n": r"instance_count: must be <= 1; got 2",
+    "--data df --instance-count 2\ntarget: claim_count\n": (
+        r"instance_count: a glum training job runs on one instance; got 2"
+    ),
     "--data df --instance-type big\ntarget: claim_count\n": (
         r"instance_type: 'big' is not a SageMaker instance type"
     ),

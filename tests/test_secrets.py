@@ -145,7 +145,7 @@ def test_supervisor_takes_the_tracking_credentials_from_its_environment(tmp_path
     folder = _job_folder(tmp_path, {"MLFLOW_RUN_ID": "r1", "MLFLOW_TRACKING_URI": uri})
     assert PASSWORD not in (folder / "spec.json").read_text()
     monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)  # what LocalBackend passes
-    supervisor = Supervisor(folder, 5.0, engine="podman")
+    supervisor = Supervisor(folder, 5.0, runner="podman")
     assert supervisor.environment["MLFLOW_TRACKING_URI"] == uri
     request = supervisor.training_request()
     assert request.env["MLFLOW_TRACKING_URI"] == uri

@@ -18,6 +18,10 @@ from typing import Any
 from smglm import __version__
 from smglm.errors import ConfigError, DataError, Issue, JobFailed, ModelError, SmglmError
 
+#: The fitting engines (``JobConfig.engine``) and the local backend's container runners.
+FIT_ENGINES = ("glum", "spark")
+RUNNERS = ("podman", "docker")
+
 __all__ = ["main"]
 
 log = logging.getLogger("smglm.cli")
@@ -126,7 +130,30 @@ def _cmd_train(args: argparse.Namespace) -> int:
     import smglm
 
     fields: dict[str, Any] = {}
-    for name in ("instance_type", "job_name", "max_cost", "image_uri", "role", "output_path"):
+    engine, runner = args.engine, args.runner
+    if engine in RUNNERS:  # the old spelling: --engine named the container runner
+        print(
+            f"[smglm] --engine {engine} is deprecated: use --runner {engine} (--engine now "
+            f"names the fitting engine: {' or '.join(FIT_ENGINES)})",
+            file=sys.stderr,
+        )
+        if runner is not None and runner != engine:
+            raise ConfigError(
+                [Issue("--engine", f"says {engine!r} but --runner says {runner!r}", engine)]
+            )
+        engine, runner = None, engine
+    args.engine = engine
+    for name in (
+        "instance_type",
+        "instance_count",
+        "job_name",
+        "max_cost",
+        "image_uri",
+        "role",
+        "output_path",
+        "engine",
+        "aggregate",
+    ):
         value = getattr(args, name)
         if value is not None:
             fields[name] = value
@@ -134,22 +161,22 @@ def _cmd_train(args: argparse.Namespace) -> int:
     if not data:
         raise ConfigError([Issue("data", "give the training data: --data PATH_OR_URI")])
     backend: Any = args.backend
-    if args.engine:
+    if runner:
         from smglm.launch.backend import BACKENDS, get_backend
 
-        if "engine" not in BACKENDS[args.backend].options:
-            with_engine = [n for n, e in BACKENDS.items() if "engine" in e.options]
+        if "runner" not in BACKENDS[args.backend].options:
+            with_runner = [n for n, e in BACKENDS.items() if "runner" in e.options]
             raise ConfigError(
                 [
                     Issue(
-                        "--engine",
+                        "--runner",
                         f"runs the image locally; not with --backend {args.backend} "
-                        f"(backends with an engine: {with_engine})",
-                        args.engine,
+                        f"(backends with a runner: {with_runner})",
+                        runner,
                     )
                 ]
             )
-        backend = get_backend(args.backend, engine=args.engine)
+        backend = get_backend(args.backend, runner=runner)
     job = smglm.train(
         args.config,
         data,
@@ -226,7 +253,14 @@ def _cmd_show(args: argparse.Namespace) -> int:
 def _cmd_image(args: argparse.Namespace) -> int:
     from smglm.launch.image import ImageOptions, image_command, run_image_command
 
-    names = ("engine", "tag", "repository", "region", "account", "extras", "base_image", "source")
+    if args.engine_old:  # the old spelling, before --engine meant the fitting engine
+        print(
+            f"[smglm] image --engine is deprecated: use --builder {args.engine_old}",
+            file=sys.stderr,
+        )
+        if args.builder is None:
+            args.builder = args.engine_old
+    names = ("builder", "tag", "repository", "region", "account", "extras", "base_image", "source")
     options = ImageOptions(
         **{name: getattr(args, name, None) for name in names},
         offline=args.offline,
@@ -274,12 +308,31 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument("--instance-type", dest="instance_type", help="e.g. ml.m5.xlarge")
     train.add_argument("--name", dest="job_name", help="job name (default: generated)")
     train.add_argument(
-        "--image", dest="image_uri", help="training image URI (sagemaker, or with --engine)"
+        "--image", dest="image_uri", help="training image URI (sagemaker, or with --runner)"
     )
     train.add_argument(
         "--engine",
-        choices=["podman", "docker"],
-        help="local backend: run the image (--image) with this engine instead of the package",
+        choices=[*FIT_ENGINES, *RUNNERS],
+        help="the fitting engine: glum (default) or spark (Spark MLlib's GLR; a SageMaker "
+        "Processing job on sagemaker). podman/docker here are the old spelling of --runner",
+    )
+    train.add_argument(
+        "--aggregate",
+        choices=["auto", "cells", "rows"],
+        help="model points: fit on rows summed to rating cells (cells), never (rows), or when "
+        "the terms allow it and the data is large (auto, the default)",
+    )
+    train.add_argument(
+        "--instance-count",
+        dest="instance_count",
+        type=int,
+        help="instances (more than 1 only with --engine spark: a Spark cluster)",
+    )
+    train.add_argument(
+        "--runner",
+        choices=RUNNERS,
+        help="local backend: run the image (--image) with this container runner instead of "
+        "the installed package",
     )
     train.add_argument("--role", help="IAM role ARN (sagemaker)")
     train.add_argument("--output-path", dest="output_path", help="s3:// or file:// prefix")
@@ -331,7 +384,7 @@ def _parser() -> argparse.ArgumentParser:
     data.add_argument("--seed", type=int, default=0, help="random seed")
     data.set_defaults(func=_cmd_data)
 
-    from smglm.launch.image import ENGINES
+    from smglm.launch.image import BUILDERS
 
     image = sub.add_parser(
         "image",
@@ -354,10 +407,13 @@ def _parser() -> argparse.ArgumentParser:
             "--dry-run", action="store_true", help="print the commands; run none of them"
         )
         p.add_argument(
-            "--engine",
-            choices=ENGINES,
-            help="container engine (default: docker if its engine answers, else buildah, "
+            "--builder",
+            choices=BUILDERS,
+            help="container tool (default: docker if its engine answers, else buildah, "
             "else podman)",
+        )
+        p.add_argument(  # the old spelling of --builder
+            "--engine", dest="engine_old", choices=BUILDERS, help=argparse.SUPPRESS
         )
         p.add_argument("--tag", help="image tag (default: smglm's version)")
         p.add_argument("--repository", help="repository name (default: smglm)")

@@ -118,6 +118,7 @@ def prepare(
     levels: dict[str, Sequence[str]] | None = None,
     terms: Sequence[Any] | None = None,
     what: str = "data",
+    n_obs: int | None = None,
 ) -> Prepared:
     """Check ``df`` against ``config`` and return the engine's inputs and the fitted terms.
 
@@ -135,6 +136,10 @@ def prepare(
     domain, the weights and the exposure, and the terms (levels, groups, bases, bands, splines,
     fixed terms), reported together. The terms' data rules are checked on training data (no
     ``terms``, ``references`` or ``levels`` given, ``what`` other than ``"test data"``).
+
+    ``n_obs`` is the number of observations when ``df`` holds model points (rating cells,
+    :mod:`smglm.glm.points`): the check for more observations than coefficients counts them,
+    not the cells.
     """
     _check_columns(config, df, what)
     fitted = {t.name: t for t in terms} if terms is not None else None
@@ -172,7 +177,7 @@ def prepare(
     if fixed_offset is not None:
         offset = fixed_offset if offset is None else offset + fixed_offset
     if training:
-        _check_estimable(config, X, main, interactions, y, w)
+        _check_estimable(config, X, main, interactions, y, w, n_obs)
     return Prepared(
         X=X,
         y=y,
@@ -927,6 +932,7 @@ def _check_estimable(
     interactions: list[InteractionTerm],
     y: np.ndarray,
     w: np.ndarray,
+    n_rows: int | None = None,
 ) -> None:
     """Training data on which the model has no finite estimate: a categorical with one level,
     a target with no information for the family (all zero for counts, all 0 or all 1 for
@@ -935,7 +941,7 @@ def _check_estimable(
     an interaction the products of its parts'; fixed terms none)."""
     issues: list[Issue] = []
     used = w > 0
-    n_obs = int(used.sum())
+    n_obs = int(used.sum()) if n_rows is None else n_rows
     n_params = int(config.fit_intercept)
     n_params += sum(len(t.columns) for t in interactions)
     for term in main:

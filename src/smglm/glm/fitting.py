@@ -525,10 +525,14 @@ def _coefficient_table(
     fam: FamilySpec,
     aliased: list[str] | None = None,
     separated: dict[str, str] | None = None,
+    *,
+    n_obs: int | None = None,
 ) -> pd.DataFrame:
     """The coefficient table. An aliased term (R's ``NA``) has no estimate (NaN; its column is
     a linear combination of earlier ones, and the model scores it as 0); its ``note`` says so.
-    The ``note`` column is there only when some term has a note."""
+    The ``note`` column is there only when some term has a note. ``n_obs`` (default: the rows
+    of ``prep`` with weight > 0) gives the t statistics' residual degrees of freedom (model
+    points: the rows, not the cells)."""
     from scipy import stats
 
     aliased = aliased or []
@@ -539,7 +543,8 @@ def _coefficient_table(
     estimates = np.where(is_aliased, np.nan, estimates)
     with np.errstate(divide="ignore", invalid="ignore"):
         statistic = estimates / se
-    n_obs = int(np.count_nonzero(prep.weights > 0))
+    if n_obs is None:
+        n_obs = int(np.count_nonzero(prep.weights > 0))
     df_resid = n_obs - (len(estimates) - len(aliased))
     if fam.has_dispersion and df_resid > 0:  # t statistics where the dispersion is estimated
         p_value = 2 * stats.t.sf(np.abs(statistic), df_resid)

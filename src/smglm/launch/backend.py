@@ -407,7 +407,7 @@ class BackendEntry:
         Called with keyword options (see :func:`get_backend`); returns the backend.
     options
         The options the factory takes from configuration: ``JobConfig`` fields or settings
-        (e.g. ``region``) and command-line flags (e.g. ``engine``). :func:`backend_from_config`
+        (e.g. ``region``) and command-line flags (e.g. ``runner``). :func:`backend_from_config`
         passes these when they are set; the CLI refuses a flag its backend does not take.
     summary
         One line for lists of choices.
@@ -542,7 +542,7 @@ def _sagemaker(**options: Any) -> Backend:
 
 
 register_backend(
-    "local", _local, options=("engine",), summary="this machine, no AWS (SageMaker emulated)"
+    "local", _local, options=("runner",), summary="this machine, no AWS (SageMaker emulated)"
 )
 register_backend(
     "sagemaker", _sagemaker, options=("region",), summary="Amazon SageMaker training jobs"

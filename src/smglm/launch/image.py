@@ -25,17 +25,17 @@ from pathlib import Path
 from smglm.errors import ConfigError, Issue
 
 __all__ = [
-    "ENGINES",
+    "BUILDERS",
     "SCRIPT",
     "ImageOptions",
-    "find_engine",
+    "find_builder",
     "find_script",
     "image_command",
     "run_image_command",
 ]
 
-#: The container engines that can build the image, in the order they are looked for.
-ENGINES = ("docker", "buildah", "podman")
+#: The container tools that can build the image, in the order they are looked for.
+BUILDERS = ("docker", "buildah", "podman")
 #: The build script, relative to smglm's source tree.
 SCRIPT = Path("container") / "build_and_push.sh"
 
@@ -46,8 +46,8 @@ class ImageOptions:
 
     Attributes
     ----------
-    engine
-        ``docker``, ``buildah`` or ``podman`` (default: :func:`find_engine`).
+    builder
+        ``docker``, ``buildah`` or ``podman`` (default: :func:`find_builder`).
     tag
         The image tag (default: smglm's version).
     repository
@@ -70,7 +70,7 @@ class ImageOptions:
         smglm's source tree (default: :func:`find_script`'s search).
     """
 
-    engine: str | None = None
+    builder: str | None = None
     tag: str | None = None
     repository: str | None = None
     region: str | None = None
@@ -92,30 +92,30 @@ def _docker_answers(docker: str) -> bool:
     return proc.returncode == 0
 
 
-def find_engine(path: str | None = None) -> str:
-    """The container engine to build with: Docker when its engine answers, else buildah, else
+def find_builder(path: str | None = None) -> str:
+    """The container tool to build with: Docker when its engine answers, else buildah, else
     podman (buildah's images are pushed with podman), looked up on ``path`` (default ``PATH``).
 
     Raises
     ------
     ConfigError
-        Naming ``--engine`` when none of them is installed.
+        Naming ``--builder`` when none of them is installed.
     """
     docker = shutil.which("docker", path=path)
     if docker and _docker_answers(docker):
         return "docker"
-    for engine in ENGINES[1:]:
-        if shutil.which(engine, path=path):
-            return engine
+    for builder in BUILDERS[1:]:
+        if shutil.which(builder, path=path):
+            return builder
     found = " (docker is installed, but `docker info` gets no answer from its engine)"
     raise ConfigError(
         [
             Issue(
-                "--engine",
-                "no container engine found on PATH"
+                "--builder",
+                "no container tool found on PATH"
                 + (found if docker else "")
-                + f": building smglm's image needs one of {', '.join(ENGINES)}; install Docker "
-                "(and start its engine), podman or buildah, or give --engine",
+                + f": building smglm's image needs one of {', '.join(BUILDERS)}; install Docker "
+                "(and start its engine), podman or buildah, or give --builder",
             )
         ]
     )
@@ -163,22 +163,22 @@ def image_command(
 ) -> list[str]:
     """The ``build_and_push.sh`` command line for ``options``: build only, or build and push.
 
-    Without ``options.engine`` the engine is found with :func:`find_engine`; a dry run falls
+    Without ``options.builder`` the tool is found with :func:`find_builder`; a dry run falls
     back to ``docker`` when there is none (it runs nothing).
 
     Raises
     ------
     ConfigError
-        Naming the option at fault: an unknown ``--engine``, no engine, no source tree.
+        Naming the option at fault: an unknown ``--builder``, no tool, no source tree.
     """
-    engine = options.engine
-    if engine is not None and engine not in ENGINES:
+    engine = options.builder
+    if engine is not None and engine not in BUILDERS:
         raise ConfigError(
-            [Issue("--engine", f"must be one of {', '.join(ENGINES)}; got {engine!r}", engine)]
+            [Issue("--builder", f"must be one of {', '.join(BUILDERS)}; got {engine!r}", engine)]
         )
     if engine is None:
         try:
-            engine = find_engine(path)
+            engine = find_builder(path)
         except ConfigError:
             if not dry_run:
                 raise

@@ -167,11 +167,14 @@ class LocalBackend(BaseBackend):
         why (e.g. an environment variable read at start-up that differs from the worker's; see
         :mod:`smglm.runtime.zygote`). Default: the ``SMGLM_LOCAL_WARM`` environment variable,
         else on; off, each job starts a fresh interpreter (slower: benchmarks/README.md).
-    engine
+    runner
         ``"podman"`` or ``"docker"``: run each job's image (``JobConfig.image_uri``, e.g. the
         one built for SageMaker) with ``ENGINE run``, ``/opt/ml`` mounted from the job's folder,
         as SageMaker runs it; no warm worker then. Default None: the installed smglm runs
         ``train``.
+    engine
+        Deprecated spelling of ``runner`` (a DeprecationWarning): ``engine`` now names the
+        fitting engine (``JobConfig.engine``: glum or spark).
     """
 
     name = "local"
@@ -181,7 +184,7 @@ class LocalBackend(BaseBackend):
     remote = False
     #: The supervisor ends the job's MLflow run.
     ends_tracking_runs = True
-    #: Without ``engine``, the installed package runs; this name is recorded as the image.
+    #: Without ``runner``, the installed package runs; this name is recorded as the image.
     default_image: str | None = LOCAL_IMAGE
 
     def __init__(
@@ -191,11 +194,23 @@ class LocalBackend(BaseBackend):
         stop_grace_seconds: float = 120.0,
         python: str | None = None,
         warm: bool | None = None,
+        runner: str | None = None,
         engine: str | None = None,
     ) -> None:
-        if engine not in (None, "docker", "podman"):
-            raise BackendError(f"engine must be 'docker', 'podman' or None; got {engine!r}")
-        self.engine = engine
+        if engine is not None:  # the old spelling, before "engine" meant the fitting engine
+            import warnings
+
+            warnings.warn(
+                f"LocalBackend(engine={engine!r}) is now LocalBackend(runner={engine!r}): "
+                "'engine' names the fitting engine (glum or spark) everywhere else",
+                DeprecationWarning,
+                stacklevel=2,
+            )
+            if runner is None:
+                runner = engine
+        if runner not in (None, "docker", "podman"):
+            raise BackendError(f"runner must be 'docker', 'podman' or None; got {runner!r}")
+        self.runner = runner
         self.home = Path(home) if home else default_home()
         self.stop_grace_seconds = stop_grace_seconds
         self.python = python or sys.executable
@@ -286,15 +301,15 @@ class LocalBackend(BaseBackend):
             "--grace",
             str(self.stop_grace_seconds),
         ]
-        if self.engine is not None:
+        if self.runner is not None:
             import shutil
 
-            if shutil.which(self.engine) is None:
+            if shutil.which(self.runner) is None:
                 raise BackendError(
-                    f"engine {self.engine!r} is not on PATH: install it, or use engine=None to "
+                    f"runner {self.runner!r} is not on PATH: install it, or use runner=None to "
                     "run the installed smglm instead of the image"
                 )
-            cmd += ["--engine", self.engine]
+            cmd += ["--runner", self.runner]
         elif self.warm:
             self.prewarm()
             cmd += ["--warm", str(self.home)]
@@ -311,7 +326,7 @@ class LocalBackend(BaseBackend):
         log = folder / "runner.log"
         log.touch(mode=0o600)
         env = {**os.environ, **secrets}
-        if self.warm and self.engine is None and self.python == sys.executable:
+        if self.warm and self.runner is None and self.python == sys.executable:
             from smglm.launch.warm import start_supervisor
 
             pid = start_supervisor(self.home, env, folder, log, cmd[3:], lock)
@@ -418,8 +433,8 @@ class LocalBackend(BaseBackend):
     def prewarm(self) -> bool:
         """Start this home's warm runtime worker now, in the background, so that the first job
         does not wait for its imports (e.g. when a launch form opens). Returns whether the
-        worker is used (warm, no ``engine``); never waits."""
-        if not self.warm or self.engine is not None:
+        worker is used (warm, no ``runner``); never waits."""
+        if not self.warm or self.runner is not None:
             return False
         from smglm.config.environment import SMGLM_WARM_IDLE_SECONDS
         from smglm.launch.warm import IDLE_SECONDS, ensure_worker
@@ -434,10 +449,10 @@ class LocalBackend(BaseBackend):
         return shutdown_worker(self.home)
 
     def prepare_image(self, job: JobConfig) -> str:
-        """``job.image_uri`` or :data:`LOCAL_IMAGE`; with an ``engine``, ``job.image_uri``
-        (the engine runs it), a ConfigError naming ``image_uri`` when it is not set."""
-        if self.engine and not job.image_uri:
-            msg = f"the local backend with engine={self.engine!r} runs an image; give image_uri"
+        """``job.image_uri`` or :data:`LOCAL_IMAGE`; with a ``runner``, ``job.image_uri``
+        (the runner runs it), a ConfigError naming ``image_uri`` when it is not set."""
+        if self.runner and not job.image_uri:
+            msg = f"the local backend with runner={self.runner!r} runs an image; give image_uri"
             raise ConfigError([Issue("image_uri", msg)])
         return super().prepare_image(job)
 

@@ -315,13 +315,13 @@ class ColdLauncher:
 
 
 class ContainerProcess:
-    """The client of ``ENGINE run``; :meth:`kill` also removes the container (the engine's
+    """The client of ``RUNNER run``; :meth:`kill` also removes the container (the runner's
     client is gone, the container would stay)."""
 
-    def __init__(self, popen: subprocess.Popen[bytes], engine: str, container: str) -> None:
+    def __init__(self, popen: subprocess.Popen[bytes], runner: str, container: str) -> None:
         self.popen = popen
         self.pid = popen.pid
-        self.engine = engine
+        self.runner = runner
         self.container = container
 
     def poll(self) -> int | None:
@@ -336,24 +336,24 @@ class ContainerProcess:
     def kill(self) -> None:
         self.popen.kill()
         subprocess.run(
-            [self.engine, "rm", "--force", self.container], capture_output=True, check=False
+            [self.runner, "rm", "--force", self.container], capture_output=True, check=False
         )
 
 
 class ContainerLauncher:
-    """The job's image with ``ENGINE run``: ``engine`` is ``"podman"`` or ``"docker"``."""
+    """The job's image with ``RUNNER run``: ``runner`` is ``"podman"`` or ``"docker"``."""
 
-    def __init__(self, engine: str) -> None:
-        self.engine = engine
+    def __init__(self, runner: str) -> None:
+        self.runner = runner
 
     @staticmethod
     def container_name(request: TrainingRequest) -> str:
         return f"smglm-{request.name}"
 
     def command(self, request: TrainingRequest) -> list[str]:
-        """``ENGINE run`` of the job's image with ``train``, ``ml/`` mounted at ``/opt/ml`` and
+        """``RUNNER run`` of the job's image with ``train``, ``ml/`` mounted at ``/opt/ml`` and
         the job's environment (as SageMaker sets it, not this machine's)."""
-        # a secret is passed by name, its value through the engine's environment: never on a
+        # a secret is passed by name, its value through the runner's environment: never on a
         # command line, which every user of the machine can read
         _, secrets = split_secrets(request.job_env)
         flags = [
@@ -362,7 +362,7 @@ class ContainerLauncher:
             for f in ("-e", k if k in secrets else f"{k}={v}")
         ]
         return [
-            self.engine,
+            self.runner,
             "run",
             "--rm",
             "--name",
@@ -385,7 +385,7 @@ class ContainerLauncher:
             cwd=str(request.folder),
             env={**os.environ, **split_secrets(request.job_env)[1]},
         )
-        return ContainerProcess(popen, self.engine, self.container_name(request))
+        return ContainerProcess(popen, self.runner, self.container_name(request))
 
 
 def terminate_later(child: ChildProcess, grace: float, say: Callable[[str], None]) -> None:

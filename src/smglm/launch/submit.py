@@ -60,7 +60,13 @@ def _storage_base(job: JobConfig, backend: Backend) -> str:
     return job.output_path or str(backend.default_output_path(job))
 
 
-_REUSE_KEYS = ("smglm.config_hash", "smglm.data_hash", "smglm.test_data_hash", "smglm.image")
+_REUSE_KEYS = (
+    "smglm.config_hash",
+    "smglm.data_hash",
+    "smglm.test_data_hash",
+    "smglm.image",
+    "smglm.fit",
+)
 
 
 def _find_reusable(
@@ -119,11 +125,11 @@ def train(
         store in the working folder.
     """
     cfg = as_glm_config(config).resolved()
+    jc = _job_config(job, job_fields)
     from smglm.glm.engines import check_engine  # the engine can fit it (no glum import)
 
-    if issues := check_engine(cfg):
+    if issues := check_engine(cfg, jc.engine):
         raise ConfigError(issues)
-    jc = _job_config(job, job_fields)
     if backend is None or isinstance(backend, str):
         be = backend_from_config(backend or jc.backend, jc.to_dict())
     else:
@@ -159,6 +165,8 @@ def train(
         "smglm.test_data_hash": test_up.sha256[:20] if test_up else "",
         "smglm.image": image,
         "smglm.backend": be.name,
+        "smglm.fit": f"engine={jc.engine};aggregate={jc.aggregate}",
+        "smglm.engine": jc.engine,
         "smglm.version": _version(),
         **{k: redact(v) for k, v in jc.tags.items()},  # a URI in a tag loses its user:password@
     }
@@ -201,6 +209,7 @@ def train(
         volume_size_gb=jc.volume_size_gb,
         max_runtime_seconds=jc.max_runtime_seconds,
         environment=environment,
+        hyperparameters=fit_hyperparameters(jc),
         metric_definitions=tuple(METRIC_DEFINITIONS) if be.uses_metric_definitions else (),
         tags=tags,
     )
@@ -215,6 +224,17 @@ def train(
     if wait:
         handle.wait(logs=logs)
     return handle
+
+
+def fit_hyperparameters(jc: JobConfig) -> dict[str, str]:
+    """The ``train`` entry point's own hyperparameters for this job: the fitting ``engine``
+    and ``aggregate`` (model points), when they are not the defaults."""
+    out: dict[str, str] = {}
+    if jc.engine != "glum":
+        out["engine"] = jc.engine
+    if jc.aggregate != "auto":
+        out["aggregate"] = jc.aggregate
+    return out
 
 
 @dataclass
@@ -258,6 +278,8 @@ def _start_tracking(
             "job.backend": backend.name,
             "job.instance_type": jc.instance_type,
             "job.instance_count": str(jc.instance_count),
+            "job.engine": jc.engine,
+            "job.aggregate": jc.aggregate,
             "job.max_runtime_seconds": str(jc.max_runtime_seconds),
             "job.image": image,
         }

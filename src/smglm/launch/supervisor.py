@@ -74,7 +74,7 @@ def no_space_reason(exc: BaseException) -> str | None:
 
 class Supervisor:
     """One local training job from download to upload; ``launchers`` are tried in order to
-    start ``train`` (default: the job's image with ``engine``, else a fork of ``warm_home``'s
+    start ``train`` (default: the job's image with ``runner``, else a fork of ``warm_home``'s
     warm worker, else a fresh interpreter)."""
 
     def __init__(
@@ -82,7 +82,7 @@ class Supervisor:
         folder: Path,
         grace: float,
         warm_home: str | None = None,
-        engine: str | None = None,
+        runner: str | None = None,
         launchers: list[Launcher] | None = None,
     ) -> None:
         self.folder = folder
@@ -94,7 +94,7 @@ class Supervisor:
         self.ml = folder / "ml"
         self.log_path = folder / "logs.txt"
         self.stop_requested = threading.Event()
-        self.launchers = launchers or _default_launchers(warm_home, engine)
+        self.launchers = launchers or _default_launchers(warm_home, runner)
         self.child: ChildProcess | None = None
         self.lock = threading.Lock()
         self.timed_out = False
@@ -472,9 +472,9 @@ def _exit_text(code: int) -> str:
     return f"training exited with status {code}"
 
 
-def _default_launchers(warm_home: str | None, engine: str | None) -> list[Launcher]:
-    if engine is not None:  # "docker" or "podman": run the job's image, not the package
-        return [ContainerLauncher(engine)]
+def _default_launchers(warm_home: str | None, runner: str | None) -> list[Launcher]:
+    if runner is not None:  # "docker" or "podman": run the job's image, not the package
+        return [ContainerLauncher(runner)]
     if warm_home is not None:
         return [WarmLauncher(warm_home), ColdLauncher()]
     return [ColdLauncher()]
@@ -485,7 +485,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("job_dir")
     parser.add_argument("--grace", type=float, default=120.0)
     parser.add_argument("--warm", default=None, help="smglm home whose warm worker forks train")
-    parser.add_argument("--engine", choices=["docker", "podman"], help="run the job's image")
+    parser.add_argument("--runner", choices=["docker", "podman"], help="run the job's image")
     args = parser.parse_args(argv)
     # the job's files are this user's only; what libraries print reaches runner.log redacted
     os.umask(0o077)
@@ -493,7 +493,7 @@ def main(argv: list[str] | None = None) -> int:
     sys.stdout = RedactingStream(sys.stdout, secrets)
     sys.stderr = RedactingStream(sys.stderr, secrets)
     folder = Path(args.job_dir)
-    supervisor = Supervisor(folder, args.grace, warm_home=args.warm, engine=args.engine)
+    supervisor = Supervisor(folder, args.grace, warm_home=args.warm, runner=args.runner)
     try:
         return supervisor.run()
     except Exception as exc:  # last resort: never leave a job InProgress forever

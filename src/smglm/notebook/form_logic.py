@@ -184,6 +184,7 @@ class FormState:
     test_seed: int = 0
     backend: str = "local"
     instance_type: str = "ml.m5.xlarge"
+    engine: str = "glum"
     job_name: str = _NONE
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -410,6 +411,9 @@ def check(state: FormState, frame: Any | None) -> list[str]:
         config = GLMConfig.from_dict(config_dict(state))
     except ConfigError as exc:
         return problems + [str(i) if i.field else i.message for i in exc.issues]
+    from smglm.glm.engines import check_engine  # what the chosen engine cannot fit
+
+    problems += [str(i) for i in check_engine(config.resolved(), state.engine)]
     if frame is None:
         return problems
     from smglm.glm.data import prepare
@@ -562,6 +566,8 @@ def cell_text(state: FormState) -> str:
         options += ["--backend", state.backend]
     if state.instance_type:
         options += ["--instance-type", state.instance_type]
+    if state.engine and state.engine != "glum":
+        options += ["--engine", state.engine]
     if state.job_name:
         options += ["--name", state.job_name]
     body = yaml.safe_dump(config_dict(state), sort_keys=False, default_flow_style=None)

@@ -83,6 +83,7 @@ class GLMForm(w.VBox if w is not None else object):  # type: ignore[misc]
         self._job_defaults = (
             settings.get("backend") or DEFAULT_BACKEND,
             settings.get("instance_type") or "ml.m5.xlarge",
+            settings.get("engine") or "glum",
         )
         self._build()
         super().__init__(children=self._layout())
@@ -99,15 +100,19 @@ class GLMForm(w.VBox if w is not None else object):  # type: ignore[misc]
     @value.setter
     def value(self, config: Any) -> None:
         backend, instance = self._backend.value, self._instance.value
-        state = logic.state_from_config(config, backend=backend, instance_type=instance)
+        state = logic.state_from_config(
+            config, backend=backend, instance_type=instance, engine=self._engine.value
+        )
         self._apply(replace(state, data_ref=self._state().data_ref, job_name=self._job_name.value))
 
     def reset(self) -> None:
         """Back to the initial data and default choices; the launched job is forgotten."""
-        backend, instance = self._job_defaults
+        backend, instance, engine = self._job_defaults
         self.job = None
         self._apply(
-            logic.FormState(backend=backend, instance_type=instance).with_family("gaussian")
+            logic.FormState(backend=backend, instance_type=instance, engine=engine).with_family(
+                "gaussian"
+            )
         )
         self._set_data(self._initial_ref)
         self._run.children = ()
@@ -188,6 +193,13 @@ class GLMForm(w.VBox if w is not None else object):  # type: ignore[misc]
         self._instance = w.Dropdown(
             description="instance", style=desc, layout=w.Layout(width="520px")
         )
+        self._engine = w.Dropdown(
+            options=[("glum (one machine)", "glum"), ("spark (Spark MLlib GLR)", "spark")],
+            value="glum",
+            description="engine",
+            style=desc,
+            layout=lay(),
+        )
         self._job_name = w.Text(
             description="job name", placeholder="(generated)", style=desc, layout=lay()
         )
@@ -200,7 +212,7 @@ class GLMForm(w.VBox if w is not None else object):  # type: ignore[misc]
         for widget in (
             self._data_name, self._data_path, self._target, self._weights, self._offset_kind,
             self._offset_column, self._family, self._link, self._power, self._alpha, self._l1,
-            self._test, self._backend, self._instance, self._job_name,
+            self._test, self._backend, self._instance, self._engine, self._job_name,
         ):  # fmt: skip
             widget.observe(self._changed, names="value")
         self._launch.on_click(self._on_launch)
@@ -213,7 +225,8 @@ class GLMForm(w.VBox if w is not None else object):  # type: ignore[misc]
             self._weights, self._offset_kind, self._offset_column, self._family, self._link,
             self._power, self._terms, self._interactions, self._search, self._alpha, self._l1,
             self._bounds, self._test, self._backend,
-            self._instance, self._job_name, self._formula_html, self._problems_html,
+            self._instance, self._engine, self._job_name, self._formula_html,
+            self._problems_html,
             w.HBox([self._launch, self._insert]), self._cell, self._run,
         ]  # fmt: skip
 
@@ -255,6 +268,7 @@ class GLMForm(w.VBox if w is not None else object):  # type: ignore[misc]
             search_rest=self._search_rest,
             backend=self._backend.value,
             instance_type=self._instance.value or "",
+            engine=self._engine.value,
             job_name=self._job_name.value.strip(),
             extra=self._extra,
         )
@@ -274,6 +288,7 @@ class GLMForm(w.VBox if w is not None else object):  # type: ignore[misc]
             self._backend.value = state.backend
             self._instance.options = logic.instance_choices(state.instance_type)
             self._instance.value = state.instance_type
+            self._engine.value = state.engine
             self._job_name.value = state.job_name
             self._bounds.bounds = {t: (lo, hi) for t, lo, hi in state.bounds}
             self._terms.options = dict(state.terms)
@@ -427,6 +442,7 @@ class GLMForm(w.VBox if w is not None else object):  # type: ignore[misc]
                 data,
                 backend=state.backend,
                 instance_type=state.instance_type,
+                engine=state.engine,
                 job_name=state.job_name or None,
             )
         except SmglmError as exc:

@@ -80,7 +80,23 @@ class SmglmMagics(Magics):
     @argument("--test-data", help="test data (same forms as --data); else the config's split")
     @_backend_argument("where to run (default: setting)")
     @argument("--instance-type", help="training instance type, e.g. ml.m5.2xlarge")
-    @argument("--instance-count", type=int, help="number of instances (GLMs use 1)")
+    @argument(
+        "--instance-count",
+        type=int,
+        help="number of instances (1, or more with --engine spark: a Spark cluster)",
+    )
+    @argument(
+        "--engine",
+        choices=["glum", "spark"],
+        help="fitting engine: glum (default) or spark (Spark MLlib's GLR: local Spark, or a "
+        "SageMaker Processing job)",
+    )
+    @argument(
+        "--aggregate",
+        choices=["auto", "cells", "rows"],
+        help="model points: fit on rows summed to rating cells (cells), never (rows), or "
+        "when the terms allow it and the data is large (auto, default)",
+    )
     @argument("--name", help="the training job's name (default: generated)")
     @argument(
         "--wait",

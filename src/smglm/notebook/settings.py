@@ -45,6 +45,8 @@ KEYS: dict[str, Setting] = {
     for s in (
         Setting("backend", "backend", "where jobs run: a registered backend (local, sagemaker)"),
         Setting("instance_type", "instance_type", "training instance, e.g. ml.m5.xlarge"),
+        Setting("engine", "engine", "fitting engine: glum (one machine) or spark"),
+        Setting("aggregate", "aggregate", "model points: auto, cells or rows"),
         Setting("bucket", "bucket", "S3 bucket for data, config and artifacts"),
         Setting("prefix", "prefix", "key prefix inside the bucket"),
         Setting("role", "role", "IAM role ARN SageMaker runs the job as"),

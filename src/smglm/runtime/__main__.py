@@ -1,4 +1,4 @@
-"""``python -m smglm.runtime {train,evaluate,predict,serve}``: the container's command dispatcher.
+"""``python -m smglm.runtime {train,evaluate,predict,serve,spark-finish}``: the command dispatcher.
 
 The image puts ``train`` and ``serve`` on PATH as scripts that ``exec`` this module, so
 ``docker run IMAGE train`` (SageMaker's invocation) lands here with Python as PID 1. Each
@@ -22,6 +22,7 @@ COMMANDS = {
     "evaluate": "smglm.runtime.evaluate",
     "predict": "smglm.runtime.predict",
     "serve": "smglm.runtime.serve",
+    "spark-finish": "smglm.runtime.spark_finish",
 }
 EXIT_USAGE = 64
 _USAGE = f"usage: python -m smglm.runtime {{{','.join(COMMANDS)}}} [args...]"

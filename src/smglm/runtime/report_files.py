@@ -23,7 +23,7 @@ if TYPE_CHECKING:
     from smglm.config import GLMConfig
     from smglm.glm.report.scoring import Scored
 
-__all__ = ["plot_workers", "render_plots", "write_report", "write_reports"]
+__all__ = ["plot_workers", "render_plots", "write_report", "write_reports", "write_spark_reports"]
 
 log = logging.getLogger(__name__)
 
@@ -104,6 +104,51 @@ def write_reports(
                 outdir,
                 len(files[scored.name]),
             )
+    return files
+
+
+def write_spark_reports(
+    config: GLMConfig,
+    splits: Sequence[tuple[str, Path, Path, pd.DataFrame | None]],
+    *,
+    workers: int = 1,
+    result: Any = None,
+) -> dict[str, list[Path]]:
+    """Write the report of each ``(name, tables, outdir, convergence)`` split whose tables
+    Spark computed (the ``spark`` engine: ``tables`` is a folder its driver wrote with
+    ``spark_report.write_split``); return the files of each split, by name.
+
+    Each ``outdir`` gets what :func:`write_reports` writes for a row-level fit: the report
+    tables (with the term views built from Spark's sums and ``result``, the FitResult, and
+    ``convergence`` for train) and the PNG of every registered figure. ``tables`` and
+    ``outdir`` may be the same folder. A split that fails is logged and gets no files.
+    """
+    from smglm.glm.report.figures import figure_files
+    from smglm.glm.report.spark_tables import read_spark_split
+
+    files: dict[str, list[Path]] = {}
+    jobs = []
+    for name, tables, outdir, convergence in splits:
+        try:
+            report = read_spark_split(
+                tables, config=config, result=result, convergence=convergence, name=name
+            )
+            files[name] = list(report.to_dir(outdir))
+            split_jobs = figure_files(report, outdir, name)
+        except Exception:
+            log.exception("%s: could not write the report from %s to %s", name, tables, outdir)
+            files[name] = []
+            continue
+        jobs += [(name, path, make) for path, make in split_jobs]
+    try:
+        render_plots([(path, make) for _, path, make in jobs], workers=workers)
+        for name, path, _ in jobs:
+            files[name].append(path)
+    except Exception:
+        log.exception("could not draw the report plots")
+    for name, _, outdir, _ in splits:
+        if files[name]:
+            log.info("%s: report written to %s (%d files)", name, outdir, len(files[name]))
     return files
 
 

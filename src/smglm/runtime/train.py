@@ -40,11 +40,18 @@ from smglm.runtime.hyperparameters import Hyperparameters, parse_hyperparameters
 from smglm.runtime.logging_config import set_level
 from smglm.runtime.paths import MLPaths
 
-__all__ = ["main", "resolve_config", "train"]
+__all__ = ["main", "resolve_config", "train", "write_model_dir"]
 
 log = logging.getLogger(__name__)
 
 STAGING_NAME = ".smglm-staging"
+
+#: The ``train`` entry point's own hyperparameters and their values (JobConfig's ``engine`` and
+#: ``aggregate``; the launcher sets them only when they are not the first value).
+OPTIONS: dict[str, tuple[str, ...] | None] = {
+    "engine": ("glum", "spark"),
+    "aggregate": ("auto", "cells", "rows"),
+}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -55,7 +62,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 def train(paths: MLPaths) -> None:
     """Fit the job's GLM and write the model and the report (raises on failure)."""
     raw = paths.read_hyperparameters()
-    hp = parse_hyperparameters(raw)
+    hp = parse_hyperparameters(raw, options=OPTIONS)
     set_level(hp.log_level)
     channels = paths.read_input_data_config()
     resources = paths.read_resource_config()
@@ -97,7 +104,13 @@ def train(paths: MLPaths) -> None:
     from smglm.runtime.metrics import print_convergence, print_metrics
 
     log.info("fitting a %s/%s GLM on %d rows", config.family, config.resolved_link, len(train_df))
-    result = fit(config, train_df, test_data=test_df, keep_fitted=True)
+    result = fit(
+        config,
+        train_df,
+        test_data=test_df,
+        keep_fitted=True,
+        aggregate=hp.options.get("aggregate", "auto"),
+    )
     fit_info = result.metrics.get("fit", {})
     log.info(
         "fit done: %s iterations, converged %s, %.3f s",
@@ -198,9 +211,14 @@ def _write_outputs(paths: MLPaths, result: Any, splits: Mapping[str, Any]) -> No
 
 def _write_model(paths: MLPaths, result: Any) -> None:
     """Write the model directory through a staging folder; ``model.json`` is moved in last."""
+    write_model_dir(paths.model_dir, result)
+
+
+def write_model_dir(model_dir: Path, result: Any) -> None:
+    """Write ``result``'s model directory (with the pyfunc folder) at ``model_dir`` through a
+    staging folder; ``model.json`` is moved in last, so a failure leaves no model behind."""
     from smglm.tracking.pyfunc import save_pyfunc_model
 
-    model_dir = paths.model_dir
     model_dir.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=STAGING_NAME, dir=model_dir))
     try:

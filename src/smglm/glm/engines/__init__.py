@@ -9,11 +9,13 @@ Each engine declares what it can fit (:class:`Capabilities`: families, links, pe
 kinds of terms); :func:`check_engine` turns a config the engine cannot fit into
 :class:`~smglm.errors.Issue` objects, before any data is read or any job is launched.
 
-glum is the only engine today. Adding one (e.g. Spark's ``GeneralizedLinearRegression``) is a
-module with a ``fit`` function of :class:`Engine`'s signature (returning an :class:`EngineFit`,
-its heavy libraries imported inside ``fit``), plus its entry in :data:`ENGINES` declaring its
-capabilities. The family objects (:mod:`smglm.glm.families`) say how each family maps to an
-engine (``FamilySpec.glum()``, ``FamilySpec.spark_params(link)``).
+Two engines: glum (the default, in memory) and Spark (``"spark"``: Spark MLlib's
+``GeneralizedLinearRegression``, :mod:`smglm.glm.engines.spark`, which fits from the data
+itself rather than from prepared rows). Adding one is a module with a ``fit`` function of
+:class:`Engine`'s signature (returning an :class:`EngineFit`, its heavy libraries imported
+inside ``fit``), plus its entry in :data:`ENGINES` declaring its capabilities. The family
+objects (:mod:`smglm.glm.families`) say how each family maps to an engine
+(``FamilySpec.glum()``, ``FamilySpec.spark_params(link)``).
 """
 
 from __future__ import annotations
@@ -334,12 +336,42 @@ class ModuleEngine:
         return path
 
 
+#: The links Spark's ``GeneralizedLinearRegression`` fits, per family (as
+#: ``FamilySpec.spark_params`` maps them; inverse Gaussian and Tweedie through its tweedie
+#: family with a link power): kept here so that checking a config imports no family code.
+_SPARK_LINKS: dict[str, tuple[str, ...]] = {
+    "gaussian": ("identity", "log", "inverse"),
+    "binomial": ("logit", "probit", "cloglog"),
+    "poisson": ("log", "identity", "sqrt"),
+    "gamma": ("log", "inverse", "identity"),
+    "inverse_gaussian": ("log", "identity", "inverse"),
+    "tweedie": ("log", "identity", "inverse"),
+}
+
 #: The engines by name.
 ENGINES: dict[str, Engine] = {
     "glum": ModuleEngine(
         name="glum",
         module="smglm.glm.engines.glum",
         capabilities=Capabilities(links={f: FAMILY_LINKS[f] for f in FAMILIES}),
+    ),
+    # Spark MLlib's GeneralizedLinearRegression (smglm.glm.engines.spark): no penalty (its
+    # regParam is not glum's alpha), no bounds, no search, no splines; at most 4096 design
+    # columns (checked by its driver once the levels are known)
+    "spark": ModuleEngine(
+        name="spark",
+        module="smglm.glm.engines.spark",
+        capabilities=Capabilities(
+            links={
+                f: links
+                for f in FAMILIES
+                if (links := tuple(x for x in FAMILY_LINKS[f] if x in _SPARK_LINKS.get(f, ())))
+            },
+            penalties=frozenset(),
+            bounds=False,
+            terms=frozenset({"numeric", "categorical", "bands", "interaction", "fixed"}),
+            search=False,
+        ),
     ),
 }
 

@@ -2,22 +2,55 @@
 
 ``engine: spark`` fits the same GLMConfig with Spark (``pip install 'smglm[spark]'``). This
 module is smglm's side of it: the Spark session on this machine (``local[*]``), the Java
-runtime it needs, and (being built, issue 14) the capability check and the fit's result. The
-fit itself runs in :mod:`smglm.glm.engines.spark_driver`, a script that imports nothing from
-smglm, so that it runs unchanged on AWS's Spark image (SageMaker Processing).
+runtime it needs, :func:`fit_spark` (what ``smglm.fit(..., engine="spark")`` runs) and
+:func:`result_from_driver`, which turns the driver's output into a
+:class:`~smglm.glm.result.FitResult` (the same coefficient table, metrics keys, ``model.json``
+and covariance as the glum engine's). The fit itself runs in
+:mod:`smglm.glm.engines.spark_driver`, a script that imports nothing from smglm, so that it
+runs unchanged on AWS's Spark image (SageMaker Processing).
+
+What Spark cannot fit is refused when the config is checked (:data:`CAPABILITIES`): families
+and links without a Spark counterpart (negative binomial; binomial with the log link), a
+penalty, bounds, a penalty search and splines; a design of more than 4096 columns is refused
+by the driver once the levels are known.
 """
 
 from __future__ import annotations
 
+import json
 import logging
+import math
 import os
 import shutil
+import tempfile
 import threading
-from typing import Any
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
-from smglm.errors import MissingDependency
+from smglm.errors import DataError, Issue, MissingDependency
 
-__all__ = ["java_home", "spark_session"]
+if TYPE_CHECKING:
+    import numpy as np
+    import pandas as pd
+
+    from smglm.config import GLMConfig
+    from smglm.glm.data import Prepared
+    from smglm.glm.engines import EngineFit
+    from smglm.glm.result import FitResult
+
+__all__ = [
+    "FIT_FILE",
+    "fit",
+    "fit_spark",
+    "java_home",
+    "job_document",
+    "result_from_driver",
+    "spark_session",
+]
+
+#: The driver's output file in its output directory.
+FIT_FILE = "spark_fit.json"
 
 log = logging.getLogger(__name__)
 
@@ -76,3 +109,249 @@ def spark_session(master: str | None = None) -> Any:
         session.sparkContext.setLogLevel("ERROR")
         _SESSION = session
         return session
+
+
+def job_document(
+    cfg: GLMConfig, train: str | None = None, test: str | None = None
+) -> dict[str, Any]:
+    """The driver's job JSON: the resolved config as plain JSON, and the data's URIs."""
+    return {"config": cfg.resolved().model_dump(mode="json"), "train": train, "test": test}
+
+
+def _to_spark(spark: Any, df: pd.DataFrame, columns: list[str]) -> Any:
+    """A pandas DataFrame's ``columns`` as a Spark DataFrame (categories as their values'
+    text; missing values as nulls)."""
+    import pandas as pd
+
+    from smglm.glm.terms import level_strings
+
+    cols = [c for c in dict.fromkeys(columns) if c in df.columns]
+    frame = df.loc[:, cols].reset_index(drop=True)
+    for col in cols:
+        dt = frame[col].dtype
+        if (
+            isinstance(dt, pd.CategoricalDtype)
+            or pd.api.types.is_object_dtype(dt)
+            or (pd.api.types.is_string_dtype(dt))
+        ):
+            frame[col] = pd.Series(level_strings(frame[col]), dtype=object)
+    spark.conf.set("spark.sql.execution.arrow.pyspark.enabled", "true")
+    return spark.createDataFrame(frame)
+
+
+def fit_spark(
+    cfg: GLMConfig,
+    data: pd.DataFrame | str | Path,
+    *,
+    test_data: pd.DataFrame | str | Path | None = None,
+) -> FitResult:
+    """Fit ``cfg`` with Spark in this process (:func:`spark_session`, ``local[2]`` unless
+    ``$SMGLM_SPARK_MASTER`` says otherwise): a DataFrame is handed to Spark, a Parquet/CSV
+    file or folder is read by Spark. Runs :func:`smglm.glm.engines.spark_driver.run` and
+    returns :func:`result_from_driver` of its output.
+
+    A problem with the data is a :class:`~smglm.errors.DataError`, one issue per problem.
+    """
+    import pandas as pd
+
+    from smglm.glm.engines import spark_driver
+
+    t0 = time.perf_counter()
+    cfg = cfg.resolved()
+    spark = spark_session()
+    wanted = list(cfg.columns) + ([cfg.test.by] if cfg.test is not None and cfg.test.by else [])
+    train_sdf = test_sdf = None
+    train_uri = test_uri = None
+    if isinstance(data, pd.DataFrame):
+        train_sdf = _to_spark(spark, data, wanted)
+    else:
+        train_uri = str(data)
+    if isinstance(test_data, pd.DataFrame):
+        test_sdf = _to_spark(spark, test_data, list(cfg.columns))
+    elif test_data is not None:
+        test_uri = str(test_data)
+    job = job_document(cfg, train_uri, test_uri)
+    with tempfile.TemporaryDirectory(prefix="smglm-spark-") as out:
+        try:
+            spark_driver.run(spark, job, out, train=train_sdf, test=test_sdf)
+        except spark_driver.DriverError as exc:
+            raise DataError([Issue(f, m) for f, m in exc.issues]) from None
+        result = result_from_driver(cfg, out)
+    result.metrics["fit"]["total_seconds"] = time.perf_counter() - t0
+    return result
+
+
+def _unscaled_summary(doc: dict[str, Any]) -> dict[str, float]:
+    """Spark's summary statistics on the target's own scale (the driver fits ``y / s`` for
+    log links with an estimated dispersion: deviance and dispersion scale by ``s^(2-p)``,
+    the AIC shifts by the log-density's Jacobian)."""
+    s = float(doc.get("target_scale") or 1.0)
+    stats = {k: (math.nan if v is None else float(v)) for k, v in doc["summary"].items()}
+    for key in ("deviance", "null_deviance", "dispersion", "aic"):
+        stats.setdefault(key, math.nan)
+    if s == 1.0:
+        return stats
+    cfg = doc["config"]
+    power = {"gaussian": 0.0, "gamma": 2.0, "inverse_gaussian": 3.0}.get(
+        cfg["family"], float(cfg.get("tweedie_power") or 0.0)
+    )
+    factor = s ** (2.0 - power)
+    for key in ("deviance", "null_deviance", "dispersion"):
+        stats[key] *= factor
+    if cfg["family"] == "gamma":
+        stats["aic"] += 2.0 * math.log(s) * float(doc["weight_sum"])
+    elif cfg["family"] == "gaussian":
+        stats["aic"] += 2.0 * math.log(s) * float(stats["n_instances"])
+    else:
+        stats["aic"] = math.nan
+    return stats
+
+
+def _summary_metrics(doc: dict[str, Any], has_dispersion: bool) -> dict[str, Any]:
+    """The training split's metrics from Spark's summary (when the report module did not
+    compute them): R's conventions as smglm's; no Gini."""
+    stats = _unscaled_summary(doc)
+    n_obs, n_params = int(doc["n_obs"]), int(doc["n_params"])
+    k = n_params + int(has_dispersion)
+    aic = stats["aic"]
+    llf = k - aic / 2.0 if math.isfinite(aic) else math.nan
+    dev, null = stats["deviance"], stats["null_deviance"]
+    exact = doc.get("statistics")
+    if exact:  # the driver's own aggregation: smglm's unit deviances on the target's scale
+        dev, null = float(exact["deviance"]), float(exact["null_deviance"])
+        df_resid = n_obs - n_params
+        stats["dispersion"] = float(exact["pearson"]) / df_resid if df_resid > 0 else math.nan
+    return {
+        "n_obs": n_obs,
+        "deviance": dev,
+        "null_deviance": null,
+        "explained_deviance": 1.0 - dev / null if null > 0 else math.nan,
+        "log_likelihood": llf,
+        "aic": aic,
+        "bic": -2 * llf + math.log(n_obs) * k if n_obs > 0 else math.nan,
+        "dispersion": stats["dispersion"] if has_dispersion else 1.0,
+        "df_resid": n_obs - n_params,
+        "gini": math.nan,
+    }
+
+
+def result_from_driver(cfg: GLMConfig | dict[str, Any], out_dir: str | Path) -> FitResult:
+    """The :class:`~smglm.glm.result.FitResult` of a driver's output directory
+    (``spark_fit.json``): the fitted terms as a :class:`~smglm.glm.model.PortableModel`
+    (``model.json`` v2), the coefficient table as the glum engine's (R's Wald statistics;
+    aliased terms without an estimate), the metrics under the same keys (per split from the
+    report module when it ran, else the training split's from Spark's summary), and
+    ``metrics["fit"]["engine"] == "spark"``. Spark gives the standard errors but no
+    covariance matrix: ``covariance`` is None."""
+    import numpy as np
+    import pandas as pd
+
+    from smglm._version import __version__
+    from smglm.config import as_glm_config
+    from smglm.glm.data import Prepared
+    from smglm.glm.families import family_of
+    from smglm.glm.fitting import _coefficient_table
+    from smglm.glm.model import PortableModel
+    from smglm.glm.result import FitResult
+    from smglm.glm.terms import InteractionTerm, MainTerm, Term, term_from_dict
+
+    config = as_glm_config(cfg).resolved()
+    path = Path(out_dir) / FIT_FILE
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        failure = Path(out_dir) / "failure"
+        why = failure.read_text(encoding="utf-8").strip() if failure.exists() else "no output"
+        raise DataError(
+            [Issue("engine", f"the Spark driver wrote no {FIT_FILE} in {out_dir}: {why}")]
+        ) from None
+    main: dict[str, MainTerm] = {}
+    terms: list[Term] = []
+    for d in doc["terms"]:
+        term = term_from_dict(d, main)
+        if not isinstance(term, InteractionTerm):
+            main[term.name] = term
+        terms.append(term)
+    aliased = list(doc.get("aliased") or [])
+    intercept = float(doc["intercept"] or 0.0)
+    model = PortableModel(
+        family=config.family,
+        link=config.resolved_link,
+        intercept=intercept,
+        terms=terms,
+        target=config.target,
+        weights=config.weights,
+        offset=config.offset,
+        exposure=config.exposure,
+        tweedie_power=config.resolved_power,
+        theta=config.resolved_theta,
+        smglm_version=__version__,
+        aliased=aliased,
+    )
+    names = list(doc["names"])
+    coef = np.array([float(v) for v in doc["coefficients"]], dtype=float)
+    se = np.array([math.nan if v is None else float(v) for v in doc["std_errors"]], dtype=float)
+    if config.fit_intercept:
+        se = np.concatenate([[_num(doc.get("intercept_se"))], se])
+    fam = family_of(config)
+    n_obs = int(doc["n_obs"])
+    stub = Prepared(
+        X=pd.DataFrame(),
+        y=np.zeros(0),
+        weights=np.ones(n_obs),
+        offset=None,
+        exposure=None,
+        categorical=[],
+        terms=list(main.values()),
+    )
+    table = _coefficient_table(config, stub, names, intercept, coef, se, fam, aliased)
+    metrics: dict[str, Any] = {}
+    splits = doc.get("splits") or {}
+    for split in ("train", "test"):
+        got = (splits.get(split) or {}).get("metrics")
+        if got:
+            metrics[split] = {k: (math.nan if v is None else v) for k, v in got.items()}
+    source = "spark_report" if "train" in metrics else "spark_summary"
+    if "train" not in metrics:
+        metrics["train"] = _summary_metrics(doc, fam.has_dispersion)
+    metrics["fit"] = {
+        "iterations": int(doc["iterations"]),
+        "converged": bool(doc["converged"]),
+        "seconds": float(doc["seconds"]),
+        "total_seconds": float(doc.get("total_seconds") or doc["seconds"]),
+        "n_dropped": int(doc.get("n_dropped") or 0),
+        "engine": "spark",
+        "spark_version": doc.get("spark_version"),
+        "metrics_source": source,
+    }
+    if aliased:
+        metrics["fit"]["aliased"] = aliased
+    return FitResult(config=config, model=model, coefficients=table, metrics=metrics)
+
+
+def _num(value: Any) -> float:
+    return math.nan if value is None else float(value)
+
+
+def fit(
+    config: GLMConfig,
+    prepared: Prepared,
+    *,
+    lower_bounds: np.ndarray | None = None,
+    upper_bounds: np.ndarray | None = None,
+) -> EngineFit:
+    """Not an in-memory engine: Spark fits from the data itself (its levels, design and
+    statistics computed by Spark), through :func:`fit_spark`; ``smglm.fit(config, data,
+    engine="spark")`` calls it."""
+    from smglm.errors import ConfigError
+
+    raise ConfigError(
+        [
+            Issue(
+                "engine",
+                "engine 'spark' fits from the data, not from prepared rows: call "
+                "smglm.fit(config, data, engine='spark')",
+                "spark",
+            )
+        ]
+    )

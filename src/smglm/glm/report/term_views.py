@@ -582,13 +582,12 @@ def display_order(term: dict[str, Any]) -> list[int]:
     return sorted(range(len(levels)), key=lambda i: _natural_key(levels[i]))
 
 
-def _level_view(
-    term: dict[str, Any],
-    coefs: dict[str, dict[str, Any]],
-    scored: Scored,
-    amounts: Amounts,
-    link: str,
-) -> pd.DataFrame:
+def level_estimates(
+    term: dict[str, Any], coefs: dict[str, dict[str, Any]]
+) -> tuple[list[str], str | None, list[float], list[float], list[float]]:
+    """A level term's levels in display order, its reference, and each level's estimate and
+    95% CI (the reference's: its estimate; a fixed level's: NaN), from the model's term
+    (``model.json`` entry) and the coefficient table's rows by name."""
     name = term["name"]
     order = display_order(term)
     levels = [str(term["levels"][i]) for i in order]
@@ -603,6 +602,17 @@ def _level_view(
         else:
             lower.append(float(row.get("ci_lower", np.nan)))
             upper.append(float(row.get("ci_upper", np.nan)))
+    return levels, reference, estimates, lower, upper
+
+
+def _level_view(
+    term: dict[str, Any],
+    coefs: dict[str, dict[str, Any]],
+    scored: Scored,
+    amounts: Amounts,
+    link: str,
+) -> pd.DataFrame:
+    levels, reference, estimates, lower, upper = level_estimates(term, coefs)
     labels = _kept(scored, _level_labels(term, scored))
     a, p, e = amounts
     return level_table(

@@ -98,6 +98,8 @@ def run(args: argparse.Namespace, cell: str, user_ns: dict[str, Any]) -> Job:
         tracking=args.tracking,
         instance_type=args.instance_type,
         instance_count=args.instance_count,
+        engine=args.engine,
+        aggregate=args.aggregate,
         job_name=args.name,
         max_cost=args.max_cost,
     )

@@ -1,0 +1,286 @@
+"""engine: spark: the same config fitted by Spark MLlib's GeneralizedLinearRegression (local[2],
+the shared session) and by glum gives the same coefficients, standard errors, statistics and
+portable model; what Spark cannot fit is refused at validation, one issue per problem.
+
+The Spark tests share the session-wide ``spark`` fixture (one JVM) and stay few and small.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import smglm
+from smglm.datasets import motor
+from smglm.errors import ConfigError, DataError, MissingDependency
+from smglm.glm.engines import ENGINES, check_engine
+
+
+def uses_spark(fn: Any) -> Any:
+    """Mark a test that starts Spark (the shared session)."""
+    return pytest.mark.spark(pytest.mark.xdist_group("spark")(fn))
+
+
+BANDS = {"driver_age": {"bands": [25, 35, 50, 65]}}
+
+
+@pytest.fixture(scope="module")
+def data() -> pd.DataFrame:
+    d = motor(4000, seed=3)
+    d["has_claim"] = (d["claim_count"] > 0).astype(float)
+    d["pure_premium"] = d["claim_amount"] / d["exposure"]
+    return d
+
+
+def _base(**extra: Any) -> dict[str, Any]:
+    cfg: dict[str, Any] = {
+        "predictors": ["area", "region", "driver_age", "bonus_malus"],
+        "terms": dict(BANDS),
+        "interactions": [["area", "driver_age"]],
+        "tol": 1e-10,
+    }
+    cfg.update(extra)
+    return cfg
+
+
+CASES = {
+    "poisson_exposure": (
+        _base(
+            family="poisson",
+            target="claim_count",
+            exposure="exposure",
+            interactions=[["area", "driver_age"], ["area", "density_log"]],
+            predictors=["area", "region", "driver_age", "bonus_malus", "density_log"],
+        ),
+        None,
+    ),
+    "gamma_weights": (
+        _base(family="gamma", target="severity", weights="claim_count"),
+        "claims",
+    ),
+    "tweedie": (
+        _base(family="tweedie", tweedie_power=1.5, target="pure_premium", weights="exposure"),
+        None,
+    ),
+    "binomial": (_base(family="binomial", target="has_claim"), None),
+    "gaussian": (
+        _base(family="gaussian", target="density_log", predictors=["area", "region", "driver_age"]),
+        None,
+    ),
+}
+
+
+def _parity(glum: Any, spark: Any) -> dict[str, float]:
+    a = glum.coefficients.set_index("term")
+    b = spark.coefficients.set_index("term")
+    assert list(a.index) == list(b.index)
+    out = {
+        "beta": float(np.nanmax(np.abs(a["estimate"] - b["estimate"]))),
+        "se": float(np.nanmax(np.abs(b["std_error"] / a["std_error"] - 1))),
+    }
+    for key in ("deviance", "null_deviance", "aic"):
+        x, y = glum.metrics["train"][key], spark.metrics["train"][key]
+        if np.isnan(x):  # tweedie: no AIC, as R
+            assert np.isnan(y)
+            continue
+        out[key] = abs(y / x - 1)
+    assert glum.metrics["train"]["df_resid"] == spark.metrics["train"]["df_resid"]
+    assert glum.metrics["train"]["n_obs"] == spark.metrics["train"]["n_obs"]
+    return out
+
+
+@uses_spark
+@pytest.mark.parametrize("case", list(CASES))
+def test_parity_with_glum(spark: Any, data: pd.DataFrame, case: str) -> None:
+    cfg, subset = CASES[case]
+    df = data[data["claim_count"] > 0] if subset == "claims" else data
+    glum = smglm.fit(cfg, df)
+    fitted = smglm.fit(cfg, df, engine="spark")
+    figures = _parity(glum, fitted)
+    assert figures["beta"] <= 1e-8, figures
+    assert figures["se"] <= 1e-8, figures
+    for key in ("deviance", "null_deviance", "aic"):
+        if key in figures:
+            assert figures[key] <= 1e-10, (key, figures)
+    assert fitted.metrics["fit"]["engine"] == "spark"
+    assert fitted.metrics["fit"]["converged"]
+    # the portable model predicts as glum's, and survives model.json
+    new = df.head(300)
+    np.testing.assert_allclose(fitted.predict(new), glum.predict(new), rtol=1e-8)
+
+
+@uses_spark
+def test_levels_groups_missing_fixed_and_model_dir(
+    spark: Any, data: pd.DataFrame, tmp_path: Path
+) -> None:
+    """Grouped levels, a base, a missing level, a fixed term and the model directory."""
+    df = data.copy()
+    df["vehicle_brand"] = df["vehicle_brand"].astype(object)
+    df.loc[df.index[::37], "vehicle_brand"] = None
+    cfg = {
+        "family": "poisson",
+        "target": "claim_count",
+        "exposure": "exposure",
+        "predictors": ["area", "vehicle_brand", "driver_age", "n_drivers"],
+        "categorical": ["n_drivers"],
+        "terms": {
+            "area": {"groups": {"AB": ["A", "B"]}, "base": "C"},
+            "vehicle_brand": {"missing": "level"},
+            **BANDS,
+        },
+        "fixed": {"n_drivers": {"1": 1.0, "2": 1.1, "3": 1.25, "4": 1.3}},
+        "tol": 1e-10,
+    }
+    assert set(df["n_drivers"].astype(str)) == {"1", "2", "3", "4"}
+    glum = smglm.fit(cfg, df)
+    fitted = smglm.fit(cfg, df, engine="spark")
+    figures = _parity(glum, fitted)
+    assert figures["beta"] <= 1e-8 and figures["se"] <= 1e-8, figures
+    assert fitted.model.term("area").reference == "C"
+    assert "(missing)" in fitted.model.term("vehicle_brand").levels
+    fitted.save(tmp_path / "m")
+    loaded = smglm.load_model(tmp_path / "m")
+    np.testing.assert_allclose(loaded.predict(df.head(200)), glum.predict(df.head(200)), rtol=1e-8)
+
+
+@uses_spark
+def test_driver_output_and_spark_finish(spark: Any, data: pd.DataFrame, tmp_path: Path) -> None:
+    """The standalone driver reads Parquet with Spark and writes spark_fit.json; the runtime's
+    spark-finish turns it into a model directory that load_model reads."""
+    from smglm.config import as_glm_config
+    from smglm.glm.engines import spark_driver
+    from smglm.glm.engines.spark import job_document
+
+    path = tmp_path / "train.parquet"
+    data.to_parquet(path)
+    cfg = as_glm_config(CASES["poisson_exposure"][0]).resolved()
+    job = job_document(cfg, str(path))
+    job_file = tmp_path / "job.json"
+    job_file.write_text(json.dumps(job))
+    out = tmp_path / "driver"
+    spark_driver.run(spark, job, str(out))
+    doc = json.loads((out / "spark_fit.json").read_text())
+    assert doc["spark_version"].startswith("3.5")
+    glum = smglm.fit(cfg, data)
+    assert doc["names"] == list(glum.coefficients["term"][1:])
+    model_dir, output = tmp_path / "model", tmp_path / "output"
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "smglm.runtime",
+            "spark-finish",
+            "--driver-out",
+            str(out),
+            "--model-dir",
+            str(model_dir),
+            "--output-data-dir",
+            str(output),
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert (model_dir / "model.json").is_file() and (model_dir / "coefficients.csv").is_file()
+    metrics = json.loads((output / "metrics.json").read_text())
+    assert metrics["fit"]["engine"] == "spark"
+    loaded = smglm.load_model(model_dir)
+    np.testing.assert_allclose(
+        loaded.predict(data.head(200)), glum.predict(data.head(200)), rtol=1e-8
+    )
+    # a missing driver output is a user error naming the folder
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "smglm.runtime",
+            "spark-finish",
+            "--driver-out",
+            str(tmp_path / "nothing"),
+            "--model-dir",
+            str(model_dir),
+            "--output-data-dir",
+            str(output),
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert proc.returncode == 1 and "spark_fit.json" in proc.stderr
+
+
+@uses_spark
+def test_data_problems_are_data_errors(spark: Any, data: pd.DataFrame) -> None:
+    df = data.head(500).copy()
+    df.loc[df.index[:3], "bonus_malus"] = np.nan
+    cfg = _base(family="poisson", target="claim_count", exposure="exposure")
+    with pytest.raises(DataError, match="'bonus_malus' has 3 missing"):
+        smglm.fit(cfg, df, engine="spark")
+    many = pd.DataFrame({"y": np.arange(5000) % 3, "code": [f"c{i}" for i in range(5000)]})
+    with pytest.raises(DataError, match="at most 4096"):
+        smglm.fit(
+            {"family": "poisson", "target": "y", "predictors": ["code"]}, many, engine="spark"
+        )
+
+
+# -- no Spark needed ---------------------------------------------------------------------------
+def test_capability_refusals_one_line_per_problem() -> None:
+    cfg = {
+        "family": "binomial",
+        "link": "log",
+        "target": "y",
+        "predictors": ["a", "x"],
+        "terms": {"x": {"spline": {"df": 4}}},
+        "penalty": {"alpha": 0.1, "l1_ratio": 0.5},
+        "constraints": {"bounds": {"a": [0, None]}},
+    }
+    issues = check_engine(smglm.GLMConfig.from_dict(cfg), "spark")
+    fields = [i.field for i in issues]
+    assert fields == [
+        "link",
+        "penalty.l1_ratio",
+        "penalty.l1_ratio",
+        "constraints.bounds",
+        "terms.x.spline",
+    ], fields
+    with pytest.raises(ConfigError) as err:
+        smglm.fit(
+            cfg, pd.DataFrame({"y": [0, 1], "a": ["u", "v"], "x": [1.0, 2.0]}), engine="spark"
+        )
+    text = str(err.value)
+    assert "engine 'spark' cannot fit family 'binomial' with link 'log'" in text
+    assert "engine 'spark' has no l1 penalty" in text and "fits no spline terms" in text
+    nb = {"family": "negative_binomial", "target": "y", "predictors": ["a"]}
+    (issue,) = check_engine(smglm.GLMConfig.from_dict(nb), "spark")
+    assert issue.field == "family" and "negative_binomial" in issue.message
+
+
+def test_spark_links_match_the_families() -> None:
+    """The engine's declared links are exactly those FamilySpec.spark_params maps."""
+    from smglm.config.families import FAMILIES, FAMILY_LINKS
+    from smglm.glm.families import family_of
+
+    caps = ENGINES["spark"].capabilities
+    for fam in FAMILIES:
+        cfg = smglm.GLMConfig.from_dict({"family": fam, "target": "y", "predictors": ["a"]})
+        spec = family_of(cfg)
+        want = tuple(x for x in FAMILY_LINKS[fam] if spec.spark_params(x) is not None)
+        assert caps.links.get(fam, ()) == want, fam
+
+
+def test_missing_dependency_message(monkeypatch: pytest.MonkeyPatch) -> None:
+    from smglm.glm.engines import spark as spark_engine
+
+    monkeypatch.setattr(spark_engine, "_SESSION", None)
+    monkeypatch.setitem(sys.modules, "pyspark", None)
+    monkeypatch.setitem(sys.modules, "pyspark.sql", None)
+    with pytest.raises(MissingDependency, match=r"smglm\[spark\]"):
+        spark_engine.spark_session()
