@@ -59,6 +59,8 @@ def test_cli_train_jobs_show_and_logs(tmp_path):
     assert "status='Completed'" in show.stdout and "driver_age" in show.stdout
     logs = _smglm("logs", name, cwd=tmp_path, home=home)
     assert "train:deviance=" in logs.stdout
+    request = json.loads(_smglm("show", name, "--request", cwd=tmp_path, home=home).stdout)
+    assert request["TrainingJobName"] == name  # CreateTrainingJob's (a Spark job's: Processing)
 
 
 @pytest.mark.parametrize(

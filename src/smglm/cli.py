@@ -242,6 +242,11 @@ def _cmd_show(args: argparse.Namespace) -> int:
     from smglm.launch import Job
 
     job = Job.attach(args.job, _backend(args))
+    if args.request:  # the CreateTrainingJob / CreateProcessingJob request, nothing sent
+        import json
+
+        print(json.dumps(job.request(), indent=2, default=str))
+        return 0
     print(repr(job))
     if job.status == "Completed":
         print(job.model.summary())
@@ -355,6 +360,12 @@ def _parser() -> argparse.ArgumentParser:
         )
         if cmd == "logs":
             p.add_argument("-f", "--follow", action="store_true", help="follow until it ends")
+        if cmd == "show":
+            p.add_argument(
+                "--request",
+                action="store_true",
+                help="print the job's request to SageMaker (a Spark job's CreateProcessingJob)",
+            )
         p.set_defaults(func=func)
 
     jobs = sub.add_parser("jobs", help="list recent jobs")
