@@ -545,5 +545,8 @@ register_backend(
     "local", _local, options=("runner",), summary="this machine, no AWS (SageMaker emulated)"
 )
 register_backend(
-    "sagemaker", _sagemaker, options=("region",), summary="Amazon SageMaker training jobs"
+    "sagemaker",
+    _sagemaker,
+    options=("region",),
+    summary="Amazon SageMaker training jobs (Processing jobs for engine spark)",
 )
