@@ -606,3 +606,25 @@ def test_a_spark_job_has_no_sdk_estimator():
     with pytest.raises(ConfigError) as info:
         to_estimator(spec)
     assert info.value.fields == ["engine"] and "job.request()" in str(info.value)
+
+
+def test_another_tools_processing_job_is_listed_and_has_no_artifacts(aws, boto_session):
+    boto_session.client("sagemaker").create_processing_job(
+        ProcessingJobName="not-smglms",
+        RoleArn=ROLE,
+        AppSpecification={"ImageUri": SPARK_IMAGE},
+        ProcessingResources={
+            "ClusterConfig": {
+                "InstanceCount": 1,
+                "InstanceType": "ml.m5.xlarge",
+                "VolumeSizeInGB": 10,
+            }
+        },
+    )  # moto: Completed at once
+    backend = SageMakerBackend(session=boto_session)
+    assert [s.name for s in backend.list_states()] == ["not-smglms"]
+    state = backend.job_state("not-smglms")
+    assert state.status == "Completed" and state.failure_reason is None
+    assert state.model_uri is None
+    with pytest.raises(BackendError, match="has no model artifacts"):
+        Job("not-smglms", backend).artifacts()

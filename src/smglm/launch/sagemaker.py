@@ -53,6 +53,8 @@ _PAGE = 100  # ListTrainingJobs' largest page
 _TRAINING, _PROCESSING = "training", "processing"
 #: How much of spark-finish's error output a failure reason keeps.
 _REASON_CHARS = 2000
+#: The longest spark-finish may take on this machine (it reads summaries, not the data).
+_FINISH_SECONDS = 1800
 
 
 @dataclass
@@ -354,7 +356,11 @@ class SageMakerBackend(BaseBackend):
             if job_name in self._finished:
                 return self._finished[job_name]
             resp = response or self._describe_as(_PROCESSING, job_name)
-            layout = processing.ProcessingLayout.from_request(resp)
+            try:
+                layout = processing.ProcessingLayout.from_request(resp)
+            except BackendError as exc:  # another tool's processing job: no artifacts
+                log.info("%s", exc)
+                return None, None, None
             result = self._finish(layout)
             self._finished[job_name] = result
             return result
@@ -409,7 +415,25 @@ class SageMakerBackend(BaseBackend):
             ]
             # the launcher logs the job's MLflow run; spark-finish must not log into another
             env = {k: v for k, v in os.environ.items() if k != "MLFLOW_RUN_ID"}
-            proc = subprocess.run(command, capture_output=True, text=True, env=env, check=False)
+            try:
+                proc = subprocess.run(
+                    command,
+                    capture_output=True,
+                    text=True,
+                    env=env,
+                    check=False,
+                    timeout=_FINISH_SECONDS,
+                )
+            except subprocess.TimeoutExpired:
+                return (
+                    None,
+                    None,
+                    (
+                        "ClientError: the job's artifacts could not be made from the Spark "
+                        f"driver's output: python -m smglm.runtime spark-finish ran for more than "
+                        f"{_FINISH_SECONDS} s and was stopped"
+                    ),
+                )
             for line in (proc.stdout + proc.stderr).splitlines():
                 log.info("spark-finish %s: %s", layout.name, line)
             if proc.returncode != 0:
