@@ -425,6 +425,7 @@ def test_failure_reason_keeps_the_containers_exit_message(aws, boto_session, tmp
         Job(spec.name, backend).wait(out=io.StringIO())
 
 
+@pytest.mark.slow  # spark-finish runs as a process (imports the runtime)
 def test_a_driver_output_that_cannot_be_finished_fails_the_job_with_the_reason(
     aws, boto_session, tmp_path, code_dir
 ):
