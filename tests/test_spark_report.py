@@ -272,3 +272,20 @@ def test_spec_is_json(fitted):
     spec = _spec(fitted)
     assert json.loads(json.dumps(spec)) == spec
     assert spec["link"] == "log" and spec["by"] == "accident_year"
+
+
+def test_running_sums_in_spark_equal_collected(spark, fitted, reports):
+    """With collect_limit 0 every running sum stays in Spark (range partitions; a Lorenz
+    curve of more vertices than it keeps): the same tables as smglm's."""
+    scored, sdf = _spark_frame(spark, fitted, "train")
+    columns = ["density_log", "area"]  # a numeric of many distinct values, a categorical
+    spec = {**_spec(fitted), "collect_limit": 0, "predictors": columns, "terms": []}
+    got = spark_report.report_split(sdf, spec)
+    want = build_split(fitted.config, scored)
+    assert len(want.lorenz) <= 1000 < len(np.unique(scored.mu))  # the curve is thinned
+    for column in columns:
+        assert_close(got["one_ways"][column], want.one_ways[column], f"one_way {column}")
+    for table in ("lift", "lorenz", "residuals"):
+        assert_close(got["tables"][table], getattr(want, table), table)
+    assert_close(got["gini"], want.gini, "gini")
+    assert got["metrics"] == pytest.approx(reports["train"][1]["metrics"], rel=RTOL)
