@@ -383,7 +383,7 @@ class _Cum:
         """The rows where ``cond`` (built from :meth:`col`) holds, in key order, as dicts."""
         if self.local is not None:
             frame = self.local if cond is None else self.local[np.asarray(cond, dtype=bool)]
-            return frame.to_dict("records")
+            return [{str(k): v for k, v in r.items()} for r in frame.to_dict("records")]
         df = self.spark if cond is None else self.spark.filter(cond)
         return sorted((r.asDict() for r in df.collect()), key=lambda r: r["cum_one"])
 
@@ -399,7 +399,9 @@ class _Cum:
         from pyspark.sql import functions as sf
 
         if self.local is not None:
-            return None if self.local.empty else self.local.iloc[-1].to_dict()
+            if self.local.empty:
+                return None
+            return {str(k): v for k, v in self.local.iloc[-1].to_dict().items()}
         top = self.spark.orderBy(sf.desc("cum_one")).limit(1).collect()
         return top[0].asDict() if top else None
 
@@ -576,9 +578,9 @@ def _metrics(base: Any, s: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str,
         aggs.append(sf.sum(wc * (_xlogy(yc, mc) - mc - _lgamma(yc + 1.0))).alias("ll"))
     elif fam == "binomial":
         trials = sf.rint(wc)
-        k = sf.rint(wc * yc)
-        logc = _lgamma(trials + 1.0) - _lgamma(k + 1.0) - _lgamma(trials - k + 1.0)
-        aggs.append(sf.sum(logc + _xlogy(k, mc) + _xlogy(trials - k, 1.0 - mc)).alias("ll"))
+        wins = sf.rint(wc * yc)
+        logc = _lgamma(trials + 1.0) - _lgamma(wins + 1.0) - _lgamma(trials - wins + 1.0)
+        aggs.append(sf.sum(logc + _xlogy(wins, mc) + _xlogy(trials - wins, 1.0 - mc)).alias("ll"))
     elif fam == "negative_binomial":
         th = theta
         logf = (
@@ -726,8 +728,8 @@ def _lorenz(
         x = np.concatenate(([0.0], cum.local["cum_e"].to_numpy(np.float64))) / total_e
         with np.errstate(invalid="ignore", divide="ignore"):
             y = np.concatenate(([0.0], cum.local["cum_a"].to_numpy(np.float64))) / total_a
-        step = np.abs(np.diff(x)) + np.abs(np.nan_to_num(np.diff(y)))
-        t = np.concatenate(([0.0], np.cumsum(step)))
+        steps = np.abs(np.diff(x)) + np.abs(np.nan_to_num(np.diff(y)))
+        t = np.concatenate(([0.0], np.cumsum(steps)))
         idx = np.searchsorted(t, np.linspace(0.0, t[-1], max_points)).clip(0, len(t) - 1)
         idx = np.unique(np.concatenate(([0, len(t) - 1], idx)))
         return pd.DataFrame({"cum_exposure": x[idx], "cum_actual": y[idx]})
@@ -983,7 +985,7 @@ def _bin_order_rows(
         frame = frame.sort_values(["__raw", "__v"], kind="stable", ignore_index=True)
         frame["cum_n"] = frame.groupby("__raw")["n"].cumsum()
         for b, group in frame.groupby("__raw"):
-            out[int(b)] = group.to_dict("records")
+            out[int(str(b))] = [{str(k): v for k, v in r.items()} for r in group.to_dict("records")]
         return out
     window = (
         Window.partitionBy("__raw")
