@@ -13,7 +13,8 @@ Entry points
     as smglm's ``prepare`` keeps them; rows with weight 0 may be there, they are left out as
     smglm leaves them out) holding the columns the spec names plus ``__mu`` (the fitted mean,
     offset and exposure included) and ``__mu0`` (the null model's mean, R's
-    ``null.deviance`` model: intercept only, with the offset). Returns::
+    ``null.deviance`` model: intercept only, with the offset; as ``smglm.fit``'s metrics, a
+    test split takes the training rows' null intercept plus its own offset). Returns::
 
         {"metrics": {...},          # exactly smglm's SplitMetrics.to_dict() keys
          "gini": float, "balance": {"sum_actual", "sum_predicted", "ratio"},
