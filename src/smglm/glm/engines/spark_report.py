@@ -487,12 +487,13 @@ def report_split(sdf: Any, spec: Mapping[str, Any]) -> dict[str, Any]:
         ranked = _ranked(base, s)
         metrics["gini"] = ranked["gini"]
         one_ways = {}
+        memo: dict[Any, Any] = {}  # groupings shared by one-ways and term views
         for c in s["predictors"]:
             levels = isinstance(types[c], (st.StringType, st.BooleanType)) or c in s["categorical"]
             order = (s.get("levels") or {}).get(c)
-            one_ways[c] = _one_way(base, c, levels, s["bins"], order, s["collect_limit"])
+            one_ways[c] = _one_way(base, c, levels, s["bins"], order, s["collect_limit"], memo)
         residuals = _residual_table(base, s)
-        terms = _term_aggregates(base, s)
+        terms = _term_aggregates(base, s, memo)
     finally:
         base.unpersist()
     sa, sp = totals["sum_actual"], totals["sum_predicted"]
@@ -756,11 +757,20 @@ def _lorenz(
 
 
 # -- one-ways --------------------------------------------------------------------------------
-def _sums(df: Any, key: Any) -> list[Any]:
+def _sums(
+    df: Any, key: Any, by: str | None = None, memo: dict[Any, Any] | None = None
+) -> list[Any]:
+    """The exposure, actual and predicted sums and row counts (``e``, ``a``, ``p``, ``n``)
+    by ``key`` (``__g``; and by column ``by``: ``__by``), collected (one row per group).
+    ``memo`` keeps them for another table grouping the same way."""
     from pyspark.sql import functions as sf
 
-    return (
-        df.groupBy(key.alias("__g"))
+    memo_key = (str(key), by)
+    if memo is not None and memo_key in memo:
+        return list(memo[memo_key])
+    keys = [key.alias("__g"), *([_col(by).alias("__by")] if by else [])]
+    rows = (
+        df.groupBy(*keys)
         .agg(
             sf.sum("__e").alias("e"),
             sf.sum("__a").alias("a"),
@@ -769,6 +779,9 @@ def _sums(df: Any, key: Any) -> list[Any]:
         )
         .collect()
     )
+    if memo is not None:
+        memo[memo_key] = rows
+    return list(rows)
 
 
 def _table(labels: list[str], sums: Mapping[int, tuple[float, float, float, int]]) -> pd.DataFrame:
@@ -792,19 +805,27 @@ def _table(labels: list[str], sums: Mapping[int, tuple[float, float, float, int]
 
 
 def _one_way(
-    base: Any, column: str, levels: bool, bins: int, order: Sequence[str] | None, limit: int
+    base: Any,
+    column: str,
+    levels: bool,
+    bins: int,
+    order: Sequence[str] | None,
+    limit: int,
+    memo: dict[Any, Any] | None = None,
 ) -> pd.DataFrame:
     """smglm's ``one_way_of_arrays``: per level (sorted, or ``order``) or per exposure
     quantile bin of a numeric column; missing values last, as ``(missing)``."""
     if levels:
-        return _level_one_way(base, column, order)
+        return _level_one_way(base, column, order, memo)
     codes, labels = _numeric_bins(base, column, bins, limit)
     got = {int(r["__g"]): (r["e"], r["a"], r["p"], int(r["n"])) for r in _sums(base, codes)}
     return _table([*labels, MISSING_LABEL], got)
 
 
-def _level_one_way(base: Any, column: str, order: Sequence[str] | None) -> pd.DataFrame:
-    rows = _sums(base, _col(column))
+def _level_one_way(
+    base: Any, column: str, order: Sequence[str] | None, memo: dict[Any, Any] | None
+) -> pd.DataFrame:
+    rows = _sums(base, _col(column), None, memo)
     present = [r["__g"] for r in rows if not _is_missing(r["__g"])]
     if order is not None:
         values = [str(v) for v in order]
@@ -1050,12 +1071,20 @@ def _numeric_part(base: Any, name: str, limit: int) -> tuple[Any, Any, list[str]
     return codes, lambda k: shown[int(k)], labels
 
 
-def _term_aggregates(base: Any, s: Mapping[str, Any]) -> dict[str, dict[str, pd.DataFrame]]:
+def _add(acc: list[float], row: Any) -> None:
+    """Add a collected group's sums into ``acc`` (exposure, actual, predicted, rows)."""
+    acc[0] += row["e"]
+    acc[1] += row["a"]
+    acc[2] += row["p"]
+    acc[3] += int(row["n"])
+
+
+def _term_aggregates(
+    base: Any, s: Mapping[str, Any], memo: dict[Any, Any] | None = None
+) -> dict[str, dict[str, pd.DataFrame]]:
     """The sums the term views need (exposure, actual, expected, rows) by level of each
     level term, by pair of an interaction's levels or bins, and by level and ``by`` value;
     the smglm side adds the fitted model's estimates (``glm/report/spark_tables.py``)."""
-    from pyspark.sql import functions as sf
-
     out: dict[str, dict[str, pd.DataFrame]] = {"levels": {}, "interactions": {}, "consistency": {}}
     terms = {str(t["name"]): t for t in s["terms"]}
     by = s.get("by")
@@ -1064,37 +1093,20 @@ def _term_aggregates(base: Any, s: Mapping[str, Any]) -> dict[str, dict[str, pd.
         if kind in ("categorical", "bands"):
             key, label = _level_key(term)
             known = [str(v) for v in term.get("levels") or []]
+            split = by if by and by != name else None
+            rows = _sums(base, key, split, memo)
             sums: dict[str, list[float]] = {}
-            for r in _sums(base, key):
+            cells: dict[tuple[str, Any], list[float]] = {}
+            for r in rows:
                 lv = label(r["__g"])
                 if lv is None:
                     continue
-                acc = sums.setdefault(lv, [0.0, 0.0, 0.0, 0])
-                for i, c in enumerate(("e", "a", "p")):
-                    acc[i] += r[c]
-                acc[3] += int(r["n"])
+                _add(sums.setdefault(lv, [0.0, 0.0, 0.0, 0]), r)
+                if split and not _is_missing(r["__by"]):
+                    _add(cells.setdefault((lv, r["__by"]), [0.0, 0.0, 0.0, 0]), r)
             order = known + sorted(set(sums) - set(known))
             out["levels"][name] = _agg_frame({"level": order}, [sums.get(lv) for lv in order])
-            if by and by != name:
-                rows = (
-                    base.groupBy(key.alias("__g"), _col(by).alias("__by"))
-                    .agg(
-                        sf.sum("__e").alias("e"),
-                        sf.sum("__a").alias("a"),
-                        sf.sum("__p").alias("p"),
-                        sf.count(sf.lit(1)).alias("n"),
-                    )
-                    .collect()
-                )
-                cells: dict[tuple[str, Any], list[float]] = {}
-                for r in rows:
-                    lv = label(r["__g"])
-                    if lv is None or _is_missing(r["__by"]):
-                        continue
-                    acc = cells.setdefault((lv, r["__by"]), [0.0, 0.0, 0.0, 0])
-                    for i, c in enumerate(("e", "a", "p")):
-                        acc[i] += r[c]
-                    acc[3] += int(r["n"])
+            if split:
                 keys = sorted(cells, key=lambda k: (k[0], k[1]))
                 rank = {v: i for i, v in enumerate(sorted({k[1] for k in keys}))}
                 out["consistency"][name] = _agg_frame(
