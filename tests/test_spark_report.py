@@ -289,3 +289,22 @@ def test_running_sums_in_spark_equal_collected(spark, fitted, reports):
         assert_close(got["tables"][table], getattr(want, table), table)
     assert_close(got["gini"], want.gini, "gini")
     assert got["metrics"] == pytest.approx(reports["train"][1]["metrics"], rel=RTOL)
+
+
+def test_module_is_standalone():
+    """spark_report runs beside the driver on AWS's Spark image: it imports pyspark, numpy,
+    pandas and the standard library only, never smglm (nor pydantic or scipy)."""
+    import ast
+    import sys
+    from pathlib import Path
+
+    tree = ast.parse(Path(spark_report.__file__).read_text(encoding="utf-8"))
+    roots = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            roots |= {a.name.split(".")[0] for a in node.names}
+        elif isinstance(node, ast.ImportFrom):
+            assert node.level == 0, "no relative imports: the driver loads it as a plain module"
+            roots.add(str(node.module).split(".")[0])
+    allowed = {"pyspark", "numpy", "pandas"} | set(sys.stdlib_module_names)
+    assert roots <= allowed, roots - allowed
