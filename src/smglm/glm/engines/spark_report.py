@@ -4,7 +4,8 @@ This module is STANDALONE: it imports only pyspark, numpy, pandas and the standa
 (never smglm), so that it runs beside ``spark_driver.py`` on AWS's Spark image (SageMaker
 Processing) as well as on this machine. Everything is computed as Spark aggregations: no row
 of the data is ever collected to the driver; what is collected is bounded by the number of
-levels, bins, distinct values of a categorical, or the points of the Lorenz curve kept.
+levels, bins, distinct values of a categorical, the points of the Lorenz curve kept, or
+``collect_limit`` groups (see the spec).
 
 Entry points
 ------------
@@ -31,7 +32,10 @@ Entry points
     ``smglm.runtime.report_files.write_spark_reports`` turns that folder into the job's
     report folder (term views from the aggregates and the fitted model, PNGs).
 
-``spec_from_config(config, *, n_params, terms=None) -> dict``
+``split_metrics(sdf, spec) -> dict``
+    The metrics alone (the Gini included), without the report tables.
+
+``spec_from_config(config, *, n_params, terms=None, link=None) -> dict``
     Builds the spec from a resolved GLMConfig as a JSON dict (``GLMConfig.to_dict()``).
 
 The spec (a plain JSON-able dict)
@@ -71,7 +75,9 @@ rounding (about 1e-15 relative: Spark adds in another order). The lift's decile 
 the same (equal-exposure slices, ties shared in proportion to exposure), so its values agree
 to rounding too. The Lorenz curve keeps the same vertices except where two vertices' path
 lengths agree to the last bits (then a neighbouring vertex of the same curve may be kept).
-The residual table's quantiles are exact order statistics, interpolated as numpy does.
+The residual table's quantiles are exact order statistics, interpolated as numpy does. The
+log-likelihood's log-gamma terms (Poisson, binomial, negative binomial) are a Stirling series
+in Spark SQL (which has no lgamma), within about 1e-15 of scipy's per row.
 """
 
 from __future__ import annotations
