@@ -4,7 +4,8 @@ This module is STANDALONE: it imports only pyspark, numpy, pandas and the standa
 (never smglm), so that it runs beside ``spark_driver.py`` on AWS's Spark image (SageMaker
 Processing) as well as on this machine. Everything is computed as Spark aggregations: no row
 of the data is ever collected to the driver; what is collected is bounded by the number of
-levels, bins, distinct values of a categorical, or the points of the Lorenz curve kept.
+levels, bins, distinct values of a categorical, the points of the Lorenz curve kept, or
+``collect_limit`` groups (see the spec).
 
 Entry points
 ------------
@@ -13,7 +14,8 @@ Entry points
     as smglm's ``prepare`` keeps them; rows with weight 0 may be there, they are left out as
     smglm leaves them out) holding the columns the spec names plus ``__mu`` (the fitted mean,
     offset and exposure included) and ``__mu0`` (the null model's mean, R's
-    ``null.deviance`` model: intercept only, with the offset). Returns::
+    ``null.deviance`` model: intercept only, with the offset; as ``smglm.fit``'s metrics, a
+    test split takes the training rows' null intercept plus its own offset). Returns::
 
         {"metrics": {...},          # exactly smglm's SplitMetrics.to_dict() keys
          "gini": float, "balance": {"sum_actual", "sum_predicted", "ratio"},
@@ -30,7 +32,10 @@ Entry points
     ``smglm.runtime.report_files.write_spark_reports`` turns that folder into the job's
     report folder (term views from the aggregates and the fitted model, PNGs).
 
-``spec_from_config(config, *, n_params, terms=None) -> dict``
+``split_metrics(sdf, spec) -> dict``
+    The metrics alone (the Gini included), without the report tables.
+
+``spec_from_config(config, *, n_params, terms=None, link=None) -> dict``
     Builds the spec from a resolved GLMConfig as a JSON dict (``GLMConfig.to_dict()``).
 
 The spec (a plain JSON-able dict)
@@ -70,7 +75,9 @@ rounding (about 1e-15 relative: Spark adds in another order). The lift's decile 
 the same (equal-exposure slices, ties shared in proportion to exposure), so its values agree
 to rounding too. The Lorenz curve keeps the same vertices except where two vertices' path
 lengths agree to the last bits (then a neighbouring vertex of the same curve may be kept).
-The residual table's quantiles are exact order statistics, interpolated as numpy does.
+The residual table's quantiles are exact order statistics, interpolated as numpy does. The
+log-likelihood's log-gamma terms (Poisson, binomial, negative binomial) are a Stirling series
+in Spark SQL (which has no lgamma), within about 1e-15 of scipy's per row.
 """
 
 from __future__ import annotations
@@ -383,7 +390,7 @@ class _Cum:
         """The rows where ``cond`` (built from :meth:`col`) holds, in key order, as dicts."""
         if self.local is not None:
             frame = self.local if cond is None else self.local[np.asarray(cond, dtype=bool)]
-            return frame.to_dict("records")
+            return [{str(k): v for k, v in r.items()} for r in frame.to_dict("records")]
         df = self.spark if cond is None else self.spark.filter(cond)
         return sorted((r.asDict() for r in df.collect()), key=lambda r: r["cum_one"])
 
@@ -399,7 +406,9 @@ class _Cum:
         from pyspark.sql import functions as sf
 
         if self.local is not None:
-            return None if self.local.empty else self.local.iloc[-1].to_dict()
+            if self.local.empty:
+                return None
+            return {str(k): v for k, v in self.local.iloc[-1].to_dict().items()}
         top = self.spark.orderBy(sf.desc("cum_one")).limit(1).collect()
         return top[0].asDict() if top else None
 
@@ -484,12 +493,13 @@ def report_split(sdf: Any, spec: Mapping[str, Any]) -> dict[str, Any]:
         ranked = _ranked(base, s)
         metrics["gini"] = ranked["gini"]
         one_ways = {}
+        memo: dict[Any, Any] = {}  # groupings shared by one-ways and term views
         for c in s["predictors"]:
             levels = isinstance(types[c], (st.StringType, st.BooleanType)) or c in s["categorical"]
             order = (s.get("levels") or {}).get(c)
-            one_ways[c] = _one_way(base, c, levels, s["bins"], order, s["collect_limit"])
+            one_ways[c] = _one_way(base, c, levels, s["bins"], order, s["collect_limit"], memo)
         residuals = _residual_table(base, s)
-        terms = _term_aggregates(base, s)
+        terms = _term_aggregates(base, s, memo)
     finally:
         base.unpersist()
     sa, sp = totals["sum_actual"], totals["sum_predicted"]
@@ -576,9 +586,9 @@ def _metrics(base: Any, s: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str,
         aggs.append(sf.sum(wc * (_xlogy(yc, mc) - mc - _lgamma(yc + 1.0))).alias("ll"))
     elif fam == "binomial":
         trials = sf.rint(wc)
-        k = sf.rint(wc * yc)
-        logc = _lgamma(trials + 1.0) - _lgamma(k + 1.0) - _lgamma(trials - k + 1.0)
-        aggs.append(sf.sum(logc + _xlogy(k, mc) + _xlogy(trials - k, 1.0 - mc)).alias("ll"))
+        wins = sf.rint(wc * yc)
+        logc = _lgamma(trials + 1.0) - _lgamma(wins + 1.0) - _lgamma(trials - wins + 1.0)
+        aggs.append(sf.sum(logc + _xlogy(wins, mc) + _xlogy(trials - wins, 1.0 - mc)).alias("ll"))
     elif fam == "negative_binomial":
         th = theta
         logf = (
@@ -726,8 +736,8 @@ def _lorenz(
         x = np.concatenate(([0.0], cum.local["cum_e"].to_numpy(np.float64))) / total_e
         with np.errstate(invalid="ignore", divide="ignore"):
             y = np.concatenate(([0.0], cum.local["cum_a"].to_numpy(np.float64))) / total_a
-        step = np.abs(np.diff(x)) + np.abs(np.nan_to_num(np.diff(y)))
-        t = np.concatenate(([0.0], np.cumsum(step)))
+        steps = np.abs(np.diff(x)) + np.abs(np.nan_to_num(np.diff(y)))
+        t = np.concatenate(([0.0], np.cumsum(steps)))
         idx = np.searchsorted(t, np.linspace(0.0, t[-1], max_points)).clip(0, len(t) - 1)
         idx = np.unique(np.concatenate(([0, len(t) - 1], idx)))
         return pd.DataFrame({"cum_exposure": x[idx], "cum_actual": y[idx]})
@@ -753,11 +763,20 @@ def _lorenz(
 
 
 # -- one-ways --------------------------------------------------------------------------------
-def _sums(df: Any, key: Any) -> list[Any]:
+def _sums(
+    df: Any, key: Any, by: str | None = None, memo: dict[Any, Any] | None = None
+) -> list[Any]:
+    """The exposure, actual and predicted sums and row counts (``e``, ``a``, ``p``, ``n``)
+    by ``key`` (``__g``; and by column ``by``: ``__by``), collected (one row per group).
+    ``memo`` keeps them for another table grouping the same way."""
     from pyspark.sql import functions as sf
 
-    return (
-        df.groupBy(key.alias("__g"))
+    memo_key = (str(key), by)
+    if memo is not None and memo_key in memo:
+        return list(memo[memo_key])
+    keys = [key.alias("__g"), *([_col(by).alias("__by")] if by else [])]
+    rows = (
+        df.groupBy(*keys)
         .agg(
             sf.sum("__e").alias("e"),
             sf.sum("__a").alias("a"),
@@ -766,6 +785,9 @@ def _sums(df: Any, key: Any) -> list[Any]:
         )
         .collect()
     )
+    if memo is not None:
+        memo[memo_key] = rows
+    return list(rows)
 
 
 def _table(labels: list[str], sums: Mapping[int, tuple[float, float, float, int]]) -> pd.DataFrame:
@@ -789,19 +811,27 @@ def _table(labels: list[str], sums: Mapping[int, tuple[float, float, float, int]
 
 
 def _one_way(
-    base: Any, column: str, levels: bool, bins: int, order: Sequence[str] | None, limit: int
+    base: Any,
+    column: str,
+    levels: bool,
+    bins: int,
+    order: Sequence[str] | None,
+    limit: int,
+    memo: dict[Any, Any] | None = None,
 ) -> pd.DataFrame:
     """smglm's ``one_way_of_arrays``: per level (sorted, or ``order``) or per exposure
     quantile bin of a numeric column; missing values last, as ``(missing)``."""
     if levels:
-        return _level_one_way(base, column, order)
+        return _level_one_way(base, column, order, memo)
     codes, labels = _numeric_bins(base, column, bins, limit)
     got = {int(r["__g"]): (r["e"], r["a"], r["p"], int(r["n"])) for r in _sums(base, codes)}
     return _table([*labels, MISSING_LABEL], got)
 
 
-def _level_one_way(base: Any, column: str, order: Sequence[str] | None) -> pd.DataFrame:
-    rows = _sums(base, _col(column))
+def _level_one_way(
+    base: Any, column: str, order: Sequence[str] | None, memo: dict[Any, Any] | None
+) -> pd.DataFrame:
+    rows = _sums(base, _col(column), None, memo)
     present = [r["__g"] for r in rows if not _is_missing(r["__g"])]
     if order is not None:
         values = [str(v) for v in order]
@@ -983,7 +1013,7 @@ def _bin_order_rows(
         frame = frame.sort_values(["__raw", "__v"], kind="stable", ignore_index=True)
         frame["cum_n"] = frame.groupby("__raw")["n"].cumsum()
         for b, group in frame.groupby("__raw"):
-            out[int(b)] = group.to_dict("records")
+            out[int(str(b))] = [{str(k): v for k, v in r.items()} for r in group.to_dict("records")]
         return out
     window = (
         Window.partitionBy("__raw")
@@ -1047,12 +1077,20 @@ def _numeric_part(base: Any, name: str, limit: int) -> tuple[Any, Any, list[str]
     return codes, lambda k: shown[int(k)], labels
 
 
-def _term_aggregates(base: Any, s: Mapping[str, Any]) -> dict[str, dict[str, pd.DataFrame]]:
+def _add(acc: list[float], row: Any) -> None:
+    """Add a collected group's sums into ``acc`` (exposure, actual, predicted, rows)."""
+    acc[0] += row["e"]
+    acc[1] += row["a"]
+    acc[2] += row["p"]
+    acc[3] += int(row["n"])
+
+
+def _term_aggregates(
+    base: Any, s: Mapping[str, Any], memo: dict[Any, Any] | None = None
+) -> dict[str, dict[str, pd.DataFrame]]:
     """The sums the term views need (exposure, actual, expected, rows) by level of each
     level term, by pair of an interaction's levels or bins, and by level and ``by`` value;
     the smglm side adds the fitted model's estimates (``glm/report/spark_tables.py``)."""
-    from pyspark.sql import functions as sf
-
     out: dict[str, dict[str, pd.DataFrame]] = {"levels": {}, "interactions": {}, "consistency": {}}
     terms = {str(t["name"]): t for t in s["terms"]}
     by = s.get("by")
@@ -1061,37 +1099,20 @@ def _term_aggregates(base: Any, s: Mapping[str, Any]) -> dict[str, dict[str, pd.
         if kind in ("categorical", "bands"):
             key, label = _level_key(term)
             known = [str(v) for v in term.get("levels") or []]
+            split = by if by and by != name else None
+            rows = _sums(base, key, split, memo)
             sums: dict[str, list[float]] = {}
-            for r in _sums(base, key):
+            cells: dict[tuple[str, Any], list[float]] = {}
+            for r in rows:
                 lv = label(r["__g"])
                 if lv is None:
                     continue
-                acc = sums.setdefault(lv, [0.0, 0.0, 0.0, 0])
-                for i, c in enumerate(("e", "a", "p")):
-                    acc[i] += r[c]
-                acc[3] += int(r["n"])
+                _add(sums.setdefault(lv, [0.0, 0.0, 0.0, 0]), r)
+                if split and not _is_missing(r["__by"]):
+                    _add(cells.setdefault((lv, r["__by"]), [0.0, 0.0, 0.0, 0]), r)
             order = known + sorted(set(sums) - set(known))
             out["levels"][name] = _agg_frame({"level": order}, [sums.get(lv) for lv in order])
-            if by and by != name:
-                rows = (
-                    base.groupBy(key.alias("__g"), _col(by).alias("__by"))
-                    .agg(
-                        sf.sum("__e").alias("e"),
-                        sf.sum("__a").alias("a"),
-                        sf.sum("__p").alias("p"),
-                        sf.count(sf.lit(1)).alias("n"),
-                    )
-                    .collect()
-                )
-                cells: dict[tuple[str, Any], list[float]] = {}
-                for r in rows:
-                    lv = label(r["__g"])
-                    if lv is None or _is_missing(r["__by"]):
-                        continue
-                    acc = cells.setdefault((lv, r["__by"]), [0.0, 0.0, 0.0, 0])
-                    for i, c in enumerate(("e", "a", "p")):
-                        acc[i] += r[c]
-                    acc[3] += int(r["n"])
+            if split:
                 keys = sorted(cells, key=lambda k: (k[0], k[1]))
                 rank = {v: i for i, v in enumerate(sorted({k[1] for k in keys}))}
                 out["consistency"][name] = _agg_frame(

@@ -204,7 +204,8 @@ def _interaction(
     exposure-weighted relativity comes from Spark (``fit_sum``)."""
     parts = [by_name[str(n)] for n in term["terms"]]
     c = np.asarray(term["coefficients"], dtype=np.float64)
-    orders, codes = [], []
+    orders: list[list[str]] = []
+    codes: list[np.ndarray | None] = []
     for side, part in zip(("a", "b"), parts, strict=True):
         labels = sums[side].astype(str).tolist()
         if part.get("type") in ("categorical", "bands"):
