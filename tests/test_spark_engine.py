@@ -109,7 +109,8 @@ def test_parity_with_glum(spark: Any, data: pd.DataFrame, case: str) -> None:
     for key in ("deviance", "null_deviance", "aic"):
         if key in figures:
             assert figures[key] <= 1e-10, (key, figures)
-    assert fitted.metrics["fit"]["engine"] == "spark"
+    assert fitted.metrics["fit"]["engine"] == fitted.engine == "spark"
+    assert glum.engine == "glum"
     assert fitted.metrics["fit"]["converged"]
     # the portable model predicts as glum's, and survives model.json
     new = df.head(300)

@@ -148,7 +148,6 @@ def run(
 ) -> dict[str, Any]:
     """Fit the job's config and write ``out_dir/spark_fit.json`` (and the report tables);
     returns what it wrote. ``train``/``test`` (Spark DataFrames) replace the job's URIs."""
-    from pyspark.sql import functions as sf
 
     t_start = time.perf_counter()
     cfg = job["config"]
@@ -216,8 +215,6 @@ def run(
                 "report": f"report/{name}",
                 "seconds": time.perf_counter() - t0,
             }
-        else:
-            entry = {"rows": int(sdf.agg(sf.count(sf.lit(1))).first()[0])}
         splits[name] = entry
     phase("report")
     out["phases"] = phases
@@ -547,6 +544,7 @@ class _Model:
             size = size * sf.col(cfg["exposure"]).cast("double")
         issues: list[tuple[str, str]] = []
         fixed = cfg.get("fixed") or {}
+        by_level = self._level_counts(df, size)
         for p in cfg["predictors"]:
             kind = self.kinds[p]
             spec = self.specs[p]
@@ -574,13 +572,7 @@ class _Model:
                         term.update(coefficient=float(fixed[p]), fixed=True)
                 self._add(term)
                 continue
-            raw = self._level_expr(p)
-            rows = (
-                df.groupBy(raw.alias("label"))
-                .agg(sf.count(sf.lit(1)).alias("n"), sf.sum(size).alias("size"))
-                .collect()
-            )
-            counts = {r["label"]: (int(r["n"]), float(r["size"] or 0.0)) for r in rows}
+            counts = by_level[p]
             groups = {str(g): [str(m) for m in ms] for g, ms in (spec.get("groups") or {}).items()}
             member_of = {m: g for g, ms in groups.items() for m in ms}
             missing_level = spec.get("missing") == "level"
@@ -697,6 +689,33 @@ class _Model:
             self._add(term)
         if issues:
             raise DriverError(issues)
+
+    def _level_counts(self, df: Any, size: Any) -> dict[str, dict[Any, tuple[int, float]]]:
+        """Per level term, each raw level's (rows, size): one pass over the data for all the
+        level terms (the (term, level) pairs exploded, then grouped)."""
+        from pyspark.sql import functions as sf
+
+        names = [p for p in self.cfg["predictors"] if self.kinds[p] != "numeric"]
+        out: dict[str, dict[Any, tuple[int, float]]] = {p: {} for p in names}
+        if not names:
+            return out
+        pairs = sf.explode(
+            sf.array(
+                *[
+                    sf.struct(sf.lit(i).alias("t"), self._level_expr(p).alias("label"))
+                    for i, p in enumerate(names)
+                ]
+            )
+        )
+        rows = (
+            df.select(size.alias("__size"), pairs.alias("__pair"))
+            .groupBy(sf.col("__pair.t").alias("t"), sf.col("__pair.label").alias("label"))
+            .agg(sf.count(sf.lit(1)).alias("n"), sf.sum("__size").alias("size"))
+            .collect()
+        )
+        for r in rows:
+            out[names[int(r["t"])]][r["label"]] = (int(r["n"]), float(r["size"] or 0.0))
+        return out
 
     def _add(self, term: dict[str, Any]) -> None:
         self.terms.append(term)
