@@ -194,7 +194,9 @@ def run(
 
     splits: dict[str, Any] = {}
     scored = {"train": model.scored(train, fitted)}
-    out["statistics"] = model.statistics(scored["train"])
+    report = _report_module()
+    if report is None:  # else the report's split metrics are the statistics
+        out["statistics"] = model.statistics(scored["train"])
     phase("statistics")
     if test is not None:
         scored["test"] = model.scored(test, fitted)
@@ -400,6 +402,7 @@ class _Model:
         self.terms: list[dict[str, Any]] = []  # model.json term dicts, in predictor order
         self.by_name: dict[str, dict[str, Any]] = {}
         self.scale = 1.0
+        self.materialize_seconds = 0.0
 
     # -- rows ----------------------------------------------------------------------------
     def _numeric_columns(self) -> dict[str, str]:
@@ -828,28 +831,45 @@ class _Model:
                     )
                 ]
             )
+        from pyspark.ml.feature import VectorAssembler, VectorSlicer
+        from pyspark.ml.stat import Summarizer
+
         base = self.with_levels(df)
         w = self.weight()
-        pos = base.where(w > 0)
-        y = sf.col(cfg["target"]).cast("double")
-        aggs = [
+        # one pass: read the data, build every design column and cache the rows to fit (weight
+        # > 0; Spark would count the others in the residual df) with their column counts
+        frame = base.select(
+            sf.col(cfg["target"]).cast("double").alias("__yraw"),
+            w.alias("__w"),
+            (self.data_offset() + self.fixed_offset()).alias("__off0"),
+            *[e.alias(f"__f{k}") for k, (_, e) in enumerate(cols)],
+        ).where(sf.col("__w") > 0)
+        if cols:
+            assembler = VectorAssembler(
+                inputCols=[f"__f{k}" for k in range(len(cols))], outputCol="__all"
+            )
+            frame = assembler.transform(frame)
+        else:
+            frame = frame.withColumn("__all", _ones_vector())
+        cached = frame.select("__yraw", "__w", "__off0", "__all").persist()
+        t0 = time.perf_counter()
+        stats = cached.select(
+            Summarizer.metrics("numNonZeros").summary(sf.col("__all")).alias("__s"),
             sf.count(sf.lit(1)).alias("__n"),
-            sf.sum(w * y).alias("__wy"),
-            sf.sum(w).alias("__w"),
-        ]
-        aggs += [
-            sf.sum(sf.when(e != 0, 1).otherwise(0)).alias(f"__c{k}")
-            for k, (_, e) in enumerate(cols)
-        ]
-        stats = pos.agg(*aggs).first()
-        nonzero = [int(stats[f"__c{k}"] or 0) for k in range(len(cols))]
+            sf.sum(sf.col("__w") * sf.col("__yraw")).alias("__wy"),
+            sf.sum("__w").alias("__sw"),
+        ).first()
+        self.materialize_seconds = time.perf_counter() - t0
+        nonzero = [int(v) for v in stats["__s"]["numNonZeros"].toArray()] if cols else []
         aliased = [n for (n, _), c in zip(cols, nonzero, strict=True) if c == 0]
+        kept = [k for k, c in enumerate(nonzero) if c > 0]
         n_obs = int(stats["__n"])
-        ybar = float(stats["__wy"]) / float(stats["__w"])
+        ybar = float(stats["__wy"]) / float(stats["__sw"])
         rescale = self.link == "log" and self.family in _HAS_DISPERSION and ybar > 0
         self.scale = ybar if rescale else 1.0
-        n_params = len(cols) - len(aliased) + int(self.intercept)
+        n_params = len(kept) + int(self.intercept)
         if n_obs <= n_params:
+            cached.unpersist()
             raise DriverError(
                 [
                     (
@@ -860,27 +880,31 @@ class _Model:
                     )
                 ]
             )
+        # the rows to fit: the target divided by its scale (the offset takes -log(scale)), the
+        # columns without a row left out (R's NA), as projections of the cached rows
+        data = cached.select(
+            (sf.col("__yraw") / sf.lit(self.scale)).alias("__y"),
+            "__w",
+            (sf.col("__off0") - sf.lit(math.log(self.scale))).alias("__off"),
+            "__all",
+        )
+        if not kept:
+            data = data.withColumn("__features", _ones_vector())
+        elif len(kept) < len(cols):
+            slicer = VectorSlicer(inputCol="__all", outputCol="__features", indices=kept)
+            data = slicer.transform(data)
+        else:
+            data = data.withColumnRenamed("__all", "__features")
         return {
             "columns": cols,
             "aliased": aliased,
+            "kept": kept,
             "n_obs": n_obs,
             "ybar": ybar,
-            "weight_sum": float(stats["__w"]),
-            "base": base,
+            "weight_sum": float(stats["__sw"]),
+            "data": data.select("__y", "__w", "__off", "__features"),
+            "cached": cached,
         }
-
-    def _frame(self, base: Any, cols: list[tuple[str, Any]], kept: list[int]) -> Any:
-        """label, weight, offset (scaled) and the kept design columns as ``__f{k}``."""
-        from pyspark.sql import functions as sf
-
-        cfg = self.cfg
-        off = self.data_offset() + self.fixed_offset() - sf.lit(math.log(self.scale))
-        return base.select(
-            (sf.col(cfg["target"]).cast("double") / sf.lit(self.scale)).alias("__y"),
-            self.weight().alias("__w"),
-            off.alias("__off"),
-            *[cols[k][1].alias(f"__f{k}") for k in kept],
-        )
 
     def _glr(self, features: str, intercept: bool) -> Any:
         from pyspark.ml.regression import GeneralizedLinearRegression
@@ -905,23 +929,12 @@ class _Model:
 
     def fit(self, design: dict[str, Any]) -> dict[str, Any]:
         """Spark's fit of the model and of the null model (intercept only, with the offset)."""
-        from pyspark.ml.feature import VectorAssembler
-        from pyspark.sql import functions as sf
-
         cols = design["columns"]
         aliased = set(design["aliased"])
-        kept = [k for k, (n, _) in enumerate(cols) if n not in aliased]
-        frame = self._frame(design["base"], cols, kept).where(sf.col("__w") > 0)
-        if kept:
-            assembler = VectorAssembler(inputCols=[f"__f{k}" for k in kept], outputCol="__features")
-            data = assembler.transform(frame).select("__y", "__w", "__off", "__features")
-        else:
-            data = frame.select("__y", "__w", "__off", _ones_vector().alias("__features"))
-        data = data.persist()
+        kept = design["kept"]
+        data = design["data"]
+        materialize = self.materialize_seconds
         try:
-            t0 = time.perf_counter()
-            data.count()  # one pass: read, build the design and cache it
-            materialize = time.perf_counter() - t0
             t0 = time.perf_counter()
             model = self._glr("__features", self.intercept and bool(kept)).fit(data)
             seconds = time.perf_counter() - t0
@@ -946,7 +959,7 @@ class _Model:
             if self.intercept and (has_offset or self.fixed_offset_used()):
                 null_b = self._null_intercept(data, design["ybar"] / self.scale)
         finally:
-            data.unpersist()
+            design["cached"].unpersist()
         intercept = float(model.intercept) if self.intercept and kept else 0.0
         if not kept:  # no estimated column: the intercept is the constant feature's
             intercept, coef = (float(coef[0]), []) if self.intercept else (0.0, [])
