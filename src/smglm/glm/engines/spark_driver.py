@@ -831,7 +831,7 @@ class _Model:
                     )
                 ]
             )
-        from pyspark.ml.feature import VectorAssembler, VectorSlicer
+        from pyspark.ml.feature import VectorAssembler
         from pyspark.ml.stat import Summarizer
 
         base = self.with_levels(df)
@@ -880,8 +880,24 @@ class _Model:
                     )
                 ]
             )
-        # the rows to fit: the target divided by its scale (the offset takes -log(scale)), the
-        # columns without a row left out (R's NA), as projections of the cached rows
+        return {
+            "columns": cols,
+            "aliased": aliased,
+            "kept": kept,
+            "n_obs": n_obs,
+            "ybar": ybar,
+            "weight_sum": float(stats["__sw"]),
+            "data": self._fit_rows(cached, kept, len(cols)),
+            "cached": cached,
+        }
+
+    def _fit_rows(self, cached: Any, kept: list[int], n_cols: int) -> Any:
+        """The rows to fit, as projections of the cached rows: the target divided by its
+        scale (the offset takes -log(scale)), the design columns ``kept`` (the others are
+        R's NA: left out)."""
+        from pyspark.ml.feature import VectorSlicer
+        from pyspark.sql import functions as sf
+
         data = cached.select(
             (sf.col("__yraw") / sf.lit(self.scale)).alias("__y"),
             "__w",
@@ -890,21 +906,35 @@ class _Model:
         )
         if not kept:
             data = data.withColumn("__features", _ones_vector())
-        elif len(kept) < len(cols):
+        elif len(kept) < n_cols:
             slicer = VectorSlicer(inputCol="__all", outputCol="__features", indices=kept)
             data = slicer.transform(data)
         else:
             data = data.withColumnRenamed("__all", "__features")
-        return {
-            "columns": cols,
-            "aliased": aliased,
-            "kept": kept,
-            "n_obs": n_obs,
-            "ybar": ybar,
-            "weight_sum": float(stats["__sw"]),
-            "data": data.select("__y", "__w", "__off", "__features"),
-            "cached": cached,
-        }
+        return data.select("__y", "__w", "__off", "__features")
+
+    def _collinear(self, data: Any, kept: list[int]) -> list[int]:
+        """The kept columns that are linear combinations of earlier ones (the intercept
+        first), by R's rule as smglm applies it (:func:`aliased_columns`) on the prior-weight
+        cross-product X'WX: one pass (rows to Python; only after Spark met a singular
+        design)."""
+        from pyspark.mllib.linalg import Vectors as MLlibVectors
+        from pyspark.mllib.linalg.distributed import RowMatrix
+
+        intercept = self.intercept
+
+        def row(r: Any) -> Any:
+            import numpy as np
+
+            x = r["__features"].toArray()
+            if intercept:
+                x = np.concatenate([[1.0], x])
+            return MLlibVectors.dense(x * math.sqrt(r["__w"]))
+
+        gram = RowMatrix(data.select("__w", "__features").rdd.map(row)).computeGramianMatrix()
+        info = gram.toArray()
+        shift = int(intercept)
+        return [kept[j - shift] for j in aliased_columns(info) if j >= shift]
 
     def _glr(self, features: str, intercept: bool) -> Any:
         from pyspark.ml.regression import GeneralizedLinearRegression
@@ -935,24 +965,32 @@ class _Model:
         data = design["data"]
         materialize = self.materialize_seconds
         try:
-            t0 = time.perf_counter()
-            model = self._glr("__features", self.intercept and bool(kept)).fit(data)
-            seconds = time.perf_counter() - t0
-            summary = model.summary
-            coef = model.coefficients.toArray().tolist()
-            try:
-                se = list(summary.coefficientStandardErrors)
-            except Exception as exc:  # py4j: no SEs (singular design, not the normal solver)
-                raise DriverError(
-                    [
-                        (
-                            "predictors",
-                            f"Spark found no standard errors ({exc}): "
-                            "the design is singular (predictors collinear once "
-                            "weighted); group levels or drop predictors",
-                        )
-                    ]
-                ) from None
+            for attempt in range(2):
+                t0 = time.perf_counter()
+                model = self._glr("__features", self.intercept and bool(kept)).fit(data)
+                seconds = time.perf_counter() - t0
+                summary = model.summary
+                coef = model.coefficients.toArray().tolist()
+                try:
+                    se = list(summary.coefficientStandardErrors)
+                    break
+                except Exception as exc:  # py4j: no SEs (a singular design: Spark left its
+                    # normal solver); find the aliased columns and fit without them, as R
+                    more = self._collinear(data, kept) if attempt == 0 else []
+                    if not more:
+                        raise DriverError(
+                            [
+                                (
+                                    "predictors",
+                                    f"Spark found no standard errors ({exc}): the design is "
+                                    "singular (predictors collinear once weighted); group "
+                                    "levels or drop predictors",
+                                )
+                            ]
+                        ) from None
+                    aliased |= {cols[k][0] for k in more}
+                    kept = [k for k in kept if k not in more]
+                    data = self._fit_rows(design["cached"], kept, len(cols))
             stats = _summary_stats(summary)
             null_b = None
             has_offset = bool(self.cfg.get("exposure") or self.cfg.get("offset"))
@@ -1123,6 +1161,43 @@ class _Model:
             sf.sum(w * (y - mu) * (y - mu) / _variance(self.family, power, mu)).alias("pearson"),
         ).first()
         return {k: float(row[k]) for k in ("deviance", "null_deviance", "pearson")}
+
+
+#: smglm's ALIAS_TOLERANCE: a column whose share of sum of squares left after projecting it
+#: on the earlier columns is below this is aliased.
+ALIAS_TOLERANCE = 1e-10
+
+
+def aliased_columns(info: Any, tol: float = ALIAS_TOLERANCE) -> list[int]:
+    """The columns of ``info = X'WX`` that are linear combinations of earlier ones (R's
+    pivoting rule; smglm's ``glm.stats.aliased_columns``, with numpy only)."""
+    import numpy as np
+
+    p = info.shape[0]
+    diag = np.diag(info).astype(float)
+    zero = ~(diag > 0) | ~np.isfinite(diag)
+    d = np.sqrt(np.where(zero, 1.0, diag))
+    gram = info / d[:, None] / d[None, :]
+    factor = np.zeros((p, p))
+    kept: list[int] = []
+    out: list[int] = []
+    for j in range(p):
+        if zero[j] or not np.all(np.isfinite(gram[j])):
+            out.append(j)
+            continue
+        k = len(kept)
+        if k:
+            v = np.linalg.solve(factor[:k, :k], gram[kept, j])
+            rest = float(gram[j, j] - v @ v)
+        else:
+            v, rest = np.empty(0), float(gram[j, j])
+        if rest < tol:
+            out.append(j)
+            continue
+        factor[k, :k] = v
+        factor[k, k] = math.sqrt(rest)
+        kept.append(j)
+    return out
 
 
 def _xlogy(x: Any, y: Any) -> Any:
