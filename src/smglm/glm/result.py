@@ -92,6 +92,12 @@ class FitResult:
         return math.nan if seconds is None else float(seconds)
 
     @property
+    def engine(self) -> str:
+        """The engine that fitted the model: ``"glum"``, or ``"spark"``
+        (``metrics["fit"]["engine"]``)."""
+        return str((self.metrics.get("fit") or {}).get("engine") or "glum")
+
+    @property
     def n_coefficients(self) -> int:
         """The coefficient table's rows that were estimated (fixed terms excluded)."""
         table = self.coefficients

@@ -148,7 +148,6 @@ def run(
 ) -> dict[str, Any]:
     """Fit the job's config and write ``out_dir/spark_fit.json`` (and the report tables);
     returns what it wrote. ``train``/``test`` (Spark DataFrames) replace the job's URIs."""
-    from pyspark.sql import functions as sf
 
     t_start = time.perf_counter()
     cfg = job["config"]
@@ -195,7 +194,9 @@ def run(
 
     splits: dict[str, Any] = {}
     scored = {"train": model.scored(train, fitted)}
-    out["statistics"] = model.statistics(scored["train"])
+    report = _report_module()
+    if report is None:  # else the report's split metrics are the statistics
+        out["statistics"] = model.statistics(scored["train"])
     phase("statistics")
     if test is not None:
         scored["test"] = model.scored(test, fitted)
@@ -216,8 +217,6 @@ def run(
                 "report": f"report/{name}",
                 "seconds": time.perf_counter() - t0,
             }
-        else:
-            entry = {"rows": int(sdf.agg(sf.count(sf.lit(1))).first()[0])}
         splits[name] = entry
     phase("report")
     out["phases"] = phases
@@ -403,6 +402,7 @@ class _Model:
         self.terms: list[dict[str, Any]] = []  # model.json term dicts, in predictor order
         self.by_name: dict[str, dict[str, Any]] = {}
         self.scale = 1.0
+        self.materialize_seconds = 0.0
 
     # -- rows ----------------------------------------------------------------------------
     def _numeric_columns(self) -> dict[str, str]:
@@ -547,6 +547,7 @@ class _Model:
             size = size * sf.col(cfg["exposure"]).cast("double")
         issues: list[tuple[str, str]] = []
         fixed = cfg.get("fixed") or {}
+        by_level = self._level_counts(df, size)
         for p in cfg["predictors"]:
             kind = self.kinds[p]
             spec = self.specs[p]
@@ -574,13 +575,7 @@ class _Model:
                         term.update(coefficient=float(fixed[p]), fixed=True)
                 self._add(term)
                 continue
-            raw = self._level_expr(p)
-            rows = (
-                df.groupBy(raw.alias("label"))
-                .agg(sf.count(sf.lit(1)).alias("n"), sf.sum(size).alias("size"))
-                .collect()
-            )
-            counts = {r["label"]: (int(r["n"]), float(r["size"] or 0.0)) for r in rows}
+            counts = by_level[p]
             groups = {str(g): [str(m) for m in ms] for g, ms in (spec.get("groups") or {}).items()}
             member_of = {m: g for g, ms in groups.items() for m in ms}
             missing_level = spec.get("missing") == "level"
@@ -698,6 +693,33 @@ class _Model:
         if issues:
             raise DriverError(issues)
 
+    def _level_counts(self, df: Any, size: Any) -> dict[str, dict[Any, tuple[int, float]]]:
+        """Per level term, each raw level's (rows, size): one pass over the data for all the
+        level terms (the (term, level) pairs exploded, then grouped)."""
+        from pyspark.sql import functions as sf
+
+        names = [p for p in self.cfg["predictors"] if self.kinds[p] != "numeric"]
+        out: dict[str, dict[Any, tuple[int, float]]] = {p: {} for p in names}
+        if not names:
+            return out
+        pairs = sf.explode(
+            sf.array(
+                *[
+                    sf.struct(sf.lit(i).alias("t"), self._level_expr(p).alias("label"))
+                    for i, p in enumerate(names)
+                ]
+            )
+        )
+        rows = (
+            df.select(size.alias("__size"), pairs.alias("__pair"))
+            .groupBy(sf.col("__pair.t").alias("t"), sf.col("__pair.label").alias("label"))
+            .agg(sf.count(sf.lit(1)).alias("n"), sf.sum("__size").alias("size"))
+            .collect()
+        )
+        for r in rows:
+            out[names[int(r["t"])]][r["label"]] = (int(r["n"]), float(r["size"] or 0.0))
+        return out
+
     def _add(self, term: dict[str, Any]) -> None:
         self.terms.append(term)
         self.by_name[term["name"]] = term
@@ -809,28 +831,45 @@ class _Model:
                     )
                 ]
             )
+        from pyspark.ml.feature import VectorAssembler
+        from pyspark.ml.stat import Summarizer
+
         base = self.with_levels(df)
         w = self.weight()
-        pos = base.where(w > 0)
-        y = sf.col(cfg["target"]).cast("double")
-        aggs = [
+        # one pass: read the data, build every design column and cache the rows to fit (weight
+        # > 0; Spark would count the others in the residual df) with their column counts
+        frame = base.select(
+            sf.col(cfg["target"]).cast("double").alias("__yraw"),
+            w.alias("__w"),
+            (self.data_offset() + self.fixed_offset()).alias("__off0"),
+            *[e.alias(f"__f{k}") for k, (_, e) in enumerate(cols)],
+        ).where(sf.col("__w") > 0)
+        if cols:
+            assembler = VectorAssembler(
+                inputCols=[f"__f{k}" for k in range(len(cols))], outputCol="__all"
+            )
+            frame = assembler.transform(frame)
+        else:
+            frame = frame.withColumn("__all", _ones_vector())
+        cached = frame.select("__yraw", "__w", "__off0", "__all").persist()
+        t0 = time.perf_counter()
+        stats = cached.select(
+            Summarizer.metrics("numNonZeros").summary(sf.col("__all")).alias("__s"),
             sf.count(sf.lit(1)).alias("__n"),
-            sf.sum(w * y).alias("__wy"),
-            sf.sum(w).alias("__w"),
-        ]
-        aggs += [
-            sf.sum(sf.when(e != 0, 1).otherwise(0)).alias(f"__c{k}")
-            for k, (_, e) in enumerate(cols)
-        ]
-        stats = pos.agg(*aggs).first()
-        nonzero = [int(stats[f"__c{k}"] or 0) for k in range(len(cols))]
+            sf.sum(sf.col("__w") * sf.col("__yraw")).alias("__wy"),
+            sf.sum("__w").alias("__sw"),
+        ).first()
+        self.materialize_seconds = time.perf_counter() - t0
+        nonzero = [int(v) for v in stats["__s"]["numNonZeros"].toArray()] if cols else []
         aliased = [n for (n, _), c in zip(cols, nonzero, strict=True) if c == 0]
+        kept = [k for k, c in enumerate(nonzero) if c > 0]
         n_obs = int(stats["__n"])
-        ybar = float(stats["__wy"]) / float(stats["__w"])
+        ybar = float(stats["__wy"]) / float(stats["__sw"])
         rescale = self.link == "log" and self.family in _HAS_DISPERSION and ybar > 0
         self.scale = ybar if rescale else 1.0
-        n_params = len(cols) - len(aliased) + int(self.intercept)
+        n_params = len(kept) + int(self.intercept)
         if n_obs <= n_params:
+            cached.unpersist()
             raise DriverError(
                 [
                     (
@@ -844,24 +883,58 @@ class _Model:
         return {
             "columns": cols,
             "aliased": aliased,
+            "kept": kept,
             "n_obs": n_obs,
             "ybar": ybar,
-            "weight_sum": float(stats["__w"]),
-            "base": base,
+            "weight_sum": float(stats["__sw"]),
+            "data": self._fit_rows(cached, kept, len(cols)),
+            "cached": cached,
         }
 
-    def _frame(self, base: Any, cols: list[tuple[str, Any]], kept: list[int]) -> Any:
-        """label, weight, offset (scaled) and the kept design columns as ``__f{k}``."""
+    def _fit_rows(self, cached: Any, kept: list[int], n_cols: int) -> Any:
+        """The rows to fit, as projections of the cached rows: the target divided by its
+        scale (the offset takes -log(scale)), the design columns ``kept`` (the others are
+        R's NA: left out)."""
+        from pyspark.ml.feature import VectorSlicer
         from pyspark.sql import functions as sf
 
-        cfg = self.cfg
-        off = self.data_offset() + self.fixed_offset() - sf.lit(math.log(self.scale))
-        return base.select(
-            (sf.col(cfg["target"]).cast("double") / sf.lit(self.scale)).alias("__y"),
-            self.weight().alias("__w"),
-            off.alias("__off"),
-            *[cols[k][1].alias(f"__f{k}") for k in kept],
+        data = cached.select(
+            (sf.col("__yraw") / sf.lit(self.scale)).alias("__y"),
+            "__w",
+            (sf.col("__off0") - sf.lit(math.log(self.scale))).alias("__off"),
+            "__all",
         )
+        if not kept:
+            data = data.withColumn("__features", _ones_vector())
+        elif len(kept) < n_cols:
+            slicer = VectorSlicer(inputCol="__all", outputCol="__features", indices=kept)
+            data = slicer.transform(data)
+        else:
+            data = data.withColumnRenamed("__all", "__features")
+        return data.select("__y", "__w", "__off", "__features")
+
+    def _collinear(self, data: Any, kept: list[int]) -> list[int]:
+        """The kept columns that are linear combinations of earlier ones (the intercept
+        first), by R's rule as smglm applies it (:func:`aliased_columns`) on the prior-weight
+        cross-product X'WX: one pass (rows to Python; only after Spark met a singular
+        design)."""
+        from pyspark.mllib.linalg import Vectors as MLlibVectors
+        from pyspark.mllib.linalg.distributed import RowMatrix
+
+        intercept = self.intercept
+
+        def row(r: Any) -> Any:
+            import numpy as np
+
+            x = r["__features"].toArray()
+            if intercept:
+                x = np.concatenate([[1.0], x])
+            return MLlibVectors.dense(x * math.sqrt(r["__w"]))
+
+        gram = RowMatrix(data.select("__w", "__features").rdd.map(row)).computeGramianMatrix()
+        info = gram.toArray()
+        shift = int(intercept)
+        return [kept[j - shift] for j in aliased_columns(info) if j >= shift]
 
     def _glr(self, features: str, intercept: bool) -> Any:
         from pyspark.ml.regression import GeneralizedLinearRegression
@@ -886,48 +959,45 @@ class _Model:
 
     def fit(self, design: dict[str, Any]) -> dict[str, Any]:
         """Spark's fit of the model and of the null model (intercept only, with the offset)."""
-        from pyspark.ml.feature import VectorAssembler
-        from pyspark.sql import functions as sf
-
         cols = design["columns"]
         aliased = set(design["aliased"])
-        kept = [k for k, (n, _) in enumerate(cols) if n not in aliased]
-        frame = self._frame(design["base"], cols, kept).where(sf.col("__w") > 0)
-        if kept:
-            assembler = VectorAssembler(inputCols=[f"__f{k}" for k in kept], outputCol="__features")
-            data = assembler.transform(frame).select("__y", "__w", "__off", "__features")
-        else:
-            data = frame.select("__y", "__w", "__off", _ones_vector().alias("__features"))
-        data = data.persist()
+        kept = design["kept"]
+        data = design["data"]
+        materialize = self.materialize_seconds
         try:
-            t0 = time.perf_counter()
-            data.count()  # one pass: read, build the design and cache it
-            materialize = time.perf_counter() - t0
-            t0 = time.perf_counter()
-            model = self._glr("__features", self.intercept and bool(kept)).fit(data)
-            seconds = time.perf_counter() - t0
-            summary = model.summary
-            coef = model.coefficients.toArray().tolist()
-            try:
-                se = list(summary.coefficientStandardErrors)
-            except Exception as exc:  # py4j: no SEs (singular design, not the normal solver)
-                raise DriverError(
-                    [
-                        (
-                            "predictors",
-                            f"Spark found no standard errors ({exc}): "
-                            "the design is singular (predictors collinear once "
-                            "weighted); group levels or drop predictors",
-                        )
-                    ]
-                ) from None
+            for attempt in range(2):
+                t0 = time.perf_counter()
+                model = self._glr("__features", self.intercept and bool(kept)).fit(data)
+                seconds = time.perf_counter() - t0
+                summary = model.summary
+                coef = model.coefficients.toArray().tolist()
+                try:
+                    se = list(summary.coefficientStandardErrors)
+                    break
+                except Exception as exc:  # py4j: no SEs (a singular design: Spark left its
+                    # normal solver); find the aliased columns and fit without them, as R
+                    more = self._collinear(data, kept) if attempt == 0 else []
+                    if not more:
+                        raise DriverError(
+                            [
+                                (
+                                    "predictors",
+                                    f"Spark found no standard errors ({exc}): the design is "
+                                    "singular (predictors collinear once weighted); group "
+                                    "levels or drop predictors",
+                                )
+                            ]
+                        ) from None
+                    aliased |= {cols[k][0] for k in more}
+                    kept = [k for k in kept if k not in more]
+                    data = self._fit_rows(design["cached"], kept, len(cols))
             stats = _summary_stats(summary)
             null_b = None
             has_offset = bool(self.cfg.get("exposure") or self.cfg.get("offset"))
             if self.intercept and (has_offset or self.fixed_offset_used()):
                 null_b = self._null_intercept(data, design["ybar"] / self.scale)
         finally:
-            data.unpersist()
+            design["cached"].unpersist()
         intercept = float(model.intercept) if self.intercept and kept else 0.0
         if not kept:  # no estimated column: the intercept is the constant feature's
             intercept, coef = (float(coef[0]), []) if self.intercept else (0.0, [])
@@ -1091,6 +1161,43 @@ class _Model:
             sf.sum(w * (y - mu) * (y - mu) / _variance(self.family, power, mu)).alias("pearson"),
         ).first()
         return {k: float(row[k]) for k in ("deviance", "null_deviance", "pearson")}
+
+
+#: smglm's ALIAS_TOLERANCE: a column whose share of sum of squares left after projecting it
+#: on the earlier columns is below this is aliased.
+ALIAS_TOLERANCE = 1e-10
+
+
+def aliased_columns(info: Any, tol: float = ALIAS_TOLERANCE) -> list[int]:
+    """The columns of ``info = X'WX`` that are linear combinations of earlier ones (R's
+    pivoting rule; smglm's ``glm.stats.aliased_columns``, with numpy only)."""
+    import numpy as np
+
+    p = info.shape[0]
+    diag = np.diag(info).astype(float)
+    zero = ~(diag > 0) | ~np.isfinite(diag)
+    d = np.sqrt(np.where(zero, 1.0, diag))
+    gram = info / d[:, None] / d[None, :]
+    factor = np.zeros((p, p))
+    kept: list[int] = []
+    out: list[int] = []
+    for j in range(p):
+        if zero[j] or not np.all(np.isfinite(gram[j])):
+            out.append(j)
+            continue
+        k = len(kept)
+        if k:
+            v = np.linalg.solve(factor[:k, :k], gram[kept, j])
+            rest = float(gram[j, j] - v @ v)
+        else:
+            v, rest = np.empty(0), float(gram[j, j])
+        if rest < tol:
+            out.append(j)
+            continue
+        factor[k, :k] = v
+        factor[k, k] = math.sqrt(rest)
+        kept.append(j)
+    return out
 
 
 def _xlogy(x: Any, y: Any) -> Any:
