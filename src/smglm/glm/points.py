@@ -703,7 +703,7 @@ def aggregate_cells(config: GLMConfig, source: _Source, *, split: bool) -> Cells
     for i, col in enumerate(config.predictors):
         frame[col] = out[f"rep:{col}"] if col in reps else out[f"__k{i}"]
     if "__off" in out:
-        frame[e_col] = out["__off"]  # type: ignore[index]
+        frame[e_col] = out["__off"]
     if split:
         frame["__test"] = out["__test"].astype(bool)
     for name in names:
