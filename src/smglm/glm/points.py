@@ -265,6 +265,13 @@ class _Source:
     n_rows: int | None = None
     size_bytes: int = 0
 
+    @property
+    def label(self) -> str:
+        """The data as the user gave it, for messages."""
+        if self.kind == "frame":
+            return "the DataFrame"
+        return self.files[0].parent.as_posix() if len(self.files) > 1 else str(self.files[0])
+
     @classmethod
     def open(cls, data: Any, config: GLMConfig, *, what: str) -> _Source:
         try:
@@ -288,12 +295,13 @@ class _Source:
             con.register("__smglm_data", frame)
             src = cls(con, "__smglm_data", {}, what, "frame", n_rows=len(frame))
         else:
-            src = cls._of_files(con, Path(data), what)
+            fraction = config.test is not None and config.test.by is None
+            src = cls._of_files(con, Path(data), what, positions=fraction)
         try:
             described = con.execute(f"DESCRIBE SELECT * FROM {src.relation}").fetchall()
         except Exception as exc:
             con.close()
-            raise _read_error(exc, what, data) from None
+            raise _read_error(exc, what, src.label) from None
         src.types = {str(r[0]): str(r[1]) for r in described}
         missing = [c for c in config.columns if c not in src.types]
         if missing:
@@ -302,7 +310,7 @@ class _Source:
         return src
 
     @classmethod
-    def _of_files(cls, con: Any, path: Path, what: str) -> _Source:
+    def _of_files(cls, con: Any, path: Path, what: str, *, positions: bool) -> _Source:
         from smglm.glm.io import _kind, data_files
 
         if path.is_dir():
@@ -330,7 +338,8 @@ class _Source:
         listed = "[" + ", ".join("'" + p.as_posix().replace("'", "''") + "'" for p in files) + "]"
         size = sum(p.stat().st_size for p in files)
         if kinds == {"parquet"}:
-            relation = f"read_parquet({listed}, filename = true, file_row_number = true)"
+            extra = ", filename = true, file_row_number = true" if positions else ""
+            relation = f"read_parquet({listed}{extra})"
             return cls(con, relation, {}, what, "parquet", files=files, size_bytes=size)
         tsv = all(p.name.lower().endswith(".tsv") for p in files)
         delim = "\\t" if tsv else ","
@@ -347,7 +356,10 @@ class _Source:
 
             self.n_rows = sum(pq.ParquetFile(p).metadata.num_rows for p in self.files)
             return self.n_rows
-        sample = self.files[0].open("rb").read(1 << 16) if self.files else b""
+        sample = b""
+        if self.files:
+            with self.files[0].open("rb") as handle:
+                sample = handle.read(1 << 16)
         if self.files and self.files[0].name.lower().endswith((".gz", ".bz2")):
             return int(self.size_bytes / 20)  # compressed: about 20 bytes a row
         lines = max(sample.count(b"\n"), 1)
@@ -365,7 +377,15 @@ class _Source:
 
 def _read_error(exc: Exception, what: str, data: Any) -> DataError:
     msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-    return DataError([Issue(what, f"cannot read {str(data)!r} with DuckDB: {msg}", str(data))])
+    return DataError(
+        [
+            Issue(
+                what,
+                f"cannot aggregate {str(data)!r} to model points with DuckDB: {msg}",
+                str(data),
+            )
+        ]
+    )
 
 
 def _missing_columns(config: GLMConfig, frame: pd.DataFrame, what: str) -> None:
@@ -719,7 +739,7 @@ def _query(source: _Source, sql: str) -> pd.DataFrame:
     try:
         return source.con.execute(sql).df()
     except Exception as exc:
-        raise _read_error(exc, source.what, source.relation) from None
+        raise _read_error(exc, source.what, source.label) from None
 
 
 def family_has_dispersion(config: GLMConfig) -> bool:
