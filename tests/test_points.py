@@ -6,6 +6,7 @@ the report's cells; ``auto``; and every refusal."""
 from __future__ import annotations
 
 import math
+import sys
 import warnings
 from pathlib import Path
 from typing import Any
@@ -82,6 +83,7 @@ FAMILIES = {
         "family": "inverse_gaussian",
         "link": "log",
         "weights": "claim_count",
+        "tol": 1e-8,  # converges in ~60 iterations; tighter runs to max_iter (rows as cells)
     },
     "gamma_exposure": {"target": "severity", "family": "gamma", "exposure": "exposure"},
 }
@@ -188,6 +190,23 @@ def test_parquet_folder_and_csv_read_out_of_core(data: pd.DataFrame, tmp_path: P
         cells = smglm.fit(cfg, source, aggregate="cells")
         _assert_same(rows, cells)
         assert cells.metrics["fit"]["model_points"]["rows"] == len(data)
+    # the random split hashes each row's file and row number (Parquet) or its position (CSV)
+    split = {**cfg, "predictors": PREDICTORS[:1] + PREDICTORS[2:], "test": {"fraction": 0.3}}
+    for source in (folder, csv):
+        m = smglm.fit(split, source, aggregate="cells").metrics
+        assert m["train"]["n_obs"] + m["test"]["n_obs"] == len(data)
+        assert 0.25 < m["test"]["n_obs"] / len(data) < 0.35
+
+
+def test_without_duckdb(data: pd.DataFrame, monkeypatch: pytest.MonkeyPatch) -> None:
+    from smglm.errors import MissingDependency
+
+    monkeypatch.setitem(sys.modules, "duckdb", None)
+    monkeypatch.setattr(points, "AUTO_MIN_ROWS", 1000)
+    cfg = _config(target="claim_count", family="poisson", exposure="exposure")
+    with pytest.raises(MissingDependency, match=r"pip install 'smglm\[points\]'"):
+        smglm.fit(cfg, data, aggregate="cells")
+    assert "model_points" not in smglm.fit(cfg, data).metrics["fit"]  # auto: the rows
 
 
 def test_test_split_by_holdout_is_exact(data: pd.DataFrame) -> None:
