@@ -244,7 +244,12 @@ def test_keep_fitted_cells_give_the_report(data: pd.DataFrame) -> None:
     from smglm.glm.report.ranking import gini
     from smglm.glm.report.scoring import build_split, scored_from_fit
 
-    cfg = _config(target="claim_count", family="poisson", exposure="exposure")
+    cfg = _config(
+        target="claim_count",
+        family="poisson",
+        exposure="exposure",
+        interactions=[["area", "bonus_malus"]],
+    )
     rows = smglm.fit(cfg, data, aggregate="rows", keep_fitted=True)
     cells = smglm.fit(cfg, data, aggregate="cells", keep_fitted=True)
     scored = scored_from_fit(cells, "train")
@@ -258,7 +263,10 @@ def test_keep_fitted_cells_give_the_report(data: pd.DataFrame) -> None:
     assert gini(actual, predicted, exposure) == pytest.approx(
         gini(r_actual, r_predicted, r_exposure), rel=1e-10
     )
-    report = build_split(cells.config, scored)
+    report = build_split(cells.config, scored, result=cells)  # with the term views
+    rows_report = build_split(rows.config, scored_from_fit(rows, "train"), result=rows)  # type: ignore[arg-type]
+    assert set(report.levels) == set(rows_report.levels)
+    assert set(report.interactions) == set(rows_report.interactions)
     area = report.one_ways["area"].set_index("bin")
     by_area = data.groupby("area", observed=True)[["claim_count", "exposure"]].sum()
     np.testing.assert_allclose(area.loc[by_area.index, "actual"], by_area["claim_count"])

@@ -137,7 +137,12 @@ def fit_points(
     elif config_reasons:
         raise ConfigError(_refusals(config_reasons))
     t0 = time.perf_counter()
-    source = _Source.open(data, config, what="data")
+    try:
+        source = _Source.open(data, config, what="data")
+    except DataError:
+        if aggregate == "auto":  # e.g. a file DuckDB cannot read: the rows' path says why
+            return None
+        raise
     try:
         reasons = blockers(config, source.types)
         if aggregate == "auto":
