@@ -738,11 +738,11 @@ def aggregate_cells(config: GLMConfig, source: _Source, *, split: bool) -> Cells
         if col in reps:  # a value of each band (its lower end; below the first cut)
             cuts = reps[col]
             values = np.array([cuts[0] - max(1.0, abs(cuts[0])), *cuts])
-            band = out[f"__b{i}"].to_numpy(dtype=float, na_value=np.nan)
-            known = ~np.isnan(band)
-            x = np.full(len(band), np.nan)
-            x[known] = values[band[known].astype(np.int64)]
-            frame[col] = x
+            codes = out[f"__b{i}"].to_numpy(dtype=float, na_value=np.nan)
+            known = ~np.isnan(codes)
+            xs = np.full(len(codes), np.nan)
+            xs[known] = values[codes[known].astype(np.int64)]
+            frame[col] = xs
         else:
             frame[col] = out[f"__k{i}"]
     if "__off" in out:
