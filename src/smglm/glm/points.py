@@ -88,7 +88,7 @@ AUTO_MIN_ROWS = 1_000_000
 AGGREGATE_CHOICES = ("auto", "cells", "rows")
 #: DuckDB's memory limit while aggregating (it spills to disk beyond it);
 #: ``$SMGLM_POINTS_MEMORY`` overrides it.
-DUCKDB_MEMORY_LIMIT = "1GB"
+DUCKDB_MEMORY_LIMIT = "2GB"
 
 # the cells' own columns (prefixed so as not to meet the data's)
 _Y, _W = "__smglm_y", "__smglm_w"
@@ -291,6 +291,9 @@ class _Source:
         con.execute(f"SET memory_limit = '{limit}'")
         con.execute(f"SET temp_directory = '{tmp.as_posix()}'")
         con.execute(f"SET threads = {max(1, os.cpu_count() or 1)}")
+        fraction = config.test is not None and config.test.by is None
+        if not fraction:  # the order of rows matters only to the random split's positions
+            con.execute("SET preserve_insertion_order = false")
         if isinstance(data, pd.DataFrame):
             wanted = [c for c in config.columns if c in data.columns]
             frame = data[wanted]
@@ -300,7 +303,6 @@ class _Source:
             con.register("__smglm_data", frame)
             src = cls(con, "__smglm_data", {}, what, "frame", n_rows=len(frame))
         else:
-            fraction = config.test is not None and config.test.by is None
             src = cls._of_files(con, Path(data), what, positions=fraction)
         try:
             described = con.execute(f"DESCRIBE SELECT * FROM {src.relation}").fetchall()
