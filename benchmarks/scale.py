@@ -172,7 +172,8 @@ def part_points(args: argparse.Namespace) -> None:
     print("|---|---:|---:|---:|---:|---:|")
     for n, r, p, _ in small:
         print(
-            f"| glum on rows | {n:,} | - | {r['wall']:.1f} | {r['cpu']:.1f} | {r['peak_rss_gib']:.2f} |"
+            f"| glum on rows | {n:,} | - | {r['wall']:.1f} | {r['cpu']:.1f} | "
+            f"{r['peak_rss_gib']:.2f} |"
         )
         mp = p["model_points"]
         print(

@@ -6,6 +6,7 @@ the report's cells; ``auto``; and every refusal."""
 from __future__ import annotations
 
 import math
+import sys
 import warnings
 from pathlib import Path
 from typing import Any
@@ -28,7 +29,7 @@ METRICS = ("deviance", "null_deviance", "log_likelihood", "aic", "bic")
 
 @pytest.fixture(scope="module")
 def data() -> pd.DataFrame:
-    df = motor(6000, seed=11)
+    df = motor(4000, seed=11)
     df["severity"] = df["claim_amount"] / df["claim_count"].clip(lower=1)
     df["pure_premium"] = df["claim_amount"] / df["exposure"] / 1000
     df["trials"] = (df["driver_age"] % 4 + 1).astype(float)
@@ -82,6 +83,7 @@ FAMILIES = {
         "family": "inverse_gaussian",
         "link": "log",
         "weights": "claim_count",
+        "tol": 1e-8,  # converges in ~60 iterations; tighter runs to max_iter (rows as cells)
     },
     "gamma_exposure": {"target": "severity", "family": "gamma", "exposure": "exposure"},
 }
@@ -96,7 +98,7 @@ def _rows_of(df: pd.DataFrame, family: dict[str, Any]) -> pd.DataFrame:
 @pytest.mark.parametrize("name", list(FAMILIES))
 def test_cells_equal_rows_per_family(data: pd.DataFrame, name: str) -> None:
     family = FAMILIES[name]
-    cfg = _config(**family, interactions=[["area", "driver_age"]])
+    cfg = _config(**family, interactions=[["area", "bonus_malus"]])
     df = _rows_of(data, family)
     rows = smglm.fit(cfg, df, aggregate="rows")
     cells = smglm.fit(cfg, df, aggregate="cells")
@@ -177,8 +179,8 @@ def test_penalty_with_folded_exposure(data: pd.DataFrame) -> None:
 def test_parquet_folder_and_csv_read_out_of_core(data: pd.DataFrame, tmp_path: Path) -> None:
     folder = tmp_path / "motor"
     folder.mkdir()
-    data.iloc[:2500].to_parquet(folder / "part-0.parquet", index=False)
-    data.iloc[2500:].to_parquet(folder / "part-1.parquet", index=False)
+    data.iloc[:1500].to_parquet(folder / "part-0.parquet", index=False)
+    data.iloc[1500:].to_parquet(folder / "part-1.parquet", index=False)
     (folder / "_SUCCESS").write_text("")
     csv = tmp_path / "motor.csv"
     data.to_csv(csv, index=False)
@@ -188,6 +190,23 @@ def test_parquet_folder_and_csv_read_out_of_core(data: pd.DataFrame, tmp_path: P
         cells = smglm.fit(cfg, source, aggregate="cells")
         _assert_same(rows, cells)
         assert cells.metrics["fit"]["model_points"]["rows"] == len(data)
+    # the random split hashes each row's file and row number (Parquet) or its position (CSV)
+    split = {**cfg, "predictors": PREDICTORS[:1] + PREDICTORS[2:], "test": {"fraction": 0.3}}
+    for source in (folder, csv):
+        m = smglm.fit(split, source, aggregate="cells").metrics
+        assert m["train"]["n_obs"] + m["test"]["n_obs"] == len(data)
+        assert 0.25 < m["test"]["n_obs"] / len(data) < 0.35
+
+
+def test_without_duckdb(data: pd.DataFrame, monkeypatch: pytest.MonkeyPatch) -> None:
+    from smglm.errors import MissingDependency
+
+    monkeypatch.setitem(sys.modules, "duckdb", None)
+    monkeypatch.setattr(points, "AUTO_MIN_ROWS", 1000)
+    cfg = _config(target="claim_count", family="poisson", exposure="exposure")
+    with pytest.raises(MissingDependency, match=r"pip install 'smglm\[points\]'"):
+        smglm.fit(cfg, data, aggregate="cells")
+    assert "model_points" not in smglm.fit(cfg, data).metrics["fit"]  # auto: the rows
 
 
 def test_test_split_by_holdout_is_exact(data: pd.DataFrame) -> None:
@@ -206,7 +225,7 @@ def test_test_split_by_holdout_is_exact(data: pd.DataFrame) -> None:
 
 def test_test_data_and_random_split(data: pd.DataFrame) -> None:
     cfg = _config(target="claim_count", family="poisson", exposure="exposure")
-    train, test = data.iloc[:4000], data.iloc[4000:]
+    train, test = data.iloc[:3000], data.iloc[3000:]
     rows = smglm.fit(cfg, train, test_data=test, aggregate="rows")
     cells = smglm.fit(cfg, train, test_data=test, aggregate="cells")
     _assert_same(rows, cells, split="test")
@@ -225,7 +244,12 @@ def test_keep_fitted_cells_give_the_report(data: pd.DataFrame) -> None:
     from smglm.glm.report.ranking import gini
     from smglm.glm.report.scoring import build_split, scored_from_fit
 
-    cfg = _config(target="claim_count", family="poisson", exposure="exposure")
+    cfg = _config(
+        target="claim_count",
+        family="poisson",
+        exposure="exposure",
+        interactions=[["area", "bonus_malus"]],
+    )
     rows = smglm.fit(cfg, data, aggregate="rows", keep_fitted=True)
     cells = smglm.fit(cfg, data, aggregate="cells", keep_fitted=True)
     scored = scored_from_fit(cells, "train")
@@ -239,7 +263,10 @@ def test_keep_fitted_cells_give_the_report(data: pd.DataFrame) -> None:
     assert gini(actual, predicted, exposure) == pytest.approx(
         gini(r_actual, r_predicted, r_exposure), rel=1e-10
     )
-    report = build_split(cells.config, scored)
+    report = build_split(cells.config, scored, result=cells)  # with the term views
+    rows_report = build_split(rows.config, scored_from_fit(rows, "train"), result=rows)  # type: ignore[arg-type]
+    assert set(report.levels) == set(rows_report.levels)
+    assert set(report.interactions) == set(rows_report.interactions)
     area = report.one_ways["area"].set_index("bin")
     by_area = data.groupby("area", observed=True)[["claim_count", "exposure"]].sum()
     np.testing.assert_allclose(area.loc[by_area.index, "actual"], by_area["claim_count"])
@@ -286,7 +313,7 @@ def test_refusals_name_aggregate_and_the_term(data: pd.DataFrame) -> None:
     assert "fixed at a coefficient" in text
     text = _refusal({**base, "penalty": {"search": {"cv": {"folds": 3}}}}, data)
     assert "penalty.search" in text and "folds are rows" in text
-    with pytest.raises(ConfigError, match="aggregate.*'bogus'.*'auto', 'cells', 'rows'"):
+    with pytest.raises(ConfigError, match=r"aggregate.*'bogus'.*'auto', 'cells', 'rows'"):
         smglm.fit(base, data, aggregate="bogus")
 
 
@@ -296,7 +323,7 @@ def test_data_checks_count_rows(data: pd.DataFrame) -> None:
     df.loc[df.index[:3], "driver_age"] = np.nan
     text = _refusal(base, df, DataError)
     assert "column 'driver_age' has 3 missing or infinite value(s)" in text
-    with pytest.warns(UserWarning, match=r"dropped 3 of 6000 rows .*driver_age"):
+    with pytest.warns(UserWarning, match=r"dropped 3 of 4000 rows .*driver_age"):
         cells = smglm.fit({**base, "missing": "drop"}, df, aggregate="cells")
     with pytest.warns(UserWarning, match="dropped 3"):
         rows = smglm.fit({**base, "missing": "drop"}, df, aggregate="rows")

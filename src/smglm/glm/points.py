@@ -88,7 +88,7 @@ AUTO_MIN_ROWS = 1_000_000
 AGGREGATE_CHOICES = ("auto", "cells", "rows")
 #: DuckDB's memory limit while aggregating (it spills to disk beyond it);
 #: ``$SMGLM_POINTS_MEMORY`` overrides it.
-DUCKDB_MEMORY_LIMIT = "1GB"
+DUCKDB_MEMORY_LIMIT = "2GB"
 
 # the cells' own columns (prefixed so as not to meet the data's)
 _Y, _W = "__smglm_y", "__smglm_w"
@@ -137,7 +137,12 @@ def fit_points(
     elif config_reasons:
         raise ConfigError(_refusals(config_reasons))
     t0 = time.perf_counter()
-    source = _Source.open(data, config, what="data")
+    try:
+        source = _Source.open(data, config, what="data")
+    except DataError:
+        if aggregate == "auto":  # e.g. a file DuckDB cannot read: the rows' path says why
+            return None
+        raise
     try:
         reasons = blockers(config, source.types)
         if aggregate == "auto":
@@ -265,6 +270,13 @@ class _Source:
     n_rows: int | None = None
     size_bytes: int = 0
 
+    @property
+    def label(self) -> str:
+        """The data as the user gave it, for messages."""
+        if self.kind == "frame":
+            return "the DataFrame"
+        return self.files[0].parent.as_posix() if len(self.files) > 1 else str(self.files[0])
+
     @classmethod
     def open(cls, data: Any, config: GLMConfig, *, what: str) -> _Source:
         try:
@@ -279,6 +291,9 @@ class _Source:
         con.execute(f"SET memory_limit = '{limit}'")
         con.execute(f"SET temp_directory = '{tmp.as_posix()}'")
         con.execute(f"SET threads = {max(1, os.cpu_count() or 1)}")
+        fraction = config.test is not None and config.test.by is None
+        if not fraction:  # the order of rows matters only to the random split's positions
+            con.execute("SET preserve_insertion_order = false")
         if isinstance(data, pd.DataFrame):
             wanted = [c for c in config.columns if c in data.columns]
             frame = data[wanted]
@@ -288,12 +303,12 @@ class _Source:
             con.register("__smglm_data", frame)
             src = cls(con, "__smglm_data", {}, what, "frame", n_rows=len(frame))
         else:
-            src = cls._of_files(con, Path(data), what)
+            src = cls._of_files(con, Path(data), what, positions=fraction)
         try:
             described = con.execute(f"DESCRIBE SELECT * FROM {src.relation}").fetchall()
         except Exception as exc:
             con.close()
-            raise _read_error(exc, what, data) from None
+            raise _read_error(exc, what, src.label) from None
         src.types = {str(r[0]): str(r[1]) for r in described}
         missing = [c for c in config.columns if c not in src.types]
         if missing:
@@ -302,7 +317,7 @@ class _Source:
         return src
 
     @classmethod
-    def _of_files(cls, con: Any, path: Path, what: str) -> _Source:
+    def _of_files(cls, con: Any, path: Path, what: str, *, positions: bool) -> _Source:
         from smglm.glm.io import _kind, data_files
 
         if path.is_dir():
@@ -330,7 +345,8 @@ class _Source:
         listed = "[" + ", ".join("'" + p.as_posix().replace("'", "''") + "'" for p in files) + "]"
         size = sum(p.stat().st_size for p in files)
         if kinds == {"parquet"}:
-            relation = f"read_parquet({listed}, filename = true, file_row_number = true)"
+            extra = ", filename = true, file_row_number = true" if positions else ""
+            relation = f"read_parquet({listed}{extra})"
             return cls(con, relation, {}, what, "parquet", files=files, size_bytes=size)
         tsv = all(p.name.lower().endswith(".tsv") for p in files)
         delim = "\\t" if tsv else ","
@@ -347,7 +363,10 @@ class _Source:
 
             self.n_rows = sum(pq.ParquetFile(p).metadata.num_rows for p in self.files)
             return self.n_rows
-        sample = self.files[0].open("rb").read(1 << 16) if self.files else b""
+        sample = b""
+        if self.files:
+            with self.files[0].open("rb") as handle:
+                sample = handle.read(1 << 16)
         if self.files and self.files[0].name.lower().endswith((".gz", ".bz2")):
             return int(self.size_bytes / 20)  # compressed: about 20 bytes a row
         lines = max(sample.count(b"\n"), 1)
@@ -365,7 +384,15 @@ class _Source:
 
 def _read_error(exc: Exception, what: str, data: Any) -> DataError:
     msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-    return DataError([Issue(what, f"cannot read {str(data)!r} with DuckDB: {msg}", str(data))])
+    return DataError(
+        [
+            Issue(
+                what,
+                f"cannot aggregate {str(data)!r} to model points with DuckDB: {msg}",
+                str(data),
+            )
+        ]
+    )
 
 
 def _missing_columns(config: GLMConfig, frame: pd.DataFrame, what: str) -> None:
@@ -478,15 +505,21 @@ def _llf_sums(config: GLMConfig, y: str, w: str) -> dict[str, str]:
 class Cells:
     """Rows summed to rating cells: one row per cell with its key columns (the predictors'
     values, the offset or exposure when it is a key, ``__test`` with a split) and the sums
-    (``n_rows``, ``n_obs``, ``sw``, ``swy``, ``swyy``, ``st`` ...). ``frame`` holds the cells with
-    at least one usable row; ``n_rows`` counts the rows in them; ``n_dropped`` the rows dropped
-    under ``missing: drop``."""
+    (``n_rows``, ``n_obs``, ``sw``, ``swy``, ``swyy``, ``swe``...). ``frame`` holds the cells
+    with at least one usable row; ``n_rows`` counts the rows in them; ``n_dropped`` the rows
+    dropped under ``missing: drop``; ``totals`` the sums the statistics need only in total (per
+    split): the per-row constants of the deviance and the log-likelihood."""
 
     config: GLMConfig
     frame: pd.DataFrame
     fold: bool
     n_rows: int
     n_dropped: int = 0
+    totals: pd.DataFrame = field(default_factory=pd.DataFrame, repr=False)
+
+    def total(self, name: str) -> float:
+        """A sum over the cells' rows that only the totals need (``st``, ``s_lg``...)."""
+        return float(self.totals[name].sum())
 
     def split(self) -> tuple[Cells, Cells]:
         """The train and test cells of a split aggregation (the ``__test`` key)."""
@@ -510,9 +543,10 @@ class Cells:
                 ]
             )
         log.info("test split on model points: %d rows train, %d rows test", n_train, n_test)
+        flags = self.totals["__test"].to_numpy(dtype=bool)
         return (
-            Cells(self.config, train, self.fold, n_train, self.n_dropped),
-            Cells(self.config, test, self.fold, n_test, 0),
+            Cells(self.config, train, self.fold, n_train, self.n_dropped, self.totals[~flags]),
+            Cells(self.config, test, self.fold, n_test, 0, self.totals[flags]),
         )
 
 
@@ -584,19 +618,18 @@ def aggregate_cells(config: GLMConfig, source: _Source, *, split: bool) -> Cells
             select.append(f"exp(least({off}, 700)) AS __e")
             select.append(f"{off} AS __lo")
     keys: list[str] = []
-    reps: dict[str, str] = {}  # banded predictor -> its band key
+    reps: dict[str, list[float]] = {}  # banded predictor -> its cut points
     for i, col in enumerate(config.predictors):
         spec = config.term(col)
         level = spec.missing == "level"
         if spec.bands is not None and not _is_text(types.get(col)):
             x = f"CAST({_q(col)} AS DOUBLE)"
             band = " + ".join(f"({x} >= {_num(c)})::INTEGER" for c in spec.bands)
-            select.append(f"{x} AS __x{i}")
             select.append(
                 f"CASE WHEN {x} IS NULL OR isnan({x}) THEN NULL ELSE {band} END AS __b{i}"
             )
             keys.append(f"__b{i}")
-            reps[col] = f"__x{i}"
+            reps[col] = list(spec.bands)
             bad[col] = f"coalesce(isinf({x}), false)" if level else finite(col)
         else:
             select.append(f"{_q(col)} AS __k{i}")
@@ -640,44 +673,48 @@ def aggregate_cells(config: GLMConfig, source: _Source, *, split: bool) -> Cells
     if config.exposure:
         checks["e_nonpos"] = f"count(*) FILTER (WHERE ({ok}) AND __ex <= 0)"
         checks["e_min"] = f"min(__ex) FILTER (WHERE {ok})"
+    checks["n_ok"] = f"count(*) FILTER (WHERE {ok})"
+    # the sums only the totals need: the deviance's and the log-likelihood's per-row constants
+    t = _t_sql(config, "__y")
+    checks["st"] = f"sum(__w * {t}) FILTER (WHERE {pos})"
+    if fold:
+        checks["swylo"] = (
+            f"sum(CASE WHEN __y > 0 THEN __w * __y * __lo ELSE 0 END) FILTER (WHERE {pos})"
+        )
+    per_cell = {"s_k", "s_n"}  # binomial: successes and trials, per cell
+    for name, expr in _llf_sums(config, "__y", "__w").items():
+        if name not in per_cell:
+            checks[name] = f"sum({expr}) FILTER (WHERE {pos})"
+    by = "__test, " if split else ""
     totals = _query(
         source,
-        rows + "SELECT " + ", ".join(f"{e} AS {_q(n)}" for n, e in checks.items()) + " FROM r",
+        rows
+        + f"SELECT {by}"
+        + ", ".join(f"{e} AS {_q(n)}" for n, e in checks.items())
+        + " FROM r"
+        + (" GROUP BY __test" if split else ""),
     )
     _check(config, totals, bad_names, source.what)
-    n_all = int(totals["n_all"].iloc[0])
-    n_dropped = (
-        n_all - int(_query(source, rows + f"SELECT count(*) AS n FROM r WHERE {ok}")["n"].iloc[0])
-        if any(int(totals[f"bad:{c}"].iloc[0]) for c in bad_names)
-        else 0
-    )
+    n_all = int(totals["n_all"].sum())
+    n_dropped = n_all - int(totals["n_ok"].sum())
     if n_dropped:
-        by_col = sorted(c for c in bad_names if int(totals[f"bad:{c}"].iloc[0]) > 0)
+        by_col = sorted(c for c in bad_names if int(totals[f"bad:{c}"].sum()) > 0)
         warnings.warn(
             f"dropped {n_dropped} of {n_all} rows with missing or infinite values "
             f"in {by_col} (missing: drop)",
             stacklevel=4,
         )
-    # the cells: the usable rows summed by key (terms whose value is not finite, such as
-    # log(0) of a row with weight 0, are NULL and skipped by sum)
-    t = _t_sql(config, "__y")
-    aggs: dict[str, str] = {
-        "n_rows": "count(*)",
-        "n_obs": "count(*) FILTER (WHERE __w > 0)",
-        "sw": "sum(__w)",
-        "swy": "sum(__w * __y)",
-        "ymean": "min(__y)",
-        "st": f"sum(CASE WHEN __w > 0 THEN __w * {t} END)",
-    }
+    # the cells: the usable rows summed by key
+    aggs: dict[str, str] = {"n_rows": "count(*)", "swy": "sum(__w * __y)"}
+    if config.weights:
+        aggs.update(n_obs="count(*) FILTER (WHERE __w > 0)", sw="sum(__w)", ymean="min(__y)")
     if family_has_dispersion(config):
         aggs["swyy"] = "sum(__w * __y * __y)"
     if fold:
         aggs["swe"] = "sum(__w * __e)"
-        aggs["swylo"] = "sum(CASE WHEN __y > 0 AND __w > 0 THEN __w * __y * __lo ELSE 0 END)"
     for name, expr in _llf_sums(config, "__y", "__w").items():
-        aggs[name] = f"sum(CASE WHEN __w > 0 THEN {expr} END)"
-    for col, x in reps.items():
-        aggs[f"rep:{col}"] = f"min({x})"
+        if name in per_cell:
+            aggs[name] = f"sum(CASE WHEN __w > 0 THEN {expr} END)"
     key_list = ", ".join(keys)
     sql = (
         rows
@@ -698,28 +735,38 @@ def aggregate_cells(config: GLMConfig, source: _Source, *, split: bool) -> Cells
             if n_dropped
             else [Issue(source.what, f"the {source.what} has no rows; need at least one", 0)]
         )
-    names = list(aggs)
     frame = pd.DataFrame(index=out.index)
     for i, col in enumerate(config.predictors):
-        frame[col] = out[f"rep:{col}"] if col in reps else out[f"__k{i}"]
+        if col in reps:  # a value of each band (its lower end; below the first cut)
+            cuts = reps[col]
+            values = np.array([cuts[0] - max(1.0, abs(cuts[0])), *cuts])
+            codes = out[f"__b{i}"].to_numpy(dtype=float, na_value=np.nan)
+            known = ~np.isnan(codes)
+            xs = np.full(len(codes), np.nan)
+            xs[known] = values[codes[known].astype(np.int64)]
+            frame[col] = xs
+        else:
+            frame[col] = out[f"__k{i}"]
     if "__off" in out:
-        frame[e_col] = out["__off"]  # type: ignore[index]
+        frame[e_col] = out["__off"]
     if split:
         frame["__test"] = out["__test"].astype(bool)
-    for name in names:
-        if name.startswith("rep:"):
-            continue
+    for name in aggs:
         frame[name] = out[name]
+    if not config.weights:
+        frame["n_obs"] = frame["n_rows"]
+        frame["sw"] = frame["n_rows"].astype(float)
+        frame["ymean"] = 0.0  # unused: every cell has a positive weight
     for name in ("n_rows", "n_obs"):
         frame[name] = frame[name].astype(np.int64)
-    return Cells(config, frame, fold, int(frame["n_rows"].sum()), n_dropped)
+    return Cells(config, frame, fold, int(frame["n_rows"].sum()), n_dropped, totals)
 
 
 def _query(source: _Source, sql: str) -> pd.DataFrame:
     try:
         return source.con.execute(sql).df()
     except Exception as exc:
-        raise _read_error(exc, source.what, source.relation) from None
+        raise _read_error(exc, source.what, source.label) from None
 
 
 def family_has_dispersion(config: GLMConfig) -> bool:
@@ -881,12 +928,12 @@ def _row_metrics(
     ybar = split.prep.y
     pos = W > 0
     Sy = f["swy"].to_numpy(dtype=float)
-    st = f["st"].to_numpy(dtype=float)
+    total = split.cells.total
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-        within_terms = np.where(pos, st - W * _t(fam, ybar), 0.0)
+        within = total("st") - float(np.sum(np.where(pos, W * _t(fam, ybar), 0.0)))
         if split.cells.fold:
-            within_terms = within_terms - np.where(pos, f["swylo"].to_numpy(dtype=float), 0.0)
-        within = 2.0 * float(np.sum(within_terms))
+            within -= total("swylo")
+        within *= 2.0
         dev = float(np.sum(W * fam.unit_deviance(ybar, mu))) + within
         null_dev = float(np.sum(W * fam.unit_deviance(ybar, mu0))) + within
     df_resid = n_obs - n_params
@@ -903,14 +950,14 @@ def _row_metrics(
     name = fam.name
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         if name == "poisson":
-            g = float(f["s_lg"].sum())
+            g = total("s_lg")
             if split.cells.fold:
-                llf = float(np.sum(xlogy(Sy, mu) - W * mu)) + float(f["swylo"].sum()) - g
+                llf = float(np.sum(xlogy(Sy, mu) - W * mu)) + total("swylo") - g
             else:
                 llf = float(np.sum(xlogy(Sy, mu) - W * mu)) - g
         elif name == "negative_binomial":
             k = float(fam.theta)  # type: ignore[attr-defined]
-            llf = float(f["s_lg"].sum()) + float(
+            llf = total("s_lg") + float(
                 np.sum(
                     W * (k * math.log(k) - math.lgamma(k))
                     + xlogy(Sy, mu)
@@ -920,15 +967,13 @@ def _row_metrics(
         elif name == "binomial":
             K = f["s_k"].to_numpy(dtype=float)
             N = f["s_n"].to_numpy(dtype=float)
-            llf = float(f["s_lchoose"].sum()) + float(np.sum(xlogy(K, mu) + xlogy(N - K, 1 - mu)))
+            llf = total("s_lchoose") + float(np.sum(xlogy(K, mu) + xlogy(N - K, 1 - mu)))
         elif name == "gaussian":
-            llf = float(
-                -0.5 * (n_obs * (math.log(2 * math.pi * dev / n_obs) + 1) - f["s_lnw"].sum())
-            )
+            llf = float(-0.5 * (n_obs * (math.log(2 * math.pi * dev / n_obs) + 1) - total("s_lnw")))
         elif name == "gamma":
             disp = dev / sw_rows
             shape = 1.0 / disp
-            slny = float(f["s_lny"].sum())
+            slny = total("s_lny")
             llf = float(
                 (shape - 1) * slny
                 - np.sum(Sy / (mu * disp))
@@ -937,9 +982,7 @@ def _row_metrics(
             )
         elif name == "inverse_gaussian":
             disp = dev / sw_rows
-            llf = float(
-                -0.5 * (sw_rows * (math.log(disp * 2 * math.pi) + 1) + 3 * f["s_lny"].sum())
-            )
+            llf = float(-0.5 * (sw_rows * (math.log(disp * 2 * math.pi) + 1) + 3 * total("s_lny")))
         else:
             llf = math.nan
     k_par = n_params + (1 if fam.has_dispersion else 0)
