@@ -26,6 +26,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "CONFIG_SUFFIXES",
+    "channel_folder",
     "find_channel",
     "model_dir_from_channel",
     "read_config_channel",
@@ -69,7 +70,8 @@ def _folders(folder: Path) -> set[str]:
     return {p.name for p in folder.iterdir() if p.is_dir()} if folder.is_dir() else set()
 
 
-def _channel_folder(paths: MLPaths, channels: Mapping[str, Any], name: str) -> Path:
+def channel_folder(paths: MLPaths, channels: Mapping[str, Any], name: str) -> Path:
+    """The folder of channel ``name`` (File or FastFile mode; Pipe is refused)."""
     settings = channels.get(name) or {}
     mode = settings.get("TrainingInputMode", "File") if isinstance(settings, dict) else "File"
     if mode == "Pipe":
@@ -100,7 +102,7 @@ def read_data_channel(
     with ``columns``, only those (see :func:`smglm.glm.read_table`)."""
     from smglm.glm.io import SOURCE_COLUMNS, folder_files, read_table
 
-    folder = _channel_folder(paths, channels, name)
+    folder = channel_folder(paths, channels, name)
     files = folder_files(folder)[0]
     log.info("reading channel %r: %d file(s)", name, len(files))
     # read_table reads the files data_files() means, and logs those it skips
@@ -122,7 +124,7 @@ def read_config_channel(paths: MLPaths, channels: Mapping[str, Any], name: str =
     from smglm.config._base import read_mapping
     from smglm.glm.io import is_hidden
 
-    folder = _channel_folder(paths, channels, name)
+    folder = channel_folder(paths, channels, name)
     found = sorted(
         p
         for p in folder.rglob("*")
@@ -153,7 +155,7 @@ def model_dir_from_channel(
 ) -> Path:
     """The model directory in channel ``name``: the folder holding ``model.json``, or the
     contents of the channel's ``model.tar.gz`` unpacked into ``workdir``."""
-    folder = _channel_folder(paths, channels, name)
+    folder = channel_folder(paths, channels, name)
     found = _find_model_json(folder)
     if found is not None:
         return found

@@ -31,6 +31,9 @@ QUIET_LOGGERS = (
     "alembic",
     "git",
     "asyncio",
+    "py4j",
+    "pyspark",
+    "duckdb",
 )
 _FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 

@@ -33,7 +33,7 @@ from typing import Any
 
 from smglm.config import GLMConfig
 from smglm.config.model import apply_overrides
-from smglm.errors import ConfigError, Issue
+from smglm.errors import ConfigError, DataError, Issue
 from smglm.runtime.channels import find_channel, read_config_channel, read_data_channel
 from smglm.runtime.failure import run_entry_point
 from smglm.runtime.hyperparameters import Hyperparameters, parse_hyperparameters
@@ -80,6 +80,9 @@ def train(paths: MLPaths) -> None:
         log.info("not the first host (%s): nothing to do here", resources.hosts[0])
         return
     find_channel(paths, channels, ["train"], required=True)
+    if hp.options.get("engine") == "spark":
+        _train_spark(paths, channels, config)
+        return
     train_df = read_data_channel(paths, channels, "train", config.columns)
     test_df = None
     if find_channel(paths, channels, ["test"], required=False):
@@ -143,6 +146,44 @@ def train(paths: MLPaths) -> None:
 
     if log_from_runtime(paths.model_dir, paths.output_data_dir):
         log.info("results logged live to the MLflow run")
+
+
+def _train_spark(paths: MLPaths, channels: Mapping[str, Any], config: GLMConfig) -> None:
+    """``engine: spark`` on this machine: the Spark driver fits the channels' files in a local
+    Spark session (Spark reads them; no DataFrame of the rows here), then ``spark-finish``
+    writes the model and the report as a training job's (:mod:`~smglm.runtime.spark_finish`).
+    On SageMaker the same driver runs in a Processing job instead."""
+    from smglm.glm.engines import spark_driver
+    from smglm.glm.engines.spark import job_document, spark_session
+    from smglm.runtime.channels import channel_folder
+    from smglm.runtime.metrics import print_metrics
+    from smglm.runtime.spark_finish import finish
+
+    train_dir = channel_folder(paths, channels, "train")
+    test_dir = None
+    if find_channel(paths, channels, ["test"], required=False):
+        test_dir = channel_folder(paths, channels, "test")
+    job = job_document(config, str(train_dir), None if test_dir is None else str(test_dir))
+    log.info(
+        "fitting a %s/%s GLM with Spark (%s) on the files of %s",
+        config.family,
+        config.resolved_link,
+        "local session",
+        "train" + (" and test" if test_dir else ""),
+    )
+    with tempfile.TemporaryDirectory(prefix="smglm-spark-") as out:
+        try:
+            spark_driver.run(spark_session(), job, out)
+        except spark_driver.DriverError as exc:
+            raise DataError([Issue(f, m) for f, m in exc.issues]) from None
+        result = finish(Path(out), paths.model_dir, paths.output_data_dir)
+    fit_info = result.metrics.get("fit", {})
+    log.info(
+        "Spark fit done: %s iterations, %.3f s",
+        fit_info.get("iterations"),
+        fit_info.get("seconds") or 0.0,
+    )
+    print_metrics(result.metrics)
 
 
 def resolve_config(paths: MLPaths, channels: Mapping[str, Any], hp: Hyperparameters) -> GLMConfig:
