@@ -65,6 +65,14 @@ class _RedactingFormatter(logging.Formatter):
         return redact(super().format(record), self.secrets)
 
 
+def _not_quiet_library_chatter(record: logging.LogRecord) -> bool:
+    """Drop records below WARNING that a quiet library logs on the root logger itself (py4j
+    logs its connection resets at Spark's shutdown with ``logging.info``)."""
+    if record.levelno >= logging.WARNING or record.name != "root":
+        return True
+    return not any(f"{os.sep}{name}{os.sep}" in record.pathname for name in QUIET_LOGGERS)
+
+
 def configure_logging(level: int = logging.INFO) -> None:
     """Send log records of ``level`` and above to stderr, once (calling again replaces it).
 
@@ -76,6 +84,7 @@ def configure_logging(level: int = logging.INFO) -> None:
             root.removeHandler(handler)
     handler = _StderrHandler()
     handler.setFormatter(_RedactingFormatter(_FORMAT))
+    handler.addFilter(_not_quiet_library_chatter)
     root.addHandler(handler)
     root.setLevel(level)
     for name in QUIET_LOGGERS:
