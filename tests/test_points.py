@@ -95,7 +95,12 @@ def _rows_of(df: pd.DataFrame, family: dict[str, Any]) -> pd.DataFrame:
     return df
 
 
-@pytest.mark.parametrize("name", list(FAMILIES))
+@pytest.mark.parametrize(
+    "name",
+    [  # the inverse gaussian's ~60 IRLS iterations, twice, take several seconds
+        pytest.param(n, marks=pytest.mark.slow) if n == "inverse_gaussian" else n for n in FAMILIES
+    ],
+)
 def test_cells_equal_rows_per_family(data: pd.DataFrame, name: str) -> None:
     family = FAMILIES[name]
     cfg = _config(**family, interactions=[["area", "bonus_malus"]])
