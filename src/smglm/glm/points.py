@@ -15,9 +15,10 @@ What a cell is:
   one value of the band, so the fitted terms are exactly those of the rows: levels, groups, the
   base level with the most exposure, the missing level, the bands), the offset or exposure when
   it must be constant in a cell, and the train/test split;
-- Poisson with the log link folds its exposure (or ``exp(offset)``) into the weight: the cell's
-  response is ``sum(w y) / sum(w e)`` and its weight ``sum(w e)`` (exact, the unit deviance
-  included); other families keep the exposure or offset as a key;
+- Poisson with the log link folds its exposure into the weight: the cell's response is
+  ``sum(w y) / sum(w e)`` and its weight ``sum(w e)`` (exact, the unit deviance included);
+  other families keep the exposure as a key, and an offset column is a key for every family
+  (a continuous one multiplies the cells: band or round it upstream if it need not be exact);
 - what the statistics need: the row count, ``sum(w y^2)`` for the Pearson dispersion, and the
   per-row constants of the deviance and the log-likelihood (for an exponential family
   ``sum_i w_i d(y_i, mu) = sum_i w_i d(y_i, ybar) + W d(ybar, mu)`` within a cell, and the first
@@ -418,12 +419,13 @@ def _missing_columns(config: GLMConfig, frame: pd.DataFrame, what: str) -> None:
 
 # -- the family's per-row sums ---------------------------------------------------------------------
 def _fold(config: GLMConfig) -> bool:
-    """Whether the exposure (or exp(offset)) folds into the weight: Poisson with the log link."""
-    return (
-        config.family == "poisson"
-        and config.resolved_link == "log"
-        and bool(config.exposure or config.offset)
-    )
+    """Whether the exposure folds into the weight: Poisson with the log link and an exposure.
+
+    An offset column is a cell key instead: folding ``exp(offset)`` would fit the same
+    coefficients and statistics, but the report ranks and sums an offset's rows by their own
+    means (the exposure amount of such a row is its weight), which cells of mixed offsets
+    cannot reproduce."""
+    return config.family == "poisson" and config.resolved_link == "log" and bool(config.exposure)
 
 
 def _xlogy_sql(y: str) -> str:
@@ -606,17 +608,10 @@ def aggregate_cells(config: GLMConfig, source: _Source, *, split: bool) -> Cells
     e_col = config.exposure or config.offset
     if e_col:
         bad[e_col] = finite(e_col)
-    if fold:
-        if config.exposure:
-            select.append(f"CAST({_q(config.exposure)} AS DOUBLE) AS __e")
-            select.append(
-                f"CASE WHEN {_q(config.exposure)} > 0 THEN ln(CAST({_q(config.exposure)} AS "
-                "DOUBLE)) END AS __lo"
-            )
-        else:
-            off = f"CAST({_q(e_col or '')} AS DOUBLE)"
-            select.append(f"exp(least({off}, 700)) AS __e")
-            select.append(f"{off} AS __lo")
+    if fold:  # the exposure folds into the weight (its log is in the deviance's constant)
+        e = f"CAST({_q(e_col or '')} AS DOUBLE)"
+        select.append(f"{e} AS __e")
+        select.append(f"CASE WHEN {e} > 0 THEN ln({e}) END AS __lo")
     keys: list[str] = []
     reps: dict[str, list[float]] = {}  # banded predictor -> its cut points
     for i, col in enumerate(config.predictors):
@@ -1002,13 +997,13 @@ def _row_metrics(
 
 def _predict_frame(config: GLMConfig, split: _Split) -> pd.DataFrame:
     """The frame the user's model scores a split's cells from: the predictors, and the
-    exposure (1) or offset (0) of folded Poisson cells, whose means are then rates."""
+    exposure or offset of the cells (1 for folded Poisson cells, whose means are then rates)."""
     X = split.prep.X.copy()
     e_col = config.exposure or config.offset
     if e_col is None:
         return X
     if split.cells.fold:
-        X[e_col] = 1.0 if config.exposure else 0.0
+        X[e_col] = 1.0
     else:
         X[e_col] = split.frame[e_col].to_numpy(dtype=float)
     return X
