@@ -23,7 +23,7 @@ What a cell is:
   per-row constants of the deviance and the log-likelihood (for an exponential family
   ``sum_i w_i d(y_i, mu) = sum_i w_i d(y_i, ybar) + W d(ybar, mu)`` within a cell, and the first
   sum is carried, once per split, as ``sum(w t(y))`` with ``t(y) = y theta(y) -
-  b(theta(y)))``.
+  b(theta(y))``).
 
 So the result is the rows' fit: coefficients, standard errors, dispersion, deviance, null
 deviance, log-likelihood, AIC, BIC, ``n_obs`` and ``df_resid`` are the row-level ones (within
