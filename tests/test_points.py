@@ -33,6 +33,7 @@ def data() -> pd.DataFrame:
     df["severity"] = df["claim_amount"] / df["claim_count"].clip(lower=1)
     df["pure_premium"] = df["claim_amount"] / df["exposure"] / 1000
     df["trials"] = (df["driver_age"] % 4 + 1).astype(float)
+    df["log_exposure"] = np.log(df["exposure"])
     rng = np.random.default_rng(3)
     df["share"] = rng.binomial(df["trials"].astype(int), 0.3) / df["trials"]
     df["score"] = np.log1p(df["claim_amount"]) + df["driver_age"] / 10 + rng.normal(0, 1, len(df))
@@ -68,6 +69,12 @@ def _assert_same(rows: Any, cells: Any, split: str = "train", gini_rel: float = 
 
 FAMILIES = {
     "poisson_exposure": {"target": "claim_count", "family": "poisson", "exposure": "exposure"},
+    "poisson_offset_weights": {
+        "target": "claim_count",
+        "family": "poisson",
+        "offset": "log_exposure",
+        "weights": "trials",
+    },
     "gamma_weights": {"target": "severity", "family": "gamma", "weights": "claim_count"},
     "tweedie": {"target": "pure_premium", "family": "tweedie", "weights": "exposure"},
     "binomial_weights": {"target": "share", "family": "binomial", "weights": "trials"},
@@ -95,7 +102,12 @@ def _rows_of(df: pd.DataFrame, family: dict[str, Any]) -> pd.DataFrame:
     return df
 
 
-@pytest.mark.parametrize("name", list(FAMILIES))
+@pytest.mark.parametrize(
+    "name",
+    [  # the inverse gaussian's ~60 IRLS iterations, twice, take several seconds
+        pytest.param(n, marks=pytest.mark.slow) if n == "inverse_gaussian" else n for n in FAMILIES
+    ],
+)
 def test_cells_equal_rows_per_family(data: pd.DataFrame, name: str) -> None:
     family = FAMILIES[name]
     cfg = _config(**family, interactions=[["area", "bonus_malus"]])

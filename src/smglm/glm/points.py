@@ -15,13 +15,15 @@ What a cell is:
   one value of the band, so the fitted terms are exactly those of the rows: levels, groups, the
   base level with the most exposure, the missing level, the bands), the offset or exposure when
   it must be constant in a cell, and the train/test split;
-- Poisson with the log link folds its exposure (or ``exp(offset)``) into the weight: the cell's
-  response is ``sum(w y) / sum(w e)`` and its weight ``sum(w e)`` (exact, the unit deviance
-  included); other families keep the exposure or offset as a key;
+- Poisson with the log link folds its exposure into the weight: the cell's response is
+  ``sum(w y) / sum(w e)`` and its weight ``sum(w e)`` (exact, the unit deviance included);
+  other families keep the exposure as a key, and an offset column is a key for every family
+  (a continuous one multiplies the cells: band or round it upstream if it need not be exact);
 - what the statistics need: the row count, ``sum(w y^2)`` for the Pearson dispersion, and the
   per-row constants of the deviance and the log-likelihood (for an exponential family
   ``sum_i w_i d(y_i, mu) = sum_i w_i d(y_i, ybar) + W d(ybar, mu)`` within a cell, and the first
-  sum is carried as ``sum(w t(y))`` with ``t(y) = y theta(y) - b(theta(y))``).
+  sum is carried, once per split, as ``sum(w t(y))`` with ``t(y) = y theta(y) -
+  b(theta(y))``).
 
 So the result is the rows' fit: coefficients, standard errors, dispersion, deviance, null
 deviance, log-likelihood, AIC, BIC, ``n_obs`` and ``df_resid`` are the row-level ones (within
@@ -40,8 +42,13 @@ different random draw). Given test data is aggregated in the same way.
 
 With ``keep_fitted=True`` the splits kept for the report are the cells (data, prepared form and
 fitted means), with each banded predictor as its bands: one-way tables are exact per level and
-band, the Gini is exact (rows of a cell share their predicted rate, and the Gini pools ties),
+band, the Gini is exact (rows of a cell share their predicted rate, and the Gini pools ties;
+where the exposure is a key, rates equal but for rounding may order differently, about 1e-6),
 lift deciles and residuals are at cell granularity.
+
+DuckDB works within :data:`DUCKDB_MEMORY_LIMIT` (``$SMGLM_POINTS_MEMORY``), spilling to a
+temporary folder beyond it: 100M rows of 8 rating factors (2.1M cells) fit in under 1 GiB of
+peak memory (``benchmarks/README.md``).
 
 Counts in the data checks (missing values, values outside the family's domain) are of rows; the
 separation notes of the coefficient table count cells.
@@ -418,12 +425,13 @@ def _missing_columns(config: GLMConfig, frame: pd.DataFrame, what: str) -> None:
 
 # -- the family's per-row sums ---------------------------------------------------------------------
 def _fold(config: GLMConfig) -> bool:
-    """Whether the exposure (or exp(offset)) folds into the weight: Poisson with the log link."""
-    return (
-        config.family == "poisson"
-        and config.resolved_link == "log"
-        and bool(config.exposure or config.offset)
-    )
+    """Whether the exposure folds into the weight: Poisson with the log link and an exposure.
+
+    An offset column is a cell key instead: folding ``exp(offset)`` would fit the same
+    coefficients and statistics, but the report ranks and sums an offset's rows by their own
+    means (the exposure amount of such a row is its weight), which cells of mixed offsets
+    cannot reproduce."""
+    return config.family == "poisson" and config.resolved_link == "log" and bool(config.exposure)
 
 
 def _xlogy_sql(y: str) -> str:
@@ -587,9 +595,10 @@ def _test_expr(config: GLMConfig, source: _Source) -> str:
 
 
 def aggregate_cells(config: GLMConfig, source: _Source, *, split: bool) -> Cells:
-    """Sum the rows of ``source`` to rating cells with one DuckDB query (see :class:`Cells`);
-    checks the data on the way (missing values, the target's domain, weights, exposure), with
-    prepare's rules. ``split``: add the ``__test`` key of ``config.test``."""
+    """Sum the rows of ``source`` to rating cells (see :class:`Cells`) in two passes of DuckDB
+    over the data: one without grouping for prepare's checks of the rows (missing values, the
+    target's domain, weights, exposure) and the sums only the totals need, one ``GROUP BY`` of
+    the rating cells. ``split``: add the ``__test`` key of ``config.test``."""
     fold = _fold(config)
     types = source.types
     y = f"CAST({_q(config.target)} AS DOUBLE)"
@@ -606,17 +615,10 @@ def aggregate_cells(config: GLMConfig, source: _Source, *, split: bool) -> Cells
     e_col = config.exposure or config.offset
     if e_col:
         bad[e_col] = finite(e_col)
-    if fold:
-        if config.exposure:
-            select.append(f"CAST({_q(config.exposure)} AS DOUBLE) AS __e")
-            select.append(
-                f"CASE WHEN {_q(config.exposure)} > 0 THEN ln(CAST({_q(config.exposure)} AS "
-                "DOUBLE)) END AS __lo"
-            )
-        else:
-            off = f"CAST({_q(e_col or '')} AS DOUBLE)"
-            select.append(f"exp(least({off}, 700)) AS __e")
-            select.append(f"{off} AS __lo")
+    if fold:  # the exposure folds into the weight (its log is in the deviance's constant)
+        e = f"CAST({_q(e_col or '')} AS DOUBLE)"
+        select.append(f"{e} AS __e")
+        select.append(f"CASE WHEN {e} > 0 THEN ln({e}) END AS __lo")
     keys: list[str] = []
     reps: dict[str, list[float]] = {}  # banded predictor -> its cut points
     for i, col in enumerate(config.predictors):
@@ -1002,13 +1004,13 @@ def _row_metrics(
 
 def _predict_frame(config: GLMConfig, split: _Split) -> pd.DataFrame:
     """The frame the user's model scores a split's cells from: the predictors, and the
-    exposure (1) or offset (0) of folded Poisson cells, whose means are then rates."""
+    exposure or offset of the cells (1 for folded Poisson cells, whose means are then rates)."""
     X = split.prep.X.copy()
     e_col = config.exposure or config.offset
     if e_col is None:
         return X
     if split.cells.fold:
-        X[e_col] = 1.0 if config.exposure else 0.0
+        X[e_col] = 1.0
     else:
         X[e_col] = split.frame[e_col].to_numpy(dtype=float)
     return X
