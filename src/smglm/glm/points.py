@@ -85,6 +85,7 @@ __all__ = [
     "aggregate_cells",
     "blockers",
     "fit_points",
+    "will_aggregate",
 ]
 
 log = logging.getLogger(__name__)
@@ -188,6 +189,34 @@ def fit_points(
 
 
 # -- what allows model points ---------------------------------------------------------------------
+def will_aggregate(config: GLMConfig, data: Any, aggregate: str = "auto") -> bool:
+    """Whether :func:`fit_points` fits ``data`` on model points, found cheaply (no
+    aggregation): always for ``"cells"`` (it refuses with the reasons when the terms do not
+    allow it), never for ``"rows"``; for ``"auto"`` when the terms allow it and the data has
+    at least :data:`AUTO_MIN_ROWS` rows. The training runtime asks this before it reads a
+    channel, to hand DuckDB the files instead of loading the rows."""
+    if aggregate == "rows":
+        return False
+    if aggregate == "cells":
+        return True
+    if blockers(config):
+        return False
+    try:
+        import duckdb  # noqa: F401
+    except ImportError:
+        return False
+    if isinstance(data, pd.DataFrame):
+        return len(data) >= AUTO_MIN_ROWS
+    try:
+        source = _Source.open(data, config, what="data")
+    except DataError:
+        return False
+    try:
+        return not blockers(config, source.types) and source.count_rows() >= AUTO_MIN_ROWS
+    finally:
+        source.close()
+
+
 def blockers(config: GLMConfig, types: dict[str, str] | None = None) -> list[tuple[str, str]]:
     """What prevents fitting ``config`` on model points: (config field, reason) pairs, empty
     when every estimated term is categorical or banded. ``types`` (column -> DuckDB type) tells

@@ -83,6 +83,15 @@ def train(paths: MLPaths) -> None:
     if hp.options.get("engine") == "spark":
         _train_spark(paths, channels, config)
         return
+    aggregate = hp.options.get("aggregate", "auto")
+    if aggregate != "rows":
+        from smglm.glm.points import will_aggregate
+        from smglm.runtime.channels import channel_folder
+
+        train_dir = channel_folder(paths, channels, "train")
+        if will_aggregate(config, train_dir, aggregate):
+            _train_points(paths, channels, config, train_dir, aggregate)
+            return
     train_df = read_data_channel(paths, channels, "train", config.columns)
     test_df = None
     if find_channel(paths, channels, ["test"], required=False):
@@ -112,7 +121,7 @@ def train(paths: MLPaths) -> None:
         train_df,
         test_data=test_df,
         keep_fitted=True,
-        aggregate=hp.options.get("aggregate", "auto"),
+        aggregate="rows",
     )
     fit_info = result.metrics.get("fit", {})
     log.info(
@@ -140,6 +149,46 @@ def train(paths: MLPaths) -> None:
     print_metrics(result.metrics)
 
     _write_outputs(paths, result, {"train": train_df, "test": test_df})
+    _write_model(paths, result)
+
+    from smglm.tracking.runs import log_from_runtime
+
+    if log_from_runtime(paths.model_dir, paths.output_data_dir):
+        log.info("results logged live to the MLflow run")
+
+
+def _train_points(
+    paths: MLPaths, channels: Mapping[str, Any], config: GLMConfig, train_dir: Path, aggregate: str
+) -> None:
+    """Model points: DuckDB sums the channels' files to rating cells out of core (the rows are
+    never loaded here), glum fits the cells, and the report is computed from the cells
+    (:mod:`smglm.glm.points`)."""
+    from smglm.glm import fit
+    from smglm.runtime.channels import channel_folder
+    from smglm.runtime.metrics import print_convergence, print_metrics
+
+    test_dir = None
+    if find_channel(paths, channels, ["test"], required=False):
+        test_dir = channel_folder(paths, channels, "test")
+    log.info(
+        "model points (aggregate %s): DuckDB reads the files of %s",
+        aggregate,
+        "train" + (" and test" if test_dir else ""),
+    )
+    result = fit(config, train_dir, test_data=test_dir, keep_fitted=True, aggregate=aggregate)
+    points = result.metrics.get("fit", {}).get("model_points") or {}
+    log.info(
+        "fit done on %s cells of %s rows: %s iterations, converged %s, %.3f s",
+        f"{points.get('cells', 0):,}",
+        f"{points.get('rows', 0):,}",
+        result.metrics.get("fit", {}).get("iterations"),
+        result.metrics.get("fit", {}).get("converged"),
+        result.fit_seconds,
+    )
+    print_convergence(result.convergence)
+    print_metrics(result.metrics)
+    splits = {name: kept[0] for name, kept in (result.fitted or {}).items()}
+    _write_outputs(paths, result, splits)
     _write_model(paths, result)
 
     from smglm.tracking.runs import log_from_runtime
