@@ -503,3 +503,80 @@ def test_report_from_the_fit_equals_scoring_the_data_again(tmp_path):
     for column in config["predictors"]:
         pd.testing.assert_frame_equal(a.one_ways[column], b.one_ways[column], rtol=1e-9)
     pd.testing.assert_frame_equal(a.lift, b.lift, rtol=1e-9)
+
+
+def test_train_aggregate_cells_fits_model_points_from_the_channel_files(tmp_path, monkeypatch):
+    """``aggregate: cells`` (a hyperparameter, from JobConfig.aggregate): DuckDB sums the
+    channel's files to rating cells, and the model, metrics and report equal the rows' fit
+    (the same rows: a holdout by year, not a random split)."""
+    import smglm
+    from smglm.glm.report import ReportData
+
+    df = motor(4000, seed=11)
+    df["year"] = np.where(np.arange(len(df)) % 5 == 0, 2025, 2024)
+    config = {
+        "target": "claim_count",
+        "exposure": "exposure",
+        "family": "poisson",
+        "predictors": ["driver_age", "area"],
+        "terms": {"driver_age": {"bands": [25, 40, 60]}},
+        "test": {"by": "year", "holdout": [2025]},
+    }
+    root = ml_tree(
+        tmp_path / "ml",
+        {"train": {"a.parquet": df.iloc[:2500], "b.parquet": df.iloc[2500:]}},
+        hyperparameters={"config": json.dumps(config), "aggregate": "cells"},
+    )
+    assert run_in_process(monkeypatch, root) == 0
+    paths = MLPaths(root)
+    metrics = json.loads((paths.model_dir / "metrics.json").read_text())
+    rows = smglm.fit(config, df)
+    assert metrics["fit"]["model_points"]["rows"] == (df["year"] == 2024).sum()
+    assert metrics["fit"]["model_points"]["cells"] <= 4 * df["area"].nunique()  # bands x areas
+    coefs = pd.read_csv(paths.model_dir / "coefficients.csv").set_index("term")
+    expected = rows.coefficients.set_index("term")
+    np.testing.assert_allclose(coefs["estimate"], expected["estimate"], rtol=0, atol=1e-10)
+    np.testing.assert_allclose(coefs["std_error"], expected["std_error"], rtol=1e-8)
+    for split in ("train", "test"):
+        for key in ("deviance", "null_deviance", "aic", "n_obs", "df_resid", "gini"):
+            assert metrics[split][key] == pytest.approx(rows.metrics[split][key], rel=1e-9)
+        report = ReportData.from_dir(paths.output_data_dir / split)
+        actual = report.one_ways["area"]
+        assert actual is not None and len(actual) == df["area"].nunique()
+
+
+@pytest.mark.spark
+@pytest.mark.slow
+@pytest.mark.xdist_group("spark")
+def test_train_engine_spark_fits_the_channel_files_with_spark(tmp_path, monkeypatch, spark):
+    """``engine: spark`` (a hyperparameter, from JobConfig.engine): the driver reads the
+    channel's files in the local Spark session, and spark-finish writes the model and the
+    report as a training job's; the coefficients are glum's."""
+    import smglm
+
+    df = motor(3000, seed=12)
+    config = {
+        "target": "claim_count",
+        "exposure": "exposure",
+        "family": "poisson",
+        "predictors": ["driver_age", "area"],
+        "terms": {"driver_age": {"bands": [25, 40, 60]}},
+    }
+    root = ml_tree(
+        tmp_path / "ml",
+        {"train": {"part-0.parquet": df}},
+        hyperparameters={"config": json.dumps(config), "engine": "spark"},
+    )
+    assert run_in_process(monkeypatch, root) == 0
+    paths = MLPaths(root)
+    metrics = json.loads((paths.model_dir / "metrics.json").read_text())
+    assert metrics["fit"]["engine"] == "spark"
+    coefs = pd.read_csv(paths.model_dir / "coefficients.csv").set_index("term")
+    expected = smglm.fit(config, df).coefficients.set_index("term")
+    np.testing.assert_allclose(coefs["estimate"], expected["estimate"], rtol=0, atol=1e-8)
+    assert (paths.model_dir / "model.json").is_file()
+    assert (paths.output_data_dir / "train" / "lift.csv").is_file()
+    model = smglm.load_model(paths.model_dir)
+    np.testing.assert_allclose(
+        model.predict(df), smglm.fit(config, df).model.predict(df), rtol=1e-7
+    )

@@ -95,12 +95,16 @@ def write_reports(
             files[name].append(path)
     except Exception:
         log.exception("could not draw the report plots")
+    points = result is not None and bool(result.metrics.get("fit", {}).get("model_points"))
     for scored, outdir, _ in splits:
         if files[scored.name]:
             log.info(
-                "%s: report of %d rows written to %s (%d files)",
+                "%s: report of %d %s written to %s (%d files)",
                 scored.name,
                 int(scored.keep.sum()),
+                "model points (rating cells; lift and residuals at cell granularity)"
+                if points
+                else "rows",
                 outdir,
                 len(files[scored.name]),
             )
