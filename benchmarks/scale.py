@@ -17,7 +17,8 @@ The table gives wall time, CPU time, peak RSS, cells, and the rows' time and mem
 per row to the big row count (an estimate: glum's cost is about linear in rows).
 
 Run: ``python benchmarks/scale.py --part points [--rows 100000000] [--glum-rows 5000000
-10000000]``. Spark local[2] against glum is ``benchmarks/scale_spark.py`` for now.
+10000000]``. ``--part spark`` (Spark local[2] against glum, and the per-row cost of one IRLS
+aggregation) runs ``benchmarks/scale_spark.py`` with the options that follow it.
 """
 
 from __future__ import annotations
@@ -206,8 +207,13 @@ def part_points(args: argparse.Namespace) -> None:
 
 
 def main() -> None:
+    if sys.argv[1:3] == ["--part", "spark"]:  # Spark local[2] vs glum: scale_spark.py's options
+        sys.path.insert(0, str(HERE))
+        import scale_spark
+
+        raise SystemExit(scale_spark.main(sys.argv[3:]))
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--part", choices=["points"], default="points")
+    parser.add_argument("--part", choices=["points", "spark"], default="points")
     parser.add_argument("--rows", type=int, default=100_000_000)
     parser.add_argument("--glum-rows", type=int, nargs="*", default=[5_000_000, 10_000_000])
     parser.add_argument("--data-dir", type=Path, default=HERE / ".data")
