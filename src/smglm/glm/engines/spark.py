@@ -150,6 +150,10 @@ def fit_spark(
     file or folder is read by Spark. Runs :func:`smglm.glm.engines.spark_driver.run` and
     returns :func:`result_from_driver` of its output.
 
+    ``config.test`` without ``test_data``: ``test.by``/``holdout`` splits exactly as the glum
+    engine does; ``test.fraction`` draws the test rows with Spark's seeded ``rand`` (the same
+    rows for the same data and seed, but not the rows the glum engine's split draws).
+
     A problem with the data is a :class:`~smglm.errors.DataError`, one issue per problem.
     """
     import pandas as pd
@@ -172,6 +176,7 @@ def fit_spark(
         test_uri = str(test_data)
     job = job_document(cfg, train_uri, test_uri)
     with tempfile.TemporaryDirectory(prefix="smglm-spark-") as out:
+        Path(out, "job.json").write_text(json.dumps(job), encoding="utf-8")
         try:
             spark_driver.run(spark, job, out, train=train_sdf, test=test_sdf)
         except spark_driver.DriverError as exc:
