@@ -34,6 +34,7 @@ NOTEBOOKS = (
     "04_pricing_workflow.ipynb",
     "05_serving_and_batch.ipynb",
     "06_exploratory_frequency.ipynb",
+    "07_beyond_one_machine.ipynb",
 )
 #: Seconds one cell may take (the longest cells wait for a local training job).
 CELL_TIMEOUT = 180
@@ -316,3 +317,26 @@ def test_notebook_06_exploratory_frequency(run):
     fixed = plain(cell(nb, "fixed"))
     assert fixed.count("fixed") >= 5 and "1.15" in fixed
     assert "MLflow tracking failed" not in text(cell(nb, "fixed"))
+
+
+@pytest.mark.slow
+@pytest.mark.notebook
+@pytest.mark.spark
+@pytest.mark.xdist_group("spark")
+def test_notebook_07_beyond_one_machine(run):
+    nb = run("07_beyond_one_machine.ipynb")
+    assert "'cells'" in text(cell(nb, "points-config"))
+    compare = text(cell(nb, "points-compare"))
+    coef = float(re.search(r"max \|Δ coefficient\| +([0-9.e+-]+)", compare).group(1))
+    se = float(re.search(r"max relative Δ std error ([0-9.e+-]+)", compare).group(1))
+    assert coef < 1e-8 and se < 1e-8, compare
+    assert "aggregate" in text(cell(nb, "points-refused"))
+    assert "Completed" in text(cell(nb, "points-job"))
+    assert "Completed" in text(cell(nb, "spark-job"))
+    spark = text(cell(nb, "spark-compare"))
+    assert float(re.search(r"max \|Δ coefficient\| +([0-9.e+-]+)", spark).group(1)) < 1e-6
+    refused = text(cell(nb, "spark-refused"))
+    assert "negative_binomial" in refused and "l1" in refused
+    request = text(cell(nb, "spark-request"))
+    assert "smspark-submit" in request and "InstanceCount" in request
+    assert "nothing is sent to AWS" in text(cell(nb, "spark-aws"))

@@ -412,6 +412,21 @@ def test_split_by_column_matches_values_as_level_strings(years: np.ndarray, hold
     assert test["y"].tolist() == [2, 3] and train["y"].tolist() == [0, 1, 4]
 
 
+def test_a_boolean_holdout_stays_a_boolean_through_the_config() -> None:
+    """``holdout: [true]`` on a boolean column: the config keeps True (not 1), and the split
+    finds the column's True rows."""
+    from smglm.config import GLMConfig
+
+    config = GLMConfig.from_dict(
+        {"target": "y", "predictors": ["x"], "test": {"by": "flag", "holdout": [True]}}
+    )
+    assert config.test is not None and config.test.holdout == [True]
+    assert type(config.test.holdout[0]) is bool
+    df = pd.DataFrame({"flag": [False, True, True, False], "y": range(4)})
+    train, test = split_by_column(df, "flag", config.test.holdout)
+    assert test["y"].tolist() == [1, 2] and train["y"].tolist() == [0, 3]
+
+
 def test_split_by_column_absent_value_names_test_holdout_and_the_values_present() -> None:
     df = pd.DataFrame({"year": [2023, 2024, 2024], "y": [1, 2, 3]})
     with pytest.raises(DataError) as info:

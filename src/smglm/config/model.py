@@ -147,7 +147,7 @@ class TestSplit(ConfigModel):
     fraction: Annotated[float, Field(gt=0, lt=1)] = 0.2
     seed: Annotated[int, Field(ge=0, le=2**32 - 1)] = 0
     by: str | None = None
-    holdout: list[str | int | float] | None = None
+    holdout: list[bool | str | int | float] | None = None
 
     def _cross_field_issues(self) -> list[Issue]:
         issues = []
