@@ -293,3 +293,21 @@ def test_missing_dependency_message(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(sys.modules, "pyspark.sql", None)
     with pytest.raises(MissingDependency, match=r"smglm\[spark\]"):
         spark_engine.spark_session()
+
+
+def test_driver_is_standalone() -> None:
+    """The driver runs on AWS's Spark image: it imports pyspark, numpy, pandas and the
+    standard library only (never smglm, pydantic or scipy)."""
+    import ast
+
+    from smglm.glm.engines import spark_driver
+
+    tree = ast.parse(Path(spark_driver.__file__).read_text())
+    roots = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            roots |= {a.name.split(".")[0] for a in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+            roots.add(node.module.split(".")[0])
+    allowed = {"pyspark", "numpy", "pandas", "__future__"} | set(sys.stdlib_module_names)
+    assert roots <= allowed, roots - allowed
