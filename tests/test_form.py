@@ -106,6 +106,29 @@ def test_cell_text_parses_to_the_same_config():
     assert parse_body(body) == GLMConfig.from_dict(EXPECTED)
 
 
+def test_the_spark_engine_choice_shows_what_spark_cannot_fit_and_goes_into_the_cell():
+    config = {**EXPECTED, "family": "negative_binomial", "link": "log"}
+    state = logic.state_from_config(config, data_ref="df", engine="spark")
+    problems = logic.check(state, None)
+    assert any(
+        p.startswith("family: engine 'spark' cannot fit family 'negative_binomial'")
+        for p in problems
+    ), problems
+    assert not logic.check(logic.state_from_config(config, data_ref="df"), None)  # glum fits it
+    head = logic.cell_text(state).split("\n", 1)[0]
+    assert "--engine spark" in head
+    assert "--engine" not in logic.cell_text(logic.state_from_config(config, data_ref="df"))
+
+
+def test_the_form_launches_with_its_engine():
+    frame = motor(300, seed=4)
+    form = make_form(frame)
+    form._engine.value = "spark"
+    assert form._state().engine == "spark"
+    form.reset()
+    assert form._state().engine == "glum"
+
+
 def test_filter_options_matches_every_word():
     options = ["driver_age", "vehicle_age", "area", "driver_count"]
     assert logic.filter_options(options, "driver") == ["driver_age", "driver_count"]

@@ -126,6 +126,12 @@ BAD_CELLS = {
     "--data df --instance-count 2\ntarget: claim_count\n": (
         r"instance_count: a glum training job runs on one instance; got 2"
     ),
+    "--data df --engine spark\ntarget: claim_count\nfamily: negative_binomial\n": (
+        r"family: engine 'spark' cannot fit family 'negative_binomial'"
+    ),
+    "--data df --aggregate cells\ntarget: claim_count\npredictors: [driver_age]\n": (
+        r"aggregate: aggregate 'cells' needs every estimated term categorical or banded"
+    ),
     "--data df --instance-type big\ntarget: claim_count\n": (
         r"instance_type: 'big' is not a SageMaker instance type"
     ),

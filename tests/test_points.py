@@ -354,3 +354,17 @@ def test_data_checks_count_rows(data: pd.DataFrame) -> None:
     assert "proportions" in text and "weights" in text
     text = _refusal({**base, "predictors": [*PREDICTORS, "colour"]}, data, DataError)
     assert "column 'colour' is not in the data" in text
+
+
+def test_train_refuses_aggregate_cells_before_launching(data: pd.DataFrame, tmp_path) -> None:
+    """``smglm.train(..., aggregate="cells")`` with a numeric predictor: the refusal comes
+    before anything is uploaded or launched (the data's schema says the column is numeric)."""
+    import smglm
+    from smglm.launch.local import LocalBackend
+
+    backend = LocalBackend(tmp_path / "home")
+    config = {"target": "claim_count", "predictors": ["driver_age", "area"], "family": "poisson"}
+    with pytest.raises(ConfigError, match=r"predictor 'driver_age' is numeric \(linear\)") as exc:
+        smglm.train(config, data, backend=backend, aggregate="cells", tracking=False)
+    assert [i.field for i in exc.value.issues] == ["aggregate"]
+    assert not backend.jobs_dir.exists() or not any(backend.jobs_dir.iterdir())

@@ -84,6 +84,7 @@ __all__ = [
     "Cells",
     "aggregate_cells",
     "blockers",
+    "check_aggregate",
     "fit_points",
     "will_aggregate",
 ]
@@ -257,6 +258,30 @@ def blockers(config: GLMConfig, types: dict[str, str] | None = None) -> list[tup
             )
         )
     return out
+
+
+def check_aggregate(config: GLMConfig, aggregate: str, data: Any = None) -> list[Issue]:
+    """What prevents ``aggregate: cells`` for ``config``: one issue per term that varies within
+    a rating cell. ``data`` (a DataFrame, or a local Parquet/CSV file or folder), when given,
+    tells numeric columns from text ones (only its schema is read); without it only what the
+    config says is checked. Empty for ``auto`` and ``rows``. :func:`smglm.train` raises them
+    before it uploads anything."""
+    if aggregate != "cells":
+        return []
+    types = None
+    if data is not None:
+        try:
+            import duckdb  # noqa: F401
+
+            source = _Source.open(data, config, what="data")
+        except (ImportError, DataError):  # the data checks, or the job, say why
+            pass
+        else:
+            try:
+                types = source.types
+            finally:
+                source.close()
+    return _refusals(blockers(config, types))
 
 
 def _refusals(reasons: list[tuple[str, str]]) -> list[Issue]:

@@ -130,6 +130,12 @@ def train(
 
     if issues := check_engine(cfg, jc.engine):
         raise ConfigError(issues)
+    if jc.aggregate == "cells" and jc.engine == "glum":
+        from smglm.glm.points import check_aggregate  # the terms allow model points
+
+        local = data if not isinstance(data, str) or "://" not in data else None
+        if issues := check_aggregate(cfg, jc.aggregate, local):
+            raise ConfigError(issues)
     if backend is None or isinstance(backend, str):
         be = backend_from_config(backend or jc.backend, jc.to_dict())
     else:
