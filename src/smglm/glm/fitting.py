@@ -238,17 +238,7 @@ def _fit_and_infer(
             fam, tprep.y, mu_t, tprep.weights, mu0_t, n_params, _gini(tprep, mu_t)
         ).to_dict()
         fitted["test"] = (test_df, tprep, mu_t)
-    metrics["fit"] = {
-        "iterations": res.n_iter,
-        "converged": res.converged,
-        "seconds": res.seconds,
-        "total_seconds": time.perf_counter() - t_start,
-        "n_dropped": prep.n_dropped,
-    }
-    if res.aliased:
-        metrics["fit"]["aliased"] = list(res.aliased)
-    if separated:
-        metrics["fit"]["separated"] = list(separated)
+    metrics["fit"] = _fit_info(res, prep.n_dropped, t_start, separated)
     return FitResult(
         config=cfg,
         model=model,
@@ -482,8 +472,6 @@ def _portable(
     coef: np.ndarray,
     aliased: list[str] | None = None,
 ) -> PortableModel:
-    from smglm._version import __version__
-
     terms: list[Term] = []
     i = 0
     fitted: dict[str, Any] = {}
@@ -499,6 +487,16 @@ def _portable(
         part = type(inter)(fitted[inter.a.name], fitted[inter.b.name])
         terms.append(part.with_coefficients(coef[i : i + k]))
         i += k
+    return portable_model(cfg, intercept, terms, aliased)
+
+
+def portable_model(
+    cfg: GLMConfig, intercept: float, terms: list[Term], aliased: list[str] | None = None
+) -> PortableModel:
+    """The portable model of ``cfg`` (its family, link, roles and parameters) with these
+    fitted ``terms`` (coefficients set) and ``intercept``; every engine's model is made here."""
+    from smglm._version import __version__
+
     return PortableModel(
         family=cfg.family,
         link=cfg.resolved_link,
@@ -585,6 +583,25 @@ def _coefficient_table(
 
 
 #: The ``note`` of a fixed term (not estimated: it entered the fit as an offset).
+def _fit_info(
+    res: EngineFit, n_dropped: int, t_start: float, separated: dict[str, str]
+) -> dict[str, Any]:
+    """``metrics["fit"]``: the solver's iterations, convergence and seconds, the rows dropped,
+    and the aliased and separated terms when there are any."""
+    info: dict[str, Any] = {
+        "iterations": res.n_iter,
+        "converged": res.converged,
+        "seconds": res.seconds,
+        "total_seconds": time.perf_counter() - t_start,
+        "n_dropped": n_dropped,
+    }
+    if res.aliased:
+        info["aliased"] = list(res.aliased)
+    if separated:
+        info["separated"] = list(separated)
+    return info
+
+
 FIXED_NOTE = "fixed"
 
 

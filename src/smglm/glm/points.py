@@ -1041,17 +1041,14 @@ def _row_metrics(
             llf = float(-0.5 * (sw_rows * (math.log(disp * 2 * math.pi) + 1) + 3 * total("s_lny")))
         else:
             llf = math.nan
-    k_par = n_params + (1 if fam.has_dispersion else 0)
-    return SplitMetrics(
+    return SplitMetrics.from_fit(
+        fam,
         n_obs=n_obs,
         deviance=dev,
         null_deviance=null_dev,
-        explained_deviance=1.0 - dev / null_dev if null_dev > 0 else math.nan,
         log_likelihood=llf,
-        aic=-2 * llf + 2 * k_par,
-        bic=-2 * llf + math.log(n_obs) * k_par if n_obs > 0 else math.nan,
+        n_params=n_params,
         dispersion=phi,
-        df_resid=df_resid,
         gini=gini,
     )
 
@@ -1100,6 +1097,7 @@ def _fit_cells(
         _check_null_model,
         _coefficient_table,
         _fit_engine,
+        _fit_info,
         _gini,
         _portable,
         _separated,
@@ -1196,22 +1194,12 @@ def _fit_cells(
             config, fam, ts, mu_t, mu0_t, n_params, _gini(tprep, mu_t)
         ).to_dict()
         fitted["test"] = (_report_frame(config, ts), tprep, mu_t)
-    metrics["fit"] = {
-        "iterations": res.n_iter,
-        "converged": res.converged,
-        "seconds": res.seconds,
-        "total_seconds": time.perf_counter() - t_start,
-        "n_dropped": train.n_dropped,
-        "model_points": {
-            "rows": train.n_rows,
-            "cells": len(train.frame),
-            "aggregate_seconds": aggregate_seconds,
-        },
+    metrics["fit"] = _fit_info(res, train.n_dropped, t_start, separated)
+    metrics["fit"]["model_points"] = {
+        "rows": train.n_rows,
+        "cells": len(train.frame),
+        "aggregate_seconds": aggregate_seconds,
     }
-    if res.aliased:
-        metrics["fit"]["aliased"] = list(res.aliased)
-    if separated:
-        metrics["fit"]["separated"] = list(separated)
     return FitResult(
         config=config,
         model=model,

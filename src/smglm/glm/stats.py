@@ -172,6 +172,36 @@ class SplitMetrics:
     def to_dict(self) -> dict[str, float | int]:
         return {k: _json_number(v) for k, v in self.__dict__.items()}
 
+    @classmethod
+    def from_fit(
+        cls,
+        fam: FamilySpec,
+        *,
+        n_obs: int,
+        deviance: float,
+        null_deviance: float,
+        log_likelihood: float,
+        n_params: int,
+        dispersion: float,
+        gini: float,
+    ) -> SplitMetrics:
+        """The metrics from a split's deviances and log-likelihood: explained deviance, AIC
+        and BIC (``n_params`` coefficients, plus the dispersion when the family estimates it)
+        and ``df_resid = n_obs - n_params``, R's conventions."""
+        k = n_params + (1 if fam.has_dispersion else 0)
+        return cls(
+            n_obs=n_obs,
+            deviance=deviance,
+            null_deviance=null_deviance,
+            explained_deviance=(1.0 - deviance / null_deviance if null_deviance > 0 else math.nan),
+            log_likelihood=log_likelihood,
+            aic=-2 * log_likelihood + 2 * k,
+            bic=-2 * log_likelihood + math.log(n_obs) * k if n_obs > 0 else math.nan,
+            dispersion=dispersion,
+            df_resid=n_obs - n_params,
+            gini=gini,
+        )
+
 
 def _json_number(v: float | int) -> float | int:
     return v if isinstance(v, int) else float(v)
@@ -190,19 +220,13 @@ def split_metrics(
     coefficients ``n_params`` (intercept included)."""
     n_obs = int(np.count_nonzero(w > 0))
     dev = deviance(fam, y, mu, w)
-    null_dev = deviance(fam, y, mu_null, w)
-    df_resid = n_obs - n_params
-    llf = fam.log_likelihood(y, mu, w, dev)
-    k = n_params + (1 if fam.has_dispersion else 0)
-    return SplitMetrics(
+    return SplitMetrics.from_fit(
+        fam,
         n_obs=n_obs,
         deviance=dev,
-        null_deviance=null_dev,
-        explained_deviance=1.0 - dev / null_dev if null_dev > 0 else math.nan,
-        log_likelihood=llf,
-        aic=-2 * llf + 2 * k,
-        bic=-2 * llf + math.log(n_obs) * k if n_obs > 0 else math.nan,
-        dispersion=dispersion(fam, y, mu, w, df_resid),
-        df_resid=df_resid,
+        null_deviance=deviance(fam, y, mu_null, w),
+        log_likelihood=fam.log_likelihood(y, mu, w, dev),
+        n_params=n_params,
+        dispersion=dispersion(fam, y, mu, w, n_obs - n_params),
         gini=gini,
     )

@@ -251,12 +251,10 @@ def result_from_driver(cfg: GLMConfig | dict[str, Any], out_dir: str | Path) -> 
     import numpy as np
     import pandas as pd
 
-    from smglm._version import __version__
     from smglm.config import as_glm_config
     from smglm.glm.data import Prepared
     from smglm.glm.families import family_of
-    from smglm.glm.fitting import _coefficient_table
-    from smglm.glm.model import PortableModel
+    from smglm.glm.fitting import _coefficient_table, portable_model
     from smglm.glm.result import FitResult
     from smglm.glm.terms import InteractionTerm, MainTerm, Term, term_from_dict
 
@@ -279,20 +277,7 @@ def result_from_driver(cfg: GLMConfig | dict[str, Any], out_dir: str | Path) -> 
         terms.append(term)
     aliased = list(doc.get("aliased") or [])
     intercept = float(doc["intercept"] or 0.0)
-    model = PortableModel(
-        family=config.family,
-        link=config.resolved_link,
-        intercept=intercept,
-        terms=terms,
-        target=config.target,
-        weights=config.weights,
-        offset=config.offset,
-        exposure=config.exposure,
-        tweedie_power=config.resolved_power,
-        theta=config.resolved_theta,
-        smglm_version=__version__,
-        aliased=aliased,
-    )
+    model = portable_model(config, intercept, terms, aliased)
     names = list(doc["names"])
     coef = np.array([float(v) for v in doc["coefficients"]], dtype=float)
     se = np.array([math.nan if v is None else float(v) for v in doc["std_errors"]], dtype=float)
