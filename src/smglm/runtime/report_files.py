@@ -9,6 +9,7 @@ batch process, not a notebook kernel); what the tables and figures are is the re
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import os
 import signal
@@ -74,41 +75,22 @@ def write_reports(
     (the FitResult), the term views' tables and figures too (splines, level relativities,
     interactions, consistency, the penalty search).
     """
-    from smglm.glm.report.figures import figure_files
     from smglm.glm.report.scoring import build_split
 
-    files: dict[str, list[Path]] = {}
-    jobs = []
-    for scored, outdir, convergence in splits:
-        try:
-            report = build_split(config, scored, convergence, result=result)
-            files[scored.name] = list(report.to_dir(outdir))
-            split_jobs = figure_files(report, outdir, scored.name)
-        except Exception:
-            log.exception("%s: could not write the report to %s", scored.name, outdir)
-            files[scored.name] = []
-            continue
-        jobs += [(scored.name, path, make) for path, make in split_jobs]
-    try:
-        render_plots([(path, make) for _, path, make in jobs], workers=workers)
-        for name, path, _ in jobs:
-            files[name].append(path)
-    except Exception:
-        log.exception("could not draw the report plots")
     points = result is not None and bool(result.metrics.get("fit", {}).get("model_points"))
-    for scored, outdir, _ in splits:
-        if files[scored.name]:
-            log.info(
-                "%s: report of %d %s written to %s (%d files)",
+    what = "model points (rating cells; lift and residuals at cell granularity)"
+    return _write_documents(
+        [
+            (
                 scored.name,
-                int(scored.keep.sum()),
-                "model points (rating cells; lift and residuals at cell granularity)"
-                if points
-                else "rows",
                 outdir,
-                len(files[scored.name]),
+                functools.partial(build_split, config, scored, convergence, result=result),
+                f"{int(scored.keep.sum())} {what if points else 'rows'}",
             )
-    return files
+            for scored, outdir, convergence in splits
+        ],
+        workers,
+    )
 
 
 def write_spark_reports(
@@ -127,20 +109,42 @@ def write_spark_reports(
     ``convergence`` for train) and the PNG of every registered figure. ``tables`` and
     ``outdir`` may be the same folder. A split that fails is logged and gets no files.
     """
-    from smglm.glm.report.figures import figure_files
     from smglm.glm.report.spark_tables import read_spark_split
+
+    return _write_documents(
+        [
+            (
+                name,
+                outdir,
+                functools.partial(
+                    read_spark_split, tables, config=config, result=result,
+                    convergence=convergence, name=name,
+                ),
+                f"Spark's tables from {tables}",
+            )
+            for name, tables, outdir, convergence in splits
+        ],
+        workers,
+    )  # fmt: skip
+
+
+def _write_documents(
+    splits: Sequence[tuple[str, Path, Callable[[], Any], str]], workers: int
+) -> dict[str, list[Path]]:
+    """For each ``(name, outdir, build, what)``: build the split's report (``ReportData``),
+    write its tables to ``outdir``; then draw every split's figures in one pass. A split that
+    fails is logged with its traceback and gets no files; it does not fail the job."""
+    from smglm.glm.report.figures import figure_files
 
     files: dict[str, list[Path]] = {}
     jobs = []
-    for name, tables, outdir, convergence in splits:
+    for name, outdir, build, _ in splits:
         try:
-            report = read_spark_split(
-                tables, config=config, result=result, convergence=convergence, name=name
-            )
+            report = build()
             files[name] = list(report.to_dir(outdir))
             split_jobs = figure_files(report, outdir, name)
         except Exception:
-            log.exception("%s: could not write the report from %s to %s", name, tables, outdir)
+            log.exception("%s: could not write the report to %s", name, outdir)
             files[name] = []
             continue
         jobs += [(name, path, make) for path, make in split_jobs]
@@ -150,9 +154,11 @@ def write_spark_reports(
             files[name].append(path)
     except Exception:
         log.exception("could not draw the report plots")
-    for name, _, outdir, _ in splits:
+    for name, outdir, _, what in splits:
         if files[name]:
-            log.info("%s: report written to %s (%d files)", name, outdir, len(files[name]))
+            log.info(
+                "%s: report of %s written to %s (%d files)", name, what, outdir, len(files[name])
+            )
     return files
 
 
