@@ -80,7 +80,7 @@ CASES: list[Case] = [
     Case("instance-type-upper-case", "aws settings", _job(instance_type="ML.M5.XLARGE"),
          "is not a SageMaker instance type"),
     Case("instance-count-two", "aws settings", _job(instance_count=2),
-         "instance_count: must be <= 1"),
+         "instance_count: a glum training job runs on one instance; got 2"),
     Case("volume-zero", "aws settings", _job(volume_size_gb=0), "volume_size_gb: must be >= 1"),
     Case("max-run-zero", "aws settings", _job(max_runtime_seconds=0),
          "max_runtime_seconds: must be >= 1"),

@@ -580,3 +580,32 @@ def test_train_engine_spark_fits_the_channel_files_with_spark(tmp_path, monkeypa
     np.testing.assert_allclose(
         model.predict(df), smglm.fit(config, df).model.predict(df), rtol=1e-7
     )
+
+
+def test_a_sigterm_wrapped_by_an_import_is_still_a_stop():
+    """A SIGTERM that lands while Python runs a class body (an import in progress) surfaces
+    as ``RuntimeError: Error calling __set_name__ ...`` caused by the Stopped: the job still
+    ends Stopped (exit 143), not as an internal error."""
+    import signal as signals
+
+    from smglm.contract import EXIT_STOPPED
+    from smglm.runtime.failure import Stopped, failure_reason
+
+    class Field:
+        def __set_name__(self, owner, name):
+            raise Stopped(signals.SIGTERM)
+
+    caught: BaseException | None = None
+    try:
+
+        class MetricInfo:  # as scipy's, imported while the SIGTERM arrives
+            types = Field()
+
+    except BaseException as exc:  # RuntimeError from Stopped up to 3.11; Stopped itself later
+        caught = exc
+    assert caught is not None
+    reason, code = failure_reason(caught)
+    assert code == EXIT_STOPPED and reason.startswith("Stopped: ")
+    assert "SIGTERM" in reason
+    reason, code = failure_reason(RuntimeError("a bug"))
+    assert code == EXIT_INTERNAL_ERROR and reason.startswith("InternalError: RuntimeError")

@@ -84,8 +84,24 @@ def _message(exc: BaseException) -> str:
     return str(exc) or type(exc).__name__
 
 
+def _stop_in_chain(exc: BaseException) -> BaseException | None:
+    """The :class:`Stopped` (or KeyboardInterrupt) that ``exc`` wraps, if any: a SIGTERM that
+    lands while Python runs a class body (an import) comes out as the RuntimeError "Error
+    calling __set_name__ ..." with the Stopped as its cause."""
+    seen: set[int] = set()
+    cause: BaseException | None = exc
+    while cause is not None and id(cause) not in seen:
+        if isinstance(cause, (Stopped, KeyboardInterrupt)):
+            return cause
+        seen.add(id(cause))
+        cause = cause.__cause__ or cause.__context__
+    return None
+
+
 def failure_reason(exc: BaseException) -> tuple[str, int]:
-    """The one-line failure reason of ``exc`` and the exit code to end with."""
+    """The one-line failure reason of ``exc`` and the exit code to end with (a stop wrapped
+    in another exception is still a stop)."""
+    exc = _stop_in_chain(exc) or exc
     if isinstance(exc, Stopped):
         reason = (
             f"{STOPPED_MARKER}: {exc} (StopTrainingJob or MaxRuntimeInSeconds); "

@@ -90,6 +90,7 @@ PRELOAD = (
     "smglm.runtime.metrics",
     "smglm.runtime.report_files",
     "smglm.glm",
+    "smglm.glm.points",  # every fit asks it first (duckdb itself only when it aggregates)
     "smglm.glm.engines.glum",
     "smglm.glm.report.figures",
     "smglm.glm.report",
