@@ -33,7 +33,14 @@ from smglm.glm.result import FitResult
 from smglm.glm.stats import SplitMetrics, deviance, null_mean, split_metrics
 from smglm.glm.terms import BandsTerm, CategoricalTerm, NumericTerm, SplineTerm, Term
 
-__all__ = ["feature_names", "fit", "split_by_column", "split_test", "split_train_test"]
+__all__ = [
+    "feature_names",
+    "fit",
+    "holdout_levels",
+    "split_by_column",
+    "split_test",
+    "split_train_test",
+]
 
 log = logging.getLogger(__name__)
 
@@ -287,22 +294,7 @@ def split_by_column(
             ]
         )
     values = level_strings(df[by])
-    wanted = [_level_text(v) for v in holdout]
-    present = pd.unique(values[pd.notna(values)])
-    absent = [h for h, w in zip(holdout, wanted, strict=True) if w not in set(present)]
-    if absent:
-        shown = sorted(present, key=_natural_key)
-        more = f" (and {len(shown) - 20} more)" if len(shown) > 20 else ""
-        raise DataError(
-            [
-                Issue(
-                    "test.holdout",
-                    f"value {a!r} is not in column {by!r}; its values are {shown[:20]}{more}",
-                    a,
-                )
-                for a in absent
-            ]
-        )
+    wanted = holdout_levels(by, holdout, values)
     is_test = np.isin(values, np.array(wanted, dtype=object))
     n_test = int(is_test.sum())
     if n_test == len(df):
@@ -317,6 +309,29 @@ def split_by_column(
             ]
         )
     return df.loc[~is_test], df.loc[is_test]
+
+
+def holdout_levels(by: str, holdout: list[Any], values: Any) -> list[str]:
+    """``holdout`` as the level strings of column ``by`` (whose values, as level strings, are
+    ``values``); a DataError naming ``test.holdout`` for each value the column does not
+    have, with the values it has."""
+    wanted = [_level_text(v) for v in holdout]
+    present = {v for v in pd.unique(np.asarray(values, dtype=object)) if isinstance(v, str)}
+    absent = [h for h, w in zip(holdout, wanted, strict=True) if w not in present]
+    if absent:
+        shown = sorted(present, key=_natural_key)
+        more = f" (and {len(shown) - 20} more)" if len(shown) > 20 else ""
+        raise DataError(
+            [
+                Issue(
+                    "test.holdout",
+                    f"value {a!r} is not in column {by!r}; its values are {shown[:20]}{more}",
+                    a,
+                )
+                for a in absent
+            ]
+        )
+    return wanted
 
 
 def split_test(df: pd.DataFrame, test: TestSplit) -> tuple[pd.DataFrame, pd.DataFrame]:

@@ -619,7 +619,7 @@ def _test_expr(config: GLMConfig, source: _Source) -> str:
     if t.by is None:
         scale = 1 << 32
         return f"(hash({source.position()}, {int(t.seed)}) % {scale}) < {int(t.fraction * scale)}"
-    from smglm.glm.fitting import _level_text, _natural_key
+    from smglm.glm.fitting import holdout_levels
     from smglm.glm.terms import level_strings
 
     by = _q(t.by)
@@ -627,22 +627,7 @@ def _test_expr(config: GLMConfig, source: _Source) -> str:
         f"SELECT DISTINCT {by} FROM {source.relation} WHERE {by} IS NOT NULL"
     ).df()[t.by]
     strings = level_strings(values)
-    wanted = [_level_text(v) for v in t.holdout or []]
-    present = {s for s in strings if s is not None}
-    absent = [h for h, w in zip(t.holdout or [], wanted, strict=True) if w not in present]
-    if absent:
-        shown = sorted(present, key=_natural_key)
-        more = f" (and {len(shown) - 20} more)" if len(shown) > 20 else ""
-        raise DataError(
-            [
-                Issue(
-                    "test.holdout",
-                    f"value {a!r} is not in column {t.by!r}; its values are {shown[:20]}{more}",
-                    a,
-                )
-                for a in absent
-            ]
-        )
+    wanted = holdout_levels(t.by, list(t.holdout or []), strings)
     chosen = values[np.isin(strings, np.array(wanted, dtype=object))]
     source.con.register("__smglm_holdout", pd.DataFrame({"v": chosen.to_numpy()}))
     return f"({by} IN (SELECT v FROM __smglm_holdout))"
