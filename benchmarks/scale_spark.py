@@ -35,6 +35,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from smglm.datasets import MOTOR_CATEGORICAL, MOTOR_NUMERIC
+
 HERE = Path(__file__).resolve().parent
 DATA = HERE / ".data"
 
@@ -42,22 +44,7 @@ CONFIG: dict[str, Any] = {
     "family": "poisson",
     "target": "claim_count",
     "exposure": "exposure",
-    "predictors": [
-        "driver_age",
-        "years_licensed",
-        "vehicle_age",
-        "vehicle_power",
-        "bonus_malus",
-        "density_log",
-        "annual_mileage_k",
-        "n_drivers",
-        "credit_score_std",
-        "parking_night",
-        "area",
-        "vehicle_brand",
-        "region",
-        "vehicle_model",
-    ],
+    "predictors": MOTOR_NUMERIC + MOTOR_CATEGORICAL,  # benchmarks/fit.py's model
 }
 
 

@@ -210,23 +210,7 @@ def _fit_and_infer(
         train = split_metrics(fam, prep.y, mu, prep.weights, mu0, n_params, _gini(prep, mu))
     _check_finite(cfg, fam, intercept, coef, mu, train)
     separated = _separated(cfg, prep, names, mu)
-    se, cov = _standard_errors(
-        res,
-        prep,
-        eta,
-        mu,
-        fam,
-        cfg.resolved_link,
-        train.dispersion,
-        cfg.fit_intercept,
-        names,
-        info,
-    )
-    all_scales = np.concatenate([np.ones(int(cfg.fit_intercept)), scales])
-    se /= all_scales
-    cov /= np.outer(all_scales, all_scales)
-    labels = (["intercept"] if cfg.fit_intercept else []) + names
-    covariance = pd.DataFrame(cov, index=labels, columns=labels)
+    se, covariance = _inference(res, prep, eta, mu, fam, cfg, train.dispersion, names, info, scales)
     coefs = _coefficient_table(cfg, prep, names, intercept, coef, se, fam, res.aliased, separated)
 
     metrics: dict[str, Any] = {"train": train.to_dict()}
@@ -923,6 +907,30 @@ def _separated_cells(fam: str, prep: Prepared, used: np.ndarray, y: np.ndarray) 
             elif fam == "binomial" and ones[k] == rows[k]:
                 out[term] = f"separated: the target is 1 on all {rows[k]} rows of this cell"
     return out
+
+
+def _inference(
+    res: EngineFit,
+    prep: Prepared,
+    eta: np.ndarray,
+    mu: np.ndarray,
+    fam: FamilySpec,
+    cfg: GLMConfig,
+    phi: float,
+    names: list[str],
+    info: np.ndarray | None,
+    scales: np.ndarray,
+) -> tuple[np.ndarray, pd.DataFrame]:
+    """The standard errors and the covariance matrix (labelled by term) of a fit on rescaled
+    columns (:func:`_rescaled`), back on the columns' own scales."""
+    se, cov = _standard_errors(
+        res, prep, eta, mu, fam, cfg.resolved_link, phi, cfg.fit_intercept, names, info
+    )
+    all_scales = np.concatenate([np.ones(int(cfg.fit_intercept)), scales])
+    se /= all_scales
+    cov /= np.outer(all_scales, all_scales)
+    labels = (["intercept"] if cfg.fit_intercept else []) + names
+    return se, pd.DataFrame(cov, index=labels, columns=labels)
 
 
 def _standard_errors(

@@ -1084,9 +1084,9 @@ def _fit_cells(
         _fit_engine,
         _fit_info,
         _gini,
+        _inference,
         _portable,
         _separated,
-        _standard_errors,
         feature_names,
     )
     from smglm.glm.links import linkinv
@@ -1141,23 +1141,9 @@ def _fit_cells(
         metrics_train = _row_metrics(config, fam, tr, mu, mu0, n_params, _gini(prep, mu))
     _check_finite(config, fam, intercept, coef, mu, metrics_train)
     separated = _separated(ccfg, prep, names, mu)
-    se, cov = _standard_errors(
-        res,
-        prep,
-        eta,
-        mu,
-        fam,
-        link,
-        metrics_train.dispersion,
-        config.fit_intercept,
-        names,
-        info,
+    se, covariance = _inference(
+        res, prep, eta, mu, fam, config, metrics_train.dispersion, names, info, scales
     )
-    all_scales = np.concatenate([np.ones(int(config.fit_intercept)), scales])
-    se /= all_scales
-    cov /= np.outer(all_scales, all_scales)
-    labels = (["intercept"] if config.fit_intercept else []) + names
-    covariance = pd.DataFrame(cov, index=labels, columns=labels)
     coefs = _coefficient_table(
         config, prep, names, intercept, coef, se, fam, res.aliased, separated, n_obs=n_obs
     )
