@@ -42,6 +42,20 @@ def _child_pid(log: str) -> int:
     return int(line.rsplit("pid ", 1)[1].rstrip(")"))
 
 
+def _wait_ready(home: Path, timeout: float = 90.0) -> int:
+    """Wait until the home's worker has said it is ready (its socket listens), not just that a
+    socket file exists: a killed worker leaves its socket behind, and its successor may still
+    be importing mlflow, when a supervisor asking now would start cold."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        pid = warm.worker_pid(home)
+        log = warm.worker_dir(home) / "worker.log"
+        if pid is not None and log.exists() and f"warm worker {pid} ready" in log.read_text():
+            return pid
+        time.sleep(0.05)
+    raise AssertionError(f"the warm worker of {home} was not ready in {timeout} s")
+
+
 @pytest.fixture(scope="module")
 def data() -> pd.DataFrame:
     return motor(8_000, seed=3)
@@ -459,9 +473,7 @@ def test_a_warm_supervisor_is_forked_and_ends_a_tracked_run(home, warm_jobs, dat
     runner_log = (be.job_dir(warm_jobs[1].name) / "runner.log").read_text()
     assert "supervisor forked from the warm worker" in runner_log
     warm.ensure_worker(home)  # an earlier test may have killed it
-    deadline = time.monotonic() + 60
-    while not (warm.worker_dir(home) / "worker.sock").exists() and time.monotonic() < deadline:
-        time.sleep(0.05)
+    _wait_ready(home)
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     job = smglm.train(CONFIG, data, backend=be, tracking=True, mlflow_tracking_uri=uri)
     job.wait(out=io.StringIO())
