@@ -68,12 +68,19 @@ def test_estimate_cost_is_price_times_count_times_hours():
 
 def test_cost_line_for_a_known_type():
     line = pricing.cost_line("ml.m5.xlarge", 1, 3600)
-    assert line == "ml.m5.xlarge x 1, up to 1.0 h: at most $0.23 (on-demand, us-east-1)"
+    assert line == (
+        "ml.m5.xlarge x 1, up to 1.0 h: at most $0.23 "
+        "(on-demand, us-east-1; smglm's price table of 2025-06)"
+    )
     assert pricing.cost_line("ml.m5.large", 1, 600) == (
-        "ml.m5.large x 1, up to 10 min: at most $0.02 (on-demand, us-east-1)"
+        "ml.m5.large x 1, up to 10 min: at most $0.02 "
+        "(on-demand, us-east-1; smglm's price table of 2025-06)"
     )
     other = pricing.cost_line("ml.m5.xlarge", 1, 3600, region="eu-west-1")
-    assert other.endswith("(on-demand us-east-1 price; eu-west-1 may differ)")
+    assert other.endswith(
+        "(on-demand us-east-1 price; eu-west-1 may differ; smglm's price table of 2025-06; "
+        "`smglm prices --refresh --region eu-west-1` fetches eu-west-1's)"
+    )
 
 
 def test_unknown_instance_type_has_no_price_and_says_so():
