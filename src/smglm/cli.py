@@ -1,6 +1,7 @@
 """The ``smglm`` command line: ``demo``, ``train``, ``jobs``, ``logs``, ``stop``, ``show``,
-``fit`` (in process), ``warm`` (the local backend's warm worker), ``data`` (sample data) and
-``image`` (build smglm's image and push it to ECR).
+``fit`` (in process), ``warm`` (the local backend's warm worker), ``data`` (sample data),
+``image`` (build smglm's image and push it to ECR) and ``prices`` (the instance prices of the
+cost line; ``--refresh`` fetches them from the AWS Price List API).
 
 Every subcommand is a small function; errors from smglm are printed as one message (no
 traceback) with exit status 2 for a user's mistake, 1 for anything else.
@@ -218,7 +219,9 @@ def _cmd_logs(args: argparse.Namespace) -> int:
     from smglm.launch import Job
 
     job = Job.attach(args.job, _backend(args))
-    if args.follow:
+    if args.follow:  # from the start of the log, then new lines until the job ends
+        if not job.done:
+            job.announce()
         job.wait(raise_on_failure=False)
     else:
         print(job.logs())
@@ -252,6 +255,33 @@ def _cmd_show(args: argparse.Namespace) -> int:
         print(job.model.summary())
     elif job.failure_reason:
         print(f"failure: {job.failure_reason}")
+    return 0
+
+
+def _cmd_prices(args: argparse.Namespace) -> int:
+    from smglm.launch import pricing
+
+    if args.refresh:
+        table = pricing.refresh_prices(args.region)
+        print(
+            f"[smglm] {len(table.training)} training and {len(table.processing)} processing "
+            f"prices for {args.region} -> {pricing.cache_path(args.region)}"
+        )
+    table = pricing.prices(args.region)
+    note = "" if table.region == args.region else f" ({args.region}: none; using {table.region}'s)"
+    print(f"prices: on-demand {table.region}, {table.label}{note}")
+    if not table.refreshed:
+        print(f"  refresh with: smglm prices --refresh --region {args.region}")
+    names = args.instance_type or sorted(table.training)
+    for name in names:
+        price = table.per_hour(name)
+        if price is None:
+            print(f"{name:<22} no price known")
+            continue
+        extra = ""
+        if name in table.processing and table.processing[name] != price:
+            extra = f"  (processing ${table.processing[name]:.4g}/h)"
+        print(f"{name:<22} ${price:.4g}/h{extra}")
     return 0
 
 
@@ -388,6 +418,21 @@ def _parser() -> argparse.ArgumentParser:
     wrm.add_argument("--home", help="smglm's working folder (default: SMGLM_HOME or ./.smglm)")
     wrm.add_argument("--stop", action="store_true", help="stop it (running jobs go on)")
     wrm.set_defaults(func=_cmd_warm)
+
+    prc = sub.add_parser(
+        "prices",
+        help="the on-demand instance prices of the cost line; --refresh fetches them from AWS",
+        description="The cost line and max_cost use smglm's shipped price table (us-east-1, "
+        "typed by hand; its date is shown) unless a refreshed table for the job's region, "
+        "younger than 30 days, is in smglm's cache (SMGLM_HOME/cache). --refresh fetches one "
+        "from the AWS Price List API (needs credentials allowed pricing:GetProducts).",
+    )
+    prc.add_argument("--refresh", action="store_true", help="fetch from the AWS Price List API")
+    prc.add_argument("--region", default="us-east-1", help="the region (default us-east-1)")
+    prc.add_argument(
+        "--instance-type", dest="instance_type", action="append", help="only this type (repeat)"
+    )
+    prc.set_defaults(func=_cmd_prices)
 
     data = sub.add_parser("data", help="write the synthetic motor data set")
     data.add_argument("out", help="output file: .parquet, .csv or .csv.gz")

@@ -98,6 +98,9 @@ class JobState:
         job has written them; else None.
     billable_seconds
         The seconds billed, once the job has ended (None: not known or not billed).
+    training_seconds
+        The seconds the job trained (``TrainingTimeInSeconds``), once it has ended; with
+        managed spot training, ``1 - billable_seconds / training_seconds`` is the saving.
     final_metrics
         The metrics the backend captured (name -> value); empty when it captures none.
     tags
@@ -116,6 +119,7 @@ class JobState:
     model_uri: str | None = None
     output_uri: str | None = None
     billable_seconds: int | None = None
+    training_seconds: int | None = None
     final_metrics: dict[str, float] = field(default_factory=dict)
     tags: dict[str, str] = field(default_factory=dict)
     raw: dict[str, Any] = field(default_factory=dict, repr=False)
@@ -136,6 +140,7 @@ class JobState:
         if isinstance(tags, list):  # the AWS shape: [{"Key": ..., "Value": ...}]
             tags = {t["Key"]: t["Value"] for t in tags}
         billable = response.get("BillableTimeInSeconds")
+        trained = response.get("TrainingTimeInSeconds")
         return cls(
             name=str(response.get("TrainingJobName", "")),
             status=str(response.get("TrainingJobStatus")),
@@ -147,6 +152,7 @@ class JobState:
             model_uri=model_uri,
             output_uri=output_uri,
             billable_seconds=int(billable) if billable is not None else None,
+            training_seconds=int(trained) if trained is not None else None,
             final_metrics={
                 m["MetricName"]: m["Value"] for m in response.get("FinalMetricDataList") or []
             },
@@ -173,6 +179,7 @@ class JobState:
             "FailureReason": self.failure_reason,
             "TrainingEndTime": self.ended,
             "BillableTimeInSeconds": self.billable_seconds,
+            "TrainingTimeInSeconds": self.training_seconds,
             "ModelArtifacts": {"S3ModelArtifacts": self.model_uri} if self.model_uri else None,
             "OutputArtifacts": {"S3OutputArtifacts": self.output_uri} if self.output_uri else None,
             "FinalMetricDataList": [
@@ -270,6 +277,15 @@ class Backend(Protocol):
 
     def check_cost(self, spec: JobSpec, max_cost: float | None) -> None:
         """Say what the job may cost; raise when it may cost more than ``max_cost``."""
+
+    # what the Job handle prints
+    def log_locations(self, job_name: str) -> list[str]:
+        """Where a person finds the job's log outside smglm (log group, streams, console
+        links), as lines to print when the job starts and when it fails; may be empty."""
+
+    def billing_summary(self, state: JobState) -> str | None:
+        """What the ended job cost (billable seconds, savings, cost), one line; None when it
+        costs nothing or is not known."""
 
     # the notebook's
     def prewarm(self) -> bool:
@@ -385,6 +401,14 @@ class BaseBackend:
 
     def check_cost(self, spec: JobSpec, max_cost: float | None) -> None:
         """Nothing: the job costs nothing to run."""
+
+    def log_locations(self, job_name: str) -> list[str]:
+        """Nothing to add: ``job.logs()`` is the whole log."""
+        return []
+
+    def billing_summary(self, state: JobState) -> str | None:
+        """None: the job costs nothing."""
+        return None
 
     def prewarm(self) -> bool:
         """Nothing to warm up: False."""

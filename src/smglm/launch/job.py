@@ -157,6 +157,45 @@ class Job:
         return self.state().model_uri
 
     # -- logs and waiting ----------------------------------------------------------------
+    def log_locations(self) -> list[str]:
+        """Where to read the job's log outside smglm: for a SageMaker job its CloudWatch log
+        group and streams with console links, and the SageMaker console's page of the job
+        (empty for a local job: :meth:`logs` has the whole log). Never raises: a failure to
+        look is one line saying so."""
+        try:
+            return list(self.backend.log_locations(self.name))
+        except Exception as exc:  # a hint never breaks the handle
+            return [f"(log location not available: {exc})"]
+
+    def announce(self, out: TextIO | None = None) -> None:
+        """Print where the job's log is and how to follow it again after a kernel restart
+        (done when the job is launched; nothing for a local job)."""
+        lines = self.log_locations()
+        if not lines:
+            return
+        stream = out or sys.stdout
+        for line in lines:
+            stream.write(f"[smglm] {line}\n")
+        backend = self.backend.name
+        stream.write(
+            f"[smglm] to follow it from another kernel or after a restart: "
+            f"%sm_logs {self.name} --backend {backend} --follow "
+            f"(shell: smglm logs {self.name} --backend {backend} -f)\n"
+        )
+        stream.flush()
+
+    def billing(self) -> str | None:
+        """What the ended job cost, in one line (billable seconds, managed spot's saving, the
+        warm pool's idle time, the cost at the price table's price); None while it runs or
+        when it costs nothing (local jobs)."""
+        state = self.state()
+        if not state.done:
+            return None
+        try:
+            return self.backend.billing_summary(state)
+        except Exception as exc:  # a cost line never breaks the handle
+            return f"(cost not available: {exc})"
+
     def logs(self) -> str:
         """The whole log so far."""
         lines, _ = self.backend.log_lines(self.name, 0)
@@ -202,6 +241,7 @@ class Job:
                 stream.flush()
                 if state.done:
                     self._record(state)
+                    self._report_end(state, stream)
                     break
                 if deadline is not None and time.monotonic() > deadline:
                     raise TimeoutError(f"job {self.name!r} still {status[0]} after {timeout} s")
@@ -217,6 +257,19 @@ class Job:
         if raise_on_failure and self.status != "Completed":
             raise JobFailed(self.name, self.status, self.failure_reason)
         return self
+
+    def _report_end(self, state: JobState, stream: TextIO) -> None:
+        """At the end of :meth:`wait`: the bill, and on failure the reason and where the log is."""
+        line = self.billing()
+        if line:
+            stream.write(f"[smglm] {line}\n")
+        locations = self.log_locations() if state.status != "Completed" else []
+        if locations:  # a remote job failed or was stopped: why, and where its log is
+            if state.failure_reason:
+                stream.write(f"[smglm] failure reason: {state.failure_reason}\n")
+            for location in locations:
+                stream.write(f"[smglm] {location}\n")
+        stream.flush()
 
     def stop(self) -> bool:
         """Stop the job (SIGTERM to training; SIGKILL after the grace period). Returns whether

@@ -147,8 +147,9 @@ def _shipped() -> Prices:
 
 # -- the refreshed table -----------------------------------------------------------------------
 def cache_path(region: str = PRICE_REGION, home: str | Path | None = None) -> Path:
-    """Where the refreshed table of ``region`` is kept: ``<home>/cache/instance-prices-<region>.json``
-    (``home``: smglm's working folder, ``SMGLM_HOME`` or ``./.smglm``)."""
+    """Where the refreshed table of ``region`` is kept:
+    ``<home>/cache/instance-prices-<region>.json`` (``home``: smglm's working folder,
+    ``SMGLM_HOME`` or ``./.smglm``)."""
     if home is None:
         from smglm.launch.backend import default_home
 

@@ -227,6 +227,7 @@ def train(
             tracker.fail(f"launch failed: {exc}")
         raise
     handle = Job(name, be, run_id=tracker.run_id if tracker else None)
+    handle.announce()  # where the log is (SageMaker: CloudWatch and console links)
     if wait:
         handle.wait(logs=logs)
     return handle

@@ -158,11 +158,20 @@ class SmglmMagics(Magics):
     @magic_arguments()
     @_job_arguments
     @argument("--tail", type=int, default=0, help="only the last N lines")
+    @argument(
+        "--follow",
+        action="store_true",
+        help="print the log so far, then follow the job until it ends (e.g. after a restart)",
+    )
     def sm_logs(self, line: str) -> None:
-        """Print a training job's log."""
+        """Print a training job's log; ``--follow`` keeps following it until it ends (works
+        from a new kernel: the job is found by name)."""
         from smglm.notebook.cmd import jobs
 
         args = parse_argstring(self.sm_logs, line)
+        if args.follow:
+            jobs.follow(args.job, self._ns, args.backend)
+            return
         print(jobs.logs(args.job, self._ns, args.backend, args.tail))
 
     @line_magic
