@@ -127,6 +127,49 @@ def test_bill_of_a_spot_job_with_a_warm_pool(aws, boto_session, tmp_path):
     )
 
 
+def test_bill_of_a_spark_processing_job_uses_processing_prices(aws, boto_session):
+    from datetime import datetime, timezone
+
+    from smglm.launch.processing import processing_state
+
+    start = datetime(2026, 12, 1, 10, 0, tzinfo=timezone.utc)
+    state = processing_state(
+        {
+            "ProcessingJobName": "smglm-spark-1",
+            "ProcessingJobStatus": "Completed",
+            "ProcessingResources": {
+                "ClusterConfig": {
+                    "InstanceType": "ml.m5.xlarge",
+                    "InstanceCount": 3,
+                    "VolumeSizeInGB": 30,
+                }
+            },
+            "CreationTime": start,
+            "ProcessingStartTime": start,
+            "ProcessingEndTime": start.replace(minute=20),
+        }
+    )
+    line = SageMakerBackend(session=boto_session).billing_summary(state)
+    assert line == (
+        "billed 1200 s x 3 ml.m5.xlarge: $0.23 (on-demand, us-east-1; smglm's price table of "
+        "2025-06)"
+    )
+
+
+def test_job_display_shows_the_cost_and_on_failure_where_the_log_is(aws, boto_session, tmp_path):
+    SageMakerSimulator(tmp_path / "jobs", mode="hold").attach(boto_session)
+    backend = SageMakerBackend(session=boto_session)
+    spec = _spec(boto_session, tmp_path, "smglm-links-html")
+    backend.launch(spec)
+    stored = moto_training_job(spec.name)
+    stored.training_job_status, stored.failure_reason = "Failed", "AlgorithmError: boom"
+    stored.training_time_in_seconds = stored.billable_time_in_seconds = 120
+    html = Job.attach(spec.name, backend)._repr_html_()
+    assert "<th style='text-align:left'>cost</th>" in html and "billed 120 s x 1" in html
+    assert "AlgorithmError: boom" in html and f"log group: {LOG_GROUP}" in html
+    assert "logStreamNameFilter" in html
+
+
 def _with(spec: JobSpec, **fields: Any) -> JobSpec:
     """``spec`` with JobSpec fields that another branch adds (keep_alive_seconds, ...): set
     with dataclasses.replace once they exist, else put on the instance."""

@@ -407,8 +407,14 @@ class Job:
         ]
         if state.billable_seconds is not None:
             rows.append(("billable seconds", str(state.billable_seconds)))
+        if state.done:
+            bill = self.billing()
+            if bill:
+                rows.append(("cost", bill))
         if state.failure_reason:
             rows.append(("failure", state.failure_reason))
+            for location in self.log_locations():
+                rows.append(("logs", location.strip()))
         for metric, value in state.final_metrics.items():
             rows.append((metric, f"{value:.6g}"))
         body = "".join(
