@@ -1,20 +1,21 @@
 """The settings a production account needs: JobConfig's rules, the CreateTrainingJob and
 CreateProcessingJob requests they make, and what moto's server keeps of them.
 
-Every request here is checked against botocore's service model, strictly: besides what
-botocore's own validator checks (required members, types, minimums), the maximums, the
-enums and the patterns Python's ``re`` can read (:func:`check_against_model`).
+Every request here is checked against botocore's service model, strictly
+(:func:`helpers.check_against_model`: botocore's own validation, then the maximums, enums
+and patterns it leaves out).
 """
 
 from __future__ import annotations
 
 import json
-import re
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from aws_harness import push_image
+from helpers import check_against_model
 from smglm.config import JobConfig
 from smglm.errors import ConfigError
 from smglm.launch import processing
@@ -42,49 +43,6 @@ SETTINGS = {
     "max_wait_seconds": 3600,
     "keep_alive_seconds": 600,
 }
-
-
-def check_against_model(request: dict[str, Any], operation: str) -> None:
-    """botocore's validation of ``request`` for ``operation``, then the constraints it leaves
-    out: max lengths and sizes, ranges, enums and (Python-readable) patterns."""
-    import botocore.session
-    from botocore.validate import validate_parameters
-
-    model = botocore.session.get_session().get_service_model("sagemaker")
-    shape = model.operation_model(operation).input_shape
-    validate_parameters(request, shape)
-    problems: list[str] = []
-    _walk(request, shape, operation, problems)
-    assert not problems, problems
-
-
-def _walk(value: Any, shape: Any, path: str, problems: list[str]) -> None:
-    meta = shape.metadata
-    kind = shape.type_name
-    if kind == "structure":
-        for name, inner in value.items():
-            _walk(inner, shape.members[name], f"{path}.{name}", problems)
-    elif kind == "list":
-        if "max" in meta and len(value) > meta["max"]:
-            problems.append(f"{path}: {len(value)} items > {meta['max']}")
-        for i, item in enumerate(value):
-            _walk(item, shape.member, f"{path}[{i}]", problems)
-    elif kind == "map":
-        if "max" in meta and len(value) > meta["max"]:
-            problems.append(f"{path}: {len(value)} entries > {meta['max']}")
-        for key, item in value.items():
-            _walk(key, shape.key, f"{path} key {key!r}", problems)
-            _walk(item, shape.value, f"{path}[{key!r}]", problems)
-    elif kind == "string":
-        if "max" in meta and len(value) > meta["max"]:
-            problems.append(f"{path}: {len(value)} characters > {meta['max']}")
-        if shape.enum and value not in shape.enum:
-            problems.append(f"{path}: {value!r} not in {shape.enum}")
-        pattern = meta.get("pattern")
-        if pattern and "\\p" not in pattern and not re.fullmatch(pattern, value):
-            problems.append(f"{path}: {value!r} does not match {pattern}")
-    elif kind in ("integer", "long") and "max" in meta and value > meta["max"]:
-        problems.append(f"{path}: {value} > {meta['max']}")
 
 
 def make_spec(**fields: Any) -> JobSpec:
@@ -117,6 +75,15 @@ def spec_settings(jc: JobConfig) -> dict[str, Any]:
         "max_wait_seconds": jc.max_wait_seconds,
         "keep_alive_seconds": jc.keep_alive_seconds,
     }
+
+
+@pytest.fixture(autouse=True)
+def no_sdk_config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """No SageMaker SDK config file of this machine's applies (test_sdk_config.py tests them)."""
+    monkeypatch.setenv("XDG_CONFIG_DIRS", str(tmp_path / "xdg-site"))
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "xdg-user"))
+    for name in ("SAGEMAKER_ADMIN_CONFIG_OVERRIDE", "SAGEMAKER_USER_CONFIG_OVERRIDE"):
+        monkeypatch.delenv(name, raising=False)
 
 
 # -- JobConfig's rules -------------------------------------------------------------------------

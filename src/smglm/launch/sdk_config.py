@@ -445,7 +445,7 @@ def apply_sdk_defaults(
 
     def applied(name: str, what: str | None = None) -> None:
         file = d.origin(*keys[name]) or d.source[-1]
-        said.setdefault(file, []).append(f"{name} ({what or _dotted(keys[name][1:])})")
+        said.setdefault(file, []).append(f"{name} ({what or _dotted(keys[name][2:])})")
 
     for name in ("role", "output_kms_key", "volume_kms_key"):
         value = d.get(*keys[name])
@@ -491,6 +491,7 @@ def apply_sdk_defaults(
                 issues.append(issue)
         raise ConfigError(issues) from None
     notes = [
-        f"SageMaker SDK defaults from {file}: {'; '.join(items)}" for file, items in said.items()
+        f"SageMaker SDK defaults (SageMaker.{kind}) from {file}: {'; '.join(items)}"
+        for file, items in said.items()
     ]
     return new, notes
