@@ -358,3 +358,49 @@ def test_the_local_backend_takes_the_settings_and_applies_no_sdk_defaults(tmp_pa
     assert backend.apply_defaults(jc) == (jc, [])
     spec = make_spec(**spec_settings(jc), output_path=f"file://{tmp_path}/jobs")
     assert backend.request(spec)["EnableManagedSpotTraining"] is True  # what SageMaker would get
+
+
+# -- the command line, the magic and %sm_config ------------------------------------------------
+@pytest.mark.slow  # the command line tracks the job in MLflow (a local store): mlflow's import
+def test_smglm_train_flags_reach_the_request(aws, boto_session, tmp_path, monkeypatch, capsys):
+    from smglm.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", (tmp_path / "mlruns").as_uri())
+    monkeypatch.setenv("MLFLOW_ALLOW_FILE_STORE", "true")
+    (tmp_path / "glm.yaml").write_text("target: y\npredictors: [x]\nfamily: poisson\n")
+    (tmp_path / "data.csv").write_text("x,y\n" + "0.1,0\n0.2,1\n0.3,2\n0.4,1\n" * 10)
+    image = push_image(boto_session)
+    argv = ["train", "glm.yaml", "data.csv", "--backend", "sagemaker", "--image", image]
+    argv += ["--role", ROLE, "--use-spot", "--max-wait", "7200", "--keep-alive", "600"]
+    assert main([*argv, "--new", "--no-wait"]) == 0
+    name = capsys.readouterr().out.strip().splitlines()[-1]
+    described = boto_session.client("sagemaker").describe_training_job(TrainingJobName=name)
+    assert described["EnableManagedSpotTraining"] is True
+    assert described["StoppingCondition"]["MaxWaitTimeInSeconds"] == 7200
+    assert described["ResourceConfig"]["KeepAlivePeriodInSeconds"] == 600
+
+
+def test_sm_train_flags_and_sm_config_keys_fill_the_jobconfig(tmp_path, monkeypatch):
+    from IPython.core.magic_arguments import parse_argstring
+
+    from smglm.notebook import settings
+    from smglm.notebook.magics import SmglmMagics
+
+    args = parse_argstring(
+        SmglmMagics.sm_train, "--data df --use-spot --max-wait 7200 --keep-alive 600"
+    )
+    assert (args.use_spot, args.max_wait, args.keep_alive) == (True, 7200, 600)
+    plain = parse_argstring(SmglmMagics.sm_train, "--data df")
+    assert (plain.use_spot, plain.max_wait, plain.keep_alive) == (None, None, None)
+    monkeypatch.setenv("SMGLM_CONFIG_FILE", str(tmp_path / "settings.yaml"))
+    settings.reset_session()
+    try:
+        values = settings.set_values({"keep_alive_seconds": "600", "use_spot": "true"})
+        jc = JobConfig(**values.job_fields())
+        assert (jc.keep_alive_seconds, jc.use_spot) == (600, True)
+        with pytest.raises(ConfigError) as info:
+            settings.set_values({"keep_alive_seconds": "7200"})
+        assert info.value.fields == ["keep_alive_seconds"]
+    finally:
+        settings.reset_session()
