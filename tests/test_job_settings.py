@@ -404,3 +404,26 @@ def test_sm_train_flags_and_sm_config_keys_fill_the_jobconfig(tmp_path, monkeypa
         assert info.value.fields == ["keep_alive_seconds"]
     finally:
         settings.reset_session()
+
+
+@pytest.mark.slow  # a local job runs (a few seconds)
+def test_a_local_job_runs_with_the_settings_and_gets_the_environment(tmp_path, monkeypatch):
+    import pandas as pd
+
+    import smglm
+
+    monkeypatch.setenv("SMGLM_HOME", str(tmp_path / "home"))
+    frame = pd.DataFrame({"x": [0.1, 0.2, 0.3, 0.4] * 25, "y": [0, 1, 2, 1] * 25})
+    job = smglm.train(
+        {"target": "y", "predictors": ["x"], "family": "poisson"},
+        frame,
+        backend="local",
+        tracking=False,
+        wait=True,
+        logs=False,
+        **SETTINGS,
+    )
+    assert job.status == "Completed"
+    spec = job.backend.spec(job.name)
+    assert spec.environment == SETTINGS["environment"]  # acts locally
+    assert spec.use_spot and spec.keep_alive_seconds == 600  # kept, no meaning here

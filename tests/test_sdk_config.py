@@ -16,10 +16,11 @@ from typing import Any
 
 import pytest
 
-from aws_harness import push_image
+from aws_harness import REGION, push_image
 from helpers import check_against_model
 from smglm.config import JobConfig
 from smglm.errors import ConfigError
+from smglm.launch import processing
 from smglm.launch.sagemaker import SageMakerBackend
 from smglm.launch.sdk_config import (
     _fallback_dirs,
@@ -27,6 +28,7 @@ from smglm.launch.sdk_config import (
     default_config_paths,
     load_sdk_defaults,
 )
+from smglm.launch.spec import Channel, JobSpec
 
 pytest_plugins = ["aws_harness"]
 
@@ -271,6 +273,23 @@ def test_a_spark_job_reads_the_processing_job_section(files):
     assert jc.output_kms_key == "alias/admin-processing" and jc.volume_kms_key == KEY_ARN
     assert jc.tags == {"cost-center": "1234"} and jc.role is None and jc.environment == {}
     assert "ProcessingOutputConfig.KmsKeyId" in notes[0]
+    spec = JobSpec(  # the processing request with the admin's defaults: valid for botocore
+        name="smglm-spark-defaults",
+        image_uri="img",
+        output_path="s3://bucket/jobs",
+        channels=(Channel("train", "s3://bucket/data/"), Channel("config", "s3://bucket/cfg/")),
+        role_arn=ROLE,
+        hyperparameters={"engine": "spark"},
+        tags=jc.tags,
+        subnets=tuple(jc.subnets),
+        security_group_ids=tuple(jc.security_group_ids),
+        inter_container_encryption=jc.encrypt_inter_container_traffic,
+        volume_kms_key=jc.volume_kms_key,
+        output_kms_key=jc.output_kms_key,
+    )
+    request = processing.processing_request(spec, image_uri=processing.spark_image_uri(REGION))
+    check_against_model(request, "CreateProcessingJob")
+    assert request["NetworkConfig"]["VpcConfig"]["Subnets"] == ["subnet-0fedcba9876543210"]
 
 
 def test_no_file_no_change(tmp_path):
