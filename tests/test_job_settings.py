@@ -427,3 +427,30 @@ def test_a_local_job_runs_with_the_settings_and_gets_the_environment(tmp_path, m
     spec = job.backend.spec(job.name)
     assert spec.environment == SETTINGS["environment"]  # acts locally
     assert spec.use_spot and spec.keep_alive_seconds == 600  # kept, no meaning here
+
+
+@pytest.mark.slow  # MLflow tracks the job (mlflow's import)
+def test_a_variable_smglm_sets_is_refused_and_the_run_ends_failed(tmp_path, monkeypatch):
+    import pandas as pd
+    from mlflow.tracking import MlflowClient
+
+    import smglm
+
+    store = (tmp_path / "mlruns").as_uri()
+    monkeypatch.setenv("MLFLOW_ALLOW_FILE_STORE", "true")
+    monkeypatch.setenv("SMGLM_HOME", str(tmp_path / "home"))
+    frame = pd.DataFrame({"x": [0.1, 0.2, 0.3, 0.4] * 25, "y": [0, 1, 2, 1] * 25})
+    with pytest.raises(ConfigError) as info:
+        smglm.train(
+            {"target": "y", "predictors": ["x"], "family": "poisson"},
+            frame,
+            backend="local",
+            tracking=True,
+            mlflow_tracking_uri=store,
+            environment={"MLFLOW_RUN_ID": "mine"},
+        )
+    assert info.value.fields == ["environment"] and "MLFLOW_RUN_ID" in str(info.value)
+    (run,) = MlflowClient(store).search_runs(
+        [e.experiment_id for e in MlflowClient(store).search_experiments()]
+    )
+    assert run.info.status == "FAILED"

@@ -209,6 +209,12 @@ def train(
     ]
     if test_up:
         channels.append(Channel("test", test_up.uri))
+    try:  # the user's environment beside smglm's own (a variable of both is an error)
+        job_environment = merge_environment(environment, jc.environment)
+    except ConfigError as exc:
+        if tracker is not None:
+            tracker.fail(str(exc))
+        raise
     spec = JobSpec(
         name=name,
         image_uri=image,
@@ -219,7 +225,7 @@ def train(
         instance_count=jc.instance_count,
         volume_size_gb=jc.volume_size_gb,
         max_runtime_seconds=jc.max_runtime_seconds,
-        environment=merge_environment(environment, jc.environment),
+        environment=job_environment,
         hyperparameters=fit_hyperparameters(jc),
         metric_definitions=tuple(METRIC_DEFINITIONS) if be.uses_metric_definitions else (),
         tags=tags,
