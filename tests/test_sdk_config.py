@@ -221,6 +221,21 @@ def test_a_value_jobconfig_refuses_names_the_files_key(tmp_path, monkeypatch):
         apply_sdk_defaults(JobConfig())
     assert info.value.fields == ["SageMaker.TrainingJob.VpcConfig.Subnets"]
     assert str(path) in str(info.value) and "subnet-0123456789abcdef0" in str(info.value)
+    path.write_text(  # half a VPC: the missing key is named, in the file
+        "SchemaVersion: '1.0'\nSageMaker:\n  TrainingJob:\n    VpcConfig:\n"
+        "      Subnets: [subnet-123]\n"
+    )
+    with pytest.raises(ConfigError) as info:
+        apply_sdk_defaults(JobConfig())
+    assert info.value.fields == ["SageMaker.TrainingJob.VpcConfig.SecurityGroupIds"]
+    assert str(path) in str(info.value) and "needs both" in str(info.value)
+    path.write_text(  # a setting a Spark job cannot have
+        "SchemaVersion: '1.0'\nSageMaker:\n  ProcessingJob:\n    NetworkConfig:\n"
+        "      EnableNetworkIsolation: true\n"
+    )
+    with pytest.raises(ConfigError) as info:
+        apply_sdk_defaults(JobConfig(engine="spark"))
+    assert info.value.fields == ["SageMaker.ProcessingJob.NetworkConfig.EnableNetworkIsolation"]
 
 
 # -- applying ------------------------------------------------------------------------------------

@@ -482,10 +482,13 @@ def apply_sdk_defaults(
         new = JobConfig.from_dict({**jc.to_dict(), **updates})
     except ConfigError as exc:
         issues = []
+        # jc was valid: what is wrong now came from the files (e.g. Subnets without
+        # SecurityGroupIds names the missing key, in the file that gave the other)
+        given = [f for u in updates if (f := d.origin(*keys[u]))]
         for issue in exc.issues:
-            if issue.field in updates:
+            if issue.field in keys:
                 path = keys[issue.field]
-                file = d.origin(*path) or d.source[-1]
+                file = d.origin(*path) or (given[0] if given else d.source[-1])
                 issues.append(Issue(_dotted(path), f"in {file}: {issue.message}", issue.value))
             else:
                 issues.append(issue)
