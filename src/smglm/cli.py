@@ -154,6 +154,9 @@ def _cmd_train(args: argparse.Namespace) -> int:
         "output_path",
         "engine",
         "aggregate",
+        "use_spot",
+        "max_wait_seconds",
+        "keep_alive_seconds",
     ):
         value = getattr(args, name)
         if value is not None:
@@ -372,6 +375,28 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument("--role", help="IAM role ARN (sagemaker)")
     train.add_argument("--output-path", dest="output_path", help="s3:// or file:// prefix")
     train.add_argument("--max-cost", dest="max_cost", type=float, help="refuse above this $")
+    train.add_argument(
+        "--use-spot",
+        dest="use_spot",
+        action="store_true",
+        default=None,
+        help="sagemaker: managed spot training (cheaper; may wait for capacity)",
+    )
+    train.add_argument(
+        "--max-wait",
+        dest="max_wait_seconds",
+        type=int,
+        metavar="SECONDS",
+        help="with --use-spot: the most the job may wait and run, in all (default: its run time)",
+    )
+    train.add_argument(
+        "--keep-alive",
+        dest="keep_alive_seconds",
+        type=int,
+        metavar="SECONDS",
+        help="sagemaker: keep the instances in a warm pool this long after the job (0-3600; "
+        "billed while idle), so the next matching job starts in seconds",
+    )
     train.add_argument("--new", action="store_true", help="run even if an identical job exists")
     train.add_argument(
         "--wait", action=argparse.BooleanOptionalAction, default=True, help="follow the job"

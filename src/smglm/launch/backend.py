@@ -256,6 +256,11 @@ class Backend(Protocol):
         CreateProcessingJob's for a Spark job. Nothing is sent."""
 
     # hooks of smglm.train, in the order it calls them
+    def apply_defaults(self, job: JobConfig) -> tuple[JobConfig, list[str]]:
+        """The JobConfig with the defaults of the backend's own service filled in where it
+        left a field at its default (the sagemaker backend: the SageMaker SDK's config file,
+        :mod:`smglm.launch.sdk_config`), and lines saying what was applied from where."""
+
     def prepare_image(self, job: JobConfig) -> str:
         """The image the job runs, checked (e.g. that it is in ECR); raises ConfigError
         naming ``image_uri`` when there is none or it cannot run."""
@@ -394,6 +399,10 @@ class BaseBackend:
             ):
                 return state.name, state.tags
         return None
+
+    def apply_defaults(self, job: JobConfig) -> tuple[JobConfig, list[str]]:
+        """Nothing to apply: ``job`` as given, no lines."""
+        return job, []
 
     def resolve_role(self, job: JobConfig) -> str | None:
         """``job.role`` as given."""

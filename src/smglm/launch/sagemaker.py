@@ -182,6 +182,15 @@ class SageMakerBackend(BaseBackend):
         return self._client("s3")
 
     # -- before a launch (hooks of smglm.train(); see smglm.launch.backend.Backend) ----------
+    def apply_defaults(self, job: JobConfig) -> tuple[JobConfig, list[str]]:
+        """The SageMaker SDK config file's defaults (its ``SageMaker.TrainingJob`` keys, or
+        ``SageMaker.ProcessingJob`` for ``engine: spark``) where ``job`` left a field at its
+        default, e.g. the admin's subnets, KMS keys, tags and execution role
+        (:func:`~smglm.launch.sdk_config.apply_sdk_defaults`)."""
+        from smglm.launch.sdk_config import apply_sdk_defaults
+
+        return apply_sdk_defaults(job)
+
     def default_output_path(self, job: JobConfig) -> str:
         """``s3://<bucket>/<prefix>``: ``job.bucket``, else SageMaker's default bucket (created)."""
         bucket = aws.resolve_bucket(None, job, session=self.session, region=self.region)

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from smglm.config import GLMConfig, JobConfig, as_glm_config
+from smglm.config.job import FIELD_ALIASES
 from smglm.contract import METRIC_DEFINITIONS
 from smglm.errors import ConfigError, Issue, MissingDependency
 from smglm.launch.backend import Backend, backend_from_config
@@ -28,7 +29,7 @@ from smglm.launch.inputs import (
     upload_data,
 )
 from smglm.launch.job import Job
-from smglm.launch.spec import Channel, JobSpec, make_job_name
+from smglm.launch.spec import Channel, JobSpec, make_job_name, merge_environment
 from smglm.redaction import redact, redact_uri
 from smglm.tracking.runs import RUN_ID_TAG, flatten_params
 
@@ -39,6 +40,7 @@ log = logging.getLogger(__name__)
 
 def _job_config(job: JobConfig | dict[str, Any] | None, overrides: dict[str, Any]) -> JobConfig:
     base = job if isinstance(job, JobConfig) else JobConfig.from_dict(job or {})
+    overrides = {FIELD_ALIASES.get(k, k): v for k, v in overrides.items()}  # max_run=...
     if overrides:
         data = base.to_dict()
         unknown = [k for k in overrides if k not in data]
@@ -140,6 +142,9 @@ def train(
         be = backend_from_config(backend or jc.backend, jc.to_dict())
     else:
         be = backend
+    jc, notes = be.apply_defaults(jc)  # e.g. the SageMaker SDK config's VPC, KMS keys, tags
+    for line in notes:
+        print(f"[smglm] {line}")
     import pandas as pd
 
     fingerprints = {
@@ -204,6 +209,12 @@ def train(
     ]
     if test_up:
         channels.append(Channel("test", test_up.uri))
+    try:  # the user's environment beside smglm's own (a variable of both is an error)
+        job_environment = merge_environment(environment, jc.environment)
+    except ConfigError as exc:
+        if tracker is not None:
+            tracker.fail(str(exc))
+        raise
     spec = JobSpec(
         name=name,
         image_uri=image,
@@ -214,10 +225,20 @@ def train(
         instance_count=jc.instance_count,
         volume_size_gb=jc.volume_size_gb,
         max_runtime_seconds=jc.max_runtime_seconds,
-        environment=environment,
+        environment=job_environment,
         hyperparameters=fit_hyperparameters(jc),
         metric_definitions=tuple(METRIC_DEFINITIONS) if be.uses_metric_definitions else (),
         tags=tags,
+        subnets=tuple(jc.subnets),
+        security_group_ids=tuple(jc.security_group_ids),
+        network_isolation=jc.enable_network_isolation,
+        inter_container_encryption=jc.encrypt_inter_container_traffic,
+        volume_kms_key=jc.volume_kms_key,
+        output_kms_key=jc.output_kms_key,
+        use_spot=jc.use_spot,
+        # managed spot needs MaxWaitTimeInSeconds: by default the run time (no extra wait)
+        max_wait_seconds=jc.max_wait_seconds or (jc.max_runtime_seconds if jc.use_spot else None),
+        keep_alive_seconds=jc.keep_alive_seconds,
     )
     be.check_cost(spec, jc.max_cost)
     try:

@@ -113,6 +113,24 @@ class SmglmMagics(Magics):
     )
     @argument("--max-cost", type=float, help="refuse to launch if the job may cost more (USD)")
     @argument(
+        "--use-spot",
+        action="store_true",
+        default=None,
+        help="sagemaker: managed spot training (cheaper; may wait for capacity)",
+    )
+    @argument(
+        "--max-wait",
+        type=int,
+        metavar="SECONDS",
+        help="with --use-spot: the most the job may wait and run, in all",
+    )
+    @argument(
+        "--keep-alive",
+        type=int,
+        metavar="SECONDS",
+        help="sagemaker: keep the instances warm this long after the job (0-3600; billed)",
+    )
+    @argument(
         "--new",
         action="store_true",
         help="always start a new job (no reuse of a completed identical one)",
