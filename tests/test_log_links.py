@@ -170,18 +170,6 @@ def test_job_display_shows_the_cost_and_on_failure_where_the_log_is(aws, boto_se
     assert "logStreamNameFilter" in html
 
 
-def _with(spec: JobSpec, **fields: Any) -> JobSpec:
-    """``spec`` with JobSpec fields that another branch adds (keep_alive_seconds, ...): set
-    with dataclasses.replace once they exist, else put on the instance."""
-    names = {f.name for f in dataclasses.fields(spec)}
-    known = {k: v for k, v in fields.items() if k in names}
-    out = dataclasses.replace(spec, **known)
-    for key, value in fields.items():
-        if key not in names:
-            object.__setattr__(out, key, value)
-    return out
-
-
 def test_a_job_that_can_reuse_a_warm_pool_says_so(aws, boto_session, tmp_path, capsys):
     SageMakerSimulator(tmp_path / "jobs", mode="hold").attach(boto_session)  # nothing runs
     backend = SageMakerBackend(session=boto_session)
@@ -192,7 +180,9 @@ def test_a_job_that_can_reuse_a_warm_pool_says_so(aws, boto_session, tmp_path, c
     stored.resource_config = {**stored.resource_config, "KeepAlivePeriodInSeconds": 600}
     stored.warm_pool_status = {"Status": "Available"}
     capsys.readouterr()
-    backend.check_cost(_with(first, name="smglm-pool-second", keep_alive_seconds=600), None)
+    backend.check_cost(
+        dataclasses.replace(first, name="smglm-pool-second", keep_alive_seconds=600), None
+    )
     out = capsys.readouterr().out
     assert (
         "[smglm] warm pool kept 10 min after the job: the warm pool bills while idle: up to "
@@ -201,19 +191,23 @@ def test_a_job_that_can_reuse_a_warm_pool_says_so(aws, boto_session, tmp_path, c
     assert "[smglm] may reuse the warm pool of smglm-pool-first (same instance type" in out
     # another instance type does not match the pool; nor does a job without keep_alive look
     backend.check_cost(
-        _with(first, name="smglm-pool-3", instance_type="ml.m5.large", keep_alive_seconds=600),
+        dataclasses.replace(
+            first, name="smglm-pool-3", instance_type="ml.m5.large", keep_alive_seconds=600
+        ),
         None,
     )
-    backend.check_cost(_with(first, name="smglm-pool-4"), None)
+    backend.check_cost(dataclasses.replace(first, name="smglm-pool-4"), None)
     assert "may reuse" not in capsys.readouterr().out
     stored.warm_pool_status = {"Status": "Reused", "ReusedByJob": "smglm-pool-other"}
-    backend.check_cost(_with(first, name="smglm-pool-5", keep_alive_seconds=600), None)
+    backend.check_cost(
+        dataclasses.replace(first, name="smglm-pool-5", keep_alive_seconds=600), None
+    )
     assert "may reuse" not in capsys.readouterr().out
 
 
 def test_spot_cost_lines_through_the_backend(aws, boto_session, tmp_path, capsys):
     backend = SageMakerBackend(session=boto_session)
-    spec = _with(
+    spec = dataclasses.replace(
         JobSpec(name="smglm-spot", image_uri="x", output_path="s3://b/o", channels=()),
         use_spot=True,
         max_wait_seconds=7200,

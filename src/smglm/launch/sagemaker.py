@@ -237,9 +237,9 @@ class SageMakerBackend(BaseBackend):
         options: dict[str, Any] = {
             "region": self.region,
             "processing": processing.is_spark(spec),
-            "use_spot": bool(getattr(spec, "use_spot", False)),
-            "max_wait_seconds": getattr(spec, "max_wait_seconds", None),
-            "keep_alive_seconds": getattr(spec, "keep_alive_seconds", 0) or 0,
+            "use_spot": spec.use_spot,
+            "max_wait_seconds": spec.max_wait_seconds,
+            "keep_alive_seconds": spec.keep_alive_seconds,
         }
         kind, count, seconds = spec.instance_type, spec.instance_count, spec.max_runtime_seconds
         for line in pricing.cost_lines(kind, count, seconds, **options):
