@@ -217,3 +217,25 @@ def test_plans_are_valid_sagemaker_requests():
         "Subnets": ["subnet-1"],
     }
     assert "KmsKeyId" not in plans[1].requests()["CreateEndpointConfig"]
+
+
+@pytest.mark.slow
+def test_cli_deploys_lists_and_deletes_an_endpoint(job, monkeypatch, capsys):
+    from smglm.cli import main
+
+    monkeypatch.setenv("SMGLM_HOME", str(job.backend.home))
+    assert main(["deploy", job.name, "--name", "smglm-cli-endpoint"]) == 0
+    out = capsys.readouterr().out
+    assert "endpoint smglm-cli-endpoint is InService" in out
+    assert "smglm endpoints --backend local --delete smglm-cli-endpoint" in out
+    assert main(["endpoints"]) == 0
+    assert "smglm-cli-endpoint" in capsys.readouterr().out
+    folder = job.backend.home / "endpoints" / "smglm-cli-endpoint"
+    process = read_recorded(folder / "serve.pid")
+    assert main(["endpoints", "--delete", "smglm-cli-endpoint"]) == 0
+    assert "stopped serve process" in capsys.readouterr().out
+    assert not process.running() and not folder.exists()
+    assert main(["endpoints"]) == 0
+    assert "no endpoints" in capsys.readouterr().out
+    assert main(["deploy", job.name, "--serverless-memory", "1000"]) != 0
+    assert "serverless.memory_mb: 1000 is not allowed" in capsys.readouterr().err

@@ -471,11 +471,13 @@ class Predictor:
 
     @classmethod
     def attach(
-        cls, endpoint_name: str, backend: str | Backend = "local", **options: Any
+        cls, endpoint_name: str, backend: str | Backend | None = None, **options: Any
     ) -> Predictor:
         """The predictor of an existing endpoint (e.g. after a kernel restart), on ``backend``
-        (a name, with its options, or a backend)."""
-        from smglm.launch.backend import get_backend
+        (a name, with its options, or a backend; default: the default backend)."""
+        from smglm.launch.backend import DEFAULT_BACKEND, get_backend
+
+        backend = DEFAULT_BACKEND if backend is None else backend
 
         be = get_backend(backend, **options) if isinstance(backend, str) else backend
         predictor = cls(endpoint_name, be.deployer())
@@ -936,9 +938,12 @@ def _list_inputs(deployer: Deployer, uri: str) -> list[str]:
     return [f"{uri}/{r}" for r in rels]
 
 
-def list_endpoints(backend: str | Backend = "local", **options: Any) -> list[dict[str, Any]]:
-    """The endpoints of ``backend``, newest first (name, status, creation time)."""
-    from smglm.launch.backend import get_backend
+def list_endpoints(backend: str | Backend | None = None, **options: Any) -> list[dict[str, Any]]:
+    """The endpoints of ``backend`` (default: the default backend), newest first: name,
+    status, creation time."""
+    from smglm.launch.backend import DEFAULT_BACKEND, get_backend
+
+    backend = DEFAULT_BACKEND if backend is None else backend
 
     be = get_backend(backend, **options) if isinstance(backend, str) else backend
     return be.deployer().list_endpoints()
