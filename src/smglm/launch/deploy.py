@@ -702,12 +702,24 @@ def _completed(job: Job, action: str) -> Any:
     return state
 
 
-def _model_plan(job: Job, name: str, model_uri: str) -> ModelPlan:
+def _model_plan(job: Job, name: str, model_uri: str, image_uri: str | None) -> ModelPlan:
+    from smglm.launch.processing import is_spark
+
     spec = job.spec()
+    if image_uri is None and is_spark(spec):
+        raise ConfigError(
+            [
+                Issue(
+                    "image_uri",
+                    f"job {job.name!r} ran on AWS's Spark image, which has no `serve`: pass "
+                    "image_uri= (the smglm image the model is served with)",
+                )
+            ]
+        )
     user_tags = {k: v for k, v in spec.tags.items() if not k.startswith("smglm.")}
     return ModelPlan(
         name=name,
-        image_uri=spec.image_uri,
+        image_uri=image_uri or spec.image_uri,
         model_data_url=model_uri,
         role_arn=spec.role_arn,
         # the training job's network settings (JobSpec fields of the production settings)
@@ -748,6 +760,7 @@ def deploy(
     initial_instance_count: int = 1,
     serverless: dict[str, Any] | None = None,
     endpoint_name: str | None = None,
+    image_uri: str | None = None,
     wait: bool = True,
     timeout: float | None = None,
     out: TextIO | None = None,
@@ -779,7 +792,7 @@ def deploy(
         )
         count = _check_count(initial_instance_count, "initial_instance_count")
     deployer = job.backend.deployer()
-    model = _model_plan(job, name, state.model_uri)
+    model = _model_plan(job, name, state.model_uri, image_uri)
     spec = job.spec()
     plan = EndpointPlan(
         name=name,
@@ -825,6 +838,7 @@ def transform(
     instance_count: int = 1,
     output_path: str | None = None,
     transform_name: str | None = None,
+    image_uri: str | None = None,
     wait: bool = True,
     timeout: float | None = 3600,
     out: TextIO | None = None,
@@ -890,7 +904,7 @@ def transform(
     ) + "/"
     plan = TransformPlan(
         name=name,
-        model=_model_plan(job, name, state.model_uri),
+        model=_model_plan(job, name, state.model_uri, image_uri),
         input_uri=input_uri,
         output_uri=output,
         instance_type=kind,

@@ -318,6 +318,7 @@ class Job:
         *,
         serverless: dict[str, Any] | None = None,
         endpoint_name: str | None = None,
+        image_uri: str | None = None,
         wait: bool = True,
         timeout: float | None = None,
     ) -> Predictor:
@@ -341,6 +342,9 @@ class Job:
         endpoint_name
             The endpoint's name (also its configuration's and its model's); default: the
             job's name with a random suffix.
+        image_uri
+            The image that serves the model (default: the job's; required for a Spark job,
+            whose image has no ``serve``). The local backend runs the installed smglm.
         wait
             Wait until the endpoint is ``InService`` (bounded by ``timeout``, default 30 min
             on SageMaker, 2 min locally). An endpoint that fails is deleted.
@@ -358,6 +362,7 @@ class Job:
             initial_instance_count=initial_instance_count,
             serverless=serverless,
             endpoint_name=endpoint_name,
+            image_uri=image_uri,
             wait=wait,
             timeout=timeout,
         )
@@ -369,6 +374,7 @@ class Job:
         instance_type: str | None = None,
         instance_count: int = 1,
         output_path: str | None = None,
+        image_uri: str | None = None,
         wait: bool = True,
         timeout: float | None = 3600,
     ) -> TransformJob:
@@ -383,6 +389,7 @@ class Job:
         ``<job output path>/<job>/transform/<transform>/``). On SageMaker a
         ``CreateTransformJob`` with the job's image (billed while it runs); locally the
         runtime's ``serve`` over the files, as SageMaker's batch transform runs it.
+        ``image_uri`` as for :meth:`deploy`.
         """
         from smglm.launch.deploy import transform
 
@@ -392,6 +399,7 @@ class Job:
             instance_type=instance_type,
             instance_count=instance_count,
             output_path=output_path,
+            image_uri=image_uri,
             wait=wait,
             timeout=timeout,
         )
