@@ -266,8 +266,8 @@ def _cmd_deploy(args: argparse.Namespace) -> int:
             "max_concurrency": args.max_concurrency or 5,
         }
     predictor = job.deploy(
-        args.instance_type,
-        args.count,
+        instance_type=args.instance_type,
+        initial_instance_count=args.count,
         serverless=serverless,
         endpoint_name=args.name,
     )

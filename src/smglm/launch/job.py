@@ -313,9 +313,9 @@ class Job:
 
     def deploy(
         self,
+        *,
         instance_type: str | None = None,
         initial_instance_count: int = 1,
-        *,
         serverless: dict[str, Any] | None = None,
         endpoint_name: str | None = None,
         image_uri: str | None = None,
@@ -334,6 +334,7 @@ class Job:
         ----------
         instance_type
             The hosting instance type (default ``ml.m5.large``); not with ``serverless``.
+            (Keyword-only: the SageMaker SDK's ``deploy`` takes the count first.)
         initial_instance_count
             The number of instances.
         serverless
