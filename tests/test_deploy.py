@@ -239,3 +239,38 @@ def test_cli_deploys_lists_and_deletes_an_endpoint(job, monkeypatch, capsys):
     assert "no endpoints" in capsys.readouterr().out
     assert main(["deploy", job.name, "--serverless-memory", "1000"]) != 0
     assert "serverless.memory_mb: 1000 is not allowed" in capsys.readouterr().err
+
+
+def test_the_model_carries_the_training_jobs_network_settings(tmp_path, monkeypatch):
+    """The JobSpec's VPC and isolation fields are read with defaults: a spec without them
+    deploys without a VpcConfig, one with them serves inside the same VPC."""
+    import dataclasses
+
+    from smglm.launch import deploy as deploy_module
+    from smglm.launch.spec import JobSpec
+    from smglm.launch.testing import FakeBackend
+
+    @dataclasses.dataclass(frozen=True)
+    class NetworkSpec(JobSpec):
+        subnets: tuple[str, ...] = ("subnet-0a",)
+        security_group_ids: tuple[str, ...] = ("sg-0a",)
+        network_isolation: bool = True
+
+    be = FakeBackend(tmp_path / "home", script=["Completed"])
+    job = smglm.train(CONFIG, motor(200, seed=1), backend=be, tracking=False, tags={"team": "x"})
+    plain = deploy_module._model_plan(job, "m", "s3://b/model.tar.gz", None).request()
+    assert "VpcConfig" not in plain and "EnableNetworkIsolation" not in plain
+    assert {"Key": "team", "Value": "x"} in plain["Tags"]
+    spec = be.spec(job.name)
+    network = {"subnets", "security_group_ids", "network_isolation"}  # JobSpec may have them
+    fields = {
+        f.name: getattr(spec, f.name) for f in dataclasses.fields(JobSpec) if f.name not in network
+    }
+    monkeypatch.setattr(be, "spec", lambda name: NetworkSpec(**fields))
+    request = deploy_module._model_plan(job, "m", "s3://b/model.tar.gz", None).request()
+    assert request["VpcConfig"] == {"SecurityGroupIds": ["sg-0a"], "Subnets": ["subnet-0a"]}
+    assert request["EnableNetworkIsolation"] is True
+    # a backend without a deployer says so, naming the field
+    with pytest.raises(ConfigError) as info:
+        be.deployer()
+    assert info.value.issues[0].field == "backend"
