@@ -750,7 +750,13 @@ def _cost_line(deployer: Deployer, what: str, instance_type: str, count: int) ->
     where = pricing.PRICE_REGION
     if deployer.region and deployer.region != where:
         where = f"{where}; {deployer.region} may differ"
-    return f"{what}: {instance_type} x {count} at about ${price * count:.3f}/h ({where})"
+    as_of = pricing.price_table().get("as_of")
+    if as_of:
+        where += f"; prices of {as_of}"
+    return (
+        f"{what}: {instance_type} x {count} at about ${price * count:.3f}/h (on-demand "
+        f"training-instance price, {where}; hosting prices are close)"
+    )
 
 
 def deploy(
