@@ -846,6 +846,7 @@ class ProcessingSimulator:
 # (SMGLM_ML_ROOT, 127.0.0.1, a free port) before the endpoint is InService (Failed with the
 # process's last lines if it does not answer /ping); InvokeEndpoint is forwarded to its
 # ``/invocations`` (a non-200 answer becomes SageMaker's ModelError); DeleteEndpoint stops it.
+# A Create* call whose name is in use is refused, as SageMaker does (moto replaces the resource).
 # A transform job runs as SageMaker's batch transform: serve with SAGEMAKER_BATCH, each input
 # object split into lines (SplitType Line) and packed into requests of up to MaxPayloadInMB
 # (MultiRecord), each answer followed by a newline (AssembleWith Line) into
@@ -898,6 +899,8 @@ class EndpointSimulator:
             "provide-client-params.sagemaker-runtime.InvokeEndpoint",
             self._capture("InvokeEndpoint"),
         )
+        for op in ("CreateModel", "CreateEndpointConfig", "CreateEndpoint"):
+            events.register(f"before-call.sagemaker.{op}", self._refuse_existing(op))
         events.register("after-call.sagemaker.CreateEndpoint", self._after_endpoint)
         events.register("before-call.sagemaker.DeleteEndpoint", self._delete_endpoint)
         events.register("before-call.sagemaker-runtime.InvokeEndpoint", self._invoke)
@@ -916,6 +919,33 @@ class EndpointSimulator:
             self.requests.setdefault(operation, []).append(request)
 
         return capture
+
+    def _refuse_existing(self, operation: str) -> Any:
+        """SageMaker refuses a name in use (moto replaces the resource)."""
+        key, store, what = {
+            "CreateModel": ("ModelName", "_models", "model"),
+            "CreateEndpointConfig": (
+                "EndpointConfigName",
+                "endpoint_configs",
+                "endpoint configuration",
+            ),
+            "CreateEndpoint": ("EndpointName", "endpoints", "endpoint"),
+        }[operation]
+
+        def refuse(params: dict[str, Any], context: dict[str, Any], **_: Any) -> Any:
+            from moto.backends import get_backend
+
+            name = json.loads(params["body"])[key]
+            region = context.get("client_region") or REGION
+            if name in getattr(get_backend("sagemaker")[ACCOUNT][region], store):
+                kind = what.replace(" ", "-").replace("configuration", "config")
+                arn = f"arn:aws:sagemaker:{region}:{ACCOUNT}:{kind}/{name}"
+                return error_response(
+                    "ValidationException", f'Cannot create already existing {what} "{arn}".'
+                )
+            return None
+
+        return refuse
 
     def _model(self, name: str) -> dict[str, Any]:
         return next(r for r in reversed(self.requests["CreateModel"]) if r["ModelName"] == name)

@@ -274,3 +274,26 @@ def test_the_model_carries_the_training_jobs_network_settings(tmp_path, monkeypa
     with pytest.raises(ConfigError) as info:
         be.deployer()
     assert info.value.issues[0].field == "backend"
+
+
+@pytest.mark.slow
+def test_local_transform_of_a_folder_of_headerless_csv_files(job, data, tmp_path):
+    """A URI of the user's own files: each file gets its ``.out``, read back in key order."""
+    model = smglm.load_model(job.artifacts() / "model").model
+    columns = [*model.input_columns, "exposure"]
+    folder = tmp_path / "to-score"
+    (folder / "b").mkdir(parents=True)
+    first, second = data.iloc[:40], data.iloc[40:100]
+    first[columns].to_csv(folder / "a.csv", index=False, header=False)
+    second[columns].to_csv(folder / "b" / "c.csv", index=False, header=False)
+    out = tmp_path / "scored"
+    handle = job.transform(f"file://{folder}/", output_path=f"file://{out}")
+    result = handle.result()
+    assert sorted(p.relative_to(out).as_posix() for p in out.rglob("*.out")) == [
+        "a.csv.out",
+        "b/c.csv.out",
+    ]
+    expected = smglm.load_model(job.artifacts() / "model").predict(data.iloc[:100])
+    np.testing.assert_allclose(result.to_numpy(), expected, rtol=1e-12)
+    with pytest.raises(ConfigError, match="no files to transform"):
+        job.transform(f"file://{tmp_path / 'nothing'}/")

@@ -171,3 +171,32 @@ def test_sagemaker_models_need_a_role_and_an_s3_model(aws, boto_session):
             EndpointPlan("m", ModelPlan("m", "img", "s3://b/model.tar.gz", role_arn=None))
         )
     assert info.value.fields == ["role"]
+
+
+def test_a_name_in_use_rolls_back_only_what_deploy_created(aws, boto_session, endpoint_sim):
+    """CreateEndpointConfig refused (the name is taken): the model just made is deleted, the
+    existing configuration is left alone."""
+    deployer = SageMakerBackend(session=boto_session).deployer()
+    plan = _plan(boto_session, "smglm-taken", b"{}")
+    client = boto_session.client("sagemaker")
+    client.create_model(
+        ModelName="other-model",
+        ExecutionRoleArn=ROLE,
+        PrimaryContainer={"Image": plan.model.image_uri},
+    )
+    client.create_endpoint_config(
+        EndpointConfigName="smglm-taken",
+        ProductionVariants=[
+            {
+                "VariantName": "AllTraffic",
+                "ModelName": "other-model",
+                "InstanceType": "ml.m5.large",
+                "InitialInstanceCount": 1,
+            }
+        ],
+    )
+    with pytest.raises(AwsError, match="CreateEndpointConfig"):
+        deployer.create_endpoint(plan)
+    assert client.describe_endpoint_config(EndpointConfigName="smglm-taken")
+    with pytest.raises(Exception, match="Could not find model"):
+        client.describe_model(ModelName="smglm-taken")

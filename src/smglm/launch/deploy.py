@@ -944,18 +944,28 @@ def _upload_csv(deployer: Deployer, base: str, body: bytes) -> str:
 
 
 def _list_inputs(deployer: Deployer, uri: str) -> list[str]:
-    """The files under ``uri`` a transform reads, in SageMaker's order (by key)."""
-    import tempfile
+    """The files under ``uri`` a transform reads, by key (nothing is downloaded)."""
+    from smglm.launch.storage import S3Storage, file_path, split_s3
 
     storage = deployer.storage(uri)
-    with tempfile.TemporaryDirectory(prefix="smglm-transform-list-") as tmp:
-        paths = storage.download_prefix(uri, Path(tmp))
-        rels = sorted(str(p.relative_to(tmp)) for p in paths)
-    if uri.endswith("/"):
-        return [f"{uri}{r}" for r in rels]
-    if len(rels) == 1 and uri.rsplit("/", 1)[-1] == rels[0]:
-        return [uri]
-    return [f"{uri}/{r}" for r in rels]
+    if isinstance(storage, S3Storage):
+        bucket, prefix = split_s3(uri)
+        keys: list[str] = []
+        for page in storage.client.get_paginator("list_objects_v2").paginate(
+            Bucket=bucket, Prefix=prefix
+        ):
+            keys += [o["Key"] for o in page.get("Contents", []) if not o["Key"].endswith("/")]
+        found = [f"s3://{bucket}/{k}" for k in sorted(keys)]
+    else:
+        path = file_path(uri)
+        if path.is_file():
+            found = [uri]
+        else:
+            files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else []
+            found = [f"{uri.rstrip('/')}/{p.relative_to(path).as_posix()}" for p in files]
+    if not found:
+        raise ConfigError([Issue("data", f"no files to transform under {uri!r}", uri)])
+    return found
 
 
 def list_endpoints(backend: str | Backend | None = None, **options: Any) -> list[dict[str, Any]]:
@@ -1027,16 +1037,22 @@ class SageMakerDeployer:
         self._check(plan.model)
         requests = plan.requests()
         steps = [self._create_model(plan.model)]
+        made = [("model", self.client.delete_model, "ModelName")]
         try:
             with aws_call(f"CreateEndpointConfig {plan.config_name}"):
                 self.client.create_endpoint_config(**requests["CreateEndpointConfig"])
             steps.append(f"created endpoint configuration {plan.config_name}")
+            made.append(
+                ("endpoint configuration", self.client.delete_endpoint_config, "EndpointConfigName")
+            )
             with aws_call(f"CreateEndpoint {plan.name}"):
                 self.client.create_endpoint(**requests["CreateEndpoint"])
             steps.append(f"created endpoint {plan.name}")
         except BackendError:
-            for line in self.delete_endpoint(plan.name):  # leave nothing half made
-                log.info("%s", line)
+            # leave nothing half made, and never touch what existed before (a name in use)
+            for what, call, key in reversed(made):
+                with contextlib.suppress(BackendError):
+                    log.info("%s", self._delete(what, call, key, plan.name))
             raise
         return steps
 
