@@ -258,7 +258,8 @@ def test_the_model_carries_the_training_jobs_network_settings(tmp_path, monkeypa
 
     be = FakeBackend(tmp_path / "home", script=["Completed"])
     job = smglm.train(CONFIG, motor(200, seed=1), backend=be, tracking=False, tags={"team": "x"})
-    plain = deploy_module._model_plan(job, "m", "s3://b/model.tar.gz", None).request()
+    sagemaker = deploy_module.SageMakerDeployer(None, None, None, "us-east-1")
+    plain = deploy_module._model_plan(job, "m", "s3://b/model.tar.gz", None, sagemaker).request()
     assert "VpcConfig" not in plain and "EnableNetworkIsolation" not in plain
     assert {"Key": "team", "Value": "x"} in plain["Tags"]
     spec = be.spec(job.name)
@@ -267,9 +268,19 @@ def test_the_model_carries_the_training_jobs_network_settings(tmp_path, monkeypa
         f.name: getattr(spec, f.name) for f in dataclasses.fields(JobSpec) if f.name not in network
     }
     monkeypatch.setattr(be, "spec", lambda name: NetworkSpec(**fields))
-    request = deploy_module._model_plan(job, "m", "s3://b/model.tar.gz", None).request()
+    request = deploy_module._model_plan(job, "m", "s3://b/model.tar.gz", None, sagemaker).request()
     assert request["VpcConfig"] == {"SecurityGroupIds": ["sg-0a"], "Subnets": ["subnet-0a"]}
     assert request["EnableNetworkIsolation"] is True
+    # a Spark job ran on AWS's Spark image: SageMaker needs the smglm image to serve it
+    spark = NetworkSpec(**{**fields, "hyperparameters": {"engine": "spark"}})
+    monkeypatch.setattr(be, "spec", lambda name: spark)
+    with pytest.raises(ConfigError) as info:
+        deploy_module._model_plan(job, "m", "s3://b/model.tar.gz", None, sagemaker)
+    assert info.value.issues[0].field == "image_uri"
+    plan = deploy_module._model_plan(job, "m", "s3://b/m.tar.gz", "ecr/smglm:1", sagemaker)
+    assert plan.image_uri == "ecr/smglm:1"
+    local = deploy_module.LocalDeployer(tmp_path / "home")
+    assert deploy_module._model_plan(job, "m", "file:///m.tar.gz", None, local).name == "m"
     # a backend without a deployer says so, naming the field
     with pytest.raises(ConfigError) as info:
         be.deployer()

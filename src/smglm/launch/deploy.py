@@ -397,6 +397,8 @@ class Deployer(Protocol):
 
     #: Whether endpoints and transforms bill (the cost line is printed).
     bills: bool
+    #: Whether the model's image runs (else the installed smglm serves, whatever the image).
+    runs_image: bool
     #: Seconds an endpoint may take to come InService before deploy(wait=True) gives up.
     endpoint_timeout: float
     #: Seconds between looks at an endpoint or a transform.
@@ -702,11 +704,13 @@ def _completed(job: Job, action: str) -> Any:
     return state
 
 
-def _model_plan(job: Job, name: str, model_uri: str, image_uri: str | None) -> ModelPlan:
+def _model_plan(
+    job: Job, name: str, model_uri: str, image_uri: str | None, deployer: Deployer
+) -> ModelPlan:
     from smglm.launch.processing import is_spark
 
     spec = job.spec()
-    if image_uri is None and is_spark(spec):
+    if image_uri is None and is_spark(spec) and deployer.runs_image:
         raise ConfigError(
             [
                 Issue(
@@ -798,7 +802,7 @@ def deploy(
         )
         count = _check_count(initial_instance_count, "initial_instance_count")
     deployer = job.backend.deployer()
-    model = _model_plan(job, name, state.model_uri, image_uri)
+    model = _model_plan(job, name, state.model_uri, image_uri, deployer)
     spec = job.spec()
     plan = EndpointPlan(
         name=name,
@@ -910,7 +914,7 @@ def transform(
     ) + "/"
     plan = TransformPlan(
         name=name,
-        model=_model_plan(job, name, state.model_uri, image_uri),
+        model=_model_plan(job, name, state.model_uri, image_uri, deployer),
         input_uri=input_uri,
         output_uri=output,
         instance_type=kind,
@@ -984,6 +988,7 @@ class SageMakerDeployer:
     """Endpoints and transform jobs on SageMaker, through the backend's boto3 session."""
 
     bills = True
+    runs_image = True
     endpoint_timeout = 1800.0
     poll_seconds = 5.0
 
@@ -1161,6 +1166,7 @@ class LocalDeployer:
     """
 
     bills = False
+    runs_image = False
     endpoint_timeout = 120.0
     poll_seconds = 0.1
     region = None
