@@ -288,6 +288,46 @@ def _cmd_prices(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_deploy(args: argparse.Namespace) -> int:
+    from smglm.launch import Job
+
+    job = Job.attach(args.job, _backend(args))
+    serverless = None
+    if args.serverless_memory is not None or args.max_concurrency is not None:
+        serverless = {
+            "memory_mb": args.serverless_memory or 2048,
+            "max_concurrency": args.max_concurrency or 5,
+        }
+    predictor = job.deploy(
+        instance_type=args.instance_type,
+        initial_instance_count=args.count,
+        serverless=serverless,
+        endpoint_name=args.name,
+    )
+    print(
+        f"endpoint {predictor.endpoint_name} is InService; remove it with: smglm endpoints "
+        f"--backend {args.backend} --delete {predictor.endpoint_name}"
+    )
+    return 0
+
+
+def _cmd_endpoints(args: argparse.Namespace) -> int:
+    from smglm.launch.deploy import Predictor, list_endpoints
+
+    if args.delete:
+        Predictor(args.delete, _backend(args).deployer()).delete()
+        return 0
+    rows = list_endpoints(_backend(args))
+    if not rows:
+        print("no endpoints")
+        return 0
+    print(f"{'endpoint':<56} {'status':<12} created")
+    for r in rows:
+        created = str(r.get("CreationTime", ""))[:19]
+        print(f"{r['EndpointName']:<56} {r['EndpointStatus']:<12} {created}")
+    return 0
+
+
 def _cmd_image(args: argparse.Namespace) -> int:
     from smglm.launch.image import ImageOptions, image_command, run_image_command
 
@@ -432,6 +472,34 @@ def _parser() -> argparse.ArgumentParser:
     jobs.add_argument("--tracking-uri", help="MLflow store (default: MLFLOW_TRACKING_URI)")
     jobs.add_argument("--experiment", help="MLflow experiment (default: smglm)")
     jobs.set_defaults(func=_cmd_jobs)
+
+    dep = sub.add_parser(
+        "deploy",
+        help="serve a completed job's model on an endpoint (local: 127.0.0.1; sagemaker: bills "
+        "until deleted)",
+    )
+    dep.add_argument("job", help="training job name")
+    dep.add_argument(
+        "--backend", choices=backends, default=DEFAULT_BACKEND, help="the job's backend"
+    )
+    dep.add_argument("--instance-type", dest="instance_type", help="default ml.m5.large")
+    dep.add_argument("--count", type=int, default=1, help="instances (default 1)")
+    dep.add_argument(
+        "--serverless-memory",
+        dest="serverless_memory",
+        type=int,
+        help="a serverless endpoint of this many MB (1024..6144, steps of 1024)",
+    )
+    dep.add_argument(
+        "--max-concurrency", dest="max_concurrency", type=int, help="serverless: 1..200"
+    )
+    dep.add_argument("--name", help="the endpoint's name (default: the job's, with a suffix)")
+    dep.set_defaults(func=_cmd_deploy)
+
+    eps = sub.add_parser("endpoints", help="list a backend's endpoints; --delete NAME removes one")
+    eps.add_argument("--backend", choices=backends, default=DEFAULT_BACKEND, help="whose")
+    eps.add_argument("--delete", metavar="NAME", help="delete this endpoint (and its model)")
+    eps.set_defaults(func=_cmd_endpoints)
 
     wrm = sub.add_parser(
         "warm",

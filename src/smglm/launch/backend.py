@@ -297,6 +297,12 @@ class Backend(Protocol):
         """Get ready for a first job now, in the background (a form opened); never waits.
         Returns whether there was anything to do."""
 
+    # deployment (Job.deploy, Job.transform)
+    def deployer(self) -> Any:
+        """What serves a completed job's model: a :class:`smglm.launch.deploy.Deployer`
+        (endpoints, batch transforms); ConfigError naming ``backend`` when the backend has
+        none."""
+
 
 class BaseBackend:
     """A backend's defaults: subclass it, implement the five calls on jobs, set ``name`` and
@@ -422,6 +428,20 @@ class BaseBackend:
     def prewarm(self) -> bool:
         """Nothing to warm up: False."""
         return False
+
+    def deployer(self) -> Any:
+        """None here: a ConfigError naming ``backend`` (deploying needs a backend that
+        serves models, as ``local`` and ``sagemaker`` do)."""
+        raise ConfigError(
+            [
+                Issue(
+                    "backend",
+                    f"the {self.name} backend cannot deploy models or run batch transforms "
+                    "(the built-in local and sagemaker backends can)",
+                    self.name,
+                )
+            ]
+        )
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(name={self.name!r})"

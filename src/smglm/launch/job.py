@@ -22,6 +22,7 @@ from smglm.launch.backend import DEFAULT_BACKEND, Backend, JobState, get_backend
 
 if TYPE_CHECKING:
     from smglm.glm.report import Report
+    from smglm.launch.deploy import Predictor, TransformJob
 
 __all__ = ["Job", "list_jobs"]
 
@@ -362,6 +363,100 @@ class Job:
         from smglm.launch.sdk import to_estimator
 
         return to_estimator(self.spec(), session=session)
+
+    def deploy(
+        self,
+        *,
+        instance_type: str | None = None,
+        initial_instance_count: int = 1,
+        serverless: dict[str, Any] | None = None,
+        endpoint_name: str | None = None,
+        image_uri: str | None = None,
+        wait: bool = True,
+        timeout: float | None = None,
+    ) -> Predictor:
+        """Serve the job's model on an endpoint; returns its
+        :class:`~smglm.launch.deploy.Predictor` (``predict(df)``, ``delete()``).
+
+        On SageMaker: ``CreateModel`` (the job's image and ``model.tar.gz``, its role, its
+        VPC and network isolation), ``CreateEndpointConfig`` and ``CreateEndpoint``; the
+        endpoint bills per instance-hour until ``predictor.delete()``. On the local backend:
+        the runtime's ``serve`` on 127.0.0.1 (a free port), until ``delete()``.
+
+        Parameters
+        ----------
+        instance_type
+            The hosting instance type (default ``ml.m5.large``); not with ``serverless``.
+            (Keyword-only: the SageMaker SDK's ``deploy`` takes the count first.)
+        initial_instance_count
+            The number of instances.
+        serverless
+            A serverless endpoint instead: ``{"memory_mb": 1024..6144 in steps of 1024,
+            "max_concurrency": 1..200}``.
+        endpoint_name
+            The endpoint's name (also its configuration's and its model's); default: the
+            job's name with a random suffix.
+        image_uri
+            The image that serves the model (default: the job's; required for a Spark job,
+            whose image has no ``serve``). The local backend runs the installed smglm.
+        wait
+            Wait until the endpoint is ``InService`` (bounded by ``timeout``, default 30 min
+            on SageMaker, 2 min locally). An endpoint that fails is deleted.
+
+        Raises
+        ------
+        ConfigError
+            The job has not completed, or an argument is not allowed (field, value, allowed).
+        """
+        from smglm.launch.deploy import deploy
+
+        return deploy(
+            self,
+            instance_type=instance_type,
+            initial_instance_count=initial_instance_count,
+            serverless=serverless,
+            endpoint_name=endpoint_name,
+            image_uri=image_uri,
+            wait=wait,
+            timeout=timeout,
+        )
+
+    def transform(
+        self,
+        data: Any,
+        *,
+        instance_type: str | None = None,
+        instance_count: int = 1,
+        output_path: str | None = None,
+        image_uri: str | None = None,
+        wait: bool = True,
+        timeout: float | None = 3600,
+    ) -> TransformJob:
+        """Run the job's model over ``data`` as a batch transform job; returns its
+        :class:`~smglm.launch.deploy.TransformJob` (``status``, ``wait()``, ``result()``: the
+        predictions as a Series, in the data's order and with a DataFrame's index).
+
+        ``data``: a DataFrame (written as CSV without a header, the model's columns, and
+        uploaded content-addressed beside the job's inputs), a CSV file here, or an
+        ``s3://``/``file://`` URI of headerless CSV files in the model's column order.
+        ``output_path``: where the ``<file>.out`` files go (default
+        ``<job output path>/<job>/transform/<transform>/``). On SageMaker a
+        ``CreateTransformJob`` with the job's image (billed while it runs); locally the
+        runtime's ``serve`` over the files, as SageMaker's batch transform runs it.
+        ``image_uri`` as for :meth:`deploy`.
+        """
+        from smglm.launch.deploy import transform
+
+        return transform(
+            self,
+            data,
+            instance_type=instance_type,
+            instance_count=instance_count,
+            output_path=output_path,
+            image_uri=image_uri,
+            wait=wait,
+            timeout=timeout,
+        )
 
     def report(self, *, log_lines: int = 40) -> Report:
         """The job's report: its summary (status, instance, failure reason), and once it has

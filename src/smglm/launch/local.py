@@ -451,6 +451,13 @@ class LocalBackend(BaseBackend):
         ensure_worker(self.home, self.python, float(SMGLM_WARM_IDLE_SECONDS.get() or IDLE_SECONDS))
         return True
 
+    def deployer(self) -> Any:
+        """Endpoints and batch transforms on this machine: the runtime's ``serve`` on
+        127.0.0.1 (:class:`smglm.launch.deploy.LocalDeployer`)."""
+        from smglm.launch.deploy import LocalDeployer
+
+        return LocalDeployer(self.home, self.python)
+
     def shutdown_warm(self) -> bool:
         """Stop this home's warm runtime worker, if one runs (jobs in flight go on)."""
         from smglm.launch.warm import shutdown_worker

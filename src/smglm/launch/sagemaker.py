@@ -336,6 +336,18 @@ class SageMakerBackend(BaseBackend):
             names = None
         return processing.processing_request(spec, image_uri=spec.image_uri, code=names)
 
+    def deployer(self) -> Any:
+        """SageMaker endpoints and batch transform jobs through this backend's session
+        (:class:`smglm.launch.deploy.SageMakerDeployer`)."""
+        from smglm.launch.deploy import SageMakerDeployer
+
+        return SageMakerDeployer(
+            self._client("sagemaker"),
+            self._client("sagemaker-runtime"),
+            self.s3_client(),
+            self.region,
+        )
+
     # -- jobs --------------------------------------------------------------------------------
     def launch(self, spec: JobSpec) -> None:
         """Send ``CreateTrainingJob`` with :meth:`JobSpec.to_request`; return at once. A Spark
