@@ -22,8 +22,10 @@ from __future__ import annotations
 
 import copy
 import json
+import os
 import sys
 import time
+import traceback
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -151,4 +153,11 @@ def main(spec_path: str) -> None:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1])
+    try:
+        main(sys.argv[1])
+    except BaseException:
+        traceback.print_exc()
+        sys.stderr.flush()
+        # Exit now: the thread that follows a serving container's docker-compose would keep
+        # the interpreter alive. The test removes the containers.
+        os._exit(1)

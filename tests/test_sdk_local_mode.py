@@ -211,6 +211,11 @@ def _run_sdk(python: str, spec: dict[str, Any], env: dict[str, str], folder: Pat
             f"the SDK's run did not end within {SDK_TIMEOUT} s\n--- stdout\n{out[-4000:]}"
             f"\n--- stderr\n{err[-4000:]}"
         ) from None
+    finally:
+        # A docker-compose the SDK left running (after a failure) goes too; its containers are
+        # removed by the docker_api fixture.
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
     lines = [line for line in out.splitlines() if line.startswith(MARKER)]
     assert proc.returncode == 0 and lines, (
         f"the SDK's run exited {proc.returncode}\n--- stdout\n{out[-6000:]}"
