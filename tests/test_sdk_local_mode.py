@@ -24,11 +24,13 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import random
 import signal
 import socket
 import subprocess
 import tarfile
 import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -107,6 +109,22 @@ def _ours(podman_env: dict[str, str], root: Path) -> list[str]:
     ]
 
 
+def _create_network(env: dict[str, str], folder: Path) -> None:
+    """The SDK's network, made before compose asks for it, with a subnet and a bridge of its
+    own: podman would name the bridge of a new network ``cni-podman1`` and pick the same subnet
+    in every temporary network folder, so two runs at once would share (and one would remove)
+    the other's bridge. Compose takes the network as it finds it."""
+    subnet = f"10.{random.randint(200, 254)}.{random.randint(0, 255)}.0/24"
+    run(["podman", "network", "create", "--subnet", subnet, NETWORK], env, timeout=60)
+    # podman 4.3 (Debian 12) writes a CNI conflist; 4.4 and later have --interface-name.
+    for conflist in folder.glob("*.conflist"):
+        config = json.loads(conflist.read_text())
+        for plugin in config["plugins"]:
+            if plugin.get("type") == "bridge":
+                plugin["bridge"] = f"smglm{uuid.uuid4().hex[:8]}"
+        conflist.write_text(json.dumps(config, indent=1))
+
+
 @pytest.fixture(scope="module")
 def docker_api(podman_env, tmp_path_factory) -> Iterator[dict[str, str]]:
     """podman's Docker-compatible API on a unix socket; yields the environment that reaches it
@@ -115,12 +133,13 @@ def docker_api(podman_env, tmp_path_factory) -> Iterator[dict[str, str]]:
     service are removed."""
     folder = tmp_path_factory.mktemp("docker-api")
     # The storage and engine settings of the image's tests, plus a network folder of our own:
-    # podman writes the networks compose creates there, not into /etc/cni.
+    # podman keeps the SDK's network there, not in /etc/cni.
     conf = folder / "containers.conf"
     shared = Path(podman_env["CONTAINERS_CONF"]).read_text()
     (folder / "networks").mkdir()
     conf.write_text(f'{shared}\n[network]\nnetwork_config_dir = "{folder / "networks"}"\n')
     env = {**podman_env, "CONTAINERS_CONF": str(conf)}
+    _create_network(env, folder / "networks")
     sock = folder / "podman.sock"
     log = open(folder / "service.log", "w")  # noqa: SIM115 (closed below)
     service = subprocess.Popen(
