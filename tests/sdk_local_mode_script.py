@@ -10,7 +10,8 @@ as it does for any user's container:
    generic Estimator sends as ``str(value)``;
 2. ``deploy(1, "local")`` and ``predict`` of a DataFrame as CSV, then ``delete_endpoint()``
    and ``delete_model()``;
-3. ``transformer(...).transform(..., logs=False)``: a batch transform of CSV files.
+3. ``transformer(...).transform(..., logs=False)``: a batch transform of CSV files;
+4. a ``fit`` whose config names a missing column, for the failure it leaves in ``output.tar.gz``.
 
 Usage: ``python sdk_local_mode_script.py SPEC.json``; SPEC names the image, the folders and the
 ports. The last line of stdout is ``SMGLM-RESULT <json>``: the model's URI, the request the SDK
@@ -134,6 +135,31 @@ def main(spec_path: str) -> None:
     out = Path(spec["transform_output"])
     outputs = {str(p.relative_to(out)): p.read_text() for p in sorted(out.rglob("*.out"))}
 
+    # A job that fails (its config names a column the data lacks). Whether fit() raises depends
+    # on compose passing the container's exit code on, which over podman it often does not; the
+    # failure file in output.tar.gz is what the test checks.
+    failing = Estimator(
+        image_uri=spec["image"],
+        role=spec["role"],
+        instance_count=1,
+        instance_type="local",
+        output_path="file://" + spec["failing_output"],
+        base_job_name="smglm-sdk-local-failing",
+        sagemaker_session=session,
+    )
+    start = time.monotonic()
+    try:
+        failing.fit(
+            {
+                "train": TrainingInput("file://" + spec["train"], content_type="text/csv"),
+                "config": TrainingInput("file://" + spec["failing_config"]),
+            }
+        )
+        failing_fit = None
+    except Exception as exc:  # the SDK's RuntimeError when compose reports the exit code
+        failing_fit = f"{type(exc).__name__}: {exc}"
+    timings["failing_fit"] = time.monotonic() - start
+
     result = {
         "sdk_version": __import__("sagemaker").__version__,
         "model_data": estimator.model_data,
@@ -147,6 +173,7 @@ def main(spec_path: str) -> None:
         "predictions": predicted,
         "endpoint_down": endpoint_down,
         "transform_outputs": outputs,
+        "failing_fit_raised": failing_fit,
         "timings": timings,
     }
     print(MARKER + json.dumps(result, default=str), flush=True)

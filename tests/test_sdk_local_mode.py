@@ -7,9 +7,10 @@ the storage settings of ``scripts/container-env`` and ``DOCKER_HOST`` pointing a
 compose is Debian's ``docker-compose`` 1.29 (``scripts/container-tools`` installs it). The SDK
 runs in a virtualenv of its own (``tests/sdk_venv.py``, shared with ``test_sdk_bridge.py``) and
 runs ``tests/sdk_local_mode_script.py``: ``fit`` with the ``train`` and ``config`` channels and
-hyperparameter overrides, ``deploy(1, "local")`` and ``predict``, the predictor's delete, and a
-batch transform. Its results are compared here with ``smglm.load_model(...).predict`` on the
-model it trained.
+hyperparameter overrides, ``deploy(1, "local")`` and ``predict``, the predictor's delete, a
+batch transform, and a failing ``fit``. Its results are compared here with
+``smglm.load_model(...).predict`` on the model it trained; the failing job's reason is read from
+its ``output.tar.gz``.
 
 Settings: the SDK's telemetry is off in its own configuration file
 (``SageMaker.PythonSDK.Modules.TelemetryOptOut``, through ``SAGEMAKER_USER_CONFIG_OVERRIDE``);
@@ -273,6 +274,9 @@ def test_sdk_v2_local_mode_trains_deploys_and_transforms_with_the_image(
     config = tmp_path / "config"
     config.mkdir()
     (config / "glm.yaml").write_text(CONFIG)
+    failing_config = tmp_path / "failing-config"
+    failing_config.mkdir()
+    (failing_config / "glm.yaml").write_text("target: y\npredictors: [x1, x9]\nfamily: poisson\n")
     rows = _frame(7, seed=11)[["x1", "x2", "cat"]]
     rows.to_csv(tmp_path / "predict.csv", index=False)
     batches = {"a.csv": _frame(40, seed=12), "b.csv": _frame(25, seed=13)}
@@ -293,6 +297,8 @@ def test_sdk_v2_local_mode_trains_deploys_and_transforms_with_the_image(
         "predict": str(tmp_path / "predict.csv"),
         "transform_input": str(transform_input),
         "transform_output": str(tmp_path / "transform-output"),
+        "failing_config": str(failing_config),
+        "failing_output": str(tmp_path / "failing-output"),
         "container_root": str(work),
         "serving_port": free_port(),
         "transform_port": free_port(),
@@ -301,6 +307,7 @@ def test_sdk_v2_local_mode_trains_deploys_and_transforms_with_the_image(
     result = _run_sdk(sdk2_python, spec, env, tmp_path)
     log = result.pop("log")
     print("SDK", result["sdk_version"], "timings (s):", result["timings"])
+    print("the failing fit raised:", result["failing_fit_raised"])
 
     # The request the SDK made: our image, both channels, the overrides str()-encoded.
     assert result["sdk_version"].startswith("2.")
@@ -339,3 +346,12 @@ def test_sdk_v2_local_mode_trains_deploys_and_transforms_with_the_image(
     for name, frame in batches.items():
         got = _numbers(outputs[f"{name}.out"])
         np.testing.assert_allclose(got, model.predict(frame), rtol=PREDICTION_RTOL)
+
+    # The failing job: its reason in output.tar.gz's failure file, no model. (fit() raised or
+    # not, as compose over podman passed the exit code on or lost it: not asserted.)
+    failed = tmp_path / "failing-output"
+    output_names = _extract(failed / "output.tar.gz", tmp_path / "failing-job-output")
+    assert "failure" in output_names, output_names
+    reason = (tmp_path / "failing-job-output" / "failure").read_text()
+    assert "x9" in reason and 0 < len(reason) <= 1024, reason
+    assert "model.json" not in _extract(failed / "model.tar.gz", tmp_path / "failing-model")
