@@ -263,7 +263,7 @@ def _numbers(text: str) -> list[float]:
 @pytest.mark.sdk
 @pytest.mark.slow
 @pytest.mark.xdist_group("container")
-def test_sdk_v2_local_mode_trains_deploys_and_transforms_with_the_image(
+def test_sdk_v2_local_mode_trains_deploys_transforms_and_fails_with_the_image(
     image, docker_api, sdk2_python, tmp_path
 ):
     data = _frame(600, seed=3)
