@@ -90,6 +90,9 @@ class JobSpec:
     environment: dict[str, str] = field(default_factory=dict)
     metric_definitions: tuple[dict[str, str], ...] = ()
     tags: dict[str, str] = field(default_factory=dict)
+    #: CreateTrainingJob's ``MlflowConfig`` (``MlflowResourceArn``, ``MlflowExperimentName``,
+    #: ``MlflowRunName``): set when the tracking URI is a SageMaker managed MLflow ARN.
+    mlflow_config: dict[str, str] | None = None
 
     def __post_init__(self) -> None:
         validate_job_name(self.name)
@@ -156,6 +159,8 @@ class JobSpec:
         }
         if self.role_arn:
             request["RoleArn"] = self.role_arn
+        if self.mlflow_config is not None:
+            request["MlflowConfig"] = dict(self.mlflow_config)
         return request
 
     @classmethod
@@ -185,6 +190,7 @@ class JobSpec:
             environment=dict(request.get("Environment", {})),
             metric_definitions=tuple(algo.get("MetricDefinitions", [])),
             tags={t["Key"]: t["Value"] for t in request.get("Tags", [])},
+            mlflow_config=dict(request["MlflowConfig"]) if request.get("MlflowConfig") else None,
         )
 
     def to_dict(self) -> dict[str, Any]:
