@@ -438,7 +438,8 @@ def test_redact_uri_drops_credentials_only(uri, expected):
     assert redact_uri(uri) == (uri if expected is None else expected)
 
 
-def test_job_env_never_gives_a_remote_job_credentials_or_a_local_store():
+def test_job_env_never_gives_a_remote_job_credentials_or_a_local_store(monkeypatch):
+    monkeypatch.delenv("MLFLOW_EXPERIMENT_NAME", raising=False)
     assert job_env("http://u:pw@h:5000", "e", "r1", remote=True) == {}
     assert job_env("sqlite:///m.db", "e", "r1", remote=True) == {}
     assert job_env("https://h:5000", "e", "r1", remote=True) == {
@@ -449,6 +450,7 @@ def test_job_env_never_gives_a_remote_job_credentials_or_a_local_store():
     assert job_env("http://u:pw@h:5000", None, "r1", remote=False) == {
         "MLFLOW_RUN_ID": "r1",
         "MLFLOW_TRACKING_URI": "http://u:pw@h:5000",
+        "MLFLOW_EXPERIMENT_NAME": "smglm",  # the run's experiment: the default one
     }
 
 

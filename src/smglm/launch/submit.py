@@ -298,7 +298,7 @@ def _start_tracking(
         return None
     uri = resolve_tracking_uri(jc.mlflow_tracking_uri)
     experiment = resolve_experiment(jc.mlflow_experiment)  # MLFLOW_EXPERIMENT_NAME when unset
-    managed.check_version(uri, session=getattr(backend, "session", None))  # warns on a mismatch
+    managed.check_version(uri)  # warns when the server runs another MLflow major.minor
     params = flatten_params(cfg.to_dict())
     params.update(
         {

@@ -4,8 +4,9 @@ MLflow opens an ``arn:aws:sagemaker:<region>:<account>:mlflow-tracking-server/<n
 ``...:mlflow-app/<id>``) URI through AWS's ``sagemaker-mlflow`` plugin: it turns the ARN into
 the server's https endpoint and signs every request with SigV4 (the caller's AWS credentials,
 service ``sagemaker-mlflow``). The plugin reads the ARN it signs for from MLflow's *process*
-tracking URI (``mlflow.get_tracking_uri()``), not from the client's, so smglm makes the ARN the
-process's tracking URI when it opens it (:func:`activate`).
+tracking URI (``mlflow.get_tracking_uri()``), not from the client's, so smglm's clients of an
+ARN (:func:`client`) make it the process's tracking URI for the length of each call only, and
+put back what was there (``mlflow.set_tracking_uri``'s value and ``MLFLOW_TRACKING_URI``).
 
 Also here: the client/server MLflow version check. SageMaker's servers run one MLflow version
 and cannot be upgraded; a client of another major.minor may fail in ways that do not say why
@@ -15,9 +16,12 @@ warns once per server when the versions differ.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import re
+import threading
 import warnings
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,12 +29,13 @@ from smglm.errors import ConfigError, Issue, MissingDependency
 
 __all__ = [
     "ManagedArn",
-    "activate",
     "check_version",
+    "client",
     "is_managed_uri",
     "parse_arn",
     "require_plugin",
     "server_version",
+    "signing_for",
 ]
 
 log = logging.getLogger(__name__)
@@ -96,13 +101,58 @@ def require_plugin() -> None:
         raise exc
 
 
-def activate(uri: str) -> None:
-    """Make the ARN MLflow's process tracking URI (the plugin signs requests for that one)."""
-    import mlflow
+_SWAP = threading.RLock()
 
-    if mlflow.get_tracking_uri() != uri:
-        log.info("MLflow's tracking URI is now %s (sagemaker-mlflow signs requests for it)", uri)
+
+@contextlib.contextmanager
+def signing_for(uri: str) -> Iterator[None]:
+    """MLflow's process tracking URI is ``uri`` inside the block (the plugin signs requests for
+    that one); the previous one, and ``MLFLOW_TRACKING_URI``, are put back after it."""
+    import os
+
+    import mlflow
+    from mlflow.tracking._tracking_service import utils
+
+    with _SWAP:
+        before, env = utils._tracking_uri, os.environ.get("MLFLOW_TRACKING_URI")
+        if before == uri:
+            yield
+            return
         mlflow.set_tracking_uri(uri)
+        try:
+            yield
+        finally:
+            mlflow.set_tracking_uri(before)  # type: ignore[arg-type]  # None: unsets the variable
+            if env is not None:
+                os.environ["MLFLOW_TRACKING_URI"] = env
+
+
+class _SignedClient:
+    """An MlflowClient of a managed MLflow ARN whose every call runs in :func:`signing_for`."""
+
+    def __init__(self, inner: Any, uri: str) -> None:
+        self._inner = inner
+        self._uri = uri
+
+    def __getattr__(self, name: str) -> Any:
+        attr = getattr(self._inner, name)
+        if not callable(attr):
+            return attr
+
+        def call(*args: Any, **kwargs: Any) -> Any:
+            with signing_for(self._uri):
+                return attr(*args, **kwargs)
+
+        return call
+
+
+def client(uri: str) -> Any:
+    """An ``MlflowClient`` of the managed MLflow ARN ``uri`` (the plugin installed: see
+    :func:`require_plugin`), its calls signed for that ARN."""
+    from mlflow.tracking import MlflowClient
+
+    require_plugin()
+    return _SignedClient(MlflowClient(tracking_uri=uri), uri)
 
 
 _CHECKED: set[str] = set()
@@ -117,14 +167,16 @@ def server_version(uri: str, *, session: Any | None = None, timeout: float = 3.0
     """The MLflow version the tracking server at ``uri`` runs, when cheap to learn; else None.
 
     A managed ARN: DescribeMlflowTrackingServer's ``MlflowVersion`` (DescribeMlflowApp's for an
-    app), with ``session`` (a boto3 Session; default credentials otherwise) in the ARN's region.
+    app), with ``session`` (a boto3 Session; default: boto3's default session) in the ARN's region.
     An ``http(s)://`` server: its ``GET /version``. Other stores are this process's own MLflow."""
     try:
         if is_managed_uri(uri):
             import boto3
 
             arn = parse_arn(uri)
-            sm = (session or boto3.Session()).client("sagemaker", region_name=arn.region)
+            # the default session's credentials, as the plugin signs with them
+            maker: Any = session or boto3
+            sm = maker.client("sagemaker", region_name=arn.region)
             if arn.kind == "mlflow-app":
                 found = sm.describe_mlflow_app(Arn=arn.arn)
             else:

@@ -225,15 +225,14 @@ def _first_line(exc: BaseException) -> str:
 
 def _client(uri: str) -> Any:
     """An MLflow client of ``uri``, its store prepared (:func:`prepare_store`); for a managed
-    MLflow ARN, the ARN made the process's tracking URI (:func:`.managed.activate`)."""
+    MLflow ARN, one whose calls are signed for it (:func:`smglm.tracking.managed.client`)."""
     _require_mlflow()
     from mlflow.tracking import MlflowClient
 
     from smglm.tracking import managed
 
     if managed.is_managed_uri(uri):
-        managed.require_plugin()
-        managed.activate(uri)
+        return managed.client(uri)
     prepare_store(uri)
     return MlflowClient(tracking_uri=uri)
 
