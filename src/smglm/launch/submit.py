@@ -236,7 +236,12 @@ def train(
         if tracker is not None:
             tracker.fail(f"launch failed: {exc}")
         raise
-    handle = Job(name, be, run_id=tracker.run_id if tracker else None)
+    handle = Job(
+        name,
+        be,
+        run_id=tracker.run_id if tracker else None,
+        tracking_uri=tracker.uri if tracker else None,
+    )
     if wait:
         handle.wait(logs=logs)
     return handle

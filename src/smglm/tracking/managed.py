@@ -92,12 +92,13 @@ def require_plugin() -> None:
 
     if importlib.util.find_spec("sagemaker_mlflow") is None:
         exc = MissingDependency("sagemaker-mlflow", "sagemaker-mlflow", "managed MLflow")
-        exc.args = (
+        exc.msg = (  # ImportError's text
             "mlflow_tracking_uri: a SageMaker managed MLflow ARN (arn:aws:sagemaker:...:mlflow-"
             "tracking-server/... or :mlflow-app/...) needs AWS's MLflow plugin 'sagemaker-mlflow', "
             "which is not installed: pip install sagemaker-mlflow (or pip install "
-            "'smglm[sagemaker-mlflow]'), then restart the kernel",
+            "'smglm[sagemaker-mlflow]'), then restart the kernel"
         )
+        exc.args = (exc.msg,)
         raise exc
 
 
@@ -175,8 +176,13 @@ def server_version(uri: str, *, session: Any | None = None, timeout: float = 3.0
 
             arn = parse_arn(uri)
             # the default session's credentials, as the plugin signs with them
+            from botocore.config import Config
+
             maker: Any = session or boto3
-            sm = maker.client("sagemaker", region_name=arn.region)
+            quick = Config(
+                retries={"max_attempts": 1}, connect_timeout=timeout, read_timeout=timeout
+            )
+            sm = maker.client("sagemaker", region_name=arn.region, config=quick)
             if arn.kind == "mlflow-app":
                 found = sm.describe_mlflow_app(Arn=arn.arn)
             else:

@@ -94,7 +94,12 @@ def resolve_experiment(explicit: str | None = None) -> str:
 
 
 def is_local_store(uri: str) -> bool:
-    """Whether the store lives on this machine's disk (unreachable from a remote job)."""
+    """Whether the store lives on this machine's disk (unreachable from a remote job); a
+    managed MLflow ARN does not."""
+    from smglm.tracking.managed import is_managed_uri
+
+    if is_managed_uri(uri):
+        return False
     return uri.startswith(("sqlite:", "file:", "/")) or "://" not in uri
 
 
