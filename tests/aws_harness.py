@@ -384,6 +384,8 @@ class SageMakerSimulator:
         for raw in proc.stdout:
             line = raw.rstrip("\n")
             lines.append(line)
+            if not line:  # CloudWatch Logs takes no empty event (SageMaker's agent drops them)
+                continue
             pending.append({"timestamp": int(time.time() * 1000), "message": line})
             if len(pending) >= 50 or time.monotonic() - last_flush > 0.2:
                 logs.put_log_events(logGroupName=LOG_GROUP, logStreamName=stream, logEvents=pending)

@@ -362,6 +362,12 @@ def test_train_on_sagemaker_sends_the_admins_defaults(aws, boto_session, files, 
     tags = {t["Key"]: t["Value"] for t in request["Tags"]}
     assert tags["project"] == "motor" and tags["owner"] == "me"
     assert request["Environment"]["HTTPS_PROXY"] == "http://proxy.internal:3128"
+    # the inputs went to the config's DefaultS3Bucket (created, as the SDK creates it)
+    channels = {
+        c["ChannelName"]: c["DataSource"]["S3DataSource"]["S3Uri"]
+        for c in request["InputDataConfig"]
+    }
+    assert channels["train"].startswith("s3://corp-ml-bucket/team/pricing/smglm/inputs/")
     out = capsys.readouterr().out
     assert (
         "[smglm] SageMaker SDK defaults (SageMaker.TrainingJob) from" in out

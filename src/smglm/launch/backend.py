@@ -266,7 +266,12 @@ class Backend(Protocol):
         naming ``image_uri`` when there is none or it cannot run."""
 
     def default_output_path(self, job: JobConfig) -> str:
-        """Where data, config and artifacts go when ``JobConfig.output_path`` is not set."""
+        """The storage base when ``JobConfig.output_path`` is not set: jobs' artifacts go to
+        ``<base>/jobs/<job>/output/``."""
+
+    def default_input_base(self, job: JobConfig) -> str:
+        """Where content-addressed inputs (data, config) go: ``<base>/inputs/<hash>/``, whether
+        or not ``JobConfig.output_path`` is set (never inside its job layout)."""
 
     def s3_client(self) -> Any:
         """The boto3 S3 client uploads to ``s3://`` use (None: one from the default
@@ -389,6 +394,19 @@ class BaseBackend:
     def default_output_path(self, job: JobConfig) -> str:
         """``file://<home>/storage``: on this machine."""
         return f"file://{self.home / 'storage'}"
+
+    def default_input_base(self, job: JobConfig) -> str:
+        """``s3://<bucket>/<prefix>`` when the job writes to S3 (``output_path`` ``s3://...``):
+        ``job.bucket``, else ``output_path``'s bucket, with ``job.prefix``; otherwise
+        :meth:`default_output_path` (``file://<home>/storage``). Inputs are found in one place
+        whatever ``output_path`` each job writes to, never inside its job layout."""
+        if job.output_path and job.output_path.startswith("s3://"):
+            from smglm.launch.storage import split_s3
+
+            bucket = job.bucket or split_s3(job.output_path)[0]
+            prefix = job.prefix.strip("/")
+            return f"s3://{bucket}/{prefix}" if prefix else f"s3://{bucket}"
+        return self.default_output_path(job)
 
     def s3_client(self) -> Any:
         """None: uploads to ``s3://`` use a client from the default credentials."""

@@ -42,12 +42,21 @@ class Job:
     """
 
     def __init__(
-        self, name: str, backend: Backend, *, reused: bool = False, run_id: str | None = None
+        self,
+        name: str,
+        backend: Backend,
+        *,
+        reused: bool = False,
+        run_id: str | None = None,
+        tracking_uri: str | None = None,
     ) -> None:
         self.name = name
         self.backend = backend
         self.reused = reused
         self.run_id = run_id
+        #: The store of the job's run, as the launching process resolved it (None: the one
+        #: the job's ``smglm.tracking_uri`` tag names, when the backend shows its tags).
+        self.tracking_uri = tracking_uri
         self._final: JobState | None = None
         self._log_pos = 0
         self._artifacts: Path | None = None
@@ -112,7 +121,7 @@ class Job:
         from smglm.tracking.runs import finalize_job_run, resolve_tracking_uri
 
         # the tag is redacted: credentials, if any, come from MLFLOW_TRACKING_URI
-        uri = resolve_tracking_uri(state.tags.get("smglm.tracking_uri"))
+        uri = self.tracking_uri or resolve_tracking_uri(state.tags.get("smglm.tracking_uri"))
 
         def fetch() -> tuple[Path, Path | None] | None:
             try:

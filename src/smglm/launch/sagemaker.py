@@ -192,10 +192,18 @@ class SageMakerBackend(BaseBackend):
         return apply_sdk_defaults(job)
 
     def default_output_path(self, job: JobConfig) -> str:
-        """``s3://<bucket>/<prefix>``: ``job.bucket``, else SageMaker's default bucket (created)."""
-        bucket = aws.resolve_bucket(None, job, session=self.session, region=self.region)
-        prefix = job.prefix.strip("/")
-        return f"s3://{bucket}/{prefix}" if prefix else f"s3://{bucket}"
+        """``s3://<bucket>/<prefix>`` (jobs then go to ``<that>/jobs/``): ``job.bucket``, else the
+        SageMaker Python SDK config's ``DefaultS3Bucket``, else SageMaker's default bucket
+        ``sagemaker-<region>-<account>`` (created). See :func:`~smglm.launch.aws.storage_base`."""
+        return aws.storage_base(job, session=self.session, region=self.region)
+
+    def default_input_base(self, job: JobConfig) -> str:
+        """``s3://<bucket>/<prefix>``, inputs under its ``inputs/<hash>/``: as
+        :meth:`default_output_path`, except that a job with an ``s3://`` ``output_path`` and no
+        bucket configured uses ``output_path``'s bucket before SageMaker's default one."""
+        return aws.storage_base(
+            job, session=self.session, region=self.region, output_path=job.output_path
+        )
 
     def resolve_role(self, job: JobConfig) -> str:
         """The execution role: ``job.role``, Studio's, or the caller's role (see aws.py)."""

@@ -152,6 +152,8 @@ class JobSpec:
     max_wait_seconds: int | None = None
     use_spot: bool = False
     keep_alive_seconds: int = 0
+    #: CreateTrainingJob's ``MlflowConfig`` (``MlflowResourceArn``, ``MlflowExperimentName``,
+    #: ``MlflowRunName``): set when the tracking URI is a SageMaker managed MLflow ARN.
     mlflow_config: dict[str, str] | None = None
 
     def __post_init__(self) -> None:
