@@ -200,3 +200,68 @@ def test_a_name_in_use_rolls_back_only_what_deploy_created(aws, boto_session, en
     assert client.describe_endpoint_config(EndpointConfigName="smglm-taken")
     with pytest.raises(Exception, match="Could not find model"):
         client.describe_model(ModelName="smglm-taken")
+
+
+def test_the_sdk_configs_hosting_defaults_reach_model_endpoint_and_transform(
+    aws, boto_session, endpoint_sim, tmp_path, monkeypatch, capsys
+):
+    """An admin's ``SageMaker.Model``/``EndpointConfig``/``Endpoint``/``TransformJob`` defaults
+    (the SDK's config file) are sent with deploy's requests; what deploy sets itself wins."""
+    from smglm.launch.sdk_config import hosting_defaults
+
+    key = "arn:aws:kms:us-east-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab"
+    admin = tmp_path / "admin.yaml"
+    admin.write_text(
+        "SchemaVersion: '1.0'\n"
+        "SageMaker:\n"
+        "  Model:\n"
+        "    EnableNetworkIsolation: true\n"
+        "    VpcConfig: {Subnets: [subnet-0fff], SecurityGroupIds: [sg-0fff]}\n"
+        "    Tags: [{Key: cost-centre, Value: pricing}]\n"
+        "  EndpointConfig:\n"
+        f"    KmsKeyId: {key}\n"
+        "    Tags: [{Key: cost-centre, Value: pricing}]\n"
+        "  Endpoint:\n"
+        "    Tags: [{Key: cost-centre, Value: pricing}, {Key: smglm.job_name, Value: x}]\n"
+        "  TransformJob:\n"
+        f"    TransformOutput: {{KmsKeyId: {key}}}\n"
+        "    Environment: {HTTPS_PROXY: 'http://proxy:3128'}\n"
+    )
+    monkeypatch.setenv("SAGEMAKER_ADMIN_CONFIG_OVERRIDE", str(admin))
+    monkeypatch.delenv("SAGEMAKER_USER_CONFIG_OVERRIDE", raising=False)
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "no-user-config"))
+    sent: dict[str, dict] = {}
+    for op in ("CreateModel", "CreateEndpointConfig", "CreateEndpoint"):
+        boto_session.events.register(
+            f"provide-client-params.sagemaker.{op}",
+            lambda params, op=op, **_: sent.__setitem__(op, json.loads(json.dumps(params))),
+        )
+    deployer = SageMakerBackend(session=boto_session).deployer()
+    plan = _plan(boto_session, "smglm-admin", b"{}")
+    deployer.create_endpoint(plan)
+    deployer.delete_endpoint("smglm-admin")
+    # the plan's own VPC wins over the file's; the file's tag is added
+    assert sent["CreateModel"]["VpcConfig"]["Subnets"] == ["subnet-0abc"]
+    assert {"Key": "cost-centre", "Value": "pricing"} in sent["CreateModel"]["Tags"]
+    assert sent["CreateEndpointConfig"]["KmsKeyId"] == key
+    tags = {t["Key"]: t["Value"] for t in sent["CreateEndpoint"].get("Tags", [])}
+    assert tags["cost-centre"] == "pricing"
+    out = capsys.readouterr().out
+    assert "SageMaker SDK defaults (SageMaker.EndpointConfig) from" in out and "KmsKeyId" in out
+    # a transform: output key and environment from the file, its own variables kept
+    request, notes = hosting_defaults(
+        "CreateTransformJob",
+        {"TransformOutput": {"S3OutputPath": "s3://b/out"}, "Environment": {"A": "1"}},
+    )
+    assert request["TransformOutput"] == {"S3OutputPath": "s3://b/out", "KmsKeyId": key}
+    assert request["Environment"] == {"A": "1", "HTTPS_PROXY": "http://proxy:3128"}
+    assert len(notes) == 1 and "Environment: HTTPS_PROXY" in notes[0]
+    # a model without a VPC of its own takes the file's, and the file's isolation
+    request, _ = hosting_defaults("CreateModel", {"ModelName": "m"})
+    assert request["VpcConfig"] == {"Subnets": ["subnet-0fff"], "SecurityGroupIds": ["sg-0fff"]}
+    assert request["EnableNetworkIsolation"] is True
+    # wrong types name the key and the file
+    admin.write_text("SchemaVersion: '1.0'\nSageMaker:\n  Endpoint:\n    Tags: {a: b}\n")
+    with pytest.raises(ConfigError) as info:
+        hosting_defaults("CreateEndpoint", {"EndpointName": "e"})
+    assert info.value.fields == ["SageMaker.Endpoint.Tags"] and str(admin) in str(info.value)

@@ -1029,11 +1029,21 @@ class SageMakerDeployer:
                 ]
             )
 
+    def _request(self, operation: str, request: dict[str, Any]) -> dict[str, Any]:
+        """``request`` with the SageMaker SDK config's defaults for ``operation`` (an admin's
+        KMS key, VPC or tags for models, endpoints and transforms); says what it applied."""
+        from smglm.launch.sdk_config import hosting_defaults
+
+        request, notes = hosting_defaults(operation, request)
+        for note in notes:
+            print(f"[smglm] {note}")
+        return request
+
     def _create_model(self, model: ModelPlan) -> str:
         from smglm.launch.aws import aws_call
 
         with aws_call(f"CreateModel {model.name}"):
-            self.client.create_model(**model.request())
+            self.client.create_model(**self._request("CreateModel", model.request()))
         return f"created model {model.name} ({model.image_uri}, {model.model_data_url})"
 
     def create_endpoint(self, plan: EndpointPlan) -> list[str]:
@@ -1045,13 +1055,17 @@ class SageMakerDeployer:
         made = [("model", self.client.delete_model, "ModelName")]
         try:
             with aws_call(f"CreateEndpointConfig {plan.config_name}"):
-                self.client.create_endpoint_config(**requests["CreateEndpointConfig"])
+                self.client.create_endpoint_config(
+                    **self._request("CreateEndpointConfig", requests["CreateEndpointConfig"])
+                )
             steps.append(f"created endpoint configuration {plan.config_name}")
             made.append(
                 ("endpoint configuration", self.client.delete_endpoint_config, "EndpointConfigName")
             )
             with aws_call(f"CreateEndpoint {plan.name}"):
-                self.client.create_endpoint(**requests["CreateEndpoint"])
+                self.client.create_endpoint(
+                    **self._request("CreateEndpoint", requests["CreateEndpoint"])
+                )
             steps.append(f"created endpoint {plan.name}")
         except BackendError:
             # leave nothing half made, and never touch what existed before (a name in use)
@@ -1118,7 +1132,9 @@ class SageMakerDeployer:
         steps = [self._create_model(plan.model)]
         try:
             with aws_call(f"CreateTransformJob {plan.name}"):
-                self.client.create_transform_job(**plan.request())
+                self.client.create_transform_job(
+                    **self._request("CreateTransformJob", plan.request())
+                )
         except BackendError:
             self._delete("model", self.client.delete_model, "ModelName", plan.model.name)
             raise

@@ -498,3 +498,101 @@ def apply_sdk_defaults(
         for file, items in said.items()
     ]
     return new, notes
+
+
+#: What the SDK config gives each hosting request (the SDK's schema: ``SageMaker.Model``,
+#: ``EndpointConfig``, ``Endpoint``, ``TransformJob``): request key path -> config key path
+#: under ``SageMaker.<section>``. Tags and Environment merge (the request's keys win).
+_HOSTING: dict[str, tuple[str, tuple[tuple[Path_, Path_], ...]]] = {
+    "CreateModel": (
+        "Model",
+        (
+            (("ExecutionRoleArn",), ("ExecutionRoleArn",)),
+            (("VpcConfig",), ("VpcConfig",)),
+            (("EnableNetworkIsolation",), ("EnableNetworkIsolation",)),
+        ),
+    ),
+    "CreateEndpointConfig": ("EndpointConfig", ((("KmsKeyId",), ("KmsKeyId",)),)),
+    "CreateEndpoint": ("Endpoint", ()),
+    "CreateTransformJob": (
+        "TransformJob",
+        (
+            (("TransformOutput", "KmsKeyId"), ("TransformOutput", "KmsKeyId")),
+            (("TransformResources", "VolumeKmsKeyId"), ("TransformResources", "VolumeKmsKeyId")),
+        ),
+    ),
+}
+
+
+def hosting_defaults(
+    operation: str, request: dict[str, Any], defaults: SdkDefaults | None = None
+) -> tuple[dict[str, Any], list[str]]:
+    """``request`` (the keyword arguments of ``CreateModel``, ``CreateEndpointConfig``,
+    ``CreateEndpoint`` or ``CreateTransformJob``) with the SDK config's defaults for it, as the
+    SDK applies them to a model, an endpoint and a batch transform: a value the request leaves
+    out is taken from ``SageMaker.<Model|EndpointConfig|Endpoint|TransformJob>``, and its
+    ``Tags`` (and a transform's ``Environment``) are added where the request has no such key.
+    Returns the new request and one line saying what was applied (none when nothing was).
+
+    Raises
+    ------
+    ConfigError
+        Naming the file's key when its value has the wrong type (e.g. Tags not a list of
+        ``{Key, Value}``).
+    """
+    section, keys = _HOSTING[operation]
+    d = defaults if defaults is not None else load_sdk_defaults()
+    if not d.config:
+        return request, []
+    out = copy.deepcopy(request)
+    applied: list[str] = []
+    for target, source in keys:
+        value = d.get("SageMaker", section, *source)
+        if value is None:
+            continue
+        node = out
+        for key in target[:-1]:
+            node = node.setdefault(key, {})
+        if target[-1] == "EnableNetworkIsolation":
+            if value is True and not node.get(target[-1]):
+                node[target[-1]] = True
+                applied.append(_dotted(source))
+        elif target[-1] not in node:
+            node[target[-1]] = copy.deepcopy(value)
+            applied.append(_dotted(source))
+    merges: list[tuple[str, str]] = [("Tags", _TAGS)]
+    if operation == "CreateTransformJob":
+        merges.append(("Environment", _ENV))
+    for key, shape in merges:
+        value = d.get("SageMaker", section, key)
+        if value is None:
+            continue
+        if not _shape_ok(shape, value):
+            path = ("SageMaker", section, key)
+            raise ConfigError(
+                [
+                    Issue(
+                        _dotted(path),
+                        f"in {d.origin(*path) or d.source[-1]}: expected "
+                        + ("a list of {Key, Value}" if shape == _TAGS else "a mapping of strings")
+                        + f"; got {short_repr(value)}",
+                        value,
+                    )
+                ]
+            )
+        if shape == _TAGS:
+            have = {t["Key"] for t in out.get("Tags", [])}
+            added = [t for t in value if t["Key"] not in have]
+            if added:
+                out["Tags"] = [*out.get("Tags", []), *added]
+                applied.append(f"Tags: {', '.join(t['Key'] for t in added)}")
+        else:
+            env = out.setdefault("Environment", {})
+            added_env = [k for k in value if k not in env]
+            env.update({k: value[k] for k in added_env})
+            if added_env:
+                applied.append(f"Environment: {', '.join(added_env)}")
+    if not applied:
+        return request, []
+    files = ", ".join(d.source)
+    return out, [f"SageMaker SDK defaults (SageMaker.{section}) from {files}: {'; '.join(applied)}"]
