@@ -100,6 +100,11 @@ def test_local_endpoint_predicts_as_the_model_and_delete_frees_the_port(job, dat
     assert predictor.delete(out=out) == ["local endpoint smglm-test-endpoint: already gone"]
     with pytest.raises(BackendError, match="no local endpoint"):
         predictor.predict(rows.head(2))
+    # as a context manager: deleted when the block ends, even on an error
+    with pytest.raises(ZeroDivisionError), job.deploy() as scoped:
+        np.testing.assert_allclose(scoped.predict(rows.head(2)), expected[:2], rtol=1e-12)
+        1 / 0  # noqa: B018
+    assert list_endpoints(job.backend) == []
 
 
 @pytest.mark.slow

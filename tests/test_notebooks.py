@@ -289,6 +289,9 @@ def test_notebook_05_serving_and_batch(run):
     assert "exit status 0" in text(cell(nb, "batch"))
     assert "5000 predictions" in text(cell(nb, "batch-output"))
     assert "largest difference: 0.0" in text(cell(nb, "portable"))
+    deployed = text(cell(nb, "deploy"))
+    assert "InService" in deployed and "port" in deployed and "freed" in deployed
+    assert "5000 predictions; largest difference: 0.0" in text(cell(nb, "transform"))
 
 
 if __name__ == "__main__":

@@ -569,6 +569,15 @@ class Predictor:
         self._deleted = True
         return steps
 
+    def __enter__(self) -> Predictor:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        """``with job.deploy() as predictor:`` deletes the endpoint when the block ends, even
+        when it ends on an error (an endpoint bills until it is deleted)."""
+        if not self._deleted:
+            self.delete()
+
     def __repr__(self) -> str:
         return f"Predictor({self.endpoint_name!r})"
 
