@@ -13,7 +13,8 @@ lacks, and ListTrainingJobs with its SortBy/SortOrder honoured (moto ignores the
 in tests/conftest.py with ``pytest_plugins = ["aws_harness"]`` (tests/ is on sys.path).
 
 Fixtures: ``moto_server`` (session: the endpoint URL), ``aws`` (per test: fake credentials,
-``AWS_ENDPOINT_URL``, a reset moto), ``boto_session`` and ``sagemaker_sim``.
+``AWS_ENDPOINT_URL``, a reset moto), ``boto_session``, ``sagemaker_sim`` and ``endpoint_sim``
+(:class:`EndpointSimulator`: endpoints and batch transforms answered by the real ``serve``).
 """
 
 from __future__ import annotations
@@ -121,6 +122,14 @@ def boto_session(aws: AwsEnv) -> Any:
 def sagemaker_sim(boto_session: Any, tmp_path: Path) -> Iterator[SageMakerSimulator]:
     """A :class:`SageMakerSimulator` on ``boto_session`` (jobs run inside the create call)."""
     sim = SageMakerSimulator(tmp_path / "sagemaker-jobs").attach(boto_session)
+    yield sim
+    sim.close()
+
+
+@pytest.fixture
+def endpoint_sim(boto_session: Any, tmp_path: Path) -> Iterator[EndpointSimulator]:
+    """An :class:`EndpointSimulator` on ``boto_session`` (endpoints served by the real serve)."""
+    sim = EndpointSimulator(tmp_path / "sagemaker-hosting").attach(boto_session)
     yield sim
     sim.close()
 
@@ -375,6 +384,8 @@ class SageMakerSimulator:
         for raw in proc.stdout:
             line = raw.rstrip("\n")
             lines.append(line)
+            if not line:  # CloudWatch Logs takes no empty event (SageMaker's agent drops them)
+                continue
             pending.append({"timestamp": int(time.time() * 1000), "message": line})
             if len(pending) >= 50 or time.monotonic() - last_flush > 0.2:
                 logs.put_log_events(logGroupName=LOG_GROUP, logStreamName=stream, logEvents=pending)
@@ -824,3 +835,300 @@ class ProcessingSimulator:
         job.exit_message = message
         job.processing_end_time = _now()
         job.last_modified_time = _now()
+
+
+# -- SageMaker hosting: endpoints, InvokeEndpoint, batch transform ----------------------------
+#
+# moto 5.2.5 implements CreateModel, CreateEndpointConfig, CreateEndpoint (InService at once),
+# DescribeEndpoint, DeleteEndpoint/Config/Model, ListEndpoints and CreateTransformJob (Completed
+# at once, no output written), but runs nothing: its InvokeEndpoint answers canned data and it
+# drops CreateModel's EnableNetworkIsolation. The EndpointSimulator answers them with the real
+# ``serve``: on CreateEndpoint it downloads the model's ModelDataUrl from moto's S3, extracts it
+# into a temporary ``/opt/ml/model`` and starts ``python -m smglm.runtime serve`` there
+# (SMGLM_ML_ROOT, 127.0.0.1, a free port) before the endpoint is InService (Failed with the
+# process's last lines if it does not answer /ping); InvokeEndpoint is forwarded to its
+# ``/invocations`` (a non-200 answer becomes SageMaker's ModelError); DeleteEndpoint stops it.
+# A Create* call whose name is in use is refused, as SageMaker does (moto replaces the resource).
+# A transform job runs as SageMaker's batch transform: serve with SAGEMAKER_BATCH, each input
+# object split into lines (SplitType Line) and packed into requests of up to MaxPayloadInMB
+# (MultiRecord), each answer followed by a newline (AssembleWith Line) into
+# ``<S3OutputPath>/<key relative to the input prefix>.out``.
+
+
+def moto_endpoint(name: str, region: str = REGION, account: str = ACCOUNT) -> Any:
+    """moto's stored endpoint (edit its attributes to change what Describe returns)."""
+    from moto.backends import get_backend
+
+    return get_backend("sagemaker")[account][region].endpoints[name]
+
+
+def moto_transform_job(name: str, region: str = REGION, account: str = ACCOUNT) -> Any:
+    """moto's stored transform job."""
+    from moto.backends import get_backend
+
+    return get_backend("sagemaker")[account][region].transform_jobs[name]
+
+
+class EndpointSimulator:
+    """Runs moto's endpoints and transform jobs with the real ``serve`` (see the comment above).
+
+    ``requests`` holds every captured request by operation name (``CreateModel``,
+    ``CreateEndpointConfig``, ``CreateEndpoint``, ``CreateTransformJob``, ``InvokeEndpoint``,
+    ``DeleteEndpoint``, ``DeleteEndpointConfig``, ``DeleteModel``), in order.
+    """
+
+    OPERATIONS = (
+        "CreateModel",
+        "CreateEndpointConfig",
+        "CreateEndpoint",
+        "CreateTransformJob",
+        "DeleteEndpoint",
+        "DeleteEndpointConfig",
+        "DeleteModel",
+    )
+
+    def __init__(self, workdir: Path, *, timeout: float = 60) -> None:
+        self.workdir = workdir
+        self.timeout = timeout
+        self.requests: dict[str, list[dict[str, Any]]] = {}
+        self.servers: dict[str, tuple[subprocess.Popen[bytes], int]] = {}
+
+    def attach(self, session: Any) -> EndpointSimulator:
+        events = session.events
+        for op in self.OPERATIONS:
+            events.register(f"provide-client-params.sagemaker.{op}", self._capture(op))
+        events.register(
+            "provide-client-params.sagemaker-runtime.InvokeEndpoint",
+            self._capture("InvokeEndpoint"),
+        )
+        for op in ("CreateModel", "CreateEndpointConfig", "CreateEndpoint"):
+            events.register(f"before-call.sagemaker.{op}", self._refuse_existing(op))
+        events.register("after-call.sagemaker.CreateEndpoint", self._after_endpoint)
+        events.register("before-call.sagemaker.DeleteEndpoint", self._delete_endpoint)
+        events.register("before-call.sagemaker-runtime.InvokeEndpoint", self._invoke)
+        events.register("after-call.sagemaker.CreateTransformJob", self._after_transform)
+        return self
+
+    def close(self) -> None:
+        """Stop every server still running."""
+        for name in list(self.servers):
+            self._stop(name)
+
+    def _capture(self, operation: str) -> Any:
+        def capture(params: dict[str, Any], context: dict[str, Any], **_: Any) -> None:
+            request = copy.deepcopy(params)
+            context["smglm_request"] = request
+            self.requests.setdefault(operation, []).append(request)
+
+        return capture
+
+    def _refuse_existing(self, operation: str) -> Any:
+        """SageMaker refuses a name in use (moto replaces the resource)."""
+        key, store, what = {
+            "CreateModel": ("ModelName", "_models", "model"),
+            "CreateEndpointConfig": (
+                "EndpointConfigName",
+                "endpoint_configs",
+                "endpoint configuration",
+            ),
+            "CreateEndpoint": ("EndpointName", "endpoints", "endpoint"),
+        }[operation]
+
+        def refuse(params: dict[str, Any], context: dict[str, Any], **_: Any) -> Any:
+            from moto.backends import get_backend
+
+            name = json.loads(params["body"])[key]
+            region = context.get("client_region") or REGION
+            if name in getattr(get_backend("sagemaker")[ACCOUNT][region], store):
+                kind = what.replace(" ", "-").replace("configuration", "config")
+                arn = f"arn:aws:sagemaker:{region}:{ACCOUNT}:{kind}/{name}"
+                return error_response(
+                    "ValidationException", f'Cannot create already existing {what} "{arn}".'
+                )
+            return None
+
+        return refuse
+
+    def _model(self, name: str) -> dict[str, Any]:
+        return next(r for r in reversed(self.requests["CreateModel"]) if r["ModelName"] == name)
+
+    def _start(self, model_name: str, root: Path, env: dict[str, str]) -> tuple[Any, int]:
+        """Download and extract the model into ``root/model``; start serve on it."""
+        import boto3
+
+        import serve_harness
+        from smglm.launch.storage import S3Storage, extract_tar
+
+        url = self._model(model_name)["PrimaryContainer"]["ModelDataUrl"]
+        archive = root / "download" / "model.tar.gz"
+        S3Storage(boto3.Session(region_name=REGION).client("s3")).download_file(url, archive)
+        extract_tar(archive, root / "model", replace=True)
+        log = root / "serve.log"
+        proc = serve_harness.start(
+            ["--port", "0", "--workers", "1"], log, env={"SMGLM_ML_ROOT": str(root), **env}
+        )
+        port = serve_harness.wait_listening(proc, log, self.timeout)
+        return proc, port
+
+    def _after_endpoint(self, http_response: Any, context: dict[str, Any], **_: Any) -> None:
+        if http_response.status_code >= 300 or "smglm_request" not in context:
+            return
+        request = context["smglm_request"]
+        name = request["EndpointName"]
+        region = context.get("client_region") or REGION
+        endpoint = moto_endpoint(name, region)
+        endpoint.endpoint_status = "Creating"
+        config = next(
+            r
+            for r in reversed(self.requests["CreateEndpointConfig"])
+            if r["EndpointConfigName"] == request["EndpointConfigName"]
+        )
+        model_name = config["ProductionVariants"][0]["ModelName"]
+        try:
+            self.servers[name] = self._start(model_name, self.workdir / "endpoints" / name, {})
+        except Exception as exc:
+            endpoint.endpoint_status = "Failed"
+            endpoint.failure_reason = f"The primary container did not pass the ping check: {exc}"
+            return
+        endpoint.endpoint_status = "InService"
+
+    def _stop(self, name: str) -> None:
+        proc, _ = self.servers.pop(name)
+        if proc.poll() is None:
+            proc.terminate()
+            try:
+                proc.wait(30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(10)
+
+    def _delete_endpoint(self, params: dict[str, Any], **_: Any) -> None:
+        name = json.loads(params["body"])["EndpointName"]
+        if name in self.servers:
+            self._stop(name)
+        # moto deletes the endpoint (or says it does not exist)
+
+    def _invoke(self, params: dict[str, Any], context: dict[str, Any], **_: Any) -> Any:
+        import http.client
+        import io
+
+        from botocore.response import StreamingBody
+
+        request = context["smglm_request"]
+        name = request["EndpointName"]
+        region = context.get("client_region") or REGION
+        try:
+            status = moto_endpoint(name, region).endpoint_status
+        except KeyError:
+            status = None
+        if status != "InService" or name not in self.servers:
+            return error_response(
+                "ValidationException", f"Endpoint {name} of account {ACCOUNT} not found."
+            )
+        _, port = self.servers[name]
+        body = request["Body"]
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=70)
+        try:
+            headers = {"Content-Type": request.get("ContentType", "application/octet-stream")}
+            if request.get("Accept"):
+                headers["Accept"] = request["Accept"]
+            conn.request(
+                "POST",
+                "/invocations",
+                body=body if isinstance(body, bytes) else body.encode(),
+                headers=headers,
+            )
+            resp = conn.getresponse()
+            data = resp.read()
+            content_type = resp.getheader("Content-Type") or ""
+        finally:
+            conn.close()
+        if resp.status != 200:
+            text = data.decode("utf-8", errors="replace")
+            return _Response(424), {
+                "Error": {
+                    "Code": "ModelError",
+                    "Message": f"Received client error ({resp.status}) from primary with "
+                    f'message "{text}". See CloudWatch logs for more information.',
+                },
+                "OriginalStatusCode": resp.status,
+                "OriginalMessage": text,
+                "ResponseMetadata": {"HTTPStatusCode": 424},
+            }
+        return _Response(200), {
+            "Body": StreamingBody(io.BytesIO(data), len(data)),
+            "ContentType": content_type,
+            "InvokedProductionVariant": "AllTraffic",
+            "ResponseMetadata": {"HTTPStatusCode": 200},
+        }
+
+    def _after_transform(self, http_response: Any, context: dict[str, Any], **_: Any) -> None:
+        if http_response.status_code >= 300 or "smglm_request" not in context:
+            return
+        request = context["smglm_request"]
+        region = context.get("client_region") or REGION
+        job = moto_transform_job(request["TransformJobName"], region)
+        job.transform_job_status = "InProgress"
+        job.transform_end_time = None
+        try:
+            self._transform(request)
+        except Exception as exc:
+            job.transform_job_status = "Failed"
+            job.failure_reason = f"ClientError: {exc}"[:1024]
+        else:
+            job.transform_job_status = "Completed"
+        job.transform_end_time = _now()
+        job.last_modified_time = _now()
+
+    def _transform(self, request: dict[str, Any]) -> None:
+        import http.client
+
+        import boto3
+
+        from smglm.launch.storage import S3Storage
+
+        name = request["TransformJobName"]
+        root = self.workdir / "transforms" / name
+        payload = int(request.get("MaxPayloadInMB") or 6) * 1024 * 1024
+        env = {"SAGEMAKER_BATCH": "true", "SAGEMAKER_MAX_PAYLOAD_IN_MB": str(payload >> 20)}
+        proc, port = self._start(request["ModelName"], root, env)
+        storage = S3Storage(boto3.Session(region_name=REGION).client("s3"))
+        source = request["TransformInput"]["DataSource"]["S3DataSource"]["S3Uri"]
+        inputs = root / "input"
+        assert request["TransformInput"].get("SplitType") == "Line"
+        assert request["TransformOutput"].get("AssembleWith") == "Line"
+        try:
+            for path in sorted(storage.download_prefix(source, inputs)):
+                batches: list[bytes] = []
+                for line in path.read_bytes().splitlines(keepends=True):
+                    if not line.strip():
+                        continue
+                    if batches and len(batches[-1]) + len(line) <= payload:
+                        batches[-1] += line
+                    else:
+                        batches.append(line)
+                out = b""
+                for body in batches:
+                    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=600)
+                    try:
+                        conn.request(
+                            "POST",
+                            "/invocations",
+                            body=body,
+                            headers={
+                                "Content-Type": request["TransformInput"]["ContentType"],
+                                "Accept": request["TransformOutput"]["Accept"],
+                            },
+                        )
+                        resp = conn.getresponse()
+                        data = resp.read()
+                    finally:
+                        conn.close()
+                    assert resp.status == 200, data.decode("utf-8", errors="replace")
+                    out += data + b"\n"
+                rel = path.relative_to(inputs).as_posix()
+                target = request["TransformOutput"]["S3OutputPath"].rstrip("/") + f"/{rel}.out"
+                storage.upload_bytes(out, target)
+        finally:
+            proc.terminate()
+            proc.wait(30)

@@ -12,8 +12,9 @@ from pathlib import Path
 import pytest
 
 # moto's server, the SageMaker simulator and AWS fixtures (tests/aws_harness.py); the IPython
-# shell of the magic and form tests (tests/notebook_shell.py)
-pytest_plugins = ["aws_harness", "notebook_shell"]
+# shell of the magic and form tests (tests/notebook_shell.py); the image and podman's settings
+# (tests/container_harness.py)
+pytest_plugins = ["aws_harness", "notebook_shell", "container_harness"]
 
 
 @pytest.fixture(autouse=True, scope="session")

@@ -1,6 +1,7 @@
 """What several test modules need, written once: a free port, a Jupyter kernelspec that runs
 this interpreter, an ``/opt/ml`` tree as SageMaker lays it out, tar archives with one odd
-member, and statsmodels' design matrix of smglm's terms.
+member, statsmodels' design matrix of smglm's terms, and a strict check of a SageMaker request
+against botocore's service model.
 
 Imported as ``helpers`` (``tests/`` is on ``sys.path``, as for ``aws_harness``).
 """
@@ -9,11 +10,13 @@ from __future__ import annotations
 
 import io
 import json
+import re
 import socket
 import sys
 import tarfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -138,3 +141,49 @@ def design(
         for level in list(levels)[1:]:
             columns[f"{name}[{level}]"] = (values == str(level)).astype(float)
     return pd.DataFrame(columns, index=df.index)
+
+
+def check_against_model(
+    request: dict[str, Any], operation: str, service: str = "sagemaker"
+) -> None:
+    """Assert ``request`` is valid for ``operation`` of ``service``: botocore's validation
+    (required members, types, minimums), then what it leaves out: maximum lengths and sizes,
+    ranges, enums and the patterns Python's ``re`` can read (not those with ``\\p{...}``)."""
+    import botocore.session
+    from botocore.validate import validate_parameters
+
+    model = botocore.session.get_session().get_service_model(service)
+    shape = model.operation_model(operation).input_shape
+    validate_parameters(request, shape)
+    problems: list[str] = []
+    _walk(request, shape, operation, problems)
+    assert not problems, problems
+
+
+def _walk(value: Any, shape: Any, path: str, problems: list[str]) -> None:
+    meta = shape.metadata
+    kind = shape.type_name
+    if kind == "structure":
+        for name, inner in value.items():
+            _walk(inner, shape.members[name], f"{path}.{name}", problems)
+    elif kind == "list":
+        if "max" in meta and len(value) > meta["max"]:
+            problems.append(f"{path}: {len(value)} items > {meta['max']}")
+        for i, item in enumerate(value):
+            _walk(item, shape.member, f"{path}[{i}]", problems)
+    elif kind == "map":
+        if "max" in meta and len(value) > meta["max"]:
+            problems.append(f"{path}: {len(value)} entries > {meta['max']}")
+        for key, item in value.items():
+            _walk(key, shape.key, f"{path} key {key!r}", problems)
+            _walk(item, shape.value, f"{path}[{key!r}]", problems)
+    elif kind == "string":
+        if "max" in meta and len(value) > meta["max"]:
+            problems.append(f"{path}: {len(value)} characters > {meta['max']}")
+        if shape.enum and value not in shape.enum:
+            problems.append(f"{path}: {value!r} not in {shape.enum}")
+        pattern = meta.get("pattern")
+        if pattern and "\\p" not in pattern and not re.fullmatch(pattern, value):
+            problems.append(f"{path}: {value!r} does not match {pattern}")
+    elif kind in ("integer", "long") and "max" in meta and value > meta["max"]:
+        problems.append(f"{path}: {value} > {meta['max']}")

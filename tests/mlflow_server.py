@@ -40,10 +40,19 @@ class MlflowServer:
         ``--artifacts-destination``: a local folder or an ``s3://`` URI.
     env
         Extra environment of the server process (e.g. ``MLFLOW_S3_ENDPOINT_URL``).
+    serve_artifacts
+        False: clients write artifacts to ``artifacts_destination`` themselves
+        (``--default-artifact-root``, ``--no-serve-artifacts``), as with SageMaker's managed
+        MLflow, whose runs' artifact URIs are ``s3://`` ones.
     """
 
     def __init__(
-        self, folder: Path, artifacts_destination: str, env: dict[str, str] | None = None
+        self,
+        folder: Path,
+        artifacts_destination: str,
+        env: dict[str, str] | None = None,
+        *,
+        serve_artifacts: bool = True,
     ) -> None:
         self.folder = folder
         self.port = free_port()
@@ -63,8 +72,11 @@ class MlflowServer:
             "1",
             "--backend-store-uri",
             f"sqlite:///{folder / 'db.sqlite'}",
-            "--artifacts-destination",
-            artifacts_destination,
+            *(
+                ["--artifacts-destination", artifacts_destination]
+                if serve_artifacts
+                else ["--default-artifact-root", artifacts_destination, "--no-serve-artifacts"]
+            ),
         ]
         server_env = dict(os.environ)
         server_env.pop("MLFLOW_TRACKING_URI", None)

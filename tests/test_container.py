@@ -11,11 +11,8 @@ port of the host network with the trained model mounted read-only.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import json
 import os
-import shlex
-import subprocess
 import time
 import urllib.error
 import urllib.request
@@ -27,26 +24,16 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from container_harness import run as _run
 from helpers import design, free_port, ml_tree
 
 ROOT = Path(__file__).resolve().parents[1]
 BUILD = ROOT / "container" / "build_and_push.sh"
 #: A fit of the same data with statsmodels (IRLS to 1e-12) is the reference; glum stops earlier.
 RTOL = 1e-5
-
-
-def _run(
-    args: list[str], env: dict[str, str] | None = None, timeout: float = 120, check: bool = True
-) -> subprocess.CompletedProcess[str]:
-    proc = subprocess.run(
-        args, env=env, capture_output=True, text=True, timeout=timeout, check=False
-    )
-    if check and proc.returncode != 0:
-        raise AssertionError(
-            f"{shlex.join(args)} exited {proc.returncode}\n--- stdout\n{proc.stdout[-4000:]}"
-            f"\n--- stderr\n{proc.stderr[-4000:]}"
-        )
-    return proc
+#: One xdist worker runs the tests of the image (those here and tests/test_sdk_local_mode.py):
+#: the others go on with other tests instead of waiting for the image's build lock.
+pytestmark = pytest.mark.xdist_group("container")
 
 
 # -- the build script's AWS part, printed, never run ------------------------------------------
@@ -92,43 +79,6 @@ def test_build_and_push_rejects_an_unknown_engine():
 
 
 # -- the image ---------------------------------------------------------------------------------
-@pytest.fixture(scope="module")
-def podman_env() -> dict[str, str]:
-    """The environment that points buildah and podman at the repository's cache folder."""
-    _run([str(ROOT / "scripts" / "container-tools")], timeout=300)
-    out = _run([str(ROOT / "scripts" / "container-env")], timeout=30).stdout
-    env = dict(os.environ)
-    for line in out.splitlines():
-        words = shlex.split(line)
-        assert words[0] == "export", line
-        name, _, value = words[1].partition("=")
-        env[name] = value
-    return env
-
-
-@pytest.fixture(scope="module")
-def image(podman_env) -> str:
-    """The image, built once per test run (xdist workers share it through a lock and a stamp)."""
-    cache = Path(podman_env["SMGLM_CONTAINER_CACHE"])
-    run_id = os.environ.get("PYTEST_XDIST_TESTRUNUID")
-    stamp = cache / "image.testrun"
-    with open(cache / "build.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        if run_id and stamp.exists():
-            recorded_run, _, name = stamp.read_text().partition(" ")
-            if recorded_run == run_id:
-                return name
-        base = _run([str(ROOT / "scripts" / "container-base")], podman_env, timeout=600)
-        local = ["--local-only", "--offline", "--engine", "buildah", "--no-pull"]
-        base_image = ["--base-image", base.stdout.split()[-1]]
-        built = _run([str(BUILD), *local, *base_image], podman_env, timeout=900)
-        name = built.stdout.split()[-1]
-        # Earlier builds' images, now untagged; the layers the build cache uses stay.
-        _run(["podman", "image", "prune", "--force"], podman_env)
-        stamp.write_text(f"{run_id} {name}")
-    return name
-
-
 @pytest.fixture
 def podman(podman_env):
     def run(*args: str, timeout: float = 120, check: bool = True):

@@ -256,10 +256,11 @@ def test_a_full_disk_fails_the_job_naming_enospc_and_the_path(
     process and no partial file is left."""
     home = small_disk / "home"
     home.mkdir()
-    storage = tmp_path / "storage"  # data uploads elsewhere: the job's download fills the disk
+    storage = tmp_path / "storage"  # outputs go elsewhere, the data stays where it is (a
+    # file:// URI is not uploaded): the job's download fills the disk
     be = LocalBackend(home, warm=False)
     fill(small_disk, leave=data_file.stat().st_size // 2)
-    job = launch(be, data_file, output_path=f"file://{storage}")
+    job = smglm.train(CONFIG, data_file.as_uri(), backend=be, output_path=f"file://{storage}")
     folder = be.job_dir(job.name)
 
     job.wait(logs=False, raise_on_failure=False, out=open(os.devnull, "w"))  # noqa: SIM115

@@ -73,14 +73,14 @@ def test_train_local_s3_job_completes_with_sagemaker_layout(s3, backend, data):
 
     job.wait(out=io.StringIO(), timeout=90)
     assert job.status == "Completed", job.failure_reason
-    output = f"{BASE}/jobs/{job.name}/output"
+    output = f"{BASE}/{job.name}/output"
     assert job.describe()["ModelArtifacts"]["S3ModelArtifacts"] == f"{output}/model.tar.gz"
     # SageMaker's layout: <S3OutputPath>/<job>/output/{model,output}.tar.gz and nothing else
-    assert _keys(s3, f"smglm/jobs/{job.name}/") == [
-        f"smglm/jobs/{job.name}/output/model.tar.gz",
-        f"smglm/jobs/{job.name}/output/output.tar.gz",
+    assert _keys(s3, f"smglm/{job.name}/") == [
+        f"smglm/{job.name}/output/model.tar.gz",
+        f"smglm/{job.name}/output/output.tar.gz",
     ]
-    body = s3.get_object(Bucket=BUCKET, Key=f"smglm/jobs/{job.name}/output/model.tar.gz")["Body"]
+    body = s3.get_object(Bucket=BUCKET, Key=f"smglm/{job.name}/output/model.tar.gz")["Body"]
     with tarfile.open(fileobj=io.BytesIO(body.read()), mode="r:gz") as tar:
         names = set(tar.getnames())
     assert {"model.json", "metrics.json", "coefficients.csv", "config.yaml"} <= names
@@ -115,9 +115,9 @@ def test_train_local_s3_failure_keeps_reason_and_no_model(s3, backend, data):
     assert reason.startswith("AlgorithmError:")
     assert "column 'region' is not in the data" in reason
     assert job.model_uri is None
-    assert not [k for k in _keys(s3, "smglm/jobs/") if k.endswith("model.tar.gz")]
+    assert not [k for k in _keys(s3, "smglm/") if k.endswith("model.tar.gz")]
     # the output archive is uploaded for a failed job too, as SageMaker does
-    assert _keys(s3, f"smglm/jobs/{job.name}/") == [f"smglm/jobs/{job.name}/output/output.tar.gz"]
+    assert _keys(s3, f"smglm/{job.name}/") == [f"smglm/{job.name}/output/output.tar.gz"]
     assert job.describe()["OutputArtifacts"]["S3OutputArtifacts"].endswith("output.tar.gz")
     with pytest.raises(BackendError, match="no model artifacts"):
         job.artifacts()
@@ -129,4 +129,4 @@ def test_train_local_s3_stop_right_after_launch_ends_stopped(s3, backend, data):
     job.wait(out=io.StringIO(), raise_on_failure=False, timeout=60)
     assert job.status == "Stopped"
     assert job.model_uri is None
-    assert not [k for k in _keys(s3, "smglm/jobs/") if k.endswith("model.tar.gz")]
+    assert not [k for k in _keys(s3, "smglm/") if k.endswith("model.tar.gz")]

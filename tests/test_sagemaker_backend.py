@@ -425,7 +425,10 @@ def test_train_runs_end_to_end_on_the_sagemaker_backend(aws, boto_session, sagem
         tracking=False,
     )
     out = capsys.readouterr().out
-    assert "[smglm] ml.m5.xlarge x 1, up to 1.0 h: at most $0.23 (on-demand, us-east-1)" in out
+    assert (
+        "[smglm] ml.m5.xlarge x 1, up to 1.0 h: at most $0.23 "
+        "(on-demand, us-east-1; smglm's price table of 2025-06)"
+    ) in out
     assert "train:deviance=" in out  # the log, followed through log_lines
     assert backend.describe(job.name)["TrainingJobStatus"] == "Completed"
     request = sagemaker_sim.requests[-1]

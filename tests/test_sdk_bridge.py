@@ -1,7 +1,8 @@
 """The SDK bridge sends the same CreateTrainingJob request as the boto3 path (against moto).
 
 smglm never depends on the SageMaker SDK, so each SDK runs in a separate virtualenv made in
-this session's temp dir, with a ``.pth`` file putting smglm's sources on its path:
+this run's temp dir by tests/sdk_venv.py (once per run; tests/test_sdk_local_mode.py shares
+the v2 one), with a ``.pth`` file putting smglm's sources on its path:
 ``pip install 'sagemaker<3'`` (SDK v2, about 25-35 s; SageMaker Distribution 2.x/3.x images
 carry v2) and ``pip install 'sagemaker>=3,<4'`` (SDK v3, about 3.5 min and 1 GB; Distribution
 4.x). Set ``SMGLM_TEST_SDK2_PYTHON`` / ``SMGLM_TEST_SDK3_PYTHON`` to an interpreter that already
@@ -16,20 +17,18 @@ import json
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-import smglm
+import sdk_venv
 from smglm.contract import METRIC_DEFINITIONS
 from smglm.errors import ConfigError, MissingDependency
 from smglm.launch import sdk
 from smglm.launch.sagemaker import SageMakerBackend
 from smglm.launch.spec import Channel, JobSpec
 
-SDK_PYTHON_ENV = "SMGLM_TEST_SDK_PYTHON"
 ROLE = "arn:aws:iam::123456789012:role/service-role/AmazonSageMaker-ExecutionRole-test"
 IMAGE = "123456789012.dkr.ecr.us-east-1.amazonaws.com/smglm:0.1.0"
 
@@ -89,37 +88,11 @@ json.dump({"major": sdk_major_version(), "kinds": kinds, "requests": captured},
 pytest_plugins = ["aws_harness"]  # the fixtures aws, boto_session, sagemaker_sim
 
 
-@pytest.fixture(
-    scope="module",
-    params=[("2", "sagemaker<3"), ("3", "sagemaker>=3,<4")],
-    ids=["sdk-v2", "sdk-v3"],
-)
+@pytest.fixture(scope="module", params=["2", "3"], ids=["sdk-v2", "sdk-v3"])
 def sdk_python(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> str:
     """An interpreter with a SageMaker SDK (v2, then v3: Studio images ship either) and
-    smglm's sources: a fresh virtualenv, unless ``SMGLM_TEST_SDK<major>_PYTHON`` names one."""
-    major, requirement = request.param
-    given = os.environ.get(SDK_PYTHON_ENV.replace("SDK", f"SDK{major}"))
-    if given:
-        return given
-    venv = tmp_path_factory.mktemp("sdk") / "venv"
-    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
-    python = venv / "bin" / "python"
-    start = time.monotonic()
-    pip = [sys.executable, "-m", "pip", "--python", str(python), "--disable-pip-version-check"]
-    done = subprocess.run(
-        [*pip, "install", "--quiet", requirement], capture_output=True, text=True, timeout=900
-    )
-    assert done.returncode == 0, f"pip install {requirement!r} failed:\n{done.stderr[-3000:]}"
-    print(f"SDK v{major} virtualenv installed in {time.monotonic() - start:.1f} s")
-    site = subprocess.run(
-        [str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout.strip()
-    source = Path(smglm.__file__).resolve().parents[1]
-    Path(site, "smglm-sources.pth").write_text(f"{source}\n")
-    return str(python)
+    smglm's sources (tests/sdk_venv.py)."""
+    return sdk_venv.sdk_python(request.param, tmp_path_factory)
 
 
 def run_sdk(python: str, specs: list[JobSpec], tmp: Path) -> dict[str, Any]:

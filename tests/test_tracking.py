@@ -438,7 +438,8 @@ def test_redact_uri_drops_credentials_only(uri, expected):
     assert redact_uri(uri) == (uri if expected is None else expected)
 
 
-def test_job_env_never_gives_a_remote_job_credentials_or_a_local_store():
+def test_job_env_never_gives_a_remote_job_credentials_or_a_local_store(monkeypatch):
+    monkeypatch.delenv("MLFLOW_EXPERIMENT_NAME", raising=False)
     assert job_env("http://u:pw@h:5000", "e", "r1", remote=True) == {}
     assert job_env("sqlite:///m.db", "e", "r1", remote=True) == {}
     assert job_env("https://h:5000", "e", "r1", remote=True) == {
@@ -449,6 +450,7 @@ def test_job_env_never_gives_a_remote_job_credentials_or_a_local_store():
     assert job_env("http://u:pw@h:5000", None, "r1", remote=False) == {
         "MLFLOW_RUN_ID": "r1",
         "MLFLOW_TRACKING_URI": "http://u:pw@h:5000",
+        "MLFLOW_EXPERIMENT_NAME": "smglm",  # the run's experiment: the default one
     }
 
 
@@ -610,3 +612,33 @@ def test_params_keyed_by_levels_or_bands_are_logged_as_json(tmp_path):
     run = client.create_run(client.create_experiment("params"))
     client.log_batch(run.info.run_id, params=[Param(k, v) for k, v in params.items()])
     assert client.get_run(run.info.run_id).data.params == params
+
+
+def test_mlflow_experiment_name_chooses_the_experiment_when_the_job_config_names_none(
+    tmp_path, monkeypatch
+):
+    """MLflow's own ``MLFLOW_EXPERIMENT_NAME``: the run's experiment, the job's environment,
+    the reuse lookup and the job list follow it; ``JobConfig.mlflow_experiment`` wins."""
+    import smglm
+    from smglm.datasets import motor
+    from smglm.launch.testing import FakeBackend
+    from smglm.tracking.runs import find_runs, job_runs
+
+    store = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", store)
+    monkeypatch.setenv("MLFLOW_EXPERIMENT_NAME", "pricing-2027")
+    backend = FakeBackend(tmp_path / "home", script=["Completed"])
+    frame = motor(500, seed=8)
+    job = smglm.train(SMALL, frame, backend=backend)
+    named = smglm.train(SMALL, frame, backend=backend, mlflow_experiment="explicit")
+    client = client_for(store)
+    for handle, experiment in ((job, "pricing-2027"), (named, "explicit")):
+        run = client.get_run(handle.run_id)
+        assert client.get_experiment(run.info.experiment_id).name == experiment
+        env = backend.jobs[handle.name].spec.environment
+        assert env["MLFLOW_EXPERIMENT_NAME"] == experiment
+    assert "smglm" not in {e.name for e in client.search_experiments()}
+    assert [r["TrainingJobName"] for r in job_runs(store)] == [job.name]
+    assert [r.info.run_id for r in find_runs(store, None, {"smglm.job_name": job.name})] == [
+        job.run_id
+    ]

@@ -1,6 +1,7 @@
 """The ``smglm`` command line: ``demo``, ``train``, ``jobs``, ``logs``, ``stop``, ``show``,
-``fit`` (in process), ``warm`` (the local backend's warm worker), ``data`` (sample data) and
-``image`` (build smglm's image and push it to ECR).
+``fit`` (in process), ``warm`` (the local backend's warm worker), ``data`` (sample data),
+``image`` (build smglm's image and push it to ECR) and ``prices`` (the instance prices of the
+cost line; ``--refresh`` fetches them from the AWS Price List API).
 
 Every subcommand is a small function; errors from smglm are printed as one message (no
 traceback) with exit status 2 for a user's mistake, 1 for anything else.
@@ -153,6 +154,9 @@ def _cmd_train(args: argparse.Namespace) -> int:
         "output_path",
         "engine",
         "aggregate",
+        "use_spot",
+        "max_wait_seconds",
+        "keep_alive_seconds",
     ):
         value = getattr(args, name)
         if value is not None:
@@ -218,7 +222,9 @@ def _cmd_logs(args: argparse.Namespace) -> int:
     from smglm.launch import Job
 
     job = Job.attach(args.job, _backend(args))
-    if args.follow:
+    if args.follow:  # from the start of the log, then new lines until the job ends
+        if not job.done:
+            job.announce()
         job.wait(raise_on_failure=False)
     else:
         print(job.logs())
@@ -252,6 +258,73 @@ def _cmd_show(args: argparse.Namespace) -> int:
         print(job.model.summary())
     elif job.failure_reason:
         print(f"failure: {job.failure_reason}")
+    return 0
+
+
+def _cmd_prices(args: argparse.Namespace) -> int:
+    from smglm.launch import pricing
+
+    if args.refresh:
+        table = pricing.refresh_prices(args.region)
+        print(
+            f"[smglm] {len(table.training)} training and {len(table.processing)} processing "
+            f"prices for {args.region} -> {pricing.cache_path(args.region)}"
+        )
+    table = pricing.prices(args.region)
+    note = "" if table.region == args.region else f" ({args.region}: none; using {table.region}'s)"
+    print(f"prices: on-demand {table.region}, {table.label}{note}")
+    if not table.refreshed:
+        print(f"  refresh with: smglm prices --refresh --region {args.region}")
+    names = args.instance_type or sorted(table.training)
+    for name in names:
+        price = table.per_hour(name)
+        if price is None:
+            print(f"{name:<22} no price known")
+            continue
+        extra = ""
+        if name in table.processing and table.processing[name] != price:
+            extra = f"  (processing ${table.processing[name]:.4g}/h)"
+        print(f"{name:<22} ${price:.4g}/h{extra}")
+    return 0
+
+
+def _cmd_deploy(args: argparse.Namespace) -> int:
+    from smglm.launch import Job
+
+    job = Job.attach(args.job, _backend(args))
+    serverless = None
+    if args.serverless_memory is not None or args.max_concurrency is not None:
+        serverless = {
+            "memory_mb": args.serverless_memory or 2048,
+            "max_concurrency": args.max_concurrency or 5,
+        }
+    predictor = job.deploy(
+        instance_type=args.instance_type,
+        initial_instance_count=args.count,
+        serverless=serverless,
+        endpoint_name=args.name,
+    )
+    print(
+        f"endpoint {predictor.endpoint_name} is InService; remove it with: smglm endpoints "
+        f"--backend {args.backend} --delete {predictor.endpoint_name}"
+    )
+    return 0
+
+
+def _cmd_endpoints(args: argparse.Namespace) -> int:
+    from smglm.launch.deploy import Predictor, list_endpoints
+
+    if args.delete:
+        Predictor(args.delete, _backend(args).deployer()).delete()
+        return 0
+    rows = list_endpoints(_backend(args))
+    if not rows:
+        print("no endpoints")
+        return 0
+    print(f"{'endpoint':<56} {'status':<12} created")
+    for r in rows:
+        created = str(r.get("CreationTime", ""))[:19]
+        print(f"{r['EndpointName']:<56} {r['EndpointStatus']:<12} {created}")
     return 0
 
 
@@ -342,6 +415,28 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument("--role", help="IAM role ARN (sagemaker)")
     train.add_argument("--output-path", dest="output_path", help="s3:// or file:// prefix")
     train.add_argument("--max-cost", dest="max_cost", type=float, help="refuse above this $")
+    train.add_argument(
+        "--use-spot",
+        dest="use_spot",
+        action="store_true",
+        default=None,
+        help="sagemaker: managed spot training (cheaper; may wait for capacity)",
+    )
+    train.add_argument(
+        "--max-wait",
+        dest="max_wait_seconds",
+        type=int,
+        metavar="SECONDS",
+        help="with --use-spot: the most the job may wait and run, in all (default: its run time)",
+    )
+    train.add_argument(
+        "--keep-alive",
+        dest="keep_alive_seconds",
+        type=int,
+        metavar="SECONDS",
+        help="sagemaker: keep the instances in a warm pool this long after the job (0-3600; "
+        "billed while idle), so the next matching job starts in seconds",
+    )
     train.add_argument("--new", action="store_true", help="run even if an identical job exists")
     train.add_argument(
         "--wait", action=argparse.BooleanOptionalAction, default=True, help="follow the job"
@@ -378,6 +473,34 @@ def _parser() -> argparse.ArgumentParser:
     jobs.add_argument("--experiment", help="MLflow experiment (default: smglm)")
     jobs.set_defaults(func=_cmd_jobs)
 
+    dep = sub.add_parser(
+        "deploy",
+        help="serve a completed job's model on an endpoint (local: 127.0.0.1; sagemaker: bills "
+        "until deleted)",
+    )
+    dep.add_argument("job", help="training job name")
+    dep.add_argument(
+        "--backend", choices=backends, default=DEFAULT_BACKEND, help="the job's backend"
+    )
+    dep.add_argument("--instance-type", dest="instance_type", help="default ml.m5.large")
+    dep.add_argument("--count", type=int, default=1, help="instances (default 1)")
+    dep.add_argument(
+        "--serverless-memory",
+        dest="serverless_memory",
+        type=int,
+        help="a serverless endpoint of this many MB (1024..6144, steps of 1024)",
+    )
+    dep.add_argument(
+        "--max-concurrency", dest="max_concurrency", type=int, help="serverless: 1..200"
+    )
+    dep.add_argument("--name", help="the endpoint's name (default: the job's, with a suffix)")
+    dep.set_defaults(func=_cmd_deploy)
+
+    eps = sub.add_parser("endpoints", help="list a backend's endpoints; --delete NAME removes one")
+    eps.add_argument("--backend", choices=backends, default=DEFAULT_BACKEND, help="whose")
+    eps.add_argument("--delete", metavar="NAME", help="delete this endpoint (and its model)")
+    eps.set_defaults(func=_cmd_endpoints)
+
     wrm = sub.add_parser(
         "warm",
         help="the local backend's warm runtime worker: is it running; --stop ends it",
@@ -388,6 +511,21 @@ def _parser() -> argparse.ArgumentParser:
     wrm.add_argument("--home", help="smglm's working folder (default: SMGLM_HOME or ./.smglm)")
     wrm.add_argument("--stop", action="store_true", help="stop it (running jobs go on)")
     wrm.set_defaults(func=_cmd_warm)
+
+    prc = sub.add_parser(
+        "prices",
+        help="the on-demand instance prices of the cost line; --refresh fetches them from AWS",
+        description="The cost line and max_cost use smglm's shipped price table (us-east-1, "
+        "typed by hand; its date is shown) unless a refreshed table for the job's region, "
+        "younger than 30 days, is in smglm's cache (SMGLM_HOME/cache). --refresh fetches one "
+        "from the AWS Price List API (needs credentials allowed pricing:GetProducts).",
+    )
+    prc.add_argument("--refresh", action="store_true", help="fetch from the AWS Price List API")
+    prc.add_argument("--region", default="us-east-1", help="the region (default us-east-1)")
+    prc.add_argument(
+        "--instance-type", dest="instance_type", action="append", help="only this type (repeat)"
+    )
+    prc.set_defaults(func=_cmd_prices)
 
     data = sub.add_parser("data", help="write the synthetic motor data set")
     data.add_argument("out", help="output file: .parquet, .csv or .csv.gz")

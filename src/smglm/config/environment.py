@@ -15,10 +15,12 @@ __all__ = [
     "MLFLOW_EXPERIMENT_NAME",
     "MLFLOW_RUN_ID",
     "MLFLOW_TRACKING_URI",
+    "SAGEMAKER_ADMIN_CONFIG_OVERRIDE",
     "SAGEMAKER_BIND_TO_PORT",
     "SAGEMAKER_MAX_PAYLOAD_IN_MB",
     "SAGEMAKER_MODEL_SERVER_TIMEOUT",
     "SAGEMAKER_MODEL_SERVER_WORKERS",
+    "SAGEMAKER_USER_CONFIG_OVERRIDE",
     "SMGLM_CONFIG_FILE",
     "SMGLM_HOME",
     "SMGLM_LOCAL_WARM",
@@ -86,6 +88,15 @@ MLFLOW_EXPERIMENT_NAME = EnvVar("MLFLOW_EXPERIMENT_NAME", str, None, "MLflow exp
 #: The user config file that ``%sm_config`` writes (YAML).
 SMGLM_CONFIG_FILE = EnvVar(
     "SMGLM_CONFIG_FILE", str, None, "the user config file of %sm_config (YAML)"
+)
+#: The SageMaker Python SDK's admin config file (its "intelligent defaults"): a file or a
+#: folder holding ``config.yaml`` (default ``/etc/xdg/sagemaker/config.yaml`` on Linux).
+SAGEMAKER_ADMIN_CONFIG_OVERRIDE = EnvVar(
+    "SAGEMAKER_ADMIN_CONFIG_OVERRIDE", str, None, "the SageMaker SDK's admin config file"
+)
+#: The SageMaker Python SDK's user config file (default ``~/.config/sagemaker/config.yaml``).
+SAGEMAKER_USER_CONFIG_OVERRIDE = EnvVar(
+    "SAGEMAKER_USER_CONFIG_OVERRIDE", str, None, "the SageMaker SDK's user config file"
 )
 #: The port ``serve`` listens on (SageMaker sets it for multi-container endpoints).
 SAGEMAKER_BIND_TO_PORT = EnvVar("SAGEMAKER_BIND_TO_PORT", int, 8080, "serving port")

@@ -18,8 +18,11 @@ __all__ = [
     "Job",
     "JobSpec",
     "JobState",
+    "Predictor",
+    "TransformJob",
     "backend_names",
     "get_backend",
+    "list_endpoints",
     "list_jobs",
     "make_job_name",
     "register_backend",
@@ -35,6 +38,9 @@ _LAZY = {
     "get_backend": "smglm.launch.backend",
     "register_backend": "smglm.launch.backend",
     "Job": "smglm.launch.job",
+    "Predictor": "smglm.launch.deploy",
+    "TransformJob": "smglm.launch.deploy",
+    "list_endpoints": "smglm.launch.deploy",
     "list_jobs": "smglm.launch.job",
     "to_estimator": "smglm.launch.sdk",
     "Channel": "smglm.launch.spec",
@@ -52,6 +58,7 @@ if TYPE_CHECKING:
         get_backend,
         register_backend,
     )
+    from smglm.launch.deploy import Predictor, TransformJob, list_endpoints
     from smglm.launch.job import Job, list_jobs
     from smglm.launch.sdk import to_estimator
     from smglm.launch.spec import Channel, JobSpec, make_job_name

@@ -343,6 +343,53 @@ def resolve_bucket(
     return name
 
 
+def sdk_session_defaults() -> tuple[str | None, str | None]:
+    """The SageMaker Python SDK config's ``SageMaker.PythonSDK.Modules.Session``
+    ``DefaultS3Bucket`` and ``DefaultS3ObjectKeyPrefix`` (None where not set), read by
+    :func:`smglm.launch.sdk_config.load_sdk_defaults` (the one reader of the SDK's files)."""
+    from smglm.launch.sdk_config import load_sdk_defaults
+
+    defaults = load_sdk_defaults()
+    return defaults.default_s3_bucket, defaults.default_s3_object_key_prefix
+
+
+def storage_base(
+    job: JobConfig,
+    *,
+    session: Any | None = None,
+    region: str | None = None,
+    output_path: str | None = None,
+) -> str:
+    """``s3://<bucket>/<prefix>``, smglm's base in S3 (inputs under ``inputs/``, and jobs
+    under ``jobs/`` when no ``output_path`` is given), as the SageMaker SDK chooses a bucket:
+
+    1. ``job.bucket`` with ``job.prefix``;
+    2. the SDK config's ``DefaultS3Bucket`` (created when missing, as the SDK does) with
+       ``<DefaultS3ObjectKeyPrefix>/<job.prefix>``;
+    3. ``output_path``'s bucket (when an ``s3://`` one is given) with ``job.prefix``;
+    4. SageMaker's default bucket ``sagemaker-<region>-<account>`` (created when missing) with
+       ``<DefaultS3ObjectKeyPrefix>/<job.prefix>``.
+    """
+    sdk_bucket, sdk_prefix = sdk_session_defaults()
+    parts: list[str]
+    if job.bucket:
+        bucket, parts = resolve_bucket(None, job, session=session, region=region), [job.prefix]
+    elif sdk_bucket:
+        # created when missing, as the SDK's Session.default_bucket() does with the config's
+        bucket, parts = resolve_bucket(sdk_bucket, session=session), [sdk_prefix or "", job.prefix]
+        session = boto3_session(session)
+        ensure_bucket(bucket, resolve_region(region, job, session=session), session=session)
+    elif output_path and output_path.startswith("s3://"):
+        from smglm.launch.storage import split_s3
+
+        bucket, parts = split_s3(output_path)[0], [job.prefix]
+    else:
+        bucket = resolve_bucket(None, job, session=session, region=region)
+        parts = [sdk_prefix or "", job.prefix]
+    prefix = "/".join(p.strip("/") for p in parts if p.strip("/"))
+    return f"s3://{bucket}/{prefix}" if prefix else f"s3://{bucket}"
+
+
 def ensure_bucket(name: str, region: str, *, session: Any | None = None) -> bool:
     """Create bucket ``name`` in ``region`` unless it exists; return whether it was created."""
     s3 = boto3_session(session).client("s3", region_name=region)

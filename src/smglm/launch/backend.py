@@ -98,6 +98,9 @@ class JobState:
         job has written them; else None.
     billable_seconds
         The seconds billed, once the job has ended (None: not known or not billed).
+    training_seconds
+        The seconds the job trained (``TrainingTimeInSeconds``), once it has ended; with
+        managed spot training, ``1 - billable_seconds / training_seconds`` is the saving.
     final_metrics
         The metrics the backend captured (name -> value); empty when it captures none.
     tags
@@ -116,6 +119,7 @@ class JobState:
     model_uri: str | None = None
     output_uri: str | None = None
     billable_seconds: int | None = None
+    training_seconds: int | None = None
     final_metrics: dict[str, float] = field(default_factory=dict)
     tags: dict[str, str] = field(default_factory=dict)
     raw: dict[str, Any] = field(default_factory=dict, repr=False)
@@ -136,6 +140,7 @@ class JobState:
         if isinstance(tags, list):  # the AWS shape: [{"Key": ..., "Value": ...}]
             tags = {t["Key"]: t["Value"] for t in tags}
         billable = response.get("BillableTimeInSeconds")
+        trained = response.get("TrainingTimeInSeconds")
         return cls(
             name=str(response.get("TrainingJobName", "")),
             status=str(response.get("TrainingJobStatus")),
@@ -147,6 +152,7 @@ class JobState:
             model_uri=model_uri,
             output_uri=output_uri,
             billable_seconds=int(billable) if billable is not None else None,
+            training_seconds=int(trained) if trained is not None else None,
             final_metrics={
                 m["MetricName"]: m["Value"] for m in response.get("FinalMetricDataList") or []
             },
@@ -173,6 +179,7 @@ class JobState:
             "FailureReason": self.failure_reason,
             "TrainingEndTime": self.ended,
             "BillableTimeInSeconds": self.billable_seconds,
+            "TrainingTimeInSeconds": self.training_seconds,
             "ModelArtifacts": {"S3ModelArtifacts": self.model_uri} if self.model_uri else None,
             "OutputArtifacts": {"S3OutputArtifacts": self.output_uri} if self.output_uri else None,
             "FinalMetricDataList": [
@@ -249,12 +256,22 @@ class Backend(Protocol):
         CreateProcessingJob's for a Spark job. Nothing is sent."""
 
     # hooks of smglm.train, in the order it calls them
+    def apply_defaults(self, job: JobConfig) -> tuple[JobConfig, list[str]]:
+        """The JobConfig with the defaults of the backend's own service filled in where it
+        left a field at its default (the sagemaker backend: the SageMaker SDK's config file,
+        :mod:`smglm.launch.sdk_config`), and lines saying what was applied from where."""
+
     def prepare_image(self, job: JobConfig) -> str:
         """The image the job runs, checked (e.g. that it is in ECR); raises ConfigError
         naming ``image_uri`` when there is none or it cannot run."""
 
     def default_output_path(self, job: JobConfig) -> str:
-        """Where data, config and artifacts go when ``JobConfig.output_path`` is not set."""
+        """The storage base when ``JobConfig.output_path`` is not set: jobs' artifacts go to
+        ``<base>/jobs/<job>/output/``."""
+
+    def default_input_base(self, job: JobConfig) -> str:
+        """Where content-addressed inputs (data, config) go: ``<base>/inputs/<hash>/``, whether
+        or not ``JobConfig.output_path`` is set (never inside its job layout)."""
 
     def s3_client(self) -> Any:
         """The boto3 S3 client uploads to ``s3://`` use (None: one from the default
@@ -271,10 +288,25 @@ class Backend(Protocol):
     def check_cost(self, spec: JobSpec, max_cost: float | None) -> None:
         """Say what the job may cost; raise when it may cost more than ``max_cost``."""
 
+    # what the Job handle prints
+    def log_locations(self, job_name: str) -> list[str]:
+        """Where a person finds the job's log outside smglm (log group, streams, console
+        links), as lines to print when the job starts and when it fails; may be empty."""
+
+    def billing_summary(self, state: JobState) -> str | None:
+        """What the ended job cost (billable seconds, savings, cost), one line; None when it
+        costs nothing or is not known."""
+
     # the notebook's
     def prewarm(self) -> bool:
         """Get ready for a first job now, in the background (a form opened); never waits.
         Returns whether there was anything to do."""
+
+    # deployment (Job.deploy, Job.transform)
+    def deployer(self) -> Any:
+        """What serves a completed job's model: a :class:`smglm.launch.deploy.Deployer`
+        (endpoints, batch transforms); ConfigError naming ``backend`` when the backend has
+        none."""
 
 
 class BaseBackend:
@@ -363,6 +395,19 @@ class BaseBackend:
         """``file://<home>/storage``: on this machine."""
         return f"file://{self.home / 'storage'}"
 
+    def default_input_base(self, job: JobConfig) -> str:
+        """``s3://<bucket>/<prefix>`` when the job writes to S3 (``output_path`` ``s3://...``):
+        ``job.bucket``, else ``output_path``'s bucket, with ``job.prefix``; otherwise
+        :meth:`default_output_path` (``file://<home>/storage``). Inputs are found in one place
+        whatever ``output_path`` each job writes to, never inside its job layout."""
+        if job.output_path and job.output_path.startswith("s3://"):
+            from smglm.launch.storage import split_s3
+
+            bucket = job.bucket or split_s3(job.output_path)[0]
+            prefix = job.prefix.strip("/")
+            return f"s3://{bucket}/{prefix}" if prefix else f"s3://{bucket}"
+        return self.default_output_path(job)
+
     def s3_client(self) -> Any:
         """None: uploads to ``s3://`` use a client from the default credentials."""
         return None
@@ -379,6 +424,10 @@ class BaseBackend:
                 return state.name, state.tags
         return None
 
+    def apply_defaults(self, job: JobConfig) -> tuple[JobConfig, list[str]]:
+        """Nothing to apply: ``job`` as given, no lines."""
+        return job, []
+
     def resolve_role(self, job: JobConfig) -> str | None:
         """``job.role`` as given."""
         return job.role
@@ -386,9 +435,31 @@ class BaseBackend:
     def check_cost(self, spec: JobSpec, max_cost: float | None) -> None:
         """Nothing: the job costs nothing to run."""
 
+    def log_locations(self, job_name: str) -> list[str]:
+        """Nothing to add: ``job.logs()`` is the whole log."""
+        return []
+
+    def billing_summary(self, state: JobState) -> str | None:
+        """None: the job costs nothing."""
+        return None
+
     def prewarm(self) -> bool:
         """Nothing to warm up: False."""
         return False
+
+    def deployer(self) -> Any:
+        """None here: a ConfigError naming ``backend`` (deploying needs a backend that
+        serves models, as ``local`` and ``sagemaker`` do)."""
+        raise ConfigError(
+            [
+                Issue(
+                    "backend",
+                    f"the {self.name} backend cannot deploy models or run batch transforms "
+                    "(the built-in local and sagemaker backends can)",
+                    self.name,
+                )
+            ]
+        )
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(name={self.name!r})"

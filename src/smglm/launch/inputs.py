@@ -1,6 +1,11 @@
 """A training job's inputs: the data and the GLMConfig, checked here when the data is on this
 machine, and uploaded content-addressed under ``<base>/inputs/<hash>/`` (``s3://`` or
-``file://``), so that identical inputs are uploaded once."""
+``file://``), so that identical inputs are uploaded once.
+
+``<base>`` is the backend's input base (:meth:`~smglm.launch.backend.Backend.default_input_base`:
+``s3://<bucket>/<prefix>``, e.g. ``s3://sagemaker-<region>-<account>/smglm``, or
+``file://<home>/storage``), not ``JobConfig.output_path``: that one holds the jobs' artifacts
+only, ``<output_path>/<job>/output/model.tar.gz`` as the SageMaker SDK lays them out."""
 
 from __future__ import annotations
 

@@ -22,6 +22,7 @@ from smglm.launch.backend import DEFAULT_BACKEND, Backend, JobState, get_backend
 
 if TYPE_CHECKING:
     from smglm.glm.report import Report
+    from smglm.launch.deploy import Predictor, TransformJob
 
 __all__ = ["Job", "list_jobs"]
 
@@ -41,12 +42,21 @@ class Job:
     """
 
     def __init__(
-        self, name: str, backend: Backend, *, reused: bool = False, run_id: str | None = None
+        self,
+        name: str,
+        backend: Backend,
+        *,
+        reused: bool = False,
+        run_id: str | None = None,
+        tracking_uri: str | None = None,
     ) -> None:
         self.name = name
         self.backend = backend
         self.reused = reused
         self.run_id = run_id
+        #: The store of the job's run, as the launching process resolved it (None: the one
+        #: the job's ``smglm.tracking_uri`` tag names, when the backend shows its tags).
+        self.tracking_uri = tracking_uri
         self._final: JobState | None = None
         self._log_pos = 0
         self._artifacts: Path | None = None
@@ -111,7 +121,7 @@ class Job:
         from smglm.tracking.runs import finalize_job_run, resolve_tracking_uri
 
         # the tag is redacted: credentials, if any, come from MLFLOW_TRACKING_URI
-        uri = resolve_tracking_uri(state.tags.get("smglm.tracking_uri"))
+        uri = self.tracking_uri or resolve_tracking_uri(state.tags.get("smglm.tracking_uri"))
 
         def fetch() -> tuple[Path, Path | None] | None:
             try:
@@ -157,6 +167,45 @@ class Job:
         return self.state().model_uri
 
     # -- logs and waiting ----------------------------------------------------------------
+    def log_locations(self) -> list[str]:
+        """Where to read the job's log outside smglm: for a SageMaker job its CloudWatch log
+        group and streams with console links, and the SageMaker console's page of the job
+        (empty for a local job: :meth:`logs` has the whole log). Never raises: a failure to
+        look is one line saying so."""
+        try:
+            return list(self.backend.log_locations(self.name))
+        except Exception as exc:  # a hint never breaks the handle
+            return [f"(log location not available: {exc})"]
+
+    def announce(self, out: TextIO | None = None) -> None:
+        """Print where the job's log is and how to follow it again after a kernel restart
+        (done when the job is launched; nothing for a local job)."""
+        lines = self.log_locations()
+        if not lines:
+            return
+        stream = out or sys.stdout
+        for line in lines:
+            stream.write(f"[smglm] {line}\n")
+        backend = self.backend.name
+        stream.write(
+            f"[smglm] to follow it from another kernel or after a restart: "
+            f"%sm_logs {self.name} --backend {backend} --follow "
+            f"(shell: smglm logs {self.name} --backend {backend} -f)\n"
+        )
+        stream.flush()
+
+    def billing(self) -> str | None:
+        """What the ended job cost, in one line (billable seconds, managed spot's saving, the
+        warm pool's idle time, the cost at the price table's price); None while it runs or
+        when it costs nothing (local jobs)."""
+        state = self.state()
+        if not state.done:
+            return None
+        try:
+            return self.backend.billing_summary(state)
+        except Exception as exc:  # a cost line never breaks the handle
+            return f"(cost not available: {exc})"
+
     def logs(self) -> str:
         """The whole log so far."""
         lines, _ = self.backend.log_lines(self.name, 0)
@@ -202,6 +251,7 @@ class Job:
                 stream.flush()
                 if state.done:
                     self._record(state)
+                    self._report_end(state, stream)
                     break
                 if deadline is not None and time.monotonic() > deadline:
                     raise TimeoutError(f"job {self.name!r} still {status[0]} after {timeout} s")
@@ -217,6 +267,19 @@ class Job:
         if raise_on_failure and self.status != "Completed":
             raise JobFailed(self.name, self.status, self.failure_reason)
         return self
+
+    def _report_end(self, state: JobState, stream: TextIO) -> None:
+        """At the end of :meth:`wait`: the bill, and on failure the reason and where the log is."""
+        line = self.billing()
+        if line:
+            stream.write(f"[smglm] {line}\n")
+        locations = self.log_locations() if state.status != "Completed" else []
+        if locations:  # a remote job failed or was stopped: why, and where its log is
+            if state.failure_reason:
+                stream.write(f"[smglm] failure reason: {state.failure_reason}\n")
+            for location in locations:
+                stream.write(f"[smglm] {location}\n")
+        stream.flush()
 
     def stop(self) -> bool:
         """Stop the job (SIGTERM to training; SIGKILL after the grace period). Returns whether
@@ -310,6 +373,100 @@ class Job:
 
         return to_estimator(self.spec(), session=session)
 
+    def deploy(
+        self,
+        *,
+        instance_type: str | None = None,
+        initial_instance_count: int = 1,
+        serverless: dict[str, Any] | None = None,
+        endpoint_name: str | None = None,
+        image_uri: str | None = None,
+        wait: bool = True,
+        timeout: float | None = None,
+    ) -> Predictor:
+        """Serve the job's model on an endpoint; returns its
+        :class:`~smglm.launch.deploy.Predictor` (``predict(df)``, ``delete()``).
+
+        On SageMaker: ``CreateModel`` (the job's image and ``model.tar.gz``, its role, its
+        VPC and network isolation), ``CreateEndpointConfig`` and ``CreateEndpoint``; the
+        endpoint bills per instance-hour until ``predictor.delete()``. On the local backend:
+        the runtime's ``serve`` on 127.0.0.1 (a free port), until ``delete()``.
+
+        Parameters
+        ----------
+        instance_type
+            The hosting instance type (default ``ml.m5.large``); not with ``serverless``.
+            (Keyword-only: the SageMaker SDK's ``deploy`` takes the count first.)
+        initial_instance_count
+            The number of instances.
+        serverless
+            A serverless endpoint instead: ``{"memory_mb": 1024..6144 in steps of 1024,
+            "max_concurrency": 1..200}``.
+        endpoint_name
+            The endpoint's name (also its configuration's and its model's); default: the
+            job's name with a random suffix.
+        image_uri
+            The image that serves the model (default: the job's; required for a Spark job,
+            whose image has no ``serve``). The local backend runs the installed smglm.
+        wait
+            Wait until the endpoint is ``InService`` (bounded by ``timeout``, default 30 min
+            on SageMaker, 2 min locally). An endpoint that fails is deleted.
+
+        Raises
+        ------
+        ConfigError
+            The job has not completed, or an argument is not allowed (field, value, allowed).
+        """
+        from smglm.launch.deploy import deploy
+
+        return deploy(
+            self,
+            instance_type=instance_type,
+            initial_instance_count=initial_instance_count,
+            serverless=serverless,
+            endpoint_name=endpoint_name,
+            image_uri=image_uri,
+            wait=wait,
+            timeout=timeout,
+        )
+
+    def transform(
+        self,
+        data: Any,
+        *,
+        instance_type: str | None = None,
+        instance_count: int = 1,
+        output_path: str | None = None,
+        image_uri: str | None = None,
+        wait: bool = True,
+        timeout: float | None = 3600,
+    ) -> TransformJob:
+        """Run the job's model over ``data`` as a batch transform job; returns its
+        :class:`~smglm.launch.deploy.TransformJob` (``status``, ``wait()``, ``result()``: the
+        predictions as a Series, in the data's order and with a DataFrame's index).
+
+        ``data``: a DataFrame (written as CSV without a header, the model's columns, and
+        uploaded content-addressed beside the job's inputs), a CSV file here, or an
+        ``s3://``/``file://`` URI of headerless CSV files in the model's column order.
+        ``output_path``: where the ``<file>.out`` files go (default
+        ``<job output path>/<job>/transform/<transform>/``). On SageMaker a
+        ``CreateTransformJob`` with the job's image (billed while it runs); locally the
+        runtime's ``serve`` over the files, as SageMaker's batch transform runs it.
+        ``image_uri`` as for :meth:`deploy`.
+        """
+        from smglm.launch.deploy import transform
+
+        return transform(
+            self,
+            data,
+            instance_type=instance_type,
+            instance_count=instance_count,
+            output_path=output_path,
+            image_uri=image_uri,
+            wait=wait,
+            timeout=timeout,
+        )
+
     def report(self, *, log_lines: int = 40) -> Report:
         """The job's report: its summary (status, instance, failure reason), and once it has
         completed the model's metrics, coefficients, one-ways, lift, Gini and residuals; then the
@@ -354,8 +511,14 @@ class Job:
         ]
         if state.billable_seconds is not None:
             rows.append(("billable seconds", str(state.billable_seconds)))
+        if state.done:
+            bill = self.billing()
+            if bill:
+                rows.append(("cost", bill))
         if state.failure_reason:
             rows.append(("failure", state.failure_reason))
+            for location in self.log_locations():
+                rows.append(("logs", location.strip()))
         for metric, value in state.final_metrics.items():
             rows.append((metric, f"{value:.6g}"))
         body = "".join(

@@ -10,6 +10,15 @@ lives on disk and the supervisor is detached, a job survives a kernel restart an
 re-attached by name. The supervisor holds the job's ``runner.lock`` for its whole life: a job
 whose state is still running while no process holds that lock has lost its supervisor. This
 module never imports the runtime.
+
+The production settings of a JobConfig (:class:`~smglm.config.JobConfig`) are accepted and
+kept in ``spec.json`` (so :meth:`LocalBackend.request` shows what SageMaker would receive), and
+two of them act here: ``environment`` (the job's variables) and ``max_runtime_seconds`` (the
+job is stopped after it). The others have no meaning on this machine and do nothing: VPC
+subnets and security groups, network isolation, inter-container encryption, the KMS keys,
+``use_spot``/``max_wait_seconds`` and ``keep_alive_seconds`` (the local warm worker is this
+backend's warm pool, :mod:`smglm.launch.warm`). The SageMaker SDK's config file is not read
+(:meth:`~smglm.launch.backend.BaseBackend.apply_defaults` is the default, which does nothing).
 """
 
 from __future__ import annotations
@@ -441,6 +450,13 @@ class LocalBackend(BaseBackend):
 
         ensure_worker(self.home, self.python, float(SMGLM_WARM_IDLE_SECONDS.get() or IDLE_SECONDS))
         return True
+
+    def deployer(self) -> Any:
+        """Endpoints and batch transforms on this machine: the runtime's ``serve`` on
+        127.0.0.1 (:class:`smglm.launch.deploy.LocalDeployer`)."""
+        from smglm.launch.deploy import LocalDeployer
+
+        return LocalDeployer(self.home, self.python)
 
     def shutdown_warm(self) -> bool:
         """Stop this home's warm runtime worker, if one runs (jobs in flight go on)."""

@@ -307,6 +307,12 @@ def processing_request(
     spec
         The job, as for a training job: name, role, instance type and count, volume, run-time
         limit, environment, tags; its output path says where the files go (:data:`LAYOUT`).
+        Its production settings map onto the processing job's own keys: subnets, security
+        groups, network isolation and inter-container encryption onto ``NetworkConfig``,
+        ``output_kms_key`` onto ``ProcessingOutputConfig.KmsKeyId``, ``volume_kms_key`` onto
+        ``ProcessingResources.ClusterConfig.VolumeKmsKeyId``. ``mlflow_config`` has no place
+        in a processing request (the driver is told its MLflow run by ``Environment``);
+        ``use_spot`` and ``keep_alive_seconds`` are refused (ConfigError naming them).
     image_uri
         The Spark image (:func:`spark_image_uri` of the job's region).
     code
@@ -362,6 +368,36 @@ def processing_request(
     }
     if spec.role_arn:
         request["RoleArn"] = spec.role_arn
+    # the production settings, in CreateProcessingJob's shape, only when set
+    if spec.use_spot or spec.keep_alive_seconds:
+        name = "use_spot" if spec.use_spot else "keep_alive_seconds"
+        raise ConfigError(
+            [
+                Issue(
+                    name,
+                    "a SageMaker Processing job (engine 'spark') has neither managed spot "
+                    f"capacity nor warm pools; got use_spot={spec.use_spot}, "
+                    f"keep_alive_seconds={spec.keep_alive_seconds}",
+                    getattr(spec, name),
+                )
+            ]
+        )
+    if spec.output_kms_key:
+        request["ProcessingOutputConfig"]["KmsKeyId"] = spec.output_kms_key
+    if spec.volume_kms_key:
+        request["ProcessingResources"]["ClusterConfig"]["VolumeKmsKeyId"] = spec.volume_kms_key
+    network: dict[str, Any] = {}
+    if spec.inter_container_encryption:
+        network["EnableInterContainerTrafficEncryption"] = True
+    if spec.network_isolation:
+        network["EnableNetworkIsolation"] = True
+    if spec.subnets:
+        network["VpcConfig"] = {
+            "SecurityGroupIds": list(spec.security_group_ids),
+            "Subnets": list(spec.subnets),
+        }
+    if network:
+        request["NetworkConfig"] = network
     return request
 
 

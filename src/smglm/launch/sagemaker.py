@@ -22,7 +22,13 @@ count after the new lines. The backend remembers, per job, the lines in the orde
 returned them and how far it has read each stream (CloudWatch's forward token), so successive
 calls never repeat or skip a line, even with several streams. A new backend (another process)
 rebuilds that order by reading the streams from their start, new events sorted by timestamp,
-then stream name: for a job that has ended this order is the same whoever reads it.
+then stream name: for a job that has ended this order is the same whoever reads it. That is what
+lets ``smglm logs JOB -f`` or ``%sm_logs JOB --follow`` pick a job up after a kernel restart.
+
+Where to look outside smglm. :meth:`SageMakerBackend.log_locations` gives the job's log group,
+its streams (or their prefix while none exists yet) with CloudWatch console links
+(:func:`log_console_url`), and the SageMaker console's page of the job
+(:func:`job_console_url`); the Job handle prints them when the job starts and when it fails.
 """
 
 from __future__ import annotations
@@ -43,7 +49,7 @@ from smglm.launch.spec import JobSpec
 if TYPE_CHECKING:
     from smglm.config.job import JobConfig
 
-__all__ = ["LOG_GROUP", "SageMakerBackend"]
+__all__ = ["LOG_GROUP", "SageMakerBackend", "job_console_url", "log_console_url"]
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +61,58 @@ _TRAINING, _PROCESSING = "training", "processing"
 _REASON_CHARS = 2000
 #: The longest spark-finish may take on this machine (it reads summaries, not the data).
 _FINISH_SECONDS = 1800
+
+
+def _console_encode(value: str) -> str:
+    """The CloudWatch console's escaping of a path part of its URL fragment: percent-encoded,
+    then ``%`` written ``$25`` (so ``/`` becomes ``$252F``)."""
+    from urllib.parse import quote
+
+    return quote(value, safe="").replace("%", "$25")
+
+
+def log_console_url(
+    region: str, group: str, *, stream: str | None = None, prefix: str | None = None
+) -> str:
+    """The CloudWatch console's page of a log stream, or of a group's streams whose name
+    starts with ``prefix``.
+
+    Parameters
+    ----------
+    region
+        The job's region.
+    group
+        The log group (``/aws/sagemaker/TrainingJobs``).
+    stream
+        One stream (``<job>/algo-1-<epoch>``): the page of its events.
+    prefix
+        Without ``stream``: the group's streams filtered on this prefix (the job's name), as
+        the SageMaker Python SDK prints it.
+
+    Returns
+    -------
+    str
+        e.g. ``https://us-east-1.console.aws.amazon.com/cloudwatch/home?region=us-east-1#logsV2:
+        log-groups/log-group/$252Faws$252Fsagemaker$252FTrainingJobs/log-events/
+        job$252Falgo-1-1700000000`` (one line).
+    """
+    url = (
+        f"https://{region}.console.aws.amazon.com/cloudwatch/home?region={region}"
+        f"#logsV2:log-groups/log-group/{_console_encode(group)}"
+    )
+    if stream is not None:
+        return f"{url}/log-events/{_console_encode(stream)}"
+    if prefix is not None:
+        return f"{url}$3FlogStreamNameFilter$3D{_console_encode(prefix)}"
+    return url
+
+
+def job_console_url(region: str, job_name: str, *, processing: bool = False) -> str:
+    """The SageMaker console's page of a training job (or of a processing job)."""
+    page = "processing-jobs" if processing else "jobs"
+    return (
+        f"https://{region}.console.aws.amazon.com/sagemaker/home?region={region}#/{page}/{job_name}"
+    )
 
 
 @dataclass
@@ -124,11 +182,28 @@ class SageMakerBackend(BaseBackend):
         return self._client("s3")
 
     # -- before a launch (hooks of smglm.train(); see smglm.launch.backend.Backend) ----------
+    def apply_defaults(self, job: JobConfig) -> tuple[JobConfig, list[str]]:
+        """The SageMaker SDK config file's defaults (its ``SageMaker.TrainingJob`` keys, or
+        ``SageMaker.ProcessingJob`` for ``engine: spark``) where ``job`` left a field at its
+        default, e.g. the admin's subnets, KMS keys, tags and execution role
+        (:func:`~smglm.launch.sdk_config.apply_sdk_defaults`)."""
+        from smglm.launch.sdk_config import apply_sdk_defaults
+
+        return apply_sdk_defaults(job)
+
     def default_output_path(self, job: JobConfig) -> str:
-        """``s3://<bucket>/<prefix>``: ``job.bucket``, else SageMaker's default bucket (created)."""
-        bucket = aws.resolve_bucket(None, job, session=self.session, region=self.region)
-        prefix = job.prefix.strip("/")
-        return f"s3://{bucket}/{prefix}" if prefix else f"s3://{bucket}"
+        """``s3://<bucket>/<prefix>`` (jobs then go to ``<that>/jobs/``): ``job.bucket``, else the
+        SageMaker Python SDK config's ``DefaultS3Bucket``, else SageMaker's default bucket
+        ``sagemaker-<region>-<account>`` (created). See :func:`~smglm.launch.aws.storage_base`."""
+        return aws.storage_base(job, session=self.session, region=self.region)
+
+    def default_input_base(self, job: JobConfig) -> str:
+        """``s3://<bucket>/<prefix>``, inputs under its ``inputs/<hash>/``: as
+        :meth:`default_output_path`, except that a job with an ``s3://`` ``output_path`` and no
+        bucket configured uses ``output_path``'s bucket before SageMaker's default one."""
+        return aws.storage_base(
+            job, session=self.session, region=self.region, output_path=job.output_path
+        )
 
     def resolve_role(self, job: JobConfig) -> str:
         """The execution role: ``job.role``, Studio's, or the caller's role (see aws.py)."""
@@ -163,12 +238,100 @@ class SageMakerBackend(BaseBackend):
         return job.image_uri
 
     def check_cost(self, spec: JobSpec, max_cost: float | None) -> None:
-        """Print the job's worst-case cost line (price x instance_count x max runtime);
-        refuse it when over ``max_cost``."""
+        """Print what the job may cost (:func:`~smglm.launch.pricing.cost_lines`: on-demand,
+        managed spot's expected and largest cost, a warm pool's idle cost, the price table's
+        date) and whether it may reuse a warm pool; refuse it when its worst case is over
+        ``max_cost``."""
+        options: dict[str, Any] = {
+            "region": self.region,
+            "processing": processing.is_spark(spec),
+            "use_spot": spec.use_spot,
+            "max_wait_seconds": spec.max_wait_seconds,
+            "keep_alive_seconds": spec.keep_alive_seconds,
+        }
         kind, count, seconds = spec.instance_type, spec.instance_count, spec.max_runtime_seconds
-        print(f"[smglm] {pricing.cost_line(kind, count, seconds, region=self.region)}")
-        cost = pricing.estimate_cost(kind, count, seconds)
-        pricing.check_budget(cost, max_cost)
+        for line in pricing.cost_lines(kind, count, seconds, **options):
+            print(f"[smglm] {line}")
+        if options["keep_alive_seconds"] and not options["processing"]:
+            pool = self.warm_pool_for(spec)
+            if pool is not None:
+                print(
+                    f"[smglm] may reuse the warm pool of {pool} (same instance type and count, "
+                    "image, role, volume and VPC): it starts in seconds"
+                )
+        pricing.check_budget(pricing.estimate_cost(kind, count, seconds, **options), max_cost)
+
+    def warm_pool_for(self, spec: JobSpec, limit: int = 10) -> str | None:
+        """The newest training job whose warm pool is ``Available`` and matches ``spec`` the way
+        SageMaker matches jobs to warm pools (instance type and count, volume size and KMS
+        key, image, role, VPC), or None. Looks at the last ``limit`` jobs with an available
+        pool (ListTrainingJobs ``WarmPoolStatusEquals=Available``, then DescribeTrainingJob)."""
+        request = spec.to_request()
+        client = self._client("sagemaker")
+        with aws_call("ListTrainingJobs (warm pools)"):
+            page = client.list_training_jobs(
+                WarmPoolStatusEquals="Available",
+                SortBy="CreationTime",
+                SortOrder="Descending",
+                MaxResults=limit,
+            )
+        for summary in page.get("TrainingJobSummaries", [])[:limit]:
+            name = str(summary["TrainingJobName"])
+            if name == spec.name:
+                continue
+            resp = self._describe_as(_TRAINING, name)
+            if (resp.get("WarmPoolStatus") or {}).get("Status") != "Available":
+                continue
+            if _pool_key(resp) == _pool_key(request):
+                return name
+        return None
+
+    # -- after a job, and where to look ------------------------------------------------------
+    def billing_summary(self, state: JobState) -> str | None:
+        """What the ended job cost (:func:`~smglm.launch.pricing.billing_line`): billable
+        seconds, managed spot's saving (``1 - billable / training seconds``), the warm pool's
+        idle time, and the cost at the price table's price."""
+        raw = state.raw
+        resources = raw.get("ResourceConfig") or (
+            (raw.get("ProcessingResources") or {}).get("ClusterConfig") or {}
+        )
+        kind = resources.get("InstanceType")
+        if not kind or state.billable_seconds is None:
+            return None
+        pool = (raw.get("WarmPoolStatus") or {}).get("ResourceRetainedBillableTimeInSeconds")
+        return pricing.billing_line(
+            str(kind),
+            int(resources.get("InstanceCount") or 1),
+            billable_seconds=state.billable_seconds,
+            training_seconds=state.training_seconds,
+            use_spot=bool(raw.get("EnableManagedSpotTraining")),
+            warm_pool_seconds=pool,
+            region=self.region,
+            processing="ProcessingJobStatus" in raw,
+        )
+
+    def log_locations(self, job_name: str) -> list[str]:
+        """Where the job's log is, for a person: the CloudWatch log group and streams (their
+        prefix while the job has written none) with console links, and the SageMaker
+        console's page of the job. Lines without a ``[smglm]`` prefix."""
+        kind = self._kinds.get(job_name) or self._describe_any(job_name)[0]
+        group = processing.LOG_GROUP if kind == _PROCESSING else LOG_GROUP
+        try:
+            streams = self._find_streams(self._client("logs"), group, job_name)
+        except BackendError:  # no permission to read logs: still say where they are
+            streams = []
+        lines = [f"log group: {group}"]
+        if streams:
+            for stream in streams:
+                lines.append(f"log stream: {stream}")
+                lines.append(f"  {log_console_url(self.region, group, stream=stream)}")
+        else:
+            pattern = f"{job_name}/algo-<n>-<epoch>"
+            lines.append(f"log streams: {pattern} (created when the job starts running)")
+            lines.append(f"  {log_console_url(self.region, group, prefix=job_name)}")
+        console = job_console_url(self.region, job_name, processing=kind == _PROCESSING)
+        lines.append(f"SageMaker console: {console}")
+        return lines
 
     def request(self, spec: JobSpec) -> dict[str, Any]:
         """The request :meth:`launch` sends for ``spec``: CreateTrainingJob's, or for a Spark
@@ -180,6 +343,18 @@ class SageMakerBackend(BaseBackend):
         except BackendError:  # no driver here (launch would say so): the usual files
             names = None
         return processing.processing_request(spec, image_uri=spec.image_uri, code=names)
+
+    def deployer(self) -> Any:
+        """SageMaker endpoints and batch transform jobs through this backend's session
+        (:class:`smglm.launch.deploy.SageMakerDeployer`)."""
+        from smglm.launch.deploy import SageMakerDeployer
+
+        return SageMakerDeployer(
+            self._client("sagemaker"),
+            self._client("sagemaker-runtime"),
+            self.s3_client(),
+            self.region,
+        )
 
     # -- jobs --------------------------------------------------------------------------------
     def launch(self, spec: JobSpec) -> None:
@@ -641,3 +816,20 @@ class SageMakerBackend(BaseBackend):
                 if not following or following == token:
                     return events, token
                 token = following
+
+
+def _pool_key(request: dict[str, Any]) -> tuple[Any, ...]:
+    """What SageMaker matches a training job to a warm pool on, from a CreateTrainingJob
+    request or a DescribeTrainingJob response."""
+    res = request.get("ResourceConfig") or {}
+    vpc = request.get("VpcConfig") or {}
+    return (
+        res.get("InstanceType"),
+        res.get("InstanceCount"),
+        res.get("VolumeSizeInGB"),
+        res.get("VolumeKmsKeyId"),
+        (request.get("AlgorithmSpecification") or {}).get("TrainingImage"),
+        request.get("RoleArn"),
+        tuple(sorted(vpc.get("Subnets") or ())),
+        tuple(sorted(vpc.get("SecurityGroupIds") or ())),
+    )

@@ -17,6 +17,13 @@ Both send the CreateTrainingJob request of :meth:`JobSpec.to_request`, except:
 
 The SDKs' own defaults (``MaxRuntimeInSeconds`` 86400 in v2, 3600 in v3; ``VolumeSizeInGB`` 30)
 are all replaced by the spec's values. Checked against moto with SDK 2.257.7 and 3.27.0.
+
+The production settings (VPC, network isolation, inter-container encryption, KMS keys, managed
+spot with its wait, warm pool) are passed only when the spec sets them (v2: ``subnets``,
+``security_group_ids``, ``enable_network_isolation``, ``encrypt_inter_container_traffic``,
+``volume_kms_key``, ``output_kms_key``, ``use_spot_instances``, ``max_wait``,
+``keep_alive_period_in_seconds``; v3: ``Networking``, ``Compute``, ``StoppingCondition`` and
+``OutputDataConfig`` members), so that the SDK's own config file still fills what is unset.
 """
 
 from __future__ import annotations
@@ -159,6 +166,24 @@ def _estimator_v2(spec: JobSpec, session: Any | None) -> Any:
     from sagemaker.estimator import Estimator
 
     sm_session = _session_v2(spec, session)
+    # the production settings, only when set (so the SDK's own config file can still fill them)
+    settings: dict[str, Any] = {}
+    if spec.subnets:
+        settings.update(
+            subnets=list(spec.subnets), security_group_ids=list(spec.security_group_ids)
+        )
+    if spec.network_isolation:
+        settings["enable_network_isolation"] = True
+    if spec.inter_container_encryption:
+        settings["encrypt_inter_container_traffic"] = True
+    if spec.volume_kms_key:
+        settings["volume_kms_key"] = spec.volume_kms_key
+    if spec.output_kms_key:
+        settings["output_kms_key"] = spec.output_kms_key
+    if spec.use_spot:
+        settings.update(use_spot_instances=True, max_wait=spec.max_wait_seconds)
+    if spec.keep_alive_seconds:
+        settings["keep_alive_period_in_seconds"] = spec.keep_alive_seconds
     return Estimator(
         image_uri=spec.image_uri,
         role=spec.role_arn,
@@ -176,6 +201,7 @@ def _estimator_v2(spec: JobSpec, session: Any | None) -> Any:
         tags=[{"Key": k, "Value": v} for k, v in spec.tags.items()] or None,
         debugger_hook_config=False,
         disable_profiler=True,
+        **settings,
     )
 
 
@@ -193,6 +219,28 @@ def _model_trainer(spec: JobSpec, session: Any | None) -> Any:
     from sagemaker.train import ModelTrainer, configs
     from sagemaker.train.configs import Compute, MetricDefinition, StoppingCondition, Tag
 
+    # the production settings, only when set (so the SDK's own config file can still fill them)
+    compute: dict[str, Any] = {}
+    if spec.volume_kms_key:
+        compute["volume_kms_key_id"] = spec.volume_kms_key
+    if spec.keep_alive_seconds:
+        compute["keep_alive_period_in_seconds"] = spec.keep_alive_seconds
+    if spec.use_spot:
+        compute["enable_managed_spot_training"] = True
+    stopping: dict[str, Any] = {}
+    if spec.max_wait_seconds is not None:
+        stopping["max_wait_time_in_seconds"] = spec.max_wait_seconds
+    output: dict[str, Any] = {"kms_key_id": spec.output_kms_key} if spec.output_kms_key else {}
+    extra: dict[str, Any] = {}
+    if spec.subnets or spec.network_isolation or spec.inter_container_encryption:
+        from sagemaker.train.configs import Networking
+
+        extra["networking"] = Networking(
+            subnets=list(spec.subnets) or None,
+            security_group_ids=list(spec.security_group_ids) or None,
+            enable_network_isolation=spec.network_isolation or None,
+            enable_inter_container_traffic_encryption=spec.inter_container_encryption or None,
+        )
     trainer = ModelTrainer(
         training_image=spec.image_uri,
         role=spec.role_arn,
@@ -202,14 +250,18 @@ def _model_trainer(spec: JobSpec, session: Any | None) -> Any:
             instance_type=spec.instance_type,
             instance_count=spec.instance_count,
             volume_size_in_gb=spec.volume_size_gb,
+            **compute,
         ),
-        stopping_condition=StoppingCondition(max_runtime_in_seconds=spec.max_runtime_seconds),
-        output_data_config=configs.OutputDataConfig(s3_output_path=spec.output_path),
+        stopping_condition=StoppingCondition(
+            max_runtime_in_seconds=spec.max_runtime_seconds, **stopping
+        ),
+        output_data_config=configs.OutputDataConfig(s3_output_path=spec.output_path, **output),
         input_data_config=fit_inputs(spec),
         training_input_mode="File",
         hyperparameters=dict(spec.hyperparameters),
         environment=dict(spec.environment),
         tags=[Tag(key=k, value=v) for k, v in spec.tags.items()] or None,
+        **extra,
     )
     if spec.metric_definitions:
         trainer.with_metric_definitions(

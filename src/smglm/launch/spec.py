@@ -16,7 +16,7 @@ from typing import Any
 
 from smglm.errors import ConfigError, Issue
 
-__all__ = ["Channel", "JobSpec", "make_job_name", "validate_job_name"]
+__all__ = ["Channel", "JobSpec", "make_job_name", "merge_environment", "validate_job_name"]
 
 _NAME_RE = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$")
 _CHANNEL_RE = re.compile(r"^[A-Za-z0-9.\-_]{1,64}$")
@@ -73,9 +73,62 @@ class Channel:
             )
 
 
+#: At most this many Environment variables (CreateTrainingJob's and CreateProcessingJob's).
+MAX_ENVIRONMENT = 100
+
+
+def merge_environment(own: dict[str, str], user: dict[str, str]) -> dict[str, str]:
+    """The job's Environment: smglm's own variables (``own``: MLflow's, ...) and the user's
+    (``JobConfig.environment``).
+
+    Raises
+    ------
+    ConfigError
+        Naming ``environment`` and the key when the user's sets a variable smglm sets itself,
+        or when the two together exceed :data:`MAX_ENVIRONMENT` variables.
+    """
+    clash = sorted(set(own) & set(user))
+    if clash:
+        raise ConfigError(
+            [
+                Issue(
+                    "environment",
+                    f"{clash} are set by smglm itself for this job (e.g. MLflow's run); "
+                    "leave them out of environment",
+                    clash,
+                )
+            ]
+        )
+    merged = {**own, **user}
+    if len(merged) > MAX_ENVIRONMENT:
+        raise ConfigError(
+            [
+                Issue(
+                    "environment",
+                    f"has {len(user)} variables and smglm sets {len(own)}: SageMaker takes at "
+                    f"most {MAX_ENVIRONMENT} in all",
+                    len(user),
+                )
+            ]
+        )
+    return merged
+
+
 @dataclass(frozen=True)
 class JobSpec:
-    """A training job, as CreateTrainingJob describes one."""
+    """A training job, as CreateTrainingJob describes one.
+
+    The production settings (:class:`~smglm.config.JobConfig`'s) map onto the request only
+    when set, so a spec without them sends the same request as before they existed:
+    ``subnets``/``security_group_ids`` (``VpcConfig``), ``network_isolation``
+    (``EnableNetworkIsolation``), ``inter_container_encryption``
+    (``EnableInterContainerTrafficEncryption``), ``volume_kms_key``
+    (``ResourceConfig.VolumeKmsKeyId``), ``output_kms_key`` (``OutputDataConfig.KmsKeyId``),
+    ``use_spot`` (``EnableManagedSpotTraining``) with ``max_wait_seconds``
+    (``StoppingCondition.MaxWaitTimeInSeconds``), ``keep_alive_seconds``
+    (``ResourceConfig.KeepAlivePeriodInSeconds``) and ``mlflow_config`` (``MlflowConfig``:
+    ``MlflowResourceArn``, ``MlflowExperimentName``, ``MlflowRunName``).
+    """
 
     name: str
     image_uri: str
@@ -90,9 +143,58 @@ class JobSpec:
     environment: dict[str, str] = field(default_factory=dict)
     metric_definitions: tuple[dict[str, str], ...] = ()
     tags: dict[str, str] = field(default_factory=dict)
+    subnets: tuple[str, ...] = ()
+    security_group_ids: tuple[str, ...] = ()
+    network_isolation: bool = False
+    inter_container_encryption: bool = False
+    volume_kms_key: str | None = None
+    output_kms_key: str | None = None
+    max_wait_seconds: int | None = None
+    use_spot: bool = False
+    keep_alive_seconds: int = 0
+    #: CreateTrainingJob's ``MlflowConfig`` (``MlflowResourceArn``, ``MlflowExperimentName``,
+    #: ``MlflowRunName``): set when the tracking URI is a SageMaker managed MLflow ARN.
+    mlflow_config: dict[str, str] | None = None
 
     def __post_init__(self) -> None:
         validate_job_name(self.name)
+        # lists from JSON (the local backend's spec.json) become tuples
+        object.__setattr__(self, "subnets", tuple(self.subnets))
+        object.__setattr__(self, "security_group_ids", tuple(self.security_group_ids))
+        if bool(self.subnets) != bool(self.security_group_ids):
+            raise ConfigError(
+                [
+                    Issue(
+                        "subnets",
+                        "a job in a VPC needs both subnets and security_group_ids; got "
+                        f"subnets={list(self.subnets)}, "
+                        f"security_group_ids={list(self.security_group_ids)}",
+                    )
+                ]
+            )
+        if self.use_spot and (
+            self.max_wait_seconds is None or self.max_wait_seconds < self.max_runtime_seconds
+        ):
+            raise ConfigError(
+                [
+                    Issue(
+                        "max_wait_seconds",
+                        "managed spot training needs max_wait_seconds >= max_runtime_seconds "
+                        f"({self.max_runtime_seconds}); got {self.max_wait_seconds}",
+                        self.max_wait_seconds,
+                    )
+                ]
+            )
+        if self.max_wait_seconds is not None and not self.use_spot:
+            raise ConfigError(
+                [
+                    Issue(
+                        "max_wait_seconds",
+                        f"only with use_spot; got {self.max_wait_seconds} without it",
+                        self.max_wait_seconds,
+                    )
+                ]
+            )
         if not self.output_path.startswith(("s3://", "file://")):
             raise ConfigError(
                 [Issue("output_path", f"must be an s3:// or file:// URI; got {self.output_path!r}")]
@@ -156,6 +258,28 @@ class JobSpec:
         }
         if self.role_arn:
             request["RoleArn"] = self.role_arn
+        # the production settings: only when set (a spec without them sends what it always did)
+        if self.output_kms_key:
+            request["OutputDataConfig"]["KmsKeyId"] = self.output_kms_key
+        if self.volume_kms_key:
+            request["ResourceConfig"]["VolumeKmsKeyId"] = self.volume_kms_key
+        if self.keep_alive_seconds:
+            request["ResourceConfig"]["KeepAlivePeriodInSeconds"] = self.keep_alive_seconds
+        if self.max_wait_seconds is not None:
+            request["StoppingCondition"]["MaxWaitTimeInSeconds"] = self.max_wait_seconds
+        if self.subnets:
+            request["VpcConfig"] = {
+                "SecurityGroupIds": list(self.security_group_ids),
+                "Subnets": list(self.subnets),
+            }
+        if self.network_isolation:
+            request["EnableNetworkIsolation"] = True
+        if self.inter_container_encryption:
+            request["EnableInterContainerTrafficEncryption"] = True
+        if self.use_spot:
+            request["EnableManagedSpotTraining"] = True
+        if self.mlflow_config is not None:
+            request["MlflowConfig"] = dict(self.mlflow_config)
         return request
 
     @classmethod
@@ -163,6 +287,9 @@ class JobSpec:
         """The inverse of :meth:`to_request`."""
         algo = request["AlgorithmSpecification"]
         res = request["ResourceConfig"]
+        vpc = request.get("VpcConfig") or {}
+        mlflow = request.get("MlflowConfig")
+        spot = bool(request.get("EnableManagedSpotTraining", False))
         return cls(
             name=request["TrainingJobName"],
             image_uri=algo["TrainingImage"],
@@ -185,6 +312,21 @@ class JobSpec:
             environment=dict(request.get("Environment", {})),
             metric_definitions=tuple(algo.get("MetricDefinitions", [])),
             tags={t["Key"]: t["Value"] for t in request.get("Tags", [])},
+            subnets=tuple(vpc.get("Subnets", ())),
+            security_group_ids=tuple(vpc.get("SecurityGroupIds", ())),
+            network_isolation=bool(request.get("EnableNetworkIsolation", False)),
+            inter_container_encryption=bool(
+                request.get("EnableInterContainerTrafficEncryption", False)
+            ),
+            volume_kms_key=res.get("VolumeKmsKeyId"),
+            output_kms_key=request["OutputDataConfig"].get("KmsKeyId"),
+            # DescribeTrainingJob may carry MaxWaitTimeInSeconds only with spot
+            max_wait_seconds=request["StoppingCondition"].get("MaxWaitTimeInSeconds")
+            if spot
+            else None,
+            use_spot=spot,
+            keep_alive_seconds=int(res.get("KeepAlivePeriodInSeconds", 0)),
+            mlflow_config=dict(mlflow) if mlflow is not None else None,
         )
 
     def to_dict(self) -> dict[str, Any]:

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from smglm.config import GLMConfig, JobConfig, as_glm_config
+from smglm.config.job import FIELD_ALIASES
 from smglm.contract import METRIC_DEFINITIONS
 from smglm.errors import ConfigError, Issue, MissingDependency
 from smglm.launch.backend import Backend, backend_from_config
@@ -28,7 +29,7 @@ from smglm.launch.inputs import (
     upload_data,
 )
 from smglm.launch.job import Job
-from smglm.launch.spec import Channel, JobSpec, make_job_name
+from smglm.launch.spec import Channel, JobSpec, make_job_name, merge_environment
 from smglm.redaction import redact, redact_uri
 from smglm.tracking.runs import RUN_ID_TAG, flatten_params
 
@@ -39,6 +40,7 @@ log = logging.getLogger(__name__)
 
 def _job_config(job: JobConfig | dict[str, Any] | None, overrides: dict[str, Any]) -> JobConfig:
     base = job if isinstance(job, JobConfig) else JobConfig.from_dict(job or {})
+    overrides = {FIELD_ALIASES.get(k, k): v for k, v in overrides.items()}  # max_run=...
     if overrides:
         data = base.to_dict()
         unknown = [k for k in overrides if k not in data]
@@ -56,8 +58,17 @@ def _job_config(job: JobConfig | dict[str, Any] | None, overrides: dict[str, Any
     return base
 
 
-def _storage_base(job: JobConfig, backend: Backend) -> str:
-    return job.output_path or str(backend.default_output_path(job))
+def storage_layout(job: JobConfig, backend: Backend) -> tuple[str, str]:
+    """Where a job's files go, as the SageMaker SDK lays them out: ``(output_path, input_base)``.
+
+    ``output_path`` is CreateTrainingJob's ``S3OutputPath``: the job's artifacts land at
+    ``<output_path>/<job>/output/model.tar.gz``. It is ``JobConfig.output_path`` as given, else
+    ``<backend's default base>/jobs``. Content-addressed inputs go to
+    ``<input_base>/inputs/<hash>/`` (:meth:`~smglm.launch.backend.Backend.default_input_base`:
+    ``s3://<bucket>/<prefix>`` on SageMaker, ``file://<home>/storage`` locally), never inside
+    ``output_path``'s job layout, so identical inputs are uploaded once for every job."""
+    output_path = job.output_path or _join(str(backend.default_output_path(job)), "jobs")
+    return output_path.rstrip("/"), str(backend.default_input_base(job)).rstrip("/")
 
 
 _REUSE_KEYS = (
@@ -140,6 +151,9 @@ def train(
         be = backend_from_config(backend or jc.backend, jc.to_dict())
     else:
         be = backend
+    jc, notes = be.apply_defaults(jc)  # e.g. the SageMaker SDK config's VPC, KMS keys, tags
+    for line in notes:
+        print(f"[smglm] {line}")
     import pandas as pd
 
     fingerprints = {
@@ -152,7 +166,7 @@ def train(
         _check_local_data(cfg, test_data, "test data", fingerprints.get("test"))
 
     image = be.prepare_image(jc)
-    base = _storage_base(jc, be)
+    output_path, base = storage_layout(jc, be)
     s3 = be.s3_client() if base.startswith("s3://") else None
     data_up = upload_data(
         data, base, name="train", s3_client=s3, fingerprint=fingerprints.get("train")
@@ -185,7 +199,7 @@ def train(
     name = jc.job_name or make_job_name(f"smglm-{cfg.family}")
     environment: dict[str, str] = {}
     try:
-        tracker = _start_tracking(tracking, jc, cfg, name, be, image, base, tags)
+        tracker = _start_tracking(tracking, jc, cfg, name, be, image, output_path, tags)
     except MissingDependency:
         raise
     except Exception as exc:  # tracking never costs the job: it runs untracked, and says so
@@ -204,20 +218,37 @@ def train(
     ]
     if test_up:
         channels.append(Channel("test", test_up.uri))
+    try:  # the user's environment beside smglm's own (a variable of both is an error)
+        job_environment = merge_environment(environment, jc.environment)
+    except ConfigError as exc:
+        if tracker is not None:
+            tracker.fail(str(exc))
+        raise
     spec = JobSpec(
         name=name,
         image_uri=image,
-        output_path=_join(base, "jobs"),
+        output_path=output_path,
         channels=tuple(channels),
         role_arn=be.resolve_role(jc),
         instance_type=jc.instance_type,
         instance_count=jc.instance_count,
         volume_size_gb=jc.volume_size_gb,
         max_runtime_seconds=jc.max_runtime_seconds,
-        environment=environment,
+        environment=job_environment,
         hyperparameters=fit_hyperparameters(jc),
         metric_definitions=tuple(METRIC_DEFINITIONS) if be.uses_metric_definitions else (),
         tags=tags,
+        subnets=tuple(jc.subnets),
+        security_group_ids=tuple(jc.security_group_ids),
+        network_isolation=jc.enable_network_isolation,
+        inter_container_encryption=jc.encrypt_inter_container_traffic,
+        volume_kms_key=jc.volume_kms_key,
+        output_kms_key=jc.output_kms_key,
+        use_spot=jc.use_spot,
+        # managed spot needs MaxWaitTimeInSeconds: by default the run time (no extra wait)
+        max_wait_seconds=jc.max_wait_seconds or (jc.max_runtime_seconds if jc.use_spot else None),
+        keep_alive_seconds=jc.keep_alive_seconds,
+        mlflow_config=tracker.mlflow_config if tracker is not None else None,
     )
     be.check_cost(spec, jc.max_cost)
     try:
@@ -226,7 +257,13 @@ def train(
         if tracker is not None:
             tracker.fail(f"launch failed: {exc}")
         raise
-    handle = Job(name, be, run_id=tracker.run_id if tracker else None)
+    handle = Job(
+        name,
+        be,
+        run_id=tracker.run_id if tracker else None,
+        tracking_uri=tracker.uri if tracker else None,
+    )
+    handle.announce()  # where the log is (SageMaker: CloudWatch and console links)
     if wait:
         handle.wait(logs=logs)
     return handle
@@ -248,11 +285,13 @@ class _Tracker:
     uri: str
     run_id: str
     env: dict[str, str]
+    #: CreateTrainingJob's MlflowConfig, for a SageMaker managed MLflow tracking URI.
+    mlflow_config: dict[str, str] | None = None
 
     def fail(self, reason: str) -> None:
-        from mlflow.tracking import MlflowClient
+        from smglm.tracking.runs import _client
 
-        client = MlflowClient(tracking_uri=self.uri)
+        client = _client(self.uri)
         client.set_tag(self.run_id, "smglm.failure_reason", redact(reason)[:5000])
         client.set_terminated(self.run_id, status="FAILED")
 
@@ -264,10 +303,17 @@ def _start_tracking(
     name: str,
     backend: Backend,
     image: str,
-    base: str,
+    output_path: str,
     tags: dict[str, str],
 ) -> _Tracker | None:
-    from smglm.tracking.runs import job_env, mlflow_available, resolve_tracking_uri, start_job_run
+    from smglm.tracking import managed
+    from smglm.tracking.runs import (
+        job_env,
+        mlflow_available,
+        resolve_experiment,
+        resolve_tracking_uri,
+        start_job_run,
+    )
 
     if tracking is None:
         tracking = mlflow_available()
@@ -278,6 +324,8 @@ def _start_tracking(
     if not tracking:
         return None
     uri = resolve_tracking_uri(jc.mlflow_tracking_uri)
+    experiment = resolve_experiment(jc.mlflow_experiment)  # MLFLOW_EXPERIMENT_NAME when unset
+    managed.check_version(uri)  # warns when the server runs another MLflow major.minor
     params = flatten_params(cfg.to_dict())
     params.update(
         {
@@ -290,16 +338,23 @@ def _start_tracking(
             "job.image": image,
         }
     )
-    run_tags = {**tags, "smglm.output_path": _join(base, "jobs", name)}
+    run_tags = {**tags, "smglm.output_path": _join(output_path, name)}
     run_id = start_job_run(
         tracking_uri=uri,
-        experiment=jc.mlflow_experiment,
+        experiment=experiment,
         job_name=name,
         params=params,
         tags=run_tags,
     )
-    env = job_env(uri, jc.mlflow_experiment, run_id, remote=backend.remote)
-    return _Tracker(uri, run_id, env)
+    env = job_env(uri, experiment, run_id, remote=backend.remote)
+    mlflow_config = None
+    if managed.is_managed_uri(uri):
+        mlflow_config = {
+            "MlflowResourceArn": uri,
+            "MlflowExperimentName": experiment,
+            "MlflowRunName": name,
+        }
+    return _Tracker(uri, run_id, env, mlflow_config)
 
 
 def _version() -> str:

@@ -113,6 +113,24 @@ class SmglmMagics(Magics):
     )
     @argument("--max-cost", type=float, help="refuse to launch if the job may cost more (USD)")
     @argument(
+        "--use-spot",
+        action="store_true",
+        default=None,
+        help="sagemaker: managed spot training (cheaper; may wait for capacity)",
+    )
+    @argument(
+        "--max-wait",
+        type=int,
+        metavar="SECONDS",
+        help="with --use-spot: the most the job may wait and run, in all",
+    )
+    @argument(
+        "--keep-alive",
+        type=int,
+        metavar="SECONDS",
+        help="sagemaker: keep the instances warm this long after the job (0-3600; billed)",
+    )
+    @argument(
         "--new",
         action="store_true",
         help="always start a new job (no reuse of a completed identical one)",
@@ -158,11 +176,20 @@ class SmglmMagics(Magics):
     @magic_arguments()
     @_job_arguments
     @argument("--tail", type=int, default=0, help="only the last N lines")
+    @argument(
+        "--follow",
+        action="store_true",
+        help="print the log so far, then follow the job until it ends (e.g. after a restart)",
+    )
     def sm_logs(self, line: str) -> None:
-        """Print a training job's log."""
+        """Print a training job's log; ``--follow`` keeps following it until it ends (works
+        from a new kernel: the job is found by name)."""
         from smglm.notebook.cmd import jobs
 
         args = parse_argstring(self.sm_logs, line)
+        if args.follow:
+            jobs.follow(args.job, self._ns, args.backend)
+            return
         print(jobs.logs(args.job, self._ns, args.backend, args.tail))
 
     @line_magic

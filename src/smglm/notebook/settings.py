@@ -54,6 +54,12 @@ KEYS: dict[str, Setting] = {
         Setting("image", "image_uri", "training image URI (ECR)"),
         Setting("mlflow_uri", "mlflow_tracking_uri", "MLflow tracking URI"),
         Setting("mlflow_experiment", "mlflow_experiment", "MLflow experiment name"),
+        Setting(
+            "keep_alive_seconds",
+            "keep_alive_seconds",
+            "sagemaker warm pool: seconds the instances wait for the next job (0-3600, billed)",
+        ),
+        Setting("use_spot", "use_spot", "sagemaker managed spot training: true or false"),
         Setting("tracking", None, "track jobs in MLflow: auto, true or false"),
     )
 }

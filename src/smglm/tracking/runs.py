@@ -35,6 +35,7 @@ __all__ = [
     "log_results",
     "mlflow_available",
     "prepare_store",
+    "resolve_experiment",
     "resolve_tracking_uri",
     "search_results",
     "start_job_run",
@@ -76,18 +77,29 @@ def resolve_tracking_uri(explicit: str | None = None) -> str:
         uri = env_uri  # a redacted URI (a job's tag): the credentials come from the environment
     if not uri:
         uri = f"sqlite:///{Path.cwd() / 'mlflow.db'}"
-    if uri.startswith("arn:aws:sagemaker"):
-        import importlib.util
+    from smglm.tracking import managed
 
-        if importlib.util.find_spec("sagemaker_mlflow") is None:
-            raise MissingDependency(
-                "sagemaker-mlflow", "sagemaker-mlflow", "a SageMaker managed MLflow tracking server"
-            )
+    if managed.is_managed_uri(uri):
+        managed.parse_arn(uri)  # ConfigError naming mlflow_tracking_uri when malformed
+        managed.require_plugin()  # MissingDependency: pip install sagemaker-mlflow
     return uri
 
 
+def resolve_experiment(explicit: str | None = None) -> str:
+    """The experiment a job's run goes to: given (``JobConfig.mlflow_experiment``), else MLflow's
+    own ``MLFLOW_EXPERIMENT_NAME``, else ``smglm``."""
+    from smglm.config.environment import MLFLOW_EXPERIMENT_NAME
+
+    return explicit or MLFLOW_EXPERIMENT_NAME.get() or DEFAULT_EXPERIMENT
+
+
 def is_local_store(uri: str) -> bool:
-    """Whether the store lives on this machine's disk (unreachable from a remote job)."""
+    """Whether the store lives on this machine's disk (unreachable from a remote job); a
+    managed MLflow ARN does not."""
+    from smglm.tracking.managed import is_managed_uri
+
+    if is_managed_uri(uri):
+        return False
     return uri.startswith(("sqlite:", "file:", "/")) or "://" not in uri
 
 
@@ -217,10 +229,15 @@ def _first_line(exc: BaseException) -> str:
 
 
 def _client(uri: str) -> Any:
-    """An MLflow client of ``uri``, its store prepared (:func:`prepare_store`)."""
+    """An MLflow client of ``uri``, its store prepared (:func:`prepare_store`); for a managed
+    MLflow ARN, one whose calls are signed for it (:func:`smglm.tracking.managed.client`)."""
     _require_mlflow()
     from mlflow.tracking import MlflowClient
 
+    from smglm.tracking import managed
+
+    if managed.is_managed_uri(uri):
+        return managed.client(uri)
     prepare_store(uri)
     return MlflowClient(tracking_uri=uri)
 
@@ -259,11 +276,12 @@ def start_job_run(
     params: dict[str, str],
     tags: dict[str, str],
 ) -> str:
-    """Create the job's run (status RUNNING) with its params and tags; return the run id."""
+    """Create the job's run (status RUNNING) with its params and tags; return the run id.
+    The experiment is :func:`resolve_experiment`'s (``MLFLOW_EXPERIMENT_NAME`` when None)."""
     from mlflow.entities import Param
 
     client = _client(tracking_uri)
-    exp_id = _experiment_id(client, experiment or DEFAULT_EXPERIMENT)
+    exp_id = _experiment_id(client, resolve_experiment(experiment))
     run = client.create_run(exp_id, run_name=job_name, tags={"smglm.job_name": job_name, **tags})
     run_id = str(run.info.run_id)
     client.log_batch(run_id, params=[Param(k, v[:6000]) for k, v in params.items()])
@@ -277,13 +295,15 @@ def job_env(
     """The environment that lets the runtime log live: only when the store is reachable from
     where the job runs (a local sqlite/file store is not reachable from SageMaker). A remote job
     is never given a URI with credentials (its environment shows in DescribeTrainingJob): the
-    launcher then logs the results once the job has ended."""
+    launcher then logs the results once the job has ended. ``MLFLOW_EXPERIMENT_NAME`` is the
+    run's experiment (:func:`resolve_experiment`)."""
     if remote and (is_local_store(tracking_uri) or redact_uri(tracking_uri) != tracking_uri):
         return {}
-    env = {"MLFLOW_RUN_ID": run_id, "MLFLOW_TRACKING_URI": tracking_uri}
-    if experiment:
-        env["MLFLOW_EXPERIMENT_NAME"] = experiment
-    return env
+    return {
+        "MLFLOW_RUN_ID": run_id,
+        "MLFLOW_TRACKING_URI": tracking_uri,
+        "MLFLOW_EXPERIMENT_NAME": resolve_experiment(experiment),
+    }
 
 
 def _metric_key(split: str, name: str) -> str:
@@ -427,7 +447,7 @@ def find_runs(
 ) -> list[Any]:
     """Runs of the experiment whose tags equal ``tags``, newest first."""
     client = _client(tracking_uri)
-    exp = client.get_experiment_by_name(experiment or DEFAULT_EXPERIMENT)
+    exp = client.get_experiment_by_name(resolve_experiment(experiment))
     if exp is None:
         return []
     clauses = [f"tags.`{k}` = '{v}'" for k, v in tags.items()]
@@ -453,7 +473,7 @@ def job_runs(
     from datetime import datetime, timezone
 
     client = _client(tracking_uri)
-    exp = client.get_experiment_by_name(experiment or DEFAULT_EXPERIMENT)
+    exp = client.get_experiment_by_name(resolve_experiment(experiment))
     if exp is None:
         return []
     runs = client.search_runs(

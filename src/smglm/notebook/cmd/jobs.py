@@ -97,6 +97,17 @@ def logs(ref: str, user_ns: dict[str, Any], backend: str | None = None, tail: in
     return text
 
 
+def follow(ref: str, user_ns: dict[str, Any], backend: str | None = None) -> None:
+    """Print the job's log from its start, then its statuses and new lines until it ends
+    (Ctrl-C asks whether to stop it); a job found by name after a kernel restart too."""
+    from smglm.notebook.cmd.common import resolve_job
+
+    job = resolve_job(ref, user_ns, backend)
+    if not job.done:
+        job.announce()
+    job.wait(raise_on_failure=False)
+
+
 def stop(ref: str, user_ns: dict[str, Any], backend: str | None = None) -> str:
     """Ask the job to stop; return what happened, in one line."""
     from smglm.notebook.cmd.common import resolve_job

@@ -102,6 +102,9 @@ def run(args: argparse.Namespace, cell: str, user_ns: dict[str, Any]) -> Job:
         aggregate=args.aggregate,
         job_name=args.name,
         max_cost=args.max_cost,
+        use_spot=args.use_spot,
+        max_wait_seconds=args.max_wait,
+        keep_alive_seconds=args.keep_alive,
     )
     if args.output:
         user_ns[args.output] = job
