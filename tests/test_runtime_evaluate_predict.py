@@ -26,6 +26,7 @@ from helpers import FileContent, ml_tree, tar_bytes
 from smglm.datasets import motor
 from smglm.errors import ModelError
 from smglm.glm import PortableModel
+from smglm.glm.io import EXACT_FLOATS
 from smglm.glm.report import gini
 from smglm.runtime import evaluate as evaluate_module
 from smglm.runtime import predict as predict_module
@@ -232,7 +233,7 @@ def test_predict_csv_keeps_order_and_id_and_matches_portable_model(
         tmp_path / "ml", model=archive, channel="data", frame=frame, hyperparameters=hp
     )
     assert run(monkeypatch, predict_module, root) == 0
-    out = pd.read_csv(root / "output" / "data" / "predictions.csv")
+    out = pd.read_csv(root / "output" / "data" / "predictions.csv", **EXACT_FLOATS)
     assert list(out.columns) == ["policy_id", "prediction"]
     assert out["policy_id"].tolist() == frame["policy_id"].tolist()
     with pytest.warns(UserWarning, match="not seen"):
@@ -303,7 +304,7 @@ def test_predict_subprocess_via_module_dispatch(tmp_path, trained, data):
         timeout=60,
     )
     assert proc.returncode == 0, proc.stderr[-2000:]
-    out = pd.read_csv(root / "output" / "data" / "predictions.csv")
+    out = pd.read_csv(root / "output" / "data" / "predictions.csv", **EXACT_FLOATS)
     np.testing.assert_array_equal(out["prediction"], trained[0].model.predict(data[1].head(10)))
 
 

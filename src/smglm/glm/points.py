@@ -544,14 +544,15 @@ def _llf_sums(config: GLMConfig, y: str, w: str) -> dict[str, str]:
     """The per-row sums the family's log-likelihood needs (over rows with weight > 0)."""
     fam = config.family
     if fam == "poisson":
-        return {"s_lg": f"{w} * lgamma({y} + 1)"}
+        return {"s_lg": f"{w} * {_lgamma(f'{y} + 1')}"}
     if fam == "negative_binomial":
         k = _num(float(config.resolved_theta or 1.0))
-        return {"s_lg": f"{w} * (lgamma({y} + {k}) - lgamma({y} + 1))"}
+        return {"s_lg": f"{w} * ({_lgamma(f'{y} + {k}')} - {_lgamma(f'{y} + 1')})"}
     if fam == "binomial":
         n, k = f"round_even({w}, 0)", f"round_even({w} * {y}, 0)"
+        lchoose = [_lgamma(f"{n} + 1"), _lgamma(f"{k} + 1"), _lgamma(f"{n} - {k} + 1")]
         return {
-            "s_lchoose": f"lgamma({n} + 1) - lgamma({k} + 1) - lgamma({n} - {k} + 1)",
+            "s_lchoose": " - ".join(lchoose),
             "s_k": k,
             "s_n": n,
         }
@@ -560,6 +561,13 @@ def _llf_sums(config: GLMConfig, y: str, w: str) -> dict[str, str]:
     if fam in ("gamma", "inverse_gaussian"):
         return {"s_lny": f"(CASE WHEN {y} > 0 THEN {w} * ln({y}) END)"}
     return {}
+
+
+def _lgamma(x: str) -> str:
+    """DuckDB's ``lgamma(x)`` where ``x > 0``, NULL elsewhere: DuckDB 1.x refuses
+    ``lgamma(0)`` (an error, where 2.x gives inf), which a negative count or a proportion above
+    1 reaches before the checks computed in the same query refuse that row."""
+    return f"lgamma(CASE WHEN ({x}) > 0 THEN ({x}) END)"
 
 
 # -- the aggregation ------------------------------------------------------------------------------

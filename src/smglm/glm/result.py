@@ -14,6 +14,7 @@ import pandas as pd
 
 from smglm.config import GLMConfig
 from smglm.errors import ModelError
+from smglm.glm.io import EXACT_FLOATS
 from smglm.glm.model import ALIASED_NOTE, PortableModel
 
 if TYPE_CHECKING:
@@ -244,7 +245,7 @@ def load_model(path: str | Path) -> FitResult:
         else _config_from_model(model)
     )
     coefs = (
-        pd.read_csv(p / "coefficients.csv", keep_default_na=False, na_values=[""])
+        pd.read_csv(p / "coefficients.csv", keep_default_na=False, na_values=[""], **EXACT_FLOATS)
         if (p / "coefficients.csv").exists()
         else _bare_table(model)
     )
@@ -253,9 +254,13 @@ def load_model(path: str | Path) -> FitResult:
         if (p / "metrics.json").exists()
         else {}
     )
-    conv = pd.read_csv(p / "convergence.csv") if (p / "convergence.csv").exists() else None
+    conv = (
+        pd.read_csv(p / "convergence.csv", **EXACT_FLOATS)
+        if (p / "convergence.csv").exists()
+        else None
+    )
     cov = (
-        pd.read_csv(p / "covariance.csv", index_col="term")
+        pd.read_csv(p / "covariance.csv", index_col="term", **EXACT_FLOATS)
         if (p / "covariance.csv").exists()
         else None
     )
@@ -263,7 +268,9 @@ def load_model(path: str | Path) -> FitResult:
         cov.index = cov.index.astype(str)
         cov.columns = cov.columns.astype(str)
     search = (
-        pd.read_csv(p / SEARCH_FILE, dtype=_SEARCH_DTYPES) if (p / SEARCH_FILE).exists() else None
+        pd.read_csv(p / SEARCH_FILE, dtype=_SEARCH_DTYPES, **EXACT_FLOATS)
+        if (p / SEARCH_FILE).exists()
+        else None
     )
     return FitResult(
         config=config,

@@ -25,6 +25,7 @@ Term types (``type`` in ``model.json``):
 from __future__ import annotations
 
 import itertools
+import re
 from dataclasses import dataclass, field, replace
 from typing import Any, ClassVar
 
@@ -33,6 +34,10 @@ import pandas as pd
 
 from smglm.config.terms import MISSING_LEVEL, band_labels
 from smglm.errors import ModelError
+
+#: A decimal number written as text (CSV): what :func:`numeric_values` reads as a number
+#: even beyond float range.
+_DECIMAL = re.compile(r"\s*[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?\s*")
 
 __all__ = [
     "MISSING_LEVEL",
@@ -90,6 +95,10 @@ def _factorized_strings(col: pd.Series) -> tuple[np.ndarray, list[str | None]]:
     return np.asarray(codes, dtype=np.int64), uniques
 
 
+def _is_decimal(value: object) -> bool:
+    return isinstance(value, str) and _DECIMAL.fullmatch(value) is not None
+
+
 def numeric_values(col: pd.Series, name: str, *, allow_missing: bool = False) -> np.ndarray:
     """A column as floats; a :class:`~smglm.errors.ModelError` naming the column for text or
     (unless ``allow_missing``, where they are NaN) missing or infinite values."""
@@ -98,6 +107,10 @@ def numeric_values(col: pd.Series, name: str, *, allow_missing: bool = False) ->
     if not pd.api.types.is_numeric_dtype(col.dtype):
         converted = pd.to_numeric(col, errors="coerce")
         bad = converted.isna() & col.notna()
+        if bad.any():  # pandas 2 leaves a number beyond float range ('1e400') as text: infinite
+            big = col[bad].map(lambda v: float(v) if _is_decimal(v) else np.nan)
+            converted = converted.where(~bad, big)
+            bad = converted.isna() & col.notna()
         if bad.any():
             example = col[bad].iloc[0]
             raise ModelError(f"column {name!r} must be numeric; got values such as {example!r}")

@@ -105,12 +105,12 @@ class Scorer:
             eta = self._fast_eta(batch.columns, batch.text)
             if eta is not None:
                 return linkinv(self.model.link, eta), {}
-        frame = self._normalize_levels(batch.frame())
         cols = self.columns
-        self._refuse_booleans(frame, [*cols.numeric, *([cols.extra] if cols.extra else [])])
-        try:
-            eta, unseen = self.model.linear_predictor(frame)
-        except OverflowError as exc:  # pandas, for an integer beyond float range (JSON 1e400)
+        try:  # pandas raises OverflowError for an integer beyond float range (JSON 1e400):
+            frame = self._normalize_levels(batch.frame())  # pandas 2 building the frame
+            self._refuse_booleans(frame, [*cols.numeric, *([cols.extra] if cols.extra else [])])
+            eta, unseen = self.model.linear_predictor(frame)  # pandas 3 converting it
+        except OverflowError as exc:
             raise ModelError(f"a number is too large to convert to float: {exc}") from None
         self._refuse_booleans(frame, cols.categorical)  # after the model's checks: they come first
         return linkinv(self.model.link, eta), unseen

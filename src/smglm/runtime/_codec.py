@@ -38,6 +38,7 @@ from typing import Any
 import pandas as pd
 
 from smglm.errors import SmglmError
+from smglm.glm.io import EXACT_FLOATS
 
 __all__ = [
     "CSV",
@@ -290,6 +291,7 @@ def _read_csv(
             names=None if has_header else names,
             usecols=usecols,
             dtype=dtype,
+            **EXACT_FLOATS,
         )
     except (ValueError, csv.Error, pd.errors.ParserError) as exc:
         msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__

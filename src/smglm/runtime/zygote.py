@@ -75,6 +75,7 @@ PRELOAD = (
     "pyarrow.dataset",  # pandas.read_parquet
     "pyarrow.pandas_compat",
     "pandas.io.formats.csvs",  # the report's CSV files
+    "zstandard",  # pandas 2's to_csv imports it where installed (SageMaker Distribution has it)
     "tabmat",
     "glum",
     "narwhals._pandas_like.dataframe",  # glum and tabmat take DataFrames through narwhals

@@ -19,6 +19,7 @@ import pandas as pd
 from numpy.typing import ArrayLike
 
 from smglm.errors import DataError, Issue, did_you_mean
+from smglm.glm.io import EXACT_FLOATS
 from smglm.glm.report._inputs import Values, as_values, check_bins, data_error, exposure_values
 from smglm.glm.report.one_way import one_way_of_arrays
 from smglm.glm.report.ranking import gini_of_curve, lift_and_curve, thin
@@ -30,7 +31,6 @@ logger = logging.getLogger(__name__)
 
 #: The version of the folder layout that :meth:`ReportData.to_dir` writes.
 REPORT_FORMAT = 1
-_PANDAS_2 = int(pd.__version__.split(".")[0]) < 3
 
 _TABLES = ("lift", "lorenz", "residuals", "convergence", "search")
 #: The term views' tables (one per term, by name) and the prefix of their file stems.
@@ -172,7 +172,7 @@ def _stems(prefix: str, names: Mapping[str, Any]) -> dict[str, str]:
 def _read_term_csv(path: Path) -> pd.DataFrame:
     """A term view's table: level and bin labels stay text (``NA`` is a level, not missing)."""
     labels = [c for c in ("level", "a", "b", "by", "part") if c in pd.read_csv(path, nrows=0)]
-    options: dict[str, Any] = {"float_precision": "round_trip"} if _PANDAS_2 else {}
+    options: dict[str, Any] = dict(EXACT_FLOATS)
     numbers = [c for c in pd.read_csv(path, nrows=0).columns if c not in labels]
     options |= {"dtype": dict.fromkeys(labels, str), "keep_default_na": False}
     options["na_values"] = {c: ["", "NaN", "nan"] for c in numbers}
@@ -188,7 +188,7 @@ def _from_json(v: float | None) -> float:
 
 
 def _read_csv(path: Path, *, text_bin: bool = False) -> pd.DataFrame:
-    options: dict[str, Any] = {"float_precision": "round_trip"} if _PANDAS_2 else {}
+    options: dict[str, Any] = dict(EXACT_FLOATS)
     if text_bin:  # keep labels such as "NA" or "" as text; only the numbers have missing values
         numbers = [c for c in pd.read_csv(path, nrows=0).columns if c != "bin"]
         options |= {"dtype": {"bin": str}, "keep_default_na": False}
