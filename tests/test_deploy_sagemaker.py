@@ -47,6 +47,7 @@ def test_deploy_predict_transform_and_delete_on_sagemaker(
     printed = capsys.readouterr().out
     assert "endpoint smglm-moto-endpoint: ml.m5.large x 1 at about $0.115/h" in printed
     assert "bills until predictor.delete()" in printed
+    assert "us-east-1, smglm's price table of" in printed  # the prices' region and date
     assert "endpoint smglm-moto-endpoint: InService" in printed
 
     [model] = endpoint_sim.requests["CreateModel"]

@@ -754,18 +754,16 @@ def _cost_line(deployer: Deployer, what: str, instance_type: str, count: int) ->
 
     if not deployer.bills:
         return None
-    price = pricing.price_per_hour(instance_type)
+    table = pricing.prices(deployer.region)
+    price = table.per_hour(instance_type)
     if price is None:
         return (
             f"{what}: {instance_type} x {count}: no price known for {instance_type!r} (not in "
-            "smglm's price table); see the SageMaker AI pricing page"
+            f"{table.label}); see the SageMaker AI pricing page"
         )
-    where = pricing.PRICE_REGION
-    if deployer.region and deployer.region != where:
-        where = f"{where}; {deployer.region} may differ"
-    as_of = pricing.price_table().get("as_of")
-    if as_of:
-        where += f"; prices of {as_of}"
+    where = f"{table.region}, {table.label}"
+    if deployer.region and deployer.region != table.region:
+        where = f"{table.region}; {deployer.region} may differ; {table.label}"
     return (
         f"{what}: {instance_type} x {count} at about ${price * count:.3f}/h (on-demand "
         f"training-instance price, {where}; hosting prices are close)"
