@@ -15,8 +15,12 @@ import os
 import shlex
 import subprocess
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 ROOT = Path(__file__).resolve().parents[1]
 BUILD = ROOT / "container" / "build_and_push.sh"
@@ -72,3 +76,21 @@ def image(podman_env) -> str:
         run(["podman", "image", "prune", "--force"], podman_env)
         stamp.write_text(f"{run_id} {name}")
     return name
+
+
+def poisson_frame(n: int, seed: int) -> pd.DataFrame:
+    """A small Poisson data set (x1, x2, cat -> y) that the container tests fit and score."""
+    import numpy as np
+    import pandas as pd
+
+    rng = np.random.default_rng(seed)
+    df = pd.DataFrame(
+        {
+            "x1": rng.normal(size=n).round(4),
+            "x2": rng.uniform(-1, 1, size=n).round(4),
+            "cat": rng.choice(["a", "b", "c"], size=n),
+        }
+    )
+    eta = 0.3 + 0.5 * df.x1 - 0.4 * df.x2 + df.cat.map({"a": 0.0, "b": 0.3, "c": -0.5})
+    df["y"] = rng.poisson(np.exp(eta))
+    return df

@@ -24,6 +24,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from container_harness import poisson_frame
 from container_harness import run as _run
 from helpers import design, free_port, ml_tree
 
@@ -129,20 +130,6 @@ def test_image_has_the_runtime_and_not_the_notebook_stack(image, podman):
 
 
 # -- train and serve as SageMaker runs them -----------------------------------------------------
-def _frame(n: int, seed: int) -> pd.DataFrame:
-    rng = np.random.default_rng(seed)
-    df = pd.DataFrame(
-        {
-            "x1": rng.normal(size=n).round(4),
-            "x2": rng.uniform(-1, 1, size=n).round(4),
-            "cat": rng.choice(["a", "b", "c"], size=n),
-        }
-    )
-    eta = 0.3 + 0.5 * df.x1 - 0.4 * df.x2 + df.cat.map({"a": 0.0, "b": 0.3, "c": -0.5})
-    df["y"] = rng.poisson(np.exp(eta))
-    return df
-
-
 def _design(df: pd.DataFrame) -> pd.DataFrame:
     return design(df, {"x1": None, "x2": None, "cat": ["a", "b", "c"]})
 
@@ -176,7 +163,7 @@ HYPERPARAMETERS = {
 @pytest.fixture(scope="module")
 def trained(image, podman_env, tmp_path_factory) -> tuple[Path, pd.DataFrame]:
     """A training job run in the image: its /opt/ml tree and its data."""
-    data = _frame(600, seed=3)
+    data = poisson_frame(600, seed=3)
     root = _ml_tree(tmp_path_factory.mktemp("train"), data, CONFIG, HYPERPARAMETERS)
     job = ["-e", "TRAINING_JOB_NAME=smglm-container-test", "-v", f"{root}:/opt/ml"]
     proc = _run(
@@ -221,7 +208,7 @@ def test_train_in_image_with_a_missing_column_writes_failure_and_exits_nonzero(
     image, podman_env, tmp_path
 ):
     config = "target: y\npredictors: [x1, x9]\nfamily: poisson\n"
-    root = _ml_tree(tmp_path, _frame(50, seed=4), config, {})
+    root = _ml_tree(tmp_path, poisson_frame(50, seed=4), config, {})
     proc = _run(
         ["podman", "run", "--rm", "--pull=never", "-v", f"{root}:/opt/ml", image, "train"],
         podman_env,
@@ -281,7 +268,7 @@ def test_serve_in_image_answers_ping_and_csv_invocations_and_stops_on_sigterm(
 
     root, data = trained
     reference = sm.GLM(data.y, _design(data), family=sm.families.Poisson()).fit(tol=1e-12)
-    rows = _frame(5, seed=11)
+    rows = poisson_frame(5, seed=11)
     expected = reference.predict(_design(rows))
     body = rows[["x1", "x2", "cat"]].to_csv(index=False, header=False).encode()
     with _serving(image, podman_env, root / "model") as (name, base):
@@ -311,7 +298,7 @@ def test_local_backend_with_podman_runs_the_image_end_to_end(image, podman_env, 
     from smglm.errors import JobFailed
     from smglm.launch.local import LocalBackend
 
-    data = _frame(600, seed=5)
+    data = poisson_frame(600, seed=5)
     config = {"target": "y", "predictors": ["x1", "x2", "cat"], "family": "poisson"}
     with pytest.MonkeyPatch.context() as mp:
         for key, value in podman_env.items():  # the supervisor runs podman with this environment

@@ -37,12 +37,11 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pandas as pd
 import pytest
 
 import sdk_venv
 import smglm
-from container_harness import run
+from container_harness import poisson_frame, run
 from helpers import free_port
 
 HERE = Path(__file__).resolve().parent
@@ -73,20 +72,6 @@ HYPERPARAMETERS: dict[str, Any] = {
 #: Predictions through the endpoint and the transform against the model read in this process:
 #: both sides evaluate the same coefficients, and the wire carries floats as repr().
 PREDICTION_RTOL = 1e-12
-
-
-def _frame(n: int, seed: int) -> pd.DataFrame:
-    rng = np.random.default_rng(seed)
-    df = pd.DataFrame(
-        {
-            "x1": rng.normal(size=n).round(4),
-            "x2": rng.uniform(-1, 1, size=n).round(4),
-            "cat": rng.choice(["a", "b", "c"], size=n),
-        }
-    )
-    eta = 0.3 + 0.5 * df.x1 - 0.4 * df.x2 + df.cat.map({"a": 0.0, "b": 0.3, "c": -0.5})
-    df["y"] = rng.poisson(np.exp(eta))
-    return df
 
 
 # -- podman's Docker API ------------------------------------------------------------------------
@@ -266,7 +251,7 @@ def _numbers(text: str) -> list[float]:
 def test_sdk_v2_local_mode_trains_deploys_transforms_and_fails_with_the_image(
     image, docker_api, sdk2_python, tmp_path
 ):
-    data = _frame(600, seed=3)
+    data = poisson_frame(600, seed=3)
     train = tmp_path / "train"  # two files: a channel may hold many
     train.mkdir()
     data.iloc[:300].to_csv(train / "part-0.csv", index=False)
@@ -277,9 +262,9 @@ def test_sdk_v2_local_mode_trains_deploys_transforms_and_fails_with_the_image(
     failing_config = tmp_path / "failing-config"
     failing_config.mkdir()
     (failing_config / "glm.yaml").write_text("target: y\npredictors: [x1, x9]\nfamily: poisson\n")
-    rows = _frame(7, seed=11)[["x1", "x2", "cat"]]
+    rows = poisson_frame(7, seed=11)[["x1", "x2", "cat"]]
     rows.to_csv(tmp_path / "predict.csv", index=False)
-    batches = {"a.csv": _frame(40, seed=12), "b.csv": _frame(25, seed=13)}
+    batches = {"a.csv": poisson_frame(40, seed=12), "b.csv": poisson_frame(25, seed=13)}
     transform_input = tmp_path / "transform-input"
     transform_input.mkdir()
     for name, frame in batches.items():
