@@ -82,11 +82,18 @@ def aws_environ(endpoint: str, home: Path) -> dict[str, str]:
 
 
 def use_moto(monkeypatch: pytest.MonkeyPatch, endpoint: str, home: Path) -> AwsEnv:
-    """Point boto3 at moto with fake credentials (undone with ``monkeypatch``); reset moto."""
+    """Point boto3 at moto with fake credentials, away from this machine's AWS and SageMaker SDK
+    config files (undone with ``monkeypatch``); reset moto."""
     for name in _CLEARED:
         monkeypatch.delenv(name, raising=False)
     for name, value in aws_environ(endpoint, home).items():
         monkeypatch.setenv(name, value)
+    # nor a SageMaker SDK config file of this machine (its site and user folders): a test that
+    # wants one names it (SAGEMAKER_*_CONFIG_OVERRIDE, or these variables)
+    monkeypatch.setenv("XDG_CONFIG_DIRS", str(home / "xdg-site-none"))
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(home / "xdg-user-none"))
+    for name in ("SAGEMAKER_ADMIN_CONFIG_OVERRIDE", "SAGEMAKER_USER_CONFIG_OVERRIDE"):
+        monkeypatch.delenv(name, raising=False)
     env = AwsEnv(endpoint)
     env.reset()
     return env
