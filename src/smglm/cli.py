@@ -62,7 +62,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     print(result.summary())
     folder = job.artifacts()
     print(f"[demo] model directory: {folder / 'model'}")
-    print(f"[demo] report and plots: {folder / 'output'}")
+    print(f"[demo] report tables: {folder / 'output'}")
     return 0
 
 
@@ -154,6 +154,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
         "output_path",
         "engine",
         "aggregate",
+        "report_images",
         "use_spot",
         "max_wait_seconds",
         "keep_alive_seconds",
@@ -399,6 +400,13 @@ def _parser() -> argparse.ArgumentParser:
         choices=["auto", "cells", "rows"],
         help="model points: fit on rows summed to rating cells (cells), never (rows), or when "
         "the terms allow it and the data is large (auto, the default)",
+    )
+    train.add_argument(
+        "--report-images",
+        dest="report_images",
+        choices=["auto", "true", "false"],
+        help="draw the report's PNGs in the job: auto (the default: on sagemaker, not on the "
+        "local backend, where the notebook draws them from the tables), true or false",
     )
     train.add_argument(
         "--instance-count",
