@@ -93,7 +93,9 @@ def train(paths: MLPaths) -> None:
         from smglm.runtime.channels import channel_folder
 
         train_dir = channel_folder(paths, channels, "train")
-        if will_aggregate(config, train_dir, aggregate):
+        if (aggregate != "auto" or not _rows_for_sure(config, train_dir)) and will_aggregate(
+            config, train_dir, aggregate
+        ):
             _train_points(paths, channels, config, train_dir, aggregate, images)
             return
     train_df = read_data_channel(paths, channels, "train", config.columns)
@@ -159,6 +161,48 @@ def train(paths: MLPaths) -> None:
 
     if log_from_runtime(paths.model_dir, paths.output_data_dir):
         log.info("results logged live to the MLflow run")
+
+
+def _rows_for_sure(config: GLMConfig, folder: Path) -> bool:
+    """Whether ``aggregate: auto`` fits ``folder``'s rows, told from its Parquet footers alone
+    (pyarrow, loaded already) instead of DuckDB's import and scan: when the files hold fewer
+    rows than :data:`~smglm.glm.points.AUTO_MIN_ROWS`, or a term varies within a rating cell
+    (:func:`~smglm.glm.points.blockers` with the files' types). False (ask
+    :func:`~smglm.glm.points.will_aggregate`) for anything else: other formats, unreadable
+    footers, differing schemas."""
+    from smglm.glm.points import AUTO_MIN_ROWS, blockers
+
+    files = [p for p in folder.rglob("*") if p.is_file()]
+    if not files or not all(p.name.endswith(".parquet") for p in files):
+        return False
+    try:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        rows, schema = 0, None
+        for path in files:
+            meta = pq.ParquetFile(path).metadata
+            rows += meta.num_rows
+            if schema is None:
+                schema = meta.schema.to_arrow_schema()
+            elif not meta.schema.to_arrow_schema().equals(schema):
+                return False
+    except Exception:  # DuckDB and the reader say what is wrong with the files
+        return False
+    if rows < AUTO_MIN_ROWS:
+        return True
+    assert schema is not None
+    types: dict[str, str] = {}
+    for field in schema:
+        kind = field.type.value_type if pa.types.is_dictionary(field.type) else field.type
+        view = getattr(pa.types, "is_string_view", None)
+        if pa.types.is_string(kind) or pa.types.is_large_string(kind) or (view and view(kind)):
+            types[field.name] = "VARCHAR"
+        elif pa.types.is_binary(kind) or pa.types.is_large_binary(kind):
+            types[field.name] = "BLOB"
+        else:
+            types[field.name] = str(kind).upper()
+    return bool(blockers(config, types))
 
 
 def _train_points(
