@@ -59,9 +59,7 @@ def write_report(
     :func:`write_reports`.
     """
     splits = [(scored, outdir, convergence)]
-    return write_reports(config, splits, workers=workers, result=result, images=images)[
-        scored.name
-    ]
+    return write_reports(config, splits, workers=workers, result=result, images=images)[scored.name]
 
 
 def write_reports(
@@ -116,8 +114,9 @@ def write_spark_reports(
 
     Each ``outdir`` gets what :func:`write_reports` writes for a row-level fit: the report
     tables (with the term views built from Spark's sums and ``result``, the FitResult, and
-    ``convergence`` for train) and, with ``images``, the PNG of every registered figure. ``tables`` and
-    ``outdir`` may be the same folder. A split that fails is logged and gets no files.
+    ``convergence`` for train) and, with ``images``, the PNG of every registered figure.
+    ``tables`` and ``outdir`` may be the same folder. A split that fails is logged and gets no
+    files.
     """
     from smglm.glm.report.spark_tables import read_spark_split
 
