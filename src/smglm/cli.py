@@ -55,14 +55,15 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     config = GLMConfig.from_file(config_path)
     print(f"[demo] config {config_path}")
     backend = LocalBackend(out / ".smglm", warm=False)  # one job: a warm worker would not pay
-    job = smglm.train(config, data_path, backend=backend)
+    # the demo's report is read as files: the job draws its PNGs (report_images)
+    job = smglm.train(config, data_path, backend=backend, report_images=True)
     print(f"[demo] started local training job {job.name}")
     job.wait(logs=args.logs)
     result = job.model
     print(result.summary())
     folder = job.artifacts()
     print(f"[demo] model directory: {folder / 'model'}")
-    print(f"[demo] report tables: {folder / 'output'}")
+    print(f"[demo] report and plots: {folder / 'output'}")
     return 0
 
 
