@@ -181,6 +181,13 @@ def main() -> None:
     parser.add_argument("--rows", type=int, nargs="+", default=[10_000, 1_000_000])
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--home", type=Path, default=None, help="smglm home (default: a tmp dir)")
+    parser.add_argument(
+        "--jobs",
+        nargs="+",
+        choices=["cold", "warm"],
+        default=["cold", "warm"],
+        help="the kinds of job to run (default: both)",
+    )
     args = parser.parse_args()
 
     import smglm
@@ -201,8 +208,10 @@ def main() -> None:
                 df = motor(n, seed=0)
                 _bare(df)  # warm-up: first-call costs of this process
                 _fit_and_report(df)
-                _job(df, warm)  # warm-up: starts the warm worker (and uploads the data)
-                _job(df, cold)  # uploads the data for the cold home
+                if "warm" in args.jobs:
+                    _job(df, warm)  # warm-up: starts the warm worker (and uploads the data)
+                if "cold" in args.jobs:
+                    _job(df, cold)  # uploads the data for the cold home
                 runs: dict[str, list[dict[str, float]]] = {
                     "bare": [],
                     "report": [],
@@ -212,8 +221,10 @@ def main() -> None:
                 for _ in range(args.repeat):
                     runs["bare"].append(_bare(df))
                     runs["report"].append(_fit_and_report(df))
-                    runs["cold"].append(_job(df, cold))
-                    runs["warm"].append(_job(df, warm, display=True))
+                    if "cold" in args.jobs:
+                        runs["cold"].append(_job(df, cold))
+                    if "warm" in args.jobs:
+                        runs["warm"].append(_job(df, warm, display=True))
                 if not all(r["warm"] for r in runs["warm"]):
                     print(f"WARNING: some warm jobs at {n:,} rows fell back to a cold start")
                 table.append((n, runs))
@@ -228,7 +239,7 @@ def main() -> None:
     for n, runs in table:
         bare = _med(runs["bare"], "wall")
         report = _med(runs["report"], "wall")
-        for kind in ("cold", "warm"):
+        for kind in args.jobs:
             r = runs[kind]
             wall = _med(r, "wall")
             print(
@@ -245,6 +256,8 @@ def main() -> None:
     )
     print("|---:|---:|---:|---:|---:|---:|---|")
     for n, runs in table:
+        if not runs["warm"]:
+            continue
         pairs = [w["wall"] / b["wall"] for w, b in zip(runs["warm"], runs["bare"], strict=True)]
         shown = [w["wall"] + w["display"] for w in runs["warm"]]
         ends = [x / b["wall"] for x, b in zip(shown, runs["bare"], strict=True)]
@@ -258,7 +271,7 @@ def main() -> None:
     print(f"| rows | job | {' | '.join(PHASES)} |")
     print("|---:|---|" + "---:|" * len(PHASES))
     for n, runs in table:
-        for kind in ("cold", "warm"):
+        for kind in args.jobs:
             cells = " | ".join(f"{_med(runs[kind], p):.2f}" for p in PHASES)
             print(f"| {n:,} | {kind} | {cells} |")
 
