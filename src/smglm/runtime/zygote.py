@@ -34,6 +34,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import fcntl
+import gc
 import importlib
 import io
 import json
@@ -222,6 +223,10 @@ class Zygote:
             _prepare_tracking_store()
         _warm_lazy_caches()
         self.record_files()
+        # the preloaded objects never die: out of the collector's sight, so that a job's first
+        # full collection does not walk (and copy, page by page) the worker's whole heap
+        gc.collect()
+        gc.freeze()
 
     def record_files(self) -> None:
         """Note what tells whether any loaded module changed (smglm's and every other
