@@ -183,6 +183,9 @@ def test_rows_for_sure_from_parquet_footers_agrees_with_will_aggregate(tmp_path,
     assert train_module._rows_for_sure(numeric, folder)
     assert not points.will_aggregate(numeric, folder)
     assert not train_module._rows_for_sure(cells, folder)
+    # a column the footers lack (e.g. a hive partition column): ask DuckDB
+    partitioned = GLMConfig.from_dict({**CONFIG, "predictors": ["area", "year"]})
+    assert not train_module._rows_for_sure(partitioned, folder)
     # a CSV file: not from footers
     csv = _folder(tmp_path / "csv", {"a.csv": df}) if (tmp_path / "csv").mkdir() is None else None
     assert csv is not None and not train_module._rows_for_sure(cells, csv)

@@ -169,7 +169,7 @@ def _rows_for_sure(config: GLMConfig, folder: Path) -> bool:
     rows than :data:`~smglm.glm.points.AUTO_MIN_ROWS`, or a term varies within a rating cell
     (:func:`~smglm.glm.points.blockers` with the files' types). False (ask
     :func:`~smglm.glm.points.will_aggregate`) for anything else: other formats, unreadable
-    footers, differing schemas."""
+    footers, differing schemas, a column the footers lack."""
     from smglm.glm.points import AUTO_MIN_ROWS, blockers
 
     files = [p for p in folder.rglob("*") if p.is_file()]
@@ -202,6 +202,8 @@ def _rows_for_sure(config: GLMConfig, folder: Path) -> bool:
             types[field.name] = "BLOB"
         else:
             types[field.name] = str(kind).upper()
+    if any(column not in types for column in config.columns):
+        return False  # e.g. a hive partition column, which only the reader adds
     return bool(blockers(config, types))
 
 
