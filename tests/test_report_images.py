@@ -219,3 +219,25 @@ def test_a_local_job_draws_pngs_only_when_asked_and_its_report_has_the_figures(t
     # the report shows the same figures either way: drawn from the tables when there is no PNG
     auto_html, forced_html = auto.report().to_html(), forced.report().to_html()
     assert auto_html.count("<img") == forced_html.count("<img") > 0
+
+
+# -- the warm worker ------------------------------------------------------------------------
+def test_the_worker_freezes_its_preloaded_objects_and_fills_lazy_caches(tmp_path, monkeypatch):
+    """After its preload the worker hides its objects from the garbage collector
+    (``gc.freeze``): a forked job's first full collection would otherwise walk, and so copy,
+    the worker's whole heap. It also fills narwhals' entry-point cache."""
+    import gc
+
+    from smglm.runtime import zygote
+
+    monkeypatch.setattr(zygote, "PRELOAD", ("narwhals.plugins",))
+    monkeypatch.setattr(zygote, "_prepare_tracking_store", lambda: None)
+    plugins = __import__("narwhals.plugins", fromlist=["_discover_entrypoints"])
+    plugins._discover_entrypoints.cache_clear()
+    worker = zygote.Zygote(tmp_path / "s.sock", tmp_path / "s.lock", 60.0)
+    try:
+        worker.preload()
+        assert gc.get_freeze_count() > 0
+        assert plugins._discover_entrypoints.cache_info().currsize == 1
+    finally:
+        gc.unfreeze()
