@@ -6,6 +6,9 @@ values, and ``aggregate: auto`` decided from Parquet footers."""
 from __future__ import annotations
 
 import json
+import resource
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -20,6 +23,7 @@ from smglm.errors import ConfigError
 from smglm.launch.local import LocalBackend
 from smglm.launch.submit import fit_hyperparameters
 from smglm.runtime import train as train_module
+from smglm.runtime import zygote
 from smglm.runtime.paths import MLPaths
 
 pytestmark = pytest.mark.usefixtures("restore_root_logging")
@@ -191,6 +195,41 @@ def test_rows_for_sure_from_parquet_footers_agrees_with_will_aggregate(tmp_path,
     assert csv is not None and not train_module._rows_for_sure(cells, csv)
 
 
+# -- the warm worker ------------------------------------------------------------------------
+def test_a_forked_job_applies_its_malloc_settings():
+    """glibc reads MALLOC_MMAP_THRESHOLD_/MALLOC_TRIM_THRESHOLD_ at start-up; a forked job
+    applies the ones the local supervisor sets: a freed 16 MB array is reused, not faulted in
+    again page by page."""
+    if not sys.platform.startswith("linux"):
+        pytest.skip("glibc's mallopt")
+    code = (
+        "import os, resource, numpy as np\n"
+        "from smglm.runtime import zygote\n"
+        "if os.environ.get('APPLY'):\n"
+        "    os.environ['MALLOC_MMAP_THRESHOLD_'] = str(32 << 20)\n"
+        "    os.environ['MALLOC_TRIM_THRESHOLD_'] = str(1 << 30)\n"
+        "    zygote._apply_malloc_settings()\n"
+        "a = np.ones(2 << 20); del a\n"
+        "before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt\n"
+        "b = np.ones(2 << 20)\n"
+        "print(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)\n"
+    )
+    faults = {}
+    for apply in ("", "1"):
+        env = {k: v for k, v in __import__("os").environ.items() if not k.startswith("MALLOC_")}
+        out = subprocess.run(
+            [sys.executable, "-c", code],
+            env={**env, "APPLY": apply, "NUMPY_MADVISE_HUGEPAGE": "0"},
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        faults[apply] = int(out.stdout.split()[-1])
+    pages = (16 << 20) // resource.getpagesize()
+    assert faults["1"] < pages // 8 and faults[""] > pages // 2, faults
+    assert "MALLOC_MMAP_THRESHOLD_" in zygote.ALLOWED_VARIABLES
+
+
 # -- end to end on the local backend ----------------------------------------------------------
 @pytest.mark.slow
 def test_a_local_job_draws_pngs_only_when_asked_and_its_report_has_the_figures(tmp_path):
@@ -221,7 +260,6 @@ def test_a_local_job_draws_pngs_only_when_asked_and_its_report_has_the_figures(t
     assert auto_html.count("<img") == forced_html.count("<img") > 0
 
 
-# -- the warm worker ------------------------------------------------------------------------
 def test_the_worker_freezes_its_preloaded_objects_and_fills_lazy_caches(tmp_path, monkeypatch):
     """After its preload the worker hides its objects from the garbage collector
     (``gc.freeze``): a forked job's first full collection would otherwise walk, and so copy,
