@@ -5,9 +5,10 @@ claim-frequency model with exposure and 8 predictors (5 numeric, 3 categorical).
 count it measures, median of ``--repeat`` runs (interleaved):
 
 - ``bare fit``: ``smglm.fit(config, df)`` in this process, after one warm-up fit;
-- ``fit + report``: the same fit, then what the job writes besides: the report tables and PNG
-  plots (drawn by the runtime's forked plot workers) and the model folder, in this process;
-  ``job / (fit + report)`` is then the cost of running it as a job, not of the work itself;
+- ``fit + report``: the same fit, then what a local job writes besides: the report tables (no
+  PNGs: ``JobConfig.report_images`` is auto, off on the local backend) and the model folder,
+  in this process; ``job / (fit + report)`` is then the cost of running it as a job, not of
+  the work itself;
 - ``cold job``: ``smglm.train(config, df, backend=LocalBackend(), wait=True)``: the
   supervisor runs ``python -m smglm.runtime train`` in a fresh interpreter;
 - ``warm job``: the same with ``LocalBackend(warm=True)`` after one warm-up job that started
@@ -16,6 +17,9 @@ count it measures, median of ``--repeat`` runs (interleaved):
 - ``to fit``: from "Training" to the runtime's "fitting" log line: the interpreter start and
   imports when cold (the fork when warm), reading the channels, checking the config;
 - ``job fit``: the fit seconds in the job's ``metrics.json``; ``overhead`` = job wall - job fit;
+- ``report display``: after each warm job, ``job.report().to_html()`` in this process: reading
+  the job's output and drawing the figures from its tables (where the PNGs went), as a
+  notebook cell shows the report; ``warm + display`` is the warm job's wall plus that;
 - the phases of a job (:data:`PHASES`), between the call, the job's CreationTime, "Training",
   the runtime's log lines of :data:`PHASE_MARKS`, "Completed" and the return of ``wait``.
 
@@ -108,14 +112,18 @@ def _fit_and_report(df: Any) -> dict[str, float]:
         result = smglm.fit(CONFIG, df, keep_fitted=True)
         scored = scored_from_fit(result, "train")
         write_reports(
-            result.config, [(scored, out / "train", result.convergence)], workers=plot_workers()
+            result.config,
+            [(scored, out / "train", result.convergence)],
+            workers=plot_workers(),
+            result=result,
+            images=False,
         )
         result.save(out / "model")
         save_pyfunc_model(out / "model" / "mlflow_model", out / "model" / "model.json")
         return {"wall": time.perf_counter() - t0}
 
 
-def _job(df: Any, backend: Any) -> dict[str, float]:
+def _job(df: Any, backend: Any, display: bool = False) -> dict[str, float]:
     import smglm
 
     called = time.time()
@@ -145,7 +153,15 @@ def _job(df: Any, backend: Any) -> dict[str, float]:
         called + wall,
     ]
     phases = {name: b - a for name, a, b in zip(PHASES, marks[:-1], marks[1:], strict=True)}
+    shown = float("nan")
+    if display:
+        t0 = time.perf_counter()
+        html = job.report().to_html()
+        shown = time.perf_counter() - t0
+        if "<img" not in html:
+            raise RuntimeError(f"job {job.name}'s report shows no figure")
     return {
+        "display": shown,
         **phases,
         "wall": wall,
         "to_training": t_training - called,
@@ -165,6 +181,13 @@ def main() -> None:
     parser.add_argument("--rows", type=int, nargs="+", default=[10_000, 1_000_000])
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--home", type=Path, default=None, help="smglm home (default: a tmp dir)")
+    parser.add_argument(
+        "--jobs",
+        nargs="+",
+        choices=["cold", "warm"],
+        default=["cold", "warm"],
+        help="the kinds of job to run (default: both)",
+    )
     args = parser.parse_args()
 
     import smglm
@@ -185,8 +208,10 @@ def main() -> None:
                 df = motor(n, seed=0)
                 _bare(df)  # warm-up: first-call costs of this process
                 _fit_and_report(df)
-                _job(df, warm)  # warm-up: starts the warm worker (and uploads the data)
-                _job(df, cold)  # uploads the data for the cold home
+                if "warm" in args.jobs:
+                    _job(df, warm)  # warm-up: starts the warm worker (and uploads the data)
+                if "cold" in args.jobs:
+                    _job(df, cold)  # uploads the data for the cold home
                 runs: dict[str, list[dict[str, float]]] = {
                     "bare": [],
                     "report": [],
@@ -196,8 +221,10 @@ def main() -> None:
                 for _ in range(args.repeat):
                     runs["bare"].append(_bare(df))
                     runs["report"].append(_fit_and_report(df))
-                    runs["cold"].append(_job(df, cold))
-                    runs["warm"].append(_job(df, warm))
+                    if "cold" in args.jobs:
+                        runs["cold"].append(_job(df, cold))
+                    if "warm" in args.jobs:
+                        runs["warm"].append(_job(df, warm, display=True))
                 if not all(r["warm"] for r in runs["warm"]):
                     print(f"WARNING: some warm jobs at {n:,} rows fell back to a cold start")
                 table.append((n, runs))
@@ -212,7 +239,7 @@ def main() -> None:
     for n, runs in table:
         bare = _med(runs["bare"], "wall")
         report = _med(runs["report"], "wall")
-        for kind in ("cold", "warm"):
+        for kind in args.jobs:
             r = runs[kind]
             wall = _med(r, "wall")
             print(
@@ -222,11 +249,29 @@ def main() -> None:
                 f"| {_med(r, 'fit'):.2f} | {_med(r, 'overhead'):.2f} |"
             )
 
+    print("\nThe warm job, each run against the bare fit run just before it (medians of ratios):\n")
+    print(
+        "| rows | warm / bare | warm job | report display | warm + display | "
+        "(warm + display) / bare | warm / bare per run |"
+    )
+    print("|---:|---:|---:|---:|---:|---:|---|")
+    for n, runs in table:
+        if not runs["warm"]:
+            continue
+        pairs = [w["wall"] / b["wall"] for w, b in zip(runs["warm"], runs["bare"], strict=True)]
+        shown = [w["wall"] + w["display"] for w in runs["warm"]]
+        ends = [x / b["wall"] for x, b in zip(shown, runs["bare"], strict=True)]
+        print(
+            f"| {n:,} | {statistics.median(pairs):.2f} | {_med(runs['warm'], 'wall'):.2f} "
+            f"| {_med(runs['warm'], 'display'):.2f} | {statistics.median(shown):.2f} "
+            f"| {statistics.median(ends):.2f} | {', '.join(f'{x:.2f}' for x in pairs)} |"
+        )
+
     print("\nWhere a job's time goes (medians, seconds, from the job's state and log times):\n")
     print(f"| rows | job | {' | '.join(PHASES)} |")
     print("|---:|---|" + "---:|" * len(PHASES))
     for n, runs in table:
-        for kind in ("cold", "warm"):
+        for kind in args.jobs:
             cells = " | ".join(f"{_med(runs[kind], p):.2f}" for p in PHASES)
             print(f"| {n:,} | {kind} | {cells} |")
 

@@ -55,7 +55,8 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     config = GLMConfig.from_file(config_path)
     print(f"[demo] config {config_path}")
     backend = LocalBackend(out / ".smglm", warm=False)  # one job: a warm worker would not pay
-    job = smglm.train(config, data_path, backend=backend)
+    # the demo's report is read as files: the job draws its PNGs (report_images)
+    job = smglm.train(config, data_path, backend=backend, report_images=True)
     print(f"[demo] started local training job {job.name}")
     job.wait(logs=args.logs)
     result = job.model
@@ -154,6 +155,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
         "output_path",
         "engine",
         "aggregate",
+        "report_images",
         "use_spot",
         "max_wait_seconds",
         "keep_alive_seconds",
@@ -399,6 +401,13 @@ def _parser() -> argparse.ArgumentParser:
         choices=["auto", "cells", "rows"],
         help="model points: fit on rows summed to rating cells (cells), never (rows), or when "
         "the terms allow it and the data is large (auto, the default)",
+    )
+    train.add_argument(
+        "--report-images",
+        dest="report_images",
+        choices=["auto", "true", "false"],
+        help="draw the report's PNGs in the job: auto (the default: on sagemaker, not on the "
+        "local backend, where the notebook draws them from the tables), true or false",
     )
     train.add_argument(
         "--instance-count",

@@ -60,6 +60,16 @@ class JobConfig(ConfigModel):
     core): ``auto`` when the terms allow it and the data is large, ``cells`` always (an error
     when the terms do not allow it), ``rows`` never.
 
+    ``report_images`` says whether the job draws its report's figures as PNG files. The job
+    always writes the report's tables; ``job.report()`` looks the same either way, because the
+    notebook draws a figure from its table when the job wrote no PNG. Left empty (``None``,
+    also spelt ``auto``): no PNGs on the local backend, where the kernel draws them when the
+    report is shown (the local loop then waits for the fit, not for matplotlib), and PNGs on
+    every other backend (``sagemaker``), where the images travel with the job's output.
+    ``true`` draws them in every job (e.g. to keep them with a local job's artifacts),
+    ``false`` in none. With ``engine: spark`` on SageMaker the figures are drawn by
+    spark-finish on this machine, always.
+
     Settings a production account needs (SageMaker only; the local backend accepts them and
     ignores all but ``environment`` and ``max_runtime_seconds``):
 
@@ -90,6 +100,7 @@ class JobConfig(ConfigModel):
     backend: Annotated[str, Field(min_length=1)] = "local"
     engine: Literal["glum", "spark"] = "glum"
     aggregate: Literal["auto", "cells", "rows"] = "auto"
+    report_images: bool | None = None
     instance_type: str = "ml.m5.xlarge"
     instance_count: Annotated[int, Field(ge=1, le=100)] = 1
     volume_size_gb: Annotated[int, Field(ge=1, le=16384)] = 30
@@ -141,6 +152,23 @@ class JobConfig(ConfigModel):
         if issues:
             raise ConfigError(issues)
         return data
+
+    @field_validator("report_images", mode="before")
+    @classmethod
+    def _report_images(cls, value: Any) -> bool | None:
+        if value is None or isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.strip().lower() in ("true", "false", "auto"):
+            return {"true": True, "false": False, "auto": None}[value.strip().lower()]
+        raise ValueError(
+            f"must be true, false or auto (left empty: PNGs on SageMaker, not on the local "
+            f"backend); got {value!r} ({type(value).__name__})"
+        )
+
+    def images_on(self, remote: bool) -> bool:
+        """Whether a job on a backend that runs jobs elsewhere (``remote``) or here draws its
+        report's PNGs: ``report_images``, or when it is left empty, ``remote``."""
+        return remote if self.report_images is None else self.report_images
 
     @field_validator("subnets")
     @classmethod

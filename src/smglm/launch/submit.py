@@ -235,7 +235,7 @@ def train(
         volume_size_gb=jc.volume_size_gb,
         max_runtime_seconds=jc.max_runtime_seconds,
         environment=job_environment,
-        hyperparameters=fit_hyperparameters(jc),
+        hyperparameters=fit_hyperparameters(jc, remote=be.remote),
         metric_definitions=tuple(METRIC_DEFINITIONS) if be.uses_metric_definitions else (),
         tags=tags,
         subnets=tuple(jc.subnets),
@@ -269,14 +269,19 @@ def train(
     return handle
 
 
-def fit_hyperparameters(jc: JobConfig) -> dict[str, str]:
+def fit_hyperparameters(jc: JobConfig, *, remote: bool = True) -> dict[str, str]:
     """The ``train`` entry point's own hyperparameters for this job: the fitting ``engine``
-    and ``aggregate`` (model points), when they are not the defaults."""
+    and ``aggregate`` (model points), when they are not the defaults, and ``report_images:
+    false`` when the job draws no PNGs (:meth:`JobConfig.images_on` for a backend that runs
+    jobs elsewhere, ``remote``, or here). A Spark job on a remote backend takes none but
+    ``engine`` and ``aggregate``: its figures are drawn where spark-finish runs."""
     out: dict[str, str] = {}
     if jc.engine != "glum":
         out["engine"] = jc.engine
     if jc.aggregate != "auto":
         out["aggregate"] = jc.aggregate
+    if not jc.images_on(remote) and not (remote and jc.engine == "spark"):
+        out["report_images"] = "false"
     return out
 
 

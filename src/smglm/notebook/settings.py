@@ -47,6 +47,11 @@ KEYS: dict[str, Setting] = {
         Setting("instance_type", "instance_type", "training instance, e.g. ml.m5.xlarge"),
         Setting("engine", "engine", "fitting engine: glum (one machine) or spark"),
         Setting("aggregate", "aggregate", "model points: auto, cells or rows"),
+        Setting(
+            "report_images",
+            "report_images",
+            "report PNGs drawn in the job: auto (sagemaker only), true or false",
+        ),
         Setting("bucket", "bucket", "S3 bucket for data, config and artifacts"),
         Setting("prefix", "prefix", "key prefix inside the bucket"),
         Setting("role", "role", "IAM role ARN SageMaker runs the job as"),

@@ -1,9 +1,12 @@
 """The report files of a training job: each split's tables and PNGs, drawn by forked workers.
 
 ``train`` and ``evaluate`` write, for each data split, into ``output/data/<split>/``: the report
-tables of :func:`smglm.glm.report.build_split` (``report.json`` and CSVs) and the PNG of every
-figure of :data:`smglm.glm.report.FIGURES`. Only the writing lives here (it forks, which suits a
-batch process, not a notebook kernel); what the tables and figures are is the report package's.
+tables of :func:`smglm.glm.report.build_split` (``report.json`` and CSVs) and, when asked
+(``images``: ``JobConfig.report_images``), the PNG of every figure of
+:data:`smglm.glm.report.FIGURES`. Without the PNGs the report looks the same: the kernel draws
+each figure from the tables when it is shown. Only the writing lives here (it forks, which
+suits a batch process, not a notebook kernel); what the tables and figures are is the report
+package's.
 """
 
 from __future__ import annotations
@@ -47,15 +50,16 @@ def write_report(
     convergence: pd.DataFrame | None = None,
     workers: int = 1,
     result: Any = None,
+    images: bool = True,
 ) -> list[Path]:
     """Write the report tables and PNG plots of one split into ``outdir``; return the files.
 
     A failure here is logged with its traceback and does not fail the job: the model is the
-    job's result, the report is an extra. ``workers`` and ``result``: as in
+    job's result, the report is an extra. ``workers``, ``result`` and ``images``: as in
     :func:`write_reports`.
     """
     splits = [(scored, outdir, convergence)]
-    return write_reports(config, splits, workers=workers, result=result)[scored.name]
+    return write_reports(config, splits, workers=workers, result=result, images=images)[scored.name]
 
 
 def write_reports(
@@ -64,16 +68,18 @@ def write_reports(
     *,
     workers: int = 1,
     result: Any = None,
+    images: bool = True,
 ) -> dict[str, list[Path]]:
     """Write the report of each ``(scored, outdir, convergence)`` split; return the files of
     each split, by name.
 
-    The tables of every split are built and written first; then all the splits' plots are
-    drawn in one pass, by ``workers`` processes (forked: for the training runtime, not a
-    notebook kernel; see :func:`render_plots`). A split whose report fails is
-    logged with its traceback and gets no files; it does not fail the job. With ``result``
-    (the FitResult), the term views' tables and figures too (splines, level relativities,
-    interactions, consistency, the penalty search).
+    The tables of every split are built and written first; then, with ``images``, all the
+    splits' plots are drawn in one pass, by ``workers`` processes (forked: for the training
+    runtime, not a notebook kernel; see :func:`render_plots`). Without ``images`` only the
+    tables are written (the kernel draws the figures from them when the report is shown). A
+    split whose report fails is logged with its traceback and gets no files; it does not fail
+    the job. With ``result`` (the FitResult), the term views' tables and figures too (splines,
+    level relativities, interactions, consistency, the penalty search).
     """
     from smglm.glm.report.scoring import build_split
 
@@ -90,6 +96,7 @@ def write_reports(
             for scored, outdir, convergence in splits
         ],
         workers,
+        images,
     )
 
 
@@ -99,6 +106,7 @@ def write_spark_reports(
     *,
     workers: int = 1,
     result: Any = None,
+    images: bool = True,
 ) -> dict[str, list[Path]]:
     """Write the report of each ``(name, tables, outdir, convergence)`` split whose tables
     Spark computed (the ``spark`` engine: ``tables`` is a folder its driver wrote with
@@ -106,8 +114,9 @@ def write_spark_reports(
 
     Each ``outdir`` gets what :func:`write_reports` writes for a row-level fit: the report
     tables (with the term views built from Spark's sums and ``result``, the FitResult, and
-    ``convergence`` for train) and the PNG of every registered figure. ``tables`` and
-    ``outdir`` may be the same folder. A split that fails is logged and gets no files.
+    ``convergence`` for train) and, with ``images``, the PNG of every registered figure.
+    ``tables`` and ``outdir`` may be the same folder. A split that fails is logged and gets no
+    files.
     """
     from smglm.glm.report.spark_tables import read_spark_split
 
@@ -125,15 +134,17 @@ def write_spark_reports(
             for name, tables, outdir, convergence in splits
         ],
         workers,
+        images,
     )  # fmt: skip
 
 
 def _write_documents(
-    splits: Sequence[tuple[str, Path, Callable[[], Any], str]], workers: int
+    splits: Sequence[tuple[str, Path, Callable[[], Any], str]], workers: int, images: bool = True
 ) -> dict[str, list[Path]]:
     """For each ``(name, outdir, build, what)``: build the split's report (``ReportData``),
-    write its tables to ``outdir``; then draw every split's figures in one pass. A split that
-    fails is logged with its traceback and gets no files; it does not fail the job."""
+    write its tables to ``outdir``; then, with ``images``, draw every split's figures in one
+    pass. A split that fails is logged with its traceback and gets no files; it does not fail
+    the job."""
     from smglm.glm.report.figures import figure_files
 
     files: dict[str, list[Path]] = {}
@@ -142,22 +153,28 @@ def _write_documents(
         try:
             report = build()
             files[name] = list(report.to_dir(outdir))
-            split_jobs = figure_files(report, outdir, name)
+            split_jobs = figure_files(report, outdir, name) if images else []
         except Exception:
             log.exception("%s: could not write the report to %s", name, outdir)
             files[name] = []
             continue
         jobs += [(name, path, make) for path, make in split_jobs]
-    try:
-        render_plots([(path, make) for _, path, make in jobs], workers=workers)
-        for name, path, _ in jobs:
-            files[name].append(path)
-    except Exception:
-        log.exception("could not draw the report plots")
+    if jobs:
+        try:
+            render_plots([(path, make) for _, path, make in jobs], workers=workers)
+            for name, path, _ in jobs:
+                files[name].append(path)
+        except Exception:
+            log.exception("could not draw the report plots")
     for name, outdir, _, what in splits:
         if files[name]:
             log.info(
-                "%s: report of %s written to %s (%d files)", name, what, outdir, len(files[name])
+                "%s: report of %s written to %s (%d files%s)",
+                name,
+                what,
+                outdir,
+                len(files[name]),
+                "" if images else "; tables only, report_images is off",
             )
     return files
 

@@ -58,9 +58,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 0
 
 
-def finish(driver_out: Path, model_dir: Path, output_data_dir: Path) -> Any:
+def finish(driver_out: Path, model_dir: Path, output_data_dir: Path, *, images: bool = True) -> Any:
     """Write the model directory and the output data of the driver's output; returns the
-    :class:`~smglm.glm.result.FitResult`."""
+    :class:`~smglm.glm.result.FitResult`. ``images``: draw the report's PNGs (else the tables
+    only; ``JobConfig.report_images``)."""
     from smglm.errors import DataError, Issue
     from smglm.glm.engines.spark import FIT_FILE, result_from_driver
     from smglm.glm.result import json_safe
@@ -89,7 +90,7 @@ def finish(driver_out: Path, model_dir: Path, output_data_dir: Path) -> Any:
         for split in ("train", "test")
         if (driver_out / "report" / split).is_dir()
     ]
-    _write_reports(result, splits)
+    _write_reports(result, splits, images=images)
     write_model_dir(model_dir, result)
     from smglm.tracking.runs import log_from_runtime
 
@@ -99,7 +100,7 @@ def finish(driver_out: Path, model_dir: Path, output_data_dir: Path) -> Any:
     return result
 
 
-def _write_reports(result: Any, splits: list[tuple[str, Path, Path]]) -> None:
+def _write_reports(result: Any, splits: list[tuple[str, Path, Path]], *, images: bool) -> None:
     """Each split's report folder from the tables Spark computed: the runtime's
     ``write_spark_reports`` (report tables, term views and PNGs, as a row-level job's) when
     this version has it, else the driver's tables copied as they are."""
@@ -114,6 +115,7 @@ def _write_reports(result: Any, splits: list[tuple[str, Path, Path]]) -> None:
             [(name, tables, out, None) for name, tables, out in splits],
             workers=plot_workers(),
             result=result,
+            images=images,
         )
         return
     for name, tables, out in splits:

@@ -9,7 +9,8 @@ What SageMaker runs as ``docker run IMAGE train`` (``python -m smglm.runtime tra
 3. Channels ``train`` (required) and ``test`` (optional; else ``config.test`` splits ``train``).
 4. :func:`smglm.glm.fit`; the metric lines of :mod:`~smglm.runtime.metrics` to stdout.
 5. ``output/data/``: ``metrics.json``, and per split (``train/``, ``test/``) the report tables
-   and PNG plots (:mod:`~smglm.runtime.report_files`).
+   and, unless the ``report_images`` hyperparameter is ``false``, the PNG plots
+   (:mod:`~smglm.runtime.report_files`).
 6. ``model/``: ``model.json``, ``coefficients.csv``, ``metrics.json``, ``config.yaml``,
    ``convergence.csv``, ``covariance.csv``, ``search.csv`` (with ``penalty.search``: the CV
    path) and the MLflow pyfunc folder ``mlflow_model/``. They are written to a staging folder
@@ -46,11 +47,13 @@ log = logging.getLogger(__name__)
 
 STAGING_NAME = ".smglm-staging"
 
-#: The ``train`` entry point's own hyperparameters and their values (JobConfig's ``engine`` and
-#: ``aggregate``; the launcher sets them only when they are not the first value).
+#: The ``train`` entry point's own hyperparameters and their values (JobConfig's ``engine``,
+#: ``aggregate`` and ``report_images``; the launcher sets them only when they are not the
+#: first value).
 OPTIONS: dict[str, tuple[str, ...] | None] = {
     "engine": ("glum", "spark"),
     "aggregate": ("auto", "cells", "rows"),
+    "report_images": ("true", "false"),
 }
 
 
@@ -80,8 +83,9 @@ def train(paths: MLPaths) -> None:
         log.info("not the first host (%s): nothing to do here", resources.hosts[0])
         return
     find_channel(paths, channels, ["train"], required=True)
+    images = hp.options.get("report_images", "true") == "true"
     if hp.options.get("engine") == "spark":
-        _train_spark(paths, channels, config)
+        _train_spark(paths, channels, config, images)
         return
     aggregate = hp.options.get("aggregate", "auto")
     if aggregate != "rows":
@@ -89,8 +93,10 @@ def train(paths: MLPaths) -> None:
         from smglm.runtime.channels import channel_folder
 
         train_dir = channel_folder(paths, channels, "train")
-        if will_aggregate(config, train_dir, aggregate):
-            _train_points(paths, channels, config, train_dir, aggregate)
+        if (aggregate != "auto" or not _rows_for_sure(config, train_dir)) and will_aggregate(
+            config, train_dir, aggregate
+        ):
+            _train_points(paths, channels, config, train_dir, aggregate, images)
             return
     train_df = read_data_channel(paths, channels, "train", config.columns)
     test_df = None
@@ -148,7 +154,7 @@ def train(paths: MLPaths) -> None:
     print_convergence(result.convergence)
     print_metrics(result.metrics)
 
-    _write_outputs(paths, result, {"train": train_df, "test": test_df})
+    _write_outputs(paths, result, {"train": train_df, "test": test_df}, images)
     _write_model(paths, result)
 
     from smglm.tracking.runs import log_from_runtime
@@ -157,8 +163,57 @@ def train(paths: MLPaths) -> None:
         log.info("results logged live to the MLflow run")
 
 
+def _rows_for_sure(config: GLMConfig, folder: Path) -> bool:
+    """Whether ``aggregate: auto`` fits ``folder``'s rows, told from its Parquet footers alone
+    (pyarrow, loaded already) instead of DuckDB's import and scan: when the files hold fewer
+    rows than :data:`~smglm.glm.points.AUTO_MIN_ROWS`, or a term varies within a rating cell
+    (:func:`~smglm.glm.points.blockers` with the files' types). False (ask
+    :func:`~smglm.glm.points.will_aggregate`) for anything else: other formats, unreadable
+    footers, differing schemas, a column the footers lack."""
+    from smglm.glm.points import AUTO_MIN_ROWS, blockers
+
+    files = [p for p in folder.rglob("*") if p.is_file()]
+    if not files or not all(p.name.endswith(".parquet") for p in files):
+        return False
+    try:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        rows, schema = 0, None
+        for path in files:
+            meta = pq.ParquetFile(path).metadata
+            rows += meta.num_rows
+            if schema is None:
+                schema = meta.schema.to_arrow_schema()
+            elif not meta.schema.to_arrow_schema().equals(schema):
+                return False
+    except Exception:  # DuckDB and the reader say what is wrong with the files
+        return False
+    if rows < AUTO_MIN_ROWS:
+        return True
+    assert schema is not None
+    types: dict[str, str] = {}
+    for field in schema:
+        kind = field.type.value_type if pa.types.is_dictionary(field.type) else field.type
+        view = getattr(pa.types, "is_string_view", None)
+        if pa.types.is_string(kind) or pa.types.is_large_string(kind) or (view and view(kind)):
+            types[field.name] = "VARCHAR"
+        elif pa.types.is_binary(kind) or pa.types.is_large_binary(kind):
+            types[field.name] = "BLOB"
+        else:
+            types[field.name] = str(kind).upper()
+    if any(column not in types for column in config.columns):
+        return False  # e.g. a hive partition column, which only the reader adds
+    return bool(blockers(config, types))
+
+
 def _train_points(
-    paths: MLPaths, channels: Mapping[str, Any], config: GLMConfig, train_dir: Path, aggregate: str
+    paths: MLPaths,
+    channels: Mapping[str, Any],
+    config: GLMConfig,
+    train_dir: Path,
+    aggregate: str,
+    images: bool = True,
 ) -> None:
     """Model points: DuckDB sums the channels' files to rating cells out of core (the rows are
     never loaded here), glum fits the cells, and the report is computed from the cells
@@ -188,7 +243,7 @@ def _train_points(
     print_convergence(result.convergence)
     print_metrics(result.metrics)
     splits = {name: kept[0] for name, kept in (result.fitted or {}).items()}
-    _write_outputs(paths, result, splits)
+    _write_outputs(paths, result, splits, images)
     _write_model(paths, result)
 
     from smglm.tracking.runs import log_from_runtime
@@ -197,7 +252,9 @@ def _train_points(
         log.info("results logged live to the MLflow run")
 
 
-def _train_spark(paths: MLPaths, channels: Mapping[str, Any], config: GLMConfig) -> None:
+def _train_spark(
+    paths: MLPaths, channels: Mapping[str, Any], config: GLMConfig, images: bool = True
+) -> None:
     """``engine: spark`` on this machine: the Spark driver fits the channels' files in a local
     Spark session (Spark reads them; no DataFrame of the rows here), then ``spark-finish``
     writes the model and the report as a training job's (:mod:`~smglm.runtime.spark_finish`).
@@ -225,7 +282,7 @@ def _train_spark(paths: MLPaths, channels: Mapping[str, Any], config: GLMConfig)
             spark_driver.run(spark_session(), job, out)
         except spark_driver.DriverError as exc:
             raise DataError([Issue(f, m) for f, m in exc.issues]) from None
-        result = finish(Path(out), paths.model_dir, paths.output_data_dir)
+        result = finish(Path(out), paths.model_dir, paths.output_data_dir, images=images)
     fit_info = result.metrics.get("fit", {})
     log.info(
         "Spark fit done: %s iterations, %.3f s",
@@ -278,7 +335,9 @@ def resolve_config(paths: MLPaths, channels: Mapping[str, Any], hp: Hyperparamet
     return GLMConfig.from_dict(data, source=source)
 
 
-def _write_outputs(paths: MLPaths, result: Any, splits: Mapping[str, Any]) -> None:
+def _write_outputs(
+    paths: MLPaths, result: Any, splits: Mapping[str, Any], images: bool = True
+) -> None:
     from smglm.glm.report.scoring import score, scored_from_fit
     from smglm.glm.result import json_safe
     from smglm.runtime.report_files import plot_workers, write_reports
@@ -296,7 +355,7 @@ def _write_outputs(paths: MLPaths, result: Any, splits: Mapping[str, Any]) -> No
             log.exception("%s: cannot score the data for the report", name)
             continue
         reports.append((scored, out / name, result.convergence if name == "train" else None))
-    write_reports(result.config, reports, workers=plot_workers(), result=result)
+    write_reports(result.config, reports, workers=plot_workers(), result=result, images=images)
 
 
 def _write_model(paths: MLPaths, result: Any) -> None:

@@ -34,6 +34,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import fcntl
+import gc
 import importlib
 import io
 import json
@@ -103,9 +104,10 @@ PRELOAD = (
 
 #: Variables a job may set differently from the worker: read when a job runs, never at
 #: interpreter start-up or import: the job's identity and ``/opt/ml`` root, smglm's settings,
-#: MLflow's (except the two its import reads), AWS's and SageMaker's; two the fork applies
+#: MLflow's (except the two its import reads), AWS's and SageMaker's; those the fork applies
 #: itself (``PYTHONUNBUFFERED``: the child's output is unbuffered anyway;
-#: ``NUMPY_MADVISE_HUGEPAGE``); and bookkeeping no library reads (shells', Jupyter's, pytest's).
+#: ``NUMPY_MADVISE_HUGEPAGE``; glibc's ``MALLOC_MMAP_THRESHOLD_`` and ``MALLOC_TRIM_THRESHOLD_``,
+#: by ``mallopt``); and bookkeeping no library reads (shells', Jupyter's, pytest's).
 ALLOWED_VARIABLES = frozenset(
     {
         "TRAINING_JOB_NAME",
@@ -113,6 +115,8 @@ ALLOWED_VARIABLES = frozenset(
         "SMGLM_ML_ROOT",
         "PYTHONUNBUFFERED",
         "NUMPY_MADVISE_HUGEPAGE",
+        "MALLOC_MMAP_THRESHOLD_",
+        "MALLOC_TRIM_THRESHOLD_",
         "PWD",
         "OLDPWD",
         "SHLVL",
@@ -220,7 +224,12 @@ class Zygote:
             importlib.import_module("PIL.Image").init()
         with contextlib.suppress(Exception):  # without mlflow there is nothing to prepare
             _prepare_tracking_store()
+        _warm_lazy_caches()
         self.record_files()
+        # the preloaded objects never die: out of the collector's sight, so that a job's first
+        # full collection does not walk (and copy, page by page) the worker's whole heap
+        gc.collect()
+        gc.freeze()
 
     def record_files(self) -> None:
         """Note what tells whether any loaded module changed (smglm's and every other
@@ -470,6 +479,7 @@ def _child(
     if random_state is not None:
         random_state.seed()  # fresh entropy, as a cold process
     _apply_numpy_hugepage_setting()
+    _apply_malloc_settings()
     module = importlib.import_module(request["module"])
     argv = [str(a) for a in request["argv"]]
     sys.argv = [module.__file__ or request["module"], *argv]
@@ -505,6 +515,35 @@ def _apply_numpy_hugepage_setting() -> None:
     if setter is not None and raw is not None:
         with contextlib.suppress(ValueError):
             setter(bool(int(raw)))
+
+
+#: glibc's ``mallopt`` parameters that a cold process reads from these variables at start-up.
+_MALLOPT = {"MALLOC_TRIM_THRESHOLD_": -1, "MALLOC_MMAP_THRESHOLD_": -3}
+
+
+def _apply_malloc_settings() -> None:
+    """Apply the job's ``MALLOC_MMAP_THRESHOLD_`` and ``MALLOC_TRIM_THRESHOLD_`` as glibc does
+    when a process starts (here the process was forked from the zygote): ``mallopt``. Nothing
+    where the C library has no ``mallopt`` (not glibc)."""
+    wanted = {k: os.environ[k] for k in _MALLOPT if os.environ.get(k)}
+    if not wanted or not sys.platform.startswith("linux"):
+        return
+    try:
+        import ctypes
+
+        mallopt = ctypes.CDLL(None).mallopt
+    except (OSError, AttributeError):
+        return
+    for name, value in wanted.items():
+        with contextlib.suppress(ValueError):
+            mallopt(_MALLOPT[name], int(value))
+
+
+def _warm_lazy_caches() -> None:
+    """Fill the caches libraries fill on their first call, so each forked job does not: the
+    entry points narwhals looks up when a DataFrame first reaches glum and tabmat."""
+    with contextlib.suppress(Exception):
+        importlib.import_module("narwhals.plugins")._discover_entrypoints()
 
 
 def main(argv: list[str] | None = None) -> int:

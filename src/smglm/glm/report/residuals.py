@@ -64,9 +64,13 @@ def residual_bins(fitted: ArrayLike, residuals: ArrayLike, n_bins: int = 20) -> 
     occupied = np.bincount(raw, minlength=len(cuts) + 1) > 0
     codes = (np.cumsum(occupied) - 1)[raw]  # number the occupied bins 0, 1, ...
     counts = np.bincount(codes)
-    by_r = np.argsort(r)
-    order = by_r[np.argsort(codes[by_r], kind="stable")]  # by bin, then by residual
-    rs, starts = r[order], np.concatenate(([0], np.cumsum(counts)[:-1]))
+    starts = np.concatenate(([0], np.cumsum(counts)[:-1]))
+    # the residuals by bin (a stable radix sort of the small bin numbers), then sorted within
+    # each bin: the same values as sorting all rows by residual, at a fraction of the cost
+    small = codes.astype(np.int16) if len(counts) <= np.iinfo(np.int16).max else codes
+    rs = r[np.argsort(small, kind="stable")]
+    for start, count in zip(starts.tolist(), counts.tolist(), strict=True):
+        rs[start : start + count].sort()
     table: dict[str, Any] = {
         "bin": np.arange(1, len(counts) + 1, dtype=np.int64),
         "n_rows": counts.astype(np.int64),
