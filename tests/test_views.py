@@ -131,8 +131,13 @@ def test_report_one_way_bins_match_the_data(rep, splits):
     ages = rep.splits["train"].data.one_ways["driver_age"]["bin"].tolist()
     assert ages[0].startswith("[18,") and ages[-1].endswith("]")
     html = rep.section("one_way").html
-    assert "<h4>area</h4>" in html and "<h4>driver_age</h4>" in html
-    assert html.count("data:image/png;base64,") == 4  # two predictors x two splits
+    # one pill and one figure (train and test side by side) per predictor
+    pills = re.findall(r"<label class='smglm-pill' for='[^']*' title='[^']*'>([^<]*)</label>", html)
+    assert pills == ["driver_age", "area"]
+    assert html.count("data:image/png;base64,") == 2
+    assert html.count("<figure class='smglm-figure'>") == 2
+    assert "alt='area: actual vs predicted'" in html
+    assert "<figcaption>area: Train (left) and test (right)" in html
     text = rep.section("one_way").text
     assert "area (train):" in text and ages[0] in text
 
@@ -160,8 +165,10 @@ def test_report_has_text_and_html_mimebundle(rep, fitted):
     bundle = rep._repr_mimebundle_()
     assert set(bundle) == {"text/plain", "text/html"}
     assert "-- Coefficients --" in bundle["text/plain"]
-    assert fmt(fitted.metrics["train"]["deviance"]) in bundle["text/plain"]
-    assert "<details open class='smglm-coefficients'>" in bundle["text/html"]
+    assert fmt(fitted.metrics["train"]["gini"]) in bundle["text/plain"]
+    assert "<div class='smglm-coefficients'>" in bundle["text/html"]
+    tabs = re.findall(r"<label class='smglm-tab' [^>]*>([^<]*)</label>", bundle["text/html"])
+    assert tabs == [html.escape(s.title) for s in rep.sections]
     assert repr(rep).startswith("Report('GLM poisson/log: claim_count ~ driver_age + area'")
 
 
@@ -174,6 +181,19 @@ def test_report_save_writes_html_and_text(rep, tmp_path):
     out = rep.save(tmp_path / "saved")
     assert (out / "report.html").read_text().count("data:image/png") >= 10
     assert "-- Balance --" in (out / "report.txt").read_text()
+
+
+def test_report_save_to_an_html_file_writes_that_one_page(rep, tmp_path):
+    out = rep.save(tmp_path / "shared" / "model.html")
+    assert out == tmp_path / "shared" / "model.html"
+    assert sorted(p.name for p in out.parent.iterdir()) == ["model.html"]
+    page = out.read_text(encoding="utf-8")
+    assert page.startswith("<!DOCTYPE html>") and page.endswith("</html>")
+    assert "<style>" in page and "label.smglm-tab" in page  # its own styles
+    assert page.count("data:image/png;base64,") >= 10  # the figures inside
+    # nothing loaded from elsewhere: no script, no external source or stylesheet
+    assert "<script" not in page
+    assert not re.search(r"(src|href)=['\"](?!data:)", page)
 
 
 def test_report_figures_are_matplotlib_figures(rep):
@@ -259,7 +279,7 @@ def test_report_failed_job_shows_reason_and_log_only(tmp_path):
 def test_job_bundle_completed_holds_status_and_report(fake_job):
     bundle = live.job_bundle(fake_job)
     assert "smglm training job" in bundle["text/html"]
-    assert "<details open class='smglm-coefficients'>" in bundle["text/html"]
+    assert "<div class='smglm-coefficients'>" in bundle["text/html"]
     assert bundle["text/plain"].startswith("Job('fake-job', backend='fake', status='Completed')")
 
 
