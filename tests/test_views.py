@@ -142,6 +142,78 @@ def test_report_one_way_bins_match_the_data(rep, splits):
     assert "area (train):" in text and ages[0] in text
 
 
+def test_report_key_metrics_are_the_metrics_json_figures(rep, fitted):
+    key = rep.key_metrics
+    assert key.index.tolist() == ["deviance explained", "Gini", "AIC", "actual / expected", "n_obs"]
+    assert key.columns.tolist() == ["train", "test"]
+    for split in ("train", "test"):
+        m = fitted.metrics[split]
+        assert key.loc["deviance explained", split] == m["explained_deviance"]
+        assert key.loc["Gini", split] == m["gini"]
+        assert key.loc["AIC", split] == m["aic"]
+        assert key.loc["n_obs", split] == m["n_obs"]
+        ratio = rep.splits[split].data.balance["ratio"]
+        assert key.loc["actual / expected", split] == ratio
+    # the summary shows them once, compact; the full list is one click away (closed)
+    html = rep.section("summary").html
+    compact = html.split("<details")[0]
+    assert "smglm-key-metrics" in compact and "null_deviance" not in compact
+    assert "<details class='smglm-all-metrics'><summary>All metrics</summary>" in html
+    assert "null_deviance" in html.split("smglm-all-metrics")[1]
+    text = rep.section("summary").text
+    assert text.splitlines()[0].split() == ["metric", "train", "test"]
+    assert len(text.splitlines()) == 1 + len(key)  # the compact table only
+    assert "null_deviance" not in rep.to_text() and "Gini" in rep.to_text()
+
+
+def _ids(page: str) -> tuple[list[str], list[str]]:
+    return re.findall(r" id='([^']*)'", page), re.findall(r" for='([^']*)'", page)
+
+
+def test_report_html_tabs_pills_and_ids_are_unique_per_display(rep):
+    first, second = rep.to_html(), rep.to_html()
+    ids, targets = _ids(first)
+    assert len(ids) == len(set(ids)) and sorted(ids) == sorted(targets)
+    # one tab per section, then one pill per term of each term view
+    assert len(re.findall("<label class='smglm-tab'", first)) == len(rep.sections)
+    assert len(re.findall("<label class='smglm-pill'", first)) == 2 + 1  # one-ways, levels
+    # the first tab and the first pill of each group are the ones shown
+    checked = re.findall(r"<input type='radio' [^>]*checked/>", first)
+    assert len(checked) == 3
+    # a second display (or a second report) gets other ids: no clash in one page
+    assert not set(ids) & set(_ids(second)[0])
+    assert re.sub(r"smglm-[0-9a-f]{12}", "ID", first) == re.sub(r"smglm-[0-9a-f]{12}", "ID", second)
+    # every figure is a <figure> with its image and a short caption under it
+    figures = re.findall(r"<figure class='smglm-figure'>(.*?)</figure>", first)
+    assert len(figures) == first.count("data:image/png;base64,") > 10
+    for body in figures:
+        assert re.fullmatch(r"<img [^>]*/><figcaption>[^<]{20,400}</figcaption>", body), body[:80]
+    assert "<style>" in first and ".smglm-report label.smglm-tab" in first
+
+
+def test_report_figures_are_drawn_once(fitted, data, monkeypatch, tmp_path):
+    from matplotlib.figure import Figure
+
+    drawn: list[int] = []
+    savefig = Figure.savefig
+
+    def counting(fig: Any, *args: Any, **kwargs: Any) -> Any:
+        drawn.append(1)
+        return savefig(fig, *args, **kwargs)
+
+    monkeypatch.setattr(Figure, "savefig", counting)
+    fresh = report(fitted, data=data)
+    text = fresh.to_text()
+    assert drawn == [] and "-- One-way --" in text  # building it and its text draw nothing
+    page = fresh.to_html()
+    assert len(drawn) == page.count("data:image/png;base64,") > 10
+    count = len(drawn)
+    fresh.to_html()
+    fresh._repr_mimebundle_()
+    fresh.save(tmp_path / "again.html")
+    assert len(drawn) == count  # shown again, saved: nothing drawn again
+
+
 def test_report_lorenz_gini_equals_metrics(rep, fitted):
     for split in ("train", "test"):
         assert rep.splits[split].data.gini == pytest.approx(fitted.metrics[split]["gini"], abs=1e-9)
@@ -240,9 +312,13 @@ def _state(status: str, **extra: Any) -> dict[str, Any]:
 
 @pytest.fixture(scope="module")
 def fake_job(fitted, rep, tmp_path_factory) -> Job:
-    root = tmp_path_factory.mktemp("fakejob")
-    model_dir = fitted.save(root / "model")
     output_dir = next(iter(rep.splits.values())).folder.parent
+    return _completed_job(fitted, output_dir, tmp_path_factory.mktemp("fakejob"))
+
+
+def _completed_job(fitted: Any, output_dir: Path, root: Path) -> Job:
+    """A completed fake job whose artifacts are ``fitted``'s model and ``output_dir``."""
+    model_dir = fitted.save(root / "model")
     model_tar = pack_dir(model_dir, root / "store" / "model.tar.gz")
     output_tar = pack_dir(output_dir, root / "store" / "output.tar.gz")
     state = _state(
@@ -264,6 +340,31 @@ def test_report_job_has_status_log_and_the_model_report(fake_job, fitted):
     assert "billable seconds  12" in summary
     assert rep.metrics.loc["deviance", "test"] == fitted.metrics["test"]["deviance"]
     assert rep.splits["train"].folder is not None  # the job's own PNGs are used
+
+
+def _layout(page: str) -> str:
+    """A report's HTML without what changes between two displays: ids and the PNG bytes."""
+    page = re.sub(r"smglm-[0-9a-f]{12}", "ID", page)
+    return re.sub(r"data:image/png;base64,[A-Za-z0-9+/=]+", "PNG", page)
+
+
+def test_report_job_without_pngs_looks_the_same(fake_job, fitted, rep, tmp_path):
+    import shutil
+
+    output_dir = next(iter(rep.splits.values())).folder.parent
+    bare = shutil.copytree(output_dir, tmp_path / "output")
+    pngs = list(bare.rglob("*.png"))
+    assert len(pngs) > 10
+    for png in pngs:
+        png.unlink()
+    without = _completed_job(fitted, bare, tmp_path / "job").report()
+    with_pngs = fake_job.report()
+    assert with_pngs.splits["train"].folder is not None
+    assert without.to_text() == with_pngs.to_text()
+    page = without.to_html()
+    assert page.count("data:image/png;base64,") == with_pngs.to_html().count("data:image/png")
+    # the same page, image by image shown at the same size (drawn at another resolution)
+    assert _layout(page) == _layout(with_pngs.to_html())
 
 
 def test_report_failed_job_shows_reason_and_log_only(tmp_path):
