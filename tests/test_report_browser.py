@@ -1,6 +1,8 @@
-"""A saved report as a reader opens it: ``report.save("report.html")`` in headless Chromium from
-``file://``, no kernel, no server. Its section tabs and one-way pills are clicked, and the
-chart shown must change. Screenshots go where tests/test_browser.py saves its own.
+"""A report as a reader meets it, in headless Chromium: saved with ``report.save("report.html")``
+and opened from ``file://`` (no kernel, no server), and shown by a notebook cell in JupyterLab
+(its ``<style>`` kept in a live session's output). Its section tabs and one-way pills are
+clicked, and the chart shown must change. Screenshots go where tests/test_browser.py saves its
+own.
 
 Needs Debian's Chromium (``scripts/browser-tools``) and the playwright package (never
 ``playwright install``).
@@ -8,16 +10,22 @@ Needs Debian's Chromium (``scripts/browser-tools``) and the playwright package (
 
 from __future__ import annotations
 
+import secrets
+import subprocess
+import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import nbformat
 import pytest
 
 import smglm
+from helpers import free_port
 from smglm.datasets import motor
 from smglm.glm.report import report
-from test_browser import CHROMIUM, CHROMIUM_ARGS, artifacts_dir
+from test_browser import CHROMIUM, CHROMIUM_ARGS, SERVER_START, Lab, artifacts_dir, lab_env, stop
 
 pytestmark = pytest.mark.browser
 
@@ -118,3 +126,83 @@ def test_saved_report_tabs_and_pills_switch_the_chart(saved: Path, page: Any):
     expect(pills.first).to_be_hidden()
     expect(_shown_figures(page)).to_have_count(2)  # train and test
     page.screenshot(path=str(shots / "report_lorenz.png"))
+
+
+# -- in JupyterLab: the report as a cell's output ---------------------------------------------
+CELL = f"""import smglm
+from smglm.datasets import motor
+from smglm.glm.report import report
+data = motor(3000, seed=5)
+report(smglm.fit({CONFIG!r}, data), data=data)"""
+
+
+@pytest.fixture
+def lab(tmp_path: Path) -> Iterator[Lab]:
+    """JupyterLab serving one notebook whose one cell shows a report."""
+    root = tmp_path / "notebooks"
+    root.mkdir()
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_code_cell(CELL)]
+    spec = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nb.metadata["kernelspec"] = spec
+    nbformat.write(nb, root / "report.ipynb")
+    port, token = free_port(), secrets.token_hex(16)
+    cmd = [
+        sys.executable, "-m", "jupyterlab", f"--port={port}", "--ip=127.0.0.1", "--no-browser",
+        f"--IdentityProvider.token={token}", f"--ServerApp.root_dir={root}", "--allow-root",
+        "--LabApp.news_url=None", "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
+    ]  # fmt: skip
+    log = tmp_path / "jupyterlab.log"
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            cmd, env=lab_env(tmp_path / "jupyter"), cwd=root, stdout=out, stderr=subprocess.STDOUT
+        )
+    server = Lab(f"http://127.0.0.1:{port}", token, root, log)
+    try:
+        deadline = time.monotonic() + SERVER_START
+        while True:
+            if proc.poll() is not None:
+                pytest.fail(f"JupyterLab exited with {proc.returncode}:\n{server.log_tail()}")
+            try:
+                server.api("/api/status")
+                break
+            except OSError:
+                if time.monotonic() > deadline:
+                    pytest.fail(f"JupyterLab not up after {SERVER_START} s:\n{server.log_tail()}")
+                time.sleep(0.3)
+        yield server
+    finally:
+        stop(proc)
+
+
+@pytest.mark.slow
+def test_report_in_jupyterlab_keeps_its_tabs_and_pills(lab: Lab, page: Any):
+    from playwright.sync_api import expect
+
+    shots = artifacts_dir()
+    page.context.unroute("**/*")  # JupyterLab's own page is served over http
+    page.goto(lab.url("/lab/tree/report.ipynb"), timeout=60_000)
+    lab.wait_for_kernel(90)
+    idle = page.locator('.jp-Notebook-ExecutionIndicator[data-status="idle"]')
+    expect(idle).to_be_attached(timeout=90_000)
+    page.get_by_role("menubar").get_by_role("menuitem", name="Run", exact=True).click()
+    page.locator('li.lm-Menu-item[data-command="runmenu:run-all"]').click()
+    shown = page.locator(".jp-OutputArea-output .smglm-report")
+    expect(shown).to_be_visible(timeout=120_000)
+    # the report's <style> is applied: one tab's panel at a time, the radio inputs hidden
+    expect(shown.locator("table.smglm-key-metrics")).to_be_visible()
+    expect(shown.locator("figure.smglm-figure:visible")).to_have_count(0)
+    expect(shown.locator("input.smglm-radio").first).to_have_css("opacity", "0")
+    try:
+        shown.locator("label.smglm-tab", has_text="One-way").click()
+        figures = shown.locator("figure.smglm-figure:visible")
+        expect(figures).to_have_count(1)
+        first = figures.first.locator("img").get_attribute("src")
+        shown.locator("label.smglm-pill:visible", has_text="vehicle_power").click()
+        expect(figures).to_have_count(1)
+        assert figures.first.locator("img").get_attribute("src") != first
+        page.screenshot(path=str(shots / "report_in_jupyterlab.png"))
+    except BaseException:
+        page.screenshot(path=str(shots / "report_in_jupyterlab_failure.png"))
+        print(f"JupyterLab's log (last lines):\n{lab.log_tail()}")
+        raise
