@@ -118,6 +118,8 @@ def _one_way_axes(ax: Axes, table: pd.DataFrame) -> tuple[Axes, np.ndarray]:
     (for the rates) with one x position per bin; returns the bars' axis and the positions."""
     n = len(table)
     labels = table["bin"].astype(str).tolist()
+    from matplotlib.ticker import MaxNLocator
+
     step, rotate, _ = _tick_layout(table)
     bars = ax.twinx()
     x = np.arange(n)
@@ -126,6 +128,7 @@ def _one_way_axes(ax: Axes, table: pd.DataFrame) -> tuple[Axes, np.ndarray]:
     top = float(exposure.max()) if n else 0.0
     bars.set_ylim(0.0, 3.0 * top if top > 0 and math.isfinite(top) else 1.0)
     bars.set_ylabel("exposure")
+    bars.yaxis.set_major_locator(MaxNLocator(4))  # fewer ticks: cheaper to draw, as readable
     ax.set_zorder(bars.get_zorder() + 1)  # lines in front of the bars
     ax.patch.set_visible(False)
     ax.set_xticks(
