@@ -247,6 +247,13 @@ def test_report_has_text_and_html_mimebundle(rep, fitted):
 def test_report_widget_has_one_tab_per_section(rep):
     tab = rep.widget()
     assert list(tab.titles) == [s.title for s in rep.sections]
+    # the first tab is filled; another when it is first selected (its figures drawn then)
+    pages = tab.children
+    assert "smglm-key-metrics" in pages[0].value and "<style>" in pages[0].value
+    one_way = [s.key for s in rep.sections].index("one_way")
+    assert pages[one_way].value == ""
+    tab.selected_index = one_way
+    assert pages[one_way].value.count("<figure class='smglm-figure'>") == 2
 
 
 def test_report_save_writes_html_and_text(rep, tmp_path):
