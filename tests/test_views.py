@@ -214,6 +214,15 @@ def test_report_figures_are_drawn_once(fitted, data, monkeypatch, tmp_path):
     assert len(drawn) == count  # shown again, saved: nothing drawn again
 
 
+def test_report_one_way_of_one_split_says_so(data):
+    cfg = {k: v for k, v in CONFIG.items() if k != "test"}
+    train_only = report(smglm.fit(cfg, data), data=data)
+    assert set(train_only.splits) == {"train"}
+    html = train_only.section("one_way").html
+    assert html.count("<figure class='smglm-figure'>") == 2
+    assert "<figcaption>area: Train: actual (blue)" in html and "(right)" not in html
+
+
 def test_report_lorenz_gini_equals_metrics(rep, fitted):
     for split in ("train", "test"):
         assert rep.splits[split].data.gini == pytest.approx(fitted.metrics[split]["gini"], abs=1e-9)

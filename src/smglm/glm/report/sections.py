@@ -268,6 +268,8 @@ def _one_way_section(spec: FigureSpec, splits: dict[str, SplitReport]) -> list[S
         if column in split.data.one_ways
     ]
     caption = short_caption(spec)
+    if list(shown) != ["train", "test"]:  # one split (or others): say which
+        caption = caption.replace("Train (left) and test (right)", " and ".join(shown).capitalize())
 
     def draw(column: str) -> bytes:
         tables = {n: s.data.one_ways[column] for n, s in shown.items() if column in s.data.one_ways}
