@@ -383,6 +383,16 @@ def test_report_job_without_pngs_looks_the_same(fake_job, fitted, rep, tmp_path)
     assert _layout(page) == _layout(with_pngs.to_html())
 
 
+def test_report_job_with_pngs_draws_nothing(fake_job, monkeypatch):
+    from matplotlib.figure import Figure
+
+    drawn: list[int] = []
+    monkeypatch.setattr(Figure, "savefig", lambda *a, **k: drawn.append(1))
+    page = fake_job.report().to_html()
+    assert page.count("<figure class='smglm-figure'>") > 10
+    assert drawn == []  # every figure, the train/test one-ways too, is the job's PNG
+
+
 def test_report_failed_job_shows_reason_and_log_only(tmp_path):
     state = _state("Failed", FailureReason="AlgorithmError: target: column 'y' is missing")
     job = Job("fake-job", fake_backend(tmp_path, state, ["boom"]))

@@ -213,7 +213,8 @@ def report(
         the same split as :func:`smglm.fit`.
     out
         A folder to also save each split's tables (CSV, ``report.json``) and PNGs into, as a
-        training job lays them out (``out/train``, ``out/test``). Default: nothing is written;
+        training job lays them out (``out/train``, ``out/test``; the train/test one-ways in
+        ``out/one_way``). Default: nothing is written;
         the figures are drawn when shown.
 
     Returns
@@ -288,7 +289,7 @@ def _build_splits(
     ``out``, save them and their PNGs as a training job does)."""
     from smglm.glm.fitting import split_test
     from smglm.glm.io import read_table
-    from smglm.glm.report.figures import figure_files, save_figures
+    from smglm.glm.report.figures import figure_files, one_way_split_files, save_figures
     from smglm.glm.report.scoring import build_split, score
 
     cfg = result.config
@@ -311,4 +312,6 @@ def _build_splits(
             table.to_dir(folder)
             save_figures(figure_files(table, folder, name))
         splits[name] = SplitReport(name, table, folder)
+    if out is not None:
+        save_figures(one_way_split_files({n: s.data for n, s in splits.items()}, out))
     return splits

@@ -32,6 +32,8 @@ __all__ = [
     "FigureSpec",
     "figure_files",
     "fitted_by_bin",
+    "one_way_split_files",
+    "one_way_split_items",
     "plot_consistency",
     "plot_convergence",
     "plot_double_lift",
@@ -899,6 +901,39 @@ def figure_files(
         if split in spec.splits
         for item in spec.items(report)
     ]
+
+
+#: The folder, beside the splits' folders, of the train/test one-way PNGs.
+ONE_WAY_FOLDER = "one_way"
+
+
+def one_way_split_items(
+    splits: Mapping[str, ReportData],
+) -> list[tuple[str, str, Callable[[], Figure]]]:
+    """The train/test one-way figure of each predictor (:func:`plot_one_way_splits`, with the
+    fitted relativity where the splits' term views have it): ``(column, file stem, draw)``."""
+    from smglm.glm.report.data import _stems
+
+    shown = {n: d for n, d in splits.items() if d.one_ways}
+    columns = list(dict.fromkeys(c for d in shown.values() for c in d.one_ways))
+    stems = _stems("one_way", dict.fromkeys(columns))
+
+    def draw(column: str) -> Figure:
+        tables = {n: d.one_ways[column] for n, d in shown.items() if column in d.one_ways}
+        fitted = {n: fitted_by_bin(t, column, shown[n]) for n, t in tables.items()}
+        return plot_one_way_splits(tables, column, fitted)
+
+    return [(c, stems[c], partial(draw, c)) for c in columns]
+
+
+def one_way_split_files(
+    splits: Mapping[str, ReportData], outdir: str | Path
+) -> list[tuple[Path, Callable[[], Figure]]]:
+    """The train/test one-way PNGs of ``splits`` (the report data of each split, by name), in
+    ``<outdir>/one_way/<stem>.png`` where ``outdir`` holds the splits' folders; each with the
+    function that draws it. A report shows these when they exist, else draws them."""
+    folder = Path(outdir) / ONE_WAY_FOLDER
+    return [(folder / f"{stem}.png", make) for _, stem, make in one_way_split_items(splits)]
 
 
 def save_figures(

@@ -253,33 +253,34 @@ def _figure_section(spec: FigureSpec, splits: dict[str, SplitReport]) -> list[Se
 
 def _one_way_section(spec: FigureSpec, splits: dict[str, SplitReport]) -> list[Section]:
     """The one-ways: one figure per predictor with the train and test panels side by side
-    (drawn from the tables of both splits, with the fitted relativity where the term views
-    have it), one predictor shown at a time (pills); the tables as text."""
-    from smglm.glm.report.figures import fitted_by_bin, plot_one_way_splits
+    (the job's ``one_way/<stem>.png`` beside the splits' folders when it wrote one, else drawn
+    from the tables of both splits), one predictor shown at a time (pills); the tables as
+    text."""
+    from smglm.glm.report.figures import ONE_WAY_FOLDER, one_way_split_items
 
     shown = {n: s for n, s in splits.items() if n in spec.splits and s.data.one_ways}
-    columns = list(dict.fromkeys(c for s in shown.values() for c in s.data.one_ways))
-    if not columns:
+    items = one_way_split_items({n: s.data for n, s in shown.items()})
+    if not items:
         return []
     texts = [
         f"{column} ({name}):\n" + _table_text(split.data.one_ways[column])
-        for column in columns
+        for column, _, _ in items
         for name, split in shown.items()
         if column in split.data.one_ways
     ]
     caption = short_caption(spec)
     if list(shown) != ["train", "test"]:  # one split (or others): say which
         caption = caption.replace("Train (left) and test (right)", " and ".join(shown).capitalize())
+    folders = [s.folder.parent / ONE_WAY_FOLDER for s in shown.values() if s.folder is not None]
 
-    def draw(column: str) -> bytes:
-        tables = {n: s.data.one_ways[column] for n, s in shown.items() if column in s.data.one_ways}
-        fitted = {n: fitted_by_bin(t, column, shown[n].data) for n, t in tables.items()}
-        return figure_png(plot_one_way_splits(tables, column, fitted))
+    def png(stem: str, draw: Callable[[], Any]) -> bytes | Path:
+        saved = [f / f"{stem}.png" for f in folders if (f / f"{stem}.png").is_file()]
+        return saved[0] if saved else figure_png(draw())
 
     def content() -> str:
         panels = [
-            (c, figure_tag(draw(c), f"{c}: actual vs predicted", f"{c}: {caption}"))
-            for c in columns
+            (c, figure_tag(png(stem, draw), f"{c}: actual vs predicted", f"{c}: {caption}"))
+            for c, stem, draw in items
         ]
         return _caption_html(spec) + nav_html(f"{ID_TOKEN}-one-way", panels, "smglm-pill")
 
