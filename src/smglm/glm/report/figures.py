@@ -221,7 +221,7 @@ def plot_one_way_splits(
         limits.append(np.concatenate(shown))
         ax.set_title(f"{name}", fontsize="medium")
         ax.set_xlabel(column)
-        ax.grid(True, alpha=0.3)
+        ax.grid(True, axis="y", alpha=0.3)  # the bins are apart already: no vertical lines
         if len(ax.get_legend_handles_labels()[0]) > len(handles):
             handles = ax.get_legend_handles_labels()[0] + bars.get_legend_handles_labels()[0]
     values = np.concatenate(limits) if limits else np.array([])
