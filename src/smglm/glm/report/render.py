@@ -85,15 +85,18 @@ def html_table(
     *,
     row_style: Callable[[int], str | None] | None = None,
     css_class: str = "smglm-table",
+    digits: int = 6,
 ) -> str:
-    """An HTML table; cells are formatted with :func:`fmt` and escaped, numbers right-aligned."""
+    """An HTML table; cells are formatted with :func:`fmt` (``digits`` significant digits) and
+    escaped, numbers right-aligned."""
     head = "".join(f"<th style='text-align:left'>{esc(h)}</th>" for h in headers)
     body = []
     for i, row in enumerate(rows):
         style = row_style(i) if row_style else None
         attr = f" style='background:{style}'" if style else ""
         cells = "".join(
-            f"<td style='text-align:{'right' if _is_number(v) else 'left'}'>{esc(fmt(v))}</td>"
+            f"<td style='text-align:{'right' if _is_number(v) else 'left'}'>"
+            f"{esc(fmt(v, digits))}</td>"
             for v in row
         )
         body.append(f"<tr{attr}>{cells}</tr>")
@@ -109,9 +112,10 @@ def _is_number(value: Any) -> bool:
     )
 
 
-def text_table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
-    """A plain-text table with aligned columns (numbers right-aligned)."""
-    cells = [[fmt(v) for v in row] for row in rows]
+def text_table(headers: Sequence[str], rows: Sequence[Sequence[Any]], digits: int = 6) -> str:
+    """A plain-text table with aligned columns (numbers right-aligned, ``digits`` significant
+    digits)."""
+    cells = [[fmt(v, digits) for v in row] for row in rows]
     widths = [len(h) for h in headers]
     for row in cells:
         widths = [max(w, len(c)) for w, c in zip(widths, row, strict=False)]
@@ -234,6 +238,7 @@ def report_css(panels: int) -> str:
         ".smglm-report figure.smglm-figure img{max-width:100%;height:auto}"
         ".smglm-report figcaption{font-size:12px;color:#555;max-width:760px}"
         ".smglm-report .smglm-grid{display:flex;flex-wrap:wrap}"
+        ".smglm-report table.smglm-table td,.smglm-report table.smglm-table th{padding:2px 10px}"
         ".smglm-report .smglm-note{font-size:12px;color:#555;max-width:900px}"
         ".smglm-report details.smglm-all-metrics{margin-top:6px}"
         ".smglm-report details.smglm-all-metrics>summary{cursor:pointer;color:#1f4e79}"

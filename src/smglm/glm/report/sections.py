@@ -98,11 +98,11 @@ def model_sections(
     if result is not None:
         frame = metrics_frame(result, splits)
         key = key_metrics_frame(frame)
-        summary_html += metrics_html(key, css_class="smglm-table smglm-key-metrics") + (
+        summary_html += metrics_html(key, "smglm-table smglm-key-metrics", digits=4) + (
             "<details class='smglm-all-metrics'><summary>All metrics</summary>"
             f"{metrics_html(frame)}</details>"
         )
-        summary_text += ("\n\n" if summary_text else "") + metrics_text(key)
+        summary_text += ("\n\n" if summary_text else "") + metrics_text(key, digits=4)
     sections = [Section("summary", "Summary", summary_html, summary_text)]
     if result is None:
         return sections

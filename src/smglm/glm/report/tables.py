@@ -97,14 +97,14 @@ def _fit_line(result: FitResult) -> str:
     return f"fit: {f.get('iterations')} iterations, converged={f.get('converged')}{secs}"
 
 
-def metrics_html(frame: pd.DataFrame, css_class: str = "smglm-table") -> str:
+def metrics_html(frame: pd.DataFrame, css_class: str = "smglm-table", digits: int = 6) -> str:
     rows = [[name, *frame.loc[name].tolist()] for name in frame.index]
-    return html_table(["metric", *frame.columns], rows, css_class=css_class)
+    return html_table(["metric", *frame.columns], rows, css_class=css_class, digits=digits)
 
 
-def metrics_text(frame: pd.DataFrame) -> str:
+def metrics_text(frame: pd.DataFrame, digits: int = 6) -> str:
     rows = [[name, *frame.loc[name].tolist()] for name in frame.index]
-    return text_table(["metric", *frame.columns], rows)
+    return text_table(["metric", *frame.columns], rows, digits=digits)
 
 
 def coefficient_frame(result: FitResult) -> pd.DataFrame:
