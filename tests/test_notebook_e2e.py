@@ -88,7 +88,7 @@ def test_notebook_runs_without_error(executed):
 def test_notebook_train_cell_shows_the_job_and_its_report(executed):
     html = html_of(executed.cells[2])
     assert "smglm training job" in html and "Completed" in html
-    assert "<details open class='smglm-coefficients'>" in html
+    assert "<div class='smglm-coefficients'>" in html
 
 
 @pytest.mark.slow
@@ -98,7 +98,7 @@ def test_notebook_job_report_has_every_section_with_plots(executed):
     assert [o["output_type"] for o in outputs(cell)] == ["execute_result"]
     html = html_of(cell)
     for key in ("summary", "coefficients", "one_way", "lift", "lorenz", "residuals", "log"):
-        assert f"<details open class='smglm-{key}'>" in html
+        assert f"<div class='smglm-{key}'>" in html
     assert html.count("data:image/png;base64,") >= 10
     text = outputs(cell)[0]["data"]["text/plain"]
     assert "-- Coefficients --" in text and "driver_age" in text
@@ -112,7 +112,7 @@ def test_notebook_no_wait_display_updated_in_place_to_the_report(executed):
     assert len(shown) == 1  # one display, updated in place (not one per status)
     text = shown[0]["data"]["text/plain"]
     assert "status='Completed'" in text  # it was InProgress when the cell returned
-    assert "<details open class='smglm-lorenz'>" in shown[0]["data"]["text/html"]
+    assert "<div class='smglm-lorenz'>" in shown[0]["data"]["text/html"]
 
 
 @pytest.mark.slow

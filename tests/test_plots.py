@@ -14,11 +14,13 @@ from smglm.glm.report import double_lift, one_way
 from smglm.glm.report.data import build_report
 from smglm.glm.report.figures import (
     figure_files,
+    fitted_by_bin,
     plot_convergence,
     plot_double_lift,
     plot_lift,
     plot_lorenz,
     plot_one_way,
+    plot_one_way_splits,
     plot_residuals,
     save_figures,
 )
@@ -95,6 +97,87 @@ def test_plot_one_way_lines_bars_and_labels_show_the_table(data):
         "predicted",
         "exposure",
     ]
+
+
+def test_plot_one_way_splits_shows_both_splits_with_the_fitted_band(data):
+    train, test = data.iloc[:2000], data.iloc[2000:]
+    tables = {
+        n: one_way(d, "region", "claims", "mu", "exposure")
+        for n, d in (("train", train), ("test", test))
+    }
+    band = pd.DataFrame(
+        {"fit": [0.1, 0.2, 0.3], "lower": [0.05, 0.15, 0.25], "upper": [0.2, 0.3, 0.4]}
+    )
+    band.attrs["kind"] = "spline"
+    fig = plot_one_way_splits(tables, "region", {"train": band, "test": None})
+    left, right = fig.axes[0], fig.axes[1]  # the rate axes (then their exposure twins)
+    assert [left.get_title(), right.get_title()] == ["train", "test"]
+    for ax, name in ((left, "train"), (right, "test")):
+        np.testing.assert_allclose(line(ax, "actual").get_ydata(), tables[name]["actual_rate"])
+        np.testing.assert_allclose(
+            line(ax, "predicted").get_ydata(), tables[name]["predicted_rate"]
+        )
+        assert [t.get_text() for t in ax.get_xticklabels()] == tables[name]["bin"].tolist()
+    np.testing.assert_allclose(line(left, "fitted relativity").get_ydata(), band["fit"])
+    assert [ln.get_label() for ln in right.get_lines()] == ["actual", "predicted"]
+    bars = [ax for ax in fig.axes[2:]]
+    heights = [p.get_height() for p in bars[0].patches]
+    np.testing.assert_allclose(heights, tables["train"]["exposure"])
+    assert left.get_shared_y_axes().joined(left, right)  # one rate scale for both splits
+    assert "region" in fig.texts[0].get_text()
+
+
+def test_fitted_by_bin_rescales_levels_and_splines_to_the_predicted_rate():
+    from smglm.glm.report.data import ReportData
+
+    table = pd.DataFrame(
+        {
+            "bin": ["a", "b", "c", "(missing)"],
+            "exposure": [10.0, 20.0, 30.0, 5.0],
+            "predicted": [1.0, 4.0, 9.0, 0.5],
+        }
+    )
+    levels = pd.DataFrame(
+        {
+            "level": ["a", "b", "c"],
+            "base": [True, False, False],
+            "fit": [1.0, 1.5, 2.0],
+            "lower": [np.nan, 1.2, 1.6],
+            "upper": [np.nan, 1.9, 2.5],
+        }
+    )
+    out = fitted_by_bin(table, "x", ReportData(levels={"x": levels}, link="log"))
+    assert out.attrs["kind"] == "levels"
+    known = slice(0, 3)
+    # the ratios between levels are the relativities; the weighted mean is the predicted rate
+    np.testing.assert_allclose(out["fit"][known] / out["fit"][0], [1.0, 1.5, 2.0])
+    np.testing.assert_allclose(out["upper"][1] / out["fit"][0], 1.9)
+    mean = (out["fit"][known] * table["exposure"][known]).sum() / 60.0
+    assert mean == pytest.approx(14.0 / 60.0)
+    assert out["lower"][0] == out["fit"][0] == out["upper"][0]  # the base: no interval
+    assert np.isnan(out["fit"][3])  # a bin the model has no level for
+    # an identity link: shifted, not scaled
+    shifted = fitted_by_bin(table, "x", ReportData(levels={"x": levels}, link="identity"))
+    np.testing.assert_allclose(shifted["fit"][known] - shifted["fit"][0], [0.0, 0.5, 1.0])
+    # a spline: the curve at each bin's middle
+    numeric = table.assign(bin=["[0, 2)", "[2, 4)", "[4, 6]", "8"])
+    curve = pd.DataFrame(
+        {
+            "part": "curve",
+            "x": [0.0, 6.0],
+            "fit": [1.0, 4.0],
+            "lower": [0.5, 3.0],
+            "upper": [2.0, 5.0],
+        }
+    )
+    out = fitted_by_bin(numeric, "x", ReportData(splines={"x": curve}, link="log"))
+    assert out.attrs["kind"] == "spline"
+    np.testing.assert_allclose(out["fit"][known] / out["fit"][0], [1.0, 2.5 / 1.5, 3.5 / 1.5])
+    assert np.isnan(out["fit"][3])  # beyond the curve
+    # no term view of the column, or no bin matching it: nothing to draw
+    assert fitted_by_bin(table, "y", ReportData(levels={"x": levels})) is None
+    other = table.assign(bin=["p", "q", "r", "s"])
+    assert fitted_by_bin(other, "x", ReportData(levels={"x": levels})) is None
 
 
 def test_plot_one_way_few_short_labels_stay_flat_and_many_are_thinned(data):

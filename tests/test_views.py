@@ -131,10 +131,96 @@ def test_report_one_way_bins_match_the_data(rep, splits):
     ages = rep.splits["train"].data.one_ways["driver_age"]["bin"].tolist()
     assert ages[0].startswith("[18,") and ages[-1].endswith("]")
     html = rep.section("one_way").html
-    assert "<h4>area</h4>" in html and "<h4>driver_age</h4>" in html
-    assert html.count("data:image/png;base64,") == 4  # two predictors x two splits
+    # one pill and one figure (train and test side by side) per predictor
+    pills = re.findall(r"<label class='smglm-pill' for='[^']*' title='[^']*'>([^<]*)</label>", html)
+    assert pills == ["driver_age", "area"]
+    assert html.count("data:image/png;base64,") == 2
+    assert html.count("<figure class='smglm-figure'>") == 2
+    assert "alt='area: actual vs predicted'" in html
+    assert "<figcaption>area: Train (left) and test (right)" in html
     text = rep.section("one_way").text
     assert "area (train):" in text and ages[0] in text
+
+
+def test_report_key_metrics_are_the_metrics_json_figures(rep, fitted):
+    key = rep.key_metrics
+    assert key.index.tolist() == ["deviance explained", "Gini", "AIC", "actual / expected", "n_obs"]
+    assert key.columns.tolist() == ["train", "test"]
+    for split in ("train", "test"):
+        m = fitted.metrics[split]
+        assert key.loc["deviance explained", split] == m["explained_deviance"]
+        assert key.loc["Gini", split] == m["gini"]
+        assert key.loc["AIC", split] == m["aic"]
+        assert key.loc["n_obs", split] == m["n_obs"]
+        ratio = rep.splits[split].data.balance["ratio"]
+        assert key.loc["actual / expected", split] == ratio
+    # the summary shows them once, compact; the full list is one click away (closed)
+    html = rep.section("summary").html
+    compact = html.split("<details")[0]
+    assert "smglm-key-metrics" in compact and "null_deviance" not in compact
+    assert "<details class='smglm-all-metrics'><summary>All metrics</summary>" in html
+    assert "null_deviance" in html.split("smglm-all-metrics")[1]
+    text = rep.section("summary").text
+    assert text.splitlines()[0].split() == ["metric", "train", "test"]
+    assert len(text.splitlines()) == 1 + len(key)  # the compact table only
+    assert "null_deviance" not in rep.to_text() and "Gini" in rep.to_text()
+
+
+def _ids(page: str) -> tuple[list[str], list[str]]:
+    return re.findall(r" id='([^']*)'", page), re.findall(r" for='([^']*)'", page)
+
+
+def test_report_html_tabs_pills_and_ids_are_unique_per_display(rep):
+    first, second = rep.to_html(), rep.to_html()
+    ids, targets = _ids(first)
+    assert len(ids) == len(set(ids)) and sorted(ids) == sorted(targets)
+    # one tab per section, then one pill per term of each term view
+    assert len(re.findall("<label class='smglm-tab'", first)) == len(rep.sections)
+    assert len(re.findall("<label class='smglm-pill'", first)) == 2 + 1  # one-ways, levels
+    # the first tab and the first pill of each group are the ones shown
+    checked = re.findall(r"<input type='radio' [^>]*checked/>", first)
+    assert len(checked) == 3
+    # a second display (or a second report) gets other ids: no clash in one page
+    assert not set(ids) & set(_ids(second)[0])
+    assert re.sub(r"smglm-[0-9a-f]{12}", "ID", first) == re.sub(r"smglm-[0-9a-f]{12}", "ID", second)
+    # every figure is a <figure> with its image and a short caption under it
+    figures = re.findall(r"<figure class='smglm-figure'>(.*?)</figure>", first)
+    assert len(figures) == first.count("data:image/png;base64,") > 10
+    for body in figures:
+        assert re.fullmatch(r"<img [^>]*/><figcaption>[^<]{20,400}</figcaption>", body), body[:80]
+    assert "<style>" in first and ".smglm-report label.smglm-tab" in first
+
+
+def test_report_figures_are_drawn_once(fitted, data, monkeypatch, tmp_path):
+    from matplotlib.figure import Figure
+
+    drawn: list[int] = []
+    savefig = Figure.savefig
+
+    def counting(fig: Any, *args: Any, **kwargs: Any) -> Any:
+        drawn.append(1)
+        return savefig(fig, *args, **kwargs)
+
+    monkeypatch.setattr(Figure, "savefig", counting)
+    fresh = report(fitted, data=data)
+    text = fresh.to_text()
+    assert drawn == [] and "-- One-way --" in text  # building it and its text draw nothing
+    page = fresh.to_html()
+    assert len(drawn) == page.count("data:image/png;base64,") > 10
+    count = len(drawn)
+    fresh.to_html()
+    fresh._repr_mimebundle_()
+    fresh.save(tmp_path / "again.html")
+    assert len(drawn) == count  # shown again, saved: nothing drawn again
+
+
+def test_report_one_way_of_one_split_says_so(data):
+    cfg = {k: v for k, v in CONFIG.items() if k != "test"}
+    train_only = report(smglm.fit(cfg, data), data=data)
+    assert set(train_only.splits) == {"train"}
+    html = train_only.section("one_way").html
+    assert html.count("<figure class='smglm-figure'>") == 2
+    assert "<figcaption>area: Train: actual (blue)" in html and "(right)" not in html
 
 
 def test_report_lorenz_gini_equals_metrics(rep, fitted):
@@ -160,20 +246,43 @@ def test_report_has_text_and_html_mimebundle(rep, fitted):
     bundle = rep._repr_mimebundle_()
     assert set(bundle) == {"text/plain", "text/html"}
     assert "-- Coefficients --" in bundle["text/plain"]
-    assert fmt(fitted.metrics["train"]["deviance"]) in bundle["text/plain"]
-    assert "<details open class='smglm-coefficients'>" in bundle["text/html"]
+    summary = bundle["text/plain"].split("-- Coefficients --")[0]
+    assert fmt(fitted.metrics["train"]["gini"], 4) in summary  # the compact table: 4 digits
+    assert "<div class='smglm-coefficients'>" in bundle["text/html"]
+    tabs = re.findall(r"<label class='smglm-tab' [^>]*>([^<]*)</label>", bundle["text/html"])
+    assert tabs == [html.escape(s.title) for s in rep.sections]
     assert repr(rep).startswith("Report('GLM poisson/log: claim_count ~ driver_age + area'")
 
 
 def test_report_widget_has_one_tab_per_section(rep):
     tab = rep.widget()
     assert list(tab.titles) == [s.title for s in rep.sections]
+    # the first tab is filled; another when it is first selected (its figures drawn then)
+    pages = tab.children
+    assert "smglm-key-metrics" in pages[0].value and "<style>" in pages[0].value
+    one_way = [s.key for s in rep.sections].index("one_way")
+    assert pages[one_way].value == ""
+    tab.selected_index = one_way
+    assert pages[one_way].value.count("<figure class='smglm-figure'>") == 2
 
 
 def test_report_save_writes_html_and_text(rep, tmp_path):
     out = rep.save(tmp_path / "saved")
     assert (out / "report.html").read_text().count("data:image/png") >= 10
     assert "-- Balance --" in (out / "report.txt").read_text()
+
+
+def test_report_save_to_an_html_file_writes_that_one_page(rep, tmp_path):
+    out = rep.save(tmp_path / "shared" / "model.html")
+    assert out == tmp_path / "shared" / "model.html"
+    assert sorted(p.name for p in out.parent.iterdir()) == ["model.html"]
+    page = out.read_text(encoding="utf-8")
+    assert page.startswith("<!DOCTYPE html>") and page.endswith("</html>")
+    assert "<style>" in page and "label.smglm-tab" in page  # its own styles
+    assert page.count("data:image/png;base64,") >= 10  # the figures inside
+    # nothing loaded from elsewhere: no script, no external source or stylesheet
+    assert "<script" not in page
+    assert not re.search(r"(src|href)=['\"](?!data:)", page)
 
 
 def test_report_figures_are_matplotlib_figures(rep):
@@ -220,9 +329,13 @@ def _state(status: str, **extra: Any) -> dict[str, Any]:
 
 @pytest.fixture(scope="module")
 def fake_job(fitted, rep, tmp_path_factory) -> Job:
-    root = tmp_path_factory.mktemp("fakejob")
-    model_dir = fitted.save(root / "model")
     output_dir = next(iter(rep.splits.values())).folder.parent
+    return _completed_job(fitted, output_dir, tmp_path_factory.mktemp("fakejob"))
+
+
+def _completed_job(fitted: Any, output_dir: Path, root: Path) -> Job:
+    """A completed fake job whose artifacts are ``fitted``'s model and ``output_dir``."""
+    model_dir = fitted.save(root / "model")
     model_tar = pack_dir(model_dir, root / "store" / "model.tar.gz")
     output_tar = pack_dir(output_dir, root / "store" / "output.tar.gz")
     state = _state(
@@ -246,6 +359,41 @@ def test_report_job_has_status_log_and_the_model_report(fake_job, fitted):
     assert rep.splits["train"].folder is not None  # the job's own PNGs are used
 
 
+def _layout(page: str) -> str:
+    """A report's HTML without what changes between two displays: ids and the PNG bytes."""
+    page = re.sub(r"smglm-[0-9a-f]{12}", "ID", page)
+    return re.sub(r"data:image/png;base64,[A-Za-z0-9+/=]+", "PNG", page)
+
+
+def test_report_job_without_pngs_looks_the_same(fake_job, fitted, rep, tmp_path):
+    import shutil
+
+    output_dir = next(iter(rep.splits.values())).folder.parent
+    bare = shutil.copytree(output_dir, tmp_path / "output")
+    pngs = list(bare.rglob("*.png"))
+    assert len(pngs) > 10
+    for png in pngs:
+        png.unlink()
+    without = _completed_job(fitted, bare, tmp_path / "job").report()
+    with_pngs = fake_job.report()
+    assert with_pngs.splits["train"].folder is not None
+    assert without.to_text() == with_pngs.to_text()
+    page = without.to_html()
+    assert page.count("data:image/png;base64,") == with_pngs.to_html().count("data:image/png")
+    # the same page, image by image shown at the same size (drawn at another resolution)
+    assert _layout(page) == _layout(with_pngs.to_html())
+
+
+def test_report_job_with_pngs_draws_nothing(fake_job, monkeypatch):
+    from matplotlib.figure import Figure
+
+    drawn: list[int] = []
+    monkeypatch.setattr(Figure, "savefig", lambda *a, **k: drawn.append(1))
+    page = fake_job.report().to_html()
+    assert page.count("<figure class='smglm-figure'>") > 10
+    assert drawn == []  # every figure, the train/test one-ways too, is the job's PNG
+
+
 def test_report_failed_job_shows_reason_and_log_only(tmp_path):
     state = _state("Failed", FailureReason="AlgorithmError: target: column 'y' is missing")
     job = Job("fake-job", fake_backend(tmp_path, state, ["boom"]))
@@ -259,7 +407,7 @@ def test_report_failed_job_shows_reason_and_log_only(tmp_path):
 def test_job_bundle_completed_holds_status_and_report(fake_job):
     bundle = live.job_bundle(fake_job)
     assert "smglm training job" in bundle["text/html"]
-    assert "<details open class='smglm-coefficients'>" in bundle["text/html"]
+    assert "<div class='smglm-coefficients'>" in bundle["text/html"]
     assert bundle["text/plain"].startswith("Job('fake-job', backend='fake', status='Completed')")
 
 

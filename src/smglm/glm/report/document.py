@@ -2,23 +2,26 @@
 process from a FitResult and data; :func:`load` reads it from what a training job wrote
 (``model/`` and ``output/{train,test}/``, see DESIGN.md).
 
-A Report shows as HTML with embedded PNGs in a notebook (``_repr_mimebundle_``), as text
-elsewhere, and as tabs with :meth:`Report.show` when ipywidgets is installed. Building one needs
-neither IPython nor ipywidgets.
+A Report shows as HTML with embedded PNGs in a notebook (``_repr_mimebundle_``): one tab per
+section and, in the one-ways, one pill per predictor, in plain HTML and CSS (no kernel needed,
+the same in a saved notebook and in :meth:`Report.save`'s file); as text elsewhere; and as
+ipywidgets tabs with :meth:`Report.show`. Figures are drawn from the tables where the job
+saved no PNG, once (the Report keeps them). Building one needs neither IPython nor ipywidgets.
 """
 
 from __future__ import annotations
 
 import logging
+import uuid
 import warnings
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from smglm.glm.report.figures import FIGURES
-from smglm.glm.report.render import RichView, esc
+from smglm.glm.report.render import ID_TOKEN, RichView, esc, nav_html, report_css
 from smglm.glm.report.sections import Section, SplitReport, model_sections
-from smglm.glm.report.tables import coefficient_frame, metrics_frame
+from smglm.glm.report.tables import coefficient_frame, key_metrics_frame, metrics_frame
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -43,9 +46,10 @@ class Report(RichView):
         The :class:`~smglm.glm.FitResult` (None for a job that did not complete).
     splits
         ``{"train": SplitReport, "test": SplitReport}`` where report data exists.
-    metrics, coefficients
-        The tables shown: metrics (rows) by split (columns), and the coefficient table with
-        the base levels of categoricals as rows (relativity 1).
+    metrics, key_metrics, coefficients
+        The tables shown: all metrics (rows) by split (columns), the compact table of those
+        compared first (deviance explained, Gini, AIC, actual / expected, n_obs), and the
+        coefficient table with the base levels of categoricals as rows (relativity 1).
     """
 
     def __init__(
@@ -60,10 +64,18 @@ class Report(RichView):
         self.sections = sections
         self.result = result
         self.splits = splits or {}
+        self._html: str | None = None
 
     @property
     def metrics(self) -> pd.DataFrame | None:
         return None if self.result is None else metrics_frame(self.result, self.splits)
+
+    @property
+    def key_metrics(self) -> pd.DataFrame | None:
+        """The metrics compared first (rows: ``deviance explained``, ``Gini``, ``AIC``,
+        ``actual / expected``, ``n_obs``) by split (columns), as the summary shows them."""
+        frame = self.metrics
+        return None if frame is None else key_metrics_frame(frame)
 
     @property
     def coefficients(self) -> pd.DataFrame | None:
@@ -80,26 +92,45 @@ class Report(RichView):
         return f"Report({self.title!r}, sections={[s.key for s in self.sections]!r})"
 
     def to_html(self) -> str:
-        parts = [f"<div class='smglm-report'><h3>{esc(self.title)}</h3>"]
-        for s in self.sections:
-            parts.append(
-                f"<details open class='smglm-{s.key}'><summary><b>{esc(s.title)}</b></summary>"
-                f"{s.html}</details>"
+        """The report as one HTML fragment: its own ``<style>``, the title, one tab
+        (``label.smglm-tab``, the full title) per section. Each call gives the report's inputs
+        new ids, so two reports (or one shown twice) in a page never clash; the figures are
+        drawn on the first call only."""
+        if self._html is None:
+            sections = self.sections
+            panels = [(s.title, f"<div class='smglm-{s.key}'>{s.html}</div>") for s in sections]
+            most = max([len(panels), *(s.html.count("class='smglm-radio'") for s in sections)])
+            self._html = (
+                f"<div class='smglm-report'>{report_css(most)}<h3>{esc(self.title)}</h3>"
+                f"{nav_html(f'{ID_TOKEN}-tabs', panels, 'smglm-tab')}</div>"
             )
-        return "".join(parts) + "</div>"
+        return self._html.replace(ID_TOKEN, f"smglm-{uuid.uuid4().hex[:12]}")
 
     def to_text(self) -> str:
+        """The report as plain text: the summary's compact metrics (all of them are in
+        :attr:`metrics`), the coefficients and each section's tables."""
         blocks = [self.title, "=" * len(self.title)]
         for s in self.sections:
             blocks += ["", f"-- {s.title} --", s.text]
         return "\n".join(blocks)
 
     def widget(self) -> Any:
-        """The report as an ipywidgets Tab, one tab per section (needs ipywidgets)."""
+        """The report as an ipywidgets Tab, one tab per section (needs ipywidgets). A tab's
+        figures are drawn when it is first selected."""
         import ipywidgets as w
 
-        tab = w.Tab(children=[w.HTML(s.html) for s in self.sections])
+        style = report_css(0)
+        pages = [w.HTML() for _ in self.sections]
+        tab = w.Tab(children=pages)
         tab.titles = tuple(s.title for s in self.sections)
+
+        def fill(index: int | None) -> None:
+            if index is not None and 0 <= index < len(pages) and not pages[index].value:
+                html = self.sections[index].html.replace(ID_TOKEN, f"smglm-{uuid.uuid4().hex[:12]}")
+                pages[index].value = f"<div class='smglm-report'>{style}{html}</div>"
+
+        fill(0)
+        tab.observe(lambda change: fill(change["new"]), names="selected_index")
         return tab
 
     def show(self) -> Any:
@@ -133,11 +164,23 @@ class Report(RichView):
         return figs
 
     def save(self, path: str | Path) -> Path:
-        """Write ``report.html`` (self-contained) and ``report.txt`` into folder ``path``."""
+        """Save the report; return the path written.
+
+        A ``path`` ending in ``.html`` is written as one self-contained page (figures and
+        styles inside; opens without a kernel or a network, looks as in the notebook). Any
+        other path is a folder: ``report.html`` and ``report.txt`` are written into it.
+        """
         out = Path(path)
+        page = (
+            "<!DOCTYPE html><html><head><meta charset='utf-8'>"
+            f"<title>{esc(self.title)}</title></head>"
+            f"<body style='font-family:sans-serif'>{self.to_html()}</body></html>"
+        )
+        if out.suffix.lower() in (".html", ".htm"):
+            out.parent.mkdir(parents=True, exist_ok=True)
+            out.write_text(page, encoding="utf-8")
+            return out
         out.mkdir(parents=True, exist_ok=True)
-        page = f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{esc(self.title)}"
-        page += f"</title></head><body>{self.to_html()}</body></html>"
         (out / "report.html").write_text(page, encoding="utf-8")
         (out / "report.txt").write_text(self.to_text() + "\n", encoding="utf-8")
         return out
@@ -170,7 +213,8 @@ def report(
         the same split as :func:`smglm.fit`.
     out
         A folder to also save each split's tables (CSV, ``report.json``) and PNGs into, as a
-        training job lays them out (``out/train``, ``out/test``). Default: nothing is written;
+        training job lays them out (``out/train``, ``out/test``; the train/test one-ways in
+        ``out/one_way``). Default: nothing is written;
         the figures are drawn when shown.
 
     Returns
@@ -245,7 +289,7 @@ def _build_splits(
     ``out``, save them and their PNGs as a training job does)."""
     from smglm.glm.fitting import split_test
     from smglm.glm.io import read_table
-    from smglm.glm.report.figures import figure_files, save_figures
+    from smglm.glm.report.figures import figure_files, one_way_split_files, save_figures
     from smglm.glm.report.scoring import build_split, score
 
     cfg = result.config
@@ -268,4 +312,6 @@ def _build_splits(
             table.to_dir(folder)
             save_figures(figure_files(table, folder, name))
         splits[name] = SplitReport(name, table, folder)
+    if out is not None:
+        save_figures(one_way_split_files({n: s.data for n, s in splits.items()}, out))
     return splits

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -31,6 +31,9 @@ __all__ = [
     "FigureItem",
     "FigureSpec",
     "figure_files",
+    "fitted_by_bin",
+    "one_way_split_files",
+    "one_way_split_items",
     "plot_consistency",
     "plot_convergence",
     "plot_double_lift",
@@ -40,6 +43,7 @@ __all__ = [
     "plot_lorenz",
     "plot_one_way",
     "plot_one_way_overlay",
+    "plot_one_way_splits",
     "plot_residuals",
     "plot_search",
     "plot_spline",
@@ -101,17 +105,24 @@ def _rates(ax: Axes, x: np.ndarray, table: pd.DataFrame) -> None:
     ax.plot(x, table["predicted_rate"].to_numpy(), marker="s", color=PREDICTED, label="predicted")
 
 
-def _one_way_frame(table: pd.DataFrame) -> tuple[Figure, Axes, Axes, np.ndarray]:
-    """A one-way figure's frame: exposure as grey bars on a right axis kept to the lower third,
-    and the left axis (in front, for the rates) with one x position per bin."""
+def _tick_layout(table: pd.DataFrame) -> tuple[int, bool, float]:
+    """The tick step, whether the bin labels are rotated, and the bottom margin they need."""
     n = len(table)
     labels = table["bin"].astype(str).tolist()
     step = max(1, -(-n // MAX_TICK_LABELS))
     rotate = n > 8 or sum(len(s) for s in labels) > 60
     longest = max((len(s) for s in labels[::step]), default=0)
-    bottom = 0.6 + (0.72 * _CHAR_INCHES * longest if rotate else 0.0)
-    fig = _figure(width=min(14.0, max(7.0, 3.0 + 0.3 * n)), right=0.95, bottom=bottom)
-    ax = fig.add_subplot()
+    return step, rotate, 0.6 + (0.72 * _CHAR_INCHES * longest if rotate else 0.0)
+
+
+def _one_way_axes(ax: Axes, table: pd.DataFrame) -> tuple[Axes, np.ndarray]:
+    """Exposure as grey bars on a right axis of ``ax`` kept to the lower third, ``ax`` in front
+    (for the rates) with one x position per bin; returns the bars' axis and the positions."""
+    n = len(table)
+    labels = table["bin"].astype(str).tolist()
+    from matplotlib.ticker import MaxNLocator
+
+    step, rotate, _ = _tick_layout(table)
     bars = ax.twinx()
     x = np.arange(n)
     exposure = table["exposure"].to_numpy(dtype=float)
@@ -119,11 +130,23 @@ def _one_way_frame(table: pd.DataFrame) -> tuple[Figure, Axes, Axes, np.ndarray]
     top = float(exposure.max()) if n else 0.0
     bars.set_ylim(0.0, 3.0 * top if top > 0 and math.isfinite(top) else 1.0)
     bars.set_ylabel("exposure")
+    bars.yaxis.set_major_locator(MaxNLocator(4))  # fewer ticks: cheaper to draw, as readable
     ax.set_zorder(bars.get_zorder() + 1)  # lines in front of the bars
     ax.patch.set_visible(False)
     ax.set_xticks(
         x[::step], labels[::step], rotation=45 if rotate else 0, ha="right" if rotate else "center"
     )
+    return bars, x
+
+
+def _one_way_frame(table: pd.DataFrame) -> tuple[Figure, Axes, Axes, np.ndarray]:
+    """A one-way figure's frame: exposure as grey bars on a right axis kept to the lower third,
+    and the left axis (in front, for the rates) with one x position per bin."""
+    n = len(table)
+    bottom = _tick_layout(table)[2]
+    fig = _figure(width=min(14.0, max(7.0, 3.0 + 0.3 * n)), right=0.95, bottom=bottom)
+    ax = fig.add_subplot()
+    bars, x = _one_way_axes(ax, table)
     return fig, ax, bars, x
 
 
@@ -144,6 +167,136 @@ def plot_one_way(table: pd.DataFrame, column: str, *, title: str | None = None) 
     _finish(ax, title or f"{column}: actual vs predicted", column, "rate (amount / exposure)")
     _one_way_legend(ax, bars)
     return fig
+
+
+def plot_one_way_splits(
+    tables: Mapping[str, pd.DataFrame],
+    column: str,
+    fitted: Mapping[str, pd.DataFrame | None] | None = None,
+) -> Figure:
+    """The one-way of ``column`` on each split, side by side (train left, test right), on a
+    shared rate axis: actual and predicted rate per bin, exposure as grey bars (right axis),
+    and, where ``fitted[split]`` is given (from :func:`fitted_by_bin`), the model's fitted
+    relativity of the predictor with its 95% band, rescaled to the rate axis (its
+    exposure-weighted mean is the predicted rate; shifted instead for a non-log link)."""
+    names = list(tables)
+    first = tables[names[0]]
+    n = max(len(t) for t in tables.values())
+    bottom = max(_tick_layout(t)[2] for t in tables.values())
+    panel = min(7.0, max(4.2, 1.6 + 0.28 * n))
+    gap = 0.95 + 0.55  # the exposure axis of the left panel, and the rate labels of the right
+    width = 0.85 + len(names) * panel + (len(names) - 1) * gap + 0.95
+    fig = _figure(width=width, height=4.2, right=0.95, bottom=bottom, top=0.45)
+    fig.subplots_adjust(wspace=gap / panel)
+    axes = fig.subplots(1, len(names), sharey=True, squeeze=False)[0]
+    handles: list = []
+    limits: list[np.ndarray] = []
+    for ax, name in zip(axes, names, strict=True):
+        table = tables[name]
+        bars, x = _one_way_axes(ax, table)
+        _rates(ax, x, table)
+        band = (fitted or {}).get(name)
+        shown = [table["actual_rate"].to_numpy(float), table["predicted_rate"].to_numpy(float)]
+        if band is not None:
+            fit = band["fit"].to_numpy(dtype=float)
+            lower, upper = band["lower"].to_numpy(dtype=float), band["upper"].to_numpy(dtype=float)
+            if band.attrs.get("kind") == "levels":  # one estimate per level: its interval
+                has = np.isfinite(lower) & np.isfinite(upper) & (upper > lower)
+                ax.errorbar(
+                    x[has],
+                    fit[has],
+                    yerr=np.vstack((fit - lower, upper - fit))[:, has],
+                    fmt="none",
+                    ecolor=OTHER,
+                    capsize=3,
+                    label="95% interval",
+                )
+                ax.plot(
+                    x, fit, color=OTHER, linestyle="none", marker="D", label="fitted relativity"
+                )
+            else:
+                ax.fill_between(x, lower, upper, color=OTHER, alpha=0.18, label="95% band")
+                ax.plot(x, fit, color=OTHER, linestyle="--", label="fitted relativity")
+            shown.append(fit)
+        limits.append(np.concatenate(shown))
+        ax.set_title(f"{name}", fontsize="medium")
+        ax.set_xlabel(column)
+        ax.grid(True, axis="y", alpha=0.3)  # the bins are apart already: no vertical lines
+        if len(ax.get_legend_handles_labels()[0]) > len(handles):
+            handles = ax.get_legend_handles_labels()[0] + bars.get_legend_handles_labels()[0]
+    values = np.concatenate(limits) if limits else np.array([])
+    values = values[np.isfinite(values)]
+    if values.size:  # the rates set the scale; a wide band may run off it
+        lo, hi = float(values.min()), float(values.max())
+        pad = 0.08 * (hi - lo or abs(hi) or 1.0)
+        axes[0].set_ylim(lo - pad, hi + 2.5 * pad)
+    axes[0].set_ylabel("rate (amount / exposure)")
+    axes[0].legend(handles=handles, loc="upper left", fontsize="x-small")
+    fig.suptitle(f"{column}: actual vs predicted" + ("" if len(first) else " (no rows)"))
+    return fig
+
+
+def fitted_by_bin(table: pd.DataFrame, column: str, data: ReportData) -> pd.DataFrame | None:
+    """The fitted effect of ``column`` at each bin of its one-way ``table``, on the table's rate
+    scale: columns ``fit``, ``lower``, ``upper`` (the 95% band), one row per bin (NaN where a
+    bin has no fitted value). From the split's level view (bins that are levels) or spline view
+    (the curve at each bin's middle); None when the model has neither for ``column`` or they
+    do not match the bins. The effect is rescaled so that its exposure-weighted mean is the
+    table's predicted rate (log link: a factor; other links: a shift)."""
+    view = None
+    if column in data.levels:
+        levels = data.levels[column]
+        by_level = levels.assign(level=levels["level"].astype(str)).set_index("level")
+        bins = table["bin"].astype(str)
+        if not bins.isin(by_level.index).any():
+            return None
+        view = by_level.reindex(bins)[["fit", "lower", "upper"]].reset_index(drop=True)
+        base = view["fit"].notna() & view["lower"].isna()  # the base level: no interval
+        view.loc[base, "lower"] = view.loc[base, "fit"]
+        view.loc[base, "upper"] = view.loc[base, "fit"]
+    elif column in data.splines:
+        spline = data.splines[column]
+        curve = spline[spline["part"] == "curve"].sort_values("x")
+        middles = np.array([_bin_middle(b) for b in table["bin"].astype(str)])
+        if curve.empty or np.isnan(middles).all():
+            return None
+        cx = curve["x"].to_numpy(dtype=float)
+        inside = (middles >= cx.min()) & (middles <= cx.max())
+
+        def at(part: str) -> np.ndarray:
+            values = np.interp(middles, cx, curve[part].to_numpy(dtype=float))
+            return np.where(inside, values, np.nan)
+
+        view = pd.DataFrame({"fit": at("fit"), "lower": at("lower"), "upper": at("upper")})
+    if view is None:
+        return None
+    fit = view["fit"].to_numpy(dtype=float)
+    exposure = table["exposure"].to_numpy(dtype=float)
+    known = np.isfinite(fit) & (exposure > 0)
+    total = float(exposure[known].sum())
+    if not known.any() or total <= 0:
+        return None
+    rate = float(table["predicted"].to_numpy(dtype=float)[known].sum()) / total
+    mean = float((fit[known] * exposure[known]).sum()) / total
+    if data.link == "log" or data.link is None:
+        if not (mean > 0 and math.isfinite(mean)):
+            return None
+        out = view.astype(float) * (rate / mean)
+    else:
+        out = view.astype(float) + (rate - mean)
+    out.attrs["kind"] = "levels" if column in data.levels else "spline"
+    return out
+
+
+def _bin_middle(label: str) -> float:
+    """The middle of a numeric one-way bin label (``"[lo, hi)"`` or one value); NaN else."""
+    text = label.strip("[]()")
+    parts = [p.strip() for p in text.split(",")]
+    try:
+        values = [float(p) for p in parts]
+    except ValueError:
+        return float("nan")
+    return sum(values) / len(values) if values and len(values) <= 2 else float("nan")
 
 
 def plot_one_way_overlay(table: pd.DataFrame, column: str) -> Figure:
@@ -748,6 +901,39 @@ def figure_files(
         if split in spec.splits
         for item in spec.items(report)
     ]
+
+
+#: The folder, beside the splits' folders, of the train/test one-way PNGs.
+ONE_WAY_FOLDER = "one_way"
+
+
+def one_way_split_items(
+    splits: Mapping[str, ReportData],
+) -> list[tuple[str, str, Callable[[], Figure]]]:
+    """The train/test one-way figure of each predictor (:func:`plot_one_way_splits`, with the
+    fitted relativity where the splits' term views have it): ``(column, file stem, draw)``."""
+    from smglm.glm.report.data import _stems
+
+    shown = {n: d for n, d in splits.items() if d.one_ways}
+    columns = list(dict.fromkeys(c for d in shown.values() for c in d.one_ways))
+    stems = _stems("one_way", dict.fromkeys(columns))
+
+    def draw(column: str) -> Figure:
+        tables = {n: d.one_ways[column] for n, d in shown.items() if column in d.one_ways}
+        fitted = {n: fitted_by_bin(t, column, shown[n]) for n, t in tables.items()}
+        return plot_one_way_splits(tables, column, fitted)
+
+    return [(c, stems[c], partial(draw, c)) for c in columns]
+
+
+def one_way_split_files(
+    splits: Mapping[str, ReportData], outdir: str | Path
+) -> list[tuple[Path, Callable[[], Figure]]]:
+    """The train/test one-way PNGs of ``splits`` (the report data of each split, by name), in
+    ``<outdir>/one_way/<stem>.png`` where ``outdir`` holds the splits' folders; each with the
+    function that draws it. A report shows these when they exist, else draws them."""
+    folder = Path(outdir) / ONE_WAY_FOLDER
+    return [(folder / f"{stem}.png", make) for _, stem, make in one_way_split_items(splits)]
 
 
 def save_figures(

@@ -12,12 +12,16 @@ from pathlib import Path
 from typing import Any
 
 __all__ = [
+    "ID_TOKEN",
     "RichView",
     "esc",
     "figure_png",
+    "figure_tag",
     "fmt",
     "html_table",
     "img_tag",
+    "nav_html",
+    "report_css",
     "significance_color",
     "stars",
     "text_table",
@@ -81,15 +85,18 @@ def html_table(
     *,
     row_style: Callable[[int], str | None] | None = None,
     css_class: str = "smglm-table",
+    digits: int = 6,
 ) -> str:
-    """An HTML table; cells are formatted with :func:`fmt` and escaped, numbers right-aligned."""
+    """An HTML table; cells are formatted with :func:`fmt` (``digits`` significant digits) and
+    escaped, numbers right-aligned."""
     head = "".join(f"<th style='text-align:left'>{esc(h)}</th>" for h in headers)
     body = []
     for i, row in enumerate(rows):
         style = row_style(i) if row_style else None
         attr = f" style='background:{style}'" if style else ""
         cells = "".join(
-            f"<td style='text-align:{'right' if _is_number(v) else 'left'}'>{esc(fmt(v))}</td>"
+            f"<td style='text-align:{'right' if _is_number(v) else 'left'}'>"
+            f"{esc(fmt(v, digits))}</td>"
             for v in row
         )
         body.append(f"<tr{attr}>{cells}</tr>")
@@ -105,9 +112,10 @@ def _is_number(value: Any) -> bool:
     )
 
 
-def text_table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
-    """A plain-text table with aligned columns (numbers right-aligned)."""
-    cells = [[fmt(v) for v in row] for row in rows]
+def text_table(headers: Sequence[str], rows: Sequence[Sequence[Any]], digits: int = 6) -> str:
+    """A plain-text table with aligned columns (numbers right-aligned, ``digits`` significant
+    digits)."""
+    cells = [[fmt(v, digits) for v in row] for row in rows]
     widths = [len(h) for h in headers]
     for row in cells:
         widths = [max(w, len(c)) for w, c in zip(widths, row, strict=False)]
@@ -121,7 +129,16 @@ def text_table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
     return "\n".join(lines)
 
 
-def figure_png(fig: Any, dpi: int = 90) -> bytes:
+#: The resolution of the report's PNGs, drawn in the kernel or saved by a job (the same, so a
+#: report looks the same either way).
+DPI = 80
+
+#: Stands for the report's unique id in the HTML of its sections; :meth:`Report.to_html`
+#: puts a new id in its place on every call, so no two displayed reports share an id.
+ID_TOKEN = "smglm-id-0"
+
+
+def figure_png(fig: Any, dpi: int = DPI) -> bytes:
     """The PNG bytes of a matplotlib Figure (drawn with Agg; the figure is cleared after)."""
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=dpi)
@@ -130,12 +147,102 @@ def figure_png(fig: Any, dpi: int = 90) -> bytes:
 
 
 def img_tag(png: bytes | Path, alt: str) -> str:
-    """An ``<img>`` with the PNG embedded as base64 (so the notebook keeps it)."""
+    """An ``<img>`` with the PNG embedded as base64 (so the notebook keeps it), shown at
+    :data:`DPI` pixels per inch of the figure whatever the resolution it was drawn at."""
     data = png.read_bytes() if isinstance(png, Path) else png
     encoded = base64.b64encode(data).decode("ascii")
+    width = _display_width(data)
+    size = f" width='{width}'" if width else ""
     return (
-        f"<img alt='{esc(alt)}' title='{esc(alt)}' style='max-width:100%' "
+        f"<img alt='{esc(alt)}' title='{esc(alt)}'{size} style='max-width:100%;height:auto' "
         f"src='data:image/png;base64,{encoded}'/>"
+    )
+
+
+def _display_width(png: bytes) -> int | None:
+    """The width to show a PNG at: its width in inches (its pixels over the resolution in its
+    ``pHYs`` chunk, which matplotlib writes) times :data:`DPI`; None if it has no ``pHYs``."""
+    if png[:8] != b"\x89PNG\r\n\x1a\n":
+        return None
+    pixels = int.from_bytes(png[16:20], "big")
+    at = png.find(b"pHYs", 0, 4096)
+    if at < 0:
+        return None
+    per_metre = int.from_bytes(png[at + 4 : at + 8], "big")
+    if png[at + 12] != 1 or per_metre <= 0:
+        return None
+    return round(pixels / (per_metre * 0.0254) * DPI)
+
+
+def figure_tag(png: bytes | Path, alt: str, caption: str) -> str:
+    """A ``<figure class="smglm-figure">``: the PNG embedded, and a short caption under it."""
+    return (
+        f"<figure class='smglm-figure'>{img_tag(png, alt)}"
+        f"<figcaption>{esc(caption)}</figcaption></figure>"
+    )
+
+
+def nav_html(group: str, panels: Sequence[tuple[str, str]], label_class: str) -> str:
+    """Panels shown one at a time, chosen by labels, in pure HTML and CSS (no script, no
+    kernel): a radio input and a ``<label class=label_class>`` per panel, the first checked.
+
+    ``group`` is the radio group's name and the prefix of the inputs' ids: unique in the page
+    (it holds :data:`ID_TOKEN`). The CSS is :func:`report_css`'s; without it, every panel shows.
+    """
+    inputs = []
+    for i, (title, _) in enumerate(panels):
+        checked = " checked" if i == 0 else ""
+        inputs.append(
+            f"<input type='radio' class='smglm-radio' name='{group}' id='{group}-{i}'{checked}/>"
+            f"<label class='{label_class}' for='{group}-{i}' title='{esc(title)}'>{esc(title)}"
+            "</label>"
+        )
+    shown = "".join(
+        f"<div class='smglm-panel-{i + 1} smglm-navpanel' data-title='{esc(title)}'>{body}</div>"
+        for i, (title, body) in enumerate(panels)
+    )
+    return (
+        f"<div class='smglm-nav {label_class}s'>{''.join(inputs)}"
+        f"<div class='smglm-navpanels'>{shown}</div></div>"
+    )
+
+
+def report_css(panels: int) -> str:
+    """The report's ``<style>``: tabs and pills (:func:`nav_html`) for up to ``panels`` panels
+    per group, figures and tables. Every selector is under ``.smglm-report``."""
+    n = max(panels, 12)
+    show = ",".join(
+        f".smglm-report .smglm-nav>input:nth-of-type({i}):checked~.smglm-navpanels>"
+        f".smglm-navpanel:nth-of-type({i})"
+        for i in range(1, n + 1)
+    )
+    return (
+        "<style>"
+        ".smglm-report{font-size:13px;max-width:1200px}"
+        ".smglm-report .smglm-radio{position:absolute;opacity:0;width:1px;height:1px;margin:0}"
+        ".smglm-report .smglm-nav>.smglm-navpanels>.smglm-navpanel{display:none}"
+        f"{show}{{display:block}}"
+        ".smglm-report .smglm-navpanels{clear:both;padding-top:6px}"
+        ".smglm-report label.smglm-tab,.smglm-report label.smglm-pill{display:inline-block;"
+        "cursor:pointer;white-space:nowrap;margin:0 2px 4px 0;user-select:none}"
+        ".smglm-report label.smglm-tab{padding:5px 12px;border:1px solid #bbb;"
+        "border-radius:4px 4px 0 0;background:#f4f4f4;color:#333}"
+        ".smglm-report label.smglm-pill{padding:2px 10px;border:1px solid #bbb;"
+        "border-radius:12px;background:#fff;color:#333;font-size:12px}"
+        ".smglm-report .smglm-radio:checked+label.smglm-tab{background:#1f4e79;color:#fff;"
+        "border-color:#1f4e79}"
+        ".smglm-report .smglm-radio:checked+label.smglm-pill{background:#d95f02;color:#fff;"
+        "border-color:#d95f02}"
+        ".smglm-report .smglm-radio:focus-visible+label{outline:2px solid #4a90d9}"
+        ".smglm-report figure.smglm-figure{margin:4px;display:inline-block;max-width:100%}"
+        ".smglm-report figure.smglm-figure img{max-width:100%;height:auto}"
+        ".smglm-report figcaption{font-size:12px;color:#555;max-width:760px}"
+        ".smglm-report .smglm-grid{display:flex;flex-wrap:wrap}"
+        ".smglm-report table.smglm-table td,.smglm-report table.smglm-table th{padding:2px 10px}"
+        ".smglm-report .smglm-note{font-size:12px;color:#555;max-width:900px}"
+        ".smglm-report details.smglm-all-metrics{margin-top:6px}"
+        ".smglm-report details.smglm-all-metrics>summary{cursor:pointer;color:#1f4e79}"
+        "</style>"
     )
 
 

@@ -28,6 +28,7 @@ __all__ = [
     "coefficients_html",
     "coefficients_text",
     "job_rows",
+    "key_metrics_frame",
     "metrics_frame",
     "metrics_html",
     "metrics_text",
@@ -66,6 +67,27 @@ def metrics_frame(result: FitResult, splits: Mapping[str, Any] | None = None) ->
     return frame
 
 
+#: The metrics users compare first, in the compact table: (row label, metrics.json key or the
+#: metrics frame's row).
+KEY_METRICS = (
+    ("deviance explained", "explained_deviance"),
+    ("Gini", "gini"),
+    ("AIC", "aic"),
+    ("actual / expected", "actual / predicted"),
+    ("n_obs", "n_obs"),
+)
+
+
+def key_metrics_frame(frame: pd.DataFrame) -> pd.DataFrame:
+    """The compact metrics table: the :data:`KEY_METRICS` rows of the full ``frame`` (from
+    :func:`metrics_frame`) that it has, by split (columns). Values unrounded."""
+    rows = [(label, key) for label, key in KEY_METRICS if key in frame.index]
+    out = frame.loc[[key for _, key in rows]].copy()
+    out.index = [label for label, _ in rows]
+    out.index.name = "metric"
+    return out
+
+
 def _fit_line(result: FitResult) -> str:
     f = result.metrics.get("fit") or {}
     if not f:
@@ -75,14 +97,14 @@ def _fit_line(result: FitResult) -> str:
     return f"fit: {f.get('iterations')} iterations, converged={f.get('converged')}{secs}"
 
 
-def metrics_html(frame: pd.DataFrame) -> str:
+def metrics_html(frame: pd.DataFrame, css_class: str = "smglm-table", digits: int = 6) -> str:
     rows = [[name, *frame.loc[name].tolist()] for name in frame.index]
-    return html_table(["metric", *frame.columns], rows)
+    return html_table(["metric", *frame.columns], rows, css_class=css_class, digits=digits)
 
 
-def metrics_text(frame: pd.DataFrame) -> str:
+def metrics_text(frame: pd.DataFrame, digits: int = 6) -> str:
     rows = [[name, *frame.loc[name].tolist()] for name in frame.index]
-    return text_table(["metric", *frame.columns], rows)
+    return text_table(["metric", *frame.columns], rows, digits=digits)
 
 
 def coefficient_frame(result: FitResult) -> pd.DataFrame:
