@@ -50,6 +50,7 @@ TEXT_WIDTH = 140
 
 _ITERATION = re.compile(r"iteration=(\d+) objective=([^;\s]+);")
 _METRIC = re.compile(r"(?m)^(train|test|fit):([A-Za-z_]+)=([^;\s]+);")
+_STAMP = re.compile(r"^\d{4}-\d\d-\d\d[ T]\d\d:\d\d:\d\d[,.]\d+ ")
 _MARK = {"done": "✓", "current": "●", "todo": "○"}
 _COLOR = {"Completed": "#1a7f37", "Failed": "#cf222e", "Stopped": "#9a6700"}
 
@@ -151,8 +152,8 @@ def _instance(raw: Mapping[str, Any]) -> tuple[str | None, int]:
     return (str(kind) if kind else None), int(resources.get("InstanceCount") or 1)
 
 
-def _progress(log_text: str, status: str, secondary: str | None) -> Progress | None:
-    if status in TERMINAL or secondary not in (None, "Training"):
+def _progress(log_text: str, status: str) -> Progress | None:
+    if status in TERMINAL:
         return None
     found = _ITERATION.findall(log_text)
     if not found:
@@ -162,7 +163,7 @@ def _progress(log_text: str, status: str, secondary: str | None) -> Progress | N
         detail = f"objective {float(objective):.6g}"
     except ValueError:
         detail = f"objective {objective}"
-    return Progress("IRLS", int(step) + 1, None, "iterations", detail)
+    return Progress("IRLS", int(step), None, "iterations", detail)
 
 
 def _metrics(log_text: str, final: Mapping[str, float]) -> dict[str, float]:
@@ -300,7 +301,7 @@ def panel_view(job: Any, state: Any = None, log_text: str | None = None) -> Pane
         steps=_steps(state.status, state.secondary_status, seen),
         elapsed=elapsed,
         cost=cost,
-        progress=_progress(log_text, state.status, state.secondary_status),
+        progress=_progress(log_text, state.status),
         log_tail=tuple(lines[-LOG_LINES:]),
         log_size=len(lines),
         links=_links(job, state, locations),
@@ -356,6 +357,8 @@ def _progress_text(progress: Progress) -> str:
 
 
 def _short(line: str) -> str:
+    """A log line for the text form: without its timestamp, cut at :data:`TEXT_WIDTH`."""
+    line = _STAMP.sub("", line)
     return line if len(line) <= TEXT_WIDTH else line[: TEXT_WIDTH - 1] + "…"
 
 
@@ -385,7 +388,7 @@ def render_text(view: PanelView) -> str:
         lines = [head]
         if view.failure_reason:
             lines.append(_short("reason: " + " ".join(view.failure_reason.split())))
-        lines += [_short("  │ " + x) for x in view.log_tail[-TEXT_LOG_LINES_FAILED:]]
+        lines += ["  │ " + _short(x) for x in view.log_tail[-TEXT_LOG_LINES_FAILED:]]
         if view.hint:
             lines.append(view.hint)
         links = [f"{label} {url}".strip() for label, url in view.links]
@@ -397,7 +400,7 @@ def render_text(view: PanelView) -> str:
     lines.append(f"{view.status}: {steps}")
     if view.progress is not None:
         lines.append(_progress_text(view.progress))
-    lines += [_short("  │ " + x) for x in view.log_tail[-TEXT_LOG_LINES_RUNNING:]]
+    lines += ["  │ " + _short(x) for x in view.log_tail[-TEXT_LOG_LINES_RUNNING:]]
     return "\n".join(lines[:6])
 
 
