@@ -122,9 +122,7 @@ def test_panel_of_a_completed_job_is_one_status_line(jobs):
     assert f" · {iterations} · $0 · test Gini {metrics['test']['gini']:.3f} · artifacts " in text
 
     html = render_html(view)
-    assert html.startswith(
-        "<div class='smglm-panel smglm-status-line' data-status='Completed'"
-    )
+    assert html.startswith("<div class='smglm-panel smglm-status-line' data-status='Completed'")
     assert html.count("<div") == 1 and f"test Gini {metrics['test']['gini']:.3f}" in html
     assert f"<a class='smglm-link' href='{labels['artifacts']}'" in html
 
@@ -140,7 +138,7 @@ def test_panel_of_a_failed_job_shows_reason_log_and_what_to_do(jobs):
 
     lines = render_text(view).splitlines()
     assert 3 <= len(lines) <= 10
-    assert lines[0].startswith(f"✗ Failed after ") and job.name in lines[0]
+    assert lines[0].startswith("✗ Failed after ") and job.name in lines[0]
     assert lines[1].startswith("reason: ") and "claim_count" in lines[1]
     assert view.hint in lines
     assert any(line.startswith("  │ ") for line in lines)
@@ -226,7 +224,7 @@ def test_watch_shows_changes_only_and_gives_up_after_errors():
     assert watch(Scripted(["error"]), shown.append, max_errors=3, sleep=lambda s: None) is None
 
 
-# -- the quickstart's job cell in a real kernel -----------------------------------------------------
+# -- the quickstart's job cell in a real kernel --------------------------------------------------
 def _is_report(output: Any) -> bool:
     html = str(output.get("data", {}).get("text/html", ""))
     return "smglm-status-line" not in html and "<details" in html and "Coefficients" in html
@@ -252,9 +250,7 @@ def test_quickstart_job_cell_prints_at_most_ten_lines_outside_the_report(tmp_pat
     source = nbformat.read(QUICKSTART, as_version=4)
     keep = ("setup", "data", "train")
     nb = nbformat.v4.new_notebook()
-    nb.cells = [
-        c for c in source.cells if set(c.get("metadata", {}).get("tags", [])) & set(keep)
-    ]
+    nb.cells = [c for c in source.cells if set(c.get("metadata", {}).get("tags", [])) & set(keep)]
     assert [c.metadata["tags"][0] for c in nb.cells] == list(keep)
     path = tmp_path / "quickstart-job.ipynb"
     nbformat.write(nb, path)

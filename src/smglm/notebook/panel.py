@@ -634,7 +634,10 @@ class JobPanel:
 
     def follow(self) -> PanelView | None:
         """Poll the job until it ends, updating the widget; return the final view."""
-        view = watch(self.job, self.update, interval=self.interval)
+        from smglm.notebook.noise import library_noise_to_log
+
+        with library_noise_to_log(warnings_too=False):  # the job's end: MLflow in the kernel
+            view = watch(self.job, self.update, interval=self.interval)
         for callback in self.on_end:
             callback(view)
         return view

@@ -65,8 +65,8 @@ KEYS: dict[str, Setting] = {
         Setting(
             "verbosity",
             None,
-            "what a %%sm_train cell shows while its job runs: quiet (the final status line), "
-            "normal (a live panel) or verbose (the whole log)",
+            "what %%sm_train shows: quiet (the end's status line), normal (a live panel) "
+            "or verbose (the whole log)",
         ),
     )
 }

@@ -50,10 +50,12 @@ def submit(
 
     The magic and the form both launch through here: ``job_fields`` (JobConfig fields; None
     values are ignored) override the settings, and ``reuse`` returns a completed job with the
-    same config, data and image instead of a new one. Returns at once (no waiting).
+    same config, data and image instead of a new one. Returns at once (no waiting). The
+    libraries' log noise (MLflow's store set-up...) goes to the launcher log, not the cell.
     """
     from smglm.launch import train
     from smglm.notebook.cmd.common import backend_for
+    from smglm.notebook.noise import library_noise_to_log
     from smglm.notebook.settings import load_settings
 
     settings = settings or load_settings()
@@ -62,16 +64,17 @@ def submit(
     be = backend_for(backend or fields.get("backend"), settings)
     fields["backend"] = be.name
     track = tracking if tracking is not None else settings.tracking
-    return train(
-        config,
-        data,
-        test_data=test_data,
-        job=fields,
-        backend=be,
-        wait=False,
-        reuse=reuse,
-        tracking=track,
-    )
+    with library_noise_to_log(mlflow=track is not False):
+        return train(
+            config,
+            data,
+            test_data=test_data,
+            job=fields,
+            backend=be,
+            wait=False,
+            reuse=reuse,
+            tracking=track,
+        )
 
 
 def run(args: argparse.Namespace, cell: str, user_ns: dict[str, Any]) -> Job:
