@@ -354,6 +354,11 @@ RECORD_PANELS = """() => {
 def panel_lab(tmp_path: Path) -> Iterator[Lab]:
     nb = nbformat.v4.new_notebook()
     nb.cells = [nbformat.v4.new_code_cell(source) for source in PANEL_CELLS]
+    nb.metadata["kernelspec"] = {
+        "name": "python3",
+        "display_name": "Python 3",
+        "language": "python",
+    }
     yield from serve(tmp_path, nb, "panel.ipynb")
 
 

@@ -207,8 +207,10 @@ def _links(job: Any, state: Any, locations: list[str]) -> tuple[tuple[str, str],
     run_id = getattr(job, "run_id", None)
     if run_id:
         uri = str(getattr(job, "tracking_uri", None) or "")
-        url = f"{uri.rstrip('/')}/#/runs/{run_id}" if uri.startswith(("http:", "https:")) else ""
-        links.append(("MLflow run", url))
+        if uri.startswith(("http:", "https:")):
+            links.append(("MLflow run", f"{uri.rstrip('/')}/#/runs/{run_id}"))
+        else:  # a file store: no page to link to; the run's id finds it (mlflow ui)
+            links.append((f"MLflow run {str(run_id)[:8]}", ""))
     label = ""
     for line in locations:
         text = line.strip()
