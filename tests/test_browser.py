@@ -332,6 +332,10 @@ PANEL_CELLS = [
     "target: claim_count\n"
     "predictors: [driver_age, vehicle_power, bonus_malus, area, density_log]\n"
     "exposure: exposure\nfamily: poisson\ntest: {fraction: 0.2, seed: 3}",
+    # a no-wait job: its display is the JobPanel widget, then the status line and the report
+    "%%sm_train --data df --no-wait -o live\n"
+    "target: claim_count\npredictors: [driver_age, area]\n"
+    "exposure: exposure\nfamily: poisson\ntest: {fraction: 0.2, seed: 3}",
 ]
 #: Records, in the page, every distinct state of the panels shown (a MutationObserver).
 RECORD_PANELS = """() => {
@@ -339,9 +343,11 @@ RECORD_PANELS = """() => {
   const seen = new Set();
   const look = () => {
     for (const el of document.querySelectorAll('.smglm-panel')) {
-      const key = el.getAttribute('data-status') + '|' + el.innerText;
+      const cells = [...document.querySelectorAll('.jp-Notebook .jp-CodeCell')];
+      const cell = cells.indexOf(el.closest('.jp-CodeCell'));
+      const key = cell + '|' + el.getAttribute('data-status') + '|' + el.innerText;
       if (!seen.has(key)) { seen.add(key); window.__panels.push(
-        {status: el.getAttribute('data-status'), text: el.innerText,
+        {cell: cell, status: el.getAttribute('data-status'), text: el.innerText,
          line: el.classList.contains('smglm-status-line')}); }
     }
   };
@@ -394,12 +400,24 @@ def test_browser_sm_train_cell_shows_a_live_panel_then_one_line_and_the_report(
         expect(cell).to_contain_text("Coefficients")  # the report, below the line
         line.scroll_into_view_if_needed()
         page.screenshot(path=str(shots / "panel_completed.png"))
+        # the no-wait job's live widget (its Stop button) became the status line and report
+        later = page.locator(".jp-Notebook .jp-CodeCell").nth(3)
+        later.evaluate("el => el.scrollIntoView({block: 'start'})")
+        done = later.locator(".smglm-status-line[data-status='Completed']")
+        expect(done).to_be_visible(timeout=JOB * 1000)
+        expect(later.locator(".smglm-panel")).to_have_count(1)
+        expect(later.locator(".smglm-stop")).to_have_count(0)
+        expect(later).to_contain_text("Coefficients")
+        page.screenshot(path=str(shots / "panel_no_wait.png"))
     except BaseException:
         page.screenshot(path=str(shots / "panel_failure.png"))
         print(f"JupyterLab's log (last lines):\n{lab.log_tail()}")
         raise
     states = page.evaluate("() => window.__panels")
-    live = [s for s in states if s["status"] == "InProgress"]
-    assert len(live) >= 2, states  # the panel changed while the job ran
-    assert len({s["text"] for s in live}) == len(live)
-    assert states[-1]["line"] and states[-1]["status"] == "Completed", states[-1]
+    first = [s for s in states if s["cell"] == 2]
+    live = [s for s in first if s["status"] == "InProgress"]
+    assert len(live) >= 2, first  # the panel changed while the job ran
+    assert first[-1]["line"] and first[-1]["status"] == "Completed", first[-1]
+    widget = [s for s in states if s["cell"] == 3 and s["status"] is None]
+    assert any("Stop" in s["text"] for s in widget), states  # the JobPanel, while running
+    assert [s for s in states if s["cell"] == 3][-1]["line"]
