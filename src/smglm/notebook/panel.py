@@ -533,10 +533,20 @@ def watch(
     polling gave up after ``max_errors`` errors in a row."""
     last: tuple[Any, ...] | None = None
     errors = 0
+    backend = getattr(job, "backend", None)
+    read_lines = getattr(backend, "log_lines", None)
+    lines: list[str] = []
+    position = 0
     while True:
         try:
             state = job.state() if hasattr(job, "state") else job.describe()
-            view = panel_view(job, state)
+            if read_lines is not None:  # only the new lines (a SageMaker log is CloudWatch's)
+                new, position = read_lines(job.name, position)
+                lines += new
+                log_text = "\n".join(lines)
+            else:
+                log_text = job.logs()
+            view = panel_view(job, state, log_text)
             errors = 0
         except Exception:
             errors += 1
