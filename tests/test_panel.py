@@ -274,3 +274,77 @@ def test_quickstart_job_cell_prints_at_most_ten_lines_outside_the_report(tmp_pat
     # MLflow's table-creation lines went to the launcher log instead
     launcher = tmp_path / "work" / ".smglm" / "launcher.log"
     assert launcher.is_file() and "database tables" in launcher.read_text()
+
+
+# -- a SageMaker job's panel: price, cost, CloudWatch and console links --------------------------
+class _SageMakerLike:
+    """A Job-like handle whose state and log locations are shaped as the SageMaker backend
+    gives them (the renderers read nothing else)."""
+
+    name = "freq-v1"
+    run_id = "0123456789abcdef"
+    tracking_uri = "https://mlflow.example.com"
+
+    def __init__(self, state: dict[str, Any]) -> None:
+        from smglm.launch.sagemaker import job_console_url, log_console_url
+
+        self.backend = SimpleNamespace(name="sagemaker", region="eu-west-1")
+        self._state = state
+        group, stream = "/aws/sagemaker/TrainingJobs", "freq-v1/algo-1-1700000000"
+        self._locations = [
+            f"log group: {group}",
+            f"log stream: {stream}",
+            f"  {log_console_url('eu-west-1', group, stream=stream)}",
+            f"SageMaker console: {job_console_url('eu-west-1', self.name)}",
+        ]
+
+    def state(self) -> Any:
+        from smglm.launch.backend import JobState
+
+        return JobState.from_training_job(self._state)
+
+    def logs(self) -> str:
+        return "iteration=0 objective=0.5;\niteration=1 objective=0.25;"
+
+    def log_locations(self) -> list[str]:
+        return list(self._locations)
+
+
+def test_panel_of_a_sagemaker_job_prices_the_instance_and_links_cloudwatch():
+    from smglm.launch.pricing import price_per_hour
+
+    state = {
+        "TrainingJobName": "freq-v1",
+        "TrainingJobStatus": "InProgress",
+        "SecondaryStatus": "Training",
+        "SecondaryStatusTransitions": [{"Status": "Starting"}, {"Status": "Downloading"}],
+        "CreationTime": "2026-01-02T03:04:05+00:00",
+        "ResourceConfig": {"InstanceType": "ml.m5.2xlarge", "InstanceCount": 2},
+    }
+    view = panel_view(_SageMakerLike(state))
+    price = price_per_hour("ml.m5.2xlarge", region="eu-west-1")
+    assert price is not None and view.price_per_hour == price
+    assert view.instance == "ml.m5.2xlarge x 2" and view.cost is None  # not training yet
+    assert view.progress is not None and view.progress.done == 1
+    links = dict(view.links)
+    assert links["MLflow run"] == "https://mlflow.example.com/#/runs/0123456789abcdef"
+    assert links["CloudWatch freq-v1/algo-1-1700000000"].startswith("https://eu-west-1.console")
+    assert links["SageMaker console"].endswith("#/jobs/freq-v1")
+    assert "log group: /aws/sagemaker/TrainingJobs" in links
+    first = render_text(view).splitlines()[0]
+    assert f"ml.m5.2xlarge x 2 (${price:.3f}/h)" in first and first.endswith("cost unknown so far")
+    html = render_html(view)
+    assert "href='https://mlflow.example.com/#/runs/0123456789abcdef'" in html
+
+    ended = {
+        **state,
+        "TrainingJobStatus": "Completed",
+        "SecondaryStatus": "Completed",
+        "TrainingEndTime": "2026-01-02T03:09:05+00:00",
+        "BillableTimeInSeconds": 180,
+    }
+    done = panel_view(_SageMakerLike(ended))
+    assert done.elapsed == 300 and done.cost == pytest.approx(price * 2 * 180 / 3600)
+    line = render_text(done)
+    assert line.startswith("✓ Completed in 5 min 00 s · ") and "\n" not in line
+    assert f"${price * 2 * 180 / 3600:.4f}" in line
