@@ -33,7 +33,7 @@ NOISY_LOGGERS = (
     "botocore.credentials",
     "urllib3.connectionpool",
 )
-_LOCK_NAME = "smglm-launcher-log"
+_HANDLER_NAME = "smglm-launcher-log"
 
 
 def launcher_log() -> Path:
@@ -64,7 +64,7 @@ def library_noise_to_log(
         handler: logging.Handler = logging.FileHandler(target, delay=True, encoding="utf-8")
     except OSError:  # an unwritable home: the noise is dropped rather than shown
         handler = logging.NullHandler()
-    handler.set_name(_LOCK_NAME)
+    handler.set_name(_HANDLER_NAME)
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     saved: list[tuple[logging.Logger, list[logging.Handler], bool]] = []
     for name in NOISY_LOGGERS:
