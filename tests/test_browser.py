@@ -148,14 +148,19 @@ def stop(proc: subprocess.Popen[bytes], timeout: float = 20) -> None:
 
 @pytest.fixture
 def lab(tmp_path: Path) -> Iterator[Lab]:
-    root = tmp_path / "notebooks"
-    root.mkdir()
     fresh = nbformat.read(NOTEBOOK, as_version=4)  # as a user runs it: no outputs yet
     for c in fresh.cells:
         if c.cell_type == "code":
             c.outputs, c.execution_count = [], None
     fresh.metadata.pop("widgets", None)
-    nbformat.write(fresh, root / NOTEBOOK.name)
+    yield from serve(tmp_path, fresh, NOTEBOOK.name)
+
+
+def serve(tmp_path: Path, nb: Any, name: str) -> Iterator[Lab]:
+    """JupyterLab over a temporary root holding ``nb`` saved as ``name``; stopped after."""
+    root = tmp_path / "notebooks"
+    root.mkdir()
+    nbformat.write(nb, root / name)
     port, token = free_port(), secrets.token_hex(16)
     cmd = [
         sys.executable, "-m", "jupyterlab", f"--port={port}", "--ip=127.0.0.1", "--no-browser",
@@ -190,7 +195,7 @@ def lab(tmp_path: Path) -> Iterator[Lab]:
 
 
 @pytest.fixture
-def page(lab: Lab) -> Iterator[Any]:
+def page() -> Iterator[Any]:
     from playwright.sync_api import sync_playwright
 
     if not CHROMIUM.exists():
@@ -256,7 +261,7 @@ def drive_notebook_02(lab: Lab, page: Any, shots: Path) -> None:
     # off-screen cells are not rendered (content-visibility): bring each form into view
     coded.evaluate("el => el.scrollIntoView({block: 'start'})")
     expect(coded.locator(".widget-tab")).to_be_visible()
-    expect(coded).to_contain_text(": Completed")
+    expect(coded.locator(".smglm-status-line")).to_contain_text("Completed in")
     page.screenshot(path=str(shots / "run_all.png"))
 
     # the last form ("%sm_form df"), filled by clicking and typing
@@ -292,7 +297,7 @@ def drive_notebook_02(lab: Lab, page: Any, shots: Path) -> None:
     launch.click()
     tabs = form.locator(".widget-tab")
     expect(tabs).to_be_visible(timeout=JOB * 1000)
-    expect(form).to_contain_text(": Completed")
+    expect(form.locator(".smglm-status-line")).to_contain_text("Completed in")
     titles = tabs.locator(".lm-TabBar-tab")
     expect(titles.first).to_have_text("Summary")
     tabs.locator(".lm-TabBar-tab", has_text="Coefficients").click()
@@ -317,3 +322,102 @@ def drive_notebook_02(lab: Lab, page: Any, shots: Path) -> None:
         "test: {fraction: 0.2, seed: 0}\n"
     )
     form.screenshot(path=str(shots / "form_after_launch.png"))
+
+
+# -- the live job panel of a %%sm_train cell ------------------------------------------------------
+PANEL_CELLS = [
+    "%load_ext smglm",
+    "from smglm.datasets import motor\ndf = motor(200_000, seed=1)",
+    "%%sm_train --data df -o job\n"
+    "target: claim_count\n"
+    "predictors: [driver_age, vehicle_power, bonus_malus, area, density_log]\n"
+    "exposure: exposure\nfamily: poisson\ntest: {fraction: 0.2, seed: 3}",
+    # a no-wait job: its display is the JobPanel widget, then the status line and the report
+    "%%sm_train --data df --no-wait -o live\n"
+    "target: claim_count\npredictors: [driver_age, area]\n"
+    "exposure: exposure\nfamily: poisson\ntest: {fraction: 0.2, seed: 3}",
+]
+#: Records, in the page, every distinct state of the panels shown (a MutationObserver).
+RECORD_PANELS = """() => {
+  window.__panels = [];
+  const seen = new Set();
+  const look = () => {
+    for (const el of document.querySelectorAll('.smglm-panel')) {
+      const cells = [...document.querySelectorAll('.jp-Notebook .jp-CodeCell')];
+      const cell = cells.indexOf(el.closest('.jp-CodeCell'));
+      const key = cell + '|' + el.getAttribute('data-status') + '|' + el.innerText;
+      if (!seen.has(key)) { seen.add(key); window.__panels.push(
+        {cell: cell, status: el.getAttribute('data-status'), text: el.innerText,
+         line: el.classList.contains('smglm-status-line')}); }
+    }
+  };
+  new MutationObserver(look).observe(document.body,
+    {subtree: true, childList: true, characterData: true, attributes: true});
+}"""
+
+
+@pytest.fixture
+def panel_lab(tmp_path: Path) -> Iterator[Lab]:
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_code_cell(source) for source in PANEL_CELLS]
+    nb.metadata["kernelspec"] = {
+        "name": "python3",
+        "display_name": "Python 3",
+        "language": "python",
+    }
+    yield from serve(tmp_path, nb, "panel.ipynb")
+
+
+@pytest.mark.slow
+@pytest.mark.browser
+def test_browser_sm_train_cell_shows_a_live_panel_then_one_line_and_the_report(
+    panel_lab: Lab, page: Any
+):
+    from playwright.sync_api import expect
+
+    lab, shots = panel_lab, artifacts_dir()
+    try:
+        page.goto(lab.url("/lab/tree/panel.ipynb"), timeout=60_000)
+        lab.wait_for_kernel(KERNEL_READY)
+        idle = page.locator('.jp-Notebook-ExecutionIndicator[data-status="idle"]')
+        expect(idle).to_be_attached(timeout=KERNEL_READY * 1000)
+        page.evaluate(RECORD_PANELS)
+        page.get_by_role("menubar").get_by_role("menuitem", name="Run", exact=True).click()
+        page.locator('li.lm-Menu-item[data-command="runmenu:run-all"]').click()
+
+        cell = page.locator(".jp-Notebook .jp-CodeCell").nth(2)
+        running = cell.locator(".smglm-panel[data-status='InProgress']")
+        expect(running).to_be_visible(timeout=RUN_ALL * 1000)
+        expect(running).to_contain_text("local · ml.m5.xlarge x 1")
+        expect(running.locator(".smglm-steps")).to_contain_text("Starting")
+        page.screenshot(path=str(shots / "panel_running.png"))
+
+        line = cell.locator(".smglm-status-line[data-status='Completed']")
+        expect(line).to_be_visible(timeout=JOB * 1000)
+        expect(line).to_contain_text("Completed in")
+        expect(line).to_contain_text("test Gini 0.")
+        expect(cell.locator(".smglm-panel")).to_have_count(1)  # updated in place
+        expect(cell).to_contain_text("Coefficients")  # the report, below the line
+        line.scroll_into_view_if_needed()
+        page.screenshot(path=str(shots / "panel_completed.png"))
+        # the no-wait job's live widget (its Stop button) became the status line and report
+        later = page.locator(".jp-Notebook .jp-CodeCell").nth(3)
+        later.evaluate("el => el.scrollIntoView({block: 'start'})")
+        done = later.locator(".smglm-status-line[data-status='Completed']")
+        expect(done).to_be_visible(timeout=JOB * 1000)
+        expect(later.locator(".smglm-panel")).to_have_count(1)
+        expect(later.locator(".smglm-stop")).to_have_count(0)
+        expect(later).to_contain_text("Coefficients")
+        page.screenshot(path=str(shots / "panel_no_wait.png"))
+    except BaseException:
+        page.screenshot(path=str(shots / "panel_failure.png"))
+        print(f"JupyterLab's log (last lines):\n{lab.log_tail()}")
+        raise
+    states = page.evaluate("() => window.__panels")
+    first = [s for s in states if s["cell"] == 2]
+    live = [s for s in first if s["status"] == "InProgress"]
+    assert len(live) >= 2, first  # the panel changed while the job ran
+    assert first[-1]["line"] and first[-1]["status"] == "Completed", first[-1]
+    widget = [s for s in states if s["cell"] == 3 and s["status"] is None]
+    assert any("Stop" in s["text"] for s in widget), states  # the JobPanel, while running
+    assert [s for s in states if s["cell"] == 3][-1]["line"]

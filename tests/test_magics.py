@@ -95,9 +95,51 @@ def test_sm_train_no_wait_returns_at_once(jobs):
 def test_sm_train_waits_by_default_and_prints_statuses(jobs, shell):
     assert jobs.b.status == "Completed"
     text = jobs.printed.getvalue()
-    assert f"[{jobs.b.name}] Completed - Completed" in text
-    assert "train:deviance=" in text  # the log lines were followed
+    assert f"[{jobs.b.name}] Completed - Completed" in text  # outside a kernel: the steps
+    assert (
+        "✓ Completed in " in text
+        and f"test Gini {jobs.b.model.metrics['test']['gini']:.3f}" in text
+    )
+    before, _, report = text.partition(f"Training job {jobs.b.name}\n")
+    assert "train:deviance=" not in before  # the log is not streamed into the cell
+    assert "-- Coefficients --" in report and "✓" not in report  # then the report, once
     assert shell.user_ns["job_b"] is jobs.b
+
+
+@pytest.mark.slow
+def test_sm_train_quiet_and_verbose(jobs, shell):
+    printed = io.StringIO()
+    with redirect_stdout(printed):
+        quiet = run(shell, "%%sm_train --data df --new --quiet\n" + CONFIG_B)
+    text = printed.getvalue()
+    assert quiet.status == "Completed"
+    assert "✓ Completed in " in text and "Completed - Completed" not in text
+    assert "train:deviance=" not in text.partition("Training job ")[0]
+    printed = io.StringIO()
+    with redirect_stdout(printed):
+        loud = run(shell, "%%sm_train --data df --new --verbose\n" + CONFIG_B)
+    text = printed.getvalue()
+    assert loud.status == "Completed"
+    assert f"[{loud.name}] Completed - Completed" in text
+    assert "train:deviance=" in text  # the whole log, streamed as it came
+
+
+@pytest.mark.slow
+def test_sm_config_verbosity_is_the_cells_default(jobs, shell):
+    run(shell, "%sm_config verbosity=quiet")
+    printed = io.StringIO()
+    try:
+        with redirect_stdout(printed):
+            job = run(shell, "%%sm_train --data df --new\n" + CONFIG_B)
+    finally:
+        run(shell, "%sm_config --unset verbosity")
+    assert job.status == "Completed"
+    text = printed.getvalue()
+    assert "✓ Completed in " in text and "Completed - Completed" not in text
+    with pytest.raises(
+        UsageError, match=r"verbosity: must be one of \['quiet', 'normal', 'verbose'\]; got 'loud'"
+    ):
+        run(shell, "%sm_config verbosity=loud")
 
 
 @pytest.mark.slow
@@ -111,8 +153,14 @@ def test_sm_train_reuses_a_completed_identical_job(jobs, shell, capsys):
 def test_sm_train_result_displays_status_and_report(jobs, shell):
     assert shell.display_formatter.ipython_display_formatter.lookup(jobs.a) is live.display_job
     bundle = live.job_bundle(jobs.a)
-    assert "Completed" in bundle["text/plain"] and "-- Coefficients --" in bundle["text/plain"]
+    assert bundle["text/plain"].startswith("✓ Completed in ")  # the status line, then the report
+    assert "-- Coefficients --" in bundle["text/plain"]
+    assert bundle["text/html"].startswith("<div class='smglm-panel smglm-status-line'")
     assert "<div class='smglm-one_way'>" in bundle["text/html"]
+    # after the cell showed the panel, the job's value is the report only
+    report = live.job_bundle(jobs.a, report_only=True)
+    assert "smglm-status-line" not in report["text/html"] and "✓" not in report["text/plain"]
+    assert "<div class='smglm-one_way'>" in report["text/html"]
 
 
 BAD_CELLS = {

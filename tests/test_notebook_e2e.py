@@ -86,9 +86,16 @@ def test_notebook_runs_without_error(executed):
 @pytest.mark.slow
 @pytest.mark.notebook
 def test_notebook_train_cell_shows_the_job_and_its_report(executed):
-    html = html_of(executed.cells[2])
-    assert "smglm training job" in html and "Completed" in html
-    assert "<div class='smglm-coefficients'>" in html
+    cell = executed.cells[2]
+    kinds = [o["output_type"] for o in outputs(cell)]
+    assert kinds == ["display_data", "display_data"], kinds  # the panel, then the report
+    panel, report = (o["data"] for o in outputs(cell))
+    assert panel["text/html"].startswith(
+        "<div class='smglm-panel smglm-status-line' data-status='Completed'"
+    )
+    assert panel["text/plain"].startswith("✓ Completed in ") and "\n" not in panel["text/plain"]
+    assert "<div class='smglm-coefficients'>" in report["text/html"]
+    assert "smglm-status-line" not in report["text/html"]  # the status once, not again
 
 
 @pytest.mark.slow
@@ -109,10 +116,13 @@ def test_notebook_job_report_has_every_section_with_plots(executed):
 def test_notebook_no_wait_display_updated_in_place_to_the_report(executed):
     cell = executed.cells[4]
     shown = [o for o in outputs(cell) if o["output_type"] == "display_data"]
-    assert len(shown) == 1  # one display, updated in place (not one per status)
-    text = shown[0]["data"]["text/plain"]
-    assert "status='Completed'" in text  # it was InProgress when the cell returned
-    assert "<div class='smglm-lorenz'>" in shown[0]["data"]["text/html"]
+    # the live panel and the place of the report, each updated in place (not one per status)
+    assert len(shown) == 2
+    panel, report = (o["data"] for o in shown)
+    assert panel["text/plain"].startswith("✓ Completed in ")  # it was InProgress at first
+    assert "application/vnd.jupyter.widget-view+json" not in panel  # the plain line is saved
+    assert "smglm-status-line" in panel["text/html"]
+    assert "<div class='smglm-lorenz'>" in report["text/html"]
 
 
 @pytest.mark.slow

@@ -203,7 +203,8 @@ def test_notebooks_committed_with_outputs_and_no_machine_paths(name):
 def test_notebook_01_quickstart(run):
     nb = run("01_quickstart.ipynb")
     train = text(cell(nb, "train"))
-    assert "Completed - Completed" in train and "train:deviance=" in train
+    assert "✓ Completed in " in train and "smglm-status-line" in train  # the panel's last line
+    assert "Creating initial MLflow database tables" not in train  # in the launcher log
     assert "Coefficients" in train and "One-way" in train and "Lorenz" in train
     assert "Coefficients" in text(cell(nb, "report"))
     coefs = text(cell(nb, "relativities"))
@@ -233,7 +234,8 @@ def test_notebook_02_widget_form(run):
     tabs = [m["state"] for m in models if m["model_name"] == "TabModel"]
     assert len(tabs) == 1 and list(tabs[0]["titles"])[:2] == ["Summary", "Coefficients"]
     status = [m["state"]["value"] for m in models if m["model_name"] == "HTMLModel"]
-    assert any(v.endswith(": Completed") for v in status)
+    assert any("smglm-status-line" in v and "✓" in v for v in status)  # the panel's last line
+    assert "database tables" not in text(cell(nb, "launch"))  # MLflow's lines: launcher log
     views = [o for c in nb.cells if c.cell_type == "code" for o in c.outputs]
     shown = [o for o in views if "application/vnd.jupyter.widget-view+json" in o.get("data", {})]
     assert len(shown) == 2  # the form, and the fresh one of %sm_form

@@ -406,9 +406,13 @@ def test_report_failed_job_shows_reason_and_log_only(tmp_path):
 
 def test_job_bundle_completed_holds_status_and_report(fake_job):
     bundle = live.job_bundle(fake_job)
-    assert "smglm training job" in bundle["text/html"]
+    # the status line (12 billable seconds at ml.m5.xlarge's price), then the report
+    assert bundle["text/html"].startswith(
+        "<div class='smglm-panel smglm-status-line' data-status='Completed'"
+    )
     assert "<div class='smglm-coefficients'>" in bundle["text/html"]
-    assert bundle["text/plain"].startswith("Job('fake-job', backend='fake', status='Completed')")
+    first = bundle["text/plain"].splitlines()[0]
+    assert first.startswith("✓ Completed in ") and " · $0.00" in first
 
 
 def test_job_bundle_running_shows_steps_and_log_tail(tmp_path):
@@ -420,10 +424,12 @@ def test_job_bundle_running_shows_steps_and_log_tail(tmp_path):
     job = Job("fake-job", fake_backend(tmp_path, state, [f"step {i}" for i in range(20)]))
     bundle = live.job_bundle(job)
     html = bundle["text/html"]
-    assert "&#10003; Downloading" in html and "&#9679; Training" in html
-    assert "&#9675; Uploading" in html
-    assert "step 19" in html and "step 11" not in html
-    assert "details" not in html  # no report before the job completes
+    assert html.startswith("<div class='smglm-panel' data-status='InProgress'")
+    assert "✓ Downloading" in html and "● Training" in html and "○ Uploading" in html
+    assert "step 19" in html and "step 11" not in html  # the last 8 lines, in a closed area
+    assert "<details class='smglm-log'>" in html
+    assert "<details open" not in html  # no report before the job completes
+    assert "● Training" in bundle["text/plain"] and "step 19" in bundle["text/plain"]
 
 
 class ScriptedJob:

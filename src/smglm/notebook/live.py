@@ -2,9 +2,10 @@
 
 After ``%load_ext smglm`` a displayed :class:`~smglm.launch.Job` (the value of a
 ``%%sm_train`` cell, or ``job`` typed in a cell) shows through :func:`display_job`. A job still
-running in a Jupyter kernel is shown with a display id, and a daemon thread polls
-``job.describe()`` and updates that display in place (status, steps, log tail) until the job
-ends, then shows the report. Elsewhere (terminal IPython, plain Python) it shows once.
+running in a Jupyter kernel is shown as a live panel (:mod:`smglm.notebook.panel`) with a
+display id, and a daemon thread polls the job and updates it in place until the job ends;
+the panel then becomes one status line and the report appears below it. Elsewhere (terminal
+IPython, plain Python) it shows once.
 """
 
 from __future__ import annotations
@@ -18,7 +19,15 @@ from typing import Any
 
 from smglm.contract import TERMINAL
 
-__all__ = ["display_fit_result", "display_job", "follow", "job_bundle", "register_formatters"]
+__all__ = [
+    "display_fit_result",
+    "display_job",
+    "follow",
+    "job_bundle",
+    "live_panel",
+    "register_formatters",
+    "report_bundle",
+]
 
 log = logging.getLogger(__name__)
 
@@ -33,60 +42,45 @@ def in_kernel(shell: Any) -> bool:
     return shell is not None and getattr(shell, "kernel", None) is not None
 
 
-#: SageMaker's secondary statuses of a training job, in order.
-STEPS = ("Starting", "Downloading", "Training", "Uploading", "Completed")
 #: Log lines shown while a job runs.
 LIVE_LOG_LINES = 8
 
 
-def steps_html(state: dict[str, Any]) -> str:
-    """The secondary statuses as a row of steps: done, current, to come."""
-    current = str(state.get("SecondaryStatus"))
-    seen = [t.get("Status") for t in state.get("SecondaryStatusTransitions") or []]
-    parts = []
-    for step in STEPS:
-        if step == current:
-            mark, style = "&#9679;", "font-weight:bold;color:#0969da"
-        elif step in seen:
-            mark, style = "&#10003;", "color:#1a7f37"
-        else:
-            mark, style = "&#9675;", "color:#8c959f"
-        parts.append(f"<span style='{style}'>{mark} {step}</span>")
-    if current not in STEPS:
-        parts.append(f"<span style='font-weight:bold'>&#9679; {esc(current)}</span>")
-    return "<div class='smglm-steps'>" + " &rarr; ".join(parts) + "</div>"
+def report_bundle(job: Any) -> dict[str, str]:
+    """The completed job's report as ``text/plain`` and ``text/html`` (a note when it cannot
+    be read)."""
+    try:
+        rep = job.report()
+    except Exception as exc:  # the status still shows if the report cannot be read
+        log.warning("could not build the report of %s: %s", job.name, exc)
+        note = f"report not available: {exc}"
+        return {"text/plain": note, "text/html": esc(note)}
+    return {"text/plain": rep.to_text(), "text/html": rep.to_html()}
 
 
 def job_bundle(
-    job: Any, state: dict[str, Any] | None = None, *, log_lines: int = LIVE_LOG_LINES
+    job: Any, state: dict[str, Any] | None = None, *, report_only: bool = False
 ) -> dict[str, str]:
-    """The job's ``text/plain`` and ``text/html``: the status, and the report when completed.
+    """The job's ``text/plain`` and ``text/html``: its panel (:mod:`smglm.notebook.panel`)
+    while it runs or after it failed; once completed its one status line, then the report
+    (only the report with ``report_only``: the cell that ran it already showed the line).
 
     ``state`` is the job's ``describe()`` when the caller has just read it.
     """
+    from smglm.notebook.panel import panel_bundle, panel_view
+
     state = state if state is not None else job.describe()
     status = str(state.get("TrainingJobStatus"))
-    head_html, head_text = job._repr_html_(), repr(job)
-    if status == "Completed":
-        try:
-            rep = job.report()
-        except Exception as exc:  # the status still shows if the report cannot be read
-            log.warning("could not build the report of %s: %s", job.name, exc)
-            note = f"report not available: {exc}"
-            return {"text/plain": f"{head_text}\n{note}", "text/html": head_html + esc(note)}
-        return {
-            "text/plain": f"{head_text}\n\n{rep.to_text()}",
-            "text/html": head_html + rep.to_html(),
-        }
-    try:
-        tail = job.logs().splitlines()[-log_lines:]
-    except Exception:
-        tail = []
-    body = steps_html(state)
-    if tail:
-        body += "<pre style='font-size:smaller'>" + esc("\n".join(tail)) + "</pre>"
-    text = head_text + ("\n" + "\n".join(tail) if status not in TERMINAL and tail else "")
-    return {"text/plain": text, "text/html": head_html + body}
+    if status == "Completed" and report_only:
+        return report_bundle(job)
+    panel = panel_bundle(panel_view(job, state))
+    if status != "Completed":
+        return panel
+    rep = report_bundle(job)
+    return {
+        "text/plain": f"{panel['text/plain']}\n\n{rep['text/plain']}",
+        "text/html": panel["text/html"] + rep["text/html"],
+    }
 
 
 def poll_interval(job: Any) -> float:
@@ -134,32 +128,59 @@ def follow(
         sleep(pause)
 
 
-def start_follow(
-    job: Any, update: Callable[..., Any], interval: float | None = None
-) -> threading.Thread:
-    """Run :func:`follow` in a daemon thread; return the thread."""
-    thread = threading.Thread(
-        target=follow,
-        args=(job, update),
-        kwargs={"interval": interval},
-        name=f"smglm-follow-{job.name}",
-        daemon=True,
-    )
-    thread.start()
-    return thread
-
-
 def display_job(job: Any) -> None:
-    """Display a Job: once when it has ended (or outside a kernel), else updated in place."""
+    """Display a Job: once when it has ended (or outside a kernel), else as a live panel
+    (a widget where ipywidgets is installed) that ends as the status line, with the report
+    below it once the job has completed. A job whose ``%%sm_train`` cell already showed the
+    panel displays its report only."""
     from IPython import get_ipython
     from IPython.display import display
 
-    bundle = job_bundle(job)
-    if job.done or not in_kernel(get_ipython()):
-        display(bundle, raw=True)
+    if getattr(job, "_panel_shown", False):
+        job._panel_shown = False
+        display(job_bundle(job, report_only=True), raw=True)
         return
-    handle = display(bundle, raw=True, display_id=True)
-    start_follow(job, handle.update)
+    if job.done or not in_kernel(get_ipython()):
+        display(job_bundle(job), raw=True)
+        return
+    live_panel(job)
+
+
+def live_panel(job: Any) -> threading.Thread:
+    """Show a running job's live panel in the current cell and follow the job in a daemon
+    thread; when it ends the panel becomes the status line (a plain mimebundle, which saved
+    notebooks keep) and the report appears below it. Returns the thread."""
+    from IPython.display import display
+
+    from smglm.notebook.noise import library_noise_to_log
+    from smglm.notebook.panel import JobPanel, panel_bundle, panel_view, watch
+
+    view = panel_view(job)
+    widget: Any = None
+    try:
+        widget = JobPanel(job)
+        widget.update(view)
+        first: dict[str, Any] = widget._repr_mimebundle_()
+    except ImportError:  # no ipywidgets: the HTML panel, redrawn in place
+        first = panel_bundle(view)
+    panel = display(first, raw=True, display_id=True)
+    below = display({"text/plain": ""}, raw=True, display_id=True)
+
+    def show(current: Any) -> None:
+        if widget is not None and not current.done:
+            widget.update(current)
+        else:
+            panel.update(panel_bundle(current), raw=True)
+
+    def run() -> None:
+        with library_noise_to_log(warnings_too=False):
+            final = watch(job, show, interval=poll_interval(job))
+        if final is not None and final.status == "Completed":
+            below.update(report_bundle(job), raw=True)
+
+    thread = threading.Thread(target=run, name=f"smglm-follow-{job.name}", daemon=True)
+    thread.start()
+    return thread
 
 
 def display_fit_result(result: Any) -> None:

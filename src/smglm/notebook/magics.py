@@ -103,13 +103,28 @@ class SmglmMagics(Magics):
         dest="wait",
         action="store_true",
         default=None,
-        help="follow the job until it ends (default)",
+        help="follow the job in a live panel until it ends (default)",
     )
     @argument(
         "--no-wait",
         dest="wait",
         action="store_false",
-        help="return at once; the display updates in place",
+        help="return at once; the job's display is a live panel, then its report",
+    )
+    @argument(
+        "--quiet",
+        dest="verbosity",
+        action="store_const",
+        const="quiet",
+        default=None,
+        help="show only the final status line and the report (default: %%sm_config verbosity)",
+    )
+    @argument(
+        "--verbose",
+        dest="verbosity",
+        action="store_const",
+        const="verbose",
+        help="stream the job's whole log into the cell instead of the live panel",
     )
     @argument("--max-cost", type=float, help="refuse to launch if the job may cost more (USD)")
     @argument(

@@ -20,6 +20,7 @@ from smglm.errors import ConfigError, Issue, did_you_mean
 
 __all__ = [
     "KEYS",
+    "VERBOSITY",
     "Setting",
     "Settings",
     "config_file",
@@ -66,8 +67,17 @@ KEYS: dict[str, Setting] = {
         ),
         Setting("use_spot", "use_spot", "sagemaker managed spot training: true or false"),
         Setting("tracking", None, "track jobs in MLflow: auto, true or false"),
+        Setting(
+            "verbosity",
+            None,
+            "what %%sm_train shows: quiet (the end's status line), normal (a live panel) "
+            "or verbose (the whole log)",
+        ),
     )
 }
+
+#: The values of ``verbosity``.
+VERBOSITY = ("quiet", "normal", "verbose")
 
 _SESSION: dict[str, Any] = {}
 
@@ -109,6 +119,13 @@ class Settings:
         if isinstance(value, str):  # as written by hand in a file: "false", "no", ...
             value = _parse_value("tracking", value)
         return None if value in (None, "auto") else bool(value)
+
+    @property
+    def verbosity(self) -> str:
+        """What a ``%%sm_train`` cell shows while its job runs: ``quiet``, ``normal`` (the
+        default) or ``verbose``."""
+        value = self.values.get("verbosity")
+        return "normal" if value is None else _parse_value("verbosity", value)
 
 
 def _read_yaml(path: Path) -> dict[str, Any]:
@@ -203,6 +220,13 @@ def _parse_value(key: str, raw: Any) -> Any:
         if text not in table:
             raise ConfigError([Issue("tracking", f"must be auto, true or false; got {raw!r}", raw)])
         return table[text]
+    if key == "verbosity":
+        text = str(raw).strip().lower()
+        if text not in VERBOSITY:
+            raise ConfigError(
+                [Issue("verbosity", f"must be one of {list(VERBOSITY)}; got {raw!r}", raw)]
+            )
+        return text
     value = str(raw).strip()
     target = KEYS[key].field
     assert target is not None

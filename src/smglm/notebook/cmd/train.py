@@ -50,10 +50,12 @@ def submit(
 
     The magic and the form both launch through here: ``job_fields`` (JobConfig fields; None
     values are ignored) override the settings, and ``reuse`` returns a completed job with the
-    same config, data and image instead of a new one. Returns at once (no waiting).
+    same config, data and image instead of a new one. Returns at once (no waiting). The
+    libraries' log noise (MLflow's store set-up...) goes to the launcher log, not the cell.
     """
     from smglm.launch import train
     from smglm.notebook.cmd.common import backend_for
+    from smglm.notebook.noise import library_noise_to_log
     from smglm.notebook.settings import load_settings
 
     settings = settings or load_settings()
@@ -62,21 +64,29 @@ def submit(
     be = backend_for(backend or fields.get("backend"), settings)
     fields["backend"] = be.name
     track = tracking if tracking is not None else settings.tracking
-    return train(
-        config,
-        data,
-        test_data=test_data,
-        job=fields,
-        backend=be,
-        wait=False,
-        reuse=reuse,
-        tracking=track,
-    )
+    with library_noise_to_log(mlflow=track is not False):
+        return train(
+            config,
+            data,
+            test_data=test_data,
+            job=fields,
+            backend=be,
+            wait=False,
+            reuse=reuse,
+            tracking=track,
+        )
 
 
 def run(args: argparse.Namespace, cell: str, user_ns: dict[str, Any]) -> Job:
-    """Do what a parsed ``%%sm_train`` line and its cell body ask; return the Job."""
+    """Do what a parsed ``%%sm_train`` line and its cell body ask; return the Job.
+
+    The cell follows the job as ``--quiet``/``--verbose``/``%sm_config verbosity`` say: a
+    live panel that ends as one status line (normal), only that line (quiet), or the whole
+    log streamed (verbose). The libraries' log noise goes to the launcher log meanwhile.
+    """
     from smglm.notebook.cmd.common import resolve_data
+    from smglm.notebook.noise import library_noise_to_log
+    from smglm.notebook.settings import load_settings
 
     if args.output and not args.output.isidentifier():
         raise ConfigError(
@@ -89,26 +99,88 @@ def run(args: argparse.Namespace, cell: str, user_ns: dict[str, Any]) -> Job:
         )
     data = resolve_data(args.data, user_ns)
     test = resolve_data(args.test_data, user_ns, "--test-data") if args.test_data else None
-    job = submit(
-        config,
-        data,
-        test_data=test,
-        backend=args.backend,
-        reuse=not args.new,
-        tracking=args.tracking,
-        instance_type=args.instance_type,
-        instance_count=args.instance_count,
-        engine=args.engine,
-        aggregate=args.aggregate,
-        job_name=args.name,
-        max_cost=args.max_cost,
-        use_spot=args.use_spot,
-        max_wait_seconds=args.max_wait,
-        keep_alive_seconds=args.keep_alive,
-    )
-    if args.output:
-        user_ns[args.output] = job
-    wait = True if args.wait is None else args.wait
-    if wait and not job.reused:
-        job.wait(logs=True)
+    settings = load_settings()
+    verbosity = getattr(args, "verbosity", None) or settings.verbosity
+    tracking = args.tracking if args.tracking is not None else settings.tracking
+    with library_noise_to_log(mlflow=tracking is not False):
+        job = submit(
+            config,
+            data,
+            test_data=test,
+            backend=args.backend,
+            reuse=not args.new,
+            tracking=args.tracking,
+            settings=settings,
+            instance_type=args.instance_type,
+            instance_count=args.instance_count,
+            engine=args.engine,
+            aggregate=args.aggregate,
+            job_name=args.name,
+            max_cost=args.max_cost,
+            use_spot=args.use_spot,
+            max_wait_seconds=args.max_wait,
+            keep_alive_seconds=args.keep_alive,
+        )
+        if args.output:
+            user_ns[args.output] = job
+        wait = True if args.wait is None else args.wait
+        if wait and not job.reused:
+            if verbosity == "verbose":
+                job.wait(logs=True)
+            else:
+                follow_in_cell(job, quiet=verbosity == "quiet")
     return job
+
+
+def follow_in_cell(job: Job, *, quiet: bool = False) -> None:
+    """Follow ``job`` until it ends, in the cell: in a Jupyter kernel a live panel updated in
+    place that ends as the status line (``quiet``: only that line, at the end); elsewhere
+    (terminal IPython) the status changes, then that line. The job's value then displays its
+    report only. Raises :class:`~smglm.errors.JobFailed` when the job failed or was stopped
+    (after showing why)."""
+    import io
+
+    from IPython import get_ipython
+    from IPython.display import display
+
+    from smglm.errors import JobFailed
+    from smglm.notebook.live import in_kernel, poll_interval
+    from smglm.notebook.panel import panel_bundle, panel_view, watch
+
+    final = None
+    if in_kernel(get_ipython()) and not quiet:
+        handle: Any = None
+
+        def show(view: Any) -> None:
+            nonlocal handle
+            if handle is None:
+                handle = display(panel_bundle(view), raw=True, display_id=True)
+            else:
+                handle.update(panel_bundle(view), raw=True)
+
+        try:
+            final = watch(job, show, interval=poll_interval(job))
+        except KeyboardInterrupt:
+            _ask_stop(job)
+            return
+    else:
+        job.wait(logs=False, raise_on_failure=False, out=io.StringIO() if quiet else None)
+        if job.done:
+            final = panel_view(job)
+            display(panel_bundle(final), raw=True)
+    if final is None or not final.done:
+        return
+    if final.status == "Completed":
+        job._panel_shown = True  # type: ignore[attr-defined]  # its display: the report only
+        return
+    raise JobFailed(job.name, final.status, final.failure_reason)
+
+
+def _ask_stop(job: Job) -> None:
+    """A Ctrl-C while the panel follows the job: ask whether to stop it (as ``job.wait``)."""
+    answer = input(f"Stop training job {job.name!r}? [y/N] ").strip().lower()
+    if answer in ("y", "yes"):
+        job.stop()
+        print(f"[{job.name}] stop requested")
+    else:
+        print(f"[{job.name}] still running; job.wait() to follow it again")
