@@ -314,9 +314,7 @@ def _terms(cfg: Any) -> dict[str, Any]:
 
 
 def _term_list(extra: dict[str, Any], other: dict[str, Any]) -> str:
-    parts = [
-        f"{name} (entering differently)" if name in other else name for name in sorted(extra)
-    ]
+    parts = [f"{name} (entering differently)" if name in other else name for name in sorted(extra)]
     return ", ".join(parts)
 
 
