@@ -290,11 +290,12 @@ def test_jobs_cost_is_local_or_the_billed_seconds_at_the_tables_price():
         "BillableTimeInSeconds": 300,
         "ResourceConfig": {"InstanceType": "ml.m5.xlarge", "InstanceCount": 2},
     }
-    assert _cost(SimpleNamespace(name="local"), state) == "local"
-    be = SimpleNamespace(name="sagemaker", region="us-east-1")
+    assert _cost(SimpleNamespace(remote=False), state) == "local"  # this machine: no cost
+    be = SimpleNamespace(remote=True)
     price = pricing.price_per_hour("ml.m5.xlarge", region="us-east-1")
     assert price is not None
-    assert _cost(be, state) == f"${price * 2 * 300 / 3600:.4f}"
+    assert _cost(be, state, "us-east-1") == f"${price * 2 * 300 / 3600:.4f}"
+    assert _cost(be, {**state, "BillableTimeInSeconds": 3600 * 100}).startswith("$")
     running = {**state, "TrainingJobStatus": "InProgress", "BillableTimeInSeconds": None}
     running["CreationTime"] = datetime.now(timezone.utc).isoformat()
     assert _cost(be, running).startswith("~$0.0")

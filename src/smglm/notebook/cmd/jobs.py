@@ -36,8 +36,8 @@ def _metrics(state: dict[str, Any]) -> dict[str, float]:
 class JobFacts:
     """What the compact table shows of a job beside its state: its model's family, target and
     terms (from the job's config; None when it cannot be read) and its cost's text
-    (``local`` for a local job, ``$0.0123`` once billed, ``~$0.01`` while it runs, empty
-    when not known)."""
+    (``local`` for a job on this machine, which costs nothing; ``$0.0123`` once billed,
+    ``~$0.01`` while it runs, empty when not known)."""
 
     family: str | None = None
     target: str | None = None
@@ -100,15 +100,17 @@ class JobsTable(RichView):
 
     @property
     def compact_rows(self) -> list[list[Any]]:
-        """The best mark, job, status (with the step while it runs), family, terms, test
-        Gini, cost and age."""
+        """The best mark, job, status (with the step while it runs, or the backend for a
+        listing of every backend's jobs), family, terms, test Gini, cost and age."""
         best = self.best
         now = self.now or datetime.now(timezone.utc)
         out = []
         for s, f in zip(self.states, self.facts, strict=True):
             status = str(s.get("TrainingJobStatus"))
             step = s.get("SecondaryStatus")
-            if status == "InProgress" and step and step != status:
+            if "Backend" in s:  # every backend's jobs (from MLflow): say whose
+                status = f"{status} · {s['Backend']}"
+            elif status == "InProgress" and step and step != status:
                 status = f"{status} · {step}"
             name = s.get("TrainingJobName")
             out.append(
@@ -191,6 +193,7 @@ def jobs(backend: str | None = None, max_results: int = 20, *, wide: bool = Fals
     """The recent jobs of ``backend`` (default: the ``backend`` setting), newest first; the
     compact table, or the wide one with ``wide``."""
     from smglm.notebook.cmd.common import backend_for
+    from smglm.notebook.settings import load_settings
 
     be = backend_for(backend)
     full = []
@@ -200,7 +203,8 @@ def jobs(backend: str | None = None, max_results: int = 20, *, wide: bool = Fals
         if "FinalMetricDataList" not in s and state.status == "Completed":
             s = {**s, **be.job_state(state.name).as_training_job()}
         full.append(s)
-    facts = [] if wide else [_backend_facts(be, s) for s in full]
+    region = load_settings().get("region") or None
+    facts = [] if wide else [_backend_facts(be, s, region) for s in full]
     return JobsTable(be.name, full, facts=facts or None, wide=wide)
 
 
@@ -217,7 +221,7 @@ def jobs_from_mlflow(max_results: int = 20, *, wide: bool = False) -> JobsTable:
     return JobsTable("mlflow", states, facts=facts, wide=wide)
 
 
-def _backend_facts(be: Any, state: dict[str, Any]) -> JobFacts:
+def _backend_facts(be: Any, state: dict[str, Any], region: str | None) -> JobFacts:
     """A job's family, target, terms (its config channel, read once per content hash) and
     cost; what cannot be read stays empty (a listing never fails on one job)."""
     config = None
@@ -229,7 +233,7 @@ def _backend_facts(be: Any, state: dict[str, Any]) -> JobFacts:
         family=None if config is None else config.family,
         target=None if config is None else config.target,
         terms=None if config is None else _terms_text(config),
-        cost=_cost(be, state),
+        cost=_cost(be, state, region),
     )
 
 
@@ -281,7 +285,6 @@ def _mlflow_facts(state: dict[str, Any]) -> JobFacts:
         family=params.get("family") or None,
         target=params.get("target") or None,
         terms=" + ".join(terms) if "predictors" in params else None,
-        cost="local" if state.get("Backend") == "local" else "",
     )
 
 
@@ -293,12 +296,13 @@ def _terms_text(config: Any) -> str:
     return " + ".join(parts) or "1"
 
 
-def _cost(be: Any, state: dict[str, Any]) -> str:
-    """``local``; the billed cost at the price table's price; ``~`` the cost so far while it
-    runs; empty when unknown."""
+def _cost(be: Any, state: dict[str, Any], region: str | None = None) -> str:
+    """``local`` for a backend that runs jobs on this machine; else the billed cost at the
+    price table's price (``region``'s when given and fresh), ``~`` the cost so far while it
+    runs, empty when unknown."""
     from smglm.launch import pricing
 
-    if be.name == "local":
+    if not be.remote:  # runs on this machine: costs nothing
         return "local"
     resources = state.get("ResourceConfig") or (
         (state.get("ProcessingResources") or {}).get("ClusterConfig") or {}
@@ -319,7 +323,7 @@ def _cost(be: Any, state: dict[str, Any]) -> str:
     try:
         price = pricing.price_per_hour(
             str(kind),
-            region=getattr(be, "region", None),
+            region=region,
             processing="ProcessingJobStatus" in state,
         )
     except Exception:  # a price table that cannot be read never breaks the listing
