@@ -336,6 +336,14 @@ def test_sm_compare_test_gini_with_bootstrap_intervals(jobs, comparison):
     assert list(table.columns) == ["gini", "low", "high"]
     title = f"Gini on the test split of {jobs.a.name}, 95% bootstrap interval (200 resamples"
     assert title in comparison.to_text() and title in comparison.to_html()
+    # the paired difference: both models scored on the same resampled rows
+    ga, gb = comparison.ginis[jobs.a.name], comparison.ginis[jobs.b.name]
+    diff = comparison.gini_difference
+    assert diff.gini == pytest.approx(ga.gini - gb.gini, abs=1e-15)
+    np.testing.assert_array_equal(diff.replicates, ga.replicates - gb.replicates)
+    assert diff.low < diff.gini < diff.high
+    line = f"Gini {jobs.a.name} - {jobs.b.name}: {diff.gini:+.4f} [{diff.low:+.4f}, "
+    assert line in comparison.to_text() and "smglm-gini-difference" in comparison.to_html()
 
 
 @pytest.mark.slow
@@ -351,7 +359,7 @@ def test_sm_compare_not_nested_says_why_and_bootstrap_option(jobs, shell):
         f"region that {jobs.a.name} lacks)"
     )
     assert f"{other.name} vs {jobs.a.name}: {reason}" in out.to_text()
-    assert all(g.n == 0 for g in out.ginis.values())
+    assert all(g.n == 0 for g in out.ginis.values()) and out.gini_difference is None
     assert "bootstrap" not in out.to_text() and f"Gini on the test split of {jobs.a.name}" in (
         out.to_text()
     )

@@ -68,6 +68,44 @@ class Comparison(RichView):
             index=pd.Index(list(self.ginis), name="job"),
         )
 
+    @property
+    def gini_difference(self) -> GiniInterval | None:
+        """The first job's Gini minus the second's, with the interval of the paired
+        differences: both models are scored on the same resamples (the same seed draws the
+        same rows), so the interval is that of the difference itself, narrower than the two
+        intervals suggest. None without two bootstrapped Ginis."""
+        import numpy as np
+
+        from smglm.glm.compare import GiniInterval
+
+        if len(self.ginis) < 2 or self.bootstrap <= 0:
+            return None
+        a, b = list(self.ginis.values())[:2]
+        if len(a.replicates) != len(b.replicates):
+            return None
+        diff = a.replicates - b.replicates
+        finite = diff[np.isfinite(diff)]
+        if finite.size == 0:
+            return None
+        low, high = np.quantile(finite, [(1 - a.level) / 2, (1 + a.level) / 2])
+        return GiniInterval(a.gini - b.gini, float(low), float(high), a.n, a.level, diff)
+
+    def gini_difference_line(self) -> str:
+        """The paired difference of the first two Ginis in one line ("" when not known)."""
+        d = self.gini_difference
+        if d is None:
+            return ""
+        a, b = list(self.ginis)[:2]
+        holds = (
+            "the interval holds 0: the two rankings are not told apart on these rows"
+            if d.low <= 0 <= d.high
+            else f"{a if d.gini > 0 else b} ranks better"
+        )
+        return (
+            f"Gini {a} - {b}: {d.gini:+.4f} [{d.low:+.4f}, {d.high:+.4f}] "
+            f"(paired bootstrap, {d.level:.0%}): {holds}"
+        )
+
     def _gini_title(self) -> str:
         if self.bootstrap > 0:
             level = next(iter(self.ginis.values())).level if self.ginis else 0.95
@@ -120,6 +158,8 @@ class Comparison(RichView):
             ]
         for title, headers, rows in self._tables():
             parts.append(f"<h4>{esc(title)}</h4>" + html_table(headers, rows))
+        if self.gini_difference_line():
+            parts.append(f"<p class='smglm-gini-difference'>{esc(self.gini_difference_line())}</p>")
         if self.figures:
             parts.append(f"<h4>One-ways and double lift on {esc(self.data_label)}</h4>")
             parts.append("<div style='display:flex;flex-wrap:wrap'>")
@@ -134,6 +174,8 @@ class Comparison(RichView):
             blocks += ["", "-- Nested-model test --", *self.nested_lines()]
         for title, headers, rows in self._tables():
             blocks += ["", f"-- {title} --", text_table(headers, rows)]
+        if self.gini_difference_line():
+            blocks.append(self.gini_difference_line())
         if self.figures:
             blocks += ["", "figures: " + ", ".join(self.figures)]
         blocks += self.notes
