@@ -11,6 +11,7 @@ from smglm.glm.report.render import RichView, esc, fmt, html_table, text_table
 
 if TYPE_CHECKING:
     from smglm.glm.report import Report
+    from smglm.launch import Backend
 
 __all__ = ["JobFacts", "JobsTable", "jobs", "jobs_from_mlflow", "logs", "show", "stop"]
 
@@ -189,13 +190,15 @@ class JobsTable(RichView):
         return text_table(self.headers, self.rows) + (f"\n{legend}" if legend else "")
 
 
-def jobs(backend: str | None = None, max_results: int = 20, *, wide: bool = False) -> JobsTable:
-    """The recent jobs of ``backend`` (default: the ``backend`` setting), newest first; the
-    compact table, or the wide one with ``wide``."""
+def jobs(
+    backend: str | Backend | None = None, max_results: int = 20, *, wide: bool = False
+) -> JobsTable:
+    """The recent jobs of ``backend`` (a name, default: the ``backend`` setting; or a
+    backend), newest first; the compact table, or the wide one with ``wide``."""
     from smglm.notebook.cmd.common import backend_for
     from smglm.notebook.settings import load_settings
 
-    be = backend_for(backend)
+    be = backend if backend is not None and not isinstance(backend, str) else backend_for(backend)
     full = []
     for state in be.list_states(max_results):
         s = state.as_training_job()
