@@ -128,6 +128,10 @@ NOT_NESTED = {
         {"constraints": {"bounds": {"vehicle_power": [0, None]}}},
         "B is bounded (constraints.bounds on ['vehicle_power'])",
     ),
+    "fixed": (
+        {"fixed": {"vehicle_power": 0.01}},
+        "not nested: the fixed terms differ (A: none, B: {'vehicle_power': 0.01})",
+    ),
     "test split": (
         {"test": {"fraction": 0.2, "seed": 1}},
         "not fitted on the same rows: the test split differs",
@@ -152,6 +156,16 @@ def test_not_nested_gives_a_reason_naming_what_differs(data, case):
     assert nested_test(a, b) is None
     reason = nested_reason(a, b)
     assert reason is not None and message in reason, reason
+
+
+def test_the_same_fixed_terms_in_both_still_nest(data):
+    fixed = {"fixed": {"density_log": 0.09}}
+    a = _fit(data, **{**BASE, "predictors": ["driver_age", "area", "density_log"]}, **fixed)
+    b = _fit(data, **{**BIG, "predictors": [*BIG["predictors"], "density_log"]}, **fixed)
+    test = nested_test(a, b)
+    assert test is not None and (test.small, test.big, test.delta_df) == ("A", "B", 1)
+    ma, mb = a.metrics["train"], b.metrics["train"]
+    assert test.delta_deviance == ma["deviance"] - mb["deviance"]
 
 
 def test_not_nested_with_another_link_names_the_links(data):

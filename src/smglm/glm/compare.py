@@ -215,6 +215,8 @@ def _nested(
         missing = [k for k in ("deviance", "df_resid", "n_obs") if m.get(k) is None]
         if missing:
             return f"{n} has no training {', '.join(missing)} (a model without its metrics.json)"
+    from smglm.glm.families import family_of
+
     ca, cb = a.config, b.config
     same = [
         ("family", ca.family, cb.family),
@@ -238,6 +240,12 @@ def _nested(
                 f"no nested test: {n} is {constrained}; the χ²/F reference distribution holds "
                 "for unpenalized, unconstrained fits"
             )
+    fixed_a, fixed_b = _fixed(ca), _fixed(cb)
+    if fixed_a != fixed_b:
+        return (
+            f"not nested: the fixed terms differ ({na}: {fixed_a or 'none'}, "
+            f"{nb}: {fixed_b or 'none'}); they enter as an offset, which nested models share"
+        )
     ta = None if ca.test is None else ca.test.to_dict()
     tb = None if cb.test is None else cb.test.to_dict()
     if ta != tb:
@@ -276,12 +284,20 @@ def _nested(
             f"not nested: {names_sb[0]}'s coefficients {lost} are not in {names_sb[1]} (levels "
             "or knots fitted differently)"
         )
-    delta_df = int(small.metrics["train"]["df_resid"]) - int(big.metrics["train"]["df_resid"])
+    m_big = big.metrics["train"]
+    delta_df = int(small.metrics["train"]["df_resid"]) - int(m_big["df_resid"])
     if delta_df <= 0:
         return (
             f"not nested: {names_sb[1]} estimates no more coefficients than {names_sb[0]} "
             "(its extra terms are aliased)"
         )
+    if family_of(big.config).has_dispersion:
+        phi = _number(m_big.get("dispersion"))
+        if int(m_big["df_resid"]) <= 0 or not (math.isfinite(phi) and phi > 0):
+            return (
+                f"no F test: {names_sb[1]}'s dispersion is not known (df_resid "
+                f"{int(m_big['df_resid'])}, dispersion {m_big.get('dispersion')})"
+            )
     return small, big, names_sb
 
 
@@ -300,17 +316,22 @@ def _constrained(r: FitResult) -> str | None:
 
 
 def _terms(cfg: Any) -> dict[str, Any]:
-    """Each term of the config (predictors, interactions, fixed terms) and how it enters."""
+    """Each estimated term of the config (predictors, interactions) and how it enters."""
     out: dict[str, Any] = {}
     for col in cfg.predictors:
         if col in cfg.fixed:
-            out[f"fixed {col}"] = repr(cfg.fixed[col])
-            continue
+            continue  # in the offset: compared by _fixed
         spec = cfg.terms.get(col)
         out[col] = (col in cfg.categorical, None if spec is None else spec.to_dict())
     for x, y in cfg.interactions:
         out[":".join(sorted((x, y)))] = "interaction"
     return out
+
+
+def _fixed(cfg: Any) -> dict[str, Any]:
+    """The fixed terms (part of the offset) and how they enter."""
+    spec = {c: cfg.terms[c].to_dict() for c in cfg.fixed if c in cfg.terms}
+    return {c: (v, spec.get(c)) if spec.get(c) else v for c, v in sorted(cfg.fixed.items())}
 
 
 def _term_list(extra: dict[str, Any], other: dict[str, Any]) -> str:
