@@ -35,7 +35,13 @@ TOL = 1e-10
 
 @pytest.fixture(scope="module")
 def data() -> pd.DataFrame:
-    return motor(6000, seed=3)
+    return motor(4000, seed=3)
+
+
+@pytest.fixture(scope="module")
+def fits(data) -> tuple[smglm.FitResult, smglm.FitResult]:
+    """The small model (BASE) and the bigger one (BIG) on ``data``."""
+    return _fit(data, **BASE), _fit(data, **BIG)
 
 
 def _fit(df: pd.DataFrame, **config) -> smglm.FitResult:
@@ -149,9 +155,9 @@ NOT_NESTED = {
 
 
 @pytest.mark.parametrize("case", NOT_NESTED, ids=list(NOT_NESTED))
-def test_not_nested_gives_a_reason_naming_what_differs(data, case):
+def test_not_nested_gives_a_reason_naming_what_differs(data, fits, case):
     change, message = NOT_NESTED[case]
-    a = _fit(data, **BASE)
+    a = fits[0]
     b = _fit(data, **{**BIG, **change})
     assert nested_test(a, b) is None
     reason = nested_reason(a, b)
@@ -168,27 +174,27 @@ def test_the_same_fixed_terms_in_both_still_nest(data):
     assert test.delta_deviance == ma["deviance"] - mb["deviance"]
 
 
-def test_not_nested_with_another_link_names_the_links(data):
-    a, b = _fit(data, **BASE), _fit(data, **BIG)
+def test_not_nested_with_another_link_names_the_links(fits):
+    a, b = fits
     other = dataclasses.replace(b, config=b.config.model_copy(update={"link": "identity"}))
     assert nested_test(a, other) is None
     assert nested_reason(a, other) == "not nested: link differs (A: 'log', B: 'identity')"
 
 
-def test_not_nested_on_other_rows_names_the_row_counts_or_the_null_deviance(data):
-    a = _fit(data, **BASE)
-    fewer = _fit(data.iloc[:5000], **BIG)
+def test_not_nested_on_other_rows_names_the_row_counts_or_the_null_deviance(data, fits):
+    a = fits[0]
+    fewer = _fit(data.iloc[:3000], **BIG)
     assert nested_reason(a, fewer) == (
-        "not fitted on the same rows: A on 6,000 training rows, B on 5,000"
+        "not fitted on the same rows: A on 4,000 training rows, B on 3,000"
     )
-    other = motor(6000, seed=4)  # as many rows, other data
+    other = motor(4000, seed=4)  # as many rows, other data
     reason = nested_reason(a, _fit(other, **BIG))
     assert reason is not None
     assert reason.startswith("not fitted on the same rows: same row count but different null")
 
 
-def test_same_terms_or_no_metrics_is_not_a_nested_test(data):
-    a = _fit(data, **BASE)
+def test_same_terms_or_no_metrics_is_not_a_nested_test(data, fits):
+    a, b = fits
     assert nested_reason(a, _fit(data, **BASE)) == (
         "not nested: A and B have the same terms (nothing to test)"
     )
@@ -196,13 +202,13 @@ def test_same_terms_or_no_metrics_is_not_a_nested_test(data):
     assert nested_reason(bare, a) == (
         "A has no training deviance, df_resid, n_obs (a model without its metrics.json)"
     )
-    assert nested_reason(a, _fit(data, **BIG)) is None
+    assert nested_reason(a, b) is None
 
 
 # -- the Gini's bootstrap interval ------------------------------------------------------------
 @pytest.fixture(scope="module")
-def scored(data):
-    result = _fit(data, **BIG)
+def scored(data, fits):
+    result = fits[1]
     return data["claim_count"].to_numpy(float), result.predict(data), data["exposure"].to_numpy()
 
 
