@@ -79,7 +79,8 @@ def test_poisson_with_exposure_nested_test_is_the_chi2_test_of_statsmodels_fits(
     assert test.p_value == pytest.approx(expected_p, rel=1e-5, abs=1e-12)
     assert test.delta_aic == pytest.approx(ref_b.aic - ref_s.aic, abs=1e-6)
     assert test.df_resid == ref_b.df_resid
-    assert "χ²(2)" in test.to_text() and "big vs small (adds 2 coefficients)" in test.to_text()
+    text = test.to_text()
+    assert "χ²(2)" in text and "big vs small (adds 2 coefficients; training rows): Δdev" in text
     assert test == nested_test(small, big, names=("small", "big"))
 
 

@@ -317,7 +317,7 @@ def test_sm_compare_nested_test_of_b_in_a(jobs, comparison):
     assert test.delta_deviance == pytest.approx(mb["deviance"] - ma["deviance"], rel=1e-12)
     assert test.delta_aic == pytest.approx(ma["aic"] - mb["aic"], rel=1e-12)
     assert test == nested_test(jobs.b.model, jobs.a.model, names=(jobs.b.name, jobs.a.name))
-    line = f"{jobs.a.name} vs {jobs.b.name} (adds 1 coefficient): Δdeviance"
+    line = f"{jobs.a.name} vs {jobs.b.name} (adds 1 coefficient; training rows): Δdeviance"
     assert "-- Nested-model test --" in comparison.to_text() and line in comparison.to_text()
     assert "<h4>Nested-model test</h4>" in comparison.to_html()
     assert f"χ²(1) = {test.statistic:.4g}, p = {test.p_value:.3g}" in comparison.to_text()

@@ -80,8 +80,9 @@ class NestedTest:
         return bool(self.p_value < 0.05)
 
     def to_text(self) -> str:
-        """The test in one line, e.g. ``B vs A (adds 2 coefficients): Δdeviance 14.2, χ²(2) =
-        14.2, p = 0.0008; ΔAIC -10.2: B fits significantly better``."""
+        """The test in one line, e.g. ``B vs A (adds 2 coefficients; training rows):
+        Δdeviance 14.2, χ²(2) = 14.2, p = 0.0008; ΔAIC -10.2: B fits significantly better (5%
+        level)``."""
         if self.test == "chi2":
             stat = f"χ²({self.delta_df}) = {self.statistic:.4g}"
         else:
@@ -97,7 +98,8 @@ class NestedTest:
         )
         plural = "s" if self.delta_df != 1 else ""
         return (
-            f"{self.big} vs {self.small} (adds {self.delta_df} coefficient{plural}): "
+            f"{self.big} vs {self.small} (adds {self.delta_df} coefficient{plural}; training "
+            "rows): "
             f"Δdeviance {self.delta_deviance:.6g}, {stat}, p = {self.p_value:.3g}; "
             f"ΔAIC {self.delta_aic:+.4g}: {verdict}"
         )
