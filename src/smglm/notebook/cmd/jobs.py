@@ -227,16 +227,19 @@ def jobs_from_mlflow(max_results: int = 20, *, wide: bool = False) -> JobsTable:
 def _backend_facts(be: Any, state: dict[str, Any], region: str | None) -> JobFacts:
     """A job's family, target, terms (its config channel, read once per content hash) and
     cost; what cannot be read stays empty (a listing never fails on one job)."""
-    config = None
     try:
         config = _job_config(be, state)
     except Exception:  # a job whose config is gone still lists
         config = None
+    try:
+        cost = _cost(be, state, region)
+    except Exception:  # nor does a cost that cannot be worked out break the listing
+        cost = ""
     return JobFacts(
         family=None if config is None else config.family,
         target=None if config is None else config.target,
         terms=None if config is None else _terms_text(config),
-        cost=_cost(be, state, region),
+        cost=cost,
     )
 
 
