@@ -224,8 +224,8 @@ def test_resolve_data_accepts_names_paths_and_uris(tmp_path):
 
 
 @pytest.mark.slow
-def test_sm_jobs_lists_jobs_with_status_and_metrics(jobs, shell):
-    table = run(shell, "%sm_jobs")
+def test_sm_jobs_wide_lists_jobs_with_status_and_metrics(jobs, shell):
+    table = run(shell, "%sm_jobs --wide")
     assert isinstance(table, JobsTable)
     rows = {r[0]: r for r in table.rows}
     row = rows[jobs.a.name]
@@ -236,6 +236,38 @@ def test_sm_jobs_lists_jobs_with_status_and_metrics(jobs, shell):
     html = table.to_html()
     assert jobs.b.name in html and "train:gini" in html
     assert jobs.b.name in table.to_text()
+
+
+@pytest.mark.slow
+def test_sm_jobs_compact_table_marks_the_best_completed_job(jobs, shell):
+    table = run(shell, "%sm_jobs")
+    assert isinstance(table, JobsTable) and not table.wide
+    assert table.headers == ["", "job", "status", "family", "terms", "test Gini", "cost", "age"]
+    rows = {r[1]: r for r in table.rows}
+    for job, terms in (
+        (jobs.a, "driver_age + vehicle_power + area"),
+        (jobs.b, "driver_age + area"),
+    ):
+        row = rows[job.name]
+        assert row[2:5] == ["Completed", "poisson", terms]
+        assert row[5] == pytest.approx(job.model.metrics["test"]["gini"], rel=1e-12)
+        assert row[6] == "local"
+        assert row[7].endswith((" s", " min"))
+    # the best: the highest test Gini among the listed completed jobs with the same target
+    # as the newest completed one (B's: claim_count)
+    listed = [
+        (r[5], r[1])
+        for r, f in zip(table.rows, table.facts, strict=True)
+        if r[2] == "Completed" and r[5] is not None and f.target == "claim_count"
+    ]
+    best = max(listed)[1]
+    assert table.best == best and rows[best][0] == "★"
+    assert [r[1] for r in table.rows if r[0] == "★"] == [best]
+    better = max((jobs.a, jobs.b), key=lambda j: j.model.metrics["test"]["gini"])
+    assert rows[better.name][5] <= rows[best][5]
+    text = table.to_text()
+    assert f"★ {best}: the best test Gini among the completed jobs with target claim_count" in text
+    assert "font-weight:bold" in table.to_html() and "test Gini" in table.to_html()
 
 
 @pytest.mark.slow
@@ -319,6 +351,75 @@ def test_sm_compare_one_ways_score_both_models_on_the_test_split(jobs, compariso
             rtol=1e-9,
         )
     assert comparison.data_label == f"the test split of {jobs.a.name}"
+
+
+@pytest.mark.slow
+def test_sm_compare_nested_test_of_b_in_a(jobs, comparison):
+    from smglm.glm.compare import nested_test
+
+    test = comparison.nested[(jobs.a.name, jobs.b.name)]
+    assert not isinstance(test, str)
+    assert (test.small, test.big) == (jobs.b.name, jobs.a.name)
+    ma, mb = jobs.a.model.metrics["train"], jobs.b.model.metrics["train"]
+    assert test.test == "chi2" and test.delta_df == 1 and test.dispersion == 1.0
+    assert test.delta_deviance == pytest.approx(mb["deviance"] - ma["deviance"], rel=1e-12)
+    assert test.delta_aic == pytest.approx(ma["aic"] - mb["aic"], rel=1e-12)
+    assert test == nested_test(jobs.b.model, jobs.a.model, names=(jobs.b.name, jobs.a.name))
+    line = f"{jobs.a.name} vs {jobs.b.name} (adds 1 coefficient; training rows): Δdeviance"
+    assert "-- Nested-model test --" in comparison.to_text() and line in comparison.to_text()
+    assert "<h4>Nested-model test</h4>" in comparison.to_html()
+    assert f"χ²(1) = {test.statistic:.4g}, p = {test.p_value:.3g}" in comparison.to_text()
+
+
+@pytest.mark.slow
+def test_sm_compare_test_gini_with_bootstrap_intervals(jobs, comparison):
+    assert comparison.bootstrap == 200 and set(comparison.ginis) == {jobs.a.name, jobs.b.name}
+    for job in (jobs.a, jobs.b):
+        interval = comparison.ginis[job.name]
+        assert interval.n == 200 and interval.low < interval.gini < interval.high
+    # scored on job A's test split: its Gini is A's test Gini
+    own = comparison.ginis[jobs.a.name].gini
+    assert own == pytest.approx(jobs.a.model.metrics["test"]["gini"], rel=1e-9)
+    table = comparison.gini_table
+    assert list(table.columns) == ["gini", "low", "high"]
+    title = f"Gini on the test split of {jobs.a.name}, 95% bootstrap interval (200 resamples"
+    assert title in comparison.to_text() and title in comparison.to_html()
+    # the paired difference: both models scored on the same resampled rows
+    ga, gb = comparison.ginis[jobs.a.name], comparison.ginis[jobs.b.name]
+    diff = comparison.gini_difference
+    assert diff.gini == pytest.approx(ga.gini - gb.gini, abs=1e-15)
+    np.testing.assert_array_equal(diff.replicates, ga.replicates - gb.replicates)
+    assert diff.low < diff.gini < diff.high
+    line = f"Gini {jobs.a.name} - {jobs.b.name}: {diff.gini:+.4f} [{diff.low:+.4f}, "
+    assert line in comparison.to_text() and "smglm-gini-difference" in comparison.to_html()
+
+
+@pytest.mark.slow
+def test_sm_compare_not_nested_says_why_and_bootstrap_option(jobs, shell):
+    cell = CONFIG_A.replace("driver_age, vehicle_power, area", "driver_age, region")
+    other = run(shell, "%%sm_train --data df --new -o job_n\n" + cell)
+    assert other.status == "Completed"
+    out = run(shell, "%sm_compare job_a job_n --bootstrap 0")
+    reason = out.nested[(jobs.a.name, other.name)]
+    assert reason == (
+        "not nested: neither model's terms contain the other's "
+        f"({jobs.a.name} has area, vehicle_power that {other.name} lacks; {other.name} has "
+        f"region that {jobs.a.name} lacks)"
+    )
+    assert f"{other.name} vs {jobs.a.name}: {reason}" in out.to_text()
+    assert all(g.n == 0 for g in out.ginis.values()) and out.gini_difference is None
+    assert "bootstrap" not in out.to_text() and f"Gini on the test split of {jobs.a.name}" in (
+        out.to_text()
+    )
+    again = run(shell, "%sm_compare job_a job_b --bootstrap 20")
+    assert {g.n for g in again.ginis.values()} == {20}
+    with pytest.raises(UsageError, match="--bootstrap: invalid int value"):
+        run(shell, "%sm_compare job_a job_b --bootstrap many")
+
+
+def test_sm_compare_negative_bootstrap_is_an_error():
+    with pytest.raises(ConfigError, match=r"bootstrap: the number of resamples must be an "):
+        compare([SimpleNamespace(), SimpleNamespace()], bootstrap=-1)  # type: ignore[list-item]
 
 
 @pytest.mark.slow

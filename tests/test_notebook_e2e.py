@@ -129,4 +129,4 @@ def test_notebook_no_wait_display_updated_in_place_to_the_report(executed):
 @pytest.mark.notebook
 def test_notebook_sm_jobs_lists_both_jobs(executed):
     html = html_of(executed.cells[6])
-    assert html.count("<tr") >= 3 and "train:gini" in html
+    assert html.count("<tr") >= 3 and "test Gini" in html and "★" in html  # the best marked

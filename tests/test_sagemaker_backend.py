@@ -437,6 +437,15 @@ def test_train_runs_end_to_end_on_the_sagemaker_backend(aws, boto_session, sagem
     bucket = "sagemaker-us-east-1-123456789012"  # SageMaker's default bucket, created
     assert request["OutputDataConfig"]["S3OutputPath"].startswith(f"s3://{bucket}/smglm/")
     assert {c["ChannelName"] for c in request["InputDataConfig"]} == {"train", "config"}
+    # %sm_jobs's compact row: family and terms read from the job's config channel on S3
+    from smglm.notebook.cmd.jobs import jobs
+
+    table = jobs(backend)
+    row = next(r for r in table.rows if r[1] == job.name)
+    assert row[2:5] == ["Completed", GOOD_CONFIG["family"], " + ".join(GOOD_CONFIG["predictors"])]
+    billed = backend.describe(job.name).get("BillableTimeInSeconds")
+    price = 0.23  # ml.m5.xlarge, us-east-1, the shipped table (the cost line above)
+    assert billed is not None and row[6] == f"${price * billed / 3600:.4f}"
 
 
 def test_train_refuses_before_launch_over_budget_or_without_image(aws, boto_session, sagemaker_sim):

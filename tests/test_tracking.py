@@ -588,6 +588,10 @@ def test_jobs_are_listed_from_their_runs(tmp_path, monkeypatch):
     assert metrics["train:deviance"] == pytest.approx(job.metrics["train"]["deviance"])
     table = jobs_from_mlflow()
     assert job.name in table.to_text() and "local" in table.to_text()
+    row = next(r for r in table.rows if r[1] == job.name)  # the compact table, from the params
+    assert row[2:5] == ["Completed · local", "poisson", "driver_age"]
+    wide = jobs_from_mlflow(wide=True)
+    assert wide.rows[0][:3] == [job.name, "Completed", "local"]
 
 
 def test_params_keyed_by_levels_or_bands_are_logged_as_json(tmp_path):

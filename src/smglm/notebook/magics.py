@@ -177,14 +177,21 @@ class SmglmMagics(Magics):
     @_backend_argument("whose jobs (default: setting)")
     @argument("--max", type=int, default=20, help="how many jobs, newest first (default 20)")
     @argument("--mlflow", action="store_true", help="every backend's jobs, from their MLflow runs")
+    @argument(
+        "--wide",
+        action="store_true",
+        help="the wide table: secondary status, created, instance, train and test deviance "
+        "and Gini",
+    )
     def sm_jobs(self, line: str) -> Any:
-        """List recent training jobs: status, secondary status, created and key metrics."""
+        """List recent training jobs: status, family, terms, test Gini, cost and age, the best
+        completed job marked (``--wide``: secondary status, created, instance, key metrics)."""
         from smglm.notebook.cmd import jobs
 
         args = parse_argstring(self.sm_jobs, line)
         if args.mlflow:
-            return jobs.jobs_from_mlflow(args.max)
-        return jobs.jobs(args.backend, args.max)
+            return jobs.jobs_from_mlflow(args.max, wide=args.wide)
+        return jobs.jobs(args.backend, args.max, wide=args.wide)
 
     @line_magic
     @_usage_errors
@@ -234,13 +241,23 @@ class SmglmMagics(Magics):
     @magic_arguments()
     @argument("jobs", nargs="+", help="two or more Job variables or training job names")
     @_backend_argument("the jobs' backend (default: setting)")
+    @argument(
+        "--bootstrap",
+        type=int,
+        default=200,
+        metavar="N",
+        help="resamples of each test Gini's bootstrap interval (default 200; 0: the Gini alone)",
+    )
     def sm_compare(self, line: str) -> Any:
-        """Compare jobs: metrics, coefficients, one-ways and the double lift of the first two."""
+        """Compare jobs: metrics, coefficients, one-ways and the double lift of the first two,
+        the nested-model test where one model's terms contain the other's, and each model's
+        test Gini with its bootstrap interval."""
         from smglm.notebook.cmd.common import resolve_job
         from smglm.notebook.cmd.compare import compare
 
         args = parse_argstring(self.sm_compare, line)
-        return compare([resolve_job(ref, self._ns, args.backend) for ref in args.jobs])
+        jobs = [resolve_job(ref, self._ns, args.backend) for ref in args.jobs]
+        return compare(jobs, bootstrap=args.bootstrap)
 
     @line_magic
     @_usage_errors

@@ -469,7 +469,8 @@ def job_runs(
 ) -> list[dict[str, Any]]:
     """The jobs of every backend, as their runs record them, newest first, shaped like
     DescribeTrainingJob (``TrainingJobName``, ``TrainingJobStatus``, ``CreationTime``,
-    ``FailureReason``, ``FinalMetricDataList``) plus ``Backend`` and ``RunId``."""
+    ``FailureReason``, ``FinalMetricDataList``) plus ``Backend``, ``RunId`` and ``Params``
+    (the run's parameters: the flattened GLMConfig)."""
     from datetime import datetime, timezone
 
     client = _client(tracking_uri)
@@ -492,6 +493,7 @@ def job_runs(
             "CreationTime": created.isoformat(),
             "Backend": tags.get("smglm.backend", ""),
             "RunId": run.info.run_id,
+            "Params": dict(run.data.params),
             "FinalMetricDataList": [
                 {"MetricName": k.replace("_", ":", 1), "Value": v}
                 for k, v in run.data.metrics.items()
