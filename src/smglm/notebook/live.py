@@ -46,16 +46,49 @@ def in_kernel(shell: Any) -> bool:
 LIVE_LOG_LINES = 8
 
 
-def report_bundle(job: Any) -> dict[str, str]:
-    """The completed job's report as ``text/plain`` and ``text/html`` (a note when it cannot
-    be read)."""
+def report_bundle(job: Any, rep: Any = None, *, draw: bool = True) -> dict[str, str]:
+    """The completed job's report (``rep``, else read) as ``text/plain`` and ``text/html``
+    (a note when it cannot be read); ``draw=False``: its figures not drawn yet."""
     try:
-        rep = job.report()
+        rep = rep if rep is not None else job.report()
+        return {"text/plain": rep.to_text(), "text/html": rep.to_html(draw=draw)}
     except Exception as exc:  # the status still shows if the report cannot be read
         log.warning("could not build the report of %s: %s", job.name, exc)
         note = f"report not available: {exc}"
         return {"text/plain": note, "text/html": esc(note)}
-    return {"text/plain": rep.to_text(), "text/html": rep.to_html()}
+
+
+def show_report(job: Any, handle: Any = None) -> None:
+    """Show the completed job's report in the cell at once (its summary and coefficients,
+    the figures' places saying they are being drawn), then update it in place when its
+    figures are drawn (a local job leaves them to the notebook: ``report_images``).
+    ``handle``: a display to update instead of a new one."""
+    from IPython.display import display
+
+    try:
+        rep = job.report()
+    except Exception:
+        rep = None
+    if rep is None:
+        bundle = report_bundle(job)
+        if handle is None:
+            display(bundle, raw=True)
+        else:
+            handle.update(bundle, raw=True)
+        return
+    if all(getattr(s, "ready", True) for s in getattr(rep, "sections", [])):
+        bundle = report_bundle(job, rep)  # nothing to draw (the job wrote its PNGs)
+        if handle is None:
+            display(bundle, raw=True)
+        else:
+            handle.update(bundle, raw=True)
+        return
+    first = report_bundle(job, rep, draw=False)
+    if handle is None:
+        handle = display(first, raw=True, display_id=True)
+    else:
+        handle.update(first, raw=True)
+    handle.update(report_bundle(job, rep), raw=True)
 
 
 def job_bundle(
@@ -138,7 +171,10 @@ def display_job(job: Any) -> None:
 
     if getattr(job, "_panel_shown", False):
         job._panel_shown = False
-        display(job_bundle(job, report_only=True), raw=True)
+        if in_kernel(get_ipython()):
+            show_report(job)
+        else:
+            display(job_bundle(job, report_only=True), raw=True)
         return
     if job.done or not in_kernel(get_ipython()):
         display(job_bundle(job), raw=True)
@@ -176,7 +212,7 @@ def live_panel(job: Any) -> threading.Thread:
         with library_noise_to_log(warnings_too=False):
             final = watch(job, show, interval=poll_interval(job))
         if final is not None and final.status == "Completed":
-            below.update(report_bundle(job), raw=True)
+            show_report(job, below)
 
     thread = threading.Thread(target=run, name=f"smglm-follow-{job.name}", daemon=True)
     thread.start()

@@ -145,10 +145,11 @@ def _write_documents(
     write its tables to ``outdir``; then, with ``images``, draw every split's figures in one
     pass. A split that fails is logged with its traceback and gets no files; it does not fail
     the job."""
-    from smglm.glm.report.figures import figure_files
+    from smglm.glm.report.figures import figure_files, one_way_split_files
 
     files: dict[str, list[Path]] = {}
     jobs = []
+    built: dict[str, Any] = {}
     for name, outdir, build, _ in splits:
         try:
             report = build()
@@ -158,7 +159,17 @@ def _write_documents(
             log.exception("%s: could not write the report to %s", name, outdir)
             files[name] = []
             continue
+        built[name] = report
         jobs += [(name, path, make) for path, make in split_jobs]
+    parents = {Path(outdir).parent for name, outdir, _, _ in splits if name in built}
+    if images and built and len(parents) == 1:
+        # the train/test one-ways, side by side, beside the splits' folders (the report shows
+        # these; it draws them from the tables when they are absent)
+        try:
+            first = next(iter(built))
+            jobs += [(first, path, make) for path, make in one_way_split_files(built, *parents)]
+        except Exception:
+            log.exception("could not list the train/test one-way plots")
     if jobs:
         try:
             render_plots([(path, make) for _, path, make in jobs], workers=workers)

@@ -32,6 +32,9 @@ __all__ = ["Report", "Section", "SplitReport", "load", "report"]
 
 log = logging.getLogger(__name__)
 
+#: What a section whose figures are not drawn yet shows (``Report.to_html(draw=False)``).
+PENDING = "<p class='smglm-pending'><i>Drawing the figures\u2026</i></p>"
+
 
 class Report(RichView):
     """A model's report: metrics, coefficients, one-ways, lift, Lorenz/Gini, residuals, ...
@@ -91,20 +94,32 @@ class Report(RichView):
     def __repr__(self) -> str:
         return f"Report({self.title!r}, sections={[s.key for s in self.sections]!r})"
 
-    def to_html(self) -> str:
+    def to_html(self, *, draw: bool = True) -> str:
         """The report as one HTML fragment: its own ``<style>``, the title, one tab
         (``label.smglm-tab``, the full title) per section. Each call gives the report's inputs
         new ids, so two reports (or one shown twice) in a page never clash; the figures are
-        drawn on the first call only."""
-        if self._html is None:
-            sections = self.sections
-            panels = [(s.title, f"<div class='smglm-{s.key}'>{s.html}</div>") for s in sections]
-            most = max([len(panels), *(s.html.count("class='smglm-radio'") for s in sections)])
-            self._html = (
-                f"<div class='smglm-report'>{report_css(most)}<h3>{esc(self.title)}</h3>"
-                f"{nav_html(f'{ID_TOKEN}-tabs', panels, 'smglm-tab')}</div>"
+        drawn on the first call only.
+
+        ``draw=False`` draws nothing: a section whose figures are not drawn yet says so (a
+        notebook shows that page at once, then the full one: see ``%%sm_train``)."""
+        if self._html is None and not draw:
+            return self._page([s.html if s.ready else PENDING for s in self.sections]).replace(
+                ID_TOKEN, f"smglm-{uuid.uuid4().hex[:12]}"
             )
+        if self._html is None:
+            self._html = self._page([s.html for s in self.sections])
         return self._html.replace(ID_TOKEN, f"smglm-{uuid.uuid4().hex[:12]}")
+
+    def _page(self, bodies: list[str]) -> str:
+        panels = [
+            (s.title, f"<div class='smglm-{s.key}'>{body}</div>")
+            for s, body in zip(self.sections, bodies, strict=True)
+        ]
+        most = max([len(panels), *(body.count("class='smglm-radio'") for body in bodies)])
+        return (
+            f"<div class='smglm-report'>{report_css(most)}<h3>{esc(self.title)}</h3>"
+            f"{nav_html(f'{ID_TOKEN}-tabs', panels, 'smglm-tab')}</div>"
+        )
 
     def to_text(self) -> str:
         """The report as plain text: the summary's compact metrics (all of them are in

@@ -56,6 +56,11 @@ class Section:
     content: str | Callable[[], str] = field(repr=False)
     text: str = ""
 
+    @property
+    def ready(self) -> bool:
+        """Whether the HTML is made (a section of plain HTML, or figures already drawn)."""
+        return isinstance(self.content, str) or "html" in self.__dict__
+
     @cached_property
     def html(self) -> str:
         """The section's HTML (made, and its figures drawn, on first use)."""
