@@ -198,7 +198,7 @@ def nav_html(group: str, panels: Sequence[tuple[str, str]], label_class: str) ->
             "</label>"
         )
     shown = "".join(
-        f"<div class='smglm-panel-{i + 1} smglm-navpanel' data-title='{esc(title)}'>{body}</div>"
+        f"<div class='smglm-nav-{i + 1} smglm-navpanel' data-title='{esc(title)}'>{body}</div>"
         for i, (title, body) in enumerate(panels)
     )
     return (
