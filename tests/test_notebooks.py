@@ -207,6 +207,7 @@ def test_notebook_01_quickstart(run):
     assert "Creating initial MLflow database tables" not in train  # in the launcher log
     assert "Coefficients" in train and "One-way" in train and "Lorenz" in train
     assert "Coefficients" in text(cell(nb, "report"))
+    assert "quickstart-report.html" in text(cell(nb, "save")) and " MB" in text(cell(nb, "save"))
     coefs = text(cell(nb, "relativities"))
     for term in ("driver_age", "vehicle_power", "bonus_malus", "area[A]", "relativity_upper"):
         assert term in coefs
