@@ -129,7 +129,7 @@ def write_spark_reports(
                     read_spark_split, tables, config=config, result=result,
                     convergence=convergence, name=name,
                 ),
-                f"Spark's tables from {tables}",
+                "Spark's tables",
             )
             for name, tables, outdir, convergence in splits
         ],
