@@ -215,7 +215,7 @@ def test_notebook_01_quickstart(run):
     assert "actual_rate" in text(cell(nb, "one_way"))
     assert "Gini on the test rows: 0." in text(cell(nb, "lift"))
     files = text(cell(nb, "artifacts"))
-    assert "model/model.json" in files and "output/test/lift.png" in files
+    assert "model/model.json" in files and "output/test/lift.csv" in files
     assert "Completed" in text(cell(nb, "jobs"))
 
 

@@ -141,7 +141,7 @@ def jobs(stores: Stores, data: pd.DataFrame) -> Iterator[dict[str, Job]]:
         )
 
     launched: dict[str, Job] = {}
-    launched["server"] = launch(CONFIG, stores.server)
+    launched["server"] = launch(CONFIG, stores.server, report_images=True)  # PNGs drawn too
     launched["embedded"] = launch(CONFIG, stores.embedded)
     launched["s3"] = launch(SMALL, stores.s3)
     with pytest.MonkeyPatch.context() as mp:  # secrets in the launching environment
@@ -317,10 +317,16 @@ def test_completed_job_run_artifacts_are_model_files_plots_and_model(jobs, store
     paths = artifact_paths(client, job.run_id)
     assert paths >= MODEL_FILES
     output = job.artifacts() / "output"
-    plots = {f"report/{p.relative_to(output).as_posix()}" for p in output.rglob("*.png")}
-    assert any(p.startswith("report/train/") for p in plots)
-    assert any(p.startswith("report/test/") for p in plots)
-    assert {p for p in paths if p.endswith(".png")} == plots
+    files = {f"report/{p.relative_to(output).as_posix()}" for p in output.rglob("*") if p.is_file()}
+    assert {p for p in paths if p.startswith("report/")} == files  # the report, as the job wrote it
+    assert {"report/train/report.json", "report/test/lift.csv"} <= files
+    plots = {p for p in files if p.endswith(".png")}
+    if store == "server":  # report_images: true, the plots of both splits (and the one-ways)
+        assert any(p.startswith("report/train/") for p in plots)
+        assert any(p.startswith("report/test/") for p in plots)
+        assert any(p.startswith("report/data/one_way/") or "/one_way/" in p for p in plots)
+    else:  # a local job's default: the notebook draws the figures from the tables
+        assert plots == set()
     local = mlflow.artifacts.download_artifacts(
         run_id=job.run_id, artifact_path="model.json", dst_path=str(tmp_path), tracking_uri=uri
     )
