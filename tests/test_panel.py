@@ -290,7 +290,7 @@ class _SageMakerLike:
     def __init__(self, state: dict[str, Any]) -> None:
         from smglm.launch.sagemaker import job_console_url, log_console_url
 
-        self.backend = SimpleNamespace(name="sagemaker", region="eu-west-1")
+        self.backend = SimpleNamespace(name="sagemaker", remote=True, log_lines=None)
         self._state = state
         group, stream = "/aws/sagemaker/TrainingJobs", "freq-v1/algo-1-1700000000"
         self._locations = [
@@ -317,6 +317,7 @@ def test_panel_of_a_sagemaker_job_prices_the_instance_and_links_cloudwatch():
 
     state = {
         "TrainingJobName": "freq-v1",
+        "TrainingJobArn": "arn:aws:sagemaker:eu-west-1:123456789012:training-job/freq-v1",
         "TrainingJobStatus": "InProgress",
         "SecondaryStatus": "Training",
         "SecondaryStatusTransitions": [{"Status": "Starting"}, {"Status": "Downloading"}],

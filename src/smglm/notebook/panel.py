@@ -237,6 +237,18 @@ def _hint(name: str, status: str) -> str | None:
     return None
 
 
+def _region(raw: Mapping[str, Any]) -> str | None:
+    """The region of the price table: the job's ARN's, else the ``%sm_config`` setting (else
+    the price table's own)."""
+    from smglm.notebook.settings import load_settings
+
+    arn = str(raw.get("TrainingJobArn") or raw.get("ProcessingJobArn") or "")
+    parts = arn.split(":")
+    if arn.startswith("arn:") and len(parts) > 3 and parts[3]:
+        return parts[3]
+    return load_settings().get("region") or None
+
+
 def panel_view(job: Any, state: Any = None, log_text: str | None = None) -> PanelView:
     """Read ``job`` into a :class:`PanelView`.
 
@@ -258,10 +270,10 @@ def panel_view(job: Any, state: Any = None, log_text: str | None = None) -> Pane
             log_text = f"(log not available: {exc})"
     lines = log_text.splitlines()
     raw = state.raw
-    backend = getattr(job, "backend", None)
-    backend_name = str(getattr(backend, "name", "") or "")
+    backend: Any = getattr(job, "backend", None)
+    backend_name = str(backend.name) if backend is not None else ""
     kind, count = _instance(raw)
-    local = backend_name == "local"
+    local = backend is not None and not backend.remote  # runs here: costs nothing
     price = None
     if kind and not local:
         try:
@@ -269,7 +281,7 @@ def panel_view(job: Any, state: Any = None, log_text: str | None = None) -> Pane
 
             price = price_per_hour(
                 kind,
-                region=getattr(backend, "region", None),
+                region=_region(raw),
                 processing="ProcessingJobStatus" in raw,
             )
         except Exception:
@@ -533,8 +545,8 @@ def watch(
     polling gave up after ``max_errors`` errors in a row."""
     last: tuple[Any, ...] | None = None
     errors = 0
-    backend = getattr(job, "backend", None)
-    read_lines = getattr(backend, "log_lines", None)
+    backend: Any = getattr(job, "backend", None)
+    read_lines = backend.log_lines if backend is not None else None
     lines: list[str] = []
     position = 0
     while True:
