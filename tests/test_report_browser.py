@@ -10,10 +10,6 @@ Needs Debian's Chromium (``scripts/browser-tools``) and the playwright package (
 
 from __future__ import annotations
 
-import secrets
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -22,10 +18,15 @@ import nbformat
 import pytest
 
 import smglm
-from helpers import free_port
 from smglm.datasets import motor
 from smglm.glm.report import report
-from test_browser import CHROMIUM, CHROMIUM_ARGS, SERVER_START, Lab, artifacts_dir, lab_env, stop
+from test_browser import (
+    CHROMIUM,
+    CHROMIUM_ARGS,
+    Lab,
+    artifacts_dir,
+    serve,
+)
 
 pytestmark = pytest.mark.browser
 
@@ -139,40 +140,11 @@ report(smglm.fit({CONFIG!r}, data), data=data)"""
 @pytest.fixture
 def lab(tmp_path: Path) -> Iterator[Lab]:
     """JupyterLab serving one notebook whose one cell shows a report."""
-    root = tmp_path / "notebooks"
-    root.mkdir()
     nb = nbformat.v4.new_notebook()
     nb.cells = [nbformat.v4.new_code_cell(CELL)]
     spec = {"name": "python3", "display_name": "Python 3", "language": "python"}
     nb.metadata["kernelspec"] = spec
-    nbformat.write(nb, root / "report.ipynb")
-    port, token = free_port(), secrets.token_hex(16)
-    cmd = [
-        sys.executable, "-m", "jupyterlab", f"--port={port}", "--ip=127.0.0.1", "--no-browser",
-        f"--IdentityProvider.token={token}", f"--ServerApp.root_dir={root}", "--allow-root",
-        "--LabApp.news_url=None", "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
-    ]  # fmt: skip
-    log = tmp_path / "jupyterlab.log"
-    with log.open("wb") as out:
-        proc = subprocess.Popen(
-            cmd, env=lab_env(tmp_path / "jupyter"), cwd=root, stdout=out, stderr=subprocess.STDOUT
-        )
-    server = Lab(f"http://127.0.0.1:{port}", token, root, log)
-    try:
-        deadline = time.monotonic() + SERVER_START
-        while True:
-            if proc.poll() is not None:
-                pytest.fail(f"JupyterLab exited with {proc.returncode}:\n{server.log_tail()}")
-            try:
-                server.api("/api/status")
-                break
-            except OSError:
-                if time.monotonic() > deadline:
-                    pytest.fail(f"JupyterLab not up after {SERVER_START} s:\n{server.log_tail()}")
-                time.sleep(0.3)
-        yield server
-    finally:
-        stop(proc)
+    yield from serve(tmp_path, nb, "report.ipynb")
 
 
 @pytest.mark.slow
