@@ -305,7 +305,9 @@ def test_local_backend_with_podman_runs_the_image_end_to_end(image, podman_env, 
             if os.environ.get(key) != value:
                 mp.setenv(key, value)
         backend = LocalBackend(tmp_path / "home", runner="podman")
-        job = smglm.train(config, data, backend=backend, image_uri=image, tracking=False)
+        job = smglm.train(  # PNGs too: the image draws them as on SageMaker
+            config, data, backend=backend, image_uri=image, tracking=False, report_images=True
+        )
         job.wait(out=io.StringIO(), timeout=300)
         assert job.status == "Completed", job.failure_reason
         log = job.logs()

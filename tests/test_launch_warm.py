@@ -139,7 +139,9 @@ def test_warm_stop_ends_stopped_within_grace(home, warm_jobs):
     }
     job = smglm.train(cfg, big, backend=be, tracking=False)
     deadline = time.monotonic() + 60
-    while "forked from the warm worker" not in job.logs() and time.monotonic() < deadline:
+    # stop once the runtime says it runs (its SIGTERM handler is in place by then: a stop
+    # before that line kills the fork before it can write why it stopped)
+    while "/opt/ml at " not in job.logs() and time.monotonic() < deadline:
         time.sleep(0.05)
     pid = _child_pid(job.logs())
     job.stop()

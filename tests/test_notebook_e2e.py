@@ -25,7 +25,7 @@ CONFIG_C = CONFIG_A.replace("driver_age, vehicle_power, area", "driver_age, bonu
 CELLS = [
     "%load_ext smglm",
     "from smglm.datasets import motor\ndf = motor(4000)",
-    "%%sm_train --data df -o job\n" + CONFIG_A,
+    "%%sm_train --data df --new -o job\n" + CONFIG_A,  # --new: never a job of another test
     "job.report()",
     "%%sm_train --data df --no-wait --new -o live\n" + CONFIG_C,
     # wait for the job, then for the thread that updates its display (it ends with the job)
