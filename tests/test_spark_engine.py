@@ -159,6 +159,58 @@ def test_levels_groups_missing_fixed_and_model_dir(
     np.testing.assert_allclose(loaded.predict(df.head(200)), glum.predict(df.head(200)), rtol=1e-8)
 
 
+SEPARATION = {
+    # a region without claims, and a cell (area E, drivers 65+) without claims
+    "poisson": (
+        _base(family="poisson", target="claim_count", exposure="exposure"),
+        lambda d: (d["region"] == "R15") | ((d["area"] == "E") & (d["driver_age"] >= 65)),
+        0,
+        {"region[R15]": "level", "area[E]:driver_age[[65,Inf)]": "cell"},
+    ),
+    # a region where every policy claims (binomial: all ones)
+    "binomial": (
+        _base(family="binomial", target="has_claim"),
+        lambda d: d["region"] == "R15",
+        1,
+        {"region[R15]": "level"},
+    ),
+}
+
+
+@uses_spark
+@pytest.mark.parametrize("case", list(SEPARATION))
+def test_separated_levels_and_cells_are_noted_as_glum_notes_them(
+    spark: Any, data: pd.DataFrame, case: str
+) -> None:
+    """Levels and interaction cells whose rows all have the target 0 (or, binomial, 1) carry
+    the glum engine's ``separated`` note, in metrics["fit"] and in a warning, with the same
+    row counts; the other terms' estimates agree with glum's."""
+    cfg, where, value, expected = SEPARATION[case]
+    df = data.copy()
+    rows = where(df)
+    df.loc[rows, cfg["target"]] = value
+    with pytest.warns(UserWarning, match="the data separate the target") as glum_warned:
+        glum = smglm.fit(cfg, df)
+    with pytest.warns(UserWarning, match="the data separate the target") as spark_warned:
+        fitted = smglm.fit(cfg, df, engine="spark")
+    assert [str(w.message) for w in spark_warned if "separate" in str(w.message)] == [
+        str(w.message) for w in glum_warned if "separate" in str(w.message)
+    ]
+    assert fitted.metrics["fit"]["separated"] == glum.metrics["fit"]["separated"]
+    assert sorted(fitted.metrics["fit"]["separated"]) == sorted(expected)
+    a = glum.coefficients.set_index("term")
+    b = fitted.coefficients.set_index("term")
+    for term, what in expected.items():
+        assert b.loc[term, "note"] == a.loc[term, "note"], term
+        assert b.loc[term, "note"].startswith(f"separated: the target is {value} on all ")
+        assert b.loc[term, "note"].endswith(f"rows of this {what}")
+    plain = [t for t in a.index if not str(a.loc[t, "note"])]
+    # the separated estimates run off (each solver stops at its own large value); the rest
+    # barely depend on where they stop
+    np.testing.assert_allclose(b.loc[plain, "estimate"], a.loc[plain, "estimate"], atol=1e-6)
+    assert "Separation: the data separate the target" in "\n".join(fitted.notes())
+
+
 @uses_spark
 def test_driver_output_and_spark_finish(spark: Any, data: pd.DataFrame, tmp_path: Path) -> None:
     """The standalone driver reads Parquet with Spark and writes spark_fit.json; the runtime's
@@ -238,6 +290,43 @@ def test_data_problems_are_data_errors(spark: Any, data: pd.DataFrame) -> None:
         smglm.fit(
             {"family": "poisson", "target": "y", "predictors": ["code"]}, many, engine="spark"
         )
+
+
+TARGETS = {
+    "negative counts": (
+        {"family": "poisson", "target": "claim_count", "exposure": "exposure"},
+        "claim_count",
+        -1.0,
+    ),
+    "zero amounts (gamma)": ({"family": "gamma", "target": "severity"}, "severity", 0.0),
+    "binomial outside [0, 1]": ({"family": "binomial", "target": "has_claim"}, "has_claim", 2.0),
+    "proportions without weights": (
+        {"family": "binomial", "target": "has_claim"},
+        "has_claim",
+        0.5,
+    ),
+}
+
+
+@uses_spark
+@pytest.mark.parametrize("case", list(TARGETS))
+def test_a_target_outside_the_family_range_is_the_glum_engines_error(
+    spark: Any, data: pd.DataFrame, case: str
+) -> None:
+    """A target the family cannot take is a DataError on ``target`` naming the column, the
+    values and the rule, in the glum engine's words (Spark itself would stop on the first bad
+    row with a Java stack trace)."""
+    extra, column, value = TARGETS[case]
+    df = data[data["claim_count"] > 0].head(400).copy()
+    df.loc[df.index[:2], column] = value
+    cfg = _base(predictors=["area", "region"], terms={}, interactions=[], **extra)
+    with pytest.raises(DataError) as glum_error:
+        smglm.fit(cfg, df)
+    with pytest.raises(DataError) as spark_error:
+        smglm.fit(cfg, df, engine="spark")
+    assert str(spark_error.value) == str(glum_error.value)
+    assert "target" in spark_error.value.fields
+    assert repr(column) in str(spark_error.value)
 
 
 # -- no Spark needed ---------------------------------------------------------------------------

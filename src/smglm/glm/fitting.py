@@ -870,13 +870,18 @@ def _separated(cfg: GLMConfig, prep: Prepared, names: list[str], mu: np.ndarray)
                 stacklevel=4,
             )
     if out:
-        warnings.warn(
-            f"the data separate the target for {sorted(out)}: their estimates run off to "
-            "infinity and their standard errors are meaningless (see the coefficient table's "
-            "note); group those levels with others, drop the predictor, or set penalty.alpha > 0",
-            stacklevel=4,
-        )
+        warn_separated(out, stacklevel=5)
     return out
+
+
+def warn_separated(separated: dict[str, str], *, stacklevel: int = 2) -> None:
+    """The warning for terms the data separate (both engines say it in the same words)."""
+    warnings.warn(
+        f"the data separate the target for {sorted(separated)}: their estimates run off to "
+        "infinity and their standard errors are meaningless (see the coefficient table's "
+        "note); group those levels with others, drop the predictor, or set penalty.alpha > 0",
+        stacklevel=stacklevel,
+    )
 
 
 def _separated_cells(fam: str, prep: Prepared, used: np.ndarray, y: np.ndarray) -> dict[str, str]:

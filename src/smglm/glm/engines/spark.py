@@ -271,7 +271,8 @@ def result_from_driver(cfg: GLMConfig | dict[str, Any], out_dir: str | Path) -> 
     (``model.json`` v2), the coefficient table as the glum engine's (R's Wald statistics;
     aliased terms without an estimate), the metrics under the same keys (per split from the
     report module when it ran, else the training split's from Spark's summary), and
-    ``metrics["fit"]["engine"] == "spark"``. Spark gives the standard errors but no
+    ``metrics["fit"]["engine"] == "spark"``; the levels and cells the data separate carry the
+    glum engine's ``separated`` note (and its warning). Spark gives the standard errors but no
     covariance matrix: ``covariance`` is None."""
     import numpy as np
     import pandas as pd
@@ -279,7 +280,7 @@ def result_from_driver(cfg: GLMConfig | dict[str, Any], out_dir: str | Path) -> 
     from smglm.config import as_glm_config
     from smglm.glm.data import Prepared
     from smglm.glm.families import family_of
-    from smglm.glm.fitting import _coefficient_table, portable_model
+    from smglm.glm.fitting import _coefficient_table, portable_model, warn_separated
     from smglm.glm.result import FitResult
     from smglm.glm.terms import InteractionTerm, MainTerm, Term, term_from_dict
 
@@ -319,7 +320,10 @@ def result_from_driver(cfg: GLMConfig | dict[str, Any], out_dir: str | Path) -> 
         categorical=[],
         terms=list(main.values()),
     )
-    table = _coefficient_table(config, stub, names, intercept, coef, se, fam, aliased)
+    separated = {str(k): str(v) for k, v in (doc.get("separated") or {}).items()}
+    table = _coefficient_table(config, stub, names, intercept, coef, se, fam, aliased, separated)
+    if separated:
+        warn_separated(separated, stacklevel=3)
     metrics: dict[str, Any] = {}
     splits = doc.get("splits") or {}
     for split in ("train", "test"):
@@ -341,6 +345,8 @@ def result_from_driver(cfg: GLMConfig | dict[str, Any], out_dir: str | Path) -> 
     }
     if aliased:
         metrics["fit"]["aliased"] = aliased
+    if separated:
+        metrics["fit"]["separated"] = list(separated)
     return FitResult(config=config, model=model, coefficients=table, metrics=metrics)
 
 

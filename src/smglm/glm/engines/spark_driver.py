@@ -403,6 +403,7 @@ class _Model:
         self.by_name: dict[str, dict[str, Any]] = {}
         self.scale = 1.0
         self.materialize_seconds = 0.0
+        self.separated: dict[str, str] = {}  # design column -> note (see design)
 
     # -- rows ----------------------------------------------------------------------------
     def _numeric_columns(self) -> dict[str, str]:
@@ -477,11 +478,23 @@ class _Model:
         return kept, total - n_kept
 
     def check_values(self, df: Any) -> None:
-        """Weights >= 0 and not all 0, exposure > 0, rows to fit."""
+        """Weights >= 0 and not all 0, exposure > 0, rows to fit, and the target in the
+        family's range on the rows with a positive weight (the glum engine's rules and words;
+        Spark would stop on the first bad row with a Java stack trace): one aggregation."""
         from pyspark.sql import functions as sf
 
         cfg = self.cfg
         aggs = [sf.count(sf.lit(1)).alias("n")]
+        y = sf.col(cfg["target"]).cast("double")
+        used = self.weight() > 0
+        target = {
+            "y_min": sf.min(sf.when(used, y)),
+            "y_max": sf.max(sf.when(used, y)),
+            "y_neg": sf.sum(sf.when(used & (y < 0), 1).otherwise(0)),
+            "y_nonpos": sf.sum(sf.when(used & (y <= 0), 1).otherwise(0)),
+            "y_frac": sf.first(sf.when(used & (y != 0) & (y != 1), y), ignorenulls=True),
+        }
+        aggs += [e.alias(k) for k, e in target.items()]
         if cfg.get("weights"):
             w = sf.col(cfg["weights"])
             aggs += [
@@ -514,8 +527,51 @@ class _Model:
                     "<= 0; exposure must be > 0",
                 )
             )
+        if r["n"] and not issues:
+            issues += self._target_issues(r)
         if issues:
             raise DriverError(issues)
+
+    def _target_issues(self, r: dict[str, Any]) -> list[tuple[str, str]]:
+        """The target outside the family's range (``check_values``' aggregates ``r``)."""
+        col, fam = self.cfg["target"], self.family
+        lo, hi = r["y_min"], r["y_max"]
+        if fam == "binomial":
+            if lo < 0 or hi > 1:
+                return [
+                    (
+                        "target",
+                        f"column {col!r} has values outside [0, 1] (min {lo:g}, max {hi:g}); "
+                        "family 'binomial' needs 0/1 outcomes or proportions in [0, 1] with "
+                        "the number of trials as weights",
+                    )
+                ]
+            if r["y_frac"] is not None and not self.cfg.get("weights"):
+                return [
+                    (
+                        "target",
+                        f"column {col!r} holds proportions (e.g. {r['y_frac']:g}) but no "
+                        "weights were given; family 'binomial' needs the number of trials as "
+                        "weights",
+                    )
+                ]
+        elif fam in ("gamma", "inverse_gaussian") and r["y_nonpos"]:
+            return [
+                (
+                    "target",
+                    f"column {col!r} has {r['y_nonpos']} value(s) <= 0 (min {lo:g}); family "
+                    f"{fam!r} needs a target > 0 (drop the zero rows, or use tweedie)",
+                )
+            ]
+        elif fam in ("poisson", "tweedie", "negative_binomial") and r["y_neg"]:
+            return [
+                (
+                    "target",
+                    f"column {col!r} has {r['y_neg']} negative value(s) (min {lo:g}); family "
+                    f"{fam!r} needs a target >= 0",
+                )
+            ]
+        return []
 
     def weight(self) -> Any:
         from pyspark.sql import functions as sf
@@ -853,16 +909,35 @@ class _Model:
             frame = frame.withColumn("__all", _ones_vector())
         cached = frame.select("__yraw", "__w", "__off0", "__all").persist()
         t0 = time.perf_counter()
+        # the same pass counts, per level or cell column, its rows whose target is not 0
+        # (and, binomial, is 1) for the separation check: Summarizer's sum weighted by
+        # 1 + indicator (every weight positive, so no summary is ever empty) minus the rows
+        y = sf.col("__yraw")
+        checks = self.separation_checks() if cols else {}
         stats = cached.select(
             Summarizer.metrics("numNonZeros").summary(sf.col("__all")).alias("__s"),
             sf.count(sf.lit(1)).alias("__n"),
             sf.sum(sf.col("__w") * sf.col("__yraw")).alias("__wy"),
             sf.sum("__w").alias("__sw"),
+            *[
+                Summarizer.metrics("sum")
+                .summary(sf.col("__all"), sf.lit(1.0) + when(y).cast("double"))
+                .alias(f"__c_{key}")
+                for key, when in checks.items()
+            ],
         ).first()
         self.materialize_seconds = time.perf_counter() - t0
         nonzero = [int(v) for v in stats["__s"]["numNonZeros"].toArray()] if cols else []
         aliased = [n for (n, _), c in zip(cols, nonzero, strict=True) if c == 0]
         kept = [k for k, c in enumerate(nonzero) if c > 0]
+        counted = {
+            key: [
+                round(v) - n
+                for v, n in zip(stats[f"__c_{key}"]["sum"].toArray(), nonzero, strict=True)
+            ]
+            for key in checks
+        }
+        self.separated = self.separated_columns(cols, kept, nonzero, counted)
         n_obs = int(stats["__n"])
         ybar = float(stats["__wy"]) / float(stats["__sw"])
         rescale = self.link == "log" and self.family in _HAS_DISPERSION and ybar > 0
@@ -890,6 +965,58 @@ class _Model:
             "data": self._fit_rows(cached, kept, len(cols)),
             "cached": cached,
         }
+
+    def separation_checks(self) -> dict[str, Any]:
+        """What the separation check counts per level column (R's "fitted probabilities
+        numerically 0 or 1", smglm's ``separated`` note): for a binomial target its rows not 0
+        and its rows equal to 1; for Poisson and Tweedie with the log link its rows not 0 (a
+        level without claims has a mean of 0, its log -inf). Other fits: nothing."""
+        counts = self.family in ("poisson", "tweedie") and self.link == "log"
+        if self.family != "binomial" and not counts:
+            return {}
+        out: dict[str, Any] = {"nonzero": lambda y: y != 0}
+        if self.family == "binomial":
+            out["ones"] = lambda y: y == 1
+        return out
+
+    def indicator_columns(self) -> set[str]:
+        """The design columns that are 0/1 indicators: the levels of categoricals and bands,
+        and the cells of their interactions with each other."""
+        levels = {t["name"] for t in self.terms if t["type"] != "numeric"}
+        out: set[str] = set()
+        for t in self.terms:
+            if t["type"] != "numeric" and not t.get("fixed"):
+                out.update(self.slots(t))
+        for a_name, b_name in self.cfg.get("interactions") or []:
+            if a_name in levels and b_name in levels:
+                sa, sb = self.slots(self.by_name[a_name]), self.slots(self.by_name[b_name])
+                out.update(f"{x}:{y}" for x in sa for y in sb)
+        return out
+
+    def separated_columns(
+        self,
+        cols: list[tuple[str, Any]],
+        kept: list[int],
+        rows: list[int],
+        counted: dict[str, list[int]],
+    ) -> dict[str, str]:
+        """The level and cell columns whose rows all have the target 0 (or, binomial, all 1),
+        with the coefficient table's note (the glum engine's words): their estimates run off
+        to infinity."""
+        if not counted:
+            return {}
+        indicators = self.indicator_columns()
+        out: dict[str, str] = {}
+        for k in kept:
+            name = cols[k][0]
+            if name not in indicators:
+                continue
+            what = "cell" if ":" in name else "level"
+            if counted["nonzero"][k] == 0:
+                out[name] = f"separated: the target is 0 on all {rows[k]} rows of this {what}"
+            elif "ones" in counted and counted["ones"][k] == rows[k]:
+                out[name] = f"separated: the target is 1 on all {rows[k]} rows of this {what}"
+        return out
 
     def _fit_rows(self, cached: Any, kept: list[int], n_cols: int) -> Any:
         """The rows to fit, as projections of the cached rows: the target divided by its
@@ -1113,6 +1240,9 @@ class _Model:
             "coefficients": [beta[n] for n in fitted["names"]],
             "std_errors": [fitted["se"][n] for n in fitted["names"]],
             "aliased": fitted["aliased"],
+            "separated": {
+                n: note for n, note in self.separated.items() if n not in fitted["aliased"]
+            },
             "null_intercept": fitted["null_intercept"],
             "n_obs": fitted["n_obs"],
             "weight_sum": fitted["weight_sum"],
