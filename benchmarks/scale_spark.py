@@ -99,7 +99,8 @@ def child_spark(path: Path) -> dict[str, Any]:
         "materialize": doc["materialize_seconds"],
         "glr": doc["seconds"],
         "iterations": doc["iterations"],
-        "deviance": doc["statistics"]["deviance"],
+        # the driver's own aggregation, or the report module's split metrics when it ran
+        "deviance": (doc.get("statistics") or doc["splits"]["train"]["metrics"])["deviance"],
         "spark_version": doc["spark_version"],
     }
 

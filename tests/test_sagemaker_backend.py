@@ -414,6 +414,7 @@ def test_train_runs_end_to_end_on_the_sagemaker_backend(aws, boto_session, sagem
 
     image = push_image(boto_session)
     backend = SageMakerBackend(session=boto_session)
+    heard: list[tuple[str, int, int]] = []
     job = smglm.train(
         GOOD_CONFIG,
         make_frame(),
@@ -423,6 +424,7 @@ def test_train_runs_end_to_end_on_the_sagemaker_backend(aws, boto_session, sagem
         max_cost=1.0,
         wait=True,
         tracking=False,
+        progress=lambda name, done, total: heard.append((name, done, total)),
     )
     out = capsys.readouterr().out
     assert (
@@ -437,6 +439,17 @@ def test_train_runs_end_to_end_on_the_sagemaker_backend(aws, boto_session, sagem
     bucket = "sagemaker-us-east-1-123456789012"  # SageMaker's default bucket, created
     assert request["OutputDataConfig"]["S3OutputPath"].startswith(f"s3://{bucket}/smglm/")
     assert {c["ChannelName"] for c in request["InputDataConfig"]} == {"train", "config"}
+    # the data's upload was told in bytes: 0 first, the Parquet object's size last
+    train_uri = next(
+        c["DataSource"]["S3DataSource"]["S3Uri"]
+        for c in request["InputDataConfig"]
+        if c["ChannelName"] == "train"
+    )
+    bucket_name, prefix = split_s3(train_uri)
+    size = boto_session.client("s3").head_object(
+        Bucket=bucket_name, Key=prefix.rstrip("/") + "/train.parquet"
+    )["ContentLength"]
+    assert heard[0] == ("train.parquet", 0, size) and heard[-1] == ("train.parquet", size, size)
     # %sm_jobs's compact row: family and terms read from the job's config channel on S3
     from smglm.notebook.cmd.jobs import jobs
 

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from smglm.config import GLMConfig
-from smglm.launch.storage import hash_bytes, hash_path, open_storage, split_s3
+from smglm.launch.storage import UploadProgress, hash_bytes, hash_path, open_storage, split_s3
 
 __all__ = ["DataLike", "Upload", "frame_fingerprint", "upload_config", "upload_data"]
 
@@ -78,12 +78,16 @@ def upload_data(
     name: str = "train",
     s3_client: Any | None = None,
     fingerprint: str | None = None,
+    progress: UploadProgress | None = None,
 ) -> Upload:
     """Upload a DataFrame (as Parquet), a file or a folder under ``<base>/inputs/<hash>/``;
     an ``s3://``/``file://`` URI is used as it is. Identical content is uploaded once.
 
     A DataFrame this process has uploaded before (same :func:`frame_fingerprint`, which is
     computed unless given) is not written to Parquet again when its file is still there.
+    ``progress`` (see :data:`~smglm.launch.storage.UploadProgress`) hears the bytes of each
+    object actually sent (``<name>.parquet`` for a DataFrame, each file of a folder); an
+    object already there is not sent and not reported.
     """
     import pandas as pd
 
@@ -109,7 +113,7 @@ def upload_data(
         storage = open_storage(uri, s3_client=s3_client)
         if storage.exists(uri):
             return Upload(_join(base_uri, "inputs", digest[:20]) + "/", digest, reused=True)
-        storage.upload_bytes(payload, uri)
+        storage.upload_bytes(payload, uri, progress=progress)
         return Upload(_join(base_uri, "inputs", digest[:20]) + "/", digest, reused=False)
     path = Path(data)
     if path.is_dir():
@@ -129,7 +133,7 @@ def upload_data(
         rel = f.name if path.is_file() else str(f.relative_to(path))
         target = _join(prefix, rel)
         if not storage.exists(target):
-            storage.upload_file(f, target, progress=True)
+            storage.upload_file(f, target, progress=progress or True)
             reused = False
     return Upload(prefix + "/", digest, reused=reused)
 

@@ -1,9 +1,10 @@
 """Storage for data, configs and artifacts: ``s3://`` (boto3) and ``file://`` (a folder).
 
 Uploads are content-addressed: data and configs go under ``<base>/inputs/<sha256[:20]>/``, so
-identical inputs are uploaded once and a re-run cell reuses them. Multipart uploads (boto3's
-transfer manager) show a progress bar when asked. Model archives are extracted safely: absolute
-paths, ``..`` and links are refused.
+identical inputs are uploaded once and a re-run cell reuses them. Uploads report their
+progress in bytes to an :data:`UploadProgress` callback when given one (the notebook's upload
+line); else multipart uploads (boto3's transfer manager) show a plain progress line when
+asked. Model archives are extracted safely: absolute paths, ``..`` and links are refused.
 """
 
 from __future__ import annotations
@@ -17,9 +18,9 @@ import shutil
 import sys
 import tarfile
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeAlias
 from urllib.parse import unquote, urlparse
 
 from smglm.archive import safe_extract
@@ -30,6 +31,7 @@ __all__ = [
     "FileStorage",
     "S3Storage",
     "Storage",
+    "UploadProgress",
     "extract_tar",
     "hash_path",
     "open_storage",
@@ -41,15 +43,24 @@ log = logging.getLogger(__name__)
 
 _CHUNK = 8 * 1024 * 1024
 
+#: ``progress(name, done, total)``: ``done`` of ``total`` bytes of the object ``name`` sent so
+#: far; called with ``done == 0`` first and ``done == total`` last, possibly from boto3's
+#: transfer threads (one at a time).
+UploadProgress: TypeAlias = Callable[[str, int, int], None]
+
 
 class Storage(Protocol):
     """A place for objects addressed by URI."""
 
     def exists(self, uri: str) -> bool: ...
 
-    def upload_file(self, path: Path, uri: str, *, progress: bool = False) -> str: ...
+    def upload_file(
+        self, path: Path, uri: str, *, progress: bool | UploadProgress = False
+    ) -> str: ...
 
-    def upload_bytes(self, data: bytes, uri: str) -> str: ...
+    def upload_bytes(
+        self, data: bytes, uri: str, *, progress: UploadProgress | None = None
+    ) -> str: ...
 
     def download_file(self, uri: str, dest: Path) -> Path: ...
 
@@ -103,18 +114,28 @@ class FileStorage:
     def exists(self, uri: str) -> bool:
         return file_path(uri).exists()
 
-    def upload_file(self, path: Path, uri: str, *, progress: bool = False) -> str:
+    def upload_file(self, path: Path, uri: str, *, progress: bool | UploadProgress = False) -> str:
         dest = file_path(uri)
         dest.parent.mkdir(parents=True, exist_ok=True)
+        size = path.stat().st_size
+        if callable(progress):
+            progress(path.name, 0, size)
         with _partial(dest) as tmp:
             shutil.copyfile(path, tmp)
+        if callable(progress):
+            progress(path.name, size, size)
         return uri
 
-    def upload_bytes(self, data: bytes, uri: str) -> str:
+    def upload_bytes(self, data: bytes, uri: str, *, progress: UploadProgress | None = None) -> str:
         dest = file_path(uri)
         dest.parent.mkdir(parents=True, exist_ok=True)
+        name = dest.name
+        if progress:
+            progress(name, 0, len(data))
         with _partial(dest) as tmp:
             tmp.write_bytes(data)
+        if progress:
+            progress(name, len(data), len(data))
         return uri
 
     def download_file(self, uri: str, dest: Path) -> Path:
@@ -163,21 +184,35 @@ class S3Storage:
         resp = self.client.list_objects_v2(Bucket=bucket, Prefix=key, MaxKeys=1)
         return bool(resp.get("KeyCount", 0))
 
-    def upload_file(self, path: Path, uri: str, *, progress: bool = False) -> str:
+    def upload_file(self, path: Path, uri: str, *, progress: bool | UploadProgress = False) -> str:
         from boto3.s3.transfer import TransferConfig
 
         bucket, key = split_s3(uri)
         size = path.stat().st_size
-        callback = _ProgressBar(path.name, size) if progress and size > _CHUNK else None
+        callback: _BytesSent | _ProgressBar | None = None
+        if callable(progress):
+            callback = _BytesSent(path.name, size, progress)
+        elif progress and size > _CHUNK:
+            callback = _ProgressBar(path.name, size)
         config = TransferConfig(multipart_threshold=_CHUNK, multipart_chunksize=_CHUNK)
         self.client.upload_file(str(path), bucket, key, Config=config, Callback=callback)
         if callback:
             callback.close()
         return uri
 
-    def upload_bytes(self, data: bytes, uri: str) -> str:
+    def upload_bytes(self, data: bytes, uri: str, *, progress: UploadProgress | None = None) -> str:
         bucket, key = split_s3(uri)
-        self.client.put_object(Bucket=bucket, Key=key, Body=data)
+        if progress is None:
+            self.client.put_object(Bucket=bucket, Key=key, Body=data)
+            return uri
+        import io
+
+        from boto3.s3.transfer import TransferConfig
+
+        sent = _BytesSent(key.rsplit("/", 1)[-1], len(data), progress)
+        config = TransferConfig(multipart_threshold=_CHUNK, multipart_chunksize=_CHUNK)
+        self.client.upload_fileobj(io.BytesIO(data), bucket, key, Config=config, Callback=sent)
+        sent.close()
         return uri
 
     def download_file(self, uri: str, dest: Path) -> Path:
@@ -203,6 +238,30 @@ class S3Storage:
         if not out:
             raise BackendError(f"no objects under {uri}")
         return out
+
+
+class _BytesSent:
+    """boto3's transfer callback (bytes sent since the last call, from its threads) as an
+    :data:`UploadProgress`: cumulative bytes, ``0`` first and ``total`` last, one call at a
+    time. A retried part may report its bytes again: ``done`` never passes ``total``."""
+
+    def __init__(self, name: str, total: int, progress: UploadProgress) -> None:
+        import threading
+
+        self.name, self.total, self.done, self.progress = name, total, 0, progress
+        self.lock = threading.Lock()
+        progress(name, 0, total)
+
+    def __call__(self, n: int) -> None:
+        with self.lock:
+            self.done = min(self.total, self.done + n)
+            if self.done < self.total:  # the last call is close()'s
+                self.progress(self.name, self.done, self.total)
+
+    def close(self) -> None:
+        with self.lock:
+            self.done = self.total
+            self.progress(self.name, self.total, self.total)
 
 
 class _ProgressBar:

@@ -30,6 +30,7 @@ from smglm.launch.inputs import (
 )
 from smglm.launch.job import Job
 from smglm.launch.spec import Channel, JobSpec, make_job_name, merge_environment
+from smglm.launch.storage import UploadProgress
 from smglm.redaction import redact, redact_uri
 from smglm.tracking.runs import RUN_ID_TAG, flatten_params
 
@@ -109,6 +110,7 @@ def train(
     reuse: bool = False,
     logs: bool = True,
     tracking: bool | None = None,
+    progress: UploadProgress | None = None,
     **job_fields: Any,
 ) -> Job:
     """Start a training job and return its handle.
@@ -134,6 +136,11 @@ def train(
         Track the job as an MLflow run (default: when mlflow is installed). The store is
         ``JobConfig.mlflow_tracking_uri``, else ``MLFLOW_TRACKING_URI``, else MLflow's local
         store in the working folder.
+    progress
+        Told the bytes sent of each data object uploaded, as ``progress(name, done, total)``
+        (``done`` 0 first and ``total`` last; see
+        :data:`~smglm.launch.storage.UploadProgress`): the notebook's upload line. Data
+        already uploaded (the same content) is not sent again and not reported.
     """
     cfg = as_glm_config(config).resolved()
     jc = _job_config(job, job_fields)
@@ -169,11 +176,21 @@ def train(
     output_path, base = storage_layout(jc, be)
     s3 = be.s3_client() if base.startswith("s3://") else None
     data_up = upload_data(
-        data, base, name="train", s3_client=s3, fingerprint=fingerprints.get("train")
+        data,
+        base,
+        name="train",
+        s3_client=s3,
+        fingerprint=fingerprints.get("train"),
+        progress=progress,
     )
     test_up = (
         upload_data(
-            test_data, base, name="test", s3_client=s3, fingerprint=fingerprints.get("test")
+            test_data,
+            base,
+            name="test",
+            s3_client=s3,
+            fingerprint=fingerprints.get("test"),
+            progress=progress,
         )
         if test_data is not None
         else None

@@ -428,6 +428,7 @@ class GLMForm(w.VBox if w is not None else object):  # type: ignore[misc]
     def _on_launch(self, _button: Any = None) -> Any:
         from smglm.notebook.cmd.common import resolve_data
         from smglm.notebook.cmd.train import submit
+        from smglm.notebook.panel import UploadLine
 
         self._refresh()
         if self._launch.disabled:
@@ -444,6 +445,8 @@ class GLMForm(w.VBox if w is not None else object):  # type: ignore[misc]
                 instance_type=state.instance_type,
                 engine=state.engine,
                 job_name=state.job_name or None,
+                # a slow upload's bytes, in the launch line
+                progress=UploadLine(lambda bundle: setattr(status, "value", bundle["text/html"])),
             )
         except SmglmError as exc:
             status.value = f"<pre style='color:#cf222e'>{esc(exc)}</pre>"

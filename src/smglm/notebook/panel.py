@@ -11,7 +11,9 @@ do next.
 :func:`panel_view` reads a job into a :class:`PanelView` (plain data, no IPython needed);
 :func:`render_text` and :func:`render_html` draw it; :class:`JobPanel` is the ipywidgets form
 of the same view, with a Stop button and "show full log", used where a widget manager exists
-(the form's job monitor, a no-wait job's display in a Jupyter kernel).
+(the form's job monitor, a no-wait job's display in a Jupyter kernel). Before the job exists,
+:class:`UploadLine` shows the data's upload in bytes (a ``progress`` callback of
+:func:`smglm.train`).
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ __all__ = [
     "JobPanel",
     "PanelView",
     "Progress",
+    "UploadLine",
     "panel_bundle",
     "panel_view",
     "render_html",
@@ -529,6 +532,76 @@ def panel_bundle(view: PanelView) -> dict[str, str]:
     """The view as a plain mimebundle (``text/plain`` and ``text/html``): what a saved or
     nbconvert-executed notebook keeps."""
     return {"text/plain": render_text(view), "text/html": render_html(view)}
+
+
+# -- the upload, before the job exists -------------------------------------------------------------
+def _mb(n: float) -> float:
+    return round(n / 1e6, 1)
+
+
+class UploadLine:
+    """The cell's upload line, an :data:`~smglm.launch.storage.UploadProgress` callback for
+    :func:`smglm.train`'s ``progress``: ``upload train.parquet: [####----] 12.3/40.0 MB · 8.1
+    MB/s``, redrawn in place through ``show(bundle)`` at most every ``interval`` seconds.
+
+    An upload that ends within ``delay`` seconds (a local job's copy, a small frame) shows
+    nothing; a slower one stays as ``uploaded train.parquet: 40.0 MB in 4.9 s (8.2 MB/s)``,
+    one line per object (the data, then the test data). ``show`` receives plain mimebundles
+    (``text/plain``, ``text/html``), as a display handle's ``update`` takes them. Calls may
+    come from boto3's transfer threads.
+    """
+
+    def __init__(
+        self,
+        show: Callable[[dict[str, str]], None],
+        *,
+        delay: float = 0.5,
+        interval: float = 0.2,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.show, self.delay, self.interval, self.clock = show, delay, interval, clock
+        self.lock = threading.Lock()
+        self.started: dict[str, float] = {}
+        self.last_drawn = -1.0
+        self.shown: list[str] = []  # the objects whose line was drawn
+        self.finished: list[str] = []  # their final lines
+
+    def __call__(self, name: str, done: int, total: int) -> None:
+        with self.lock:
+            now = self.clock()
+            start = self.started.setdefault(name, now)
+            elapsed = now - start
+            finished = done >= total
+            if name not in self.shown and elapsed < self.delay:
+                return  # fast so far: nothing to see yet (a fast upload never shows)
+            if not finished and now - self.last_drawn < self.interval:
+                return
+            self.last_drawn = now
+            if name not in self.shown:
+                self.shown.append(name)
+            rate = f"{_mb(done / elapsed):g} MB/s" if elapsed > 0 else ""
+            if finished:
+                self.finished.append(
+                    f"uploaded {name}: {_mb(total):g} MB in {elapsed:.1f} s"
+                    + (f" ({rate})" if rate else "")
+                )
+                self.show(self.bundle(None))
+            else:
+                self.show(
+                    self.bundle(Progress(f"upload {name}", _mb(done), _mb(total), "MB", rate))
+                )
+
+    def bundle(self, current: Progress | None) -> dict[str, str]:
+        """The finished uploads' lines, then the current one's progress bar in MB."""
+        text = list(self.finished)
+        html_lines = [f"<div data-done='1'>{esc(line)}</div>" for line in self.finished]
+        if current is not None:
+            text.append(_progress_text(current))
+            html_lines.append(_progress_html(current))
+        return {
+            "text/plain": "\n".join(text),
+            "text/html": "<div class='smglm-upload'>" + "".join(html_lines) + "</div>",
+        }
 
 
 # -- following a job -----------------------------------------------------------------------------

@@ -44,6 +44,7 @@ def submit(
     reuse: bool = True,
     tracking: bool | None = None,
     settings: Settings | None = None,
+    progress: Any = None,
     **job_fields: Any,
 ) -> Job:
     """Start a training job with the ``%sm_config`` defaults under the given fields.
@@ -52,6 +53,7 @@ def submit(
     values are ignored) override the settings, and ``reuse`` returns a completed job with the
     same config, data and image instead of a new one. Returns at once (no waiting). The
     libraries' log noise (MLflow's store set-up...) goes to the launcher log, not the cell.
+    ``progress`` hears the data's upload in bytes (:class:`~smglm.notebook.panel.UploadLine`).
     """
     from smglm.launch import train
     from smglm.notebook.cmd.common import backend_for
@@ -74,6 +76,7 @@ def submit(
             wait=False,
             reuse=reuse,
             tracking=track,
+            progress=progress,
         )
 
 
@@ -111,6 +114,7 @@ def run(args: argparse.Namespace, cell: str, user_ns: dict[str, Any]) -> Job:
             reuse=not args.new,
             tracking=args.tracking,
             settings=settings,
+            progress=upload_line() if verbosity != "quiet" else None,
             instance_type=args.instance_type,
             instance_count=args.instance_count,
             engine=args.engine,
@@ -130,6 +134,31 @@ def run(args: argparse.Namespace, cell: str, user_ns: dict[str, Any]) -> Job:
             else:
                 follow_in_cell(job, quiet=verbosity == "quiet")
     return job
+
+
+def upload_line() -> Any:
+    """In a Jupyter kernel, an :class:`~smglm.notebook.panel.UploadLine` drawing the data's
+    upload in the cell (one display, updated in place; nothing for a fast upload); elsewhere
+    None (the terminal keeps its plain progress line)."""
+    from IPython import get_ipython
+
+    from smglm.notebook.live import in_kernel
+    from smglm.notebook.panel import UploadLine
+
+    if not in_kernel(get_ipython()):
+        return None
+    from IPython.display import display
+
+    handle: Any = None
+
+    def show(bundle: dict[str, str]) -> None:
+        nonlocal handle
+        if handle is None:
+            handle = display(bundle, raw=True, display_id=True)
+        else:
+            handle.update(bundle, raw=True)
+
+    return UploadLine(show)
 
 
 def follow_in_cell(job: Job, *, quiet: bool = False) -> None:
