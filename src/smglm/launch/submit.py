@@ -175,26 +175,19 @@ def train(
     image = be.prepare_image(jc)
     output_path, base = storage_layout(jc, be)
     s3 = be.s3_client() if base.startswith("s3://") else None
-    data_up = upload_data(
-        data,
-        base,
-        name="train",
-        s3_client=s3,
-        fingerprint=fingerprints.get("train"),
-        progress=progress,
-    )
-    test_up = (
-        upload_data(
-            test_data,
+    uploads = {
+        role: upload_data(
+            frame,
             base,
-            name="test",
+            name=role,
             s3_client=s3,
-            fingerprint=fingerprints.get("test"),
+            fingerprint=fingerprints.get(role),
             progress=progress,
         )
-        if test_data is not None
-        else None
-    )
+        for role, frame in (("train", data), ("test", test_data))
+        if frame is not None
+    }
+    data_up, test_up = uploads["train"], uploads.get("test")
     config_up = upload_config(cfg, base, s3_client=s3)
     tags = {
         "smglm.config_hash": config_up.sha256[:20],
