@@ -874,12 +874,18 @@ def _separated(cfg: GLMConfig, prep: Prepared, names: list[str], mu: np.ndarray)
     return out
 
 
-def warn_separated(separated: dict[str, str], *, stacklevel: int = 2) -> None:
-    """The warning for terms the data separate (both engines say it in the same words)."""
+def warn_separated(separated: dict[str, str], *, stacklevel: int = 2, engine: str = "glum") -> None:
+    """The warning for terms the data separate, in the same words for both engines; what to
+    do differs: the Spark engine has no penalty to bound the estimates."""
+    remedy = (
+        "set penalty.alpha > 0"
+        if engine == "glum"
+        else "fit with engine: glum and penalty.alpha > 0"
+    )
     warnings.warn(
         f"the data separate the target for {sorted(separated)}: their estimates run off to "
         "infinity and their standard errors are meaningless (see the coefficient table's "
-        "note); group those levels with others, drop the predictor, or set penalty.alpha > 0",
+        f"note); group those levels with others, drop the predictor, or {remedy}",
         stacklevel=stacklevel,
     )
 

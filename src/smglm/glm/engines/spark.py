@@ -323,7 +323,7 @@ def result_from_driver(cfg: GLMConfig | dict[str, Any], out_dir: str | Path) -> 
     separated = {str(k): str(v) for k, v in (doc.get("separated") or {}).items()}
     table = _coefficient_table(config, stub, names, intercept, coef, se, fam, aliased, separated)
     if separated:
-        warn_separated(separated, stacklevel=3)
+        warn_separated(separated, stacklevel=3, engine="spark")
     metrics: dict[str, Any] = {}
     splits = doc.get("splits") or {}
     for split in ("train", "test"):
