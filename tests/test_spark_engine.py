@@ -332,6 +332,27 @@ def test_a_target_outside_the_family_range_is_the_glum_engines_error(
     assert repr(column) in str(spark_error.value)
 
 
+@uses_spark
+def test_a_numeric_predictor_that_separates_a_binomial_target_is_an_error(
+    spark: Any, data: pd.DataFrame
+) -> None:
+    """As in the glum engine: a numeric predictor splitting the 0s from the 1s is an error
+    naming it and the cut (Spark alone ran to max_iter with estimates in the thousands)."""
+    df = data.head(600).copy()
+    df["has_claim"] = (df["bonus_malus"] > 100).astype(float)
+    cfg = _base(family="binomial", target="has_claim", predictors=["area", "bonus_malus"])
+    cfg.update(terms={}, interactions=[])
+    with pytest.raises(DataError) as glum_error:
+        smglm.fit(cfg, df)
+    with pytest.raises(DataError) as spark_error:
+        smglm.fit(cfg, df, engine="spark")
+    said = str(spark_error.value)
+    assert said.split("; ")[0] == str(glum_error.value).split("; ")[0]
+    assert "column 'bonus_malus' separates the target 'has_claim' completely" in said
+    assert said.endswith("or fit with engine: glum and penalty.alpha > 0")
+    assert spark_error.value.fields == ["predictors"]
+
+
 # -- no Spark needed ---------------------------------------------------------------------------
 def test_capability_refusals_one_line_per_problem() -> None:
     cfg = {

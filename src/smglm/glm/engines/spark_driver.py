@@ -494,6 +494,13 @@ class _Model:
             "y_nonpos": sf.sum(sf.when(used & (y <= 0), 1).otherwise(0)),
             "y_frac": sf.first(sf.when(used & (y != 0) & (y != 1), y), ignorenulls=True),
         }
+        if self.family == "binomial":  # where each numeric predictor lies for 0s and for 1s
+            for i, p in enumerate(self.separating_candidates()):
+                x = sf.col(p).cast("double")
+                for v in (0, 1):
+                    on = used & (y == v)
+                    target[f"x{v}min_{i}"] = sf.min(sf.when(on, x))
+                    target[f"x{v}max_{i}"] = sf.max(sf.when(on, x))
         aggs += [e.alias(k) for k, e in target.items()]
         if cfg.get("weights"):
             w = sf.col(cfg["weights"])
@@ -569,6 +576,35 @@ class _Model:
                     "target",
                     f"column {col!r} has {r['y_neg']} negative value(s) (min {lo:g}); family "
                     f"{fam!r} needs a target >= 0",
+                )
+            ]
+        if fam == "binomial" and r["y_frac"] is None:
+            return self._complete_separation(r)
+        return []
+
+    def separating_candidates(self) -> list[str]:
+        """The estimated numeric predictors (a fixed one has no coefficient to run off)."""
+        fixed = self.cfg.get("fixed") or {}
+        return [p for p, k in self.kinds.items() if k == "numeric" and p not in fixed]
+
+    def _complete_separation(self, r: dict[str, Any]) -> list[tuple[str, str]]:
+        """A numeric predictor that splits the 0s from the 1s of a 0/1 target: its coefficient
+        is infinite, so no estimate of the model exists (the glum engine's error; Spark would
+        stop at max_iter with meaningless estimates)."""
+        target = self.cfg["target"]
+        for i, col in enumerate(self.separating_candidates()):
+            lo0, hi0, lo1, hi1 = (r[f"x{v}{m}_{i}"] for v in (0, 1) for m in ("min", "max"))
+            if None in (lo0, hi0, lo1, hi1) or not (hi0 < lo1 or hi1 < lo0):
+                continue
+            low, high, cut = (0, 1, hi0) if hi0 < lo1 else (1, 0, hi1)
+            return [
+                (
+                    "predictors",
+                    f"column {col!r} separates the target {target!r} completely (it is {low} "
+                    f"wherever {col} <= {cut:g} and {high} above): the maximum likelihood "
+                    "estimate does not exist (its coefficient is infinite); drop the "
+                    "predictor (is it the target in disguise?), or fit with engine: glum "
+                    "and penalty.alpha > 0",
                 )
             ]
         return []
