@@ -387,7 +387,7 @@ def bootstrap_gini(
         The interval's coverage, between 0 and 1.
     """
     from smglm.glm.report._inputs import amount_inputs
-    from smglm.glm.report.ranking import _rate_key, gini, gini_of_curve
+    from smglm.glm.report.ranking import gini, gini_of_curve, rate_key
 
     if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 0:
         raise ConfigError(
@@ -404,7 +404,7 @@ def bootstrap_gini(
     keep = e > 0
     a, p, e = a[keep], p[keep], e[keep]
     rows = len(e)
-    key = _rate_key(p / e)
+    key = rate_key(p / e)
     order = np.argsort(key, kind="stable")
     ordered = key[order]
     ends = np.flatnonzero(np.concatenate((ordered[1:] != ordered[:-1], [True])))

@@ -305,7 +305,7 @@ def _variance(family: str, power: float, theta: float, mu: Any) -> Any:
 
 
 def _rate_key(rate: Any) -> Any:
-    """smglm's ``ranking._rate_key``: rates rounded to 12 significant digits (ties pooled)."""
+    """smglm's ``ranking.rate_key``: rates rounded to 12 significant digits (ties pooled)."""
     from pyspark.sql import functions as sf
 
     scale = sf.pow(sf.lit(10.0), sf.lit(11.0) - sf.floor(sf.log10(sf.abs(rate))).cast("double"))

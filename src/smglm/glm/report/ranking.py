@@ -21,12 +21,21 @@ from smglm.glm.report._inputs import (
     data_error,
 )
 
-__all__ = ["double_lift", "gini", "gini_of_curve", "lift", "lift_and_curve", "lorenz", "thin"]
+__all__ = [
+    "double_lift",
+    "gini",
+    "gini_of_curve",
+    "lift",
+    "lift_and_curve",
+    "lorenz",
+    "rate_key",
+    "thin",
+]
 
 
 def _cumulative(key: F, e: F, *amounts: F) -> tuple[F, list[F]]:
     """Cumulative exposure and amounts over the groups of equal ``key``, ascending, from 0."""
-    key = _rate_key(key)
+    key = rate_key(key)
     order = np.argsort(key)
     ordered = key[order]
     ends = np.flatnonzero(np.concatenate((ordered[1:] != ordered[:-1], [True])))
@@ -37,7 +46,7 @@ def _cumulative(key: F, e: F, *amounts: F) -> tuple[F, list[F]]:
     return cum(e), [cum(x) for x in amounts]
 
 
-def _rate_key(rate: F) -> F:
+def rate_key(rate: F) -> F:
     """Rates rounded to 12 significant digits: rates equal but for the last bits (the same
     risk computed as exp(a + b) and exp(b + a)) tie, so the order never hangs on rounding."""
     with np.errstate(divide="ignore", invalid="ignore"):
