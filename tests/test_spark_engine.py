@@ -353,6 +353,33 @@ def test_a_numeric_predictor_that_separates_a_binomial_target_is_an_error(
     assert spark_error.value.fields == ["predictors"]
 
 
+@uses_spark
+def test_test_data_levels_not_seen_in_training_warn_as_the_glum_engine_warns(
+    spark: Any, data: pd.DataFrame
+) -> None:
+    """Test rows of a level the training data lacks score as the reference level in both
+    engines, with the same warning naming the term and the rows, and the same test metrics."""
+    from smglm.glm.model import UnseenLevelWarning
+
+    df = data.copy()
+    df["region"] = df["region"].astype(str)
+    train, test = df[df["region"] != "R15"], df
+    rows = int((df["region"] == "R15").sum())
+    cfg = _base(family="poisson", target="claim_count", exposure="exposure")
+    with pytest.warns(UnseenLevelWarning) as glum_warned:
+        glum = smglm.fit(cfg, train, test_data=test)
+    with pytest.warns(UnseenLevelWarning) as spark_warned:
+        fitted = smglm.fit(cfg, train, test_data=test, engine="spark")
+    said = [str(w.message) for w in spark_warned if w.category is UnseenLevelWarning]
+    assert said == [str(w.message) for w in glum_warned if w.category is UnseenLevelWarning]
+    assert said == [
+        f"test data: levels not seen in training scored as the reference level (region: {rows} "
+        "rows)"
+    ]
+    for key in ("deviance", "null_deviance"):
+        assert fitted.metrics["test"][key] == pytest.approx(glum.metrics["test"][key], rel=1e-10)
+
+
 # -- no Spark needed ---------------------------------------------------------------------------
 def test_capability_refusals_one_line_per_problem() -> None:
     cfg = {

@@ -25,6 +25,7 @@ import shutil
 import tempfile
 import threading
 import time
+import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -281,6 +282,7 @@ def result_from_driver(cfg: GLMConfig | dict[str, Any], out_dir: str | Path) -> 
     from smglm.glm.data import Prepared
     from smglm.glm.families import family_of
     from smglm.glm.fitting import _coefficient_table, portable_model, warn_separated
+    from smglm.glm.model import UnseenLevelWarning
     from smglm.glm.result import FitResult
     from smglm.glm.terms import InteractionTerm, MainTerm, Term, term_from_dict
 
@@ -324,6 +326,14 @@ def result_from_driver(cfg: GLMConfig | dict[str, Any], out_dir: str | Path) -> 
     table = _coefficient_table(config, stub, names, intercept, coef, se, fam, aliased, separated)
     if separated:
         warn_separated(separated, stacklevel=3, engine="spark")
+    unseen = doc.get("unseen_test") or {}
+    if unseen:  # the glum engine's warning, in its words
+        detail = ", ".join(f"{c}: {k}" for c, k in unseen.items())
+        warnings.warn(
+            f"test data: levels not seen in training scored as the reference level ({detail} rows)",
+            UnseenLevelWarning,
+            stacklevel=2,
+        )
     metrics: dict[str, Any] = {}
     splits = doc.get("splits") or {}
     for split in ("train", "test"):

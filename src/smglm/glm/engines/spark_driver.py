@@ -200,6 +200,7 @@ def run(
     phase("statistics")
     if test is not None:
         scored["test"] = model.scored(test, fitted)
+        out["unseen_test"] = model.unseen_levels(test)
     report = _report_module()
     for name, sdf in scored.items():
         entry: dict[str, Any] = {}
@@ -1225,6 +1226,26 @@ class _Model:
                 return b_new
             b = b_new
         return b
+
+    def unseen_levels(self, df: Any) -> dict[str, int]:
+        """Per level term, the rows of ``df`` whose level was not seen in training (they
+        score as the reference level, as in the glum engine): one aggregation."""
+        from pyspark.sql import functions as sf
+
+        names = [t["name"] for t in self.terms if t["type"] != "numeric"]
+        if not names:
+            return {}
+        row = df.agg(
+            *[
+                sf.sum(
+                    sf.when(
+                        self._level_expr(n).isNotNull() & self.level_index(n).isNull(), 1
+                    ).otherwise(0)
+                ).alias(f"u{i}")
+                for i, n in enumerate(names)
+            ]
+        ).first()
+        return {n: int(row[f"u{i}"]) for i, n in enumerate(names) if row[f"u{i}"]}
 
     def fixed_offset_used(self) -> bool:
         return any(t.get("fixed") for t in self.terms)
