@@ -332,6 +332,36 @@ def test_a_target_outside_the_family_range_is_the_glum_engines_error(
     assert repr(column) in str(spark_error.value)
 
 
+CONSTANT_TARGETS = {
+    "no claims at all": ({"family": "poisson", "target": "claim_count"}, "claim_count", 0.0),
+    "every policy claims (binomial)": (
+        {"family": "binomial", "target": "has_claim"},
+        "has_claim",
+        1.0,
+    ),
+    "a constant amount (gamma)": ({"family": "gamma", "target": "severity"}, "severity", 250.0),
+}
+
+
+@uses_spark
+@pytest.mark.parametrize("case", list(CONSTANT_TARGETS))
+def test_a_target_without_a_finite_estimate_is_the_glum_engines_error(
+    spark: Any, data: pd.DataFrame, case: str
+) -> None:
+    """A target that is the same on every row has no finite estimate (or no dispersion): the
+    glum engine's error, word for word (Spark stopped with a ZeroDivisionError or a math
+    domain error)."""
+    extra, column, value = CONSTANT_TARGETS[case]
+    df = data[data["claim_count"] > 0].head(300).assign(**{column: value})
+    cfg = _base(predictors=["area", "driver_age"], terms={}, interactions=[], **extra)
+    with pytest.raises(DataError) as glum_error:
+        smglm.fit(cfg, df)
+    with pytest.raises(DataError) as spark_error:
+        smglm.fit(cfg, df, engine="spark")
+    assert str(spark_error.value) == str(glum_error.value)
+    assert spark_error.value.fields == ["target"]
+
+
 @uses_spark
 def test_a_numeric_predictor_that_separates_a_binomial_target_is_an_error(
     spark: Any, data: pd.DataFrame

@@ -579,6 +579,33 @@ class _Model:
                     f"{fam!r} needs a target >= 0",
                 )
             ]
+        if fam in ("poisson", "negative_binomial", "tweedie") and hi == 0:
+            return [
+                (
+                    "target",
+                    f"column {col!r} is 0 on every row: family {fam!r} has no finite estimate "
+                    "(the fitted mean would be 0, the intercept -inf); check the target "
+                    "column, or fit data where it is positive somewhere",
+                )
+            ]
+        if fam == "binomial" and (hi == 0 or lo == 1):
+            return [
+                (
+                    "target",
+                    f"column {col!r} is {lo:g} on every row: family 'binomial' has no finite "
+                    f"estimate (the fitted probability would be exactly {lo:g}); fit data with "
+                    "both outcomes",
+                )
+            ]
+        if fam in _HAS_DISPERSION and lo == hi:
+            return [
+                (
+                    "target",
+                    f"column {col!r} is constant ({lo:g} on every row): a {fam!r} model of a "
+                    "constant has zero dispersion and no standard errors; check the target "
+                    "column",
+                )
+            ]
         if fam == "binomial" and r["y_frac"] is None:
             return self._complete_separation(r)
         return []
