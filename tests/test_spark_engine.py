@@ -363,6 +363,36 @@ def test_a_target_without_a_finite_estimate_is_the_glum_engines_error(
 
 
 @uses_spark
+def test_the_probit_link_fits_as_glum_in_the_workers_python(spark: Any, data: pd.DataFrame) -> None:
+    """The probit link's inverse runs in a pandas UDF: Spark's Python workers must be this
+    interpreter (they were ``python3`` from the PATH, without pandas)."""
+    cfg = _base(
+        family="binomial", link="probit", target="has_claim", predictors=["area", "driver_age"]
+    )
+    cfg.update(terms={}, interactions=[])
+    figures = _parity(smglm.fit(cfg, data), smglm.fit(cfg, data, engine="spark"))
+    assert figures["beta"] <= 1e-8 and figures["se"] <= 1e-8, figures
+    assert figures["deviance"] <= 1e-10 and figures["aic"] <= 1e-10, figures
+
+
+@uses_spark
+def test_a_fit_spark_cannot_converge_is_an_error_naming_what_to_do(
+    spark: Any, data: pd.DataFrame
+) -> None:
+    """Spark's IRLS (no step-halving) runs away on the gamma family's inverse link where glum
+    converges: an error on ``link`` saying so, not a ZeroDivisionError from the report."""
+    cfg = {"family": "gamma", "link": "inverse", "target": "severity", "predictors": ["area"]}
+    claims = data[data["claim_count"] > 0]
+    assert smglm.fit(cfg, claims).metrics["fit"]["converged"]
+    with pytest.raises(DataError) as error:
+        smglm.fit(cfg, claims, engine="spark")
+    said = str(error.value)
+    assert error.value.fields == ["link"]
+    assert "Spark's solver diverged: the gamma/inverse fit ran 100 iterations" in said
+    assert "fit with engine: glum" in said
+
+
+@uses_spark
 def test_a_numeric_predictor_that_separates_a_binomial_target_is_an_error(
     spark: Any, data: pd.DataFrame
 ) -> None:

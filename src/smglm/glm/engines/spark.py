@@ -22,6 +22,7 @@ import logging
 import math
 import os
 import shutil
+import sys
 import tempfile
 import threading
 import time
@@ -118,6 +119,9 @@ def spark_session(master: str | None = None) -> Any:
         master = master or os.environ.get("SMGLM_SPARK_MASTER") or "local[2]"
         if master.startswith("local"):  # loopback only, whatever the host name resolves to
             os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
+            # Python workers (the probit link's pandas UDF) run this interpreter, which has
+            # pandas and pyarrow, not whatever ``python3`` is first on the PATH
+            os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
         log.info("starting Spark (%s)", master)
         java_options = f"-Dlog4j2.configurationFile={_log4j_config().as_uri()}"
         builder = (

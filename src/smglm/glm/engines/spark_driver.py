@@ -68,6 +68,8 @@ _SPARK_LINKS = {
     "gamma": ("log", "inverse", "identity"),
 }
 #: Families whose dispersion is estimated (Pearson / df), as in R.
+#: A coefficient this large after max_iter iterations means Spark's IRLS ran away.
+DIVERGED = 1e15
 _HAS_DISPERSION = ("gaussian", "gamma", "tweedie", "inverse_gaussian")
 
 
@@ -1183,6 +1185,7 @@ class _Model:
                     kept = [k for k in kept if k not in more]
                     data = self._fit_rows(design["cached"], kept, len(cols))
             stats = _summary_stats(summary)
+            self._check_diverged(coef, float(model.intercept), int(summary.numIterations))
             null_b = None
             has_offset = bool(self.cfg.get("exposure") or self.cfg.get("offset"))
             if self.intercept and (has_offset or self.fixed_offset_used()):
@@ -1221,6 +1224,29 @@ class _Model:
             "model": model,
             "columns": cols,
         }
+
+    def _check_diverged(self, coef: list[float], intercept: float, iterations: int) -> None:
+        """Spark's IRLS has no step-halving: on some data and links (the gamma family's
+        inverse link, for one) it runs away to max_iter, to coefficients near the limits of
+        double precision and fitted means outside the family's range. That is an error naming
+        what to do, not a model (nor a division by zero in the report)."""
+        max_iter = int(self.cfg.get("max_iter") or 100)
+        if iterations < max_iter:
+            return
+        size = max([abs(intercept), *(abs(c) for c in coef)], default=0.0)
+        if math.isfinite(size) and size < DIVERGED:
+            return
+        raise DriverError(
+            [
+                (
+                    "link",
+                    f"Spark's solver diverged: the {self.family}/{self.link} fit ran "
+                    f"{iterations} iterations (max_iter) to a coefficient of {size:.3g} "
+                    "(Spark's IRLS has no step-halving); fit with engine: glum (which "
+                    "converges where this does not), or choose another link",
+                )
+            ]
+        )
 
     def _null_intercept(self, data: Any, ybar: float) -> float:
         """The intercept of the null model (intercept only, with the offset) by a
@@ -1564,11 +1590,13 @@ def _probit_udf() -> Any:
     import pandas as pd
     from pyspark.sql.functions import pandas_udf
 
-    @pandas_udf("double")  # type: ignore[call-overload]
     def phi(eta: pd.Series) -> pd.Series:
         return eta.map(lambda v: 0.5 * math.erfc(-v / math.sqrt(2.0)))
 
-    return phi
+    # the module's annotations are strings (``from __future__ import annotations``), and
+    # ``pd`` is not a module global: pyspark reads the UDF's kind from real classes
+    phi.__annotations__ = {"eta": pd.Series, "return": pd.Series}
+    return pandas_udf(phi, "double")  # type: ignore[call-overload]
 
 
 if __name__ == "__main__":
