@@ -295,6 +295,16 @@ def test_data_problems_are_data_errors(spark: Any, data: pd.DataFrame) -> None:
         )
 
 
+def _same_data_error(cfg: dict[str, Any], df: pd.DataFrame) -> DataError:
+    """Both engines refuse ``df`` with a DataError, in the same words; returns Spark's."""
+    with pytest.raises(DataError) as glum_error:
+        smglm.fit(cfg, df)
+    with pytest.raises(DataError) as spark_error:
+        smglm.fit(cfg, df, engine="spark")
+    assert str(spark_error.value) == str(glum_error.value)
+    return spark_error.value
+
+
 TARGETS = {
     "negative counts": (
         {"family": "poisson", "target": "claim_count", "exposure": "exposure"},
@@ -323,13 +333,9 @@ def test_a_target_outside_the_family_range_is_the_glum_engines_error(
     df = data[data["claim_count"] > 0].head(400).copy()
     df.loc[df.index[:2], column] = value
     cfg = _base(predictors=["area", "region"], terms={}, interactions=[], **extra)
-    with pytest.raises(DataError) as glum_error:
-        smglm.fit(cfg, df)
-    with pytest.raises(DataError) as spark_error:
-        smglm.fit(cfg, df, engine="spark")
-    assert str(spark_error.value) == str(glum_error.value)
-    assert "target" in spark_error.value.fields
-    assert repr(column) in str(spark_error.value)
+    error = _same_data_error(cfg, df)
+    assert "target" in error.fields
+    assert repr(column) in str(error)
 
 
 CONSTANT_TARGETS = {
@@ -354,12 +360,7 @@ def test_a_target_without_a_finite_estimate_is_the_glum_engines_error(
     extra, column, value = CONSTANT_TARGETS[case]
     df = data[data["claim_count"] > 0].head(300).assign(**{column: value})
     cfg = _base(predictors=["area", "driver_age"], terms={}, interactions=[], **extra)
-    with pytest.raises(DataError) as glum_error:
-        smglm.fit(cfg, df)
-    with pytest.raises(DataError) as spark_error:
-        smglm.fit(cfg, df, engine="spark")
-    assert str(spark_error.value) == str(glum_error.value)
-    assert spark_error.value.fields == ["target"]
+    assert _same_data_error(cfg, df).fields == ["target"]
 
 
 @uses_spark
