@@ -11,6 +11,7 @@ if TYPE_CHECKING:
 
     from smglm.config import GLMConfig
     from smglm.launch import Job
+    from smglm.launch.storage import UploadProgress
     from smglm.notebook.settings import Settings
 
 __all__ = ["parse_body", "run", "submit"]
@@ -44,7 +45,7 @@ def submit(
     reuse: bool = True,
     tracking: bool | None = None,
     settings: Settings | None = None,
-    progress: Any = None,
+    progress: UploadProgress | None = None,
     **job_fields: Any,
 ) -> Job:
     """Start a training job with the ``%sm_config`` defaults under the given fields.
@@ -147,6 +148,12 @@ def upload_line() -> Any:
 
     if not in_kernel(get_ipython()):
         return None
+    return UploadLine(_shown_in_place())
+
+
+def _shown_in_place() -> Any:
+    """``show(bundle)``: the first call displays the mimebundle ``bundle`` in the cell, later
+    calls replace it in place (one display id)."""
     from IPython.display import display
 
     handle: Any = None
@@ -158,7 +165,7 @@ def upload_line() -> Any:
         else:
             handle.update(bundle, raw=True)
 
-    return UploadLine(show)
+    return show
 
 
 def follow_in_cell(job: Job, *, quiet: bool = False) -> None:
@@ -178,17 +185,9 @@ def follow_in_cell(job: Job, *, quiet: bool = False) -> None:
 
     final = None
     if in_kernel(get_ipython()) and not quiet:
-        handle: Any = None
-
-        def show(view: Any) -> None:
-            nonlocal handle
-            if handle is None:
-                handle = display(panel_bundle(view), raw=True, display_id=True)
-            else:
-                handle.update(panel_bundle(view), raw=True)
-
+        show = _shown_in_place()
         try:
-            final = watch(job, show, interval=poll_interval(job))
+            final = watch(job, lambda view: show(panel_bundle(view)), interval=poll_interval(job))
         except KeyboardInterrupt:
             _ask_stop(job)
             return
